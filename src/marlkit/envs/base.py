@@ -1,0 +1,310 @@
+"""The batched multi-agent environment contract.
+
+One ``MultiAgentEnv`` object holds ``num_envs`` copies of an environment and steps them all at once with array
+operations; a single copy is ``num_envs=1``. Everything an algorithm sees is a dict keyed by **group** (agents that
+share observation and action spaces, the unit of parameter sharing) holding arrays shaped
+``(num_envs, n_agents_in_group, ...)``.
+
+Life cycle (declared, not implied):
+
+* ``reset(seed=s)`` resets every copy. From then on every observation, reward and reset of every copy is a pure
+  function of ``s`` and the actions taken (one NumPy ``Generator`` drives the whole batch).
+* ``step(actions)`` advances every copy. Copies whose episode ends are reset **inside the same call**
+  ("same-step" autoreset): the returned observation is already the first observation of the new episode, and
+  the observation the episode ended in is in ``info["final_obs"]`` (and the global state in
+  ``info["final_state"]``), so truncated episodes bootstrap correctly.
+* ``terminated`` and ``truncated`` are separate and per agent. ``terminated`` is true for an agent from the step
+  it reaches a terminal state (an agent that dies mid-episode stays terminated, with zero reward and zero
+  observation, until its copy resets); ``truncated`` is true when the time limit ends the episode.
+  A copy's episode ends when every agent is terminated or truncated.
+
+The ``info`` dict returned by ``step`` always holds:
+
+``final_obs``      dict group -> array like ``obs``: the observation each copy reached *before* any autoreset
+                   (for copies that did not end it equals ``obs``).
+``final_state``    ``(num_envs, *state_shape)``: likewise for ``state()``; present only when some copy ended
+                   (otherwise ``state()`` after the step is the same thing, and we do not compute it twice).
+``episode_done``   ``(num_envs,)`` bool: copies whose episode ended at this step (and were reset).
+``episode_return`` dict group -> ``(num_envs, n_agents)``: each agent's undiscounted return of the episode that
+                   ended (valid where ``episode_done``).
+``episode_length`` ``(num_envs,)`` int: length of the episode that ended (valid where ``episode_done``).
+``episode_metrics`` dict name -> ``(num_envs,)``: the env's task metrics summed over the episode that ended
+                   (valid where ``episode_done``; e.g. captures, collisions).
+
+and, for environments that have them, ``action_mask`` (dict group -> ``(num_envs, n_agents, n_actions)`` bool,
+true where an action is allowed) and ``active`` (dict group -> ``(num_envs, n_agents)`` bool, agents still alive).
+``reset`` returns the same ``action_mask``/``active`` entries.
+
+A subclass writes only the dynamics, as array code over all copies at once:
+
+``_reset_copies(mask)``   draw a fresh initial state for the copies where ``mask`` is true (use ``self.np_random``);
+``_step_dynamics(actions)`` advance every copy and return ``(rewards, terminated, metrics)``;
+``_observe()``            observations of every copy, dict group -> array;
+``_state()``              global state ``(num_envs, *state_shape)``;
+``_action_mask()``        (optional) dict group -> bool mask;
+``_active()``             (optional) dict group -> bool array of agents alive;
+``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy.
+
+The base class owns batching, time limits, autoreset, episode bookkeeping, seeding and action validation.
+Arrays returned by ``reset``/``step`` belong to the caller: the env never writes into them later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+Obs = dict[str, np.ndarray]
+Info = dict[str, Any]
+
+
+class ActionError(ValueError):
+    """An action passed to ``step`` is outside what the environment allows."""
+
+
+class MultiAgentEnv:
+    """Base class of every marlkit environment: ``num_envs`` copies stepped at once as arrays."""
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": "same-step", "render_fps": 10}
+
+    #: Agent ids, in a fixed order.
+    agents: tuple[str, ...]
+    #: Group name -> agent ids in the group (all with identical spaces).
+    groups: dict[str, tuple[str, ...]]
+    #: Global state of one copy, for centralised critics and mixers.
+    state_space: spaces.Box
+    #: Episode length in steps after which every agent is truncated (None: no time limit).
+    max_steps: int | None = None
+
+    def __init__(self, num_envs: int = 1, seed: int | None = None) -> None:
+        if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        self.num_envs = int(num_envs)
+        self._seed = seed
+        self.np_random = np.random.default_rng(seed)
+        #: Check every action against the action spaces and masks; a trainer may switch it off after the
+        #: first step for speed.
+        self.validate_actions = True
+        self._obs_spaces: dict[str, spaces.Space] = {}
+        self._act_spaces: dict[str, spaces.Space] = {}
+        self._t = np.zeros(self.num_envs, dtype=np.int64)
+        self._returns: dict[str, np.ndarray] = {}
+        self._metric_sums: dict[str, np.ndarray] = {}
+        self._needs_reset = True
+
+    # ----------------------------------------------------------------------------------------------- spaces
+    def _set_spaces(
+        self,
+        groups: Mapping[str, tuple[str, ...]],
+        observation: Mapping[str, spaces.Space],
+        action: Mapping[str, spaces.Space],
+        state: spaces.Box,
+    ) -> None:
+        """Declare groups and the (single-copy, single-agent) spaces of each group; call from ``__init__``."""
+        self.groups = {g: tuple(ids) for g, ids in groups.items()}
+        self.agents = tuple(a for ids in self.groups.values() for a in ids)
+        if len(set(self.agents)) != len(self.agents):
+            raise ValueError(f"agent ids must be unique across groups, got {self.agents}")
+        for g, ids in self.groups.items():
+            for a in ids:
+                self._obs_spaces[a] = observation[g]
+                self._act_spaces[a] = action[g]
+        self.state_space = state
+
+    def observation_space(self, agent: str) -> spaces.Space:
+        """Observation space of one agent in one copy (as in PettingZoo)."""
+        try:
+            return self._obs_spaces[agent]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent!r}; agents are {self.agents}") from None
+
+    def action_space(self, agent: str) -> spaces.Space:
+        """Action space of one agent in one copy (as in PettingZoo)."""
+        try:
+            return self._act_spaces[agent]
+        except KeyError:
+            raise KeyError(f"unknown agent {agent!r}; agents are {self.agents}") from None
+
+    def group_observation_space(self, group: str) -> spaces.Space:
+        return self.observation_space(self.groups[group][0])
+
+    def group_action_space(self, group: str) -> spaces.Space:
+        return self.action_space(self.groups[group][0])
+
+    @property
+    def num_agents(self) -> int:
+        return len(self.agents)
+
+    # -------------------------------------------------------------------------------------------- life cycle
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, Info]:
+        """Reset every copy. ``seed`` (or the seed given at construction, on the first reset) fixes all that follows."""
+        if seed is None and self._needs_reset and self._seed is not None:
+            seed = self._seed
+        if seed is not None:
+            self.np_random = np.random.default_rng(seed)
+        self._needs_reset = False
+        self._reset_copies(np.ones(self.num_envs, dtype=bool))
+        self._t[:] = 0
+        self._returns = {g: np.zeros((self.num_envs, len(ids))) for g, ids in self.groups.items()}
+        self._metric_sums = {}
+        info: Info = {}
+        self._add_masks(info)
+        return self._observe(), info
+
+    def step(self, actions: Mapping[str, Any]) -> tuple[Obs, dict[str, np.ndarray], dict[str, np.ndarray],
+                                                       dict[str, np.ndarray], Info]:
+        """Advance every copy one step; copies whose episode ends are reset in the same call."""
+        if self._needs_reset:
+            raise RuntimeError("call reset() before step()")
+        if self.validate_actions:
+            actions = self.check_actions(actions)
+        rewards, terminated, metrics = self._step_dynamics(actions)
+        self._t += 1
+        time_up = (self._t >= self.max_steps) if self.max_steps is not None else np.zeros(self.num_envs, bool)
+        truncated = {g: np.broadcast_to(time_up[:, None], r.shape).copy() for g, r in rewards.items()}
+        done = time_up.copy()
+        if not done.all():
+            all_terminated = np.ones(self.num_envs, dtype=bool)
+            for term in terminated.values():
+                all_terminated &= term.all(axis=1)
+            done |= all_terminated
+
+        for g, r in rewards.items():
+            self._returns[g] += r
+        for name, value in metrics.items():
+            if name in self._metric_sums:
+                self._metric_sums[name] += value
+            else:
+                self._metric_sums[name] = np.asarray(value, dtype=np.float64).copy()
+
+        obs = self._observe()
+        info: Info = {
+            "final_obs": obs,
+            "episode_done": done,
+            "episode_length": self._t.copy(),
+            "episode_return": {g: r.copy() for g, r in self._returns.items()},
+            "episode_metrics": {k: v.copy() for k, v in self._metric_sums.items()},
+        }
+        if done.any():
+            info["final_state"] = self._state()
+            self._reset_copies(done)
+            self._t[done] = 0
+            for r in self._returns.values():
+                r[done] = 0.0
+            for v in self._metric_sums.values():
+                v[done] = 0.0
+            obs = self._observe()
+        self._add_masks(info)
+        return obs, rewards, terminated, truncated, info
+
+    def state(self) -> np.ndarray:
+        """Global state of every copy, ``(num_envs, *state_space.shape)``."""
+        return self._state()
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """An RGB frame ``(H, W, 3)`` uint8 of copy ``index``."""
+        if not 0 <= index < self.num_envs:
+            raise IndexError(f"copy index {index} out of range for num_envs={self.num_envs}")
+        return self._render_copy(index)
+
+    def close(self) -> None:
+        """Release resources (none by default)."""
+
+    # ------------------------------------------------------------------------------------------- validation
+    def check_actions(self, actions: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Return ``actions`` as arrays after checking them against the spaces and masks; raise ``ActionError``."""
+        if not isinstance(actions, Mapping):
+            raise ActionError(f"actions must be a dict keyed by group {tuple(self.groups)}, got {type(actions).__name__}")
+        missing = [g for g in self.groups if g not in actions]
+        extra = [g for g in actions if g not in self.groups]
+        if missing or extra:
+            raise ActionError(f"actions must have exactly the groups {tuple(self.groups)}; "
+                              f"missing {missing}, unexpected {extra}")
+        masks = self._action_mask()
+        out: dict[str, np.ndarray] = {}
+        for g, ids in self.groups.items():
+            space = self.group_action_space(g)
+            a = np.asarray(actions[g])
+            if isinstance(space, spaces.Discrete):
+                expected = (self.num_envs, len(ids))
+                if a.shape != expected:
+                    raise ActionError(f"actions[{g!r}] must have shape (num_envs, n_agents) = {expected} of integers "
+                                      f"in [{space.start}, {space.start + space.n - 1}], got shape {a.shape}")
+                if not np.issubdtype(a.dtype, np.integer):
+                    raise ActionError(f"actions[{g!r}] must be integers (Discrete({space.n})), got dtype {a.dtype}")
+                bad = (a < space.start) | (a >= space.start + space.n)
+                if bad.any():
+                    e, i = np.argwhere(bad)[0]
+                    raise ActionError(f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is outside "
+                                      f"Discrete({space.n}): allowed values are {space.start}..{space.start + space.n - 1}")
+                if masks is not None and g in masks:
+                    allowed = np.take_along_axis(masks[g], (a - space.start)[..., None], axis=-1)[..., 0]
+                    if not allowed.all():
+                        e, i = np.argwhere(~allowed)[0]
+                        legal = np.flatnonzero(masks[g][e, i]) + space.start
+                        raise ActionError(f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is masked "
+                                          f"out by info['action_mask']; allowed now: {legal.tolist()}")
+            elif isinstance(space, spaces.Box):
+                expected = (self.num_envs, len(ids), *space.shape)
+                if a.shape != expected:
+                    raise ActionError(f"actions[{g!r}] must have shape (num_envs, n_agents, *action_shape) = {expected}, "
+                                      f"got shape {a.shape}")
+                if not np.issubdtype(a.dtype, np.floating):
+                    raise ActionError(f"actions[{g!r}] must be floating point (Box), got dtype {a.dtype}")
+                bad = ~((a >= space.low) & (a <= space.high))  # also catches NaN
+                if bad.any():
+                    idx = tuple(np.argwhere(bad)[0])
+                    raise ActionError(f"actions[{g!r}]{list(idx)} = {a[idx]} (agent {ids[idx[1]]!r}, copy {idx[0]}) is "
+                                      f"outside the Box bounds [{space.low[idx[2:]]}, {space.high[idx[2:]]}]; "
+                                      f"actions are rejected, not clipped")
+            elif isinstance(space, spaces.MultiDiscrete):
+                expected = (self.num_envs, len(ids), *space.shape)
+                if a.shape != expected or not np.issubdtype(a.dtype, np.integer):
+                    raise ActionError(f"actions[{g!r}] must be integers of shape {expected} (MultiDiscrete{space.nvec.tolist()}), "
+                                      f"got {a.dtype} of shape {a.shape}")
+                bad = (a < space.start) | (a >= space.start + space.nvec)
+                if bad.any():
+                    idx = tuple(np.argwhere(bad)[0])
+                    raise ActionError(f"actions[{g!r}]{list(idx)} = {a[idx]} is outside MultiDiscrete{space.nvec.tolist()}")
+            else:  # pragma: no cover - a subclass declared a space this check does not know
+                raise TypeError(f"action space {space} of group {g!r} is not supported by check_actions")
+            out[g] = a
+        return out
+
+    def _add_masks(self, info: Info) -> None:
+        mask = self._action_mask()
+        if mask is not None:
+            info["action_mask"] = {g: m.copy() for g, m in mask.items()}
+        active = self._active()
+        if active is not None:
+            info["active"] = {g: m.copy() for g, m in active.items()}
+
+    # ------------------------------------------------------------------------------------- subclass hooks
+    def _reset_copies(self, mask: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
+                                                                      dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _observe(self) -> Obs:
+        raise NotImplementedError
+
+    def _state(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _action_mask(self) -> dict[str, np.ndarray] | None:
+        return None
+
+    def _active(self) -> dict[str, np.ndarray] | None:
+        return None
+
+    def _render_copy(self, index: int) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not render")
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{g}: {len(ids)}" for g, ids in self.groups.items())
+        return f"{type(self).__name__}(num_envs={self.num_envs}, groups={{{groups}}})"
