@@ -237,13 +237,13 @@ class MultiAgentEnv:
                     raise ActionError(f"actions[{g!r}] must be integers (Discrete({space.n})), got dtype {a.dtype}")
                 bad = (a < space.start) | (a >= space.start + space.n)
                 if bad.any():
-                    e, i = np.argwhere(bad)[0]
+                    e, i = (int(x) for x in np.argwhere(bad)[0])
                     raise ActionError(f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is outside "
                                       f"Discrete({space.n}): allowed values are {space.start}..{space.start + space.n - 1}")
                 if masks is not None and g in masks:
                     allowed = np.take_along_axis(masks[g], (a - space.start)[..., None], axis=-1)[..., 0]
                     if not allowed.all():
-                        e, i = np.argwhere(~allowed)[0]
+                        e, i = (int(x) for x in np.argwhere(~allowed)[0])
                         legal = np.flatnonzero(masks[g][e, i]) + space.start
                         raise ActionError(f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is masked "
                                           f"out by info['action_mask']; allowed now: {legal.tolist()}")
@@ -256,7 +256,7 @@ class MultiAgentEnv:
                     raise ActionError(f"actions[{g!r}] must be floating point (Box), got dtype {a.dtype}")
                 bad = ~((a >= space.low) & (a <= space.high))  # also catches NaN
                 if bad.any():
-                    idx = tuple(np.argwhere(bad)[0])
+                    idx = tuple(int(i) for i in np.argwhere(bad)[0])
                     raise ActionError(f"actions[{g!r}]{list(idx)} = {a[idx]} (agent {ids[idx[1]]!r}, copy {idx[0]}) is "
                                       f"outside the Box bounds [{space.low[idx[2:]]}, {space.high[idx[2:]]}]; "
                                       f"actions are rejected, not clipped")
@@ -267,7 +267,7 @@ class MultiAgentEnv:
                                       f"got {a.dtype} of shape {a.shape}")
                 bad = (a < space.start) | (a >= space.start + space.nvec)
                 if bad.any():
-                    idx = tuple(np.argwhere(bad)[0])
+                    idx = tuple(int(i) for i in np.argwhere(bad)[0])
                     raise ActionError(f"actions[{g!r}]{list(idx)} = {a[idx]} is outside MultiDiscrete{space.nvec.tolist()}")
             else:  # pragma: no cover - a subclass declared a space this check does not know
                 raise TypeError(f"action space {space} of group {g!r} is not supported by check_actions")

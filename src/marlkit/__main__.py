@@ -1,0 +1,5 @@
+import sys
+
+from marlkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""The registry: versioned ids, helpful errors, and a light `import marlkit`."""
+
+import subprocess
+import sys
+
+import pytest
+
+import marlkit
+from marlkit.envs import ActionError, register
+
+
+def test_unknown_id_names_the_nearest():
+    with pytest.raises(KeyError, match="did you mean 'climbing-v0'"):
+        marlkit.make("climbin-v0")
+
+
+def test_unknown_kwarg_names_the_nearest():
+    with pytest.raises(TypeError, match="did you mean 'episode_length'"):
+        marlkit.make("climbing-v0", episode_lenght=3)
+
+
+def test_ids_need_a_version():
+    with pytest.raises(ValueError, match="carry a version"):
+        register("nameless", "marlkit.envs.matrix:climbing")
+
+
+def test_duplicate_ids_rejected():
+    with pytest.raises(ValueError, match="already registered"):
+        register("climbing-v0", "marlkit.envs.matrix:climbing")
+
+
+def test_every_id_is_versioned():
+    assert all("-v" in i and i.rsplit("-v", 1)[1].isdigit() for i in marlkit.list_envs())
+
+
+@pytest.mark.parametrize("num_envs", [0, -1, 1.5, True])
+def test_bad_num_envs(num_envs):
+    with pytest.raises(ValueError, match="num_envs"):
+        marlkit.make("climbing-v0", num_envs=num_envs)
+
+
+def test_action_errors_say_what_is_allowed():
+    import numpy as np
+
+    env = marlkit.make("climbing-v0", num_envs=2)
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=r"outside Discrete\(3\): allowed values are 0..2"):
+        env.step({"players": np.array([[0, 3], [0, 0]])})
+    with pytest.raises(ActionError, match=r"shape \(num_envs, n_agents\) = \(2, 2\)"):
+        env.step({"players": np.array([0, 1])})
+    with pytest.raises(ActionError, match="missing \\['players'\\]"):
+        env.step({"player": np.array([[0, 1], [0, 0]])})
+
+
+def test_step_before_reset_is_an_error():
+    with pytest.raises(RuntimeError, match="reset"):
+        marlkit.make("climbing-v0").step({})
+
+
+def test_import_is_light():
+    code = ("import sys, marlkit, marlkit.envs; "
+            "heavy = [m for m in ('torch', 'pettingzoo', 'ray', 'transformers', 'matplotlib', 'imageio', 'mpe2') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"import marlkit pulled in {out}"
