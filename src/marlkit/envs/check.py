@@ -171,7 +171,11 @@ def _check_info(env: MultiAgentEnv, obs, terminated, truncated, info: Mapping[st
 
 def _check_masks(env: MultiAgentEnv, info: Mapping[str, Any], where: str) -> None:
     if "action_mask" in info:
+        unknown = set(info["action_mask"]) - set(env.groups)
+        assert not unknown, f"{where}: action_mask has keys {sorted(unknown)} that are not groups"
         for g, ids in env.groups.items():
+            if g not in info["action_mask"]:
+                continue  # masks may cover only some groups
             space = env.group_action_space(g)
             assert isinstance(space, spaces.Discrete), f"{where}: action masks need a Discrete action space ({g!r})"
             m = info["action_mask"][g]

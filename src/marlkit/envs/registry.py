@@ -83,3 +83,15 @@ register("iterated-prisoners-dilemma-v0", "marlkit.envs.matrix:prisoners_dilemma
          description="Prisoner's dilemma repeated for 10 rounds (mixed)")
 register("stag-hunt-v0", "marlkit.envs.matrix:stag_hunt", description="Stag hunt (cooperative, risky)")
 register("matching-pennies-v0", "marlkit.envs.matrix:matching_pennies", description="Matching pennies (competitive)")
+register("foraging-v0", "marlkit.envs.grid.foraging:Foraging",
+         description="Level-based foraging, 8x8, 2 agents, 2 food (lbforaging rules; mixed)")
+register("foraging-coop-v0", "marlkit.envs.grid.foraging:Foraging", {"force_coop": True},
+         description="Level-based foraging where every food needs all agents (cooperative)")
+register("pursuit-v0", "marlkit.envs.particles.pursuit:Pursuit",
+         description="2 pursuers catch an evasive moving target among obstacles (cooperative, continuous world)")
+register("spread-v0", "marlkit.envs.particles.spread:Spread",
+         description="Cooperative navigation: N agents cover N landmarks (mpe2 simple_spread_v3; cooperative)")
+register("tag-v0", "marlkit.envs.particles.tag:Tag",
+         description="Predator-prey among obstacles (mpe2 simple_tag_v3; competitive)")
+register("speaker-listener-v0", "marlkit.envs.particles.speaker_listener:SpeakerListener",
+         description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)")
