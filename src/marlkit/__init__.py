@@ -4,4 +4,13 @@ from marlkit.envs.registry import list_envs, make
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_envs", "make"]
+__all__ = ["__version__", "list_envs", "make", "train"]
+
+
+def __getattr__(name: str):
+    # train pulls in torch and the algorithms: import it on first use so `import marlkit` stays light.
+    if name == "train":
+        from marlkit.experiment.runner import train
+
+        return train
+    raise AttributeError(f"module 'marlkit' has no attribute {name!r}")

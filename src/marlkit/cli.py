@@ -2,7 +2,10 @@
 
 ``marlkit envs`` lists the registered environments with their groups and spaces; ``marlkit demo`` steps every
 registered environment with random actions (batched), prints a table of throughput and random-policy returns, and
-writes one GIF per environment.
+writes one GIF per environment. ``marlkit train`` trains an algorithm into a run directory (``--resume`` continues
+one); ``eval``, ``render`` and ``plot`` read run directories; ``algos`` lists the algorithms.
+
+Heavy modules (torch, matplotlib) are imported inside the commands that need them, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -90,6 +93,169 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------------ training
+def _config_help(algo: str | None = None) -> str:
+    """The fields of the run config with their docs (for ``train --help``); the algorithm's section for ``algo``
+    (or for every registered algorithm)."""
+    import dataclasses
+
+    from marlkit.algorithms.registry import algo_spec, list_algos
+    from marlkit.experiment.config import field_docs
+    from marlkit.experiment.run import EnvConfig, ExperimentConfig
+
+    def section(prefix: str, cls: type, defaults: object | None) -> list[str]:
+        docs, lines = field_docs(cls), []
+        for f in dataclasses.fields(cls):
+            if defaults is not None:
+                default = getattr(defaults, f.name)
+            elif f.default is not dataclasses.MISSING:
+                default = f.default
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                default = f.default_factory()  # type: ignore[misc]
+            else:
+                default = None
+            shown = "(required)" if default is None and f.default is dataclasses.MISSING else repr(default)
+            lines.append(f"  {prefix}.{f.name} = {shown}")
+            lines.append(f"      {docs.get(f.name, '')}")
+        return lines
+
+    lines = ["config fields (set with --set section.field=value, or in a --config YAML file):", ""]
+    lines += section("env", EnvConfig, None) + [""] + section("experiment", ExperimentConfig, None) + [""]
+    by_class: dict[type, list[str]] = {}  # algorithms sharing a config class (ippo, mappo) are shown once
+    for name in [algo] if algo else list_algos():
+        by_class.setdefault(algo_spec(name).load()[1], []).append(name)
+    for config_cls, names in by_class.items():
+        presets = "; ".join(f"{n}: {', '.join(f'{k}={v!r}' for k, v in algo_spec(n).preset.items())}"
+                            for n in names if algo_spec(n).preset)
+        lines.append(f"algo fields of {', '.join(names)} ({config_cls.__name__}{'; ' + presets if presets else ''}):")
+        lines += section("algo", config_cls, algo_spec(names[0]).default_config() if len(names) == 1 else None)
+        lines.append("")
+    return "\n".join(lines)
+
+
+class _TrainHelp(argparse.Action):
+    """``-h``: the usual help, then the config fields with their docs (built only when asked: it imports torch)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from marlkit.algorithms.registry import list_algos
+
+        algo = getattr(namespace, "algo", None)
+        parser.print_help()
+        print()
+        print(_config_help(algo if algo in list_algos() else None))
+        parser.exit()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from marlkit.experiment.run import make_run_config
+    from marlkit.experiment.runner import Runner
+
+    if args.resume:
+        extra = [flag for flag, value in (("ALGO", args.algo), ("ENV", args.env), ("--config", args.config),
+                                          ("--set", args.set), ("--seed", args.seed), ("--num-envs", args.num_envs),
+                                          ("--out", args.out), ("--name", args.name)) if value]
+        if extra:
+            raise SystemExit(f"marlkit train: error: --resume continues a run with its own config.yaml; "
+                             f"only --steps (a larger budget) may be given with it, not {', '.join(extra)}")
+        runner = Runner.resume(args.resume, steps=args.steps)
+    else:
+        if args.config is None and (args.algo is None or args.env is None):
+            raise SystemExit("marlkit train: error: name ALGO and ENV (e.g. marlkit train mappo spread-v0), "
+                             "or give --config FILE")
+        fields = {"steps": args.steps, "seed": args.seed, "num_envs": args.num_envs, "out": args.out,
+                  "name": args.name}
+        if args.no_progress:
+            fields["progress"] = False
+        cfg = make_run_config(args.algo, args.env, args.config, args.set or (), **fields)
+        runner = Runner(cfg)
+    runner.run()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from marlkit.collect import evaluate
+    from marlkit.experiment.run import RunConfig
+    from marlkit.experiment.runner import derive_seeds, eval_report, load_run
+
+    cfg = RunConfig.load(args.run_dir)
+    episodes = args.episodes or cfg.experiment.eval_episodes
+    num_envs = args.num_envs or cfg.env.eval_num_envs or min(episodes, 100)
+    cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint)
+    seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
+    report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
+              **eval_report(env, evaluate(env, algo, episodes, seed=seed), env_steps, seed)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    from rich.table import Table
+
+    pm = lambda s: f"{s['mean']:.4g} ± {s['std']:.3g}"  # noqa: E731
+    console = _console()
+    console.print(f"{cfg.algorithm} on {cfg.env.id} after {env_steps:,} env-steps: {report['episodes']} greedy "
+                  f"episodes (eval seed {seed})", highlight=False)
+    table = Table()
+    table.add_column("quantity")
+    table.add_column("mean ± std", justify="right")
+    table.add_row("[bold]mean per-agent return[/bold]", f"[bold]{pm(report['episode_return'])}[/bold]")
+    for agent, s in report["per_agent_return"].items():
+        table.add_row(f"return of {agent}", pm(s))
+    if len(report["group_return"]) > 1:
+        for g, s in report["group_return"].items():
+            table.add_row(f"return of group {g}", pm(s))
+    table.add_row("episode length", pm(report["episode_length"]))
+    for k, s in report["metrics"].items():
+        table.add_row(k, pm(s))
+    console.print(table)
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from marlkit.experiment.run import MEDIA_DIR
+    from marlkit.experiment.runner import derive_seeds, load_run, render_policy_gif
+
+    cfg, _, algo, env_steps = load_run(args.run_dir, 1, args.checkpoint)
+    seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
+    out = Path(args.gif) if args.gif else Path(args.run_dir) / MEDIA_DIR / f"episode_{env_steps}.gif"
+    path = render_policy_gif(cfg, algo, out, seed=seed)
+    if path is None:
+        raise SystemExit(f"marlkit render: error: {cfg.env.id} does not render")
+    print(f"wrote {path} (greedy policy after {env_steps:,} env-steps, seed {seed})")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from marlkit.experiment.logging import plot_runs
+    from marlkit.experiment.run import MEDIA_DIR
+
+    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / MEDIA_DIR / "learning_curves.png"
+    path = plot_runs(args.run_dirs, out, band=args.band)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_algos(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from marlkit.algorithms.registry import algo_spec, list_algos
+
+    table = Table(title="marlkit algorithms")
+    for col in ("name", "action spaces", "config", "description"):
+        table.add_column(col)
+    for name in list_algos():
+        spec = algo_spec(name)
+        preset = ", ".join(f"{k}={v}" for k, v in spec.preset.items())
+        config = spec.config_entry_point.rpartition(":")[2] + (f" ({preset})" if preset else "")
+        table.add_row(name, ", ".join(spec.action_spaces), config, spec.description)
+    _console().print(table)
+    print("config fields with their docs: marlkit train ALGO --help")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -102,12 +268,71 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", default="runs/demo", help="folder for the GIFs (default runs/demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       help="train an algorithm on an environment into a run directory",
+                       description="Train ALGO on ENV. Writes runs/<name>/ with config.yaml, metrics.csv, TensorBoard "
+                                   "events, checkpoints/, eval.json and media/.",
+                       epilog="examples:\n  marlkit train mappo spread-v0 --steps 200000\n"
+                              "  marlkit train ippo penalty-v0 --set env.kwargs.k=-50 --set algo.lr=3e-4\n"
+                              "  marlkit train --resume runs/mappo_spread-v0_s0_20250101-120000")
+    p.add_argument("-h", "--help", action=_TrainHelp, help="show this help and every config field with its doc")
+    p.add_argument("algo", nargs="?", metavar="ALGO", help="algorithm (see `marlkit algos`)")
+    p.add_argument("env", nargs="?", metavar="ENV", help="environment id (see `marlkit envs`)")
+    p.add_argument("--steps", type=int, help="total env-steps (experiment.steps)")
+    p.add_argument("--seed", type=int, help="seed (experiment.seed)")
+    p.add_argument("--num-envs", type=int, help="copies stepped at once (env.num_envs)")
+    p.add_argument("--config", metavar="FILE", help="a run config YAML (e.g. a run's config.yaml); flags override it")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
+                   help="override any field, e.g. --set algo.lr=3e-4 env.kwargs.k=-50 (put ALGO ENV first)")
+    p.add_argument("--out", metavar="DIR", help="folder of run directories (experiment.out, default runs)")
+    p.add_argument("--name", help="run directory name (experiment.name)")
+    p.add_argument("--no-progress", action="store_true", help="one line per log event instead of a live bar")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a run's latest checkpoint greedily",
+                       description="Evaluate the greedy policy of RUN_DIR's latest checkpoint on the run's env with "
+                                   "the run's evaluation seed: mean ± std per-agent return, each agent's return, "
+                                   "task metrics.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--episodes", type=int, help="episodes (default: the run's experiment.eval_episodes)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (the shape of eval.json)")
+    p.add_argument("--seed", type=int, help="evaluation seed (default: the run's)")
+    p.add_argument("--num-envs", type=int, help="copies stepped at once")
+    p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file instead of the latest")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("render", help="write a GIF of one greedy episode of a run's policy")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--gif", metavar="PATH", help="output GIF (default RUN_DIR/media/episode_<env_steps>.gif)")
+    p.add_argument("--seed", type=int, help="episode seed (default: the run's evaluation seed)")
+    p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file instead of the latest")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("plot", help="plot learning curves of one or more runs",
+                       description="Plot train/episode_return and eval/episode_return against env-steps. Runs of "
+                                   "the same algorithm and env (seeds) are drawn as their mean with a shaded band.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="PNG", help="output image (default FIRST_RUN/media/learning_curves.png)")
+    p.add_argument("--band", choices=("minmax", "std"), default="minmax",
+                   help="spread across seeds: min-max (default) or ± one std")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("algos", help="list algorithms with their action spaces and config")
+    p.set_defaults(func=cmd_algos)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    from marlkit.experiment.config import ConfigError
+
+    try:
+        return args.func(args)
+    except (ConfigError, FileNotFoundError, FileExistsError) as e:
+        print(f"marlkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,286 @@
+"""IPPO and MAPPO: proximal policy optimisation for teams of agents.
+
+Papers: Schulman et al. 2017, "Proximal Policy Optimization Algorithms" (https://arxiv.org/abs/1707.06347);
+de Witt et al. 2020, "Is Independent Learning All You Need in the StarCraft Multi-Agent Challenge?" (IPPO,
+https://arxiv.org/abs/2011.09533); Yu et al. 2022, "The Surprising Effectiveness of PPO in Cooperative Multi-Agent
+Games" (MAPPO, https://arxiv.org/abs/2103.01955).
+
+One file, one flag: IPPO's critic sees each agent's own observation; MAPPO's (``centralised_critic=True``) sees the
+global ``state()``. Following the MAPPO paper we use value normalisation (§3 "ValueNorm"), a clipped value loss
+with a Huber loss, advantage normalisation, an entropy bonus, gradient clipping, agent-id one-hot inputs with
+parameter sharing inside each group, and several epochs over each batch. Invalid actions are masked out of the
+policy (the paper's "death masking" for dead agents is the ``active`` mask on every loss).
+
+Each group (agents sharing spaces) has its own actor and critic; agents in a group share parameters by default
+or have their own (``share_parameters=False``), evaluated in one batched op either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+from marlkit.data.rollout import Rollout
+from marlkit.envs.base import MultiAgentEnv
+from marlkit.experiment.config import check
+from marlkit.nn import MLP, RunningNorm
+from marlkit.ops import gae
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyper-parameters of IPPO/MAPPO; defaults follow the MAPPO paper's MPE settings (its Table 13)."""
+
+    centralised_critic: bool = False
+    """MAPPO when true: the critic reads the global state() plus the agent's id; IPPO reads the agent's observation."""
+    rollout_steps: int = 25
+    """Steps of every copy collected before each update."""
+    epochs: int = 10
+    """Passes over each batch."""
+    minibatches: int = 1
+    """Minibatches per pass."""
+    lr: float = 7e-4
+    """Adam learning rate of actor and critic."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE λ."""
+    clip: float = 0.2
+    """PPO ratio clipping ε."""
+    value_clip: float = 0.2
+    """Clip of the value update around the old prediction (in normalised units); 0 disables."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    value_coef: float = 1.0
+    """Weight of the value loss."""
+    huber_delta: float = 10.0
+    """Huber loss threshold for the value loss; 0 uses the squared error."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of actor and critic."""
+    share_parameters: bool = True
+    """Agents of a group share one network; false gives each agent its own."""
+    agent_id: bool = True
+    """Append a one-hot agent index to the inputs of shared networks."""
+    value_norm: bool = True
+    """Normalise value targets with running statistics (ValueNorm)."""
+    advantage_norm: bool = True
+    """Normalise advantages over each batch."""
+    init_log_std: float = -0.5
+    """Initial log standard deviation of Gaussian policies (continuous actions)."""
+
+    def __post_init__(self) -> None:
+        for name in ("rollout_steps", "epochs", "minibatches"):
+            check(getattr(self, name) >= 1, f"algo.{name}", "an integer >= 1", getattr(self, name))
+        check(self.lr > 0, "algo.lr", "a positive number", self.lr)
+        check(0 <= self.gamma <= 1, "algo.gamma", "a number in [0, 1]", self.gamma)
+        check(0 <= self.gae_lambda <= 1, "algo.gae_lambda", "a number in [0, 1]", self.gae_lambda)
+        check(self.clip > 0, "algo.clip", "a positive number", self.clip)
+        check(all(h >= 1 for h in self.hidden), "algo.hidden", "positive layer sizes", self.hidden)
+
+
+class _GroupNets(nn.Module):
+    """Actor and critic of one group."""
+
+    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: spaces.Space,
+                 cfg: PPOConfig) -> None:
+        super().__init__()
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.n_agents = n_agents
+        self.ids = cfg.agent_id and cfg.share_parameters and n_agents > 1
+        n_models = None if cfg.share_parameters else n_agents
+        extra = n_agents if self.ids else 0
+        out = self.act_dim = action_space.n if self.discrete else int(np.prod(action_space.shape))
+        self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, out_gain=0.01)
+        self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, out_gain=1.0)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
+            self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
+            self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
+        self.register_buffer("eye", torch.eye(n_agents))
+
+    def with_id(self, x: torch.Tensor) -> torch.Tensor:
+        """Append the one-hot agent index to inputs shaped ``(..., n_agents, d)``."""
+        if not self.ids:
+            return x
+        return torch.cat([x, self.eye.expand(*x.shape[:-1], self.n_agents)], dim=-1)
+
+    def dist_params(self, obs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        out = self.actor(self.with_id(obs))
+        if self.discrete and mask is not None:
+            out = out.masked_fill(~mask, -1e9)
+        return out
+
+    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.discrete:
+            logp_all = F.log_softmax(params, dim=-1)
+            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            return logp, entropy
+        std = self.log_std.exp()
+        logp = (-0.5 * ((actions - params) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+        entropy = (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(logp.shape)
+        return logp, entropy
+
+    def value(self, critic_in: torch.Tensor) -> torch.Tensor:
+        return self.critic(self.with_id(critic_in)).squeeze(-1)
+
+
+class PPO(nn.Module):
+    """IPPO (``centralised_critic=False``) or MAPPO (``True``) for every group of an environment."""
+
+    def __init__(self, env: MultiAgentEnv, config: PPOConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.groups = dict(env.groups)
+        self.uses_state = cfg.centralised_critic
+        state_dim = int(np.prod(env.state_space.shape))
+        self.nets = nn.ModuleDict()
+        self.norms = nn.ModuleDict()
+        for g, ids in env.groups.items():
+            obs_dim = int(np.prod(env.group_observation_space(g).shape))
+            critic_dim = state_dim if cfg.centralised_critic else obs_dim
+            self.nets[g] = _GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
+            self.norms[g] = RunningNorm()
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {
+            g: {"logp": (), "value": ()} if net.discrete else {"logp": (), "value": (), "raw_action": (net.act_dim,)}
+            for g, net in self.nets.items()}
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, eps=1e-5)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # ------------------------------------------------------------------------------------------------ acting
+    def _critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """The critic's input for every agent: its observation (IPPO) or the global state (MAPPO)."""
+        if not self.config.centralised_critic:
+            return obs
+        return state.unsqueeze(-2).expand(*state.shape[:-1], self.nets[g].n_agents, state.shape[-1])
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
+            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        masks = info.get("action_mask")
+        state_t = None if state is None else torch.from_numpy(state)
+        actions, extras = {}, {}
+        for g, net in self.nets.items():
+            o = torch.from_numpy(obs[g])
+            mask = None if masks is None else torch.from_numpy(masks[g])
+            params = net.dist_params(o, mask)
+            if net.discrete:
+                if explore:  # Gumbel-max sampling with our own generator keeps runs reproducible and resumable
+                    u = torch.rand(params.shape, generator=self.generator).clamp_(1e-20, 1.0)
+                    a = (params - torch.log(-torch.log(u))).argmax(-1)
+                else:
+                    a = params.argmax(-1)
+                env_action = a.numpy()
+            else:
+                noise = torch.randn(params.shape, generator=self.generator) if explore else 0.0
+                a = params + net.log_std.exp() * noise
+                env_action = torch.maximum(torch.minimum(a, net.high), net.low).numpy()
+            logp, _ = net.log_prob_entropy(params, a)
+            extras[g] = {"logp": logp.numpy()}
+            if explore:  # collecting for training: store what the update needs
+                extras[g]["value"] = net.value(self._critic_input(g, o, state_t)).numpy()
+            if not net.discrete:
+                extras[g]["raw_action"] = a.numpy()
+            actions[g] = env_action
+        return actions, extras
+
+    # ----------------------------------------------------------------------------------------------- learning
+    def update(self, batch: Rollout) -> dict[str, float]:
+        cfg = self.config
+        samples = {g: self._prepare(g, batch) for g in self.nets}
+        metrics: dict[str, list[float]] = {}
+        for _ in range(cfg.epochs):
+            perms = {g: torch.randperm(s["adv"].shape[0], generator=self.generator) for g, s in samples.items()}
+            for m in range(cfg.minibatches):
+                loss = torch.zeros(())
+                for g, s in samples.items():
+                    n = s["adv"].shape[0]
+                    idx = perms[g][m * n // cfg.minibatches:(m + 1) * n // cfg.minibatches]
+                    group_loss, stats = self._loss(g, {k: v[idx] for k, v in s.items()})
+                    loss = loss + group_loss
+                    for k, v in stats.items():
+                        metrics.setdefault(k, []).append(v)
+                self.optimizer.zero_grad()
+                loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                metrics.setdefault("loss/grad_norm", []).append(float(grad_norm))
+        return {k: float(np.mean(v)) for k, v in metrics.items()}
+
+    @torch.no_grad()
+    def _prepare(self, g: str, batch: Rollout) -> dict[str, torch.Tensor]:
+        """Advantages and value targets of one group, flattened to samples of single agent-steps."""
+        cfg, net, norm = self.config, self.nets[g], self.norms[g]
+        value_old = batch.extras[g]["value"]
+        next_value = net.value(self._critic_input(g, batch.next_obs[g], batch.next_state))
+        if cfg.value_norm:
+            value_old_raw, next_value = norm.denormalize(value_old), norm.denormalize(next_value)
+        else:
+            value_old_raw = value_old
+        adv, returns = gae(batch.rewards[g], value_old_raw, next_value, batch.terminated[g], batch.truncated[g],
+                           cfg.gamma, cfg.gae_lambda)
+        if cfg.value_norm:
+            norm.update(returns[batch.active[g]])
+            returns = norm.normalize(returns)
+        active = batch.active[g]
+        if cfg.advantage_norm:
+            a = adv[active]
+            adv = (adv - a.mean()) / (a.std() + 1e-8)
+        actions = batch.actions[g] if net.discrete else batch.extras[g]["raw_action"]
+        s = {"obs": batch.obs[g], "critic_in": self._critic_input(g, batch.obs[g], batch.state), "actions": actions,
+             "logp": batch.extras[g]["logp"], "adv": adv, "returns": returns, "value_old": value_old,
+             "active": active.float()}
+        if batch.action_mask is not None and g in batch.action_mask:
+            s["mask"] = batch.action_mask[g]
+        # One sample per (step, copy); the agents of a copy stay together so the batched per-agent networks apply.
+        return {k: v.reshape(-1, *v.shape[2:]) for k, v in s.items()}
+
+    def _loss(self, g: str, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, net = self.config, self.nets[g]
+        params = net.dist_params(s["obs"], s.get("mask"))
+        logp, entropy = net.log_prob_entropy(params, s["actions"])
+        active = s["active"]
+        count = active.sum().clamp(min=1.0)
+        ratio = (logp - s["logp"]).exp()
+        surrogate = torch.min(ratio * s["adv"], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * s["adv"])
+        policy_loss = -(surrogate * active).sum() / count
+        entropy_mean = (entropy * active).sum() / count
+
+        value = net.value(s["critic_in"])
+        value_loss = self._value_error(value, s["returns"])
+        if cfg.value_clip > 0:
+            clipped = s["value_old"] + (value - s["value_old"]).clamp(-cfg.value_clip, cfg.value_clip)
+            value_loss = torch.max(value_loss, self._value_error(clipped, s["returns"]))
+        value_loss = (value_loss * active).sum() / count
+
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
+        with torch.no_grad():
+            log_ratio = logp - s["logp"]
+            approx_kl = (((ratio - 1) - log_ratio) * active).sum() / count  # Schulman's k3 estimator
+            clip_frac = (((ratio - 1).abs() > cfg.clip).float() * active).sum() / count
+        return loss, {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),
+                      "loss/entropy": entropy_mean.item(), "loss/approx_kl": approx_kl.item(),
+                      "loss/clip_fraction": clip_frac.item()}
+
+    def _value_error(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.config.huber_delta > 0:
+            return F.huber_loss(pred, target, reduction="none", delta=self.config.huber_delta)
+        return 0.5 * (pred - target) ** 2
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state()}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,67 @@
+"""The one registry of algorithms: name -> (class, config class, preset), and which action spaces each supports."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """How to build one registered algorithm."""
+
+    name: str
+    entry_point: str
+    """``"module:Class"``; the class takes ``(env, config, seed)``."""
+    config_entry_point: str
+    """``"module:ConfigClass"``, a frozen dataclass of hyper-parameters."""
+    preset: dict[str, Any] = field(default_factory=dict)
+    """Config values that make this name what it is (e.g. MAPPO = PPO with a centralised critic)."""
+    action_spaces: tuple[str, ...] = ("Discrete", "Box")
+    description: str = ""
+
+    def load(self) -> tuple[type, type]:
+        out = []
+        for ep in (self.entry_point, self.config_entry_point):
+            module, _, attr = ep.partition(":")
+            out.append(getattr(importlib.import_module(module), attr))
+        return out[0], out[1]
+
+    def default_config(self) -> Any:
+        _, config_cls = self.load()
+        return replace(config_cls(), **self.preset)
+
+
+_ALGOS: dict[str, AlgoSpec] = {}
+
+
+def register_algo(spec: AlgoSpec) -> None:
+    if spec.name in _ALGOS:
+        raise ValueError(f"algorithm {spec.name!r} is already registered")
+    _ALGOS[spec.name] = spec
+
+
+def list_algos() -> list[str]:
+    return sorted(_ALGOS)
+
+
+def algo_spec(name: str) -> AlgoSpec:
+    if name in _ALGOS:
+        return _ALGOS[name]
+    near = difflib.get_close_matches(name, list(_ALGOS), n=2, cutoff=0.4)
+    hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+    raise KeyError(f"unknown algorithm {name!r}{hint} (registered: {', '.join(list_algos())})")
+
+
+def supports(spec: AlgoSpec, env: Any) -> bool:
+    """Whether the algorithm handles every group's action space of ``env``."""
+    return all(type(env.group_action_space(g)).__name__ in spec.action_spaces for g in env.groups)
+
+
+# ------------------------------------------------------------------------------------ the registered algorithms
+register_algo(AlgoSpec("ippo", "marlkit.algorithms.ppo:PPO", "marlkit.algorithms.ppo:PPOConfig",
+                       {"centralised_critic": False}, description="independent PPO (de Witt et al. 2020)"))
+register_algo(AlgoSpec("mappo", "marlkit.algorithms.ppo:PPO", "marlkit.algorithms.ppo:PPOConfig",
+                       {"centralised_critic": True}, description="PPO with a centralised critic on state() (Yu et al. 2022)"))

@@ -1,0 +1,209 @@
+"""Metrics to disk: ``metrics.csv`` and TensorBoard events in the run directory, env-steps as the x axis.
+
+Keys are namespaced and that is a contract: ``train/...`` (episodes that ended while collecting, including the
+env's task metrics), ``loss/...`` (what ``update`` returned), ``perf/...`` (throughput and wall time), ``eval/...``
+(greedy evaluation on the separate evaluation env).
+
+The CSV is wide: one row per log or evaluation event, one column per key, empty where a row has no value. A key
+that first appears later widens the header (the file is rewritten, as Stable-Baselines3's CSV writer does). On
+resume the file is cut back to the rows that existed when the checkpoint was written, and TensorBoard is told to
+purge the events after that step, so a resumed run leaves no duplicated or orphaned points.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from marlkit.experiment.run import METRICS_FILE, RunResult
+
+if TYPE_CHECKING:
+    from marlkit.experiment.runner import Runner
+
+STEP = "env_steps"
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """Rows of a ``metrics.csv`` (or of the one in a run directory) as dicts of floats, empty cells left out.
+
+    A torn last line (the process was killed while writing it) is dropped.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS_FILE
+    if not path.exists():
+        return []
+    rows: list[dict[str, float]] = []
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            return []
+        for cells in reader:
+            if len(cells) != len(header):
+                continue
+            try:
+                row = {k: float(v) for k, v in zip(header, cells) if v != ""}
+            except ValueError:
+                continue
+            if STEP in row:
+                rows.append(row)
+    return rows
+
+
+def _wait_to_sort_last(run_dir: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with its creation second (then host
+    and pid): wait for a later second than every existing file's, so that the purge marker of a resumed run is read
+    after the events it purges. Waits at most a second, and only on resume."""
+    stamps = [int(p.name.split(".")[3]) for p in run_dir.glob("events.out.tfevents.*")
+              if len(p.name.split(".")) > 3 and p.name.split(".")[3].isdigit()]
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.02)
+
+
+class MetricsLogger:
+    """A runner callback that writes every training and evaluation row to ``metrics.csv`` and TensorBoard."""
+
+    name = "metrics_logger"
+
+    def __init__(self, tensorboard: bool = True) -> None:
+        self.tensorboard = tensorboard
+        self.rows: list[dict[str, float]] = []
+        self.keys: list[str] = [STEP]
+        self.path: Path | None = None
+        self.writer: Any = None
+        self._keep_rows: int | None = None  # set by restore: rows that existed at the checkpoint
+
+    # ------------------------------------------------------------------------- checkpointed state of the callback
+    def state(self) -> dict[str, Any]:
+        return {"rows": len(self.rows)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._keep_rows = int(state["rows"])
+
+    # ------------------------------------------------------------------------------------------------------ hooks
+    def on_start(self, runner: Runner) -> None:
+        self.path = runner.run_dir / METRICS_FILE
+        if runner.resumed:
+            # Keep what was logged up to the checkpoint; later rows belong to the lost part of the run.
+            self.rows = read_metrics(self.path)[: self._keep_rows or 0]
+            for row in self.rows:
+                self.keys.extend(k for k in row if k not in self.keys)
+        self._rewrite()
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = runner.env_steps + 1 if runner.resumed else None
+            if runner.resumed:
+                _wait_to_sort_last(runner.run_dir)
+            self.writer = SummaryWriter(log_dir=str(runner.run_dir), purge_step=purge)
+            if not runner.resumed:
+                import yaml
+
+                text = yaml.safe_dump(runner.config.to_dict(), sort_keys=False)
+                self.writer.add_text("config", "```\n" + text + "```", 0)
+
+    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
+        self.write(runner.env_steps, row)
+
+    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
+        self.write(runner.env_steps, results)
+
+    def on_checkpoint(self, runner: Runner, path: Path) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def on_end(self, runner: Runner, result: RunResult) -> None:
+        self.close()
+
+    # -------------------------------------------------------------------------------------------------- writing
+    def write(self, env_steps: int, values: dict[str, float]) -> None:
+        row = {STEP: float(env_steps), **{k: float(v) for k, v in values.items()}}
+        self.rows.append(row)
+        new = [k for k in row if k not in self.keys]
+        if new:
+            self.keys.extend(new)
+            self._rewrite()
+        else:
+            with open(self.path, "a", newline="") as f:
+                csv.writer(f).writerow(self._cells(row))
+        if self.writer is not None:
+            for k, v in values.items():
+                if math.isfinite(v):
+                    self.writer.add_scalar(k, v, env_steps)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _cells(self, row: dict[str, float]) -> list[str]:
+        # repr round-trips a float exactly, so identical runs give byte-identical files
+        return [(str(int(row[k])) if k == STEP else repr(row[k])) if k in row else "" for k in self.keys]
+
+    def _rewrite(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(self.keys)
+            w.writerows(self._cells(r) for r in self.rows)
+        tmp.replace(self.path)
+
+
+# ------------------------------------------------------------------------------------------------------- plots
+def plot_runs(run_dirs: list[str | Path], out: str | Path, band: str = "minmax",
+              keys: tuple[str, ...] = ("train/episode_return", "eval/episode_return")) -> Path:
+    """Learning curves of ``keys`` against env-steps, one panel per key, one line per (algorithm, env).
+
+    Runs of the same algorithm on the same env (seeds) are drawn as their mean with a shaded band: ``"minmax"``
+    (the spread of the seeds) or ``"std"`` (± one standard deviation). Curves are interpolated onto the env-steps
+    of every run, over the range all of them cover.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from marlkit.experiment.run import RunConfig
+
+    if band not in ("minmax", "std"):
+        raise ValueError(f"band must be 'minmax' or 'std', got {band!r}")
+    groups: dict[str, list[list[dict[str, float]]]] = {}
+    for d in run_dirs:
+        cfg = RunConfig.load(d)
+        groups.setdefault(f"{cfg.algorithm} on {cfg.env.id}", []).append(read_metrics(d))
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for label, runs in groups.items():
+            series = [(np.array([r[STEP] for r in rows if key in r]), np.array([r[key] for r in rows if key in r]))
+                      for rows in runs]
+            series = [(x, y) for x, y in series if len(x)]
+            if not series:
+                continue
+            if len(series) == 1:
+                ax.plot(*series[0], label=label)
+                continue
+            start, end = max(x[0] for x, _ in series), min(x[-1] for x, _ in series)
+            grid = np.unique(np.concatenate([x[(x >= start) & (x <= end)] for x, _ in series]))
+            ys = np.stack([np.interp(grid, x, y) for x, y in series])
+            mean = ys.mean(axis=0)
+            lo, hi = (ys.min(axis=0), ys.max(axis=0)) if band == "minmax" else (mean - ys.std(axis=0),
+                                                                               mean + ys.std(axis=0))
+            (line,) = ax.plot(grid, mean, label=f"{label} ({len(series)} seeds)")
+            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+        ax.set_title(key)
+        ax.set_xlabel("env-steps")
+        ax.set_ylabel("mean per-agent episode return" if key.endswith("episode_return") else key)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

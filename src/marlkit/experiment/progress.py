@@ -1,0 +1,117 @@
+"""Progress: a live rich bar on a terminal, one plain line per log event everywhere else.
+
+The bar shows env-steps done of the budget, env-steps/s, the latest training return and the ETA. Without a terminal
+(CI, a pipe, a log file) or with ``experiment.progress=false`` it prints one line per log event instead, so logs
+stay readable and small.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any
+
+from marlkit.experiment.run import MEDIA_DIR, RunResult
+
+if TYPE_CHECKING:
+    from marlkit.experiment.runner import Runner
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds != seconds or seconds == float("inf"):
+        return "?"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+class Progress:
+    """A runner callback that shows how training goes (bar on a TTY, lines otherwise)."""
+
+    name = "progress"
+
+    def __init__(self, live: bool | None = None, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._live_arg = live
+        self.live = False
+        self._bar: Any = None
+        self._task: Any = None
+        self._return = "–"
+        self._rate = "–"
+        self._start_time = 0.0
+        self._start_steps = 0
+
+    def on_start(self, runner: Runner) -> None:
+        cfg = runner.config
+        live = self._live_arg
+        if live is None:
+            live = cfg.experiment.progress and self.stream.isatty()
+        self.live = bool(live)
+        self._start_time, self._start_steps = time.perf_counter(), runner.env_steps
+        head = (f"training {cfg.algorithm} on {cfg.env.id} for {cfg.experiment.steps:,} env-steps "
+                f"(seed {cfg.experiment.seed}) -> {runner.run_dir}")
+        if runner.resumed:
+            head += f", resumed at {runner.env_steps:,}"
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as Bar
+
+            console = Console(file=self.stream)
+            console.print(head)
+            self._bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
+                            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                            TextColumn("{task.fields[rate]} steps/s"), TextColumn("return {task.fields[ret]}"),
+                            TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
+            self._bar.start()
+            self._task = self._bar.add_task(cfg.algorithm, total=cfg.experiment.steps,
+                                            completed=runner.env_steps, rate=self._rate, ret=self._return)
+        else:
+            self._print(head)
+
+    def on_update(self, runner: Runner, metrics: dict[str, float]) -> None:
+        if self.live:
+            self._bar.update(self._task, completed=min(runner.env_steps, runner.config.experiment.steps))
+
+    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
+        if "train/episode_return" in row:
+            self._return = f"{row['train/episode_return']:.3g}"
+        if "perf/env_steps_per_s" in row:
+            self._rate = f"{row['perf/env_steps_per_s']:,.0f}"
+        if self.live:
+            self._bar.update(self._task, rate=self._rate, ret=self._return)
+            return
+        total = runner.config.experiment.steps
+        elapsed = time.perf_counter() - self._start_time
+        done = runner.env_steps - self._start_steps
+        eta = elapsed / done * (total - runner.env_steps) if done > 0 else float("nan")
+        width = len(f"{total:,}")
+        self._print(f"[{runner.env_steps:>{width},}/{total:,}] return {self._return} | {self._rate} steps/s | "
+                    f"elapsed {_fmt_duration(elapsed)} | eta {_fmt_duration(eta)}")
+
+    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
+        line = f"eval at {runner.env_steps:,} env-steps: return {results.get('eval/episode_return', float('nan')):.4g}"
+        extra = [f"{k.removeprefix('eval/')} {v:.3g}" for k, v in results.items()
+                 if k not in ("eval/episode_return", "eval/episodes") and not k.startswith("eval/episode_return/")]
+        if extra:
+            line += " (" + ", ".join(extra) + ")"
+        self._print(line)
+
+    def on_end(self, runner: Runner, result: RunResult) -> None:
+        if self.live:
+            self._bar.update(self._task, completed=min(runner.env_steps, runner.config.experiment.steps))
+            self._bar.stop()
+        ev = result.eval
+        self._print(f"final evaluation ({ev['episodes']} episodes): mean per-agent return "
+                    f"{ev['episode_return']['mean']:.4g} ± {ev['episode_return']['std']:.3g}")
+        self._print(f"run directory: {result.run_dir}")
+        gif = result.run_dir / MEDIA_DIR / "final.gif"
+        if gif.exists():
+            self._print(f"gif: {gif}")
+
+    def _print(self, line: str) -> None:
+        if self.live and self._bar is not None:
+            self._bar.console.print(line)
+        else:
+            print(line, file=self.stream, flush=True)

@@ -1,0 +1,275 @@
+"""What a run is: its config (``RunConfig``), its directory, and what it returns (``RunResult``).
+
+A run config has three fixed sections and one that depends on the algorithm::
+
+    algorithm: mappo            # read first: it decides which dataclass ``algo`` is
+    env: {id: spread-v0, num_envs: 8, kwargs: {}, eval_num_envs: null}
+    experiment: {steps: 1000000, seed: 0, ...}
+    algo: {lr: 0.0007, ...}     # the algorithm's own config; unset fields take its defaults and preset
+
+A run directory holds everything needed to evaluate, render, plot or resume the run::
+
+    runs/<name>/config.yaml     the resolved config (every field, defaults filled in)
+               metrics.csv      one row per log or evaluation event, env_steps as the x axis
+               events.out.*     the same metrics as TensorBoard events
+               checkpoints/     step_<env_steps>.pt, written atomically
+               eval.json        the final evaluation
+               media/           GIFs and plots
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from marlkit.experiment.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Which environment to train on and how many copies to step at once."""
+
+    id: str
+    """Registered environment id, e.g. spread-v0 (see `marlkit envs`)."""
+    num_envs: int = 8
+    """Copies stepped at once while collecting."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Options passed to the environment constructor, e.g. {k: -50} for penalty-v0."""
+    eval_num_envs: int | None = None
+    """Copies stepped at once while evaluating; default: as many as experiment.eval_episodes, at most 100."""
+
+    def __post_init__(self) -> None:
+        from marlkit.envs.registry import spec
+
+        try:
+            spec(self.id)
+        except KeyError as e:
+            raise ConfigError(f"env.id: {e.args[0]}") from None
+        check(self.num_envs >= 1, "env.num_envs", "an integer >= 1", self.num_envs)
+        check(self.eval_num_envs is None or self.eval_num_envs >= 1, "env.eval_num_envs",
+              "an integer >= 1, or null for the default", self.eval_num_envs)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """How long to train, how often to log, evaluate and checkpoint, and where the run directory goes."""
+
+    steps: int = 1_000_000
+    """Total env-steps to train for, summed over copies (a collection adds num_envs * rollout_steps)."""
+    seed: int = 0
+    """Seeds everything: network initialisation, sampling, environments, evaluation."""
+    eval_every: int = 100_000
+    """Evaluate the greedy policy every this many env-steps; 0 evaluates only at the end."""
+    eval_episodes: int = 100
+    """Episodes per evaluation."""
+    checkpoint_every: int = 100_000
+    """Write a checkpoint every this many env-steps; 0 writes only the final one."""
+    log_every: int = 10_000
+    """Write a row of training metrics every this many env-steps."""
+    out: str = "runs"
+    """Folder that holds run directories."""
+    name: str | None = None
+    """Run directory name; default <algorithm>_<env>_s<seed>_<timestamp>."""
+    torch_threads: int = 1
+    """torch.set_num_threads for the run (more threads than free cores slows training down sharply)."""
+    progress: bool = True
+    """Show a live progress bar on a terminal; otherwise (or when false) print one line per log event."""
+    gif: bool = True
+    """Record one greedy episode as media/final.gif at the end (for environments that render)."""
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, "experiment.steps", "an integer >= 1", self.steps)
+        check(self.seed >= 0, "experiment.seed", "an integer >= 0", self.seed)
+        for name in ("eval_every", "checkpoint_every"):
+            check(getattr(self, name) >= 0, f"experiment.{name}", "an integer >= 0 (0 = only at the end)",
+                  getattr(self, name))
+        check(self.eval_episodes >= 1, "experiment.eval_episodes", "an integer >= 1", self.eval_episodes)
+        check(self.log_every >= 1, "experiment.log_every", "an integer >= 1", self.log_every)
+        check(self.torch_threads >= 1, "experiment.torch_threads", "an integer >= 1", self.torch_threads)
+        plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
+        check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a training run needs; ``config.yaml`` of a run directory is exactly this."""
+
+    algorithm: str
+    """Registered algorithm name (see `marlkit algos`); it decides which config class `algo` is."""
+    env: EnvConfig
+    """The environment."""
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    """Budget, seeding, logging, evaluation, checkpoints and the output folder."""
+    algo: Any = None
+    """The algorithm's config dataclass; a mapping is read over its defaults (preset applied)."""
+
+    def __post_init__(self) -> None:
+        from marlkit.algorithms.registry import algo_spec
+
+        try:
+            spec = algo_spec(self.algorithm)
+        except KeyError as e:
+            raise ConfigError(f"algorithm: {e.args[0]}") from None
+        _, config_cls = spec.load()
+        algo = self.algo
+        if algo is None:
+            algo = spec.default_config()
+        elif isinstance(algo, dict):
+            algo = from_dict(config_cls, {**dataclasses.asdict(spec.default_config()), **algo}, "algo.")
+        elif not isinstance(algo, config_cls):
+            raise ConfigError(f"algo must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
+                              f"{self.algorithm!r}, got {type(algo).__name__}")
+        for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
+            check(getattr(algo, key) == value, f"algo.{key}",
+                  f"{value!r} for algorithm {self.algorithm!r} (that is what {self.algorithm} means; pick another "
+                  f"algorithm instead)", getattr(algo, key))
+        object.__setattr__(self, "algo", algo)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from plain data (a parsed YAML file); ``algorithm`` is read first to type ``algo``."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a run config is a mapping with keys algorithm, env, experiment, algo; got {data!r}")
+        if "algorithm" not in data:
+            raise ConfigError("a run config needs 'algorithm' (e.g. algorithm: mappo); see `marlkit algos`")
+        return from_dict(cls, data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read a YAML file (a run directory's ``config.yaml`` or a hand-written one)."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / CONFIG_FILE
+        try:
+            data = yaml_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        return cls.from_dict(data or {})
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(to_dict(self))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def make_run_config(algorithm: str | None = None, env: str | None = None,
+                    config: RunConfig | dict[str, Any] | str | Path | None = None,
+                    sets: Iterable[str] = (), **fields: Any) -> RunConfig:
+    """Build a run config the way ``marlkit train`` does.
+
+    Start from ``config`` (a ``RunConfig``, a mapping or a YAML path) or from the defaults of ``algorithm`` on
+    ``env``; ``env`` replaces the config's env id; then set ``fields`` — a bare field name of exactly one section
+    (``steps=2000`` is ``experiment.steps``, ``lr=3e-4`` is ``algo.lr``, ``num_envs=4`` is ``env.num_envs``) —
+    and finally apply the ``"section.field=value"`` strings of ``sets``.
+    """
+    if isinstance(config, (str, Path)):
+        data = yaml_load(Path(config).read_text()) or {}
+    elif isinstance(config, RunConfig):
+        data = config.to_dict()
+    else:
+        data = dict(config or {})
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config} must hold a mapping with keys algorithm, env, experiment, algo")
+    if algorithm is not None:
+        if "algorithm" in data and data["algorithm"] != algorithm:
+            raise ConfigError(f"the config says algorithm: {data['algorithm']} but {algorithm!r} was asked for; "
+                              f"drop one of them")
+        data["algorithm"] = algorithm
+    if env is not None:
+        env_data = data.get("env") or {}
+        if not isinstance(env_data, dict):
+            raise ConfigError(f"env must be a mapping of EnvConfig fields, got {env_data!r}")
+        data["env"] = {**env_data, "id": env}
+    if "algorithm" not in data:
+        raise ConfigError("name an algorithm (e.g. mappo; see `marlkit algos`) or give a config that has one")
+    if "env" not in data:
+        raise ConfigError("name an environment (e.g. spread-v0; see `marlkit envs`) or give a config that has one")
+    cfg = RunConfig.from_dict(data)
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if "." in name:
+            cfg = set_path(cfg, name, value)
+            continue
+        parts = (("experiment", cfg.experiment), ("env", cfg.env), ("algo", cfg.algo))
+        sections = [s for s, obj in parts if name in {f.name for f in dataclasses.fields(obj)}]
+        if len(sections) > 1:
+            raise ConfigError(f"{name!r} is a field of {' and '.join(sections)}; say which, e.g. {sections[0]}.{name}")
+        if not sections:
+            known = [f"{s}.{f.name}" for s, obj in parts for f in dataclasses.fields(obj)]
+            near = difflib.get_close_matches(name, [k.split(".", 1)[1] for k in known], n=1, cutoff=0.5)
+            hint = f"; did you mean {next(k for k in known if k.endswith('.' + near[0]))!r}?" if near else ""
+            raise ConfigError(f"unknown config key {name!r}{hint}")
+        cfg = set_path(cfg, f"{sections[0]}.{name}", value)
+    for assignment in sets:
+        cfg = override(cfg, assignment)
+    return cfg
+
+
+def _plain(x: Any) -> Any:
+    """Tuples become lists so that YAML stays plain (from_dict turns them back into tuples)."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+# ----------------------------------------------------------------------------------------------- run directory
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.csv"
+EVAL_FILE = "eval.json"
+CHECKPOINT_DIR = "checkpoints"
+MEDIA_DIR = "media"
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    return f"{cfg.algorithm}_{cfg.env.id}_s{cfg.experiment.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def new_run_dir(cfg: RunConfig) -> Path:
+    """Create the run directory of a new run; an explicit name that already holds a run is an error."""
+    out = Path(cfg.experiment.out)
+    name = cfg.experiment.name or default_run_name(cfg)
+    path = out / name
+    if path.exists() and any(path.iterdir()):
+        if cfg.experiment.name is not None:
+            raise FileExistsError(f"run directory {path} already exists; use --resume {path} to continue it "
+                                  f"or choose another experiment.name")
+        i = 1
+        while (out / f"{name}-{i}").exists():
+            i += 1
+        path = out / f"{name}-{i}"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CHECKPOINT_DIR).mkdir(exist_ok=True)
+    (path / MEDIA_DIR).mkdir(exist_ok=True)
+    return path
+
+
+@dataclass
+class RunResult:
+    """What ``Runner.run`` and ``marlkit.train`` return."""
+
+    run_dir: Path
+    """The run directory."""
+    env_steps: int
+    """Env-steps trained."""
+    metrics: dict[str, float]
+    """The final evaluation (``eval/...``) and the last training row (``train/...``, ``loss/...``)."""
+    eval: dict[str, Any]
+    """The content of eval.json."""
+    checkpoint: Path | None
+    """The final checkpoint."""
+
+    @property
+    def eval_return(self) -> float:
+        """Mean per-agent evaluation return of the final policy."""
+        return float(self.eval["episode_return"]["mean"])

@@ -1,0 +1,375 @@
+"""The runner: the thin loop collect → update → log → evaluate → checkpoint, extended by callbacks.
+
+The runner decides *when* things happen and owns what a run must get right (seeding, the env-step counter,
+checkpoints and resume); everything it merely reports goes through callbacks (``MetricsLogger`` writes the CSV and
+TensorBoard events, ``Progress`` draws the bar). Add behaviour by passing more callbacks, not by subclassing.
+
+Seeding. ``experiment.seed`` seeds the global torch/NumPy/``random`` generators (network initialisation) and is
+split with ``np.random.SeedSequence`` into independent seeds for the algorithm's sampling generator, the
+training environment and the evaluation environment. Every evaluation resets the evaluation env with the same
+seed, so evaluations differ only by the policy.
+
+Resume. Checkpoints are taken between collections. They hold the model, optimiser, every RNG state, the env-step
+counter and the training env's generator state, but not the env's dynamic state (the env contract has no way to
+save it). On resume the generator is restored and every copy is reset, drawing its initial state from that
+generator: episodes that were in progress at the checkpoint are dropped (their steps were already trained on),
+and everything after is a pure function of the checkpoint, so resuming from one checkpoint twice gives identical
+numbers. (An uninterrupted run does not reset at checkpoints, so it is not bit-identical to a resumed one.)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from marlkit.collect import Collector, evaluate
+from marlkit.data.rollout import EpisodeStats
+from marlkit.experiment import checkpoint as ckpt
+from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR, RunConfig, RunResult, new_run_dir
+
+FINAL_GIF = "final.gif"
+
+
+class Callback:
+    """Hooks the runner calls, in this order; override the ones you need (any object with some of them works).
+
+    A callback with ``state() -> dict`` and ``restore(dict)`` has that state saved in checkpoints and given back
+    (before ``on_start``) when the run resumes.
+    """
+
+    def on_start(self, runner: Runner) -> None:
+        """Before the first collection (``runner.resumed`` tells whether this continues a run)."""
+
+    def on_update(self, runner: Runner, metrics: dict[str, float]) -> None:
+        """After every collection and update, with what ``update`` returned (``loss/...``)."""
+
+    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
+        """Every ``log_every`` env-steps, with the training row (``train/``, ``loss/``, ``perf/`` keys)."""
+
+    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
+        """After every evaluation (periodic and final), with the ``eval/`` keys."""
+
+    def on_checkpoint(self, runner: Runner, path: Path) -> None:
+        """After a checkpoint was written."""
+
+    def on_end(self, runner: Runner, result: RunResult) -> None:
+        """After the final evaluation and checkpoint."""
+
+
+def derive_seeds(seed: int) -> dict[str, int]:
+    """Independent seeds for the parts of a run, all from ``experiment.seed``."""
+    children = np.random.SeedSequence(seed).spawn(3)
+    return {name: int(child.generate_state(1)[0]) for name, child in zip(("algo", "env", "eval"), children)}
+
+
+def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
+    from marlkit.algorithms.registry import algo_spec, supports
+
+    spec = algo_spec(cfg.algorithm)
+    if not supports(spec, env):
+        spaces = {g: type(env.group_action_space(g)).__name__ for g in env.groups}
+        raise ValueError(f"{cfg.algorithm} supports {', '.join(spec.action_spaces)} actions; {cfg.env.id} has {spaces}")
+    algo_cls, _ = spec.load()
+    return algo_cls(env, cfg.algo, seed=seed)
+
+
+def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None) -> Any:
+    import marlkit
+    from marlkit.experiment.config import ConfigError
+
+    try:
+        return marlkit.make(cfg.env.id, num_envs=num_envs, seed=seed, **cfg.env.kwargs)
+    except (TypeError, ValueError) as e:  # an option the env does not have, or a value it rejects
+        if not cfg.env.kwargs:
+            raise
+        raise ConfigError(f"env.kwargs = {cfg.env.kwargs!r} is not allowed: {e}") from None
+
+
+def eval_num_envs(cfg: RunConfig) -> int:
+    return cfg.env.eval_num_envs or min(cfg.experiment.eval_episodes, 100)
+
+
+class Runner:
+    """Trains ``config`` into a run directory; ``run()`` returns a ``RunResult``.
+
+    ``Runner(config)`` starts a new run; ``Runner.resume(run_dir)`` continues one from its latest checkpoint.
+    """
+
+    def __init__(self, config: RunConfig, callbacks: Iterable[Any] = (), run_dir: str | Path | None = None,
+                 default_callbacks: bool = True, _resume: bool = False) -> None:
+        from marlkit.experiment.logging import MetricsLogger
+        from marlkit.experiment.progress import Progress
+
+        self.config = config
+        self.resumed = _resume
+        self.callbacks = ([MetricsLogger(), Progress()] if default_callbacks else []) + list(callbacks)
+        self.env_steps = 0
+        self.updates = 0
+        self.last_row: dict[str, float] = {}
+        self.last_eval: dict[str, Any] | None = None
+        self._wall_before = 0.0  # wall time of earlier sessions of a resumed run
+        self._start = time.perf_counter()
+
+        exp = config.experiment
+        torch.set_num_threads(exp.torch_threads)
+        self.seeds = derive_seeds(exp.seed)
+        random.seed(exp.seed)
+        np.random.seed(exp.seed)
+        torch.manual_seed(exp.seed)
+
+        state = None
+        if _resume:
+            ckpt.clean(Path(run_dir) / CHECKPOINT_DIR)
+            path = ckpt.latest(Path(run_dir) / CHECKPOINT_DIR)
+            state = ckpt.load(path) if path is not None else None
+        # A resumed env gets its generator from the checkpoint, so it is built unseeded.
+        self.env = make_env(config, config.env.num_envs, None if state else self.seeds["env"])
+        self.algo = build_algo(config, self.env, self.seeds["algo"])
+        self.eval_env = make_env(config, eval_num_envs(config))
+        # The run directory is made once env and algorithm are built, so a config they reject leaves nothing behind.
+        self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
+        (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+        (self.run_dir / MEDIA_DIR).mkdir(exist_ok=True)
+        if state is not None:
+            self.algo.load_checkpoint_state(state["algo"])
+            ckpt.set_global_rng_state(state["rng"])
+            self.env.np_random = ckpt.restore_generator(state["env_rng"])
+            self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
+            self._wall_before = float(state["wall_s"])
+            for cb in self.callbacks:
+                if hasattr(cb, "restore") and _name(cb) in state["callbacks"]:
+                    cb.restore(state["callbacks"][_name(cb)])
+        self.collector = Collector(self.env, self.algo, self.algo.config.rollout_steps,
+                                   seed=None if state else self.seeds["env"])
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
+               default_callbacks: bool = True) -> Runner:
+        """Continue the run in ``run_dir`` from its latest checkpoint (from scratch if it has none);
+        ``steps`` raises the budget."""
+        run_dir = Path(run_dir)
+        config = RunConfig.load(run_dir)
+        if steps is not None:
+            from marlkit.experiment.config import override
+
+            config = override(config, f"experiment.steps={steps}")
+            config.save(run_dir / CONFIG_FILE)
+        return cls(config, callbacks, run_dir, default_callbacks, _resume=True)
+
+    # ----------------------------------------------------------------------------------------------- the loop
+    def run(self) -> RunResult:
+        exp = self.config.experiment
+        if self.resumed and self.env_steps >= exp.steps and (self.run_dir / EVAL_FILE).exists():
+            return self._finish(already_done=True)
+        if not self.resumed or self.env_steps == 0:
+            self.config.save(self.run_dir / CONFIG_FILE)
+        self._emit("on_start")
+        self._start = time.perf_counter()
+        window = _Window()
+        while self.env_steps < exp.steps:
+            t0 = time.perf_counter()
+            rollout, stats = self.collector.collect()
+            metrics = self.algo.update(rollout)
+            before = self.env_steps
+            self.env_steps += self.collector.steps * self.env.num_envs
+            self.updates += 1
+            window.add(stats, metrics, self.env_steps - before, time.perf_counter() - t0)
+            self._emit("on_update", metrics)
+            done = self.env_steps >= exp.steps
+            if _crossed(before, self.env_steps, exp.log_every) or done:
+                self._log(window)
+                window = _Window()
+            if not done and exp.eval_every and _crossed(before, self.env_steps, exp.eval_every):
+                self.evaluate()
+            if not done and exp.checkpoint_every and _crossed(before, self.env_steps, exp.checkpoint_every):
+                self.save_checkpoint()
+        return self._finish()
+
+    def _finish(self, already_done: bool = False) -> RunResult:
+        if already_done:
+            report = json.loads((self.run_dir / EVAL_FILE).read_text())
+            self._emit("on_start")
+        else:
+            report = self.evaluate(final=True)
+        path = self.save_checkpoint() if not already_done else ckpt.latest(self.run_dir / CHECKPOINT_DIR)
+        if self.config.experiment.gif and not (already_done and (self.run_dir / MEDIA_DIR / FINAL_GIF).exists()):
+            self.render_gif(self.run_dir / MEDIA_DIR / FINAL_GIF)
+        metrics = {**self.last_row, **{f"eval/{k}": v for k, v in _flat_eval(report).items()}}
+        result = RunResult(self.run_dir, self.env_steps, metrics, report, path)
+        self._emit("on_end", result)
+        return result
+
+    def _log(self, window: _Window) -> None:
+        row = window.row()
+        row["perf/wall_s"] = self._wall()
+        self.last_row = row
+        self._emit("on_log", row)
+
+    def _wall(self) -> float:
+        return self._wall_before + time.perf_counter() - self._start
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(self, *args)
+
+    # -------------------------------------------------------------------------------------- evaluate, checkpoint
+    def evaluate(self, final: bool = False) -> dict[str, Any]:
+        """Greedy episodes on the evaluation env (same seed every time); logs ``eval/`` keys, returns the report.
+
+        The final evaluation also writes ``eval.json``.
+        """
+        exp = self.config.experiment
+        stats = evaluate(self.eval_env, self.algo, exp.eval_episodes, seed=self.seeds["eval"])
+        report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
+        report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
+        self.last_eval = report
+        self._emit("on_eval", stats.summary("eval/"))
+        if final:
+            _write_json_atomic(self.run_dir / EVAL_FILE, report)
+        return report
+
+    def save_checkpoint(self) -> Path:
+        state = {"format": ckpt.FORMAT, "env_steps": self.env_steps, "updates": self.updates,
+                 "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": self.algo.checkpoint_state(),
+                 "rng": ckpt.global_rng_state(), "env_rng": ckpt.generator_state(self.env.np_random),
+                 "callbacks": {_name(cb): cb.state() for cb in self.callbacks if hasattr(cb, "state")}}
+        path = ckpt.save_atomic(state, ckpt.path_for(self.run_dir / CHECKPOINT_DIR, self.env_steps))
+        self._emit("on_checkpoint", path)
+        return path
+
+    def render_gif(self, path: Path) -> Path | None:
+        """One greedy episode of the current policy as a GIF (None if the env does not render)."""
+        return render_policy_gif(self.config, self.algo, path, seed=self.seeds["eval"])
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+class _Window:
+    """What happened since the last training row."""
+
+    def __init__(self) -> None:
+        self.episodes = EpisodeStats()
+        self.metrics: dict[str, list[float]] = {}
+        self.steps = 0
+        self.busy = 0.0
+
+    def add(self, stats: EpisodeStats, metrics: dict[str, float], steps: int, seconds: float) -> None:
+        for g, r in stats.returns.items():
+            self.episodes.returns.setdefault(g, []).extend(r)
+        self.episodes.lengths.extend(stats.lengths)
+        for k, v in stats.metrics.items():
+            self.episodes.metrics.setdefault(k, []).extend(v)
+        for k, v in metrics.items():
+            self.metrics.setdefault(k, []).append(v)
+        self.steps += steps
+        self.busy += seconds
+
+    def row(self) -> dict[str, float]:
+        row = self.episodes.summary("train/")
+        row.update({k if "/" in k else f"loss/{k}": float(np.mean(v)) for k, v in self.metrics.items()})
+        row["perf/env_steps_per_s"] = self.steps / self.busy if self.busy > 0 else float("nan")
+        return row
+
+
+def _crossed(before: int, after: int, every: int) -> bool:
+    return every > 0 and after // every > before // every
+
+
+def _name(cb: Any) -> str:
+    return getattr(cb, "name", type(cb).__name__)
+
+
+def _stat(x: Any) -> dict[str, float]:
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": float(x.mean()), "std": float(x.std())}
+
+
+def eval_report(env: Any, stats: EpisodeStats, env_steps: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """An evaluation as plain data: mean ± std of the per-agent return (averaged over agents, the MPE convention),
+    of every agent and group, of episode lengths and of the env's task metrics."""
+    groups = list(stats.returns)
+    per_group = {g: np.stack(stats.returns[g]) for g in groups}  # (episodes, n_agents_in_group)
+    per_agent = np.concatenate([per_group[g] for g in groups], axis=1)
+    agents = [a for g in groups for a in env.groups[g]]
+    return {"env_steps": env_steps, "eval_seed": seed, "episodes": len(stats),
+            "episode_return": _stat(per_agent.mean(axis=1)),
+            "per_agent_return": {a: _stat(per_agent[:, i]) for i, a in enumerate(agents)},
+            "group_return": {g: _stat(per_group[g].mean(axis=1)) for g in groups},
+            "episode_length": _stat(stats.lengths),
+            "metrics": {k: _stat(v) for k, v in stats.metrics.items()}}
+
+
+def _flat_eval(report: dict[str, Any]) -> dict[str, float]:
+    out = {"episode_return": report["episode_return"]["mean"], "episode_return_std": report["episode_return"]["std"],
+           "episode_length": report["episode_length"]["mean"], "episodes": float(report["episodes"])}
+    out.update({k: v["mean"] for k, v in report["metrics"].items()})
+    return out
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def greedy_policy(algo: Any, env: Any):
+    """``policy(obs, info) -> actions`` acting greedily, for ``record_episode``."""
+    def policy(obs: dict, info: dict) -> dict:
+        state = env.state() if algo.uses_state else None
+        return algo.act(obs, state, info, explore=False)[0]
+    return policy
+
+
+def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None) -> Path | None:
+    """Record one greedy episode of copy 0 to a GIF; None when the env cannot render."""
+    from marlkit.envs.rendering import record_episode, save_gif
+
+    env = make_env(cfg, 1)
+    try:
+        frames = record_episode(env, greedy_policy(algo, env), seed=seed)
+    except NotImplementedError:
+        return None
+    return save_gif(frames, path, fps=env.metadata.get("render_fps", 10))
+
+
+def train(algo: str | None = None, env: str | None = None, steps: int | None = None, seed: int | None = None, *,
+          config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
+          callbacks: Iterable[Any] = (), **overrides: Any) -> RunResult:
+    """Train ``algo`` on ``env`` and return the result (run directory, final metrics, evaluation).
+
+    The Python mirror of ``marlkit train``: ``overrides`` are config fields by bare name when unambiguous
+    (``lr=3e-4``, ``num_envs=16``, ``progress=False``) or by path (``**{"env.kwargs": {"k": -50}}``); ``sets``
+    takes the command line's ``"algo.lr=3e-4"`` strings. Example::
+
+        result = marlkit.train("mappo", "spread-v0", steps=200_000, seed=1, lr=5e-4)
+        print(result.eval_return, result.run_dir)
+    """
+    from marlkit.experiment.run import make_run_config
+
+    cfg = make_run_config(algo, env, config, sets, steps=steps, seed=seed, **overrides)
+    return Runner(cfg, callbacks).run()
+
+
+def load_run(run_dir: str | Path, num_envs: int = 1,
+             checkpoint: str | Path | None = None) -> tuple[RunConfig, Any, Any, int]:
+    """The config, an env of ``num_envs`` copies and the trained algorithm of a run directory (latest checkpoint
+    unless ``checkpoint`` is given); returns ``(config, env, algo, env_steps)``."""
+    run_dir = Path(run_dir)
+    cfg = RunConfig.load(run_dir)
+    path = Path(checkpoint) if checkpoint else ckpt.latest(run_dir / CHECKPOINT_DIR)
+    if path is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint in {CHECKPOINT_DIR}/ yet")
+    torch.set_num_threads(cfg.experiment.torch_threads)
+    state = ckpt.load(path)
+    env = make_env(cfg, num_envs)
+    algo = build_algo(cfg, env, derive_seeds(cfg.experiment.seed)["algo"])
+    algo.load_checkpoint_state(state["algo"])
+    return cfg, env, algo, int(state["env_steps"])

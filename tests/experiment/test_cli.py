@@ -1,0 +1,72 @@
+"""The command line end to end: train in a subprocess, then eval, render, plot, algos and help on its run."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from marlkit.cli import main
+from marlkit.experiment.runner import Runner
+
+
+def marlkit_cmd():
+    exe = shutil.which("marlkit", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "marlkit"]
+
+
+def test_train_eval_render_plot(tmp_path, tiny, capsys):
+    out = subprocess.run(
+        [*marlkit_cmd(), "train", "ippo", "climbing-v0", "--steps", "1200", "--seed", "3", "--num-envs", "4",
+         "--out", str(tmp_path), "--name", "cli", "--set", "experiment.eval_every=600", "experiment.log_every=300",
+         "experiment.checkpoint_every=600", "experiment.eval_episodes=6", "algo.epochs=2", "algo.lr=3e-4"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    run = tmp_path / "cli"
+    assert "final evaluation (6 episodes): mean per-agent return" in out.stdout  # quiet lines: not a TTY
+    assert out.stdout.count("steps/s") == 4
+    for name in ("config.yaml", "metrics.csv", "eval.json", "media/final.gif", "checkpoints/step_000000001200.pt"):
+        assert (run / name).exists(), name
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    saved = json.loads((run / "eval.json").read_text())
+
+    assert main(["eval", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["episode_return"] == saved["episode_return"]  # same checkpoint, same evaluation seed
+    assert set(report["per_agent_return"]) == {"player_0", "player_1"}
+    assert main(["eval", str(run), "--episodes", "3"]) == 0
+    text = capsys.readouterr().out
+    assert "mean per-agent return" in text and "return of player_0" in text and "± " in text
+
+    assert main(["render", str(run), "--gif", str(tmp_path / "ep.gif")]) == 0
+    assert (tmp_path / "ep.gif").stat().st_size > 0
+
+    seeds = [Runner(tiny(f"s{s}", seed=s, steps=1200, num_envs=4)).run().run_dir for s in (1, 2)]
+    assert main(["plot", *map(str, seeds), str(run), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert main(["plot", str(seeds[0]), str(seeds[1]), "--band", "std", "--out", str(tmp_path / "std.png")]) == 0
+    assert (tmp_path / "std.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_algos_and_help(capsys):
+    assert main(["algos"]) == 0
+    out = capsys.readouterr().out
+    assert "mappo" in out and "ippo" in out and "Discrete, Box" in out
+    with pytest.raises(SystemExit) as exit:
+        main(["train", "mappo", "--help"])
+    assert exit.value.code == 0
+    out = capsys.readouterr().out
+    assert "algo.lr = 0.0007" in out and "Adam learning rate" in out  # the field docs, via field_docs
+    assert "algo.centralised_critic = True" in out and "experiment.checkpoint_every" in out
+
+
+def test_errors_are_one_line_and_name_the_fix(tmp_path, capsys):
+    assert main(["train", "ippo", "climbing-v0", "--out", str(tmp_path), "--set", "algo.lrr=1"]) == 2
+    assert "did you mean 'algo.lr'" in capsys.readouterr().err
+    assert main(["train", "ippo", "climbing-v0", "--out", str(tmp_path), "--set", "env.kwargs.k=-50"]) == 2
+    assert "climbing-v0 has no option 'k'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # a rejected config leaves no run directory behind
+    with pytest.raises(SystemExit, match="only --steps"):
+        main(["train", "ippo", "--resume", str(tmp_path)])
