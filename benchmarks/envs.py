@@ -33,8 +33,9 @@ def bench_marlkit(env_id: str, num_envs: int, seconds: float, validate: bool) ->
     from marlkit.envs import sample_actions
 
     env = marlkit.make(env_id, num_envs=num_envs, seed=0)
-    obs, info = env.reset()
+    env.reset()
     rng = np.random.default_rng(0)
+    info = env.step(sample_actions(env, env.reset()[1].get("action_mask"), rng))[4]  # the first step is validated
     if "action_mask" in info:  # masks change every step: sample under the current mask (timed, but cheap)
         state = {"info": info}
 
@@ -46,7 +47,6 @@ def bench_marlkit(env_id: str, num_envs: int, seconds: float, validate: bool) ->
 
         def step() -> None:
             env.step(pool[next(it) % POOL])
-    env.step(sample_actions(env, info.get("action_mask"), rng))  # the first step is always validated
     env.validate_actions = validate
     return rate(step, num_envs, seconds)
 

@@ -35,6 +35,10 @@ and, for environments that have them, ``action_mask`` (dict group -> ``(num_envs
 true where an action is allowed) and ``active`` (dict group -> ``(num_envs, n_agents)`` bool, agents still alive).
 ``reset`` returns the same ``action_mask``/``active`` entries.
 
+Actions are validated at the boundary (shape, dtype, range, mask) with an ``ActionError`` that says what was wrong
+and what is allowed. With ``validate_actions`` switched off they are trusted: an action outside the space or the
+mask is not detected, and each env with masks documents what it does with a masked action (foraging: NONE).
+
 A subclass writes only the dynamics, as array code over all copies at once:
 
 ``_reset_copies(mask)``   draw a fresh initial state for the copies where ``mask`` is true (use ``self.np_random``);
@@ -42,6 +46,7 @@ A subclass writes only the dynamics, as array code over all copies at once:
 ``_observe()``            observations of every copy, dict group -> array;
 ``_state()``              global state ``(num_envs, *state_shape)``;
 ``_action_mask()``        (optional) dict group -> bool mask;
+``_truncated()``          (optional) dict group -> bool, truncation the env decides itself besides ``max_steps``;
 ``_active()``             (optional) dict group -> bool array of agents alive;
 ``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy.
 
@@ -172,12 +177,16 @@ class MultiAgentEnv:
             truncated = {g: np.repeat(up, r.shape[1], axis=1) for g, r in rewards.items()}
         else:
             truncated = {g: np.zeros(r.shape, dtype=bool) for g, r in rewards.items()}
+        own_truncation = self._truncated()
+        if own_truncation is not None:
+            truncated = {g: truncated[g] | own_truncation[g] for g in truncated}
         done = time_up  # a fresh array, owned by info
-        if np.count_nonzero(done) < n and any(np.count_nonzero(term) for term in terminated.values()):
-            all_terminated = np.ones(n, dtype=bool)
-            for term in terminated.values():
-                all_terminated &= term.all(axis=1)
-            done |= all_terminated
+        if np.count_nonzero(done) < n and any(np.count_nonzero(term) for term in terminated.values()) \
+                or own_truncation is not None:
+            all_ended = np.ones(n, dtype=bool)
+            for g, term in terminated.items():
+                all_ended &= (term | truncated[g]).all(axis=1)
+            done |= all_ended
 
         for g, r in rewards.items():
             self._returns[g] += r
@@ -305,6 +314,11 @@ class MultiAgentEnv:
         raise NotImplementedError
 
     def _action_mask(self) -> dict[str, np.ndarray] | None:
+        return None
+
+    def _truncated(self) -> dict[str, np.ndarray] | None:
+        """Per-agent truncation the env decides itself, besides ``max_steps`` (e.g. a wrapped env's own time
+        limit); called right after ``_step_dynamics``. ``None``: only ``max_steps`` truncates."""
         return None
 
     def _active(self) -> dict[str, np.ndarray] | None:

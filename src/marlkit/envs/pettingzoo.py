@@ -315,12 +315,6 @@ class PettingZooEnv(MultiAgentEnv):
         finally:
             self._reset_seed = self._reset_options = None
 
-    def step(self, actions: Mapping[str, Any]):
-        # The base class ends a copy when every agent is "terminated"; _step_dynamics hands it terminated-or-truncated
-        # and keeps PettingZoo's own split, which is what the caller gets.
-        obs, rewards, _, _, info = super().step(actions)
-        return obs, rewards, self._term_out, self._trunc_out, info
-
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -370,10 +364,10 @@ class PettingZooEnv(MultiAgentEnv):
                     self._alive[g][c, i] = False
                     if g in self._masks:
                         self._masks[g][c, i] = True
-        self._term_out = {g: t.copy() for g, t in self._term.items()}
-        self._trunc_out = {g: t.copy() for g, t in self._trunc.items()}
-        done = {g: self._term[g] | self._trunc[g] for g in self.groups}
-        return rewards, done, {}
+        return rewards, {g: t.copy() for g, t in self._term.items()}, {}
+
+    def _truncated(self) -> dict[str, np.ndarray]:
+        return {g: t.copy() for g, t in self._trunc.items()}
 
     def _observe(self) -> Obs:
         return {g: o.copy() for g, o in self._obs.items()}

@@ -327,7 +327,9 @@ class World:
             x += y
         else:
             x = np.logaddexp(0.0, x)
-        # F_i = contact_force * k * softplus * (p_i - p_j) / d, and p_i - p_j = -rel[i, j]
+        # F_i = contact_force * k * softplus * (p_i - p_j) / d, and p_i - p_j = -rel[i, j]. Two bodies at exactly
+        # the same point (pressed into one corner by the walls of pursuit) have no direction: force 0, not NaN.
+        np.maximum(d, 1e-12, out=d)
         x /= d
         x *= -self.contact_force * self.contact_margin
         rel = self.data.take(self._contact_rel_rows, axis=0).reshape(2, R, D, E)
