@@ -51,8 +51,8 @@ def all_checkpoints_load(folder: Path) -> list[int]:
 def test_killed_mid_run_and_mid_checkpoint_write_then_resumed(tmp_path):
     run = tmp_path / "killed"
     folder = run / "checkpoints"
-    proc = start(["ippo", "climbing-v0", "--steps", "10000", "--out", str(tmp_path), "--name", "killed",
-                  "--no-progress", "--set", "experiment.checkpoint_every=1000", "experiment.log_every=400",
+    proc = start(["ippo", "climbing-v0", "--steps", "10000", "--num-envs", "8", "--out", str(tmp_path),
+                  "--name", "killed", "--no-progress", "--set", "experiment.checkpoint_every=1000", "experiment.log_every=400",
                   "experiment.eval_every=0", "experiment.eval_episodes=8", "experiment.gif=false", "algo.epochs=2"])
     # 1. SIGKILL in the middle of training, once two checkpoints exist
     wait_for(proc, lambda: len(ckpt.list_checkpoints(folder)) >= 2)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from marlkit.errors import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,7 @@ def list_algos() -> list[str]:
 def algo_spec(name: str) -> AlgoSpec:
     if name in _ALGOS:
         return _ALGOS[name]
-    near = difflib.get_close_matches(name, list(_ALGOS), n=2, cutoff=0.4)
-    hint = f"; did you mean {' or '.join(map(repr, near))}?" if near else ""
+    hint = did_you_mean(name, _ALGOS, n=2, cutoff=0.4)
     raise KeyError(f"unknown algorithm {name!r}{hint} (registered: {', '.join(list_algos())})")
 
 

@@ -6,13 +6,13 @@ Ids carry a version (``spread-v0``); bump it when dynamics or rewards change. Co
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from marlkit.envs.base import MultiAgentEnv
+from marlkit.errors import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,7 @@ def spec(env_id: str) -> EnvSpec:
     """The spec of a registered id; an unknown id raises an error naming the nearest ids."""
     if env_id in _REGISTRY:
         return _REGISTRY[env_id]
-    near = difflib.get_close_matches(env_id, list(_REGISTRY), n=3, cutoff=0.4)
-    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    hint = did_you_mean(env_id, _REGISTRY, n=3, cutoff=0.4)
     raise KeyError(f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())})")
 
 
@@ -68,9 +67,8 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any)
         allowed = [n for n in params if n not in ("self", "num_envs", "seed")]
         for key in kwargs:
             if key not in params or key in ("num_envs", "seed"):
-                near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-                hint = f"; did you mean {near[0]!r}?" if near else ""
-                raise TypeError(f"{env_id} has no option {key!r}{hint} (options: {', '.join(allowed) or 'none'})")
+                raise TypeError(f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
+                                f"(options: {', '.join(allowed) or 'none'})")
     return ctor(num_envs=num_envs, seed=seed, **{**s.kwargs, **kwargs})
 
 

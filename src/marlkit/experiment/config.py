@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import difflib
 import functools
 import inspect
 import re
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 import yaml
+
+from marlkit.errors import did_you_mean
 
 C = TypeVar("C")
 
@@ -134,8 +135,7 @@ def _nested(parts: list[str], value: Any) -> dict[str, Any]:
 
 
 def _unknown(key: str, allowed: list[str], where: str) -> str:
-    near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
-    hint = f"; did you mean '{where}{near[0]}'?" if near else ""
+    hint = did_you_mean(key, allowed, show=lambda k: f"'{where}{k}'")
     return f"unknown config key '{where}{key}'{hint} (valid keys: {', '.join(allowed)})"
 
 

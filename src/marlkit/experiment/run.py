@@ -20,15 +20,18 @@ A run directory holds everything needed to evaluate, render, plot or resume the 
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import importlib
+import importlib.util
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
 
+from marlkit.errors import did_you_mean
 from marlkit.experiment.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
 
 
@@ -37,9 +40,10 @@ class EnvConfig:
     """Which environment to train on and how many copies to step at once."""
 
     id: str
-    """Registered environment id, e.g. spread-v0 (see `marlkit envs`)."""
-    num_envs: int = 8
-    """Copies stepped at once while collecting."""
+    """Registered environment id, e.g. spread-v0 (see `marlkit envs`), or pz:MODULE for a PettingZoo env through
+    from_pettingzoo, e.g. pz:simple_spread_v3 (kwargs go to its parallel_env)."""
+    num_envs: int = 128
+    """Copies stepped at once while collecting (128 as the MAPPO paper's rollout threads for MPE)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Options passed to the environment constructor, e.g. {k: -50} for penalty-v0."""
     eval_num_envs: int | None = None
@@ -48,13 +52,37 @@ class EnvConfig:
     def __post_init__(self) -> None:
         from marlkit.envs.registry import spec
 
-        try:
-            spec(self.id)
-        except KeyError as e:
-            raise ConfigError(f"env.id: {e.args[0]}") from None
+        if self.id.startswith(PETTINGZOO_PREFIX):
+            pettingzoo_module(self.id)
+        else:
+            try:
+                spec(self.id)
+            except KeyError as e:
+                raise ConfigError(f"env.id: {e.args[0]}") from None
         check(self.num_envs >= 1, "env.num_envs", "an integer >= 1", self.num_envs)
         check(self.eval_num_envs is None or self.eval_num_envs >= 1, "env.eval_num_envs",
               "an integer >= 1, or null for the default", self.eval_num_envs)
+
+
+#: An env id ``pz:MODULE`` names a PettingZoo env module, trained on through ``marlkit.envs.from_pettingzoo``.
+PETTINGZOO_PREFIX = "pz:"
+#: Packages searched, in order, for a bare ``pz:NAME`` (``pz:simple_spread_v3`` is ``mpe2.simple_spread_v3``).
+PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic", "pettingzoo.atari")
+
+
+def pettingzoo_module(env_id: str) -> ModuleType:
+    """The PettingZoo env module of ``pz:NAME`` (searched in ``PETTINGZOO_PACKAGES``) or ``pz:package.NAME``."""
+    name = env_id[len(PETTINGZOO_PREFIX):]
+    candidates = [name] if "." in name else [f"{p}.{name}" for p in PETTINGZOO_PACKAGES]
+    for module in candidates:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:  # the parent package is not installed (or lacks its own dependencies)
+            found = False
+        if found:
+            return importlib.import_module(module)
+    raise ConfigError(f"env.id = {env_id!r}: no PettingZoo env module {' or '.join(candidates)} is installed "
+                      f"(write pz:NAME, e.g. pz:simple_spread_v3, or pz:package.NAME)")
 
 
 @dataclass(frozen=True)
@@ -205,8 +233,8 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
             raise ConfigError(f"{name!r} is a field of {' and '.join(sections)}; say which, e.g. {sections[0]}.{name}")
         if not sections:
             known = [f"{s}.{f.name}" for s, obj in parts for f in dataclasses.fields(obj)]
-            near = difflib.get_close_matches(name, [k.split(".", 1)[1] for k in known], n=1, cutoff=0.5)
-            hint = f"; did you mean {next(k for k in known if k.endswith('.' + near[0]))!r}?" if near else ""
+            section_of = {k.split(".", 1)[1]: k for k in known}
+            hint = did_you_mean(name, section_of, show=lambda k: repr(section_of[k]))
             raise ConfigError(f"unknown config key {name!r}{hint}")
         cfg = set_path(cfg, f"{sections[0]}.{name}", value)
     for assignment in sets:
@@ -232,7 +260,8 @@ MEDIA_DIR = "media"
 
 
 def default_run_name(cfg: RunConfig) -> str:
-    return f"{cfg.algorithm}_{cfg.env.id}_s{cfg.experiment.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
+    env = cfg.env.id.replace(":", "-")  # pz:simple_spread_v3: no colon in folder names
+    return f"{cfg.algorithm}_{env}_s{cfg.experiment.seed}_{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def new_run_dir(cfg: RunConfig) -> Path:

@@ -19,6 +19,7 @@ numbers. (An uninterrupted run does not reset at checkpoints, so it is not bit-i
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -81,10 +82,18 @@ def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
 
 
 def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None) -> Any:
+    """``num_envs`` copies of the run's env: a registered id, or ``pz:MODULE`` through ``from_pettingzoo``."""
     import marlkit
     from marlkit.experiment.config import ConfigError
+    from marlkit.experiment.run import PETTINGZOO_PREFIX, pettingzoo_module
 
     try:
+        if cfg.env.id.startswith(PETTINGZOO_PREFIX):
+            from marlkit.envs.pettingzoo import from_pettingzoo
+
+            module = pettingzoo_module(cfg.env.id)
+            factory = getattr(module, "parallel_env", None) or module.env
+            return from_pettingzoo(functools.partial(factory, **cfg.env.kwargs), num_envs=num_envs, seed=seed)
         return marlkit.make(cfg.env.id, num_envs=num_envs, seed=seed, **cfg.env.kwargs)
     except (TypeError, ValueError) as e:  # an option the env does not have, or a value it rejects
         if not cfg.env.kwargs:
@@ -176,6 +185,8 @@ class Runner:
         while self.env_steps < exp.steps:
             t0 = time.perf_counter()
             rollout, stats = self.collector.collect()
+            if hasattr(self.algo, "set_progress"):  # optional hook: schedules over the run's budget
+                self.algo.set_progress(self.env_steps / exp.steps)
             metrics = self.algo.update(rollout)
             before = self.env_steps
             self.env_steps += self.collector.steps * self.env.num_envs
