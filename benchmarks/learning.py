@@ -1,0 +1,197 @@
+"""Learning benchmark: train an algorithm on an env for K seeds, evaluate each final policy greedily, compare with random.
+
+    python benchmarks/learning.py --algo mappo --env pursuit-v0 --steps 2000000 --seeds 3 \
+        --json benchmarks/results/learning_mappo_pursuit.json
+
+Every seed is a normal ``marlkit`` run (``experiment.seed = seed0 + k``; its run directory under ``--out``), trained
+through the same runner as ``marlkit train`` and evaluated by the runner's final greedy evaluation (``--episodes``
+episodes on the evaluation env, seeded from the run's seed). A uniformly random policy is evaluated on exactly the
+same evaluation episodes (same env, copies and reset seed) and recorded as ``algo = "random"``.
+
+``--env pz:simple_spread_v3`` trains on mpe2's own ``simple_spread_v3.parallel_env()`` through
+``marlkit.envs.from_pettingzoo`` (``--num-envs`` Python copies); any ``pz:MODULE`` works the same way.
+
+Records (one per seed and algorithm, flat): ``algo, env, seed, env_steps, eval_return_mean`` (mean per-agent
+episode return, the MPE convention), ``eval_return_std`` (over episodes), ``eval_episodes``, ``wall_s`` (training,
+without the final evaluation), ``env_steps_per_s`` (end to end, periodic evaluations included), the env's task
+metrics averaged per episode (``capture_rate``, ``collisions_per_episode``, ``occupied_landmarks``, ...), and
+``num_envs`` and the ``--set`` overrides, and the machine's load while training (``load_avg_1min``, sampled at every
+log and evaluation, and ``cpu_per_wall``, this process's CPU time over wall time: well below 1 means it waited for
+a core, so wall times are only comparable at similar load). The document also holds ``command``, the resolved ``config`` of the first
+seed and each seed's evaluation ``curves`` (env-steps, greedy return and task metrics at every periodic evaluation).
+Runs go one after another unless ``--parallel 2``; every process uses one torch thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported; every run also sets one torch thread
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import print_table, write_json  # noqa: E402
+
+#: Task metrics (``info["episode_metrics"]``, per episode) under the names the records use; others keep their name.
+METRIC_NAMES = {"capture": "capture_rate", "collisions": "collisions_per_episode"}
+
+
+class RandomPolicy:
+    """Uniformly random valid actions (the collector's ``Policy`` protocol), from its own seeded generator."""
+
+    extras_spec: dict[str, dict[str, tuple[int, ...]]] = {}
+    uses_state = False
+
+    def __init__(self, env: Any, seed: int) -> None:
+        self.env, self.rng = env, np.random.default_rng(seed)
+
+    def act(self, obs: dict, state: Any, info: dict, explore: bool = True) -> tuple[dict, dict]:
+        from marlkit.envs import sample_actions
+
+        return sample_actions(self.env, info.get("action_mask"), self.rng), {}
+
+
+class CurveRecorder:
+    """Runner callback keeping every periodic evaluation (``env_steps`` and the ``eval/`` keys) and the load average."""
+
+    def __init__(self) -> None:
+        self.points: list[dict[str, float]] = []
+        self.load: list[float] = []
+
+    def on_log(self, runner: Any, row: dict[str, float]) -> None:
+        self.load.append(os.getloadavg()[0])
+
+    def on_eval(self, runner: Any, results: dict[str, float]) -> None:
+        self.load.append(os.getloadavg()[0])
+        self.points.append({"env_steps": runner.env_steps, **{k.removeprefix("eval/"): v for k, v in results.items()}})
+
+
+def _record(algo: str, env: str, seed: int, env_steps: int, report: dict[str, Any]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"algo": algo, "env": env, "seed": seed, "env_steps": env_steps,
+                           "eval_return_mean": report["episode_return"]["mean"],
+                           "eval_return_std": report["episode_return"]["std"], "eval_episodes": report["episodes"],
+                           "eval_length_mean": report["episode_length"]["mean"]}
+    for k, v in report["metrics"].items():
+        rec[METRIC_NAMES.get(k, k)] = v["mean"]
+    return rec
+
+
+def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]], list[dict[str, float]], dict]:
+    """Train one seed and evaluate it and the random policy on the same episodes; returns records, curve, config."""
+    import torch
+
+    torch.set_num_threads(1)
+    from marlkit.collect import evaluate
+    from marlkit.experiment.run import make_run_config
+    from marlkit.experiment.runner import Runner, derive_seeds, eval_report, eval_num_envs, make_env
+
+    fields = dict(steps=args.steps, seed=seed, num_envs=args.num_envs, eval_episodes=args.episodes,
+                  eval_every=args.eval_every if args.eval_every is not None else max(args.steps // 10, 1),
+                  log_every=max(args.steps // 20, 1), checkpoint_every=0, gif=False, progress=args.progress,
+                  torch_threads=1, out=args.out)
+    cfg = make_run_config(args.algo, args.env, sets=args.set, **fields)
+    curve = CurveRecorder()
+    start, cpu = time.perf_counter(), time.process_time()
+    runner = Runner(cfg, callbacks=[curve])
+    result = runner.run()
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu
+    train_s = float(result.metrics.get("perf/wall_s", total))
+    rec = _record(args.algo, args.env, seed, result.env_steps, result.eval)
+    rec.update(wall_s=train_s, env_steps_per_s=result.env_steps / train_s, total_wall_s=total,
+               cpu_per_wall=cpu / total, load_avg_1min=float(np.mean(curve.load)) if curve.load else None,
+               num_envs=cfg.env.num_envs, sets=" ".join(args.set), run_dir=str(result.run_dir))
+    records = [rec]
+    if not args.no_random:  # the same evaluation env, copies and reset seed as the runner's final evaluation
+        env = make_env(cfg, eval_num_envs(cfg))
+        eval_seed = derive_seeds(seed)["eval"]
+        stats = evaluate(env, RandomPolicy(env, seed), cfg.experiment.eval_episodes, seed=eval_seed)
+        records.append(_record("random", args.env, seed, 0, eval_report(env, stats, 0, eval_seed)))
+    return records, curve.points, cfg.to_dict()
+
+
+def _work(item: tuple[argparse.Namespace, int]):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    return run_seed(*item)
+
+
+def summary(records: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+    """One row per algorithm: mean ± std across seeds of every key."""
+    rows = []
+    for algo in dict.fromkeys(r["algo"] for r in records):
+        rs = [r for r in records if r["algo"] == algo]
+        row: dict[str, Any] = {"algo": algo, "env": rs[0]["env"], "seed": f"mean ± std ({len(rs)})"}
+        for k in keys:
+            v = [r[k] for r in rs if r.get(k) is not None]
+            if v:
+                row[k] = f"{_num(np.mean(v))} ± {_num(np.std(v))}" if len(v) > 1 else _num(v[0])
+        rows.append(row)
+    return rows
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--algo", required=True, help="registered algorithm (marlkit algos), e.g. mappo")
+    p.add_argument("--env", required=True, help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
+    p.add_argument("--steps", type=int, required=True, help="env-steps of training per seed")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    p.add_argument("--seed0", type=int, default=0, help="first seed; seeds are seed0 .. seed0+K-1 (default 0)")
+    p.add_argument("--num-envs", type=int, default=None, help="copies stepped at once while training")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override, e.g. algo.lr=3e-4 (repeatable)")
+    p.add_argument("--episodes", type=int, default=200, help="greedy evaluation episodes per seed (default 200)")
+    p.add_argument("--eval-every", type=int, default=None, help="periodic evaluation (default steps/10; 0 = none)")
+    p.add_argument("--parallel", type=int, default=1, choices=(1, 2), help="seeds trained at once (default 1)")
+    p.add_argument("--no-random", action="store_true", help="skip the random-policy baseline")
+    p.add_argument("--out", default="runs/learning", help="folder of the run directories (default runs/learning)")
+    p.add_argument("--progress", action="store_true", help="live progress bar on a terminal")
+    p.add_argument("--json", help="write the records here")
+    args = p.parse_args(argv)
+    if args.episodes < 200:
+        print(f"note: {args.episodes} evaluation episodes (the benchmark's standard is >= 200)", file=sys.stderr)
+
+    seeds = list(range(args.seed0, args.seed0 + args.seeds))
+    start = time.perf_counter()
+    if args.parallel > 1 and len(seeds) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(args.parallel) as pool:
+            results = pool.map(_work, [(args, s) for s in seeds])
+    else:
+        results = [run_seed(args, s) for s in seeds]
+    elapsed = time.perf_counter() - start
+
+    records = [r for recs, _, _ in results for r in recs]
+    records.sort(key=lambda r: (r["algo"] == "random", r["seed"]))
+    metric_keys = [k for k in dict.fromkeys(k for r in records for k in r)
+                   if k in METRIC_NAMES.values() or k in ("occupied_landmarks",)]
+    keys = ["eval_return_mean", *metric_keys, "wall_s", "env_steps_per_s"]
+    columns = ["algo", "seed", "env_steps", *keys]
+    print_table(f"{args.algo} on {args.env}: {args.steps:,} env-steps, {args.episodes} greedy eval episodes per seed "
+                f"(total {elapsed:,.0f} s)", records + summary(records, keys), columns)
+
+    if args.json:
+        import json
+
+        doc = write_json("learning", records, None, packages=("torch", "pettingzoo", "mpe2"))
+        doc["command"] = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+        doc["config"] = results[0][2]
+        doc["curves"] = {str(s): curve for s, (_, curve, _) in zip(seeds, results)}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
