@@ -1,4 +1,5 @@
-"""Learning benchmark: train an algorithm on an env for K seeds, evaluate each final policy greedily, compare with random.
+"""Learning benchmark: train an algorithm on an env for K seeds, evaluate each final policy greedily, and compare
+with a random policy.
 
     python benchmarks/learning.py --algo mappo --env pursuit-v0 --steps 2000000 --seeds 3 \
         --json benchmarks/results/learning_mappo_pursuit.json
@@ -13,12 +14,13 @@ same evaluation episodes (same env, copies and reset seed) and recorded as ``alg
 
 Records (one per seed and algorithm, flat): ``algo, env, seed, env_steps, eval_return_mean`` (mean per-agent
 episode return, the MPE convention), ``eval_return_std`` (over episodes), ``eval_episodes``, ``wall_s`` (training,
-without the final evaluation), ``env_steps_per_s`` (end to end, periodic evaluations included), the env's task
-metrics averaged per episode (``capture_rate``, ``collisions_per_episode``, ``occupied_landmarks``, ...), and
-``num_envs`` and the ``--set`` overrides, and the machine's load while training (``load_avg_1min``, sampled at every
-log and evaluation, and ``cpu_per_wall``, this process's CPU time over wall time: well below 1 means it waited for
-a core, so wall times are only comparable at similar load). The document also holds ``command``, the resolved ``config`` of the first
-seed and each seed's evaluation ``curves`` (env-steps, greedy return and task metrics at every periodic evaluation).
+periodic evaluations included, the final one not), ``env_steps_per_s`` (``env_steps / wall_s``), the env's task
+metrics averaged per episode (``capture_rate``, ``collisions_per_episode``, ``occupied_landmarks``, ...),
+``num_envs``, the ``--set`` overrides, and the machine's load while training: ``load_avg_1min`` (sampled at every
+log and evaluation) and ``cpu_per_wall`` (this process's CPU time over wall time; well below 1 means it waited for
+a core, so wall times compare only at similar load). The document also holds ``command``, ``summary`` (per
+algorithm and key: mean and sample std across seeds), the resolved ``config`` of the first seed and every seed's
+evaluation ``curves`` (env-steps, greedy return and task metrics at every periodic evaluation).
 Runs go one after another unless ``--parallel 2``; every process uses one torch thread.
 """
 
@@ -120,17 +122,27 @@ def _work(item: tuple[argparse.Namespace, int]):
     return run_seed(*item)
 
 
-def summary(records: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
-    """One row per algorithm: mean ± std across seeds of every key."""
-    rows = []
+def summary(records: list[dict[str, Any]], keys: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per algorithm and key: mean and sample standard deviation (ddof=1; 0 for one seed) across seeds."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for algo in dict.fromkeys(r["algo"] for r in records):
         rs = [r for r in records if r["algo"] == algo]
-        row: dict[str, Any] = {"algo": algo, "env": rs[0]["env"], "seed": f"mean ± std ({len(rs)})"}
+        out[algo] = {}
         for k in keys:
             v = [r[k] for r in rs if r.get(k) is not None]
             if v:
-                row[k] = f"{_num(np.mean(v))} ± {_num(np.std(v))}" if len(v) > 1 else _num(v[0])
-        rows.append(row)
+                out[algo][k] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                                "seeds": len(v)}
+    return out
+
+
+def summary_rows(stats: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """The summary as printable table rows (``mean ± std``)."""
+    rows = []
+    for algo, by_key in stats.items():
+        n = max((v["seeds"] for v in by_key.values()), default=0)
+        rows.append({"algo": algo, "seed": f"mean ± std ({n})",
+                     **{k: f"{_num(v['mean'])} ± {_num(v['std'])}" for k, v in by_key.items()}})
     return rows
 
 
@@ -139,10 +151,11 @@ def _num(x: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", required=True, help="registered algorithm (marlkit algos), e.g. mappo")
-    p.add_argument("--env", required=True, help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
+    p.add_argument("--env", required=True,
+                   help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
     p.add_argument("--steps", type=int, required=True, help="env-steps of training per seed")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     p.add_argument("--seed0", type=int, default=0, help="first seed; seeds are seed0 .. seed0+K-1 (default 0)")
@@ -177,14 +190,16 @@ def main(argv: list[str] | None = None) -> int:
                    if k in METRIC_NAMES.values() or k in ("occupied_landmarks",)]
     keys = ["eval_return_mean", *metric_keys, "wall_s", "env_steps_per_s"]
     columns = ["algo", "seed", "env_steps", *keys]
+    stats = summary(records, keys)
     print_table(f"{args.algo} on {args.env}: {args.steps:,} env-steps, {args.episodes} greedy eval episodes per seed "
-                f"(total {elapsed:,.0f} s)", records + summary(records, keys), columns)
+                f"(total {elapsed:,.0f} s)", records + summary_rows(stats), columns)
 
     if args.json:
         import json
 
         doc = write_json("learning", records, None, packages=("torch", "pettingzoo", "mpe2"))
         doc["command"] = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+        doc["summary"] = stats
         doc["config"] = results[0][2]
         doc["curves"] = {str(s): curve for s, (_, curve, _) in zip(seeds, results)}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

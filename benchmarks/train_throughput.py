@@ -97,7 +97,9 @@ def marlkit_setup(algo: str, seed: int = 0) -> tuple[Any, Any]:
 
 def run_marlkit(algo: str, update_threads: int, seconds: float, profile: bool) -> dict[str, Any]:
     import torch
+    from threadpoolctl import threadpool_limits
 
+    threadpool_limits(1, user_api="blas")  # acting runs in NumPy on 48 rows: one BLAS thread (the runner does so too)
     learner, collector = marlkit_setup(algo)
     timers = {"env_step": 0.0, "act": 0.0}
     if profile:  # wrap the two calls the collector makes per step; everything else in collect() is bookkeeping

@@ -92,6 +92,9 @@ class PPOConfig:
         check(all(h >= 1 for h in self.hidden), "algo.hidden", "positive layer sizes", self.hidden)
 
 
+_LOSS_STATS = ("loss/policy", "loss/value", "loss/entropy", "loss/approx_kl", "loss/clip_fraction")
+
+
 class _GroupNets(nn.Module):
     """Actor and critic of one group."""
 
@@ -107,14 +110,15 @@ class _GroupNets(nn.Module):
         n_models = None if cfg.share_parameters else n_agents
         extra = n_agents if self.ids else 0
         out = self.act_dim = action_space.n if self.discrete else int(np.prod(action_space.shape))
-        act = nn.ReLU if cfg.activation == "relu" else nn.Tanh
-        self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, act, out_gain=0.01)
-        self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, act, out_gain=1.0)
+        self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, cfg.activation, out_gain=0.01)
+        self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
-            self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32))
-            self.register_buffer("high", torch.as_tensor(action_space.high, dtype=torch.float32))
         self.register_buffer("eye", torch.eye(n_agents))
+        self.eye_np = np.eye(n_agents, dtype=np.float32)
+        if not self.discrete:
+            self.low_np = action_space.low.astype(np.float32)
+            self.high_np = action_space.high.astype(np.float32)
 
     def with_id(self, x: torch.Tensor) -> torch.Tensor:
         """Append the one-hot agent index to inputs shaped ``(..., n_agents, d)``."""
@@ -138,6 +142,28 @@ class _GroupNets(nn.Module):
         std = self.log_std.exp()
         logp = (-0.5 * ((actions - params) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
         return logp, (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(logp.shape) if entropy else None
+
+    def act_numpy(self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
+                  explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
+        if self.ids:
+            obs = np.concatenate([obs, np.broadcast_to(self.eye_np, (*obs.shape[:-2], *self.eye_np.shape))], -1)
+        params = self.actor.forward_numpy(obs)
+        if self.discrete:
+            if mask is not None:
+                params = np.where(mask, params, np.float32(-1e9))
+            if explore:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
+                a = (params + rng.gumbel(size=params.shape)).argmax(-1)
+            else:
+                a = params.argmax(-1)
+            z = params - params.max(-1, keepdims=True)
+            logp = np.take_along_axis(z, a[..., None], -1)[..., 0] - np.log(np.exp(z).sum(-1))
+            return a, {"logp": logp}
+        log_std = self.log_std.detach().numpy()
+        std = np.exp(log_std)
+        a = params + std * rng.standard_normal(params.shape, dtype=np.float32) if explore else params
+        logp = (-0.5 * ((a - params) / std) ** 2 - log_std - np.float32(0.5 * np.log(2 * np.pi))).sum(-1)
+        return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
 
     def value(self, critic_in: torch.Tensor) -> torch.Tensor:
         """V of every agent, ``(..., n_agents)``, from ``(..., n_agents, d)`` (``(..., d)`` if ``value_per_copy``)."""
@@ -167,8 +193,9 @@ class PPO(nn.Module):
             g: {"logp": ()} if net.discrete else {"logp": (), "raw_action": (net.act_dim,)}
             for g, net in self.nets.items()}
         # foreach: one multi-tensor kernel per Adam step instead of a loop over parameters (bit-identical results)
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, eps=1e-5, foreach=True)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
+        self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
+        self.rng = np.random.default_rng(seed)  # action sampling
 
     # ------------------------------------------------------------------------------------------------ acting
     def _critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
@@ -183,28 +210,13 @@ class PPO(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        # Acting runs the actor in NumPy on the parameters' own memory (MLP.forward_numpy): on a few dozen agents
+        # per step torch's per-op dispatch costs more than the arithmetic. The update recomputes log-probabilities
+        # in torch from the same parameters, so the PPO ratio starts at 1 (to float32 rounding).
         masks = info.get("action_mask")
         actions, extras = {}, {}
         for g, net in self.nets.items():
-            o = torch.from_numpy(obs[g])
-            mask = None if masks is None else torch.from_numpy(masks[g])
-            params = net.dist_params(o, mask)
-            if net.discrete:
-                if explore:  # Gumbel-max sampling with our own generator keeps runs reproducible and resumable
-                    u = torch.rand(params.shape, generator=self.generator).clamp_(1e-20, 1.0)
-                    a = (params - torch.log(-torch.log(u))).argmax(-1)
-                else:
-                    a = params.argmax(-1)
-                env_action = a.numpy()
-            else:
-                noise = torch.randn(params.shape, generator=self.generator) if explore else 0.0
-                a = params + net.log_std.exp() * noise
-                env_action = torch.maximum(torch.minimum(a, net.high), net.low).numpy()
-            logp, _ = net.log_prob_entropy(params, a, entropy=False)
-            extras[g] = {"logp": logp.numpy()}
-            if not net.discrete:
-                extras[g]["raw_action"] = a.numpy()
-            actions[g] = env_action
+            actions[g], extras[g] = net.act_numpy(obs[g], None if masks is None else masks[g], self.rng, explore)
         return actions, extras
 
     # ----------------------------------------------------------------------------------------------- learning
@@ -217,7 +229,8 @@ class PPO(nn.Module):
     def update(self, batch: Rollout) -> dict[str, float]:
         cfg = self.config
         samples = {g: self._prepare(g, batch) for g in self.nets}
-        metrics: dict[str, list[float]] = {}
+        stats: list[torch.Tensor] = []  # one row of loss statistics per group and minibatch, synced once at the end
+        grad_norms: list[torch.Tensor] = []
         for _ in range(cfg.epochs):
             # Shuffle once per epoch (one gather per tensor); the minibatches are then contiguous slices of it.
             shuffled = {}
@@ -229,16 +242,15 @@ class PPO(nn.Module):
                 for g, s in shuffled.items():
                     n = s["adv"].shape[0]
                     part = slice(m * n // cfg.minibatches, (m + 1) * n // cfg.minibatches)
-                    group_loss, stats = self._loss(g, {k: v[part] for k, v in s.items()})
+                    group_loss, group_stats = self._loss(g, {k: v[part] for k, v in s.items()})
                     loss = loss + group_loss
-                    for k, v in stats.items():
-                        metrics.setdefault(k, []).append(v)
+                    stats.append(group_stats)
                 self.optimizer.zero_grad()
                 loss.backward()
-                grad_norm = nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm, foreach=True)
+                grad_norms.append(nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm, foreach=True))
                 self.optimizer.step()
-                metrics.setdefault("loss/grad_norm", []).append(float(grad_norm))
-        return {k: float(np.mean(v)) for k, v in metrics.items()}
+        means = torch.stack(stats).mean(0).tolist()
+        return {**dict(zip(_LOSS_STATS, means)), "loss/grad_norm": float(torch.stack(grad_norms).mean())}
 
     @torch.no_grad()
     def _prepare(self, g: str, batch: Rollout) -> dict[str, torch.Tensor]:
@@ -269,7 +281,7 @@ class PPO(nn.Module):
         # One sample per (step, copy); the agents of a copy stay together so the batched per-agent networks apply.
         return {k: v.reshape(-1, *v.shape[2:]) for k, v in s.items()}
 
-    def _loss(self, g: str, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+    def _loss(self, g: str, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, net = self.config, self.nets[g]
         params = net.dist_params(s["obs"], s.get("mask"))
         logp, entropy = net.log_prob_entropy(params, s["actions"])
@@ -293,9 +305,8 @@ class PPO(nn.Module):
             change = ratio - 1
             approx_kl = ((change - log_ratio) * active).sum() / count  # Schulman's k3 estimator
             clip_frac = ((change.abs() > cfg.clip).float() * active).sum() / count
-            stats = torch.stack([policy_loss, value_loss, entropy_mean, approx_kl, clip_frac]).tolist()  # one sync
-        return loss, dict(zip(("loss/policy", "loss/value", "loss/entropy", "loss/approx_kl", "loss/clip_fraction"),
-                              stats))
+            stats = torch.stack([policy_loss, value_loss, entropy_mean, approx_kl, clip_frac])  # in _LOSS_STATS order
+        return loss, stats
 
     def _value_error(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.config.huber_delta > 0:
@@ -305,9 +316,10 @@ class PPO(nn.Module):
     # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "rng": self.rng.bit_generator.state}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        self.rng.bit_generator.state = state["rng"]

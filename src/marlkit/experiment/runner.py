@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import threadpoolctl
 import torch
 
 from marlkit.collect import Collector, evaluate
@@ -36,6 +37,13 @@ from marlkit.experiment import checkpoint as ckpt
 from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR, RunConfig, RunResult, new_run_dir
 
 FINAL_GIF = "final.gif"
+
+
+def set_threads(n: int) -> None:
+    """Use ``n`` threads in torch and in NumPy's BLAS. The policy acts through NumPy on a few dozen rows, where a
+    second BLAS thread only adds synchronisation (and on a shared 2-core machine, oversubscription)."""
+    torch.set_num_threads(n)
+    threadpoolctl.threadpool_limits(n, user_api="blas")
 
 
 class Callback:
@@ -127,7 +135,7 @@ class Runner:
         self._start = time.perf_counter()
 
         exp = config.experiment
-        torch.set_num_threads(exp.torch_threads)
+        set_threads(exp.torch_threads)
         self.seeds = derive_seeds(exp.seed)
         random.seed(exp.seed)
         np.random.seed(exp.seed)
@@ -378,7 +386,7 @@ def load_run(run_dir: str | Path, num_envs: int = 1,
     path = Path(checkpoint) if checkpoint else ckpt.latest(run_dir / CHECKPOINT_DIR)
     if path is None:
         raise FileNotFoundError(f"{run_dir} has no checkpoint in {CHECKPOINT_DIR}/ yet")
-    torch.set_num_threads(cfg.experiment.torch_threads)
+    set_threads(cfg.experiment.torch_threads)
     state = ckpt.load(path)
     env = make_env(cfg, num_envs)
     algo = build_algo(cfg, env, derive_seeds(cfg.experiment.seed)["algo"])

@@ -31,11 +31,11 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor
     not_term = 1.0 - terminated.to(rewards.dtype)
     not_done = 1.0 - (terminated | truncated).to(rewards.dtype)
     deltas = rewards + gamma * not_term * next_values - values
+    decay = (gamma * lam) * not_done
     advantages = torch.empty_like(rewards)
     running = torch.zeros_like(rewards[0])
-    for t in range(rewards.shape[0] - 1, -1, -1):
-        running = deltas[t] + gamma * lam * not_done[t] * running
-        advantages[t] = running
+    for t in range(rewards.shape[0] - 1, -1, -1):  # one fused op per step: the loop is over time, never over data
+        running = torch.addcmul(deltas[t], decay[t], running, out=advantages[t])
     return advantages, advantages + values
 
 
