@@ -22,6 +22,8 @@ class AlgoSpec:
     """Config values that make this name what it is (e.g. MAPPO = PPO with a centralised critic)."""
     action_spaces: tuple[str, ...] = ("Discrete", "Box")
     description: str = ""
+    tabular: bool = False
+    """Indexes observations in a table: trains only on envs with countable or ``finite_observations``."""
 
     def load(self) -> tuple[type, type]:
         out = []
@@ -56,8 +58,24 @@ def algo_spec(name: str) -> AlgoSpec:
 
 
 def supports(spec: AlgoSpec, env: Any) -> bool:
-    """Whether the algorithm handles every group's action space of ``env``."""
-    return all(type(env.group_action_space(g)).__name__ in spec.action_spaces for g in env.groups)
+    """Whether the algorithm can train on ``env``."""
+    return unsupported_reason(spec, env) is None
+
+
+def unsupported_reason(spec: AlgoSpec, env: Any) -> str | None:
+    """Why the algorithm cannot train on ``env`` (its action spaces, or a tabular learner's observations), or None."""
+    found = {g: type(env.group_action_space(g)).__name__ for g in env.groups}
+    if not all(name in spec.action_spaces for name in found.values()):
+        return f"{spec.name} supports {', '.join(spec.action_spaces)} actions; this env has {found}"
+    if spec.tabular and not getattr(env, "finite_observations", False):
+        from marlkit.algorithms.tabular import space_size
+
+        uncountable = {g: str(env.group_observation_space(g)) for g in env.groups
+                       if space_size(env.group_observation_space(g)) is None}
+        if uncountable:
+            return (f"{spec.name} keeps a table row per observation, but this env's observations are not countable "
+                    f"({uncountable}); use a function approximator such as iql, vdn, qmix, ippo or mappo")
+    return None
 
 
 # ------------------------------------------------------------------------------------ the registered algorithms
@@ -65,3 +83,9 @@ register_algo(AlgoSpec("ippo", "marlkit.algorithms.ppo:PPO", "marlkit.algorithms
                        {"centralised_critic": False}, description="independent PPO (de Witt et al. 2020)"))
 register_algo(AlgoSpec("mappo", "marlkit.algorithms.ppo:PPO", "marlkit.algorithms.ppo:PPOConfig",
                        {"centralised_critic": True}, description="PPO with a centralised critic on state() (Yu et al. 2022)"))
+register_algo(AlgoSpec("iql-tabular", "marlkit.algorithms.tabular:TabularQ", "marlkit.algorithms.tabular:TabularConfig",
+                       action_spaces=("Discrete",), tabular=True,
+                       description="independent tabular Q-learners (Watkins & Dayan 1992; Claus & Boutilier 1998)"))
+register_algo(AlgoSpec("jal", "marlkit.algorithms.tabular:JointActionLearner",
+                       "marlkit.algorithms.tabular:TabularConfig", action_spaces=("Discrete",), tabular=True,
+                       description="joint-action learners with opponent models (Claus & Boutilier 1998)"))

@@ -83,6 +83,9 @@ class MultiAgentEnv:
     state_space: spaces.Box
     #: Episode length in steps after which every agent is truncated (None: no time limit).
     max_steps: int | None = None
+    #: Observations take few enough distinct values for a table to index them (matrix games), even where the space
+    #: is a float Box; tabular learners train only on such envs or on countable spaces (Discrete, MultiDiscrete...).
+    finite_observations: ClassVar[bool] = False
 
     def __init__(self, num_envs: int = 1, seed: int | None = None) -> None:
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:

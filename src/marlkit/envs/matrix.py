@@ -56,6 +56,7 @@ class MatrixGame(MultiAgentEnv):
     """A two-player matrix game; ``payoffs[a0][a1]`` is a common payoff or a pair ``(r0, r1)``."""
 
     PLAYERS = ("player_0", "player_1")
+    finite_observations = True  # the last joint action and the step: (n_actions + 1)^2 * episode_length values
 
     def __init__(self, payoffs: Sequence, episode_length: int = 1, name: str = "matrix",
                  num_envs: int = 1, seed: int | None = None) -> None:

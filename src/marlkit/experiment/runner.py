@@ -79,12 +79,11 @@ def derive_seeds(seed: int) -> dict[str, int]:
 
 
 def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
-    from marlkit.algorithms.registry import algo_spec, supports
+    from marlkit.algorithms.registry import algo_spec, unsupported_reason
 
     spec = algo_spec(cfg.algorithm)
-    if not supports(spec, env):
-        spaces = {g: type(env.group_action_space(g)).__name__ for g in env.groups}
-        raise ValueError(f"{cfg.algorithm} supports {', '.join(spec.action_spaces)} actions; {cfg.env.id} has {spaces}")
+    if reason := unsupported_reason(spec, env):
+        raise ValueError(f"cannot train {cfg.algorithm} on {cfg.env.id}: {reason}")
     algo_cls, _ = spec.load()
     return algo_cls(env, cfg.algo, seed=seed)
 
