@@ -89,3 +89,9 @@ register_algo(AlgoSpec("iql-tabular", "marlkit.algorithms.tabular:TabularQ", "ma
 register_algo(AlgoSpec("jal", "marlkit.algorithms.tabular:JointActionLearner",
                        "marlkit.algorithms.tabular:TabularConfig", action_spaces=("Discrete",), tabular=True,
                        description="joint-action learners with opponent models (Claus & Boutilier 1998)"))
+register_algo(AlgoSpec("iql", "marlkit.algorithms.dqn:DQN", "marlkit.algorithms.dqn:DQNConfig",
+                       action_spaces=("Discrete",), description="independent deep Q-learning (Tampuu et al. 2017)"))
+register_algo(AlgoSpec("vdn", "marlkit.algorithms.vdn:VDN", "marlkit.algorithms.vdn:VDNConfig",
+                       action_spaces=("Discrete",), description="value-decomposition networks (Sunehag et al. 2018)"))
+register_algo(AlgoSpec("qmix", "marlkit.algorithms.qmix:QMIX", "marlkit.algorithms.qmix:QMIXConfig",
+                       action_spaces=("Discrete",), description="monotonic value mixing on state() (Rashid et al. 2018)"))

@@ -81,6 +81,8 @@ register("iterated-prisoners-dilemma-v0", "marlkit.envs.matrix:prisoners_dilemma
          description="Prisoner's dilemma repeated for 10 rounds (mixed)")
 register("stag-hunt-v0", "marlkit.envs.matrix:stag_hunt", description="Stag hunt (cooperative, risky)")
 register("matching-pennies-v0", "marlkit.envs.matrix:matching_pennies", description="Matching pennies (competitive)")
+register("two-step-v0", "marlkit.envs.two_step:TwoStepGame",
+         description="QMIX paper's two-step game: 8 needs a joint value VDN cannot represent (cooperative)")
 register("foraging-v0", "marlkit.envs.grid.foraging:Foraging",
          description="Level-based foraging, 8x8, 2 agents, 2 food (lbforaging rules; mixed)")
 register("foraging-coop-v0", "marlkit.envs.grid.foraging:Foraging", {"force_coop": True},

@@ -1,6 +1,8 @@
 """Small torch modules shared by the algorithms."""
 
+from marlkit.nn.mixers import QMixer, VDNMixer
 from marlkit.nn.mlp import MLP, Linear
 from marlkit.nn.normalize import RunningNorm
+from marlkit.nn.rnn import GRUNet
 
-__all__ = ["MLP", "Linear", "RunningNorm"]
+__all__ = ["GRUNet", "MLP", "Linear", "QMixer", "RunningNorm", "VDNMixer"]

@@ -1,0 +1,331 @@
+"""Independent deep Q-learning (IQL) — and the machinery VDN and QMIX reuse.
+
+Papers: Mnih et al. 2015, "Human-level control through deep reinforcement learning" (DQN: replay, target network,
+Huber loss, gradient clipping; Nature 518); Tan 1993, "Multi-Agent Reinforcement Learning: Independent vs.
+Cooperative Agents" (independent Q-learners, ICML); Tampuu et al. 2017, "Multiagent cooperation and competition with
+deep reinforcement learning" (independent DQN, https://arxiv.org/abs/1511.08779); van Hasselt et al. 2016, "Deep
+Reinforcement Learning with Double Q-learning" (https://arxiv.org/abs/1509.06461); Hessel et al. 2018, "Rainbow"
+(n-step returns, https://arxiv.org/abs/1710.02298); Hausknecht & Stone 2015, "Deep Recurrent Q-Learning for
+Partially Observable MDPs" (the GRU agent, https://arxiv.org/abs/1507.06527).
+
+Each group has one Q-network shared by its agents, told apart by a one-hot agent id (as in VDN's and QMIX's
+experiments). Acting is ε-greedy with ε decaying linearly over env-steps; masked actions are never chosen, not
+even at random. Every ``update`` puts the rollout into the replay (``marlkit.data.replay``) and, after a warm-up,
+takes ``gradient_steps`` steps on the TD error of sampled n-step transitions:
+
+    target = R^(n) + discount * Q_target(next_obs, argmax_a' Q(next_obs, a'))     (double DQN; the max is masked)
+
+where ``discount = gamma^m`` unless the episode *terminated* inside the window (0 then; truncation bootstraps).
+The target network is copied every ``target_update_every`` gradient steps, or tracks the online one with Polyak
+averaging when ``tau > 0``. With ``recurrent=True`` each agent is a GRU network trained on whole episodes.
+
+VDN and QMIX (``vdn.py``, ``qmix.py``) are this learner with a mixing network: the TD error is then taken on the
+team value ``Q_tot = mixer(Q_1..Q_n, state)`` against ``mean_i R_i^(n) + discount * mixer_target(Q_target..,
+next_state)`` (``_GroupTD.loss``); here, without a mixer, each agent has its own TD error.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from marlkit.data.replay import EpisodeReplay, TransitionReplay
+from marlkit.data.rollout import Rollout
+from marlkit.envs.base import MultiAgentEnv
+from marlkit.experiment.config import check
+from marlkit.nn import MLP, GRUNet
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Hyper-parameters of IQL (and of VDN/QMIX, which add a mixer); defaults after the QMIX paper's where they
+    apply (lr 5e-4, γ 0.99, ε 1 -> 0.05 over 50k env-steps, target copy every 200 updates, 64-unit networks)."""
+
+    rollout_steps: int = 4
+    """Steps of every copy collected before each update."""
+    gradient_steps: int = 1
+    """Gradient steps per update (once the warm-up is over)."""
+    buffer_size: int = 50_000
+    """Replay capacity in transitions (summed over copies); in recurrent mode, buffer_size // episode length
+    whole episodes."""
+    batch_size: int = 128
+    """Transitions per gradient step (feed-forward Q-network)."""
+    batch_episodes: int = 32
+    """Episodes per gradient step in recurrent mode."""
+    warmup_steps: int = 1_000
+    """Env-steps (summed over copies) collected before the first gradient step."""
+    lr: float = 5e-4
+    """Adam learning rate."""
+    gamma: float = 0.99
+    """Discount factor."""
+    n_step: int = 1
+    """Steps of reward summed before bootstrapping (n-step returns)."""
+    double_q: bool = True
+    """Double DQN: the online network picks the next action, the target network values it."""
+    target_update_every: int = 200
+    """Copy the online network into the target network every this many gradient steps (when tau is 0)."""
+    tau: float = 0.0
+    """Polyak averaging rate of the target network after every gradient step; 0 uses hard copies instead."""
+    epsilon_start: float = 1.0
+    """Exploration rate at the start."""
+    epsilon_end: float = 0.05
+    """Exploration rate after epsilon_steps."""
+    epsilon_steps: int = 50_000
+    """Env-steps (summed over copies) over which ε decays linearly from epsilon_start to epsilon_end."""
+    huber_delta: float = 10.0
+    """Huber loss threshold on the TD error; 0 uses the squared error. Not DQN's 1: without reward clipping,
+    Huber(1) fits a median-like value (on penalty-v0, k=0, it valued the 10-or-0 action like the 2-or-0 one)."""
+    max_grad_norm: float = 10.0
+    """Global gradient-norm clip."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Hidden layer sizes of the feed-forward Q-network."""
+    activation: Literal["tanh", "relu"] = "relu"
+    """Hidden activation of the feed-forward Q-network."""
+    agent_id: bool = True
+    """Append a one-hot agent index to the Q-network's input (agents of a group share the network)."""
+    recurrent: bool = False
+    """GRU Q-network trained on whole episodes (for partial observability)."""
+    rnn_hidden: int = 64
+    """GRU width in recurrent mode."""
+    episode_limit: int = 0
+    """Longest episode stored in recurrent mode; 0 uses the env's max_steps (longer episodes are split)."""
+
+    def __post_init__(self) -> None:
+        for name in ("rollout_steps", "gradient_steps", "buffer_size", "batch_size", "batch_episodes", "n_step",
+                     "target_update_every", "rnn_hidden"):
+            check(getattr(self, name) >= 1, f"algo.{name}", "an integer >= 1", getattr(self, name))
+        for name in ("warmup_steps", "epsilon_steps", "episode_limit"):
+            check(getattr(self, name) >= 0, f"algo.{name}", "an integer >= 0", getattr(self, name))
+        check(self.lr > 0, "algo.lr", "a positive number", self.lr)
+        check(0 <= self.gamma <= 1, "algo.gamma", "a number in [0, 1]", self.gamma)
+        check(0 <= self.tau <= 1, "algo.tau", "a number in [0, 1] (0: hard target copies)", self.tau)
+        for name in ("epsilon_start", "epsilon_end"):
+            check(0 <= getattr(self, name) <= 1, f"algo.{name}", "a number in [0, 1]", getattr(self, name))
+        check(self.huber_delta >= 0, "algo.huber_delta", "a number >= 0 (0: squared error)", self.huber_delta)
+        check(self.max_grad_norm > 0, "algo.max_grad_norm", "a positive number", self.max_grad_norm)
+        check(all(h >= 1 for h in self.hidden), "algo.hidden", "positive layer sizes", self.hidden)
+        check(self.activation in ("tanh", "relu"), "algo.activation", "tanh or relu", self.activation)
+
+
+class AgentQ(nn.Module):
+    """The Q-network of one group's agents: ``(..., n_agents, obs_dim)`` -> ``(..., n_agents, n_actions)``."""
+
+    def __init__(self, obs_dim: int, n_agents: int, n_actions: int, cfg: DQNConfig) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.ids = cfg.agent_id and n_agents > 1
+        in_dim = obs_dim + (n_agents if self.ids else 0)
+        self.recurrent = cfg.recurrent
+        self.net = (GRUNet(in_dim, n_actions, cfg.rnn_hidden) if cfg.recurrent
+                    else MLP(in_dim, n_actions, cfg.hidden, activation=cfg.activation))
+        self.eye_np = np.eye(n_agents, dtype=np.float32)
+
+    def inputs(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.ids:
+            return obs
+        return torch.cat([obs, torch.from_numpy(self.eye_np).expand(*obs.shape[:-1], self.n_agents)], dim=-1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Feed-forward: Q of every agent; recurrent: ``obs (B, T, n, d)`` unrolled from a zero hidden state."""
+        x = self.inputs(obs)
+        return self.net.unroll(x) if self.recurrent else self.net(x)
+
+    def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
+        """The feed-forward network in NumPy, for acting (see ``MLP.forward_numpy``)."""
+        if self.ids:
+            obs = np.concatenate([obs, np.broadcast_to(self.eye_np, (*obs.shape[:-2], *self.eye_np.shape))], -1)
+        return self.net.forward_numpy(obs)
+
+
+def masked_argmax(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Index of the largest allowed value along the last dim."""
+    return (q if mask is None else q.masked_fill(~mask, -torch.inf)).argmax(-1, keepdim=True)
+
+
+class DQN(nn.Module):
+    """Independent deep Q-learners, one shared Q-network per group; subclasses add a mixer (VDN, QMIX)."""
+
+    #: Whether the collector stores ``state()`` (the mixer of QMIX reads it).
+    uses_state = False
+
+    def __init__(self, env: MultiAgentEnv, config: DQNConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.groups = dict(env.groups)
+        state_dim = int(np.prod(env.state_space.shape))
+        agents, mixers = nn.ModuleDict(), nn.ModuleDict()
+        for g, ids in env.groups.items():
+            obs_dim = int(np.prod(env.group_observation_space(g).shape))
+            agents[g] = AgentQ(obs_dim, len(ids), env.group_action_space(g).n, cfg)
+            mixer = self.make_mixer(len(ids), state_dim)
+            if mixer is not None:
+                mixers[g] = mixer
+        self.online = nn.ModuleDict({"agents": agents, "mixers": mixers})
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
+        self.rng = np.random.default_rng(seed)  # exploration and replay sampling
+        if cfg.recurrent:
+            max_len = cfg.episode_limit or env.max_steps
+            check(bool(max_len), "algo.episode_limit", f"an integer >= 1 ({env!r} has no max_steps)", max_len)
+            self.replay: Any = EpisodeReplay(max(cfg.buffer_size // max_len, 1), max_len, cfg.n_step, cfg.gamma)
+        else:
+            rows = -(-cfg.buffer_size // env.num_envs)
+            self.replay = TransitionReplay(max(rows, cfg.rollout_steps + cfg.n_step + 1), cfg.n_step, cfg.gamma)
+        self.env_steps = 0  # collected so far (summed over copies): drives ε and the warm-up
+        self.grad_steps = 0
+        self._hidden: dict[tuple[str, bool], torch.Tensor] = {}  # recurrent acting: per group and explore flag
+
+    def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module | None:
+        """The mixing network of one group; None for independent learners."""
+        return None
+
+    # ------------------------------------------------------------------------------------------------ acting
+    def epsilon(self) -> float:
+        cfg = self.config
+        frac = min(self.env_steps / cfg.epsilon_steps, 1.0) if cfg.epsilon_steps else 1.0
+        return cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
+            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        masks = info.get("action_mask") or {}
+        eps = self.epsilon() if explore else 0.0
+        actions = {}
+        for g, net in self.online["agents"].items():
+            q = self._recurrent_q(g, obs[g], info, explore) if net.recurrent else net.forward_numpy(obs[g])
+            mask = masks.get(g)
+            if mask is not None:
+                q = np.where(mask, q, -np.inf)
+            a = q.argmax(-1)
+            if eps > 0:  # uniform over the allowed actions with probability ε
+                noise = self.rng.random(q.shape)
+                random_a = (noise if mask is None else np.where(mask, noise, -1.0)).argmax(-1)
+                a = np.where(self.rng.random(a.shape) < eps, random_a, a)
+            actions[g] = a
+        return actions, {}
+
+    @torch.no_grad()
+    def _recurrent_q(self, g: str, obs: np.ndarray, info: dict[str, Any], explore: bool) -> np.ndarray:
+        """One GRU step for every copy and agent. Hidden states are kept per copy (separately for exploring and
+        greedy acting, so an evaluation between collections does not disturb them) and zeroed where an episode
+        ended; a reset (``info`` without ``episode_done``) zeroes them all."""
+        net, key = self.online["agents"][g], (g, explore)
+        h = self._hidden.get(key)
+        if h is None or h.shape[:-1] != obs.shape[:-1] or "episode_done" not in info:
+            h = net.net.initial(*obs.shape[:-1])
+        elif info["episode_done"].any():
+            h = h.masked_fill(torch.from_numpy(info["episode_done"])[:, None, None], 0.0)
+        q, self._hidden[key] = net.net.step(net.inputs(torch.from_numpy(obs)), h)
+        return q.numpy()
+
+    # ----------------------------------------------------------------------------------------------- learning
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        cfg = self.config
+        T, E = next(iter(rollout.obs.values())).shape[:2]
+        self.env_steps += T * E
+        self.replay.insert(rollout)
+        metrics = {"train/epsilon": self.epsilon(), "train/replay_size": float(len(self.replay))}
+        if self.env_steps < cfg.warmup_steps or len(self.replay) == 0:
+            return metrics
+        stats = []
+        for _ in range(cfg.gradient_steps):
+            batch = self.replay.sample(cfg.batch_episodes if cfg.recurrent else cfg.batch_size, self.rng)
+            loss, q_mean = self._loss(batch)
+            self.optimizer.zero_grad()
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.grad_steps += 1
+            self._update_target()
+            stats.append(torch.stack([loss.detach(), q_mean, grad_norm]))
+        td, q, gn = torch.stack(stats).mean(0).tolist()
+        return {**metrics, "loss/td": td, "loss/q_taken": q, "loss/grad_norm": gn}
+
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TD loss summed over groups, and the mean Q of the actions taken (a diagnostic)."""
+        loss, q_means = torch.zeros(()), []
+        for g, net in self.online["agents"].items():
+            b = batch[g]
+            q_taken, q_next, valid, state, next_state = (self._values_recurrent if self.config.recurrent
+                                                         else self._values)(g, b, batch)
+            if g in self.online["mixers"]:  # VDN / QMIX: one TD error per team
+                q_tot = self.online["mixers"][g](q_taken, state)
+                with torch.no_grad():
+                    next_tot = self.target["mixers"][g](q_next, next_state)
+                    target = b["returns"].mean(-1) + b["discount"].amax(-1) * next_tot
+                loss = loss + self._td(q_tot, target, valid.any(-1))
+            else:  # IQL: one TD error per agent
+                loss = loss + self._td(q_taken, b["returns"] + b["discount"] * q_next, valid)
+            q_means.append(q_taken.detach()[valid].mean() if valid.any() else torch.zeros(()))
+        return loss, torch.stack(q_means).mean()
+
+    def _td(self, pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """Mean Huber (or squared) TD error over the valid entries."""
+        if self.config.huber_delta > 0:
+            err = F.huber_loss(pred, target, reduction="none", delta=self.config.huber_delta)
+        else:
+            err = 0.5 * (pred - target) ** 2
+        v = valid.float()
+        return (err * v).sum() / v.sum().clamp(min=1.0)
+
+    def _values(self, g: str, b: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        """Feed-forward: Q of the taken actions, the bootstrapped next value per agent, the loss mask, the states."""
+        net, target = self.online["agents"][g], self.target["agents"][g]
+        q_taken = net(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        with torch.no_grad():
+            q_next_target = target(b["next_obs"])
+            chooser = net(b["next_obs"]) if self.config.double_q else q_next_target
+            q_next = q_next_target.gather(-1, masked_argmax(chooser, b.get("next_mask"))).squeeze(-1)
+        return q_taken, q_next, b["active"], batch.get("state"), batch.get("next_state")
+
+    def _values_recurrent(self, g: str, b: dict[str, torch.Tensor],
+                          batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+        """Recurrent: the same over whole episodes ``(B, L, n)``. The networks run over ``obs_0, next_obs_0, ...,
+        next_obs_{L-1}`` (``next_obs_t`` is ``obs_{t+1}`` inside an episode), so output ``t`` is Q of ``obs_t``
+        and output ``t + 1`` that of ``next_obs_t``, each given the episode so far."""
+        net, target = self.online["agents"][g], self.target["agents"][g]
+        seq = torch.cat([b["obs"][:, :1], b["next_obs"]], dim=1)
+        q_all = net(seq)
+        q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        last = batch["last"]  # (B, L): the step whose next_obs each n-step target bootstraps from
+        with torch.no_grad():
+            q_next_target = target(seq)[:, 1:]
+            chooser = q_all[:, 1:] if self.config.double_q else q_next_target
+            q_next = q_next_target.gather(-1, masked_argmax(chooser, b.get("next_mask"))).squeeze(-1)
+            q_next = q_next.gather(1, last.unsqueeze(-1).expand_as(q_next))
+        next_state = batch.get("next_state")
+        if next_state is not None:
+            next_state = next_state.gather(1, last.unsqueeze(-1).expand_as(next_state))
+        valid = b["active"] & batch["filled"].unsqueeze(-1)
+        return q_taken, q_next, valid, batch.get("state"), next_state
+
+    def _update_target(self) -> None:
+        cfg = self.config
+        if cfg.tau > 0:
+            with torch.no_grad():
+                for p_t, p in zip(self.target.parameters(), self.online.parameters()):
+                    p_t.lerp_(p, cfg.tau)
+        elif self.grad_steps % cfg.target_update_every == 0:
+            self.target.load_state_dict(self.online.state_dict())
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state, "env_steps": self.env_steps, "grad_steps": self.grad_steps,
+                "replay": self.replay.state_dict()}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.env_steps, self.grad_steps = int(state["env_steps"]), int(state["grad_steps"])
+        self.replay.load_state_dict(state["replay"])
+        self.replay.cut()  # a resumed run resets every copy: no episode continues across the checkpoint
+        self._hidden = {}

@@ -1,0 +1,41 @@
+"""QMIX: a monotonic mixing of the agents' Q-values, conditioned on the global state.
+
+Paper: Rashid et al. 2018, "QMIX: Monotonic Value Function Factorisation for Deep Multi-Agent Reinforcement
+Learning", ICML (https://arxiv.org/abs/1803.11485). ``Q_tot = mixer(Q_1..Q_n; state)`` with non-negative mixing
+weights (``marlkit.nn.QMixer``), so ``dQ_tot/dQ_i >= 0`` and each agent's greedy action is the team's greedy
+joint action — decentralised execution — while ``Q_tot`` can represent far more than VDN's sum (e.g. the paper's
+two-step game, ``two-step-v0``). The TD error is on ``Q_tot`` with the team reward (the mean of the group's
+per-agent rewards); the target mixes the target agents' values with a target mixer on the next state. The rest is
+the IQL learner of ``dqn.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from marlkit.algorithms.dqn import DQN, DQNConfig
+from marlkit.experiment.config import check
+from marlkit.nn import QMixer
+
+
+@dataclass(frozen=True)
+class QMIXConfig(DQNConfig):
+    """DQNConfig plus the size of the mixing network."""
+
+    mixing_embed: int = 32
+    """Width of the mixing network's hidden layer (the paper's 32)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.mixing_embed >= 1, "algo.mixing_embed", "an integer >= 1", self.mixing_embed)
+
+
+class QMIX(DQN):
+    """IQL whose agents of a group are trained through QMIX's state-conditioned monotonic mixer."""
+
+    uses_state = True
+
+    def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
+        return QMixer(n_agents, state_dim, self.config.mixing_embed)

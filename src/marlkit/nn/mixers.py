@@ -1,0 +1,45 @@
+"""Mixing networks: a team value ``Q_tot`` from the agents' chosen-action values ``Q_i``.
+
+* ``VDNMixer``: ``Q_tot = sum_i Q_i`` (Sunehag et al. 2018, "Value-Decomposition Networks For Cooperative
+  Multi-Agent Learning", AAMAS, https://arxiv.org/abs/1706.05296).
+* ``QMixer``: ``Q_tot = w2(s)^T elu(W1(s)^T q + b1(s)) + V(s)``, monotonic in every ``Q_i`` because the weights are
+  absolute values of hypernetwork outputs (Rashid et al. 2018, "QMIX: Monotonic Value Function Factorisation for
+  Deep Multi-Agent Reinforcement Learning", ICML, §4 and Fig. 2, https://arxiv.org/abs/1803.11485). As in the
+  paper, each weight/bias hypernetwork is one linear layer of the global state (an absolute value on the
+  weights), and the final bias ``V(s)`` is a two-layer hypernetwork with a ReLU; ``embed`` is the paper's 32.
+
+Inputs: ``q (..., n_agents)`` and ``state (..., state_dim)`` with the same leading dims; output ``(...)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from marlkit.nn.mlp import Linear
+
+
+class VDNMixer(nn.Module):
+    """The sum of the agents' values (no parameters; the state is ignored)."""
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        return q.sum(-1)
+
+
+class QMixer(nn.Module):
+    """QMIX's monotonic mixing network, its weights and biases produced from the state by hypernetworks."""
+
+    def __init__(self, n_agents: int, state_dim: int, embed: int = 32) -> None:
+        super().__init__()
+        self.n_agents, self.embed = n_agents, embed
+        self.hyper_w1 = Linear(state_dim, n_agents * embed, gain=1.0)
+        self.hyper_b1 = Linear(state_dim, embed, gain=1.0)
+        self.hyper_w2 = Linear(state_dim, embed, gain=1.0)
+        self.hyper_v = nn.Sequential(Linear(state_dim, embed), nn.ReLU(), Linear(embed, 1, gain=1.0))
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        w1 = self.hyper_w1(state).abs().reshape(*state.shape[:-1], self.n_agents, self.embed)
+        hidden = F.elu(torch.einsum("...n,...ne->...e", q, w1) + self.hyper_b1(state))
+        w2 = self.hyper_w2(state).abs()
+        return (hidden * w2).sum(-1) + self.hyper_v(state).squeeze(-1)

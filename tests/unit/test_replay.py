@@ -1,0 +1,243 @@
+"""The replay buffers: vectorised inserts, the ring, n-step targets by hand, truncation vs termination, episodes."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from marlkit.data.replay import EpisodeReplay, TransitionReplay, n_step_returns
+from marlkit.data.rollout import Rollout
+
+
+def make_rollout(T, E, n=2, start=0, rewards=None, terminated=None, truncated=None, masks=False, state=False):
+    """A rollout whose obs carry their global step number ``start + t`` (feature 0) and copy (feature 1); next_obs
+    carry ``start + t + 0.5`` so a sample tells which step it came from and which next_obs it bootstraps from."""
+    t = (start + np.arange(T, dtype=np.float32))[:, None]
+    e = np.arange(E, dtype=np.float32)[None, :]
+    obs = np.stack(np.broadcast_arrays(t, e), -1)[:, :, None].repeat(n, 2).astype(np.float32)  # (T, E, n, 2)
+    next_obs = obs.copy()
+    next_obs[..., 0] += 0.5
+    zeros = np.zeros((T, E, n), bool)
+    r = np.zeros((T, E, n), np.float32) if rewards is None else np.asarray(rewards, np.float32)
+    term = zeros if terminated is None else np.asarray(terminated, bool)
+    trunc = zeros if truncated is None else np.asarray(truncated, bool)
+    actions = np.zeros((T, E, n), np.int64) + (start + np.arange(T))[:, None, None] % 3
+    mask = None
+    if masks:  # at step s only action s % 3 is allowed
+        m = np.zeros((T, E, n, 3), bool)
+        m[np.arange(T), :, :, (start + np.arange(T)) % 3] = True
+        mask = {"g": torch.from_numpy(m)}
+    st = torch.from_numpy(obs[:, :, 0].copy()) if state else None
+    nst = torch.from_numpy(next_obs[:, :, 0].copy()) if state else None
+    f = torch.from_numpy
+    return Rollout({"g": f(obs)}, {"g": f(actions)}, {"g": f(r)}, {"g": f(term)}, {"g": f(trunc)},
+                   {"g": f(next_obs)}, {"g": f(np.ones((T, E, n), bool))}, mask, st, nst, {"g": {}})
+
+
+def per_step(values, T, E=1, n=2):
+    """``(T,)`` values broadcast to ``(T, E, n)``."""
+    return np.broadcast_to(np.asarray(values)[:, None, None], (T, E, n)).copy()
+
+
+def test_insert_is_one_write_per_array_and_keeps_layout():
+    buf = TransitionReplay(capacity=10)
+    buf.insert(make_rollout(4, 3, state=True))
+    assert buf.size == 4 and buf.pos == 4 and len(buf) == 3 * 3  # the newest row waits for its successor
+    obs = buf.storage.groups["g"]["obs"]
+    assert obs.shape == (10, 3, 2, 2)
+    np.testing.assert_array_equal(obs[:4, :, 0, 0], np.arange(4)[:, None].repeat(3, 1))
+    np.testing.assert_array_equal(obs[:4, :, 0, 1], np.arange(3)[None].repeat(4, 0))
+    np.testing.assert_array_equal(buf.storage.state["state"][:4], obs[:4, :, 0])
+
+
+def test_wrap_around_overwrites_the_oldest_rows():
+    buf = TransitionReplay(capacity=5)
+    for k in range(3):
+        buf.insert(make_rollout(2, 2, start=2 * k))
+    assert buf.size == 5 and buf.pos == 1
+    obs = buf.storage.groups["g"]["obs"][:, 0, 0, 0]
+    np.testing.assert_array_equal(obs, [5, 1, 2, 3, 4])  # step 0 was overwritten by step 5
+    batch = buf.sample(500, np.random.default_rng(0))
+    steps = batch["g"]["obs"][:, 0, 0].numpy()
+    assert set(steps.tolist()) == {1.0, 2.0, 3.0, 4.0}  # the oldest held rows; 5 waits for its successor
+    np.testing.assert_array_equal(batch["g"]["next_obs"][:, 0, 0].numpy(), steps + 0.5)
+    saved = buf.state_dict()
+    np.testing.assert_array_equal(saved["data"]["g/obs"][:, 0, 0, 0].numpy(), [1, 2, 3, 4, 5])  # oldest first
+
+
+def test_rollout_too_long_is_an_error():
+    with pytest.raises(ValueError, match="does not fit"):
+        TransitionReplay(capacity=3).insert(make_rollout(4, 1))
+
+
+def test_termination_stops_bootstrapping_truncation_does_not():
+    """Step 1 terminates, step 3 is truncated by a time limit: both end episodes, only the first is terminal."""
+    T, gamma = 6, 0.9
+    term = per_step([0, 1, 0, 0, 0, 0], T).astype(bool)
+    trunc = per_step([0, 0, 0, 1, 0, 0], T).astype(bool)
+    buf = TransitionReplay(capacity=10, n_step=1, gamma=gamma)
+    buf.insert(make_rollout(T, 1, rewards=per_step(np.arange(T) + 1.0, T), terminated=term, truncated=trunc))
+    batch = buf.sample(400, np.random.default_rng(1))["g"]
+    step = batch["obs"][:, 0, 0].numpy().astype(int)
+    assert set(step.tolist()) == {0, 1, 2, 3, 4}
+    expected_discount = np.where(step == 1, 0.0, gamma)
+    np.testing.assert_allclose(batch["discount"][:, 0].numpy(), expected_discount, rtol=1e-6)
+    np.testing.assert_allclose(batch["returns"][:, 0].numpy(), step + 1.0)
+    np.testing.assert_array_equal(batch["next_obs"][:, 0, 0].numpy(), step + 0.5)  # the final obs at step 3
+
+
+def test_n_step_targets_by_hand():
+    """n = 3, γ = 0.5, rewards 1..8; step 2 terminates, step 5 is truncated.
+
+    t=0: 1 + .5·2 + .25·3 = 2.75, window ends at the termination at 2 -> discount 0, next_obs of step 2
+    t=1: 2 + .5·3 = 3.5, discount 0;  t=2: 3, discount 0
+    t=3: 4 + .5·5 + .25·6 = 8.0, ends at the truncation at 5 -> discount .5³ = .125, next_obs of step 5
+    t=4: 5 + .5·6 = 8.0, discount .25, next_obs of step 5;  t=5: 6, discount .5, next_obs of step 5
+    t=6 and t=7 wait for steps after them (the window needs n rows and a successor).
+    """
+    T = 8
+    rewards = per_step(np.arange(T) + 1.0, T)
+    term = per_step([0, 0, 1, 0, 0, 0, 0, 0], T).astype(bool)
+    trunc = per_step([0, 0, 0, 0, 0, 1, 0, 0], T).astype(bool)
+    buf = TransitionReplay(capacity=20, n_step=3, gamma=0.5)
+    buf.insert(make_rollout(T, 1, rewards=rewards, terminated=term, truncated=trunc))
+    batch = buf.sample(600, np.random.default_rng(2))["g"]
+    step = batch["obs"][:, 0, 0].numpy().astype(int)
+    assert set(step.tolist()) == {0, 1, 2, 3, 4}  # t=5 needs rows 5..8 held: not yet
+    table = {0: (2.75, 0.0, 2), 1: (3.5, 0.0, 2), 2: (3.0, 0.0, 2), 3: (8.0, 0.125, 5), 4: (8.0, 0.25, 5)}
+    exp = np.array([table[s] for s in step])
+    np.testing.assert_allclose(batch["returns"][:, 0].numpy(), exp[:, 0])
+    np.testing.assert_allclose(batch["discount"][:, 0].numpy(), exp[:, 1])
+    np.testing.assert_array_equal(batch["next_obs"][:, 0, 0].numpy(), exp[:, 2] + 0.5)
+
+    # the helper directly, with the window running off the end of the given steps at t=5..7
+    ret, disc, last = n_step_returns(rewards[None, :, 0], term[None, :, 0], (term | trunc)[None, :, 0, 0], 0.5, 3)
+    np.testing.assert_allclose(ret[0, :, 0], [2.75, 3.5, 3, 8, 8, 6, 7 + 4, 8])
+    np.testing.assert_allclose(disc[0, :, 0], [0, 0, 0, .125, .25, .5, .25, .5])
+    np.testing.assert_array_equal(last[0], [2, 2, 2, 5, 5, 5, 7, 7])
+
+
+def test_n_step_per_agent_termination_keeps_the_teams_window():
+    """Agent 1 dies at step 0 (terminated from then on, zero reward); the copy goes on, so agent 0 bootstraps
+    from step 1 with γ² and agent 1 does not bootstrap at all."""
+    rewards = np.array([[[1.0, 5.0]], [[1.0, 0.0]], [[1.0, 0.0]]])
+    term = np.array([[[False, True]], [[False, True]], [[False, True]]])
+    buf = TransitionReplay(capacity=5, n_step=2, gamma=0.5)
+    buf.insert(make_rollout(3, 1, rewards=rewards, terminated=term))
+    b = buf.sample(1, np.random.default_rng(0))["g"]
+    assert b["obs"][0, 0, 0] == 0
+    np.testing.assert_allclose(b["returns"][0].numpy(), [1.5, 5.0])
+    np.testing.assert_allclose(b["discount"][0].numpy(), [0.25, 0.0])
+
+
+def test_next_action_mask_is_the_next_steps_and_all_true_at_an_episode_end():
+    T = 5
+    trunc = per_step([0, 1, 0, 0, 0], T).astype(bool)
+    buf = TransitionReplay(capacity=10)
+    buf.insert(make_rollout(T, 1, truncated=trunc, masks=True))
+    b = buf.sample(300, np.random.default_rng(0))["g"]
+    step = b["obs"][:, 0, 0].numpy().astype(int)
+    for s, mask, next_mask in zip(step, b["mask"][:, 0].numpy(), b["next_mask"][:, 0].numpy()):
+        assert mask.tolist() == [a == s % 3 for a in range(3)]
+        assert next_mask.tolist() == ([True] * 3 if s == 1 else [a == (s + 1) % 3 for a in range(3)])
+
+
+def test_cut_ends_the_newest_row_without_terminating_it():
+    buf = TransitionReplay(capacity=10, n_step=3, gamma=0.5)
+    buf.insert(make_rollout(2, 1, rewards=per_step([1.0, 1.0], 2)))
+    buf.cut()
+    buf.insert(make_rollout(3, 1, start=10, rewards=per_step([100.0] * 3, 3)))
+    b = buf.sample(100, np.random.default_rng(0))["g"]
+    first = b["obs"][:, 0, 0].numpy() == 0
+    assert first.any()
+    np.testing.assert_allclose(b["returns"][first, 0].numpy(), 1.5)  # does not run into the other episode
+    np.testing.assert_allclose(b["discount"][first, 0].numpy(), 0.25)
+    np.testing.assert_array_equal(b["next_obs"][first, 0, 0].numpy(), 1.5)
+
+
+def _roundtrip(state):
+    f = io.BytesIO()
+    torch.save(state, f)
+    f.seek(0)
+    return torch.load(f, weights_only=True)
+
+
+def test_transition_checkpoint_round_trip():
+    buf = TransitionReplay(capacity=7, n_step=2, gamma=0.9)
+    for k in range(5):  # wraps around
+        buf.insert(make_rollout(3, 2, start=3 * k, rewards=per_step(np.arange(3.0) + k, 3, 2), masks=True,
+                                state=True))
+    restored = TransitionReplay(capacity=7, n_step=2, gamma=0.9)
+    restored.load_state_dict(_roundtrip(buf.state_dict()))
+    a, b = buf.sample(64, np.random.default_rng(5)), restored.sample(64, np.random.default_rng(5))
+    for key in ("state", "next_state"):
+        torch.testing.assert_close(a[key], b[key])
+    for key in a["g"]:
+        torch.testing.assert_close(a["g"][key], b["g"][key])
+    # and both go on the same way
+    buf.insert(make_rollout(3, 2, start=50, masks=True, state=True))
+    restored.insert(make_rollout(3, 2, start=50, masks=True, state=True))
+    torch.testing.assert_close(buf.sample(64, np.random.default_rng(6))["g"]["obs"],
+                               restored.sample(64, np.random.default_rng(6))["g"]["obs"])
+
+
+def test_episodes_assembled_across_rollouts_and_padded():
+    """One copy with episodes of lengths 3 (terminated), 4 (truncated) and a piece of a too-long one; max_len 4.
+    Copy 1 runs one long episode, stored in pieces of 4."""
+    T1, T2 = 4, 5
+    term = np.zeros((T1 + T2, 2, 2), bool)
+    trunc = np.zeros((T1 + T2, 2, 2), bool)
+    term[2, 0] = True  # copy 0: steps 0-2 terminate
+    trunc[6, 0] = True  # copy 0: steps 3-6 truncated
+    rewards = np.broadcast_to(np.arange(T1 + T2, dtype=np.float32)[:, None, None], (T1 + T2, 2, 2)).copy()
+    buf = EpisodeReplay(capacity=10, max_len=4, n_step=1, gamma=0.5)
+    buf.insert(make_rollout(T1, 2, rewards=rewards[:T1], terminated=term[:T1], truncated=trunc[:T1], masks=True))
+    assert len(buf) == 2  # copy 0's first episode and copy 1's first piece of 4
+    buf.insert(make_rollout(T2, 2, start=T1, rewards=rewards[T1:], terminated=term[T1:], truncated=trunc[T1:],
+                            masks=True))
+    assert len(buf) == 4 and buf.cursor.tolist() == [2, 1]  # copy 0: steps 7, 8 in progress; copy 1: step 8
+    stored = buf.slots.groups["g"]["obs"][:4, :, 0, :]  # (slot, t, [step, copy])
+    filled = buf.filled[:4]
+    lengths = filled.sum(1).tolist()
+    firsts = stored[:, 0].tolist()
+    episodes = sorted(zip(firsts, lengths))
+    assert episodes == [([0.0, 0.0], 3), ([0.0, 1.0], 4), ([3.0, 0.0], 4), ([4.0, 1.0], 4)]
+    i = firsts.index([0.0, 0.0])
+    np.testing.assert_array_equal(stored[i, :, 0], [0, 1, 2, 0])  # padded with zeros
+    assert filled[i].tolist() == [True, True, True, False]
+
+    batch = buf.sample(200, np.random.default_rng(0))
+    g = batch["g"]
+    first = g["obs"][:, 0, 0, 0].numpy()
+    copy = g["obs"][:, 0, 0, 1].numpy()
+    short = (first == 0) & (copy == 0)
+    assert short.any()
+    np.testing.assert_allclose(g["returns"][short][0, :, 0].numpy(), [0, 1, 2, 0])
+    np.testing.assert_allclose(g["discount"][short][0, :, 0].numpy(), [0.5, 0.5, 0, 0.5])  # step 2 terminal
+    assert batch["filled"][short][0].tolist() == [True, True, True, False]
+    np.testing.assert_array_equal(g["next_mask"][short][0, 2, 0].numpy(), [True] * 3)  # all true at the end
+    np.testing.assert_array_equal(g["next_mask"][short][0, 0, 0].numpy(), g["mask"][short][0, 1, 0].numpy())
+    piece = (first == 0) & (copy == 1)  # a piece of a longer episode: its end is bootstrapped
+    np.testing.assert_allclose(g["discount"][piece][0, :, 0].numpy(), [0.5] * 4)
+
+
+def test_episode_n_step_and_checkpoint_round_trip():
+    T = 6
+    term = np.zeros((T, 1, 2), bool)
+    term[4] = True  # one episode of 5 steps, rewards 0..4
+    buf = EpisodeReplay(capacity=3, max_len=6, n_step=2, gamma=0.5)
+    buf.insert(make_rollout(T, 1, rewards=per_step(np.arange(T, dtype=np.float32), T), terminated=term, state=True))
+    b = buf.sample(1, np.random.default_rng(0))
+    np.testing.assert_allclose(b["g"]["returns"][0, :5, 0].numpy(), [0.5, 2.0, 3.5, 5.0, 4.0])
+    np.testing.assert_allclose(b["g"]["discount"][0, :5, 0].numpy(), [0.25, 0.25, 0.25, 0.0, 0.0])
+    assert b["last"][0, :5].tolist() == [1, 2, 3, 4, 4]
+
+    restored = EpisodeReplay(capacity=3, max_len=6, n_step=2, gamma=0.5)
+    restored.load_state_dict(_roundtrip(buf.state_dict()))
+    a, c = buf.sample(8, np.random.default_rng(3)), restored.sample(8, np.random.default_rng(3))
+    for key in ("filled", "last", "state", "next_state"):
+        torch.testing.assert_close(a[key], c[key])
+    for key in a["g"]:
+        torch.testing.assert_close(a["g"][key], c["g"][key])
+    assert restored.cursor.tolist() == [0]  # the episode in progress is not carried over
