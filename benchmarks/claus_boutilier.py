@@ -7,7 +7,8 @@ Every setting runs ``--trials`` independent pairs of learners side by side (one 
 ``TabularConfig(tables_per_copy=True)``) for ``--plays`` plays of the one-shot game, learning rate 0.1, Boltzmann
 exploration with the temperature decaying from 16 by a factor per play (``fast`` 0.99, ``slow`` 0.998) to 0.05,
 and reports the share of trials whose final greedy joint action is each cell of the game (optimal, safe, other).
-One record per (algo, game, k, schedule): ``algo, game, k, schedule, trials, plays, share_<joint action>,
+Learners: ``iql-tabular``, ``jal`` (the paper's empirical-frequency beliefs) and ``jal-last`` (a JAL that best
+responds to the others' last joint action instead). One record per (algo, game, k, schedule): ``algo, game, k, schedule, trials, plays, share_<joint action>,
 share_optimal``.
 """
 
@@ -28,6 +29,7 @@ SCHEDULES = {"fast": 0.99, "slow": 0.998}
 GAMES: list[tuple[str, dict[str, Any]]] = [("climbing-v0", {})] + [("penalty-v0", {"k": k})
                                                                    for k in (0, -10, -25, -50, -100)]
 NAMES = "abc"
+LEARNERS = ("iql-tabular", "jal", "jal-last")
 
 
 def run(algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: int, plays: int,
@@ -37,9 +39,10 @@ def run(algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: in
     from marlkit.collect import Collector
 
     env = marlkit.make(env_id, num_envs=trials, seed=seed, **kwargs)
-    cls = JointActionLearner if algo == "jal" else TabularQ
+    cls = JointActionLearner if algo.startswith("jal") else TabularQ
     learner = cls(env, TabularConfig(gamma=0.0, lr=0.1, temperature_start=16.0, temperature_decay=decay,
-                                     temperature_end=0.05, tables_per_copy=True), seed=seed)
+                                     temperature_end=0.05, tables_per_copy=True,
+                                     opponent_model="last" if algo == "jal-last" else "counts"), seed=seed)
     collector = Collector(env, learner, 1, seed=seed)
     for _ in range(plays):
         rollout, _ = collector.collect()
@@ -68,13 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=200, help="independent learner pairs per setting (default 200)")
     p.add_argument("--plays", type=int, default=2000, help="plays of the game per trial (default 2000)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--learners", nargs="*", default=list(LEARNERS), choices=list(LEARNERS),
+                   help="iql-tabular, jal (empirical-frequency beliefs, as in the paper) and jal-last (best response "
+                        "to the others' last joint action); default all")
     p.add_argument("--json", default=None, help="write the records here")
     args = p.parse_args(argv)
     pin_one_core()
     records = []
     start = time.perf_counter()
     for env_id, kwargs in GAMES:
-        for algo in ("iql-tabular", "jal"):
+        for algo in args.learners:
             for decay in SCHEDULES.values():
                 records.append(run(algo, env_id, kwargs, decay, args.trials, args.plays, args.seed))
                 print(f"... {records[-1]['algo']} {records[-1]['game']} k={records[-1]['k']} "
