@@ -99,3 +99,21 @@ def test_state_spaces_too_large_for_a_table_are_refused_with_their_size():
 
     from marlkit.algorithms.tabular import space_size
     assert space_size(spaces.MultiDiscrete([10, 10, 10])) == 1000 and space_size(spaces.Box(0, 1, (3,))) is None
+
+
+def test_independent_learners_solve_the_two_step_game():
+    # A small env with states (three one-hot observations, finite_observations): with gamma = 1 the Q of state 1
+    # bootstraps from the best value of 2A (7) or 2B (8), and independent tables coordinate on (B, B) in 2B.
+    env = marlkit.make("two-step-v0", num_envs=TRIALS, seed=0)
+    learner = TabularQ(env, TabularConfig(gamma=1.0, temperature_decay=0.998, tables_per_copy=True), seed=0)
+    collector = Collector(env, learner, 2, seed=0)
+    for _ in range(1000):
+        rollout, _ = collector.collect()
+        learner.update(rollout)
+    obs, info = env.reset(seed=1)
+    total = np.zeros(TRIALS)
+    for _ in range(2):  # one greedy episode in every trial
+        actions, _ = learner.act(obs, None, info, explore=False)
+        obs, rewards, _, _, info = env.step(actions)
+        total += rewards["agents"][:, 0]
+    assert np.mean(total == 8.0) >= 0.9

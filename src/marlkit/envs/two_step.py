@@ -31,6 +31,7 @@ class TwoStepGame(MultiAgentEnv):
     """The QMIX paper's two-step cooperative matrix game, batched."""
 
     AGENTS = ("agent_0", "agent_1")
+    finite_observations = True  # three one-hot states: tabular learners can train here
 
     def __init__(self, num_envs: int = 1, seed: int | None = None) -> None:
         super().__init__(num_envs, seed)
