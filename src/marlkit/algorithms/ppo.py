@@ -11,8 +11,9 @@ with a Huber loss, advantage normalisation, an entropy bonus, gradient clipping,
 parameter sharing inside each group, and several epochs over each batch. Invalid actions are masked out of the
 policy (the paper's "death masking" for dead agents is the ``active`` mask on every loss).
 
-Each group (agents sharing spaces) has its own actor and critic; agents in a group share parameters by default
-or have their own (``share_parameters=False``), evaluated in one batched op either way.
+Each group (agents sharing spaces) has its own actor and critic (``policy_nets.GroupNets``, shared with A2C);
+agents in a group share parameters by default or have their own (``share_parameters=False``), evaluated in one
+batched op either way.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from gymnasium import spaces
 from torch import nn
 
+from marlkit.algorithms.policy_nets import GroupNets
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.nn import MLP, RunningNorm
+from marlkit.nn import RunningNorm
 from marlkit.ops import gae
 
 
@@ -97,82 +98,6 @@ class PPOConfig:
 _LOSS_STATS = ("loss/policy", "loss/value", "loss/entropy", "loss/approx_kl", "loss/clip_fraction")
 
 
-class _GroupNets(nn.Module):
-    """Actor and critic of one group."""
-
-    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: spaces.Space,
-                 cfg: PPOConfig) -> None:
-        super().__init__()
-        self.discrete = isinstance(action_space, spaces.Discrete)
-        self.n_agents = n_agents
-        self.ids = cfg.agent_id and cfg.share_parameters and n_agents > 1
-        # A centralised critic shared by the agents and not told which agent asks sees the same input for all of them:
-        # it then reads one state per copy and its value is broadcast over the agents (same numbers, 1/n the work).
-        self.value_per_copy = cfg.centralised_critic and cfg.share_parameters and not self.ids
-        n_models = None if cfg.share_parameters else n_agents
-        extra = n_agents if self.ids else 0
-        out = self.act_dim = action_space.n if self.discrete else int(np.prod(action_space.shape))
-        self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, cfg.activation, out_gain=0.01)
-        self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
-        if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
-        self.register_buffer("eye", torch.eye(n_agents))
-        self.eye_np = np.eye(n_agents, dtype=np.float32)
-        if not self.discrete:
-            self.low_np = action_space.low.astype(np.float32)
-            self.high_np = action_space.high.astype(np.float32)
-
-    def with_id(self, x: torch.Tensor) -> torch.Tensor:
-        """Append the one-hot agent index to inputs shaped ``(..., n_agents, d)``."""
-        if not self.ids:
-            return x
-        return torch.cat([x, self.eye.expand(*x.shape[:-1], self.n_agents)], dim=-1)
-
-    def dist_params(self, obs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        out = self.actor(self.with_id(obs))
-        if self.discrete and mask is not None:
-            out = out.masked_fill(~mask, -1e9)
-        return out
-
-    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
-                         entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log-probability of ``actions`` and the policy's entropy (``None`` unless ``entropy``; acting skips it)."""
-        if self.discrete:
-            logp_all = F.log_softmax(params, dim=-1)
-            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-            return logp, -(logp_all.exp() * logp_all).sum(-1) if entropy else None
-        std = self.log_std.exp()
-        logp = (-0.5 * ((actions - params) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
-        return logp, (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(logp.shape) if entropy else None
-
-    def act_numpy(self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
-                  explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
-        if self.ids:
-            obs = np.concatenate([obs, np.broadcast_to(self.eye_np, (*obs.shape[:-2], *self.eye_np.shape))], -1)
-        params = self.actor.forward_numpy(obs)
-        if self.discrete:
-            if mask is not None:
-                params = np.where(mask, params, np.float32(-1e9))
-            if explore:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
-                a = (params + rng.gumbel(size=params.shape)).argmax(-1)
-            else:
-                a = params.argmax(-1)
-            z = params - params.max(-1, keepdims=True)
-            logp = np.take_along_axis(z, a[..., None], -1)[..., 0] - np.log(np.exp(z).sum(-1))
-            return a, {"logp": logp}
-        log_std = self.log_std.detach().numpy()
-        std = np.exp(log_std)
-        a = params + std * rng.standard_normal(params.shape, dtype=np.float32) if explore else params
-        logp = (-0.5 * ((a - params) / std) ** 2 - log_std - np.float32(0.5 * np.log(2 * np.pi))).sum(-1)
-        return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
-
-    def value(self, critic_in: torch.Tensor) -> torch.Tensor:
-        """V of every agent, ``(..., n_agents)``, from ``(..., n_agents, d)`` (``(..., d)`` if ``value_per_copy``)."""
-        v = self.critic(self.with_id(critic_in)).squeeze(-1)
-        return v.unsqueeze(-1).expand(*v.shape, self.n_agents) if self.value_per_copy else v
-
-
 class PPO(nn.Module):
     """IPPO (``centralised_critic=False``) or MAPPO (``True``) for every group of an environment."""
 
@@ -187,7 +112,7 @@ class PPO(nn.Module):
         for g, ids in env.groups.items():
             obs_dim = int(np.prod(env.group_observation_space(g).shape))
             critic_dim = state_dim if cfg.centralised_critic else obs_dim
-            self.nets[g] = _GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
+            self.nets[g] = GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
             self.norms[g] = RunningNorm()
         # What acting stores besides actions. Not the values: the update computes them for all steps in one batch
         # (the parameters have not changed since collection, so they are the same numbers, at a fraction of the cost).
@@ -202,7 +127,7 @@ class PPO(nn.Module):
     # ------------------------------------------------------------------------------------------------ acting
     def _critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """The critic's input for every agent: its observation (IPPO) or the global state (MAPPO; once per copy if
-        every agent's critic would see the same, see ``_GroupNets.value_per_copy``)."""
+        every agent's critic would see the same, see ``GroupNets.value_per_copy``)."""
         if not self.config.centralised_critic:
             return obs
         if self.nets[g].value_per_copy:

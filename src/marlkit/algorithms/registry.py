@@ -95,3 +95,11 @@ register_algo(AlgoSpec("vdn", "marlkit.algorithms.vdn:VDN", "marlkit.algorithms.
                        action_spaces=("Discrete",), description="value-decomposition networks (Sunehag et al. 2018)"))
 register_algo(AlgoSpec("qmix", "marlkit.algorithms.qmix:QMIX", "marlkit.algorithms.qmix:QMIXConfig",
                        action_spaces=("Discrete",), description="monotonic value mixing on state() (Rashid et al. 2018)"))
+register_algo(AlgoSpec("ia2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithms.a2c:A2CConfig",
+                       {"centralised_critic": False}, description="independent A2C (Mnih et al. 2016)"))
+register_algo(AlgoSpec("maa2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithms.a2c:A2CConfig",
+                       {"centralised_critic": True},
+                       description="A2C with a centralised critic on state() (Papoudakis et al. 2021)"))
+register_algo(AlgoSpec("maddpg", "marlkit.algorithms.maddpg:MADDPG", "marlkit.algorithms.maddpg:MADDPGConfig",
+                       action_spaces=("Discrete", "Box"),
+                       description="centralised critics on state() and all actions (Lowe et al. 2017)"))

@@ -1,0 +1,97 @@
+"""The actor and critic of one group of agents, shared by the on-policy actor-critics (``ppo.py``, ``a2c.py``).
+
+Categorical policies for ``Discrete`` actions (masked logits), diagonal Gaussians with a state-independent
+log-std for ``Box`` actions; agents of a group share parameters (told apart by a one-hot id) or have their own,
+evaluated in one batched op either way. Acting runs in NumPy (``MLP.forward_numpy``).
+
+``cfg`` is any config with the fields ``centralised_critic``, ``share_parameters``, ``agent_id``, ``hidden``,
+``activation`` and ``init_log_std`` (``PPOConfig``, ``A2CConfig``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+from marlkit.nn import MLP
+
+
+class GroupNets(nn.Module):
+    """Actor and critic of one group (for PPO and A2C)."""
+
+    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: spaces.Space,
+                 cfg: Any) -> None:
+        super().__init__()
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        self.n_agents = n_agents
+        self.ids = cfg.agent_id and cfg.share_parameters and n_agents > 1
+        # A centralised critic shared by the agents and not told which agent asks sees the same input for all of them:
+        # it then reads one state per copy and its value is broadcast over the agents (same numbers, 1/n the work).
+        self.value_per_copy = cfg.centralised_critic and cfg.share_parameters and not self.ids
+        n_models = None if cfg.share_parameters else n_agents
+        extra = n_agents if self.ids else 0
+        out = self.act_dim = action_space.n if self.discrete else int(np.prod(action_space.shape))
+        self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, cfg.activation, out_gain=0.01)
+        self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
+        if not self.discrete:
+            self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
+        self.register_buffer("eye", torch.eye(n_agents))
+        self.eye_np = np.eye(n_agents, dtype=np.float32)
+        if not self.discrete:
+            self.low_np = action_space.low.astype(np.float32)
+            self.high_np = action_space.high.astype(np.float32)
+
+    def with_id(self, x: torch.Tensor) -> torch.Tensor:
+        """Append the one-hot agent index to inputs shaped ``(..., n_agents, d)``."""
+        if not self.ids:
+            return x
+        return torch.cat([x, self.eye.expand(*x.shape[:-1], self.n_agents)], dim=-1)
+
+    def dist_params(self, obs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        out = self.actor(self.with_id(obs))
+        if self.discrete and mask is not None:
+            out = out.masked_fill(~mask, -1e9)
+        return out
+
+    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
+                         entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-probability of ``actions`` and the policy's entropy (``None`` unless ``entropy``; acting skips it)."""
+        if self.discrete:
+            logp_all = F.log_softmax(params, dim=-1)
+            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            return logp, -(logp_all.exp() * logp_all).sum(-1) if entropy else None
+        std = self.log_std.exp()
+        logp = (-0.5 * ((actions - params) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
+        return logp, (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(logp.shape) if entropy else None
+
+    def act_numpy(self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
+                  explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
+        if self.ids:
+            obs = np.concatenate([obs, np.broadcast_to(self.eye_np, (*obs.shape[:-2], *self.eye_np.shape))], -1)
+        params = self.actor.forward_numpy(obs)
+        if self.discrete:
+            if mask is not None:
+                params = np.where(mask, params, np.float32(-1e9))
+            if explore:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
+                a = (params + rng.gumbel(size=params.shape)).argmax(-1)
+            else:
+                a = params.argmax(-1)
+            z = params - params.max(-1, keepdims=True)
+            logp = np.take_along_axis(z, a[..., None], -1)[..., 0] - np.log(np.exp(z).sum(-1))
+            return a, {"logp": logp}
+        log_std = self.log_std.detach().numpy()
+        std = np.exp(log_std)
+        a = params + std * rng.standard_normal(params.shape, dtype=np.float32) if explore else params
+        logp = (-0.5 * ((a - params) / std) ** 2 - log_std - np.float32(0.5 * np.log(2 * np.pi))).sum(-1)
+        return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
+
+    def value(self, critic_in: torch.Tensor) -> torch.Tensor:
+        """V of every agent, ``(..., n_agents)``, from ``(..., n_agents, d)`` (``(..., d)`` if ``value_per_copy``)."""
+        v = self.critic(self.with_id(critic_in)).squeeze(-1)
+        return v.unsqueeze(-1).expand(*v.shape, self.n_agents) if self.value_per_copy else v
