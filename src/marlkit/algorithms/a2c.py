@@ -17,24 +17,23 @@ That single step on fresh data is what makes it A2C rather than PPO (which reuse
 and therefore has to clip its ratio). Invalid actions are masked out of the policy; dead agents (the ``active``
 mask) are left out of every mean. Value normalisation (running statistics of the targets) is optional.
 
-The networks are PPO's (``policy_nets.GroupNets``): per group an actor and a critic, shared by its agents with a
-one-hot id (or one per agent with ``share_parameters=False``), acting batched in NumPy.
+The networks, acting and checkpoints are PPO's (``policy_nets.ActorCriticTeam``): per group an actor and a
+critic, shared by its agents with a one-hot id (or one per agent with ``share_parameters=False``), acting batched
+in NumPy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import torch
 from torch import nn
 
-from marlkit.algorithms.policy_nets import GroupNets
+from marlkit.algorithms.policy_nets import ActorCriticTeam
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.nn import RunningNorm
 from marlkit.ops import gae, nstep_returns
 
 
@@ -95,56 +94,17 @@ class A2CConfig:
         check(self.activation in ("tanh", "relu"), "algo.activation", "tanh or relu", self.activation)
 
 
-class A2C(nn.Module):
+class A2C(ActorCriticTeam):
     """IA2C (``centralised_critic=False``) or MAA2C (``True``) for every group of an environment."""
 
     def __init__(self, env: MultiAgentEnv, config: A2CConfig, seed: int = 0) -> None:
-        super().__init__()
-        self.config = cfg = config
-        self.groups = dict(env.groups)
-        self.uses_state = cfg.centralised_critic
-        state_dim = int(np.prod(env.state_space.shape))
-        self.nets = nn.ModuleDict()
-        self.norms = nn.ModuleDict()
-        for g, ids in env.groups.items():
-            obs_dim = int(np.prod(env.group_observation_space(g).shape))
-            critic_dim = state_dim if cfg.centralised_critic else obs_dim
-            self.nets[g] = GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
-            self.norms[g] = RunningNorm()
+        super().__init__(env, config, seed)
         # Only the unclipped Gaussian sample is stored (its log-probability is what the loss needs); values and
         # log-probabilities are recomputed in the update, where the gradient step needs them anyway.
-        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {
-            g: {} if net.discrete else {"raw_action": (net.act_dim,)} for g, net in self.nets.items()}
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, eps=1e-5)
-        self.rng = np.random.default_rng(seed)  # action sampling
-
-    # ------------------------------------------------------------------------------------------------ acting
-    def _critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
-        """Each agent's observation (IA2C), or the global state (MAA2C; once per copy if every agent's critic would
-        see the same input, see ``GroupNets.value_per_copy``)."""
-        if not self.config.centralised_critic:
-            return obs
-        if self.nets[g].value_per_copy:
-            return state
-        return state.unsqueeze(-2).expand(*state.shape[:-1], self.nets[g].n_agents, state.shape[-1])
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        masks = info.get("action_mask")
-        actions, extras = {}, {}
-        for g, net in self.nets.items():  # a loop over groups only: each group acts in one batched NumPy pass
-            actions[g], out = net.act_numpy(obs[g], None if masks is None else masks[g], self.rng, explore)
-            extras[g] = {k: out[k] for k in self.extras_spec[g]}
-        return actions, extras
+        self.extras_spec = {g: {} if net.discrete else {"raw_action": (net.act_dim,)} for g, net in self.nets.items()}
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr, eps=1e-5)
 
     # ----------------------------------------------------------------------------------------------- learning
-    def set_progress(self, fraction: float) -> None:
-        """Called by the runner before each update with the fraction of the budget already trained."""
-        if self.config.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * max(1.0 - fraction, 0.0)
-
     def update(self, batch: Rollout) -> dict[str, float]:
         loss = torch.zeros(())
         stats = []
@@ -164,7 +124,7 @@ class A2C(nn.Module):
     def _targets(self, g: str, batch: Rollout, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Advantages and (normalised, if value_norm) value targets of one group, ``(T, E, n)``."""
         cfg, net, norm = self.config, self.nets[g], self.norms[g]
-        next_value = net.value(self._critic_input(g, batch.next_obs[g], batch.next_state))
+        next_value = net.value(self.critic_input(g, batch.next_obs[g], batch.next_state))
         if cfg.value_norm:
             value, next_value = norm.denormalize(value), norm.denormalize(next_value)
         rewards, term, trunc = batch.rewards[g], batch.terminated[g], batch.truncated[g]
@@ -184,7 +144,7 @@ class A2C(nn.Module):
 
     def _loss(self, g: str, batch: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, net = self.config, self.nets[g]
-        value = net.value(self._critic_input(g, batch.obs[g], batch.state))  # (T, E, n)
+        value = net.value(self.critic_input(g, batch.obs[g], batch.state))  # (T, E, n)
         adv, returns = self._targets(g, batch, value.detach())
         mask = batch.action_mask[g] if batch.action_mask is not None and g in batch.action_mask else None
         params = net.dist_params(batch.obs[g], mask)
@@ -197,13 +157,3 @@ class A2C(nn.Module):
         entropy_mean = (entropy * active).sum() / count
         loss = actor_loss + cfg.value_coef * critic_loss - cfg.entropy_coef * entropy_mean
         return loss, torch.stack([actor_loss, critic_loss, entropy_mean]).detach()
-
-    # -------------------------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state}
-
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        self.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]

@@ -1,4 +1,6 @@
-"""The actor and critic of one group of agents, shared by the on-policy actor-critics (``ppo.py``, ``a2c.py``).
+"""The actor and critic of one group of agents, and the team of them, shared by the on-policy actor-critics
+(``ppo.py``, ``a2c.py``): they differ only in how they learn (``update``), so building the networks, acting and
+checkpointing live here once (``ActorCriticTeam``).
 
 Categorical policies for ``Discrete`` actions (masked logits), diagonal Gaussians with a state-independent
 log-std for ``Box`` actions; agents of a group share parameters (told apart by a one-hot id) or have their own,
@@ -18,7 +20,8 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from marlkit.nn import MLP
+from marlkit.envs.base import MultiAgentEnv
+from marlkit.nn import MLP, RunningNorm
 
 
 class GroupNets(nn.Module):
@@ -95,3 +98,63 @@ class GroupNets(nn.Module):
         """V of every agent, ``(..., n_agents)``, from ``(..., n_agents, d)`` (``(..., d)`` if ``value_per_copy``)."""
         v = self.critic(self.with_id(critic_in)).squeeze(-1)
         return v.unsqueeze(-1).expand(*v.shape, self.n_agents) if self.value_per_copy else v
+
+
+class ActorCriticTeam(nn.Module):
+    """Every group's ``GroupNets`` and value normaliser, with batched acting, the critic's inputs, learning-rate
+    annealing and checkpoints. Subclasses set ``extras_spec`` (what acting stores) and ``optimizer`` and write
+    ``update``; ``cfg`` needs ``centralised_critic``, ``lr`` and ``anneal_lr`` besides ``GroupNets``' fields."""
+
+    def __init__(self, env: MultiAgentEnv, config: Any, seed: int = 0) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.groups = dict(env.groups)
+        self.uses_state = cfg.centralised_critic
+        state_dim = int(np.prod(env.state_space.shape))
+        self.nets = nn.ModuleDict()
+        self.norms = nn.ModuleDict()
+        for g, ids in env.groups.items():
+            obs_dim = int(np.prod(env.group_observation_space(g).shape))
+            critic_dim = state_dim if cfg.centralised_critic else obs_dim
+            self.nets[g] = GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
+            self.norms[g] = RunningNorm()
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in self.nets}
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.rng = np.random.default_rng(seed)  # action sampling
+
+    def critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
+        """The critic's input for every agent: its observation (independent critics) or the global state
+        (centralised; once per copy if every agent's critic would see the same, see ``GroupNets.value_per_copy``)."""
+        if not self.config.centralised_critic:
+            return obs
+        if self.nets[g].value_per_copy:
+            return state
+        return state.unsqueeze(-2).expand(*state.shape[:-1], self.nets[g].n_agents, state.shape[-1])
+
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
+            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        # Acting runs the actor in NumPy on the parameters' own memory (MLP.forward_numpy): on a few dozen agents
+        # per step torch's per-op dispatch costs more than the arithmetic. The update recomputes log-probabilities
+        # in torch from the same parameters (PPO's ratio starts at 1, to float32 rounding).
+        masks = info.get("action_mask")
+        actions, extras = {}, {}
+        for g, net in self.nets.items():  # a loop over groups only: each group acts in one batched NumPy pass
+            actions[g], out = net.act_numpy(obs[g], None if masks is None else masks[g], self.rng, explore)
+            extras[g] = {k: out[k] for k in self.extras_spec[g]}
+        return actions, extras
+
+    def set_progress(self, fraction: float) -> None:
+        """Called by the runner before each update with the fraction of the budget already trained."""
+        if self.config.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr * max(1.0 - fraction, 0.0)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": self.rng.bit_generator.state}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]

@@ -11,9 +11,9 @@ with a Huber loss, advantage normalisation, an entropy bonus, gradient clipping,
 parameter sharing inside each group, and several epochs over each batch. Invalid actions are masked out of the
 policy (the paper's "death masking" for dead agents is the ``active`` mask on every loss).
 
-Each group (agents sharing spaces) has its own actor and critic (``policy_nets.GroupNets``, shared with A2C);
-agents in a group share parameters by default or have their own (``share_parameters=False``), evaluated in one
-batched op either way.
+Each group (agents sharing spaces) has its own actor and critic; agents in a group share parameters by default
+or have their own (``share_parameters=False``), evaluated in one batched op either way. Building them, acting (in
+NumPy) and checkpoints are shared with A2C (``policy_nets.ActorCriticTeam``); this file is how PPO learns.
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marlkit.algorithms.policy_nets import GroupNets
+from marlkit.algorithms.policy_nets import ActorCriticTeam
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.nn import RunningNorm
 from marlkit.ops import gae
 
 
@@ -98,61 +96,19 @@ class PPOConfig:
 _LOSS_STATS = ("loss/policy", "loss/value", "loss/entropy", "loss/approx_kl", "loss/clip_fraction")
 
 
-class PPO(nn.Module):
+class PPO(ActorCriticTeam):
     """IPPO (``centralised_critic=False``) or MAPPO (``True``) for every group of an environment."""
 
     def __init__(self, env: MultiAgentEnv, config: PPOConfig, seed: int = 0) -> None:
-        super().__init__()
-        self.config = cfg = config
-        self.groups = dict(env.groups)
-        self.uses_state = cfg.centralised_critic
-        state_dim = int(np.prod(env.state_space.shape))
-        self.nets = nn.ModuleDict()
-        self.norms = nn.ModuleDict()
-        for g, ids in env.groups.items():
-            obs_dim = int(np.prod(env.group_observation_space(g).shape))
-            critic_dim = state_dim if cfg.centralised_critic else obs_dim
-            self.nets[g] = GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
-            self.norms[g] = RunningNorm()
+        super().__init__(env, config, seed)
         # What acting stores besides actions. Not the values: the update computes them for all steps in one batch
         # (the parameters have not changed since collection, so they are the same numbers, at a fraction of the cost).
-        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {
-            g: {"logp": ()} if net.discrete else {"logp": (), "raw_action": (net.act_dim,)}
-            for g, net in self.nets.items()}
-        # foreach: one multi-tensor kernel per Adam step instead of a loop over parameters (bit-identical results)
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=cfg.lr, eps=1e-5, fused=True)
+        self.extras_spec = {g: {"logp": ()} if net.discrete else {"logp": (), "raw_action": (net.act_dim,)}
+                            for g, net in self.nets.items()}
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
-        self.rng = np.random.default_rng(seed)  # action sampling
-
-    # ------------------------------------------------------------------------------------------------ acting
-    def _critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
-        """The critic's input for every agent: its observation (IPPO) or the global state (MAPPO; once per copy if
-        every agent's critic would see the same, see ``GroupNets.value_per_copy``)."""
-        if not self.config.centralised_critic:
-            return obs
-        if self.nets[g].value_per_copy:
-            return state
-        return state.unsqueeze(-2).expand(*state.shape[:-1], self.nets[g].n_agents, state.shape[-1])
-
-    @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        # Acting runs the actor in NumPy on the parameters' own memory (MLP.forward_numpy): on a few dozen agents
-        # per step torch's per-op dispatch costs more than the arithmetic. The update recomputes log-probabilities
-        # in torch from the same parameters, so the PPO ratio starts at 1 (to float32 rounding).
-        masks = info.get("action_mask")
-        actions, extras = {}, {}
-        for g, net in self.nets.items():
-            actions[g], extras[g] = net.act_numpy(obs[g], None if masks is None else masks[g], self.rng, explore)
-        return actions, extras
 
     # ----------------------------------------------------------------------------------------------- learning
-    def set_progress(self, fraction: float) -> None:
-        """Called by the runner before each update with the fraction of the budget already trained."""
-        if self.config.anneal_lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * max(1.0 - fraction, 0.0)
-
     def update(self, batch: Rollout) -> dict[str, float]:
         cfg = self.config
         samples = {g: self._prepare(g, batch) for g in self.nets}
@@ -183,9 +139,9 @@ class PPO(nn.Module):
     def _prepare(self, g: str, batch: Rollout) -> dict[str, torch.Tensor]:
         """Advantages and value targets of one group, flattened to samples of single agent-steps."""
         cfg, net, norm = self.config, self.nets[g], self.norms[g]
-        critic_in = self._critic_input(g, batch.obs[g], batch.state)
+        critic_in = self.critic_input(g, batch.obs[g], batch.state)
         value_old = net.value(critic_in)  # what the critic said while collecting: its parameters are unchanged
-        next_value = net.value(self._critic_input(g, batch.next_obs[g], batch.next_state))
+        next_value = net.value(self.critic_input(g, batch.next_obs[g], batch.next_state))
         if cfg.value_norm:
             value_old_raw, next_value = norm.denormalize(value_old), norm.denormalize(next_value)
         else:
@@ -242,11 +198,8 @@ class PPO(nn.Module):
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
-        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "rng": self.rng.bit_generator.state}
+        return {**super().checkpoint_state(), "generator": self.generator.get_state()}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        self.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        super().load_checkpoint_state(state)
         self.generator.set_state(state["generator"])
-        self.rng.bit_generator.state = state["rng"]
