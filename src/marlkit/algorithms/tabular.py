@@ -177,7 +177,7 @@ class TabularQ:
     def values(self, g: str, rows: np.ndarray) -> np.ndarray:
         """What each agent acts on in its state: Q_i(s, .) or EV_i(s, .), shaped ``(num_envs, n, na)``."""
         t = self.groups[g]
-        c = np.arange(self.num_envs)[:, None] % self.copies
+        c = np.arange(rows.shape[0])[:, None] % self.copies  # copy e uses table e mod copies (any batch size)
         i = np.arange(t["n"])[None, :]
         q = t["q"][c, i, rows]  # (E, n, na, others)
         if not self.joint:

@@ -388,6 +388,9 @@ def load_run(run_dir: str | Path, num_envs: int = 1,
     set_threads(cfg.experiment.torch_threads)
     state = ckpt.load(path)
     env = make_env(cfg, num_envs)
-    algo = build_algo(cfg, env, derive_seeds(cfg.experiment.seed)["algo"])
+    # The algorithm is rebuilt as it was trained: replay buffers and per-copy tables are sized by the training
+    # env's copies, so the checkpoint loads exactly; its policy then acts on any number of copies.
+    trained = env if num_envs == cfg.env.num_envs else make_env(cfg, cfg.env.num_envs)
+    algo = build_algo(cfg, trained, derive_seeds(cfg.experiment.seed)["algo"])
     algo.load_checkpoint_state(state["algo"])
     return cfg, env, algo, int(state["env_steps"])
