@@ -39,7 +39,7 @@ from marlkit.data.replay import EpisodeReplay, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.nn import MLP, GRUNet
+from marlkit.nn import MLP, GRUNet, append_agent_ids
 
 
 @dataclass(frozen=True)
@@ -124,12 +124,11 @@ class AgentQ(nn.Module):
         self.recurrent = cfg.recurrent
         self.net = (GRUNet(in_dim, n_actions, cfg.rnn_hidden) if cfg.recurrent
                     else MLP(in_dim, n_actions, cfg.hidden, activation=cfg.activation))
-        self.eye_np = np.eye(n_agents, dtype=np.float32)
 
     def inputs(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.ids:
             return obs
-        return torch.cat([obs, torch.from_numpy(self.eye_np).expand(*obs.shape[:-1], self.n_agents)], dim=-1)
+        return append_agent_ids(obs)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Feed-forward: Q of every agent; recurrent: ``obs (B, T, n, d)`` unrolled from a zero hidden state."""
@@ -139,7 +138,7 @@ class AgentQ(nn.Module):
     def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
         """The feed-forward network in NumPy, for acting (see ``MLP.forward_numpy``)."""
         if self.ids:
-            obs = np.concatenate([obs, np.broadcast_to(self.eye_np, (*obs.shape[:-2], *self.eye_np.shape))], -1)
+            obs = append_agent_ids(obs)
         return self.net.forward_numpy(obs)
 
 

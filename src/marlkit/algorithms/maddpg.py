@@ -42,7 +42,7 @@ from marlkit.data.replay import TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.nn import MLP
+from marlkit.nn import MLP, append_agent_ids
 
 
 @dataclass(frozen=True)
@@ -108,17 +108,15 @@ class _WithId(nn.Module):
         self.n_agents = n_agents
         self.ids = cfg.agent_id and n_agents > 1
         self.net = MLP(in_dim + (n_agents if self.ids else 0), out_dim, cfg.hidden, None, cfg.activation, out_gain)
-        self.register_buffer("eye", torch.eye(n_agents), persistent=False)
-        self.eye_np = np.eye(n_agents, dtype=np.float32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.ids:
-            x = torch.cat([x, self.eye.expand(*x.shape[:-1], self.n_agents)], dim=-1)
+            x = append_agent_ids(x)
         return self.net(x)
 
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:
         if self.ids:
-            x = np.concatenate([x, np.broadcast_to(self.eye_np, (*x.shape[:-2], *self.eye_np.shape))], -1)
+            x = append_agent_ids(x)
         return self.net.forward_numpy(x)
 
 

@@ -21,7 +21,7 @@ from gymnasium import spaces
 from torch import nn
 
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.nn import MLP, RunningNorm
+from marlkit.nn import MLP, RunningNorm, append_agent_ids
 
 
 class GroupNets(nn.Module):
@@ -43,8 +43,6 @@ class GroupNets(nn.Module):
         self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
-        self.register_buffer("eye", torch.eye(n_agents))
-        self.eye_np = np.eye(n_agents, dtype=np.float32)
         if not self.discrete:
             self.low_np = action_space.low.astype(np.float32)
             self.high_np = action_space.high.astype(np.float32)
@@ -53,7 +51,7 @@ class GroupNets(nn.Module):
         """Append the one-hot agent index to inputs shaped ``(..., n_agents, d)``."""
         if not self.ids:
             return x
-        return torch.cat([x, self.eye.expand(*x.shape[:-1], self.n_agents)], dim=-1)
+        return append_agent_ids(x)
 
     def dist_params(self, obs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         out = self.actor(self.with_id(obs))
@@ -76,7 +74,7 @@ class GroupNets(nn.Module):
                   explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
         if self.ids:
-            obs = np.concatenate([obs, np.broadcast_to(self.eye_np, (*obs.shape[:-2], *self.eye_np.shape))], -1)
+            obs = append_agent_ids(obs)
         params = self.actor.forward_numpy(obs)
         if self.discrete:
             if mask is not None:

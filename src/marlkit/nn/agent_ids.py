@@ -1,0 +1,18 @@
+"""The one-hot agent index appended to inputs of networks shared by a group's agents (NumPy or torch)."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T", np.ndarray, torch.Tensor)
+
+
+def append_agent_ids(x: T) -> T:
+    """``(..., n_agents, d)`` -> ``(..., n_agents, d + n_agents)``: agent i's row gets the one-hot of i appended."""
+    n = x.shape[-2]
+    if isinstance(x, np.ndarray):
+        return np.concatenate([x, np.broadcast_to(np.eye(n, dtype=x.dtype), (*x.shape[:-1], n))], -1)
+    return torch.cat([x, torch.eye(n, dtype=x.dtype).expand(*x.shape[:-1], n)], dim=-1)
