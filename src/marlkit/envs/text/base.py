@@ -88,6 +88,7 @@ class TextEnv:
         self.np_random = np.random.default_rng(seed)
         self.count_tokens = count_tokens
         self._needs_reset = True
+        self._seed_pending = seed is not None  # the constructor's seed fixes the first reset only
         self._outcome = TextOutcome()
         self._turn = 0
         self._errors: dict[str, str] = {}
@@ -130,10 +131,12 @@ class TextEnv:
 
     # ------------------------------------------------------------------------------------------ life cycle
     def reset(self, seed: int | None = None) -> tuple[dict[str, str], dict[str, Any]]:
-        if seed is None and self._needs_reset and self._seed is not None:
+        if seed is None and self._seed_pending:
             seed = self._seed
         if seed is not None:
             self.np_random = np.random.default_rng(seed)
+        # Later resets without a seed continue the generator: the next episode differs from the last.
+        self._seed_pending = False
         self._needs_reset = False
         self._turn = 0
         self._errors = {}
@@ -237,6 +240,8 @@ class TextVecEnv:
         return self._obs
 
     def prompts(self) -> list[tuple[int, str, str]]:
+        if not self._obs:
+            raise RuntimeError("call reset() before prompts() or step()")
         return [(i, a, self._obs[i][a]) for i, env in enumerate(self.envs) for a in env.to_act]
 
     def step(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[TextOutcome | None]]:

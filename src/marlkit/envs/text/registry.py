@@ -1,0 +1,79 @@
+"""The registry of text games: versioned id -> constructor of one ``TextEnv`` copy.
+
+Kept apart from the array registry (``marlkit.envs.registry``) because the contracts differ: ``make`` returns
+batched arrays, ``make_text`` one copy of a game in strings (batch copies with ``TextVecEnv``). Ids carry a version;
+bump it when rules, rewards or observation texts change. Constructors are ``"module:attribute"`` strings imported
+on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from marlkit.envs.text.base import TextEnv
+from marlkit.errors import did_you_mean
+
+
+@dataclass(frozen=True)
+class TextEnvSpec:
+    """How to build one registered text game."""
+
+    id: str
+    entry_point: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def load(self) -> Callable[..., TextEnv]:
+        module, _, attr = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_TEXT_REGISTRY: dict[str, TextEnvSpec] = {}
+
+
+def register_text(id: str, entry_point: str, kwargs: dict[str, Any] | None = None, description: str = "") -> None:
+    """Register a text game under a versioned id such as ``"tictactoe-v0"``."""
+    name, sep, version = id.rpartition("-v")
+    if not sep or not name or not version.isdigit():
+        raise ValueError(f"text game ids carry a version, like 'tictactoe-v0'; got {id!r}")
+    if id in _TEXT_REGISTRY:
+        raise ValueError(f"text game id {id!r} is already registered")
+    _TEXT_REGISTRY[id] = TextEnvSpec(id, entry_point, dict(kwargs or {}), description)
+
+
+def list_text_envs() -> list[str]:
+    """All registered text game ids, sorted."""
+    return sorted(_TEXT_REGISTRY)
+
+
+def text_spec(env_id: str) -> TextEnvSpec:
+    """The spec of a registered id; an unknown id raises an error naming the nearest ids."""
+    if env_id in _TEXT_REGISTRY:
+        return _TEXT_REGISTRY[env_id]
+    hint = did_you_mean(env_id, _TEXT_REGISTRY, n=3, cutoff=0.4)
+    raise KeyError(f"unknown text game id {env_id!r}{hint} (registered: {', '.join(list_text_envs())})")
+
+
+def make_text(env_id: str, seed: int | None = None, **kwargs: Any) -> TextEnv:
+    """Build one copy of a registered text game; keyword arguments override the registered defaults.
+
+    An unknown keyword raises an error naming the nearest valid one.
+    """
+    s = text_spec(env_id)
+    ctor = s.load()
+    params = inspect.signature(ctor).parameters
+    allowed = [n for n in params if n not in ("self", "seed")]
+    for key in kwargs:
+        if key not in allowed:
+            raise TypeError(f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
+                            f"(options: {', '.join(allowed) or 'none'})")
+    return ctor(seed=seed, **{**s.kwargs, **kwargs})
+
+
+# --------------------------------------------------------------------------------------- the registered games
+# One line per game; nothing else in marlkit lists them.
+register_text("tictactoe-v0", "marlkit.envs.text.tictactoe:TicTacToe",
+              description="Tic-tac-toe, two agents or one against opponent='random'/'heuristic' (competitive)")
