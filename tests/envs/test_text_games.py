@@ -233,3 +233,80 @@ def test_text_vec_env_checks_its_input():
     assert [(i, a) for i, a, _ in vec.prompts()] == [(0, "player_0"), (1, "player_0")]
     with pytest.raises(TextActionError, match="expected 2 texts"):
         vec.step(["A1"])
+
+
+# ================================================================================================ matrix talk
+@pytest.mark.parametrize("text, move", [
+    ("stag", 0), ("Hare.", 1), ("I'll go for the STAG this time", 0), ("hare, then stag", 1), ("s", 0), ("H", 1),
+    ("hunting", None), ("", None), ("stagger", None),
+])
+def test_stag_hunt_moves_are_read_leniently(text, move):
+    assert make_text("stag-hunt-talk-v0").parse_action(text) == move
+
+
+@pytest.mark.parametrize("text, move", [
+    ("cooperate", 0), ("I am cooperating", 0), ("Defect!", 1), ("D", 1), ("c", 0), ("defection", 1), ("maybe", None),
+])
+def test_ipd_moves_are_read_leniently(text, move):
+    assert make_text("ipd-talk-v0").parse_action(text) == move
+
+
+def test_stag_hunt_talk_rounds_rewards_and_outcome():
+    from marlkit.envs.matrix import STAG_HUNT
+
+    env = make_text("stag-hunt-talk-v0", rounds=3, seed=0)
+    obs, info = env.reset()
+    assert info["phase"] == "talk" and info["to_act"] == ("player_0", "player_1")
+    plan = [("stag", "stag"), ("stag", "hare"), ("hare", "hare")]
+    for k, (m0, m1) in enumerate(plan):
+        obs, rewards, term, _, info = env.step({"player_0": f"let's go {m0}", "player_1": "agreed"})
+        assert rewards == {"player_0": 0.0, "player_1": 0.0} and info["phase"] == "move"
+        assert "player_0: let's go" in obs["player_1"] and "you: agreed" in obs["player_1"]
+        obs, rewards, term, _, info = env.step({"player_0": m0, "player_1": m1})
+        a0, a1 = ("stag", "hare").index(m0), ("stag", "hare").index(m1)
+        assert rewards == {"player_0": STAG_HUNT[a0][a1][0], "player_1": STAG_HUNT[a0][a1][1]}
+        assert term == (k == 2)
+    out = info["outcome"]
+    assert out.completed and out.winner is None and out.turns == 6
+    assert out.extra["joint_actions"] == plan and out.extra["coordination_rate"] == pytest.approx(1 / 3)
+    assert out.extra["payoffs"] == [(4.0, 4.0), (0.0, 3.0), (3.0, 3.0)] and out.extra["defaulted"] == [[], [], []]
+    assert out.messages == 6 and out.tokens == 3 * (3 + 1) + 6
+    assert out.scores == {"player_0": 7.0, "player_1": 10.0}
+    assert [t[1:] for t in out.extra["talk"][:2]] == [("player_0", "let's go stag"), ("player_1", "agreed")]
+    assert "Round 2: you hare, partner stag (you got 3, partner 0)." in obs["player_1"]
+
+
+def test_matrix_talk_invalid_move_asks_only_that_agent_then_defaults():
+    env = make_text("ipd-talk-v0", rounds=2, max_invalid=2, invalid_penalty=-0.5, seed=0)
+    env.reset()
+    env.step({"player_0": "hi", "player_1": "hello"})
+    obs, rewards, term, _, info = env.step({"player_0": "cooperate", "player_1": "I pass"})
+    assert info["to_act"] == ("player_1",) and rewards == {"player_0": 0.0, "player_1": -0.5}
+    assert obs["player_1"].startswith("Error: no move found in 'I pass'; answer \"cooperate\" or \"defect\"")
+    assert "waiting for player_1" in obs["player_0"]
+    with pytest.raises(TextActionError):
+        env.step({"player_0": "defect", "player_1": "defect"})
+    obs, rewards, term, _, info = env.step({"player_1": "pass again"})  # second in a row: default "defect"
+    assert rewards == {"player_0": 0.0, "player_1": 5.0 - 0.5} and info["phase"] == "talk"
+    env.step({"player_0": "...", "player_1": "..."})
+    *_, info = env.step({"player_0": "c", "player_1": "c"})
+    out = info["outcome"]
+    assert out.extra["joint_actions"] == [("cooperate", "defect"), ("cooperate", "cooperate")]
+    assert out.extra["defaulted"] == [["player_1"], []] and out.invalid == {"player_0": 0, "player_1": 2}
+    assert out.extra["coordination_rate"] == 0.5
+
+
+def test_matrix_talk_without_talk_and_with_two_talk_turns():
+    env = make_text("stag-hunt-talk-v0", rounds=1, talk_turns=0)
+    _, info = env.reset(seed=0)
+    assert info["phase"] == "move"
+    *_, term, _, info = env.step({"player_0": "stag", "player_1": "stag"})
+    assert term and info["outcome"].messages == 0
+    env = make_text("stag-hunt-talk-v0", rounds=1, talk_turns=2)
+    env.reset(seed=0)
+    obs, *_, info = env.step({"player_0": "first", "player_1": "one"})
+    assert info["phase"] == "talk" and "you: first" in obs["player_0"]
+    *_, info = env.step({"player_0": "second", "player_1": "two"})
+    assert info["phase"] == "move"
+    with pytest.raises(ValueError, match="talk_turns"):
+        make_text("stag-hunt-talk-v0", talk_turns=-1)

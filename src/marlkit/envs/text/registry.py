@@ -77,3 +77,7 @@ def make_text(env_id: str, seed: int | None = None, **kwargs: Any) -> TextEnv:
 # One line per game; nothing else in marlkit lists them.
 register_text("tictactoe-v0", "marlkit.envs.text.tictactoe:TicTacToe",
               description="Tic-tac-toe, two agents or one against opponent='random'/'heuristic' (competitive)")
+register_text("stag-hunt-talk-v0", "marlkit.envs.text.matrix_talk:stag_hunt_talk",
+              description="Stag hunt repeated 5 rounds, free-text talk before each move (cooperative, risky)")
+register_text("ipd-talk-v0", "marlkit.envs.text.matrix_talk:ipd_talk",
+              description="Prisoner's dilemma repeated 5 rounds, free-text talk before each move (mixed)")
