@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from marlkit.envs.text import TextActionError, TextVecEnv, list_text_envs, make_text
+from marlkit.envs.text import negotiation as neg
 from marlkit.envs.text import tictactoe as ttt
 from marlkit.llm.policy import TextPolicy
 
@@ -310,3 +311,89 @@ def test_matrix_talk_without_talk_and_with_two_talk_turns():
     assert info["phase"] == "move"
     with pytest.raises(ValueError, match="talk_turns"):
         make_text("stag-hunt-talk-v0", talk_turns=-1)
+
+
+# ================================================================================================ negotiation
+@pytest.mark.parametrize("text, taken", [
+    (": books=1 hats=2 balls=0", (1, 2, 0)), (" 2 books and 1 hat", (2, 1, 0)), (": books: 1, balls 2", (1, 0, 2)),
+    (": Hats=2", (0, 2, 0)), (": book=0 hat=0 ball=0", (0, 0, 0)),
+])
+def test_parse_proposal(text, taken):
+    assert neg.parse_proposal(text, (3, 2, 2)) == taken
+
+
+@pytest.mark.parametrize("text, message", [
+    (": cars=2", "unknown item 'cars'"), (": books=4", "there are 3 books, so take 0-3"),
+    (": balls=-1", "out of range"), (" that we split", "no items found"), (": books=1 books=2", "named twice"),
+])
+def test_parse_proposal_errors(text, message):
+    with pytest.raises(neg.ProposalError, match=message):
+        neg.parse_proposal(text, (3, 2, 2))
+
+
+def test_negotiation_games_follow_lewis_constraints_and_seed():
+    for seed in range(30):
+        counts, v0, v1 = neg.draw_game(np.random.default_rng(seed))
+        assert all(1 <= c <= 4 for c in counts) and 5 <= sum(counts) <= 7
+        for v in (v0, v1):
+            assert sum(c * x for c, x in zip(counts, v)) == 10 and min(v) >= 0
+        assert all(x or y for x, y in zip(v0, v1)) and any(x and y for x, y in zip(v0, v1))
+    a, b = make_text("negotiation-v0", seed=7), make_text("negotiation-v0", seed=7)
+    assert a.reset()[0] == b.reset()[0]
+    draws = {make_text("negotiation-v0", seed=s).reset()[0]["player_0"] for s in range(10)}
+    assert len(draws) > 5
+
+
+def test_negotiation_deal_rewards_and_outcome():
+    env = make_text("negotiation-v0", seed=0)
+    obs, info = env.reset()
+    counts, values = env.counts, env.values
+    assert f"book {values['player_0'][0]}, hat {values['player_0'][1]}" in obs["player_0"]
+    assert str(values["player_1"]) not in obs["player_0"]
+    take = (counts[0], 0, 0)                                   # player_0 takes all books
+    obs, rewards, term, _, info = env.step({"player_0": f"Books for me. propose: books={counts[0]}"})
+    assert not term and info["to_act"] == ("player_1",) and "Books for me." in obs["player_1"]
+    assert f"you get books=0 hats={counts[1]} balls={counts[2]}" in obs["player_1"]
+    obs, rewards, term, _, info = env.step({"player_1": "ok, accept"})
+    assert term
+    rest = tuple(c - t for c, t in zip(counts, take))
+    expect0 = sum(v * t for v, t in zip(values["player_0"], take)) / 10
+    expect1 = sum(v * t for v, t in zip(values["player_1"], rest)) / 10
+    assert rewards == pytest.approx({"player_0": expect0, "player_1": expect1})
+    out = info["outcome"]
+    assert out.completed and out.messages == 2 and out.tokens == 5 + 2 and out.extra["proposals"] == 1
+    assert out.extra["deal"] == {"player_0": dict(zip(neg.ITEMS, take)), "player_1": dict(zip(neg.ITEMS, rest))}
+    assert isinstance(out.extra["pareto_optimal"], bool)
+
+
+def test_negotiation_pareto_check():
+    env = make_text("negotiation-v0", seed=0)
+    env.reset()
+    env.counts, env.values = (1, 2, 3), {"player_0": (4, 0, 2), "player_1": (0, 2, 2)}
+    assert env._pareto_optimal({"player_0": (1, 0, 3), "player_1": (0, 2, 0)})
+    assert not env._pareto_optimal({"player_0": (0, 2, 3), "player_1": (1, 0, 0)})   # hats and book misplaced
+
+
+def test_negotiation_invalid_attempts_then_the_turn_passes():
+    env = make_text("negotiation-v0", seed=1, max_invalid=2, invalid_penalty=-0.25)
+    env.reset()
+    obs, rewards, term, _, info = env.step({"player_0": "accept"})     # nothing on the table
+    assert info["to_act"] == ("player_0",) and rewards["player_0"] == -0.25
+    assert obs["player_0"].startswith("Error: there is no proposal of player_1's to accept")
+    obs, rewards, term, _, info = env.step({"player_0": "propose: books=99"})
+    assert info["to_act"] == ("player_1",) and not term                # second in a row: the turn passes
+    assert "player_0: (nothing)" in obs["player_1"] and "On the table" not in obs["player_1"]
+    obs, *_ = env.step({"player_1": "propose: books=1"})
+    obs, rewards, term, _, info = env.step({"player_0": "I propose nothing"})
+    assert "no items found" in obs["player_0"] and env.outcome().invalid == {"player_0": 3, "player_1": 0}
+
+
+def test_negotiation_turn_limit_ends_without_deal():
+    env = make_text("negotiation-v0", seed=2, turn_limit=4)
+    env.reset()
+    for k in range(4):
+        obs, rewards, term, trunc, info = env.step({env.to_act[0]: f"propose: hats={k % 2}"})
+    assert term and not trunc and rewards == {"player_0": 0.0, "player_1": 0.0}
+    out = info["outcome"]
+    assert not out.completed and out.extra["deal"] is None and out.extra["proposals"] == 4
+    assert "No deal" in obs["player_0"]

@@ -81,3 +81,5 @@ register_text("stag-hunt-talk-v0", "marlkit.envs.text.matrix_talk:stag_hunt_talk
               description="Stag hunt repeated 5 rounds, free-text talk before each move (cooperative, risky)")
 register_text("ipd-talk-v0", "marlkit.envs.text.matrix_talk:ipd_talk",
               description="Prisoner's dilemma repeated 5 rounds, free-text talk before each move (mixed)")
+register_text("negotiation-v0", "marlkit.envs.text.negotiation:Negotiation",
+              description="Divide books/hats/balls with private values by talking (Lewis et al. 2017; mixed)")
