@@ -256,6 +256,21 @@ def cmd_algos(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from marlkit.llm.serve import serve
+
+    api_key = None
+    if args.api_key_env:
+        api_key = os.environ.get(args.api_key_env)
+        if not api_key:
+            raise FileNotFoundError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    serve(args.model_dir, host=args.host, port=args.port, model_name=args.name, api_key=api_key,
+          gguf_file=args.gguf_file, max_new_tokens=args.max_new_tokens)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,6 +336,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("algos", help="list algorithms with their action spaces and config")
     p.set_defaults(func=cmd_algos)
+
+    p = sub.add_parser("serve", help="serve a local Hugging Face model as an OpenAI-compatible chat API",
+                       description="Serve MODEL_DIR (a local model folder; nothing is downloaded) at "
+                                   "http://HOST:PORT/v1 with POST /chat/completions and GET /models (needs the llm "
+                                   "extra). See docs/llm.md.")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--name", help="model name clients send (default: the folder's name)")
+    p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
+    p.add_argument("--gguf-file", metavar="FILE", help="load this GGUF file inside MODEL_DIR (dequantized at load)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="answer length when a request sets none")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -89,3 +89,32 @@ def test_api_key_is_checked(policy, monkeypatch):
         assert len(OpenAIChatPolicy(server.url, "tiny", max_tokens=3).act(["hi"])[0]) <= 3
         with pytest.raises(APIStatusError, match="unknown model 'other'"):
             OpenAIChatPolicy(server.url, "other", max_retries=0).act(["hi"])
+
+
+def test_marlkit_serve_command(policy, tmp_path, capsys, monkeypatch):
+    """The CLI loads the folder and serves it; its serve loop is wrapped so the test can ask one question and stop
+    it (in-process: a subprocess would pay for importing transformers again)."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from marlkit.cli import main
+
+    assert main(["serve", str(tmp_path / "nothing-here")]) == 2
+    assert "no local model folder" in capsys.readouterr().err
+    policy.model.save_pretrained(tmp_path / "tiny")
+    policy.tokenizer.save_pretrained(tmp_path / "tiny")
+    answers = []
+
+    def ask_once_then_stop(server, poll_interval=0.5):
+        loop = threading.Thread(target=ThreadingHTTPServer.serve_forever, args=(server, 0.05))
+        loop.start()
+        try:
+            answers.append(OpenAIChatPolicy(server.url, "tiny", temperature=0, max_tokens=4).act(["hi"]))
+        finally:
+            server.shutdown()
+            loop.join()
+
+    monkeypatch.setattr(ChatServer, "serve_forever", ask_once_then_stop)
+    assert main(["serve", str(tmp_path / "tiny"), "--port", "0", "--max-new-tokens", "4"]) == 0
+    assert capsys.readouterr().out.startswith("serving 'tiny' at http://127.0.0.1:")
+    assert answers == [HFPolicy(policy.model, policy.tokenizer, max_new_tokens=4, temperature=0).act(["hi"])]

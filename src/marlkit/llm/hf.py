@@ -263,14 +263,14 @@ class HFPolicy:
         """Load a model folder (``config.json`` + weights + tokenizer files); nothing is downloaded unless
         ``allow_download=True`` (then ``path`` may be a Hub id). ``gguf_file`` loads a GGUF file inside ``path``
         (dequantized on every load: convert it once with ``convert_gguf`` instead). ``kwargs`` go to ``HFPolicy``."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         path = os.fspath(path)
         if not allow_download and not os.path.isdir(path):
             raise FileNotFoundError(
                 f"no local model folder at {path!r}; pass a folder holding config.json, the weights and the tokenizer "
                 "files (see docs/llm.md for converting SmolLM2 from a GGUF file), or allow_download=True to fetch a "
                 "Hub id")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download, **extra)
