@@ -17,6 +17,7 @@ _LAZY = {
     "APIStatusError": "marlkit.llm.openai_compat", "APIResponseError": "marlkit.llm.openai_compat",
     "APIConnectionError": "marlkit.llm.openai_compat",
     "ChatServer": "marlkit.llm.serve",
+    "play": "marlkit.llm.games",
     "tiny_causal_lm": "marlkit.llm.tiny", "char_tokenizer": "marlkit.llm.tiny",
 }
 

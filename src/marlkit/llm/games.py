@@ -1,0 +1,69 @@
+"""Play text games with text policies (language models, scripted agents, any mix) and collect their outcomes.
+
+``play(env, policies, episodes)`` steps a ``TextVecEnv`` until every copy has finished its share of ``episodes``.
+Each step gathers the prompts of every agent that must act in every copy and asks each *policy* once for all of its
+prompts, so a language model shared by several agents (self-play) answers them in one batched call.
+
+**No bias toward short episodes.** Taking the first N episodes to finish across parallel copies would over-sample
+short ones (they finish first). Instead each copy plays a fixed quota of consecutive episodes (``episodes`` split as
+evenly as possible), and only those are returned. Copies that have met their quota are still stepped by the
+``TextVecEnv`` (it steps all copies together) but answered with empty strings, at no model cost, and their extra
+episodes are discarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from marlkit.envs.text.base import TextOutcome, TextVecEnv
+from marlkit.llm.policy import TextPolicy
+
+
+def play(env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episodes: int,
+         max_steps: int = 100_000) -> list[TextOutcome]:
+    """Play ``episodes`` full episodes on ``env`` (reset first) and return their outcomes, copy by copy.
+
+    ``policies`` is one policy for every agent, or a mapping agent id -> policy (the same object may serve several
+    agents). ``max_steps`` bounds the number of ``env.step`` calls, as a guard against a game that never ends.
+    """
+    if not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
+    agents = env.envs[0].agents
+    if isinstance(policies, Mapping):
+        missing = [a for a in agents if a not in policies]
+        unknown = [a for a in policies if a not in agents]
+        if missing or unknown:
+            raise ValueError(f"policies must cover the agents {list(agents)} exactly; missing {missing}, "
+                             f"unknown {unknown}")
+        by_agent: dict[str, Any] = dict(policies)
+    else:
+        by_agent = {a: policies for a in agents}
+    for agent, policy in by_agent.items():
+        if not isinstance(policy, TextPolicy):
+            raise TypeError(f"the policy of {agent!r} has no act(observations) method: {type(policy).__name__}")
+    quota = [episodes // env.num_envs + (i < episodes % env.num_envs) for i in range(env.num_envs)]
+    results: list[list[TextOutcome]] = [[] for _ in range(env.num_envs)]
+    env.reset()
+    for _ in range(max_steps):
+        if all(len(r) >= q for r, q in zip(results, quota)):
+            return [o for r in results for o in r]
+        asked = env.prompts()
+        texts = [""] * len(asked)
+        groups: dict[int, tuple[Any, list[int]]] = {}
+        for k, (copy, agent, _) in enumerate(asked):
+            if len(results[copy]) < quota[copy]:
+                policy = by_agent[agent]
+                groups.setdefault(id(policy), (policy, []))[1].append(k)
+        for policy, rows in groups.values():
+            answers = policy.act([asked[k][2] for k in rows])
+            if len(answers) != len(rows):
+                raise ValueError(f"{type(policy).__name__}.act returned {len(answers)} texts for {len(rows)} "
+                                 "observations")
+            for k, text in zip(rows, answers):
+                texts[k] = text
+        _, ended = env.step(texts)
+        for copy, outcome in enumerate(ended):
+            if outcome is not None and len(results[copy]) < quota[copy]:
+                results[copy].append(outcome)
+    raise RuntimeError(f"{episodes} episodes did not finish within max_steps={max_steps} steps")
