@@ -1,9 +1,12 @@
 """Text games: rules, invalid attempts and their defaults, outcomes, seeding, batching, the registry. No LLM needed."""
 
+import re
+
 import numpy as np
 import pytest
 
 from marlkit.envs.text import TextActionError, TextVecEnv, list_text_envs, make_text
+from marlkit.envs.text import meeting_point as mp
 from marlkit.envs.text import negotiation as neg
 from marlkit.envs.text import tictactoe as ttt
 from marlkit.llm.policy import TextPolicy
@@ -397,3 +400,88 @@ def test_negotiation_turn_limit_ends_without_deal():
     out = info["outcome"]
     assert not out.completed and out.extra["deal"] is None and out.extra["proposals"] == 4
     assert "No deal" in obs["player_0"]
+
+
+# ============================================================================================== meeting point
+def listed_landmarks(text):
+    """``{(kind, cell)}`` from any text of the form "kind at C4, kind at B1"."""
+    return set(re.findall(r"(\w+) at ([A-E][1-5])", text))
+
+
+def play_meeting(env, answer):
+    """Talk phases: each agent lists its half; then each answers ``answer(own, partner's list)``."""
+    obs, info = env.reset()
+    own = {a: listed_landmarks(obs[a].split("Your half shows: ")[1].split("\n")[0]) for a in env.agents}
+    heard = {}
+    while info["phase"] == "talk":
+        said = {a: "My half: " + ", ".join(f"{k} at {c}" for k, c in sorted(own[a])) for a in env.agents}
+        obs, _, _, _, info = env.step(said)
+        heard = {a: listed_landmarks(said[b]) for a, b in zip(env.agents, reversed(env.agents))}
+    return env.step({a: answer(own[a], heard.get(a, set())) for a in info["to_act"]})
+
+
+def test_meeting_point_solved_by_talking():
+    successes = 0
+    for seed in range(20):
+        env = make_text("meeting-point-v0", seed=seed)
+        obs, rewards, term, _, info = play_meeting(env, lambda own, heard: "meet at " + (own & heard).pop()[1])
+        out = info["outcome"]
+        assert term and out.completed and rewards == {"player_0": 1.0, "player_1": 1.0}
+        assert out.extra["correct"] == {"player_0": True, "player_1": True}
+        assert out.messages == 4 and out.tokens > 0 and "both named the meeting point" in obs["player_0"]
+        successes += out.completed
+    assert successes == 20
+
+
+def test_meeting_point_alone_is_chance():
+    """Each agent's k landmarks are equally likely to be the shared one, so a no-talk convention is near 1/(2k-1)."""
+    k, n = 4, 1400
+    rank_counts = np.zeros(k)
+    convention = 0
+    for seed in range(n):
+        env = make_text("meeting-point-v0", seed=seed, talk_turns=0)
+        env.reset()
+        rank_counts[env.halves["player_0"].index(env.meeting_point)] += 1
+        *_, info = env.step({a: "meet at " + mp.cell_name(env.halves[a][0][1]) for a in env.agents})
+        convention += info["outcome"].completed
+    # Rank of the shared landmark within player_0's half (listed by cell): uniform, each ~n/k = 350 (sd ~16).
+    assert np.all(np.abs(rank_counts - n / k) < 60), rank_counts     # measured 364, 350, 340, 346
+    # "Meet at my lowest-cell landmark": both right only when the shared one is lowest of all 2k-1 (1/7 ~ 200; measured 204).
+    assert abs(convention - n / (2 * k - 1)) < 50, convention
+
+
+@pytest.mark.parametrize("text, cell", [("meet at C4", "C4"), ("c4 please", "C4"), ("the tower", "B2"),
+                                        ("Meet at E5, not A1", "E5")])
+def test_meeting_point_answers(text, cell):
+    own = [("tower", 6), ("well", 3), ("well", 20)]
+    assert mp.cell_name(mp.parse_answer(text, own)) == cell
+
+
+@pytest.mark.parametrize("text, message", [("meet at F2", "off the grid"), ("meet at A6", "off the grid"),
+                                           ("the well", "which well\\? Yours are at D1, A5"),
+                                           ("the oak", "no oak on your half"), ("over there", "no cell found")])
+def test_meeting_point_answer_errors(text, message):
+    with pytest.raises(mp.AnswerError, match=message):
+        mp.parse_answer(text, [("tower", 6), ("well", 3), ("well", 20)])
+
+
+def test_meeting_point_invalid_then_no_answer_fails():
+    env = make_text("meeting-point-v0", seed=5, talk_turns=1, max_invalid=2)
+    env.reset()
+    target = "meet at " + mp.cell_name(env.meeting_point[1])
+    with pytest.raises(TextActionError):
+        env.step({"player_0": "hi"})
+    env.step({"player_0": "hi", "player_1": "hello"})
+    obs, rewards, term, _, info = env.step({"player_0": target, "player_1": "dunno"})
+    assert not term and info["to_act"] == ("player_1",) and obs["player_1"].startswith("Error: no cell found")
+    assert rewards == {"player_0": 0.0, "player_1": -0.1} and "waiting for player_1" in obs["player_0"]
+    obs, rewards, term, _, info = env.step({"player_1": "still dunno"})
+    assert term and rewards == {"player_0": 0.0, "player_1": -0.1}
+    out = info["outcome"]
+    assert not out.completed and out.extra["answers"]["player_1"] is None and out.extra["correct"]["player_0"]
+    assert out.invalid == {"player_0": 0, "player_1": 2} and out.messages == 2
+
+
+def test_meeting_point_same_seed_same_map():
+    a, b, c = (make_text("meeting-point-v0", seed=s) for s in (3, 3, 4))
+    assert a.reset()[0] == b.reset()[0] != c.reset()[0]

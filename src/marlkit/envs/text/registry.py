@@ -83,3 +83,5 @@ register_text("ipd-talk-v0", "marlkit.envs.text.matrix_talk:ipd_talk",
               description="Prisoner's dilemma repeated 5 rounds, free-text talk before each move (mixed)")
 register_text("negotiation-v0", "marlkit.envs.text.negotiation:Negotiation",
               description="Divide books/hats/balls with private values by talking (Lewis et al. 2017; mixed)")
+register_text("meeting-point-v0", "marlkit.envs.text.meeting_point:MeetingPoint",
+              description="Two halves of a 5x5 map share one landmark; agree on it by talking (cooperative)")
