@@ -5,9 +5,12 @@ import re
 import numpy as np
 import pytest
 
-from marlkit.envs.text import TextActionError, TextVecEnv, list_text_envs, make_text
+from marlkit.envs.base import ActionError
+from marlkit.envs.particles.speaker_listener import SpeakerListener
+from marlkit.envs.text import TextActionError, TextEnv, TextVecEnv, list_text_envs, make_text
 from marlkit.envs.text import meeting_point as mp
 from marlkit.envs.text import negotiation as neg
+from marlkit.envs.text import speaker_listener_text as slt
 from marlkit.envs.text import tictactoe as ttt
 from marlkit.llm.policy import TextPolicy
 
@@ -21,14 +24,40 @@ def play(env, script):
 
 
 # ================================================================================================== registry
+TEXT_IDS = ["tictactoe-v0", "stag-hunt-talk-v0", "ipd-talk-v0", "negotiation-v0", "meeting-point-v0"]
+
+
 def test_registry_lists_and_builds_every_text_game():
-    ids = list_text_envs()
-    assert "tictactoe-v0" in ids
-    for env_id in ids:
+    assert list_text_envs() == sorted(TEXT_IDS + ["speaker-listener-text-v0"])
+    for env_id in list_text_envs():
         env = make_text(env_id, seed=0)
         obs, info = env.reset()
         assert set(obs) == set(env.agents) and info["to_act"]
-        assert all(isinstance(o, str) and o for o in obs.values())
+        text_agents = env.agents if isinstance(env, TextEnv) else ("speaker_0",)   # the hybrid's listener: arrays
+        assert all(isinstance(obs[a], str) and obs[a] for a in text_agents)
+
+
+@pytest.mark.parametrize("env_id", TEXT_IDS)
+def test_every_text_game_in_a_vec_env_is_seeded_and_ends(env_id):
+    """Several copies answered by a seeded babbler that sometimes says a plausible move: every episode ends with an
+    outcome, and the same seed gives the same transcripts."""
+    words = ["B2", "A1", "C3", "stag", "hare", "cooperate", "defect", "propose: books=1 hats=1", "accept",
+             "meet at C3", "hello", "nonsense"]
+
+    def run(seed):
+        vec = TextVecEnv(lambda: make_text(env_id), num_envs=3, seed=seed)
+        vec.reset()
+        rng, finished = np.random.default_rng(seed), []
+        for _ in range(200):
+            texts = [str(rng.choice(words)) for _ in vec.prompts()]
+            _, outcomes = vec.step(texts)
+            finished += [o for o in outcomes if o is not None]
+            if len(finished) >= 4:
+                break
+        assert len(finished) >= 4 and all(o.turns > 0 and o.transcript for o in finished)
+        return [[(m.agent, m.kind, m.text) for m in o.transcript] for o in finished[:4]]
+
+    assert run(0) == run(0)
 
 
 def test_registry_errors_name_the_nearest():
@@ -446,7 +475,8 @@ def test_meeting_point_alone_is_chance():
         convention += info["outcome"].completed
     # Rank of the shared landmark within player_0's half (listed by cell): uniform, each ~n/k = 350 (sd ~16).
     assert np.all(np.abs(rank_counts - n / k) < 60), rank_counts     # measured 364, 350, 340, 346
-    # "Meet at my lowest-cell landmark": both right only when the shared one is lowest of all 2k-1 (1/7 ~ 200; measured 204).
+    # "Meet at my lowest-cell landmark": both right only when the shared one is lowest of all 2k-1
+    # (1/7 ~ 200; measured 204).
     assert abs(convention - n / (2 * k - 1)) < 50, convention
 
 
@@ -485,3 +515,103 @@ def test_meeting_point_invalid_then_no_answer_fails():
 def test_meeting_point_same_seed_same_map():
     a, b, c = (make_text("meeting-point-v0", seed=s) for s in (3, 3, 4))
     assert a.reset()[0] == b.reset()[0] != c.reset()[0]
+
+
+# ============================================================================= speaker-listener with text speaker
+
+
+def follow_message(obs):
+    """A listener that heads for the landmark it heard (damped greedy), standing still when it heard nothing."""
+    heard = obs[8:11]
+    if not heard.any():
+        return 0
+    g = int(heard.argmax())
+    target = obs[2 + 2 * g:4 + 2 * g] - 0.5 * obs[0:2]
+    if abs(target[0]) > abs(target[1]):
+        return 2 if target[0] > 0 else 1
+    return 4 if target[1] > 0 else 3
+
+
+@pytest.mark.parametrize("text, colour", [("blue", 2), ("It's the GREEN one", 1), ("red, not blue", 0), ("g", 1),
+                                          ("greenish", None), ("", None), ("the left one", None)])
+def test_parse_colour(text, colour):
+    assert slt.parse_colour(text) == colour
+
+
+def test_text_speaker_naming_the_goal_equals_the_particle_env():
+    """Composition, not a copy: same seed and the goal's colour in words give the array env's exact transitions."""
+    hybrid, plain = slt.SpeakerListenerText(seed=4), SpeakerListener(seed=4)
+    obs, _ = hybrid.reset()
+    plain_obs, _ = plain.reset()
+    rng = np.random.default_rng(0)
+    for t in range(25):
+        np.testing.assert_array_equal(obs["listener_0"], plain_obs["listener"][0, 0])
+        a = int(rng.integers(5))
+        obs, rewards, term, trunc, info = hybrid.step({"speaker_0": f"the {slt.COLOURS[hybrid._goal]} one",
+                                                       "listener_0": a})
+        plain_obs, plain_r, *_, plain_info = plain.step({"speaker": np.array([[plain.goal[0]]]),
+                                                          "listener": np.array([[a]])})
+        assert rewards == {"speaker_0": plain_r["speaker"][0, 0], "listener_0": plain_r["listener"][0, 0]}
+        assert trunc == (t == 24) and not term
+    np.testing.assert_array_equal(obs["listener_0"], plain_info["final_obs"]["listener"][0, 0])
+    assert info["outcome"].extra["message_accuracy"] == 1.0 and info["outcome"].messages == 25
+
+
+def test_text_speaker_guides_a_listener_and_silence_does_not():
+    guided = silent = 0
+    for seed in range(10):
+        for mode in ("truthful", "babble"):
+            env = make_text("speaker-listener-text-v0", seed=seed)
+            obs, info = env.reset()
+            while info["to_act"]:
+                said = f"go to {slt.COLOURS[env._goal]}" if mode == "truthful" else "go over there"
+                move = follow_message(obs["listener_0"])
+                obs, rewards, _, _, info = env.step({"speaker_0": said, "listener_0": move})
+            out = info["outcome"]
+            if mode == "truthful":
+                guided += out.completed
+                assert out.extra["message_accuracy"] == 1.0 and out.invalid["speaker_0"] == 0
+            else:
+                silent += out.completed
+                assert out.invalid["speaker_0"] == 25 and out.extra["heard"] == [None] * 25
+                assert out.scores["speaker_0"] == pytest.approx(out.scores["listener_0"] - 25 * 0.1)
+    assert guided == 10 and silent <= 1
+
+
+def test_text_speaker_invalid_message_is_silence_with_a_penalty():
+    env = slt.SpeakerListenerText(seed=0, invalid_penalty=-0.5)
+    env.reset()
+    env.step({"speaker_0": "red", "listener_0": 0})
+    obs, rewards, _, _, info = env.step({"speaker_0": "hmm", "listener_0": 0})
+    assert obs["speaker_0"].startswith("Error: no colour found in 'hmm'") and info["symbol"] is None
+    assert info["message"] == "hmm" and info["to_act"] == ("speaker_0", "listener_0")
+    np.testing.assert_array_equal(obs["listener_0"][8:], 0.0)
+    assert rewards["speaker_0"] == pytest.approx(rewards["listener_0"] - 0.5)
+    obs, *_ = env.step({"speaker_0": "blue", "listener_0": 0})
+    np.testing.assert_array_equal(obs["listener_0"][8:], [0, 0, 1])
+    assert not obs["speaker_0"].startswith("Error")
+
+
+def test_text_speaker_listener_checks_its_actions_and_seeds():
+    env = slt.SpeakerListenerText(seed=1)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({"speaker_0": "red", "listener_0": 0})
+    env.reset()
+    with pytest.raises(TextActionError, match="exactly"):
+        env.step({"speaker_0": "red"})
+    with pytest.raises(TextActionError, match="must be a str"):
+        env.step({"speaker_0": 0, "listener_0": 0})
+    with pytest.raises(ActionError, match="integer in 0..4"):
+        env.step({"speaker_0": "red", "listener_0": 7})
+    with pytest.raises(ActionError, match="integer in 0..4"):
+        env.step({"speaker_0": "red", "listener_0": 1.5})
+    cont = slt.SpeakerListenerText(continuous_actions=True, seed=1)
+    cont.reset()
+    assert cont.action_space("listener_0").shape == (5,)
+    with pytest.raises(ActionError, match="5 floats"):
+        cont.step({"speaker_0": "red", "listener_0": np.full(5, 2.0)})
+    obs, *_ = cont.step({"speaker_0": "red", "listener_0": np.eye(5)[2]})
+    assert obs["listener_0"][0] > 0                                  # pushed in +x
+    a, b = slt.SpeakerListenerText(seed=9), slt.SpeakerListenerText(seed=9)
+    (oa, _), (ob, _) = a.reset(), b.reset()
+    assert oa["speaker_0"] == ob["speaker_0"] and np.array_equal(oa["listener_0"], ob["listener_0"])

@@ -44,6 +44,18 @@ def count_words(text: str) -> int:
     return len(text.split())
 
 
+def clip_text(text: str, limit: int) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters with "..." when longer: how games
+    show an agent's message or quote its invalid answer without letting it flood the observation."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def quote_text(text: str, limit: int = 60) -> str:
+    """``repr`` of ``clip_text(text, limit)``, for error messages."""
+    return repr(clip_text(text, limit))
+
+
 @dataclass(frozen=True)
 class Message:
     """One line of the transcript."""

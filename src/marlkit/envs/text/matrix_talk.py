@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from marlkit.envs.matrix import PRISONERS_DILEMMA, STAG_HUNT
-from marlkit.envs.text.base import TextEnv, TextOutcome, count_words
+from marlkit.envs.text.base import TextEnv, TextOutcome, clip_text, count_words, quote_text
 
 AGENTS = ("player_0", "player_1")
 
@@ -126,7 +126,7 @@ class MatrixTalk(TextEnv):
             move = self.parse_action(text)
             if move is None:
                 names = self._choices()
-                if self._invalid(agent, f"no move found in {_quote(text)}; answer {names}"):
+                if self._invalid(agent, f"no move found in {quote_text(text)}; answer {names}"):
                     self._pending[agent] = self.default_move
                     self._round_defaults.append(agent)
             else:
@@ -164,7 +164,7 @@ class MatrixTalk(TextEnv):
         if self._round_talk:
             lines.append(f"Messages in round {self._round + 1}:")
             for who, text in self._round_talk:
-                lines.append(f"  {'you' if who == agent else who}: {_clip(text, self.max_message_chars)}")
+                lines.append(f"  {'you' if who == agent else who}: {clip_text(text, self.max_message_chars)}")
         if self.phase == "talk":
             lines.append(f"Round {self._round + 1}, talk: send your partner one message (free text; they see it "
                          f"before you both move).")
@@ -192,15 +192,6 @@ class MatrixTalk(TextEnv):
             coordination_rate=both / len(self._history) if self._history else 0.0,
             talk=list(self._talk),
         )
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _quote(text: str, limit: int = 60) -> str:
-    return repr(_clip(text, limit))
 
 
 def stag_hunt_talk(rounds: int = 5, talk_turns: int = 1, max_invalid: int = 3, invalid_penalty: float = -0.1,

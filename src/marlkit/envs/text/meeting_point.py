@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from marlkit.envs.text.base import TextEnv, TextOutcome, count_words
+from marlkit.envs.text.base import TextEnv, TextOutcome, clip_text, count_words
 
 AGENTS = ("player_0", "player_1")
 SIZE = 5
@@ -153,10 +153,8 @@ class MeetingPoint(TextEnv):
         if self._messages:
             lines.append("Messages:")
             for turn, who, text in self._messages:
-                said = " ".join(text.split())
-                if len(said) > self.max_message_chars:
-                    said = said[:self.max_message_chars] + "..."
-                lines.append(f"  talk {turn}, {'you' if who == agent else who}: {said}")
+                lines.append(f"  talk {turn}, {'you' if who == agent else who}: "
+                             f"{clip_text(text, self.max_message_chars)}")
         if self._over:
             right = "both named" if self._success() else "you did not both name"
             lines.append(f"Game over: {right} the meeting point, the {self.meeting_point[0]} at "

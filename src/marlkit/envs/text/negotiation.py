@@ -37,7 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from marlkit.envs.text.base import TextEnv, TextOutcome, count_words
+from marlkit.envs.text.base import TextEnv, TextOutcome, clip_text, count_words
 
 ITEMS = ("books", "hats", "balls")
 SINGULAR = ("book", "hat", "ball")
@@ -187,9 +187,7 @@ class Negotiation(TextEnv):
         if self._dialogue:
             lines.append("Dialogue so far:")
             for who, text in self._dialogue:
-                said = " ".join(text.split()) or "(nothing)"
-                if len(said) > self.max_message_chars:
-                    said = said[:self.max_message_chars] + "..."
+                said = clip_text(text, self.max_message_chars) or "(nothing)"
                 lines.append(f"  {'you' if who == agent else who}: {said}")
         if self._table is not None:
             proposer, taken = self._table

@@ -1,9 +1,10 @@
-"""The registry of text games: versioned id -> constructor of one ``TextEnv`` copy.
+"""The registry of text games: versioned id -> constructor of one copy of a text game.
 
 Kept apart from the array registry (``marlkit.envs.registry``) because the contracts differ: ``make`` returns
 batched arrays, ``make_text`` one copy of a game in strings (batch copies with ``TextVecEnv``). Ids carry a version;
 bump it when rules, rewards or observation texts change. Constructors are ``"module:attribute"`` strings imported
-on first use.
+on first use. Every game is a ``TextEnv`` except the hybrid ``speaker-listener-text-v0``, whose listener acts in
+arrays (``SpeakerListenerText``: the same life cycle, mixed actions; see its module).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from marlkit.envs.text.base import TextEnv
 from marlkit.errors import did_you_mean
+
+if TYPE_CHECKING:
+    from marlkit.envs.text.speaker_listener_text import SpeakerListenerText
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class TextEnvSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
-    def load(self) -> Callable[..., TextEnv]:
+    def load(self) -> Callable[..., TextEnv | SpeakerListenerText]:
         module, _, attr = self.entry_point.partition(":")
         return getattr(importlib.import_module(module), attr)
 
@@ -57,7 +61,7 @@ def text_spec(env_id: str) -> TextEnvSpec:
     raise KeyError(f"unknown text game id {env_id!r}{hint} (registered: {', '.join(list_text_envs())})")
 
 
-def make_text(env_id: str, seed: int | None = None, **kwargs: Any) -> TextEnv:
+def make_text(env_id: str, seed: int | None = None, **kwargs: Any) -> TextEnv | SpeakerListenerText:
     """Build one copy of a registered text game; keyword arguments override the registered defaults.
 
     An unknown keyword raises an error naming the nearest valid one.
@@ -85,3 +89,6 @@ register_text("negotiation-v0", "marlkit.envs.text.negotiation:Negotiation",
               description="Divide books/hats/balls with private values by talking (Lewis et al. 2017; mixed)")
 register_text("meeting-point-v0", "marlkit.envs.text.meeting_point:MeetingPoint",
               description="Two halves of a 5x5 map share one landmark; agree on it by talking (cooperative)")
+register_text("speaker-listener-text-v0", "marlkit.envs.text.speaker_listener_text:SpeakerListenerText",
+              description="Particle speaker-listener; the speaker names the goal colour in words, the listener "
+                          "moves with array actions (hybrid, cooperative)")

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from marlkit.envs.text.base import Message, TextEnv, TextOutcome, count_words
+from marlkit.envs.text.base import Message, TextEnv, TextOutcome, count_words, quote_text
 from marlkit.errors import did_you_mean
 
 COLUMNS, ROWS = "ABC", "123"
@@ -101,12 +101,7 @@ def parse_move(text: str) -> int:
         if not 1 <= n <= 9:
             raise MoveParseError(f"cell number {n} is off the board: cells are numbered 1-9 row by row")
         return n - 1
-    raise MoveParseError(f"no move found in {_quote(text)}; answer with {FORMAT_HINT}")
-
-
-def _quote(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+    raise MoveParseError(f"no move found in {quote_text(text)}; answer with {FORMAT_HINT}")
 
 
 def winner_mark(board: Sequence[str]) -> str | None:
@@ -288,7 +283,7 @@ def read_observation(observation: str) -> tuple[list[str], str, list[str]]:
     rows = _BOARD_ROW.findall(observation)
     turn = _YOUR_TURN.search(observation)
     if len(rows) != 3 or turn is None:
-        raise ValueError(f"not a tic-tac-toe observation asking for a move: {_quote(observation)}")
+        raise ValueError(f"not a tic-tac-toe observation asking for a move: {quote_text(observation)}")
     board = [v for _, *cells in sorted(rows) for v in cells]
     return board, turn.group(1), [m.strip() for m in turn.group(2).split(",")]
 
