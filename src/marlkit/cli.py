@@ -53,6 +53,15 @@ def cmd_envs(args: argparse.Namespace) -> int:
         table.add_row(env_id, groups, obs, act, _space_str(env.state_space), spec(env_id).description)
         env.close()
     _console().print(table)
+
+    from marlkit.envs.text import list_text_envs, make_text, text_spec
+
+    text_table = Table(title="marlkit text games (marlkit.envs.text.make_text)")
+    for col in ("id", "agents", "description"):
+        text_table.add_column(col)
+    for env_id in list_text_envs():
+        text_table.add_row(env_id, ", ".join(make_text(env_id).agents), text_spec(env_id).description)
+    _console().print(text_table)
     return 0
 
 

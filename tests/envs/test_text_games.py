@@ -37,6 +37,14 @@ def test_registry_lists_and_builds_every_text_game():
         assert all(isinstance(obs[a], str) and obs[a] for a in text_agents)
 
 
+def test_cli_envs_lists_the_text_games(capsys):
+    from marlkit.cli import main
+
+    assert main(["envs"]) == 0
+    printed = capsys.readouterr().out
+    assert "text games" in printed and all(env_id in printed for env_id in list_text_envs())
+
+
 @pytest.mark.parametrize("env_id", TEXT_IDS)
 def test_every_text_game_in_a_vec_env_is_seeded_and_ends(env_id):
     """Several copies answered by a seeded babbler that sometimes says a plausible move: every episode ends with an
