@@ -623,3 +623,15 @@ def test_text_speaker_listener_checks_its_actions_and_seeds():
     a, b = slt.SpeakerListenerText(seed=9), slt.SpeakerListenerText(seed=9)
     (oa, _), (ob, _) = a.reset(), b.reset()
     assert oa["speaker_0"] == ob["speaker_0"] and np.array_equal(oa["listener_0"], ob["listener_0"])
+
+
+@pytest.mark.parametrize("env_id", TEXT_IDS)
+def test_every_text_game_rejects_the_wrong_agents(env_id):
+    env = make_text(env_id, seed=0)
+    _, info = env.reset()
+    others = [a for a in env.agents if a not in info["to_act"]]
+    with pytest.raises(TextActionError, match="exactly"):
+        env.step({a: "hello" for a in others + ["nobody"]})
+    with pytest.raises(TextActionError, match="must be a str"):
+        env.step({a: None for a in info["to_act"]})
+    env.step({a: "hello" for a in info["to_act"]})                  # the env is still usable afterwards
