@@ -39,7 +39,7 @@ from marlkit.data.replay import EpisodeReplay, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.nn import MLP, GRUNet, append_agent_ids
+from marlkit.nn import MLP, GRUNet, RunningNorm, append_agent_ids
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,9 @@ class DQNConfig:
     Huber(1) fits a median-like value (on penalty-v0, k=0, it valued the 10-or-0 action like the 2-or-0 one)."""
     max_grad_norm: float = 10.0
     """Global gradient-norm clip."""
+    scale_rewards: bool = False
+    """Divide rewards by a running estimate of their standard deviation (EPyMARL's ``standardise_rewards``, without
+    its mean shift, so the incentive to end or prolong an episode is unchanged); greedy actions are unaffected."""
     hidden: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the feed-forward Q-network."""
     activation: Literal["tanh", "relu"] = "relu"
@@ -169,6 +172,7 @@ class DQN(nn.Module):
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
+        self.reward_norm = RunningNorm()  # statistics of the per-step rewards, used when cfg.scale_rewards
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
         if cfg.recurrent:
             max_len = cfg.episode_limit or env.max_steps
@@ -230,6 +234,8 @@ class DQN(nn.Module):
         T, E = next(iter(rollout.obs.values())).shape[:2]
         self.env_steps += T * E
         self.replay.insert(rollout)
+        if cfg.scale_rewards:
+            self.reward_norm.update(torch.cat([r.reshape(-1) for r in rollout.rewards.values()]).float())
         metrics = {"train/epsilon": self.epsilon(), "train/replay_size": float(len(self.replay))}
         if self.env_steps < cfg.warmup_steps or len(self.replay) == 0:
             return metrics
@@ -252,16 +258,17 @@ class DQN(nn.Module):
         loss, q_means = torch.zeros(()), []
         for g, net in self.online["agents"].items():
             b = batch[g]
+            returns = b["returns"] / self.reward_norm.std() if self.config.scale_rewards else b["returns"]
             q_taken, q_next, valid, state, next_state = (self._values_recurrent if self.config.recurrent
                                                          else self._values)(g, b, batch)
             if g in self.online["mixers"]:  # VDN / QMIX: one TD error per team
                 q_tot = self.online["mixers"][g](q_taken, state)
                 with torch.no_grad():
                     next_tot = self.target["mixers"][g](q_next, next_state)
-                    target = b["returns"].mean(-1) + b["discount"].amax(-1) * next_tot
+                    target = returns.mean(-1) + b["discount"].amax(-1) * next_tot
                 loss = loss + self._td(q_tot, target, valid.any(-1))
             else:  # IQL: one TD error per agent
-                loss = loss + self._td(q_taken, b["returns"] + b["discount"] * q_next, valid)
+                loss = loss + self._td(q_taken, returns + b["discount"] * q_next, valid)
             q_means.append(q_taken.detach()[valid].mean() if valid.any() else torch.zeros(()))
         return loss, torch.stack(q_means).mean()
 

@@ -26,10 +26,16 @@ class QMIXConfig(DQNConfig):
 
     mixing_embed: int = 32
     """Width of the mixing network's hidden layer (the paper's 32)."""
+    hypernet_layers: int = 1
+    """Layers of the hypernetworks that produce the mixing weights: 1 as in the paper, 2 as in (E)PyMARL."""
+    hypernet_embed: int = 64
+    """Hidden width of two-layer hypernetworks."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.mixing_embed >= 1, "algo.mixing_embed", "an integer >= 1", self.mixing_embed)
+        check(self.hypernet_layers in (1, 2), "algo.hypernet_layers", "1 or 2", self.hypernet_layers)
+        check(self.hypernet_embed >= 1, "algo.hypernet_embed", "an integer >= 1", self.hypernet_embed)
 
 
 class QMIX(DQN):
@@ -38,4 +44,5 @@ class QMIX(DQN):
     uses_state = True
 
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
-        return QMixer(n_agents, state_dim, self.config.mixing_embed)
+        cfg = self.config
+        return QMixer(n_agents, state_dim, cfg.mixing_embed, cfg.hypernet_layers, cfg.hypernet_embed)

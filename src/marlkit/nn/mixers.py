@@ -7,6 +7,8 @@
   Deep Multi-Agent Reinforcement Learning", ICML, §4 and Fig. 2, https://arxiv.org/abs/1803.11485). As in the
   paper, each weight/bias hypernetwork is one linear layer of the global state (an absolute value on the
   weights), and the final bias ``V(s)`` is a two-layer hypernetwork with a ReLU; ``embed`` is the paper's 32.
+  ``hypernet_layers=2`` makes the weight hypernetworks two layers too (``hypernet_embed`` wide, ReLU), as PyMARL
+  and EPyMARL use on harder tasks.
 
 Inputs: ``q (..., n_agents)`` and ``state (..., state_dim)`` with the same leading dims; output ``(...)``.
 """
@@ -30,12 +32,21 @@ class VDNMixer(nn.Module):
 class QMixer(nn.Module):
     """QMIX's monotonic mixing network, its weights and biases produced from the state by hypernetworks."""
 
-    def __init__(self, n_agents: int, state_dim: int, embed: int = 32) -> None:
+    def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_layers: int = 1,
+                 hypernet_embed: int = 64) -> None:
         super().__init__()
+        if hypernet_layers not in (1, 2):
+            raise ValueError(f"hypernet_layers must be 1 or 2, got {hypernet_layers!r}")
         self.n_agents, self.embed = n_agents, embed
-        self.hyper_w1 = Linear(state_dim, n_agents * embed, gain=1.0)
+
+        def hyper(out: int) -> nn.Module:
+            if hypernet_layers == 1:
+                return Linear(state_dim, out, gain=1.0)
+            return nn.Sequential(Linear(state_dim, hypernet_embed), nn.ReLU(), Linear(hypernet_embed, out, gain=1.0))
+
+        self.hyper_w1 = hyper(n_agents * embed)
         self.hyper_b1 = Linear(state_dim, embed, gain=1.0)
-        self.hyper_w2 = Linear(state_dim, embed, gain=1.0)
+        self.hyper_w2 = hyper(embed)
         self.hyper_v = nn.Sequential(Linear(state_dim, embed), nn.ReLU(), Linear(embed, 1, gain=1.0))
 
     def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,10 @@ class RunningNorm(nn.Module):
         var = (self.mean_sq / d - mean * mean).clamp(min=1e-2)
         return mean, var.sqrt()
 
+    def std(self) -> torch.Tensor:
+        """The running standard deviation (at least 0.1)."""
+        return self._stats()[1]
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         mean, std = self._stats()
         return (x - mean) / std
