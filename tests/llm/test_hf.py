@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from marlkit.llm.hf import HFPolicy, Sampling, first_action_named, left_pad, sequence_logprobs
+from marlkit.llm.hf import HFPolicy, Sampling, first_action_named, left_pad, option_logprobs, sequence_logprobs
 from marlkit.llm.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.llm
@@ -54,6 +54,20 @@ def test_score_matches_an_unpadded_forward_pass(llama):
     short = tok("q")["input_ids"]
     got = sequence_logprobs(model, [short, prompt], [[3, 4, 5, 6, 7], completion], pad_id=tok.pad_token_id)[1]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("batch_size", [64, 3])
+def test_options_scored_from_one_prompt_pass_equal_full_passes(model_and_tokenizer, batch_size):
+    model, tok = model_and_tokenizer
+    prompts = [tok(o)["input_ids"] for o in OBS[:3]]
+    options = [[[5], [6, 7, 8], [9, 10]], [[11, 12, 13, 14, 15]], [[16], [17]]]   # mixed lengths, one-token ones
+    with torch.no_grad():
+        got = option_logprobs(model, prompts, options, tok.pad_token_id, batch_size=batch_size)
+        for p, opts, scores in zip(prompts, options, got):
+            full = sequence_logprobs(model, [p] * len(opts), opts, tok.pad_token_id)
+            assert len(scores) == len(opts)
+            for a, b in zip(scores, full):
+                torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 
 
 def test_greedy_answers_do_not_depend_on_the_batch(model_and_tokenizer):

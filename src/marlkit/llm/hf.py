@@ -134,6 +134,62 @@ def sequence_logprobs(model: Any, prompts: Sequence[Sequence[int]], completions:
     return out
 
 
+def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Sequence[Sequence[Sequence[int]]],
+                    pad_id: int, batch_size: int = 64) -> list[list[torch.Tensor]]:
+    """Per-token log-probs of every option after its prompt: ``out[i][k]`` scores ``options[i][k]`` after
+    ``prompts[i]``, equal to ``sequence_logprobs`` of the pair.
+
+    Each prompt is run once; its KV cache is copied for each of its options, which are then scored as one
+    right-padded continuation block (causal attention: a token never sees the padding after it). Choosing among
+    ``k`` options costs one prompt pass instead of ``k``. At most ``batch_size`` options are scored together.
+    """
+    import torch
+
+    if len(prompts) != len(options):
+        raise ValueError(f"got {len(prompts)} prompts but {len(options)} option lists")
+    if any(len(opts) == 0 or any(len(o) == 0 for o in opts) for opts in options):
+        raise ValueError("every prompt needs at least one option, and every option at least one token")
+    device = next(model.parameters()).device
+    out: list[list[torch.Tensor]] = []
+    start = 0
+    while start < len(prompts):
+        stop, rows = start + 1, len(options[start])       # prompts whose options fit in one batch (at least one)
+        while stop < len(prompts) and rows + len(options[stop]) <= batch_size:
+            rows += len(options[stop])
+            stop += 1
+        ids, mask, positions = left_pad(prompts[start:stop], pad_id, device)
+        prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                        logits_to_keep=1)
+        first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)     # predicts each option's first token
+        owner = [i for i, opts in enumerate(options[start:stop]) for _ in opts]
+        flat = [list(o) for opts in options[start:stop] for o in opts]
+        width = max(len(o) for o in flat) - 1
+        rest = None
+        if width > 0:
+            index = torch.tensor(owner, device=device)
+            cache = prefill.past_key_values
+            cache.reorder_cache(index)                      # one copy of the prompt's cache per option
+            block = torch.full((len(flat), width), pad_id, dtype=torch.long, device=device)
+            block_mask = torch.zeros((len(flat), width), dtype=mask.dtype, device=device)
+            for r, o in enumerate(flat):
+                block[r, :len(o) - 1] = torch.tensor(o[:-1])
+                block_mask[r, :len(o) - 1] = 1
+            block_pos = positions[index, -1:] + 1 + torch.arange(width, device=device)
+            logits = model(input_ids=block, attention_mask=torch.cat([mask[index], block_mask], dim=1),
+                           position_ids=block_pos, past_key_values=cache, use_cache=True).logits
+            rest = torch.log_softmax(logits.float(), dim=-1)
+        k = 0
+        for i, opts in enumerate(options[start:stop]):
+            scores = []
+            for o in opts:
+                lp = [first[i, o[0]]] + [rest[k, t - 1, o[t]] for t in range(1, len(o))]  # type: ignore[index]
+                scores.append(torch.stack(lp))
+                k += 1
+            out.append(scores)
+        start = stop
+    return out
+
+
 def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     """Zero every token outside the smallest set whose probability reaches ``top_p`` (the top token always stays)."""
     import torch
@@ -304,13 +360,14 @@ class HFPolicy:
         observations = _check_texts(observations)
         prompts = self.prompt_ids(observations)
         if self.mode == "constrained":
-            return self._choose(observations, prompts, list(range(len(prompts))), Generation(
-                texts=[""] * len(prompts), completions=[""] * len(prompts), prompt_ids=prompts,
-                token_ids=[[] for _ in prompts], logprobs=[None] * len(prompts),  # type: ignore[list-item]
-                finish_reasons=[""] * len(prompts), how=[""] * len(prompts), action_logprobs=[{} for _ in prompts]))
+            import torch
+
+            n = len(prompts)   # every row of this empty generation is filled by _choose
+            empty = Generation(texts=[""] * n, completions=[""] * n, prompt_ids=prompts, token_ids=[[] for _ in
+                               range(n)], logprobs=[torch.zeros(0)] * n, finish_reasons=[""] * n, how=[""] * n,
+                               action_logprobs=[{} for _ in range(n)])
+            return self._choose(observations, prompts, list(range(n)), empty)
         gen = self.generate(prompts)
-        gen.how = ["free"] * len(prompts)
-        gen.action_logprobs = [{} for _ in prompts]
         if self.mode == "parse":
             failed = []
             for i, (obs, text) in enumerate(zip(observations, gen.completions)):
@@ -352,6 +409,8 @@ class HFPolicy:
                 gen.finish_reasons.append(r)
                 gen.completions.append(text)
         gen.texts = list(gen.completions)
+        gen.how = ["free"] * len(prompts)
+        gen.action_logprobs = [{} for _ in prompts]
         return gen
 
     def score(self, observations: Sequence[str], completions: Sequence[str | Sequence[int]]) -> list[torch.Tensor]:
@@ -384,13 +443,10 @@ class HFPolicy:
         options = {i: self._allowed(observations[i]) for i in rows}
         option_ids = {i: [self.tokenizer(a, add_special_tokens=False)["input_ids"] + end for a in options[i]]
                       for i in rows}
-        pairs = [(i, k) for i in rows for k in range(len(options[i]))]
         with torch.inference_mode():
-            scores = sequence_logprobs(self.model, [prompts[i] for i, _ in pairs],
-                                       [option_ids[i][k] for i, k in pairs], self.pad_id, self.batch_size)
-        per_row: dict[int, list[torch.Tensor]] = {i: [] for i in rows}
-        for (i, _), s in zip(pairs, scores):
-            per_row[i].append(s)
+            scored = option_logprobs(self.model, [prompts[i] for i in rows], [option_ids[i] for i in rows],
+                                     self.pad_id, self.batch_size)
+        per_row = dict(zip(rows, scored))
         t = self.sampling.temperature
         for i in rows:
             totals = torch.stack([s.sum() for s in per_row[i]])

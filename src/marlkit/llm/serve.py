@@ -244,7 +244,8 @@ def _slice(gen: Any, start: int, stop: int) -> Any:
 
     return Generation(texts=gen.texts[start:stop], completions=gen.completions[start:stop],
                       prompt_ids=gen.prompt_ids[start:stop], token_ids=gen.token_ids[start:stop],
-                      logprobs=gen.logprobs[start:stop], finish_reasons=gen.finish_reasons[start:stop])
+                      logprobs=gen.logprobs[start:stop], finish_reasons=gen.finish_reasons[start:stop],
+                      how=gen.how[start:stop], action_logprobs=gen.action_logprobs[start:stop])
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -261,7 +262,14 @@ class _Handler(BaseHTTPRequestHandler):
                                      "POST /v1/chat/completions", status=404, kind="not_found_error"))
 
     def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._error(RequestError("the Content-Length header must be a non-negative integer", status=400))
+            return
         if length > MAX_BODY:
             self.close_connection = True
             self._error(RequestError(f"request body of {length} bytes is over the limit of {MAX_BODY}", status=413))
