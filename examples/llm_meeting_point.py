@@ -14,8 +14,9 @@ random model talks noise, so its successes are luck, not communication (its cons
 preference among cells, a convention that both agents share); a model that reads its partner's message can do
 better.
 
-Printed: completion rate (both named the meeting point), talk messages and tokens per *successful* episode (the
-price of a success in communication), and invalid answers per episode.
+Printed: completion rate (both named the meeting point), talk messages and tokens (messages and answers) spent per
+successful episode (the price of a success in communication, ``marlkit.metrics.communication_efficiency``), and
+invalid answers per episode.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from marlkit.envs.text import TextOutcome, TextVecEnv, make_text
 from marlkit.envs.text.meeting_point import CELL_HINT
 from marlkit.llm.games import play
+from marlkit.metrics import communication_efficiency, outcome_arrays, task_completion_rate
 
 SYSTEM_PROMPT = ("You are playing a cooperative game with a partner. Read the instructions and answer briefly: "
                  "one short message, or the answer in the requested format.")
@@ -95,14 +97,15 @@ def build_agent(model: str | None = None, base_url: str | None = None, model_nam
 
 
 def summarize(outcomes: list[TextOutcome]) -> dict[str, float]:
-    """Completion rate, and messages and tokens per successful episode (NaN when none succeeded)."""
-    successes = [o for o in outcomes if o.completed]
-    n_ok = len(successes)
+    """Completion rate; messages and tokens spent over all episodes per success (``marlkit.metrics``: failures
+    count against it; infinite when nothing succeeded); invalid answers per episode."""
+    completed, messages, tokens = outcome_arrays(outcomes)
+    cost = communication_efficiency(completed, messages, tokens)
     return {
         "episodes": len(outcomes),
-        "completion_rate": n_ok / len(outcomes),
-        "messages_per_success": sum(o.messages for o in successes) / n_ok if n_ok else float("nan"),
-        "tokens_per_success": sum(o.tokens for o in successes) / n_ok if n_ok else float("nan"),
+        "completion_rate": task_completion_rate(completed),
+        "messages_per_success": cost.messages_per_success,
+        "tokens_per_success": cost.tokens_per_success,
         "invalid_per_episode": sum(sum(o.invalid.values()) for o in outcomes) / len(outcomes),
     }
 
