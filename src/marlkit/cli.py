@@ -198,6 +198,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
               **eval_report(env, evaluate(env, algo, episodes, seed=seed), env_steps, seed)}
+    if hasattr(algo, "team_returns"):
+        report["teams"] = algo.team_returns(report)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -216,6 +218,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if len(report["group_return"]) > 1:
         for g, s in report["group_return"].items():
             table.add_row(f"return of group {g}", pm(s))
+    for name, team in report.get("teams", {}).items():
+        table.add_row(f"team {name} ({team['plays']}: {', '.join(team['groups'])})", f"{team['return']:.4g}")
     table.add_row("episode length", pm(report["episode_length"]))
     for k, s in report["metrics"].items():
         table.add_row(k, pm(s))
@@ -241,8 +245,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from marlkit.experiment.logging import plot_runs
     from marlkit.experiment.run import MEDIA_DIR
 
-    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / MEDIA_DIR / "learning_curves.png"
-    path = plot_runs(args.run_dirs, out, band=args.band)
+    first = Path(args.run_dirs[0])
+    default = first.with_suffix(".png") if first.suffix == ".json" else first / MEDIA_DIR / "learning_curves.png"
+    keys = tuple(args.key) if args.key else ("train/episode_return", "eval/episode_return")
+    try:
+        path = plot_runs(args.run_dirs, Path(args.out) if args.out else default, band=args.band, keys=keys)
+    except ValueError as e:  # a JSON that is not a learning benchmark, or no values for the keys
+        print(f"marlkit plot: error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 
@@ -336,9 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="plot learning curves of one or more runs",
                        description="Plot train/episode_return and eval/episode_return against env-steps. Runs of "
-                                   "the same algorithm and env (seeds) are drawn as their mean with a shaded band.")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", metavar="PNG", help="output image (default FIRST_RUN/media/learning_curves.png)")
+                                   "the same algorithm and env (seeds) are drawn as their mean with a shaded band. "
+                                   "A learning-benchmark JSON (benchmarks/learning.py --json) counts as its seeds' "
+                                   "runs (greedy evaluations only) plus a dashed line for the random policy.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR_OR_JSON")
+    p.add_argument("--out", metavar="PNG",
+                   help="output image (default FIRST_RUN/media/learning_curves.png, or FIRST.png for a JSON)")
+    p.add_argument("--key", action="append", metavar="KEY",
+                   help="metric to plot, one panel each (repeatable; default train/episode_return and "
+                        "eval/episode_return), e.g. eval/capture")
     p.add_argument("--band", choices=("minmax", "std"), default="minmax",
                    help="spread across seeds: min-max (default) or ± one std")
     p.set_defaults(func=cmd_plot)

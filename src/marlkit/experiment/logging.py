@@ -154,28 +154,80 @@ class MetricsLogger:
 
 
 # ------------------------------------------------------------------------------------------------------- plots
-def plot_runs(run_dirs: list[str | Path], out: str | Path, band: str = "minmax",
-              keys: tuple[str, ...] = ("train/episode_return", "eval/episode_return")) -> Path:
+def read_benchmark_curves(path: str | Path) -> tuple[str, list[list[dict[str, float]]], dict[int, float]]:
+    """The learning curves of a learning-benchmark JSON (``benchmarks/learning.py --json``).
+
+    Returns the label ``"<algo> on <env>"``, one list of rows per seed in the shape of ``read_metrics`` (the
+    periodic greedy evaluations, under ``eval/`` keys) and the random policy's mean per-agent return by seed (empty
+    when the benchmark ran with ``--no-random``).
+    """
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("curves"), dict) or not doc.get("records"):
+        raise ValueError(f"{path} is not a learning-benchmark JSON: it needs 'records' and 'curves' "
+                         f"(written by benchmarks/learning.py --json)")
+    trained = [r for r in doc["records"] if r.get("algo") != "random"]
+    if not trained:
+        raise ValueError(f"{path} holds no trained records, only the random policy")
+    label = f"{trained[0]['algo']} on {trained[0]['env']}"
+    runs = [[{STEP: float(point[STEP]), **{f"eval/{k}": float(v) for k, v in point.items() if k != STEP}}
+             for point in curve] for curve in doc["curves"].values()]
+    random = {int(r["seed"]): float(r["eval_return_mean"]) for r in doc["records"] if r.get("algo") == "random"}
+    return label, runs, random
+
+
+def _steps_label(x: float, _pos: object = None) -> str:
+    """Axis label of an env-step count: 0, 500, 20k, 1.5M."""
+    for scale, unit in ((1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def plot_runs(paths: list[str | Path], out: str | Path, band: str = "minmax",
+              keys: tuple[str, ...] = ("train/episode_return", "eval/episode_return"),
+              title: str | None = None) -> Path:
     """Learning curves of ``keys`` against env-steps, one panel per key, one line per (algorithm, env).
 
-    Runs of the same algorithm on the same env (seeds) are drawn as their mean with a shaded band: ``"minmax"``
-    (the spread of the seeds) or ``"std"`` (± one standard deviation). Curves are interpolated onto the env-steps
-    of every run, over the range all of them cover.
+    ``paths`` are run directories or learning-benchmark JSON files (``benchmarks/learning.py --json``), whose
+    per-seed ``curves`` are the periodic greedy evaluations (``eval/`` keys only). Runs of the same algorithm on
+    the same env (seeds) are drawn as their mean with a shaded band: ``"minmax"`` (the spread of the seeds) or
+    ``"std"`` (± one standard deviation). Curves are interpolated onto the env-steps of every run, over the range
+    all of them cover. The random policy recorded in a benchmark JSON is a dashed line on the return panels (its
+    mean over seeds, per env). Panels no input has values for are left out.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import FuncFormatter
 
     from marlkit.experiment.run import RunConfig
 
     if band not in ("minmax", "std"):
         raise ValueError(f"band must be 'minmax' or 'std', got {band!r}")
     groups: dict[str, list[list[dict[str, float]]]] = {}
-    for d in run_dirs:
-        cfg = RunConfig.load(d)
-        groups.setdefault(f"{cfg.algorithm} on {cfg.env.id}", []).append(read_metrics(d))
+    random: dict[str, dict[int, float]] = {}  # env -> seed -> random policy's return
+    for p in map(Path, paths):
+        if p.is_file() and p.suffix == ".json":
+            label, runs, by_seed = read_benchmark_curves(p)
+            groups.setdefault(label, []).extend(runs)
+            random.setdefault(label.split(" on ", 1)[1], {}).update(by_seed)
+        elif p.is_dir():
+            cfg = RunConfig.load(p)
+            groups.setdefault(f"{cfg.algorithm} on {cfg.env.id}", []).append(read_metrics(p))
+        else:
+            raise FileNotFoundError(f"{p}: not a run directory or a learning-benchmark .json file")
+    keys = tuple(k for k in keys if any(k in row for runs in groups.values() for rows in runs for row in rows))
+    if not keys:
+        raise ValueError(f"nothing to plot: no input has values for the keys asked for "
+                         f"({', '.join(map(str, paths))})")
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for label, runs in groups.items():
@@ -185,7 +237,7 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, band: str = "minmax",
             if not series:
                 continue
             if len(series) == 1:
-                ax.plot(*series[0], label=label)
+                ax.plot(*series[0], label=label, marker="." if len(series[0][0]) < 30 else None)
                 continue
             start, end = max(x[0] for x, _ in series), min(x[-1] for x, _ in series)
             grid = np.unique(np.concatenate([x[(x >= start) & (x <= end)] for x, _ in series]))
@@ -195,12 +247,21 @@ def plot_runs(run_dirs: list[str | Path], out: str | Path, band: str = "minmax",
                                                                                mean + ys.std(axis=0))
             (line,) = ax.plot(grid, mean, label=f"{label} ({len(series)} seeds)")
             ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
+        if key.endswith("episode_return"):
+            for env, by_seed in random.items():
+                if by_seed:
+                    name = "random policy" if len(random) == 1 else f"random policy on {env}"
+                    ax.axhline(float(np.mean(list(by_seed.values()))), color="grey", linestyle="--", linewidth=1,
+                               label=name)
         ax.set_title(key)
         ax.set_xlabel("env-steps")
+        ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.set_ylabel("mean per-agent episode return" if key.endswith("episode_return") else key)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
