@@ -119,8 +119,8 @@ def _set(cfg: Any, parts: list[str], value: Any, where: str) -> Any:
     if len(parts) > 1:
         if dataclasses.is_dataclass(current):
             new = _set(current, parts[1:], value, f"{where}{head}.")
-        elif isinstance(current, dict):  # free-form kwargs, e.g. env.kwargs.k=-50
-            new = {**current, **_nested(parts[1:], value)}
+        elif isinstance(current, dict):  # free-form kwargs (env.kwargs.k=-50) or named entries (algo.members.x.lr)
+            new = _set_in_mapping(current, parts[1:], value, f"{where}{head}.")
         else:
             raise ConfigError(f"{where}{head} is a {type(current).__name__}, it has no field {parts[1]!r}")
     else:
@@ -128,6 +128,21 @@ def _set(cfg: Any, parts: list[str], value: Any, where: str) -> Any:
     data = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.init}
     data[head] = new
     return type(cfg)(**data)
+
+
+def _set_in_mapping(mapping: dict[str, Any], parts: list[str], value: Any, where: str) -> dict[str, Any]:
+    """A copy of ``mapping`` with ``value`` at ``parts``, merged into what is there: a dataclass on the way is set
+    field by field (checked), a mapping entry by entry; missing entries are created."""
+    key, inner = parts[0], mapping.get(parts[0])
+    if len(parts) == 1:
+        new = value
+    elif dataclasses.is_dataclass(inner):
+        new = _set(inner, parts[1:], value, f"{where}{key}.")
+    elif isinstance(inner, dict):
+        new = _set_in_mapping(inner, parts[1:], value, f"{where}{key}.")
+    else:
+        new = _nested(parts[1:], value)
+    return {**mapping, key: new}
 
 
 def _nested(parts: list[str], value: Any) -> dict[str, Any]:

@@ -125,6 +125,31 @@ class ExperimentConfig:
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
 
 
+def algo_config(algorithm: str, algo: Any = None, where: str = "algo", algorithm_key: str = "algorithm") -> Any:
+    """The config dataclass of ``algorithm``: its defaults and preset, read over by ``algo`` (``None``, a mapping
+    of its fields, or the config itself), every key and value checked. ``where`` names the section in errors
+    (``algo``; a team member's is ``algo.members.NAME.config``), ``algorithm_key`` the field naming the algorithm."""
+    from marlkit.algorithms.registry import algo_spec
+
+    try:
+        spec = algo_spec(algorithm)
+    except KeyError as e:
+        raise ConfigError(f"{algorithm_key}: {e.args[0]}") from None
+    _, config_cls = spec.load()
+    if algo is None:
+        algo = spec.default_config()
+    elif isinstance(algo, dict):
+        algo = from_dict(config_cls, {**dataclasses.asdict(spec.default_config()), **algo}, f"{where}.")
+    elif not isinstance(algo, config_cls):
+        raise ConfigError(f"{where} must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
+                          f"{algorithm!r}, got {type(algo).__name__}")
+    for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
+        check(getattr(algo, key) == value, f"{where}.{key}",
+              f"{value!r} for algorithm {algorithm!r} (that is what {algorithm} means; pick another "
+              f"algorithm instead)", getattr(algo, key))
+    return algo
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a training run needs; ``config.yaml`` of a run directory is exactly this."""
@@ -139,26 +164,7 @@ class RunConfig:
     """The algorithm's config dataclass; a mapping is read over its defaults (preset applied)."""
 
     def __post_init__(self) -> None:
-        from marlkit.algorithms.registry import algo_spec
-
-        try:
-            spec = algo_spec(self.algorithm)
-        except KeyError as e:
-            raise ConfigError(f"algorithm: {e.args[0]}") from None
-        _, config_cls = spec.load()
-        algo = self.algo
-        if algo is None:
-            algo = spec.default_config()
-        elif isinstance(algo, dict):
-            algo = from_dict(config_cls, {**dataclasses.asdict(spec.default_config()), **algo}, "algo.")
-        elif not isinstance(algo, config_cls):
-            raise ConfigError(f"algo must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
-                              f"{self.algorithm!r}, got {type(algo).__name__}")
-        for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
-            check(getattr(algo, key) == value, f"algo.{key}",
-                  f"{value!r} for algorithm {self.algorithm!r} (that is what {self.algorithm} means; pick another "
-                  f"algorithm instead)", getattr(algo, key))
-        object.__setattr__(self, "algo", algo)
+        object.__setattr__(self, "algo", algo_config(self.algorithm, self.algo))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
