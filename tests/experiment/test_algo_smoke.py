@@ -2,7 +2,9 @@
 checkpoint, and the checkpoint loaded back — on a different number of copies, as evaluation does — into fresh
 algorithms that act identically.
 
-Driven by the registries: a new algorithm or env is covered without editing this file.
+Driven by the registries: a new algorithm or env is covered without editing this file. An algorithm whose config
+must name the env's groups (``teams``) trains with the config its registry entry gives for each env
+(``AlgoSpec.config_for``).
 """
 
 import numpy as np
@@ -24,7 +26,9 @@ def test_every_algorithm_has_an_env():
 @pytest.mark.parametrize("algo,env_id", PAIRS)
 def test_train_checkpoint_load(algo, env_id, tmp_path):
     torch.set_num_threads(1)
-    result = train(algo, env_id, steps=300, seed=0, out=str(tmp_path), num_envs=4, eval_every=0, eval_episodes=4,
+    config = {"algorithm": algo, "env": {"id": env_id},
+              "algo": algo_spec(algo).config_for(marlkit.make(env_id, num_envs=1, seed=0))}
+    result = train(config=config, steps=300, seed=0, out=str(tmp_path), num_envs=4, eval_every=0, eval_episodes=4,
                    checkpoint_every=300, progress=False, gif=False)
     assert result.env_steps >= 300 and np.isfinite(result.eval_return)
 

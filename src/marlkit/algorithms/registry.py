@@ -24,6 +24,9 @@ class AlgoSpec:
     description: str = ""
     tabular: bool = False
     """Indexes observations in a table: trains only on envs with countable or ``finite_observations``."""
+    example_config: str = ""
+    """``"module:function"`` giving, for an env, an ``algo`` mapping that trains on it; for algorithms whose config
+    must name the env's groups (``teams``), so no default fits every env. The registry-driven tests use it."""
 
     def load(self) -> tuple[type, type]:
         out = []
@@ -35,6 +38,13 @@ class AlgoSpec:
     def default_config(self) -> Any:
         _, config_cls = self.load()
         return replace(config_cls(), **self.preset)
+
+    def config_for(self, env: Any) -> dict[str, Any]:
+        """An ``algo`` mapping that trains on ``env``: ``example_config``'s, or ``{}`` (the defaults)."""
+        if not self.example_config:
+            return {}
+        module, _, attr = self.example_config.partition(":")
+        return getattr(importlib.import_module(module), attr)(env)
 
 
 _ALGOS: dict[str, AlgoSpec] = {}
@@ -103,3 +113,6 @@ register_algo(AlgoSpec("maa2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithm
 register_algo(AlgoSpec("maddpg", "marlkit.algorithms.maddpg:MADDPG", "marlkit.algorithms.maddpg:MADDPGConfig",
                        action_spaces=("Discrete", "Box"),
                        description="centralised critics on state() and all actions (Lowe et al. 2017)"))
+register_algo(AlgoSpec("teams", "marlkit.algorithms.teams:Teams", "marlkit.algorithms.teams:TeamsConfig",
+                       example_config="marlkit.algorithms.teams:example_config",
+                       description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey"))

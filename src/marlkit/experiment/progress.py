@@ -92,8 +92,11 @@ class Progress:
 
     def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
         line = f"eval at {runner.env_steps:,} env-steps: return {results.get('eval/episode_return', float('nan')):.4g}"
-        extra = [f"{k.removeprefix('eval/')} {v:.3g}" for k, v in results.items()
-                 if k not in ("eval/episode_return", "eval/episodes") and not k.startswith("eval/episode_return/")]
+        # with several groups (teams that may be opponents), each group's return; then the task metrics
+        extra = [f"{k.removeprefix('eval/episode_return/')} {v:.3g}" for k, v in results.items()
+                 if k.startswith("eval/episode_return/")]
+        extra += [f"{k.removeprefix('eval/')} {v:.3g}" for k, v in results.items()
+                  if k not in ("eval/episode_return", "eval/episodes") and not k.startswith("eval/episode_return/")]
         if extra:
             line += " (" + ", ".join(extra) + ")"
         self._print(line)
@@ -105,6 +108,11 @@ class Progress:
         ev = result.eval
         self._print(f"final evaluation ({ev['episodes']} episodes): mean per-agent return "
                     f"{ev['episode_return']['mean']:.4g} ± {ev['episode_return']['std']:.3g}")
+        groups = ev["group_return"] if len(ev["group_return"]) > 1 else {}
+        if groups or ev["metrics"]:
+            parts = [f"{g} {s['mean']:.4g}" for g, s in groups.items()]
+            parts += [f"{k} {s['mean']:.4g}" for k, s in ev["metrics"].items()]
+            self._print("  per group and task metrics (per episode): " + ", ".join(parts))
         self._print(f"run directory: {result.run_dir}")
         gif = result.run_dir / MEDIA_DIR / "final.gif"
         if gif.exists():

@@ -249,6 +249,8 @@ class Runner:
         stats = evaluate(self.eval_env, self.algo, exp.eval_episodes, seed=self.seeds["eval"])
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
         report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
+        if hasattr(self.algo, "team_returns"):  # teams: each member's groups, who plays them, its return
+            report["teams"] = self.algo.team_returns(report)
         self.last_eval = report
         self._emit("on_eval", stats.summary("eval/"))
         if final:
