@@ -9,13 +9,18 @@ through the same runner as ``marlkit train`` and evaluated by the runner's final
 episodes on the evaluation env, seeded from the run's seed). A uniformly random policy is evaluated on exactly the
 same evaluation episodes (same env, copies and reset seed) and recorded as ``algo = "random"``.
 
+``--config FILE`` starts from a run config YAML (``--algo``/``--env`` may then be left out), e.g. a ``teams`` run
+(``--config examples/configs/tag_maddpg_vs_random.yaml``: MADDPG predators against a random prey); the random
+baseline then plays every group at random.
+
 ``--env pz:simple_spread_v3`` trains on mpe2's own ``simple_spread_v3.parallel_env()`` through
 ``marlkit.envs.from_pettingzoo`` (``--num-envs`` Python copies); any ``pz:MODULE`` works the same way.
 
 Records (one per seed and algorithm, flat): ``algo, env, seed, env_steps, eval_return_mean`` (mean per-agent
 episode return, the MPE convention), ``eval_return_std`` (over episodes), ``eval_episodes``, ``wall_s`` (training,
 periodic evaluations included, the final one not), ``env_steps_per_s`` (``env_steps / wall_s``), the env's task
-metrics averaged per episode (``capture_rate``, ``collisions_per_episode``, ``occupied_landmarks``, ...),
+metrics averaged per episode (``capture_rate``, ``collisions_per_episode``, ``occupied_landmarks``, ``catches``,
+...), every group's mean return (``return/<group>``) on envs with several groups,
 ``num_envs``, the ``--set`` overrides, and the machine's load while training: ``load_avg_1min`` (sampled at every
 log and evaluation) and ``cpu_per_wall`` (this process's CPU time over wall time; well below 1 means it waited for
 a core, so wall times compare only at similar load). The document also holds ``command``, ``summary`` (per
@@ -42,6 +47,8 @@ from _common import print_table, write_json  # noqa: E402
 
 #: Task metrics (``info["episode_metrics"]``, per episode) under the names the records use; others keep their name.
 METRIC_NAMES = {"capture": "capture_rate", "collisions": "collisions_per_episode"}
+#: Task metrics printed in the table (all are recorded in the JSON).
+SHOWN_METRICS = ("capture_rate", "collisions_per_episode", "occupied_landmarks", "catches")
 
 
 class RandomPolicy:
@@ -81,6 +88,9 @@ def _record(algo: str, env: str, seed: int, env_steps: int, report: dict[str, An
                            "eval_length_mean": report["episode_length"]["mean"]}
     for k, v in report["metrics"].items():
         rec[METRIC_NAMES.get(k, k)] = v["mean"]
+    if len(report["group_return"]) > 1:  # opposed groups (tag-v0): each one's return
+        for g, v in report["group_return"].items():
+            rec[f"return/{g}"] = v["mean"]
     return rec
 
 
@@ -97,14 +107,14 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
                   eval_every=args.eval_every if args.eval_every is not None else max(args.steps // 10, 1),
                   log_every=max(args.steps // 20, 1), checkpoint_every=0, gif=False, progress=args.progress,
                   torch_threads=1, out=args.out)
-    cfg = make_run_config(args.algo, args.env, sets=args.set, **fields)
+    cfg = make_run_config(args.algo, args.env, args.config, sets=args.set, **fields)
     curve = CurveRecorder()
     start, cpu = time.perf_counter(), time.process_time()
     runner = Runner(cfg, callbacks=[curve])
     result = runner.run()
     total, cpu = time.perf_counter() - start, time.process_time() - cpu
     train_s = float(result.metrics.get("perf/wall_s", total))
-    rec = _record(args.algo, args.env, seed, result.env_steps, result.eval)
+    rec = _record(cfg.algorithm, cfg.env.id, seed, result.env_steps, result.eval)
     rec.update(wall_s=train_s, env_steps_per_s=result.env_steps / train_s, total_wall_s=total,
                cpu_per_wall=cpu / total, load_avg_1min=float(np.mean(curve.load)) if curve.load else None,
                num_envs=cfg.env.num_envs, sets=" ".join(args.set), run_dir=str(result.run_dir))
@@ -113,7 +123,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
         env = make_env(cfg, eval_num_envs(cfg))
         eval_seed = derive_seeds(seed)["eval"]
         stats = evaluate(env, RandomPolicy(env, seed), cfg.experiment.eval_episodes, seed=eval_seed)
-        records.append(_record("random", args.env, seed, 0, eval_report(env, stats, 0, eval_seed)))
+        records.append(_record("random", cfg.env.id, seed, 0, eval_report(env, stats, 0, eval_seed)))
     return records, curve.points, cfg.to_dict()
 
 
@@ -153,9 +163,9 @@ def _num(x: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", required=True, help="registered algorithm (marlkit algos), e.g. mappo")
-    p.add_argument("--env", required=True,
-                   help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
+    p.add_argument("--algo", help="registered algorithm (marlkit algos), e.g. mappo")
+    p.add_argument("--env", help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
+    p.add_argument("--config", metavar="FILE", help="a run config YAML to start from (then --algo/--env optional)")
     p.add_argument("--steps", type=int, required=True, help="env-steps of training per seed")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     p.add_argument("--seed0", type=int, default=0, help="first seed; seeds are seed0 .. seed0+K-1 (default 0)")
@@ -170,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--progress", action="store_true", help="live progress bar on a terminal")
     p.add_argument("--json", help="write the records here")
     args = p.parse_args(argv)
+    if args.config is None and (args.algo is None or args.env is None):
+        p.error("give --algo and --env, or --config FILE")
     if args.episodes < 200:
         print(f"note: {args.episodes} evaluation episodes (the benchmark's standard is >= 200)", file=sys.stderr)
 
@@ -187,11 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     records = [r for recs, _, _ in results for r in recs]
     records.sort(key=lambda r: (r["algo"] == "random", r["seed"]))
     metric_keys = [k for k in dict.fromkeys(k for r in records for k in r)
-                   if k in METRIC_NAMES.values() or k in ("occupied_landmarks",)]
+                   if k in SHOWN_METRICS or k.startswith("return/")]
     keys = ["eval_return_mean", *metric_keys, "wall_s", "env_steps_per_s"]
     columns = ["algo", "seed", "env_steps", *keys]
     stats = summary(records, keys)
-    print_table(f"{args.algo} on {args.env}: {args.steps:,} env-steps, {args.episodes} greedy eval episodes per seed "
+    what = f"{args.algo or records[0]['algo']} on {args.env or records[0]['env']}"
+    if args.config:
+        what += f" ({args.config})"
+    print_table(f"{what}: {args.steps:,} env-steps, {args.episodes} greedy eval episodes per seed "
                 f"(total {elapsed:,.0f} s)", records + summary_rows(stats), columns)
 
     if args.json:
