@@ -286,7 +286,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not api_key:
             raise FileNotFoundError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     serve(args.model_dir, host=args.host, port=args.port, model_name=args.name, api_key=api_key,
-          gguf_file=args.gguf_file, max_new_tokens=args.max_new_tokens)
+          gguf_file=args.gguf_file, max_new_tokens=args.max_new_tokens, threads=args.threads)
     return 0
 
 
@@ -373,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
     p.add_argument("--gguf-file", metavar="FILE", help="load this GGUF file inside MODEL_DIR (dequantized at load)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length when a request sets none")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -118,3 +118,45 @@ def test_marlkit_serve_command(policy, tmp_path, capsys, monkeypatch):
     assert main(["serve", str(tmp_path / "tiny"), "--port", "0", "--max-new-tokens", "4"]) == 0
     assert capsys.readouterr().out.startswith("serving 'tiny' at http://127.0.0.1:")
     assert answers == [HFPolicy(policy.model, policy.tokenizer, max_new_tokens=4, temperature=0).act(["hi"])]
+
+
+def test_a_request_whose_client_hung_up_is_dropped_before_generation(policy):
+    """Client A's generation blocks; client B queues behind it; both time out and hang up. B's job is cancelled
+    (not generated later for nobody), so a slow server is not buried under retries."""
+    import threading
+    import time
+
+    from marlkit.llm.openai_compat import APIConnectionError
+
+    release, calls = threading.Event(), []
+    server = ChatServer(policy, model_name="tiny")
+    real_generate = server.policy.generate
+
+    class Blocking:   # the policy as the server sees it, with a generate that waits for the test
+        def __getattr__(self, name):
+            return getattr(policy, name)
+
+        def generate(self, *args, **kwargs):
+            calls.append(args[0])
+            release.wait(10)
+            return real_generate(*args, **kwargs)
+
+    server.policy = Blocking()
+    with server:
+        def ask(text):
+            with pytest.raises(APIConnectionError):
+                OpenAIChatPolicy(server.url, "tiny", timeout=0.3, max_retries=0, max_tokens=2).act([text])
+
+        first = threading.Thread(target=ask, args=("first",))
+        first.start()
+        deadline = time.monotonic() + 10
+        while not calls and time.monotonic() < deadline:   # A is being generated (blocked)
+            time.sleep(0.01)
+        ask("second")                                       # B waits in the queue, times out, hangs up
+        first.join()
+        while server.cancelled < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.cancelled == 1
+        release.set()
+        replies = OpenAIChatPolicy(server.url, "tiny", max_tokens=2).act(["third"])   # the server still serves
+    assert len(replies) == 1 and len(calls) == 2   # A and the third request: B was never generated

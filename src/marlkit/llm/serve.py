@@ -15,7 +15,9 @@ machine. The prompt is the tokenizer's chat template (``HFPolicy.chat_prompt``) 
 their prompts for one generation thread, which takes everything queued with the same sampling settings (up to
 ``max_batch`` prompts) and generates it as one left-padded batch. Concurrent clients therefore share forward passes,
 and the model is only ever used by one thread. Requests that carry a ``seed`` run alone with a generator seeded
-from it, so they are reproducible whatever else is queued.
+from it, so they are reproducible whatever else is queued. A request whose client hangs up while it waits in the
+queue (a client that timed out, and will retry) is dropped before generation, so a slow server is not buried under
+duplicates of the same work.
 
 An API key can be required (``api_key``): requests must then send ``Authorization: Bearer <key>`` or get HTTP 401.
 Errors come back in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with a message that says
@@ -28,10 +30,14 @@ import hmac
 import json
 import logging
 import queue
+import select
+import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -44,6 +50,10 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 #: Most answers one request may ask for (``n``).
 MAX_N = 16
+
+
+class ClientGone(Exception):
+    """The client hung up before its answer was generated; there is no one to reply to."""
 
 
 class RequestError(ValueError):
@@ -77,6 +87,8 @@ class ChatServer(ThreadingHTTPServer):
         self.max_batch = max_batch
         self.max_tokens_limit = max_tokens_limit
         self.created = int(time.time())
+        self.cancelled = 0   # jobs dropped because their client hung up before generation started
+        self._lock = threading.Lock()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._generate_forever, name="marlkit-serve-generate", daemon=True)
         self._worker.start()
@@ -111,11 +123,23 @@ class ChatServer(ThreadingHTTPServer):
         self.close()
 
     # ---------------------------------------------------------------------------------------------- generation
-    def generate(self, prompts: list[list[int]], sampling: Sampling, seed: int | None) -> Any:
-        """Queue prompts for the generation thread and wait for their ``Generation``."""
+    def generate(self, prompts: list[list[int]], sampling: Sampling, seed: int | None,
+                 client_connected: Callable[[], bool] | None = None) -> Any:
+        """Queue prompts for the generation thread and wait for their ``Generation``.
+
+        While the job waits in the queue, ``client_connected`` is polled: a client that hung up (typically one that
+        timed out and will retry) has its job cancelled, so retries do not pile up duplicate work behind it.
+        """
         job = _Job(prompts, sampling, seed, Future())
         self._jobs.put(job)
-        return job.future.result()
+        while True:
+            try:
+                return job.future.result(timeout=0.1)
+            except FutureTimeout:
+                if client_connected is not None and not client_connected() and job.future.cancel():
+                    with self._lock:
+                        self.cancelled += 1
+                    raise ClientGone from None
 
     def _generate_forever(self) -> None:
         import torch
@@ -124,6 +148,8 @@ class ChatServer(ThreadingHTTPServer):
             job = self._jobs.get()
             if job is None:
                 return
+            if not job.future.set_running_or_notify_cancel():
+                continue   # its client hung up while it waited
             batch = [job]
             if job.seed is None:   # gather what else is waiting with the same settings
                 waiting: list[_Job | None] = []
@@ -136,8 +162,9 @@ class ChatServer(ThreadingHTTPServer):
                 for other in waiting:
                     if other is not None and other.seed is None and other.sampling == job.sampling \
                             and size + len(other.prompts) <= self.max_batch:
-                        batch.append(other)
-                        size += len(other.prompts)
+                        if other.future.set_running_or_notify_cancel():
+                            batch.append(other)
+                            size += len(other.prompts)
                     else:
                         self._jobs.put(other)   # later (a None sentinel goes back too, so close() still stops us)
             try:
@@ -159,7 +186,7 @@ class ChatServer(ThreadingHTTPServer):
         return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": self.created,
                                             "owned_by": "marlkit"}]}
 
-    def chat_completion(self, body: Any) -> dict[str, Any]:
+    def chat_completion(self, body: Any, client_connected: Callable[[], bool] | None = None) -> dict[str, Any]:
         """The reply to a ``/v1/chat/completions`` request body (raises ``RequestError`` on bad input)."""
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")
@@ -178,7 +205,7 @@ class ChatServer(ThreadingHTTPServer):
             raise RequestError(f"seed must be an integer, got {seed!r}", param="seed")
         sampling = self._sampling(body)
         prompt = self.policy.chat_prompt(messages)
-        gen = self.generate([prompt] * n, sampling, seed)
+        gen = self.generate([prompt] * n, sampling, seed, client_connected)
         choices = [{"index": i, "message": {"role": "assistant", "content": text},
                     "finish_reason": "length" if reason == "length" else "stop", "logprobs": None}
                    for i, (text, reason) in enumerate(zip(gen.completions, gen.finish_reasons))]
@@ -287,12 +314,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(RequestError(f"the request body is not valid JSON: {e}"))
             return
         try:
-            self._send(200, self.server.chat_completion(body))
+            self._send(200, self.server.chat_completion(body, self._client_connected))
+        except ClientGone:
+            self.close_connection = True
         except RequestError as e:
             self._error(e)
         except Exception as e:  # noqa: BLE001 - a server reports its own failures instead of dying
             log.exception("generation failed")
             self._error(RequestError(f"generation failed: {type(e).__name__}: {e}", status=500, kind="server_error"))
+
+    def _client_connected(self) -> bool:
+        """False once the client has closed its connection (readable with nothing to read)."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return not readable or self.connection.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
 
     def _check_auth(self) -> bool:
         if self.server.authorized(self.headers.get("Authorization")):
@@ -306,11 +343,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:   # the client hung up while we were generating
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         log.info("%s - %s", self.address_string(), format % args)   # the request line only: never headers
@@ -318,10 +358,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
           api_key: str | None = None, gguf_file: str | None = None, max_new_tokens: int = 256,
-          max_batch: int = 32) -> None:
-    """Load ``model_dir`` (no download) and serve it until interrupted (what ``marlkit serve`` runs)."""
+          max_batch: int = 32, threads: int | None = None) -> None:
+    """Load ``model_dir`` (no download) and serve it until interrupted (what ``marlkit serve`` runs).
+
+    ``threads`` sets torch's CPU threads; on a machine shared with other jobs, fewer threads than cores avoids
+    threads spinning against each other (2 threads on a loaded 2-core machine ran SmolLM2 5x slower than 1).
+    """
     import os
 
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     policy = HFPolicy.from_pretrained(model_dir, gguf_file=gguf_file, max_new_tokens=max_new_tokens)
     name = model_name or os.path.basename(os.path.normpath(model_dir))
     server = ChatServer(policy, host, port, model_name=name, api_key=api_key, max_batch=max_batch)
