@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from marlkit.llm.hf import HFPolicy, Sampling, first_action_named, left_pad, option_logprobs, sequence_logprobs
+from marlkit.llm.hf import HFPolicy, Sampling, first_action_named, option_logprobs, score_pairs
 from marlkit.llm.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.llm
@@ -22,16 +22,9 @@ def llama():
     return tiny_causal_lm(seed=1, arch="llama")
 
 
-def test_left_pad_positions_count_real_tokens_only():
-    ids, mask, pos = left_pad([[5, 6, 7], [8]], pad_id=0)
-    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
-    assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
-    assert pos[0].tolist() == [0, 1, 2] and pos[1, -1].item() == 0
-
-
 def test_batched_logprobs_equal_alone_under_left_padding(model_and_tokenizer):
     model, tok = model_and_tokenizer
-    policy = HFPolicy(model, tok, system_prompt="You play a game.", max_new_tokens=10, seed=3)
+    policy = HFPolicy(model, tok, system_prompt="You play a game.", max_new_tokens=10, temperature=0.7, seed=3)
     gen = policy.act_with_logprobs(OBS)
     lengths = {len(p) for p in gen.prompt_ids}
     assert len(lengths) == len(OBS)   # the prompts really have different lengths, so the batch is padded
@@ -43,6 +36,10 @@ def test_batched_logprobs_equal_alone_under_left_padding(model_and_tokenizer):
     for b, g in zip(batched, gen.logprobs):
         torch.testing.assert_close(b, g, atol=1e-5, rtol=0)                     # scored in a batch
     assert all(float(lp.max()) <= 0 for lp in gen.logprobs)
+    # They are log-probs of the distribution sampled from (temperature 0.7), not of the model at temperature 1.
+    with torch.no_grad():
+        at_one = policy.score(OBS[:1], gen.token_ids[:1], temperature=1.0)[0]
+    assert float((at_one - gen.logprobs[0]).abs().max()) > 1e-3
 
 
 def test_score_matches_an_unpadded_forward_pass(llama):
@@ -52,7 +49,7 @@ def test_score_matches_an_unpadded_forward_pass(llama):
         logits = model(torch.tensor([prompt + completion])).logits[0].float()
     expected = torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
     short = tok("q")["input_ids"]
-    got = sequence_logprobs(model, [short, prompt], [[3, 4, 5, 6, 7], completion], pad_id=tok.pad_token_id)[1]
+    got = score_pairs(model, [short, prompt], [[3, 4, 5, 6, 7], completion], pad_id=tok.pad_token_id)[1]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
 
 
@@ -64,7 +61,7 @@ def test_options_scored_from_one_prompt_pass_equal_full_passes(model_and_tokeniz
     with torch.no_grad():
         got = option_logprobs(model, prompts, options, tok.pad_token_id, batch_size=batch_size)
         for p, opts, scores in zip(prompts, options, got):
-            full = sequence_logprobs(model, [p] * len(opts), opts, tok.pad_token_id)
+            full = score_pairs(model, [p] * len(opts), opts, tok.pad_token_id)
             assert len(scores) == len(opts)
             for a, b in zip(scores, full):
                 torch.testing.assert_close(a, b, atol=1e-5, rtol=0)

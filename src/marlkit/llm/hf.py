@@ -5,29 +5,34 @@ system prompt, or a plain ``system / observation`` text when the tokenizer has n
 of the whole batch in one left-padded loop, and returns the texts. ``act_with_logprobs`` returns the same answers
 with the token ids and per-token log-probabilities that produced them, which is what RL on tokens needs.
 
-**Left padding, done exactly.** A batch of prompts of different lengths is padded on the left so that every row's
-next token is predicted at the last position. Padding must not change anything a row computes: pad positions are
-masked out of attention, and every row gets its own position ids (``cumsum(mask) - 1``), so row ``i`` sees exactly the
-positions it would see alone. The log-probability of a text computed in a padded batch then equals the one computed
-alone to float precision (the tests check 1e-5), both during sampling (with the KV cache) and in ``score``.
+**Left padding, done exactly.** Padding and scoring are ``marlkit.llm.tokens``'s (the token level that RL on
+tokens uses): prompts padded on the left, pad positions masked out of attention, position ids counting real tokens
+only, so a row in a padded batch computes what it computes alone. The log-probability of a text computed in a padded
+batch equals the one computed alone to float precision (the tests check 1e-5), both during sampling (with the KV
+cache) and in ``score``.
 
-**Log-probabilities are the model's own** (temperature 1, no top-p truncation): they are what a gradient step
-recomputes and what a KL penalty to a reference model compares. Sampling at another temperature or with top-p makes
-the behaviour distribution differ from it; importance ratios should then be taken against the sampling distribution.
+**Log-probabilities are those of the distribution sampled from**: ``log_softmax(logits / temperature)`` (temperature
+1 when greedy), as in ``tokens.sample``, and ``score`` recomputes them at the policy's temperature. Top-p truncation
+is not included: with ``top_p < 1`` the tokens are drawn from the renormalized nucleus, so for importance ratios
+keep ``top_p = 1``.
 
 **Constrained actions.** Games accept a small set of moves. Given ``actions`` (a list, or a function of the
 observation), the policy can
 
 * ``mode="constrained"``: score every allowed action's log-probability after the prompt (followed by the end-of-text
   token, so ``"1"`` does not win just for being a prefix of ``"10"``) and sample among them with probabilities
-  ``∝ exp(log p / temperature)`` (argmax at temperature 0). Exact, never invalid, one forward pass per option.
+  ``∝ exp(log p / temperature)`` (argmax at temperature 0), ``log p`` being the model's own (temperature 1). Exact,
+  never invalid, and each prompt is read once: its KV cache is shared by its options.
 * ``mode="parse"``: generate freely and ``parse`` the text (by default: the allowed action named first in it); when
   parsing fails, fall back to the constrained choice (or return the raw text when no actions are given, and let the
   game count the invalid move).
 
 The generation loop is written here (prefill once, then one token at a time with the KV cache) rather than with
 ``model.generate``, because it must record the log-probability of every sampled token under the same padding and
-position ids that ``score`` uses.
+position ids that ``score`` uses; and rather than with ``tokens.sample`` because serving needs top-p and stop
+strings, and keeping only the last position's logits in the prefill saves a ``batch x prompt x vocabulary`` tensor
+(1.2 GB for 16 SmolLM2 prompts of 400 tokens). ``tokens.sample``'s logit-mask constraints are the other way to
+restrict answers; the option scoring here gives each whole action its exact sequence probability instead.
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ class Generation:
 
     ``token_ids[i]`` / ``logprobs[i]`` describe the tokens that decided ``texts[i]``: the generated tokens (modes
     ``free`` and ``parse``), or the chosen action's tokens and end-of-text token (``constrained``, and ``parse`` rows
-    that fell back). ``logprobs[i][t]`` is ``log p(token_ids[i][t] | prompt, token_ids[i][:t])`` under the model.
+    that fell back). ``logprobs[i][t]`` is ``log p(token_ids[i][t] | prompt, token_ids[i][:t])``: at the sampling
+    temperature for generated tokens, at temperature 1 (the model's own) for an action's tokens.
     """
 
     texts: list[str]                    # what ``act`` returns: the answer, or the action when constrained/parsed
@@ -92,58 +98,39 @@ class Generation:
 
 
 # ------------------------------------------------------------------------------------------------ token level
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu") -> tuple[torch.Tensor, ...]:
-    """``(input_ids, attention_mask, position_ids)`` of rows padded on the left; positions count real tokens only."""
-    import torch
-
-    if not rows or any(len(r) == 0 for r in rows):
-        raise ValueError("every row must hold at least one token")
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.as_tensor(list(r), dtype=torch.long)
-        mask[i, width - len(r):] = 1
-    positions = (mask.cumsum(1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), positions.to(device)
-
-
-def sequence_logprobs(model: Any, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
-                      pad_id: int, batch_size: int = 64) -> list[torch.Tensor]:
-    """Per-token ``log p(completion_t | prompt, completion_<t)`` of every (prompt, completion) pair, left-padded.
-
-    Runs under the caller's grad mode, so an RL loss can backpropagate through it. Each row is right-aligned, so its
-    completion occupies the last ``len(completion)`` positions; only the logits that predict them are kept.
-    """
-    import torch
+def score_pairs(model: Any, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
+                pad_id: int, batch_size: int = 64, temperature: float = 1.0) -> list[torch.Tensor]:
+    """Per-token ``log p(completion_t | prompt, completion_<t)`` of every (prompt, completion) pair, as one tensor
+    per pair, in chunks of ``batch_size``: ``marlkit.llm.tokens.score_tokens`` (left-padded prompts, right-padded
+    completions, positions over real tokens), unconstrained. Runs under the caller's grad mode."""
+    from marlkit.llm.tokens import left_pad, right_pad, score_tokens
 
     if len(prompts) != len(completions):
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
     device = next(model.parameters()).device
-    out: list[torch.Tensor] = []
+    out = []
     for start in range(0, len(prompts), batch_size):
         ps, cs = prompts[start:start + batch_size], completions[start:start + batch_size]
         if any(len(c) == 0 for c in cs):
             raise ValueError("every completion must hold at least one token")
-        ids, mask, positions = left_pad([list(p) + list(c) for p, c in zip(ps, cs)], pad_id, device)
-        keep = max(len(c) for c in cs)
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                       logits_to_keep=keep + 1).logits[:, :-1].float()       # predictions of the last `keep` tokens
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, -keep:, None]).squeeze(-1)
-        out.extend(logp[i, keep - len(c):] for i, c in enumerate(cs))
+        logp = score_tokens(model, *left_pad(ps, pad_id, device), *right_pad(cs, pad_id, device),
+                            temperature=temperature).logprobs
+        out.extend(logp[i, :len(c)] for i, c in enumerate(cs))
     return out
 
 
 def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Sequence[Sequence[Sequence[int]]],
                     pad_id: int, batch_size: int = 64) -> list[list[torch.Tensor]]:
     """Per-token log-probs of every option after its prompt: ``out[i][k]`` scores ``options[i][k]`` after
-    ``prompts[i]``, equal to ``sequence_logprobs`` of the pair.
+    ``prompts[i]``, equal to ``score_pairs`` of the pair.
 
     Each prompt is run once; its KV cache is copied for each of its options, which are then scored as one
     right-padded continuation block (causal attention: a token never sees the padding after it). Choosing among
     ``k`` options costs one prompt pass instead of ``k``. At most ``batch_size`` options are scored together.
     """
     import torch
+
+    from marlkit.llm.tokens import left_pad, position_ids
 
     if len(prompts) != len(options):
         raise ValueError(f"got {len(prompts)} prompts but {len(options)} option lists")
@@ -157,7 +144,8 @@ def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Seque
         while stop < len(prompts) and rows + len(options[stop]) <= batch_size:
             rows += len(options[stop])
             stop += 1
-        ids, mask, positions = left_pad(prompts[start:stop], pad_id, device)
+        ids, mask = left_pad(prompts[start:stop], pad_id, device)
+        positions = position_ids(mask)
         prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
                         logits_to_keep=1)
         first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)     # predicts each option's first token
@@ -211,8 +199,11 @@ def sample_tokens(model: Any, prompts: Sequence[Sequence[int]], sampling: Sampli
     """
     import torch
 
+    from marlkit.llm.tokens import left_pad, position_ids
+
     device = next(model.parameters()).device
-    ids, mask, positions = left_pad(prompts, pad_id, device)
+    ids, mask = left_pad(prompts, pad_id, device)
+    positions = position_ids(mask)
     n = len(prompts)
     tokens: list[list[int]] = [[] for _ in range(n)]
     logps: list[list[float]] = [[] for _ in range(n)]
@@ -226,11 +217,12 @@ def sample_tokens(model: Any, prompts: Sequence[Sequence[int]], sampling: Sampli
             out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
                         use_cache=True, logits_to_keep=1)
             past = out.past_key_values
-            logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
+            logits = out.logits[:, -1].float()
+            logp = torch.log_softmax(logits / sampling.temperature if sampling.temperature > 0 else logits, dim=-1)
             if sampling.temperature == 0:
                 nxt = logp.argmax(-1)
             else:
-                probs = torch.softmax(logp / sampling.temperature, dim=-1)
+                probs = logp.exp()
                 if sampling.top_p < 1:
                     probs = _nucleus(probs, sampling.top_p)
                 nxt = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -413,18 +405,22 @@ class HFPolicy:
         gen.action_logprobs = [{} for _ in prompts]
         return gen
 
-    def score(self, observations: Sequence[str], completions: Sequence[str | Sequence[int]]) -> list[torch.Tensor]:
+    def score(self, observations: Sequence[str], completions: Sequence[str | Sequence[int]],
+              temperature: float | None = None) -> list[torch.Tensor]:
         """Per-token log-probabilities of given completions (texts, or token ids) after each observation's prompt.
 
         Texts are tokenized without special tokens; pass token ids (e.g. ``Generation.token_ids``) to score exactly
-        what was generated, end-of-text token included. Runs under the caller's grad mode.
+        what was generated, end-of-text token included. ``temperature`` defaults to the policy's (1 when greedy), so
+        the numbers are those ``act_with_logprobs`` recorded. Runs under the caller's grad mode.
         """
+        if temperature is None:
+            temperature = self.sampling.temperature or 1.0
         observations = _check_texts(observations)
         if len(completions) != len(observations):
             raise ValueError(f"got {len(observations)} observations but {len(completions)} completions")
         ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] if isinstance(c, str) else list(c)
                for c in completions]
-        return sequence_logprobs(self.model, self.prompt_ids(observations), ids, self.pad_id, self.batch_size)
+        return score_pairs(self.model, self.prompt_ids(observations), ids, self.pad_id, self.batch_size, temperature)
 
     # -------------------------------------------------------------------------------------------- internals
     def _allowed(self, observation: str) -> list[str]:
