@@ -258,13 +258,18 @@ def plot_runs(paths: list[str | Path], out: str | Path, band: str = "minmax",
         ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))
         ax.set_ylabel("mean per-agent episode return" if key.endswith("episode_return") else key)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
+    # one legend for all panels, beside them, so that it never hides a curve however many runs there are
+    legend: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if legend:
+        fig.legend(legend.values(), legend.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return out
