@@ -184,7 +184,7 @@ def mutual_information(x: Any, y: Any) -> float:
 
 
 @dataclass(frozen=True)
-class Signalling:
+class PositiveSignalling:
     """How much a speaker's messages say about what it observes."""
 
     mutual_information: float
@@ -194,7 +194,7 @@ class Signalling:
     context_independence: float
 
 
-def positive_signalling(observations: Any, messages: Any, eos: Hashable | None = None) -> Signalling:
+def positive_signalling(observations: Any, messages: Any, eos: Hashable | None = None) -> PositiveSignalling:
     """Positive signalling of a speaker from its observations ``(N, A)`` (attribute values) and messages."""
     obs = _meanings(observations)
     msg = _message_ids(_sequences(messages, eos)[0])
@@ -203,7 +203,7 @@ def positive_signalling(observations: Any, messages: Any, eos: Hashable | None =
     oi = _value_ids(obs)
     mi = _mutual_information(oi, msg)
     h = _entropy(oi)
-    return Signalling(mi, mi / h if h > 0 else 0.0, context_independence(obs, messages, eos))
+    return PositiveSignalling(mi, mi / h if h > 0 else 0.0, context_independence(obs, messages, eos))
 
 
 def context_independence(meanings: Any, messages: Any, eos: Hashable | None = None) -> float:

@@ -62,10 +62,12 @@ class SignallingConfig:
     batch_size: int = 512
     """Plays per update (``batch_size // samples_per_game`` games under REINFORCE)."""
     samples_per_game: int = 4
-    """REINFORCE: plays of each game per update, for the leave-one-out baseline (1: baseline over the batch)."""
+    """REINFORCE: plays of each game per update, for the leave-one-out baseline (1: baseline over the batch). On the
+    4 x 5 game (seed 0) 4 plays gave held-out 0.937 / 0.946 at 2,000 / 2,500 updates, the batch mean 0.923 / 0.933."""
     speaker_entropy: float = 0.05
     """REINFORCE: weight of the speaker's entropy bonus (mean over the symbols it sent). 0.01 let the speaker settle
-    early on an ambiguous code (held-out 0.88 at 2,000 updates on the 4 x 5 game, against 0.92 with 0.05)."""
+    early on an ambiguous code (4 x 5 game, seed 0, batch-mean baseline: held-out 0.88 at 2,000 updates, against
+    0.92 with 0.05)."""
     listener_entropy: float = 0.001
     """REINFORCE: weight of the listener's entropy bonus."""
     temperature: float = 1.0
