@@ -61,6 +61,8 @@ def test_config_errors_name_what_is_wrong(members, message):
 
 
 def test_env_dependent_errors_name_the_env_groups():
+    with pytest.raises(ConfigError, match=r"teams needs algo.members: .* \(adversaries, good\)"):
+        teams({})
     with pytest.raises(ConfigError, match=r"'good' of this env belong to no member; every group \(adversaries, good\)"):
         teams({"p": {"groups": ["adversaries"], "algorithm": "maddpg"}})
     with pytest.raises(ConfigError, match=r"'prey' is not a group of this env \(its groups: adversaries, good\)"):

@@ -411,6 +411,9 @@ class Teams:
                 hint = did_you_mean(g, env.groups)
                 raise ConfigError(f"algo.members.{name}.groups: {g!r} is not a group of this env{hint} "
                                   f"(its groups: {', '.join(env.groups)})")
+        if not config.members:
+            raise ConfigError(f"teams needs algo.members: who plays each of this env's groups ({', '.join(env.groups)}), "
+                              f"e.g. in a --config file as examples/configs/tag_maddpg_vs_random.yaml does")
         if missing := [g for g in env.groups if g not in assigned]:
             raise ConfigError(f"group(s) {', '.join(map(repr, missing))} of this env belong to no member; every group "
                               f"({', '.join(env.groups)}) needs one (e.g. {{groups: [{missing[0]}], policy: random}})")
