@@ -138,9 +138,11 @@ def _rows() -> list[Row]:
         Row("iql", "spread-v0", two_m, 1, 16, VALUE_SETS, Published("-19.59", XUANCE)),
         Row("vdn", "spread-v0", two_m, 3, 16, VALUE_SETS, Published("-13.09", XUANCE)),
         Row("qmix", "spread-v0", two_m, 1, 16, VALUE_SETS, Published("-53.7", XUANCE)),
-        Row("maddpg", "spread-v0", two_m, 3, 16, published=Published("-9.80", XUANCE)),
+        Row("maddpg", "spread-v0", two_m, 3, 16, ("env.kwargs.continuous_actions=true", "algo.n_step=3",
+                                                  "algo.hidden=[128,128]"), Published("-9.80", XUANCE)),
         # pursuit-v0: 64 copies for the on-policy learners, as the committed MAPPO run
-        Row("mappo", "pursuit-v0", two_m, 1, 64, ("algo.gamma=0.95",)),
+        # the issue-4 floor run: 4M env-steps, contacts weighted 3 (not 1) in the training reward
+        Row("mappo", "pursuit-v0", 4_000_000, 3, 64, ("env.kwargs.collision_penalty=3.0",)),
         Row("ippo", "pursuit-v0", two_m, 3, 64),
         Row("maa2c", "pursuit-v0", two_m, 3, 64),
         Row("ia2c", "pursuit-v0", two_m, 3, 64),
