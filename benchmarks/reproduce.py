@@ -135,7 +135,7 @@ def _rows() -> list[Row]:
         Row("ippo", "spread-v0", two_m, 3),
         Row("maa2c", "spread-v0", two_m, 3),
         Row("ia2c", "spread-v0", two_m, 3),
-        Row("iql", "spread-v0", two_m, 1, 16, VALUE_SETS, Published("-19.59", XUANCE)),
+        Row("iql", "spread-v0", two_m, 3, 16, VALUE_SETS, Published("-19.59", XUANCE)),
         Row("vdn", "spread-v0", two_m, 3, 16, VALUE_SETS, Published("-13.09", XUANCE)),
         Row("qmix", "spread-v0", two_m, 1, 16, VALUE_SETS, Published("-53.7", XUANCE)),
         Row("maddpg", "spread-v0", two_m, 3, 16, ("env.kwargs.continuous_actions=true", "algo.n_step=3",
