@@ -53,3 +53,34 @@ def test_scale_rewards_divides_targets_by_the_running_reward_std():
     # An exponential average over 10 updates, debiased: close to, not exactly, the plain std of all rewards.
     assert std == pytest.approx(raw.std(), rel=0.2)
     assert "reward_norm.mean" in algo.state_dict()
+
+
+def test_state_norm_makes_the_mixing_depend_on_the_state_direction_only():
+    """With ``state_norm`` the hypernetworks read the layer-normalised state: scaling the state (agents drifting
+    away from the origin) does not change Q_tot; without it, it does."""
+    torch.manual_seed(0)
+    q, state = torch.randn(32, 3), torch.randn(32, 7)
+    shifted = state * 3.0 + 2.0  # layer norm removes a common scale and offset
+    normed = QMixer(3, 7, embed=8, state_norm=True)
+    assert torch.allclose(normed(q, state), normed(q, shifted), rtol=1e-3, atol=1e-3)  # up to layer_norm eps
+    raw = QMixer(3, 7, embed=8)
+    assert not torch.allclose(raw(q, state), raw(q, shifted), atol=1e-2)
+
+
+def test_weight_gain_sets_the_initial_effective_mixing_weights():
+    """The effective weight dQ_tot/dQ_i at initialisation scales with weight_gain squared (two weight layers);
+    spread-v0's sizes (3 agents, a 54-dim state): ~12 at gain 1, ~1.5 at the 0.35 its benchmark uses."""
+    def effective(gain):
+        torch.manual_seed(0)
+        mixer = QMixer(3, 54, embed=32, state_norm=True, weight_gain=gain)
+        q = torch.zeros(256, 3, requires_grad=True)
+        (grad,) = torch.autograd.grad(mixer(q, torch.randn(256, 54)).sum(), q)
+        return grad.mean().item()
+
+    big, small = effective(1.0), effective(0.25)
+    assert big > 8.0  # ~ embed * E|w1| * E|w2|: many times a plain sum's 1
+    assert small == pytest.approx(big / 16, rel=0.25)
+    with pytest.raises(ValueError, match="weight_gain must be positive"):
+        QMixer(3, 7, weight_gain=0.0)
+    with pytest.raises(ConfigError, match="algo.weight_gain"):
+        QMIXConfig(weight_gain=-1.0)

@@ -30,12 +30,18 @@ class QMIXConfig(DQNConfig):
     """Layers of the hypernetworks that produce the mixing weights: 1 as in the paper, 2 as in (E)PyMARL."""
     hypernet_embed: int = 64
     """Hidden width of two-layer hypernetworks."""
+    state_norm: bool = False
+    """Layer-normalise the state the hypernetworks read (for unbounded states such as MPE positions; see
+    ``marlkit.nn.mixers``)."""
+    weight_gain: float = 1.0
+    """Initial scale of the hypernetwork layers that output the mixing weights (smaller: nearer a plain sum)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check(self.mixing_embed >= 1, "algo.mixing_embed", "an integer >= 1", self.mixing_embed)
         check(self.hypernet_layers in (1, 2), "algo.hypernet_layers", "1 or 2", self.hypernet_layers)
         check(self.hypernet_embed >= 1, "algo.hypernet_embed", "an integer >= 1", self.hypernet_embed)
+        check(self.weight_gain > 0, "algo.weight_gain", "a positive number", self.weight_gain)
 
 
 class QMIX(DQN):
@@ -45,4 +51,5 @@ class QMIX(DQN):
 
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
         cfg = self.config
-        return QMixer(n_agents, state_dim, cfg.mixing_embed, cfg.hypernet_layers, cfg.hypernet_embed)
+        return QMixer(n_agents, state_dim, cfg.mixing_embed, cfg.hypernet_layers, cfg.hypernet_embed,
+                      cfg.state_norm, cfg.weight_gain)

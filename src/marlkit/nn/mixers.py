@@ -10,6 +10,14 @@
   ``hypernet_layers=2`` makes the weight hypernetworks two layers too (``hypernet_embed`` wide, ReLU), as PyMARL
   and EPyMARL use on harder tasks.
 
+  Two options keep the mixer stable where the state is unbounded (MPE positions drift with the agents):
+  ``state_norm`` layer-normalises the state the hypernetworks read (no learned scale), so the mixing weights depend
+  on the state's direction, not on its size — with raw positions, weights that grow as agents move away make
+  ``Q_tot`` grow along trajectories, the classic off-policy TD divergence (Tsitsiklis & Van Roy 1997, the
+  ``w, 2w`` example); ``weight_gain`` is the initial scale of the layers that output the mixing weights (1 as
+  before; smaller starts the mixer nearer a plain sum, with effective weights ``dQ_tot/dQ_i`` near 1 instead of
+  ~10–20, which otherwise multiply every agent's max-operator overestimation in the bootstrapped target).
+
 Inputs: ``q (..., n_agents)`` and ``state (..., state_dim)`` with the same leading dims; output ``(...)``.
 """
 
@@ -33,16 +41,19 @@ class QMixer(nn.Module):
     """QMIX's monotonic mixing network, its weights and biases produced from the state by hypernetworks."""
 
     def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_layers: int = 1,
-                 hypernet_embed: int = 64) -> None:
+                 hypernet_embed: int = 64, state_norm: bool = False, weight_gain: float = 1.0) -> None:
         super().__init__()
         if hypernet_layers not in (1, 2):
             raise ValueError(f"hypernet_layers must be 1 or 2, got {hypernet_layers!r}")
-        self.n_agents, self.embed = n_agents, embed
+        if not weight_gain > 0:
+            raise ValueError(f"weight_gain must be positive, got {weight_gain!r}")
+        self.n_agents, self.embed, self.state_norm = n_agents, embed, state_norm
 
         def hyper(out: int) -> nn.Module:
             if hypernet_layers == 1:
-                return Linear(state_dim, out, gain=1.0)
-            return nn.Sequential(Linear(state_dim, hypernet_embed), nn.ReLU(), Linear(hypernet_embed, out, gain=1.0))
+                return Linear(state_dim, out, gain=weight_gain)
+            return nn.Sequential(Linear(state_dim, hypernet_embed), nn.ReLU(),
+                                 Linear(hypernet_embed, out, gain=weight_gain))
 
         self.hyper_w1 = hyper(n_agents * embed)
         self.hyper_b1 = Linear(state_dim, embed, gain=1.0)
@@ -50,6 +61,8 @@ class QMixer(nn.Module):
         self.hyper_v = nn.Sequential(Linear(state_dim, embed), nn.ReLU(), Linear(embed, 1, gain=1.0))
 
     def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        if self.state_norm:
+            state = F.layer_norm(state, state.shape[-1:])
         w1 = self.hyper_w1(state).abs().reshape(*state.shape[:-1], self.n_agents, self.embed)
         hidden = F.elu(torch.einsum("...n,...ne->...e", q, w1) + self.hyper_b1(state))
         w2 = self.hyper_w2(state).abs()
