@@ -1,5 +1,6 @@
-"""RL on tokens (marlkit.llm.token_rl): the loss pieces on hand-computed values, config errors, a short run that
-learns, multi-agent groups, and a checkpoint round trip that resumes exactly."""
+"""RL on tokens (marlkit.llm.token_rl): the loss pieces on hand-computed values, config errors, short runs that
+learn (a one-turn task, and tic-tac-toe against a random opponent), multi-agent groups, and a checkpoint round trip
+that resumes exactly."""
 
 import math
 
@@ -8,7 +9,7 @@ import torch
 
 from marlkit.envs.text import TextEnv, make_text
 from marlkit.llm.token_rl import (RunningMean, TokenRL, TokenRLConfig, advantages_of, clipped_surrogate, game_texts,
-                                  kl_estimate, turn_returns, word_tokenizer)
+                                  keep_lines, kl_estimate, tiny_gpt2, turn_returns, word_tokenizer)
 
 pytestmark = pytest.mark.llm
 
@@ -44,21 +45,15 @@ def choose_word(env, agent):
     return list(WORDS)
 
 
-def tiny_gpt2(tok, seed=0, d=32):
-    from transformers import AutoModelForCausalLM, GPT2Config
-
-    config = GPT2Config(vocab_size=len(tok), n_embd=d, n_layer=2, n_head=4, n_positions=256, resid_pdrop=0.0,
-                        embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
-                        bos_token_id=tok.eos_token_id)
-    torch.manual_seed(seed)
-    return AutoModelForCausalLM.from_config(config)
+def tiny(tok, seed=0):
+    return tiny_gpt2(tok, seed, width=32, max_positions=256)
 
 
 def say_trainer(**overrides):
     tok = word_tokenizer(game_texts(SayTheWord, choose_word, 20, seed=0))
     config = TokenRLConfig(**{"episodes_per_update": 64, "num_envs": 64, "lr": 1e-2, "epochs": 2,
                               "minibatch_turns": 64, "max_new_tokens": 2, "seed": 0, **overrides})
-    return TokenRL(SayTheWord, tiny_gpt2(tok), tok, config, actions=choose_word)
+    return TokenRL(SayTheWord, tiny(tok), tok, config, actions=choose_word)
 
 
 def success(outcomes):
@@ -127,7 +122,7 @@ def test_config_errors_say_what_is_allowed():
         TokenRLConfig(episodes_per_update=0)
     tok = word_tokenizer(["x"])
     with pytest.raises(ValueError, match="does not have"):
-        TokenRL(SayTheWord, tiny_gpt2(tok), tok, TokenRLConfig(), fixed={"player_9": None})
+        TokenRL(SayTheWord, tiny(tok), tok, TokenRLConfig(), fixed={"player_9": None})
 
 
 # ------------------------------------------------------------------------------------------------ learning
@@ -145,6 +140,42 @@ def test_short_run_learns_to_say_the_word(algorithm, overrides, updates):
     assert 0.1 <= before <= 0.4, before
     assert after >= 0.9, (before, after)
     assert history[-1]["charts/episodic_return"] > history[0]["charts/episodic_return"]
+
+
+#: Short tic-tac-toe run of the CI test: 25 updates of 32 games (800 games).
+TICTACTOE = dict(episodes_per_update=32, num_envs=32, lr=3e-3, epochs=2, minibatch_turns=64, max_new_tokens=2)
+
+
+def tictactoe_trainer(seed=0, **overrides):
+    """A width-64 GPT-2 playing O against the random opponent, reading the board and legal-move lines."""
+    make = lambda: make_text("tictactoe-v0", opponent="random", mark="O")
+    legal = lambda env, agent: env.legal_moves()
+    tok = word_tokenizer(game_texts(make, legal, 20, seed=0))
+    config = TokenRLConfig(**{**TICTACTOE, **overrides}, seed=seed)
+    return TokenRL(make, tiny_gpt2(tok, seed), tok, config, actions=legal, prompt=keep_lines(" ", "Your turn"))
+
+
+def test_short_run_learns_tictactoe_against_a_random_opponent():
+    """RL on tokens in a real text game: the win rate as O against a random opponent, sampled on the same 300
+    evaluation games before and after 25 updates (~10 s on one core), rises by >= 0.15. Measured: +0.22 to +0.31
+    over seeds 0-4 (seed 0: 0.307 -> 0.530), and +0.000 with lr=1e-9. The untrained model under the legal-move
+    mask wins ~0.29 like a random player; a fixed centre-corners-edges order wins 0.59 (benchmarks/token_rl.py
+    trains past it)."""
+    trainer = tictactoe_trainer(seed=0)
+    win = lambda outcomes: sum(o.winner == "player_0" for o in outcomes) / len(outcomes)
+    before = win(trainer.evaluate(300, seed=77))
+    trainer.train(25)
+    after = win(trainer.evaluate(300, seed=77))
+    assert 0.2 <= before <= 0.38, before
+    assert after - before >= 0.15, (before, after)
+
+
+def test_keep_lines_prompt():
+    prompt = keep_lines(" ", "Your turn")
+    text = "Tic-tac-toe.\n    A B C\n 1  X . .\nLast move: X.\nYour turn (O). Legal moves: B1, C1."
+    assert prompt("player_0", text) == "    A B C\n 1  X . .\nYour turn (O). Legal moves: B1, C1."
+    with pytest.raises(ValueError, match="no line of the observation begins with"):
+        prompt("player_0", "Game over.")
 
 
 def test_kl_penalty_keeps_the_policy_near_the_reference():
@@ -167,7 +198,7 @@ def test_separate_weights_train_separate_models_on_a_talk_game():
     tok = word_tokenizer(game_texts(make, actions, 3, seed=0))
     config = TokenRLConfig(episodes_per_update=4, num_envs=4, epochs=1, max_new_tokens=3, shared_weights=False,
                            seed=0)
-    trainer = TokenRL(make, tiny_gpt2(tok), tok, config, actions=actions)
+    trainer = TokenRL(make, tiny(tok), tok, config, actions=actions)
     assert sorted(trainer.groups) == ["player_0", "player_1"]
     batch = trainer.play(4, seed=0)
     # Two rounds of talk + move, for both agents: 4 turns each per episode, talk free and moves constrained.

@@ -6,10 +6,11 @@ tokens of turns that did better than a baseline. The pieces, in the order the co
 
 **Policy.** A Hugging Face causal LM reads the agent's observation (``prompt(agent, observation)``, by default the
 observation itself: every marlkit text game names the agent in it, so weights shared by several agents still know
-whom they play) and writes its answer. ``actions(env, agent)`` may restrict the answer to the legal moves: the
-tokens are then sampled from the logits masked to those sequences (``AllowedSequences``), and that constrained
-distribution is the policy whose log-probabilities are trained. An untrained model so plays a legal move, close to
-uniformly at random, rather than text that never parses. ``None`` leaves the answer free (talk).
+whom they play; ``keep_lines`` keeps only the lines that change, e.g. a board and the legal moves) and writes its
+answer. ``actions(env, agent)`` may restrict the answer to the legal moves: the tokens are then sampled from the
+logits masked to those sequences (``AllowedSequences``), and that constrained distribution is the policy whose
+log-probabilities are trained. An untrained model so plays a legal move, close to uniformly at random, rather than
+text that never parses. ``None`` leaves the answer free (talk).
 
 **Credit.** The rewards an agent receives after its turn, until its next turn, are that turn's reward. With
 ``credit="to_go"`` a turn's return is its discounted reward-to-go, ``G_k = r_k + gamma * G_{k+1}`` (REINFORCE's
@@ -257,6 +258,23 @@ Prompt = Callable[[str, str], str]
 def observation_prompt(agent: str, observation: str) -> str:
     """The default prompt: the observation itself (marlkit text games name the agent in it)."""
     return observation
+
+
+def keep_lines(*starts: str) -> Prompt:
+    """A prompt made of the observation's lines that begin with one of ``starts`` (in their order), e.g. a game's
+    board and its list of legal moves without the instructions that are the same in every observation (for
+    tic-tac-toe, 39 tokens of 127 with ``word_tokenizer``): each forward pass costs a third, and what changes sits at
+    fixed positions from the start of the prompt."""
+    if not starts:
+        raise ValueError("keep_lines needs at least one line prefix")
+
+    def prompt(agent: str, observation: str) -> str:
+        kept = [line for line in observation.split("\n") if line.startswith(starts)]
+        if not kept:
+            raise ValueError(f"no line of the observation begins with any of {list(starts)}: {observation!r}")
+        return "\n".join(kept)
+
+    return prompt
 
 
 class TokenRL:
@@ -598,5 +616,26 @@ def game_texts(make_env: Callable[[], TextEnv], actions: Actions, episodes: int,
     return texts
 
 
+def tiny_gpt2(tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, heads: int = 4,
+              max_positions: int = 512) -> Any:
+    """A randomly initialised GPT-2 over ``tokenizer`` (from ``word_tokenizer``), dropout off, built in code.
+
+    The same ``seed`` gives the same weights; the global torch RNG is left as it was. With ``word_tokenizer`` over
+    a game's text this is the policy of the tiny RL-on-tokens experiments (``benchmarks/token_rl.py``, the tests).
+    """
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=width, n_layer=layers, n_head=heads,
+                        n_positions=max_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                        bos_token_id=tokenizer.eos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.eval()
+    return model
+
+
 __all__ = ["Batch", "RunningMean", "TokenRL", "TokenRLConfig", "Turn", "advantages_of", "clipped_surrogate",
-           "game_texts", "kl_estimate", "observation_prompt", "turn_returns", "word_tokenizer"]
+           "game_texts", "kl_estimate", "keep_lines", "observation_prompt", "tiny_gpt2", "turn_returns",
+           "word_tokenizer"]
