@@ -7,6 +7,14 @@ joint action — decentralised execution — while ``Q_tot`` can represent far m
 two-step game, ``two-step-v0``). The TD error is on ``Q_tot`` with the team reward (the mean of the group's
 per-agent rewards); the target mixes the target agents' values with a target mixer on the next state. The rest is
 the IQL learner of ``dqn.py``.
+
+Two defaults differ from the paper, because the paper's mixer diverges on tasks whose state is unbounded: on
+``spread-v0`` (MPE positions) its ``Q_tot`` climbed to about +2,000 while the true values are about -15, and the
+team ended worse than random (-30 at 2M env-steps; XuanCe publishes -53.7 for QMIX there). The hypernetworks read
+the *layer-normalised* state (``state_norm``), so mixing weights cannot grow with the agents' distance from the
+origin, and the weight-producing layers start small (``weight_gain=0.35``: effective weights ``dQ_tot/dQ_i`` near
+1.5 instead of ~12, which multiply every agent's max-operator overestimation in the target). With both, QMIX
+matches VDN there (``benchmarks/results/README.md``). ``state_norm=false, weight_gain=1`` is the paper's mixer.
 """
 
 from __future__ import annotations
@@ -30,11 +38,11 @@ class QMIXConfig(DQNConfig):
     """Layers of the hypernetworks that produce the mixing weights: 1 as in the paper, 2 as in (E)PyMARL."""
     hypernet_embed: int = 64
     """Hidden width of two-layer hypernetworks."""
-    state_norm: bool = False
-    """Layer-normalise the state the hypernetworks read (for unbounded states such as MPE positions; see
-    ``marlkit.nn.mixers``)."""
-    weight_gain: float = 1.0
-    """Initial scale of the hypernetwork layers that output the mixing weights (smaller: nearer a plain sum)."""
+    state_norm: bool = True
+    """Layer-normalise the state the hypernetworks read (false: the paper's raw state; see ``marlkit.nn.mixers``)."""
+    weight_gain: float = 0.35
+    """Initial scale of the hypernetwork layers that output the mixing weights (1: the paper's; smaller starts the
+    mixer nearer a plain sum)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
