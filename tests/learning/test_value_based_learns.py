@@ -156,6 +156,30 @@ def test_masked_actions_are_never_taken(recurrent):
     assert masked > 0
 
 
+def test_eval_epsilon_randomises_evaluation_without_touching_the_training_rng():
+    """``eval_epsilon``: non-exploring acting deviates from the greedy action at about that rate (only to allowed
+    actions), with its own generator, so how often a run evaluates cannot change its training."""
+    import marlkit
+    from marlkit.algorithms.vdn import VDN, VDNConfig
+
+    env = marlkit.make("foraging-v0", num_envs=64, seed=0)
+    obs, info = env.reset()
+    greedy = VDN(env, VDNConfig(), seed=0)
+    noisy = VDN(env, VDNConfig(eval_epsilon=0.5), seed=0)
+    noisy.load_state_dict(greedy.state_dict())
+    train_rng = noisy.rng.bit_generator.state
+    a_greedy = greedy.act(obs, None, info, explore=False)[0]["agents"]
+    differ = []
+    for _ in range(20):
+        a = noisy.act(obs, None, info, explore=False)[0]["agents"]
+        env.check_actions({"agents": a})  # masked actions stay masked
+        differ.append((a != a_greedy).mean())
+    assert noisy.rng.bit_generator.state == train_rng
+    allowed = info["action_mask"]["agents"].sum(-1).mean()  # a random allowed action is the greedy one 1/allowed
+    assert np.mean(differ) == pytest.approx(0.5 * (1 - 1 / allowed), abs=0.08)
+    assert (greedy.act(obs, None, info, explore=False)[0]["agents"] == a_greedy).all()  # 0: deterministic
+
+
 def test_masked_argmax_ignores_masked_actions():
     from marlkit.algorithms.dqn import masked_argmax
 

@@ -78,6 +78,9 @@ class DQNConfig:
     """Exploration rate after epsilon_steps."""
     epsilon_steps: int = 50_000
     """Env-steps (summed over copies) over which ε decays linearly from epsilon_start to epsilon_end."""
+    eval_epsilon: float = 0.0
+    """ε of evaluation (non-exploring) acting; 0 is greedy. Mnih et al. 2015 evaluated with 0.05: a deterministic
+    memoryless policy can repeat a blocked move forever (on foraging-v0, two agents stepping into the same cell)."""
     huber_delta: float = 10.0
     """Huber loss threshold on the TD error; 0 uses the squared error. Not DQN's 1: without reward clipping,
     Huber(1) fits a median-like value (on penalty-v0, k=0, it valued the 10-or-0 action like the 2-or-0 one)."""
@@ -108,7 +111,7 @@ class DQNConfig:
         check(self.lr > 0, "algo.lr", "a positive number", self.lr)
         check(0 <= self.gamma <= 1, "algo.gamma", "a number in [0, 1]", self.gamma)
         check(0 <= self.tau <= 1, "algo.tau", "a number in [0, 1] (0: hard target copies)", self.tau)
-        for name in ("epsilon_start", "epsilon_end"):
+        for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
             check(0 <= getattr(self, name) <= 1, f"algo.{name}", "a number in [0, 1]", getattr(self, name))
         check(self.huber_delta >= 0, "algo.huber_delta", "a number >= 0 (0: squared error)", self.huber_delta)
         check(self.max_grad_norm > 0, "algo.max_grad_norm", "a positive number", self.max_grad_norm)
@@ -174,6 +177,7 @@ class DQN(nn.Module):
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
         self.reward_norm = RunningNorm()  # statistics of the per-step rewards, used when cfg.scale_rewards
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
+        self.eval_rng = np.random.default_rng([seed, 1])  # eval_epsilon's draws: evaluating never shifts training
         if cfg.recurrent:
             max_len = cfg.episode_limit or env.max_steps
             check(bool(max_len), "algo.episode_limit", f"an integer >= 1 ({env!r} has no max_steps)", max_len)
@@ -199,7 +203,8 @@ class DQN(nn.Module):
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         masks = info.get("action_mask") or {}
-        eps = self.epsilon() if explore else 0.0
+        eps = self.epsilon() if explore else self.config.eval_epsilon
+        rng = self.rng if explore else self.eval_rng
         actions = {}
         for g, net in self.online["agents"].items():
             q = self._recurrent_q(g, obs[g], info, explore) if net.recurrent else net.forward_numpy(obs[g])
@@ -208,9 +213,9 @@ class DQN(nn.Module):
                 q = np.where(mask, q, -np.inf)
             a = q.argmax(-1)
             if eps > 0:  # uniform over the allowed actions with probability ε
-                noise = self.rng.random(q.shape)
+                noise = rng.random(q.shape)
                 random_a = (noise if mask is None else np.where(mask, noise, -1.0)).argmax(-1)
-                a = np.where(self.rng.random(a.shape) < eps, random_a, a)
+                a = np.where(rng.random(a.shape) < eps, random_a, a)
             actions[g] = a
         return actions, {}
 
@@ -324,13 +329,16 @@ class DQN(nn.Module):
     # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state, "env_steps": self.env_steps, "grad_steps": self.grad_steps,
+                "rng": self.rng.bit_generator.state, "eval_rng": self.eval_rng.bit_generator.state,
+                "env_steps": self.env_steps, "grad_steps": self.grad_steps,
                 "replay": self.replay.state_dict()}
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
+        if "eval_rng" in state:
+            self.eval_rng.bit_generator.state = state["eval_rng"]
         self.env_steps, self.grad_steps = int(state["env_steps"]), int(state["grad_steps"])
         self.replay.load_state_dict(state["replay"])
         self.replay.cut()  # a resumed run resets every copy: no episode continues across the checkpoint
