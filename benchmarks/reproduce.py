@@ -87,7 +87,7 @@ ENVS: dict[str, EnvInfo] = {
 #: Settings of the value-based learners on every env (see results/README.md, "Value-based learners").
 VALUE_SETS = ("algo.gradient_steps=2", "algo.gamma=0.95", "algo.buffer_size=200000", "algo.epsilon_steps=100000")
 #: QMIX's mixer on spread-v0 (now its defaults; spelled out so the row stays what was run if defaults move).
-QMIX_SETS = VALUE_SETS + ("algo.state_norm=true", "algo.weight_gain=0.35")
+QMIX_SETS = VALUE_SETS + ("algo.state_norm=true", "algo.weight_gain=0.2")
 #: The cooperative foraging task every foraging-v0 row trains on.
 COOP = ("env.kwargs.force_coop=true",)
 #: The value-based learners on foraging-v0: 50-step episodes with sparse rewards (γ 0.99, longer exploration).
