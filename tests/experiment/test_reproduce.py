@@ -131,3 +131,22 @@ def test_marlkit_plot_reads_a_benchmark_json(tmp_path, capsys):
     assert "is not a learning-benchmark JSON" in capsys.readouterr().err
     assert marlkit(["plot", str(tmp_path / "missing")]) == 2
     assert "not a run directory or a learning-benchmark .json file" in capsys.readouterr().err
+
+
+def test_merge_results_joins_seed_ranges_and_recomputes_the_summary(tmp_path):
+    """benchmarks/merge_results.py: seeds run as separate invocations become one row; a different row is refused."""
+    spec = importlib.util.spec_from_file_location("merge_results", BENCHMARKS / "merge_results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first = json.loads(write_benchmark(tmp_path / "a.json", "vdn", [-10.0], [-26.0]).read_text())
+    later = json.loads(write_benchmark(tmp_path / "b.json", "vdn", [-99.0, -12.0, -14.0], [-26.0] * 3).read_text())
+    later["records"] = [r for r in later["records"] if r["seed"] != 0]  # seeds 1-2 only, as `--seed0 1 --seeds 2`
+    merged = module.merge([first, later], command="python benchmarks/learning.py --seeds 3")
+    assert [(r["algo"], r["seed"]) for r in merged["records"]] == [("vdn", 0), ("vdn", 1), ("vdn", 2),
+                                                                    ("random", 0), ("random", 1), ("random", 2)]
+    stats = merged["summary"]["vdn"]["eval_return_mean"]
+    assert stats["seeds"] == 3 and stats["mean"] == pytest.approx(-12.0) and stats["std"] == pytest.approx(2.0)
+    assert merged["command"].endswith("--seeds 3") and len(merged["command_as_run"]) == 2
+    other = json.loads(write_benchmark(tmp_path / "c.json", "vdn", [-11.0], [-26.0], sets="algo.lr=1").read_text())
+    with pytest.raises(ValueError, match="not one row"):
+        module.merge([first, other])
