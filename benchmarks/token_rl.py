@@ -5,7 +5,7 @@
 
 Everything is built in code, nothing is downloaded: a word-level tokenizer over the words the game prints (collected
 from a few episodes of random legal play, the same for every seed), and a GPT-2 of 2 layers, width 64, initialised
-from the seed (``marlkit.llm.token_rl.tiny_gpt2``). The model reads the game's observation text and answers with
+from the seed (``marlkit.llm.tiny.tiny_gpt2``). The model reads the game's observation text and answers with
 tokens. Its moves are constrained to the legal ones by masking logits (``marlkit.llm.tokens.AllowedSequences``); the
 *untrained* model plays under the same constraint, so it is close to a uniformly random legal player: that is the
 fair "before".
@@ -50,8 +50,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import print_table, versions, machine  # noqa: E402
 
 from marlkit.envs.text import TextEnv, TextOutcome, make_text  # noqa: E402
+from marlkit.llm.tiny import tiny_gpt2  # noqa: E402
 from marlkit.llm.token_rl import (TokenRL, TokenRLConfig, game_texts, keep_lines, observation_prompt,  # noqa: E402
-                                  tiny_gpt2, word_tokenizer)
+                                  word_tokenizer)
 
 #: Per game: how to build it, what the model may answer, what is measured, and the training budget.
 GAMES: dict[str, dict[str, Any]] = {

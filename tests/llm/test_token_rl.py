@@ -9,7 +9,8 @@ import torch
 
 from marlkit.envs.text import TextEnv, make_text
 from marlkit.llm.token_rl import (RunningMean, TokenRL, TokenRLConfig, advantages_of, clipped_surrogate, game_texts,
-                                  keep_lines, kl_estimate, tiny_gpt2, turn_returns, word_tokenizer)
+                                  keep_lines, kl_estimate, turn_returns, word_tokenizer)
+from marlkit.llm.tiny import tiny_gpt2
 
 pytestmark = pytest.mark.llm
 

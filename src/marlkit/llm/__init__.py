@@ -18,7 +18,7 @@ _LAZY = {
     "APIConnectionError": "marlkit.llm.openai_compat",
     "ChatServer": "marlkit.llm.serve",
     "play": "marlkit.llm.games",
-    "tiny_causal_lm": "marlkit.llm.tiny", "char_tokenizer": "marlkit.llm.tiny",
+    "tiny_causal_lm": "marlkit.llm.tiny", "char_tokenizer": "marlkit.llm.tiny", "tiny_gpt2": "marlkit.llm.tiny",
 }
 
 

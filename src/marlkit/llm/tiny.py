@@ -51,8 +51,7 @@ def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = Tru
 
     The same ``seed`` gives the same weights. The model is in eval mode, float32, on the CPU.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    from transformers import GPT2Config, LlamaConfig
 
     tokenizer = char_tokenizer(chat_template)
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
@@ -64,8 +63,32 @@ def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = Tru
         config = GPT2Config(n_embd=hidden_size, n_layer=num_layers, n_head=4, n_positions=2048, **common)
     else:
         raise ValueError(f"unknown arch {arch!r}; allowed: 'llama', 'gpt2'")
+    return _from_config(config, seed), tokenizer
+
+
+def tiny_gpt2(tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, heads: int = 4,
+              max_positions: int = 512) -> Any:
+    """A randomly initialised GPT-2 over any ``tokenizer`` (e.g. ``marlkit.llm.token_rl.word_tokenizer``), dropout off.
+
+    The same ``seed`` gives the same weights; the global torch RNG is left as it was. With ``word_tokenizer`` over
+    a game's text this is the policy of the tiny RL-on-tokens experiments (``benchmarks/token_rl.py``, the tests).
+    """
+    from transformers import GPT2Config
+
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=width, n_layer=layers, n_head=heads,
+                        n_positions=max_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                        bos_token_id=tokenizer.eos_token_id)
+    return _from_config(config, seed)
+
+
+def _from_config(config: Any, seed: int) -> Any:
+    """The model of ``config`` with weights drawn from ``seed`` (global RNG untouched), in eval mode."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
     model.eval()
-    return model, tokenizer
+    return model

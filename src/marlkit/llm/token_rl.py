@@ -616,26 +616,5 @@ def game_texts(make_env: Callable[[], TextEnv], actions: Actions, episodes: int,
     return texts
 
 
-def tiny_gpt2(tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, heads: int = 4,
-              max_positions: int = 512) -> Any:
-    """A randomly initialised GPT-2 over ``tokenizer`` (from ``word_tokenizer``), dropout off, built in code.
-
-    The same ``seed`` gives the same weights; the global torch RNG is left as it was. With ``word_tokenizer`` over
-    a game's text this is the policy of the tiny RL-on-tokens experiments (``benchmarks/token_rl.py``, the tests).
-    """
-    from transformers import AutoModelForCausalLM, GPT2Config
-
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=width, n_layer=layers, n_head=heads,
-                        n_positions=max_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        bos_token_id=tokenizer.eos_token_id)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config)
-    model.eval()
-    return model
-
-
 __all__ = ["Batch", "RunningMean", "TokenRL", "TokenRLConfig", "Turn", "advantages_of", "clipped_surrogate",
-           "game_texts", "kl_estimate", "keep_lines", "observation_prompt", "tiny_gpt2", "turn_returns",
-           "word_tokenizer"]
+           "game_texts", "kl_estimate", "keep_lines", "observation_prompt", "turn_returns", "word_tokenizer"]

@@ -15,7 +15,7 @@
   on the state's direction, not on its size — with raw positions, weights that grow as agents move away make
   ``Q_tot`` grow along trajectories, the classic off-policy TD divergence (Tsitsiklis & Van Roy 1997, the
   ``w, 2w`` example); ``weight_gain`` is the initial scale of the layers that output the mixing weights (1 as
-  before; smaller starts the mixer nearer a plain sum, with effective weights ``dQ_tot/dQ_i`` near 1 instead of
+  before; smaller starts the mixer nearer a plain sum, with effective weights ``dQ_tot/dQ_i`` at or below 1 instead of
   ~10–20, which otherwise multiply every agent's max-operator overestimation in the bootstrapped target).
 
 Inputs: ``q (..., n_agents)`` and ``state (..., state_dim)`` with the same leading dims; output ``(...)``.
