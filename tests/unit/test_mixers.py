@@ -84,3 +84,18 @@ def test_weight_gain_sets_the_initial_effective_mixing_weights():
         QMixer(3, 7, weight_gain=0.0)
     with pytest.raises(ConfigError, match="algo.weight_gain"):
         QMIXConfig(weight_gain=-1.0)
+
+
+def test_residual_mixer_is_the_sum_plus_the_monotonic_mixer():
+    """``residual=True`` adds VDN's sum to the same mixer's output (same seed, same weights), so dQ_tot/dQ_i >= 1."""
+    q, state = torch.randn(32, 3, requires_grad=True), torch.randn(32, 7)
+    torch.manual_seed(0)
+    plain = QMixer(3, 7, embed=8, state_norm=True, weight_gain=0.2)
+    torch.manual_seed(0)
+    residual = QMixer(3, 7, embed=8, state_norm=True, weight_gain=0.2, residual=True)
+    out = residual(q, state)
+    assert torch.allclose(out, plain(q, state) + q.sum(-1))
+    (grad,) = torch.autograd.grad(out.sum(), q)
+    assert (grad >= 1.0 - 1e-6).all()
+    algo = QMIX(make("spread-v0", num_envs=2, seed=0), QMIXConfig(residual=True), seed=0)
+    assert all(m.residual for m in algo.online["mixers"].values())

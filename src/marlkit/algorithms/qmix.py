@@ -44,6 +44,9 @@ class QMIXConfig(DQNConfig):
     weight_gain: float = 0.2
     """Initial scale of the hypernetwork layers that output the mixing weights (1: the paper's; smaller starts the
     mixer nearer a plain sum)."""
+    residual: bool = False
+    """Add the agents' plain sum to the mixer's output, ``Q_tot = sum_i Q_i + mixer(q, s)``: the mixer learns the
+    departure from VDN (see ``marlkit.nn.mixers``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -61,4 +64,4 @@ class QMIX(DQN):
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
         cfg = self.config
         return QMixer(n_agents, state_dim, cfg.mixing_embed, cfg.hypernet_layers, cfg.hypernet_embed,
-                      cfg.state_norm, cfg.weight_gain)
+                      cfg.state_norm, cfg.weight_gain, cfg.residual)

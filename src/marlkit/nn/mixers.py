@@ -18,6 +18,11 @@
   before; smaller starts the mixer nearer a plain sum, with effective weights ``dQ_tot/dQ_i`` at or below 1 instead of
   ~10–20, which otherwise multiply every agent's max-operator overestimation in the bootstrapped target).
 
+  ``residual=True`` adds the plain sum to the mixer's output, ``Q_tot = sum_i Q_i + mixer(q, s)``: the mixer learns
+  only the team value's departure from VDN's sum (a residual connection, as in ResNets). It stays monotonic
+  (``dQ_tot/dQ_i >= 1``), so decentralised greedy action selection is unchanged; at initialisation it is VDN plus
+  a small state-dependent term instead of an arbitrary monotonic function.
+
 Inputs: ``q (..., n_agents)`` and ``state (..., state_dim)`` with the same leading dims; output ``(...)``.
 """
 
@@ -41,13 +46,14 @@ class QMixer(nn.Module):
     """QMIX's monotonic mixing network, its weights and biases produced from the state by hypernetworks."""
 
     def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_layers: int = 1,
-                 hypernet_embed: int = 64, state_norm: bool = False, weight_gain: float = 1.0) -> None:
+                 hypernet_embed: int = 64, state_norm: bool = False, weight_gain: float = 1.0,
+                 residual: bool = False) -> None:
         super().__init__()
         if hypernet_layers not in (1, 2):
             raise ValueError(f"hypernet_layers must be 1 or 2, got {hypernet_layers!r}")
         if not weight_gain > 0:
             raise ValueError(f"weight_gain must be positive, got {weight_gain!r}")
-        self.n_agents, self.embed, self.state_norm = n_agents, embed, state_norm
+        self.n_agents, self.embed, self.state_norm, self.residual = n_agents, embed, state_norm, residual
 
         def hyper(out: int) -> nn.Module:
             if hypernet_layers == 1:
@@ -66,4 +72,5 @@ class QMixer(nn.Module):
         w1 = self.hyper_w1(state).abs().reshape(*state.shape[:-1], self.n_agents, self.embed)
         hidden = F.elu(torch.einsum("...n,...ne->...e", q, w1) + self.hyper_b1(state))
         w2 = self.hyper_w2(state).abs()
-        return (hidden * w2).sum(-1) + self.hyper_v(state).squeeze(-1)
+        q_tot = (hidden * w2).sum(-1) + self.hyper_v(state).squeeze(-1)
+        return q_tot + q.sum(-1) if self.residual else q_tot
