@@ -17,8 +17,9 @@ _LAZY = {
     "APIStatusError": "marlkit.llm.openai_compat", "APIResponseError": "marlkit.llm.openai_compat",
     "APIConnectionError": "marlkit.llm.openai_compat",
     "ChatServer": "marlkit.llm.serve",
-    "play": "marlkit.llm.games",
+    "play": "marlkit.llm.games", "game_texts": "marlkit.llm.games",
     "tiny_causal_lm": "marlkit.llm.tiny", "char_tokenizer": "marlkit.llm.tiny", "tiny_gpt2": "marlkit.llm.tiny",
+    "word_tokenizer": "marlkit.llm.tiny",
 }
 
 

@@ -1,5 +1,8 @@
 """Play text games with text policies (language models, scripted agents, any mix) and collect their outcomes.
 
+``game_texts`` plays random allowed answers and returns what was shown: the material of a game's vocabulary
+(``marlkit.llm.tiny.word_tokenizer``).
+
 ``play(env, policies, episodes)`` steps a ``TextVecEnv`` until every copy has finished its share of ``episodes``.
 Each step gathers the prompts of every agent that must act in every copy and asks each *policy* once for all of its
 prompts, so a language model shared by several agents (self-play) answers them in one batched call.
@@ -13,10 +16,12 @@ episodes are discarded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from marlkit.envs.text.base import TextOutcome, TextVecEnv
+import numpy as np
+
+from marlkit.envs.text.base import TextEnv, TextOutcome, TextVecEnv
 from marlkit.llm.policy import TextPolicy
 
 
@@ -67,3 +72,25 @@ def play(env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episo
             if outcome is not None and len(results[copy]) < quota[copy]:
                 results[copy].append(outcome)
     raise RuntimeError(f"{episodes} episodes did not finish within max_steps={max_steps} steps")
+
+
+def game_texts(make_env: Callable[[], TextEnv], actions: Callable[[TextEnv, str], Sequence[str] | None],
+               episodes: int, seed: int) -> list[str]:
+    """Observations and allowed answers seen in ``episodes`` episodes of uniformly random allowed answers (empty
+    text where ``actions`` allows free text): the material of a game's vocabulary."""
+    rng = np.random.default_rng(seed)
+    texts: list[str] = []
+    vec = TextVecEnv(make_env, 1, seed=seed)
+    vec.reset()
+    finished = 0
+    while finished < episodes:
+        answers = []
+        for i, agent, obs in vec.prompts():
+            texts.append(obs)
+            allowed = actions(vec.envs[i], agent)
+            if allowed is not None:
+                texts.extend(allowed)
+            answers.append(str(rng.choice(list(allowed))) if allowed else "")
+        _, ended = vec.step(answers)
+        finished += sum(o is not None for o in ended)
+    return texts

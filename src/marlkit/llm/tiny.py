@@ -1,4 +1,4 @@
-"""A tiny random causal language model and a character tokenizer, built in memory: nothing is downloaded.
+"""Tiny random causal language models and tokenizers (characters, or a game's words), built in memory: no downloads.
 
 Tests and examples need a real ``transformers`` model (the same classes, caches, masks and chat templates as a
 released checkpoint) but cannot fetch one. ``tiny_causal_lm`` builds one from a config in a fraction of a second:
@@ -68,7 +68,7 @@ def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = Tru
 
 def tiny_gpt2(tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, heads: int = 4,
               max_positions: int = 512) -> Any:
-    """A randomly initialised GPT-2 over any ``tokenizer`` (e.g. ``marlkit.llm.token_rl.word_tokenizer``), dropout off.
+    """A randomly initialised GPT-2 over any ``tokenizer`` (e.g. ``word_tokenizer`` below), dropout off.
 
     The same ``seed`` gives the same weights; the global torch RNG is left as it was. With ``word_tokenizer`` over
     a game's text this is the policy of the tiny RL-on-tokens experiments (``benchmarks/token_rl.py``, the tests).
@@ -92,3 +92,23 @@ def _from_config(config: Any, seed: int) -> Any:
         model = AutoModelForCausalLM.from_config(config)
     model.eval()
     return model
+
+
+def word_tokenizer(texts: Sequence[str], extra_words: Sequence[str] = ()) -> Any:
+    """A word-level ``PreTrainedTokenizerFast`` over the words of ``texts`` (split on spaces and punctuation, like
+    ``tokenizers``' ``Whitespace`` pre-tokenizer), plus ``<pad>``, ``<eos>``, ``<unk>``; padding on the left.
+
+    Small models learn a text game much faster over words than over characters, and the vocabulary of a game's
+    observations is a few hundred words: play a few episodes, collect what was shown, build the tokenizer.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.Whitespace()
+    words = sorted({w for text in [*texts, *extra_words] for w, _ in pre.pre_tokenize_str(text)})
+    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", *words])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)   # joins words with spaces
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
+                                   padding_side="left")

@@ -574,47 +574,5 @@ class TokenRL:
         self.load_state_dict(checkpoint.load(path))
 
 
-# ------------------------------------------------------------------------------------- tiny experiments
-def word_tokenizer(texts: Sequence[str], extra_words: Sequence[str] = ()) -> Any:
-    """A word-level ``PreTrainedTokenizerFast`` over the words of ``texts`` (split on spaces and punctuation, like
-    ``tokenizers``' ``Whitespace`` pre-tokenizer), plus ``<pad>``, ``<eos>``, ``<unk>``; padding on the left.
-
-    Small models learn a text game much faster over words than over characters, and the vocabulary of a game's
-    observations is a few hundred words: play a few episodes, collect what was shown, build the tokenizer.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    pre = pre_tokenizers.Whitespace()
-    words = sorted({w for text in [*texts, *extra_words] for w, _ in pre.pre_tokenize_str(text)})
-    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)   # joins words with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
-                                   padding_side="left")
-
-
-def game_texts(make_env: Callable[[], TextEnv], actions: Actions, episodes: int, seed: int) -> list[str]:
-    """Observations and allowed answers seen in ``episodes`` episodes of uniformly random allowed answers (empty
-    text where ``actions`` allows free text): the material of a game's vocabulary."""
-    rng = np.random.default_rng(seed)
-    texts: list[str] = []
-    vec = TextVecEnv(make_env, 1, seed=seed)
-    vec.reset()
-    finished = 0
-    while finished < episodes:
-        answers = []
-        for i, agent, obs in vec.prompts():
-            texts.append(obs)
-            allowed = actions(vec.envs[i], agent)
-            if allowed is not None:
-                texts.extend(allowed)
-            answers.append(str(rng.choice(list(allowed))) if allowed else "")
-        _, ended = vec.step(answers)
-        finished += sum(o is not None for o in ended)
-    return texts
-
-
-__all__ = ["Batch", "RunningMean", "TokenRL", "TokenRLConfig", "Turn", "advantages_of", "clipped_surrogate",
-           "game_texts", "kl_estimate", "keep_lines", "observation_prompt", "turn_returns", "word_tokenizer"]
+__all__ = ["Actions", "Batch", "RunningMean", "TokenRL", "TokenRLConfig", "Turn", "advantages_of", "clipped_surrogate",
+           "kl_estimate", "keep_lines", "observation_prompt", "turn_returns"]
