@@ -65,6 +65,8 @@ class Collector:
                 buf.terminated[g][t] = terminated[g]
                 buf.truncated[g][t] = truncated[g]
                 buf.next_obs[g][t] = info["final_obs"][g]
+                if buf.next_mask:
+                    buf.next_mask[g][t] = info.get("final_action_mask", info["action_mask"])[g]
             if self.store_state:
                 self.state = env.state()
                 buf.next_state[t] = self.state

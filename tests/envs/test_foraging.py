@@ -214,3 +214,43 @@ def test_render_shape():
     frame = env.render()
     assert frame.shape == (240, 240, 3) and frame.dtype == np.uint8
     assert (frame != frame[0, 0]).any()
+
+
+def _load_allowed_from_obs(obs, num_food):
+    """LOAD is allowed where some food (level > 0) is 4-adjacent to the agent, read off the full-sight observation:
+    food triples first, then the agent itself."""
+    food = obs[..., :3 * num_food].reshape(*obs.shape[:-1], num_food, 3)
+    me = obs[..., 3 * num_food:3 * num_food + 2]
+    dist = np.abs(food[..., :2] - me[..., None, :]).sum(-1)
+    return ((dist == 1) & (food[..., 2] > 0)).any(-1)
+
+
+def test_final_action_mask_is_the_mask_of_the_final_observation():
+    """At an episode's end ``info["final_action_mask"]`` is the mask of ``final_obs`` (not of the new episode's first
+    observation), and the collector stores it as the rollout's ``next_action_mask``: a truncated episode's
+    bootstrapped max must range over the actions allowed where it ended."""
+    from marlkit.algorithms.dqn import DQN, DQNConfig
+    from marlkit.collect import Collector
+
+    env = Foraging(num_envs=8, max_steps=6, seed=0)
+    obs, info = env.reset(seed=0)
+    ended = 0
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        obs, _, _, _, info = env.step(sample_actions(env, info.get("action_mask"), rng))
+        done = info["episode_done"]
+        if not done.any():
+            assert "final_action_mask" not in info
+            continue
+        final = info["final_action_mask"]["agents"]
+        assert np.array_equal(final[~done], info["action_mask"]["agents"][~done])
+        assert np.array_equal(final[..., LOAD], _load_allowed_from_obs(info["final_obs"]["agents"], 2))
+        assert np.array_equal(info["action_mask"]["agents"][..., LOAD], _load_allowed_from_obs(obs["agents"], 2))
+        ended += int(done.sum())
+    assert ended >= 8
+
+    env = Foraging(num_envs=4, max_steps=6, seed=1)
+    rollout, _ = Collector(env, DQN(env, DQNConfig(), seed=0), 12, seed=1).collect()  # ε = 1: random valid moves
+    load_ok = _load_allowed_from_obs(rollout.next_obs["agents"].numpy(), 2)
+    assert np.array_equal(rollout.next_action_mask["agents"][..., LOAD].numpy(), load_ok)
+    assert rollout.truncated["agents"].any()

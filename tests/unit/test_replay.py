@@ -131,7 +131,7 @@ def test_n_step_per_agent_termination_keeps_the_teams_window():
     np.testing.assert_allclose(b["discount"][0].numpy(), [0.25, 0.0])
 
 
-def test_next_action_mask_is_the_next_steps_and_all_true_at_an_episode_end():
+def test_next_action_mask_without_a_stored_one_is_the_next_steps_and_all_true_at_an_episode_end():
     T = 5
     trunc = per_step([0, 1, 0, 0, 0], T).astype(bool)
     buf = TransitionReplay(capacity=10)
@@ -141,6 +141,41 @@ def test_next_action_mask_is_the_next_steps_and_all_true_at_an_episode_end():
     for s, mask, next_mask in zip(step, b["mask"][:, 0].numpy(), b["next_mask"][:, 0].numpy()):
         assert mask.tolist() == [a == s % 3 for a in range(3)]
         assert next_mask.tolist() == ([True] * 3 if s == 1 else [a == (s + 1) % 3 for a in range(3)])
+
+
+def with_next_masks(rollout, final_action):
+    """The rollout with ``next_action_mask``: the next step's mask inside an episode, and at an episode's end only
+    ``final_action`` (what the collector stores from the env's ``final_action_mask``)."""
+    m = rollout.action_mask["g"].numpy()
+    nxt = np.concatenate([m[1:], m[:1]])  # the next row's mask (the last row wraps: overwritten below if it ends)
+    ends = (rollout.terminated["g"] | rollout.truncated["g"]).numpy()
+    nxt[ends] = np.eye(3, dtype=bool)[final_action]
+    return rollout._replace(next_action_mask={"g": torch.from_numpy(nxt)})
+
+
+@pytest.mark.parametrize("episodes", [False, True])
+def test_stored_next_action_mask_is_used_at_a_truncation(episodes):
+    """The bootstrapped max after a truncation ranges over the final observation's allowed actions (the stored
+    ``next_action_mask``), not over every action: invalid actions' Q-values are never trained."""
+    T = 6
+    trunc = per_step([0, 1, 0, 0, 0, 1], T).astype(bool)
+    rollout = with_next_masks(make_rollout(T, 1, truncated=trunc, masks=True), final_action=2)
+    if episodes:
+        buf = EpisodeReplay(capacity=4, max_len=T)
+        buf.insert(rollout)
+        b = buf.sample(8, np.random.default_rng(0))
+        filled = b["filled"].numpy()
+        b = b["g"]
+        step = b["obs"][..., 0, 0].numpy()[filled].astype(int)
+        next_masks = b["next_mask"][..., 0, :].numpy()[filled]
+    else:
+        buf = TransitionReplay(capacity=10)
+        buf.insert(rollout)
+        b = buf.sample(300, np.random.default_rng(0))["g"]
+        step, next_masks = b["obs"][:, 0, 0].numpy().astype(int), b["next_mask"][:, 0].numpy()
+    assert set(step.tolist()) >= {1, 2}
+    for s, next_mask in zip(step, next_masks):
+        assert next_mask.tolist() == ([a == 2 for a in range(3)] if s in (1, 5) else [a == (s + 1) % 3 for a in range(3)])
 
 
 def test_cut_ends_the_newest_row_without_terminating_it():

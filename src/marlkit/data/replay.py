@@ -22,9 +22,11 @@ An episode cut by a time limit is *truncated*, not terminated, so its last state
 is the copy's (every agent terminated or truncated); an agent that died earlier stays terminated with zero reward,
 so its own target stops bootstrapping without cutting its teammates' windows.
 
-Action masks: the mask of ``next_obs_u`` is the next row's (the mask the agent acted with there). At an episode's
-end the final observation's mask is not in the rollout (``info["action_mask"]`` is already the new episode's), so
-it is all true there: no mask is needed after a termination, and after a truncation every action is considered.
+Action masks: the mask of ``next_obs_u`` is the rollout's ``next_action_mask`` (the collector stores the env's
+``final_action_mask`` at an episode's end, the mask of the final observation), so a truncated episode's bootstrapped
+max ranges over the actions allowed there. Invalid actions are never taken, so their Q-values are never trained:
+a max over them would inject arbitrary values into the target at every truncation. A rollout without
+``next_action_mask`` (built by hand) falls back to the next row's mask, all true at an episode's end.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def _group_arrays(rollout: Rollout) -> dict[str, dict[str, torch.Tensor]]:
              "rewards": rollout.rewards[g], "terminated": rollout.terminated[g], "active": rollout.active[g]}
         if rollout.action_mask is not None and g in rollout.action_mask:
             d["mask"] = rollout.action_mask[g]
+            if rollout.next_action_mask is not None and g in rollout.next_action_mask:
+                d["next_mask"] = rollout.next_action_mask[g]
         out[g] = d
     return out
 
@@ -177,7 +181,9 @@ class TransitionReplay:
             row0 = window[:, 0]
             d = {"obs": s["obs"][row0, e], "actions": s["actions"][row0, e], "active": s["active"][row0, e],
                  "returns": ret[:, 0], "discount": disc[:, 0], "next_obs": s["next_obs"][u, e]}
-            if "mask" in s:
+            if "next_mask" in s:
+                d["mask"], d["next_mask"] = s["mask"][row0, e], s["next_mask"][u, e]
+            elif "mask" in s:
                 d["mask"] = s["mask"][row0, e]
                 after = window[np.arange(batch), last[:, 0] + 1]
                 d["next_mask"] = s["mask"][after, e] | self.ends[u, e][:, None, None]
@@ -285,7 +291,7 @@ class EpisodeReplay:
             d = {k: a[idx] for k, a in s.items()}
             d["returns"], d["discount"], last = n_step_returns(d.pop("rewards"), d.pop("terminated"), ends,
                                                                self.gamma, self.n_step)
-            if "mask" in d:  # the mask of next_obs[t] is mask[t + 1] inside the episode, all true at its end
+            if "mask" in d and "next_mask" not in d:  # no stored next mask: mask[t + 1], all true at the end
                 d["next_mask"] = np.concatenate([d["mask"][:, 1:], np.ones_like(d["mask"][:, :1])], axis=1)
                 d["next_mask"] |= ends[:, :, None, None]
             out[g] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items()}

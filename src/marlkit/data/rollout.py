@@ -34,6 +34,9 @@ class Rollout(NamedTuple):
     next_state: torch.Tensor | None
     extras: dict[str, dict[str, torch.Tensor]]
     """What the policy stored while acting, by group and name (log-probabilities, values, ...)."""
+    next_action_mask: dict[str, torch.Tensor] | None = None
+    """Allowed actions in ``next_obs`` (at an episode's end: in its final observation), for envs with masks; what
+    the max of a bootstrapped target ranges over."""
 
 
 @dataclass
@@ -83,6 +86,7 @@ class RolloutBuffer:
         self.steps = steps
         self.obs, self.next_obs, self.actions, self.rewards = {}, {}, {}, {}
         self.terminated, self.truncated, self.active, self.mask, self.extras = {}, {}, {}, {}, {}
+        self.next_mask: dict[str, np.ndarray] = {}
         for g, ids in env.groups.items():
             n, ospace, aspace = len(ids), env.group_observation_space(g), env.group_action_space(g)
             self.obs[g] = np.zeros((T, E, n, *ospace.shape), np.float32)
@@ -91,6 +95,7 @@ class RolloutBuffer:
                 self.actions[g] = np.zeros((T, E, n), np.int64)
                 if with_mask:
                     self.mask[g] = np.ones((T, E, n, aspace.n), bool)
+                    self.next_mask[g] = np.ones((T, E, n, aspace.n), bool)
             else:
                 self.actions[g] = np.zeros((T, E, n, *aspace.shape), np.float32)
             self.rewards[g] = np.zeros((T, E, n), np.float32)
@@ -110,4 +115,5 @@ class RolloutBuffer:
                        tree(self.mask) if self.mask else None,
                        None if self.state is None else t(self.state),
                        None if self.next_state is None else t(self.next_state),
-                       {g: tree(x) for g, x in self.extras.items()})
+                       {g: tree(x) for g, x in self.extras.items()},
+                       tree(self.next_mask) if self.next_mask else None)

@@ -24,6 +24,8 @@ The ``info`` dict returned by ``step`` always holds:
                    (for copies that did not end it equals ``obs``).
 ``final_state``    ``(num_envs, *state_shape)``: likewise for ``state()``; present only when some copy ended
                    (otherwise ``state()`` after the step is the same thing, and we do not compute it twice).
+``final_action_mask`` likewise for ``action_mask``, for envs with masks, present only when some copy ended: the
+                   actions allowed in ``final_obs`` (a truncated episode's bootstrapped max ranges over these).
 ``episode_done``   ``(num_envs,)`` bool: copies whose episode ended at this step (and were reset).
 ``episode_return`` dict group -> ``(num_envs, n_agents)``: each agent's undiscounted return of the episode that
                    ended (valid where ``episode_done``).
@@ -209,6 +211,9 @@ class MultiAgentEnv:
         }
         if np.count_nonzero(done):
             info["final_state"] = self._state()
+            final_mask = self._action_mask()
+            if final_mask is not None:
+                info["final_action_mask"] = {g: m.copy() for g, m in final_mask.items()}
             self._reset_copies(done)
             self._t[done] = 0
             for r in self._returns.values():
