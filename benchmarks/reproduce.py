@@ -91,6 +91,8 @@ VALUE_SETS = ("algo.gradient_steps=2", "algo.gamma=0.95", "algo.buffer_size=2000
 QMIX_SETS = VALUE_SETS + ("algo.lr=0.001", "algo.residual=true")
 #: pursuit-v0's training reward in every row: contacts weighted 3 (issue 4's floor run; the env's default is 1).
 PURSUIT = ("env.kwargs.collision_penalty=3.0",)
+#: A2C on pursuit-v0: the learning rate annealed to 0 and value targets normalised with running statistics.
+A2C_PURSUIT = ("algo.anneal_lr=true", "algo.value_norm=true")
 #: The cooperative foraging task every foraging-v0 row trains on.
 COOP = ("env.kwargs.force_coop=true",)
 #: The value-based learners on foraging-v0: longer exploration for the sparse rewards; γ 0.95 as on spread-v0 (at
@@ -157,11 +159,12 @@ def _rows() -> list[Row]:
         Row("maddpg", "spread-v0", two_m, 3, 16, ("env.kwargs.continuous_actions=true", "algo.n_step=3",
                                                   "algo.hidden=[128,128]"), Published("-9.80", XUANCE)),
         # pursuit-v0: every row trains on the issue-4 floor's reward, contacts weighted 3 (not 1), so returns compare.
-        # PPO: 64 copies and 4M env-steps as the committed MAPPO run; A2C: 16 copies and 10M (issue 6's MAA2C run)
+        # PPO: 64 copies and 4M env-steps as the committed MAPPO run; A2C: 16 copies, 15M with the learning rate
+        # annealed and value targets normalised (PPO's ValueNorm; issue 6's MAA2C floor run, session 6)
         Row("mappo", "pursuit-v0", 4_000_000, 3, 64, PURSUIT),
         Row("ippo", "pursuit-v0", 4_000_000, 3, 64, PURSUIT),
-        Row("maa2c", "pursuit-v0", 10_000_000, 3, 16, PURSUIT),
-        Row("ia2c", "pursuit-v0", 10_000_000, 3, 16, PURSUIT),
+        Row("maa2c", "pursuit-v0", 15_000_000, 3, 16, PURSUIT + A2C_PURSUIT),
+        Row("ia2c", "pursuit-v0", 15_000_000, 3, 16, PURSUIT + A2C_PURSUIT),
         Row("iql", "pursuit-v0", two_m, 3, 16, VALUE_SETS + PURSUIT),
         Row("vdn", "pursuit-v0", two_m, 3, 16, VALUE_SETS + PURSUIT),
         Row("qmix", "pursuit-v0", two_m, 3, 16, QMIX_SETS + PURSUIT),
