@@ -50,7 +50,9 @@ A subclass writes only the dynamics, as array code over all copies at once:
 ``_action_mask()``        (optional) dict group -> bool mask;
 ``_truncated()``          (optional) dict group -> bool, truncation the env decides itself besides ``max_steps``;
 ``_active()``             (optional) dict group -> bool array of agents alive;
-``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy.
+``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy. ``renders`` says whether the env
+                          renders (by default: whether ``_render_copy`` is implemented); one that does not raises
+                          ``NotImplementedError`` from ``render()``, and is a valid env all the same.
 
 The base class owns batching, time limits, autoreset, episode bookkeeping, seeding and action validation.
 Arrays returned by ``reset``/``step`` belong to the caller: the env never writes into them later.
@@ -304,8 +306,13 @@ class MultiAgentEnv(SharedBuffers):
         """Global state of every copy, ``(num_envs, *state_space.shape)``."""
         return self._state()
 
+    @property
+    def renders(self) -> bool:
+        """Whether ``render()`` returns frames; when false it raises ``NotImplementedError`` (rendering is optional)."""
+        return type(self)._render_copy is not MultiAgentEnv._render_copy
+
     def render(self, index: int = 0) -> np.ndarray:
-        """An RGB frame ``(H, W, 3)`` uint8 of copy ``index``."""
+        """An RGB frame ``(H, W, 3)`` uint8 of copy ``index`` (for envs that render: see ``renders``)."""
         if not 0 <= index < self.num_envs:
             raise IndexError(f"copy index {index} out of range for num_envs={self.num_envs}")
         return self._render_copy(index)
