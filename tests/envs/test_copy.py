@@ -124,6 +124,7 @@ def _sample(space: Any, mask: np.ndarray | None, rng: np.random.Generator) -> An
     return rng.uniform(space.low, space.high).astype(space.dtype)
 
 
+@pytest.mark.pettingzoo
 @pytest.mark.parametrize("env_id", list_envs())
 def test_pettingzoo_view_survives_copies(env_id):
     pytest.importorskip("pettingzoo")
@@ -153,6 +154,35 @@ def test_pettingzoo_view_survives_copies(env_id):
             assert c.agents == env.agents
         infos = out[4]
     assert episodes >= 2
+
+
+@pytest.mark.pettingzoo
+def test_bridged_pettingzoo_env_copies():
+    """Copies of PettingZoo envs that pickle as constructor arguments (mpe2's) are new envs: the bridge's copy says
+    so and, once reset, steps like the original; envs that copy their state continue mid-episode."""
+    pytest.importorskip("mpe2")
+    from mpe2 import simple_speaker_listener_v4
+
+    from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo
+
+    rng = np.random.default_rng(0)
+    env = from_pettingzoo(lambda: simple_speaker_listener_v4.parallel_env(max_cycles=10), num_envs=2)
+    _, info = env.reset(seed=0)
+    _, info = _lockstep(env, [], info, 3, rng)
+    copies = [f(env) for f in COPIES.values()]
+    for c in copies:
+        with pytest.raises(RuntimeError, match="call reset\\(\\) before step\\(\\)"):
+            c.step(sample_actions(env, rng=rng))
+    out = env.reset(seed=7)
+    for c in copies:
+        np.testing.assert_equal(c.reset(seed=7), out)
+    assert _lockstep(env, copies, out[1], 25, rng)[0] >= 4
+
+    env = from_pettingzoo(lambda: to_pettingzoo("spread-v0", max_steps=10), num_envs=2)
+    _, info = env.reset(seed=0)
+    _, info = _lockstep(env, [], info, 3, rng)
+    copies = [f(env) for f in COPIES.values()]
+    assert _lockstep(env, copies, info, 25, rng)[0] >= 4
 
 
 # ------------------------------------------------------------------------------------------------ text games

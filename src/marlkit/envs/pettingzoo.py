@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from gymnasium import logger, spaces
+from gymnasium.utils import EzPickle
 
 from marlkit.envs.base import ActionError, Info, MultiAgentEnv, Obs
 
@@ -257,6 +258,11 @@ class PettingZooEnv(MultiAgentEnv):
 
     Seeding: ``reset(seed=s)`` resets copy ``i`` with seed ``s + i``; automatic resets pass no seed, so each copy
     continues its own generator.
+
+    Copies (``copy.deepcopy``, ``pickle``) copy the PettingZoo envs their own way. Most of PettingZoo's envs pickle as
+    their constructor arguments (gymnasium's ``EzPickle``), so a copy of such a bridge holds new envs that were
+    never reset: it must be ``reset()`` before it steps (and then equals the original reset with the same seed).
+    Envs that copy their state (e.g. ``to_pettingzoo`` views) give a copy that continues mid-episode.
     """
 
     def __init__(self, env_fn: Callable[[], Any], num_envs: int = 1, seed: int | None = None,
@@ -333,6 +339,11 @@ class PettingZooEnv(MultiAgentEnv):
     @property
     def renders(self) -> bool:
         return self._render_mode == "rgb_array"
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if any(isinstance(getattr(env, "unwrapped", env), EzPickle) for env in self.envs):
+            self._needs_reset = True  # the copied PettingZoo envs are new ones, built from their constructor arguments
 
     # ------------------------------------------------------------------------------------------- life cycle
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, Info]:
