@@ -24,7 +24,7 @@ COPIES: dict[str, Callable[[Any], Any]] = {
 
 
 def _episode_steps(env: MultiAgentEnv) -> int:
-    """Steps enough for every copy to finish at least two episodes (a few more when the env has no time limit)."""
+    """Steps for every copy to finish at least two episodes (of at most 50 steps when the env has no time limit)."""
     return 2 * (env.max_steps or 50) + 3
 
 

@@ -58,8 +58,9 @@ The base class owns batching, time limits, autoreset, episode bookkeeping, seedi
 Arrays returned by ``reset``/``step`` belong to the caller: the env never writes into them later.
 
 An env survives ``copy.deepcopy`` and ``pickle`` (multiprocessing vector envs, Ray actors, cloned wrappers): the copy
-continues exactly as the original would, mid-episode included. Attributes that are NumPy views into a shared buffer
-stay views of the copied buffer (``SharedBuffers``), so a subclass may keep such views without extra code.
+continues exactly as the original would, mid-episode included (a ``from_pettingzoo`` env copies its PettingZoo envs
+their own way: see ``PettingZooEnv``). Attributes that are NumPy views into a shared buffer stay views of the copied
+buffer (``SharedBuffers``), so a subclass may keep such views without extra code.
 """
 
 from __future__ import annotations
