@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from marlkit.envs import check_env
+from marlkit.envs import CheckReport, MultiAgentEnv, check_env
 from marlkit.envs.matrix import CLIMBING, MatrixGame
 
 
@@ -49,6 +49,18 @@ class Unseeded(MatrixGame):
         return obs
 
 
+class NoRender(MatrixGame):
+    """A valid env that does not render: no ``_render_copy`` of its own."""
+
+    _render_copy = MultiAgentEnv._render_copy
+
+
+class RendersUndeclared(MatrixGame):
+    """Says it does not render, but render() returns a frame."""
+
+    renders = False
+
+
 class WrongBookkeeping(MatrixGame):
     def step(self, actions):
         obs, r, te, tr, info = super().step(actions)
@@ -63,6 +75,7 @@ class WrongBookkeeping(MatrixGame):
     (BadState, "state"),
     (Unseeded, "twice gave different observations"),
     (WrongBookkeeping, "episode_return"),
+    (RendersUndeclared, "renders is False but render\\(\\) returned"),
 ])
 def test_checker_catches(cls, message):
     env = cls(CLIMBING, episode_length=3, num_envs=2)
@@ -72,3 +85,16 @@ def test_checker_catches(cls, message):
 
 def test_checker_passes_a_correct_env():
     check_env(MatrixGame(CLIMBING, episode_length=3, num_envs=2), steps=30)
+
+
+def test_checker_reports_what_it_found():
+    report = check_env(MatrixGame(CLIMBING, episode_length=3, num_envs=2), steps=30)
+    assert report == CheckReport(steps=30, episodes_ended=20, renders=True, render_checked=True, notes=())
+    assert not check_env(MatrixGame(CLIMBING, num_envs=2), steps=5, check_render=False).render_checked
+
+
+def test_an_env_that_does_not_render_passes_and_is_reported():
+    env = NoRender(CLIMBING, episode_length=3, num_envs=2)
+    assert not env.renders
+    report = check_env(env, steps=30)
+    assert not report.renders and not report.render_checked and "does not render" in report.notes

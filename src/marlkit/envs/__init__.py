@@ -5,16 +5,16 @@ from marlkit.envs.registry import EnvSpec, list_envs, make, register, spec
 from marlkit.envs.spaces import sample_actions
 
 __all__ = [
-    "ActionError", "EnvSpec", "MultiAgentEnv", "check_env", "from_pettingzoo", "list_envs", "make", "register",
-    "sample_actions", "spec", "to_pettingzoo",
+    "ActionError", "CheckReport", "EnvSpec", "MultiAgentEnv", "check_env", "from_pettingzoo", "list_envs", "make",
+    "register", "sample_actions", "spec", "to_pettingzoo",
 ]
 
 
 def __getattr__(name: str):
     # The checker and the PettingZoo bridges import pettingzoo lazily: keep `import marlkit.envs` light.
-    if name == "check_env":
-        from marlkit.envs.check import check_env
-        return check_env
+    if name in ("check_env", "CheckReport"):
+        from marlkit.envs import check as _check
+        return getattr(_check, name)
     if name in ("to_pettingzoo", "from_pettingzoo"):
         from marlkit.envs import pettingzoo as _pz
         return getattr(_pz, name)

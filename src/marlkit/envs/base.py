@@ -50,10 +50,17 @@ A subclass writes only the dynamics, as array code over all copies at once:
 ``_action_mask()``        (optional) dict group -> bool mask;
 ``_truncated()``          (optional) dict group -> bool, truncation the env decides itself besides ``max_steps``;
 ``_active()``             (optional) dict group -> bool array of agents alive;
-``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy.
+``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy. ``renders`` says whether the env
+                          renders (by default: whether ``_render_copy`` is implemented); one that does not raises
+                          ``NotImplementedError`` from ``render()``, and is a valid env all the same.
 
 The base class owns batching, time limits, autoreset, episode bookkeeping, seeding and action validation.
 Arrays returned by ``reset``/``step`` belong to the caller: the env never writes into them later.
+
+An env survives ``copy.deepcopy`` and ``pickle`` (multiprocessing vector envs, Ray actors, cloned wrappers): the copy
+continues exactly as the original would, mid-episode included (a ``from_pettingzoo`` env copies its PettingZoo envs
+their own way: see ``PettingZooEnv``). Attributes that are NumPy views into a shared buffer stay views of the copied
+buffer (``SharedBuffers``), so a subclass may keep such views without extra code.
 """
 
 from __future__ import annotations
@@ -72,7 +79,79 @@ class ActionError(ValueError):
     """An action passed to ``step`` is outside what the environment allows."""
 
 
-class MultiAgentEnv:
+class SharedBuffers:
+    """Mixin: an object whose attributes include NumPy views into shared buffers keeps them views of the *copied*
+    buffers when it is deep-copied or pickled (NumPy alone copies every view into an array of its own, so writes
+    through one attribute would no longer reach the others).
+
+    ``__getstate__`` replaces each view (an array whose memory belongs to another array) by a stand-in that names
+    the owning array, the byte offset, shape, strides and dtype; the stand-in unpickles (and deep-copies) as a view
+    into the copy of its owner, which pickle's and deepcopy's memo make the same object everywhere it is referred
+    to. Views in nested ``dict``/``list``/``tuple`` values are handled; objects held as attributes do their own
+    (mix this in there too). Arrays that own their memory are copied as usual.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _views_as_stand_ins(self.__dict__, {})
+
+    def __copy__(self) -> Any:
+        # A shallow copy shares every attribute, views included: nothing to rebuild.
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+
+class _ViewStandIn:
+    """A view of ``owner`` described by position, for pickling; it unpickles as that view of the owner's copy."""
+
+    __slots__ = ("owner", "offset", "shape", "strides", "dtype", "writeable")
+
+    def __init__(self, view: np.ndarray, owner: np.ndarray) -> None:
+        self.owner = owner
+        self.offset = view.__array_interface__["data"][0] - owner.__array_interface__["data"][0]
+        self.shape, self.strides, self.dtype = view.shape, view.strides, view.dtype
+        self.writeable = bool(view.flags.writeable)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _rebuild_view, (self.owner, self.offset, self.shape, self.strides, self.dtype, self.writeable)
+
+
+def _rebuild_view(owner: np.ndarray, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: np.dtype,
+                  writeable: bool) -> np.ndarray:
+    view = np.ndarray(shape, dtype, buffer=owner.ravel(order="K").view(np.uint8), offset=offset, strides=strides)
+    if not writeable:
+        view.flags.writeable = False
+    return view
+
+
+def _views_as_stand_ins(value: Any, memo: dict[int, Any]) -> Any:
+    """``value`` with every NumPy view in it (through dicts, lists and tuples) replaced by a ``_ViewStandIn``;
+    containers without views are returned as they are, and a container met twice gives the same result."""
+    if type(value) is np.ndarray:  # subclasses (memmap, ...) pickle their own way
+        owner = value
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        if (owner is value or owner.base is not None or value.dtype.hasobject
+                or not (owner.flags.c_contiguous or owner.flags.f_contiguous)):
+            return value  # owns its memory, or borrows it from something that is not an array: copied as usual
+        return _ViewStandIn(value, owner)
+    if type(value) not in (dict, list, tuple):
+        return value
+    if id(value) in memo:
+        return memo[id(value)]
+    if type(value) is dict:
+        items = {k: _views_as_stand_ins(v, memo) for k, v in value.items()}
+        changed = any(items[k] is not v for k, v in value.items())
+        out: Any = items if changed else value
+    else:
+        elems = [_views_as_stand_ins(v, memo) for v in value]
+        changed = any(a is not b for a, b in zip(elems, value))
+        out = type(value)(elems) if changed else value
+    memo[id(value)] = out
+    return out
+
+
+class MultiAgentEnv(SharedBuffers):
     """Base class of every marlkit environment: ``num_envs`` copies stepped at once as arrays."""
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": "same-step", "render_fps": 10}
@@ -228,8 +307,13 @@ class MultiAgentEnv:
         """Global state of every copy, ``(num_envs, *state_space.shape)``."""
         return self._state()
 
+    @property
+    def renders(self) -> bool:
+        """Whether ``render()`` returns frames; when false it raises ``NotImplementedError`` (rendering is optional)."""
+        return type(self)._render_copy is not MultiAgentEnv._render_copy
+
     def render(self, index: int = 0) -> np.ndarray:
-        """An RGB frame ``(H, W, 3)`` uint8 of copy ``index``."""
+        """An RGB frame ``(H, W, 3)`` uint8 of copy ``index`` (for envs that render: see ``renders``)."""
         if not 0 <= index < self.num_envs:
             raise IndexError(f"copy index {index} out of range for num_envs={self.num_envs}")
         return self._render_copy(index)

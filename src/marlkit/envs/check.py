@@ -4,12 +4,15 @@ Run it on any ``MultiAgentEnv`` (your own, or one wrapped with ``from_pettingzoo
 the env with random valid actions and raises ``AssertionError`` naming the first broken promise: spaces against the
 returned arrays (shapes, dtypes, bounds), ``state()`` against ``state_space``, seeding determinism, same-step
 autoreset and ``final_obs``, episode bookkeeping, action masks, and that invalid actions are rejected with an
-``ActionError`` rather than silently clipped or wrapped.
+``ActionError`` rather than silently clipped or wrapped. Rendering is optional: an env that renders must return
+frames, one that does not (``env.renders`` false) must say so with ``NotImplementedError``; the returned
+``CheckReport`` tells which it was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,11 +24,29 @@ from marlkit.envs.spaces import sample_actions
 _INFO_KEYS = ("final_obs", "episode_done", "episode_return", "episode_length", "episode_metrics")
 
 
-def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render: bool = True) -> None:
+@dataclass(frozen=True)
+class CheckReport:
+    """What ``check_env`` found besides the contract it asserts (every failure is an ``AssertionError``)."""
+
+    #: Random steps taken.
+    steps: int
+    #: Episodes that ended within them (across copies).
+    episodes_ended: int
+    #: The env renders (``env.renders``). False is allowed: the env "does not render", and ``render()`` was checked
+    #: to raise ``NotImplementedError`` instead of returning frames.
+    renders: bool
+    #: A frame from ``render()`` was checked (false when the env does not render or ``check_render=False``).
+    render_checked: bool
+    #: Remarks in words, e.g. ``"does not render"``.
+    notes: tuple[str, ...] = ()
+
+
+def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render: bool = True) -> CheckReport:
     """Check ``env`` against the marlkit env contract; raise ``AssertionError`` describing the first violation.
 
     ``steps`` random steps are taken (at least one episode should end within them for the autoreset checks to
-    bite; the check says so when none did). The env is reset afterwards and left usable.
+    bite; the check says so when none did). The env is reset afterwards and left usable. With ``check_render``, an
+    env that renders must return an ``(H, W, 3)`` uint8 frame; one that does not is reported, not failed.
     """
     name = type(env).__name__
     _check_declarations(env, name)
@@ -81,11 +102,24 @@ def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render:
         _assert_tree_equal(trajectory[t + 1], obs2,
                            f"{name}: same seed and same actions gave different observations at step {t}")
 
-    if check_render:
+    notes: list[str] = []
+    renders = bool(env.renders)
+    if check_render and renders:
         frame = env.render(0)
         assert isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8, \
             f"{name}.render() must return an (H, W, 3) uint8 array, got {getattr(frame, 'shape', frame)!r}"
+    elif check_render:
+        notes.append("does not render")
+        try:
+            frame = env.render(0)
+        except NotImplementedError:
+            pass
+        else:
+            raise AssertionError(f"{name}.renders is False but render() returned {type(frame).__name__}; an env that "
+                                 "does not render must raise NotImplementedError (or declare renders=True)")
     env.reset(seed=seed)
+    return CheckReport(steps=steps, episodes_ended=episodes_ended, renders=renders,
+                       render_checked=check_render and renders, notes=tuple(notes))
 
 
 # --------------------------------------------------------------------------------------------------- pieces

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import types
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from gymnasium import logger, spaces
+from gymnasium.utils import EzPickle
 
 from marlkit.envs.base import ActionError, Info, MultiAgentEnv, Obs
 
@@ -69,8 +71,7 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
         if env.num_envs != 1:
             raise ValueError(f"to_pettingzoo wraps a single copy; got an env with num_envs={env.num_envs} "
                              "(build it with num_envs=1)")
-        renders = type(env)._render_copy is not MultiAgentEnv._render_copy
-        modes = ["rgb_array"] if renders else []
+        modes = ["rgb_array"] if env.renders else []
         if render_mode is not None and render_mode not in modes:
             raise ValueError(f"render_mode {render_mode!r} is not supported by {name}; supported: {modes or 'none'}")
         self.env = env
@@ -207,17 +208,23 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
 
 
 # ===================================================================================== PettingZoo -> marlkit
+STATE_SOURCES = ("auto", "env", "observations")
+
+
 def from_pettingzoo(env_fn: Callable[[], Any], num_envs: int = 1, seed: int | None = None,
-                    groups: Mapping[str, Sequence[str]] | None = None) -> PettingZooEnv:
+                    groups: Mapping[str, Sequence[str]] | None = None, state_source: str = "auto") -> PettingZooEnv:
     """``num_envs`` copies of a PettingZoo env as one batched marlkit env.
 
     ``env_fn`` builds one PettingZoo ``ParallelEnv`` (or an AEC env whose metadata says ``is_parallelizable``; it
     is converted with ``aec_to_parallel``), e.g. ``lambda: simple_spread_v3.parallel_env(max_cycles=25)``; pass
-    ``render_mode="rgb_array"`` there to render. ``groups`` maps group name -> agent ids (default: agents sharing
-    a name prefix, ``adversary_0`` -> ``adversary``, and identical spaces). ``reset(seed=s)`` seeds copy ``i``
-    with ``s + i``. See ``PettingZooEnv`` for how observations, deaths and the state are mapped.
+    ``render_mode="rgb_array"`` there to render (without it the env is valid but does not render: ``renders`` is
+    false). ``groups`` maps group name -> agent ids (default: agents sharing a name prefix, ``adversary_0`` ->
+    ``adversary``, and identical spaces). ``state_source`` is ``"env"`` (the PettingZoo env's ``state()``),
+    ``"observations"`` (every agent's observation, concatenated) or ``"auto"`` (``"env"`` when the env declares a
+    ``state_space``). ``reset(seed=s)`` seeds copy ``i`` with ``s + i``. See ``PettingZooEnv`` for how
+    observations, deaths and the state are mapped.
     """
-    return PettingZooEnv(env_fn, num_envs, seed, groups)
+    return PettingZooEnv(env_fn, num_envs, seed, groups, state_source)
 
 
 class PettingZooEnv(MultiAgentEnv):
@@ -238,16 +245,31 @@ class PettingZooEnv(MultiAgentEnv):
     when every agent is done, and the copy is reset in the same step. Every agent must be present at reset and
     none may appear later (a marlkit env has fixed agents): an env that adds agents raises an error.
 
-    State (``state_source``): ``"env"`` is the PettingZoo env's ``state()`` when it declares a ``state_space``;
-    otherwise ``"observations"``, every agent's observation flattened and concatenated in agent order.
+    State (``state_source``): ``"env"`` is the PettingZoo env's ``state()`` (the default when it declares a
+    ``state_space``); ``"observations"`` is every agent's observation flattened and concatenated in agent order
+    (the default otherwise). Some PettingZoo envs cannot report their state once their episode is over (multiwalker
+    destroys a fallen walker's body, and its ``state()`` then raises): for a copy whose episode ended and whose
+    ``state()`` fails, ``info["final_state"]`` is the last state read from that copy before the end (at its reset or
+    at the latest ``state()`` call), and the bridge warns once. An env whose ``state()`` fails while its episode
+    runs is an error naming ``state_source="observations"``, which is always available.
+
+    Rendering: ``renders`` is true when the PettingZoo env was built with ``render_mode="rgb_array"``; otherwise
+    ``render()`` raises ``NotImplementedError`` saying so, and the env is never asked to render.
 
     Seeding: ``reset(seed=s)`` resets copy ``i`` with seed ``s + i``; automatic resets pass no seed, so each copy
     continues its own generator.
+
+    Copies (``copy.deepcopy``, ``pickle``) copy the PettingZoo envs their own way. Most of PettingZoo's envs pickle as
+    their constructor arguments (gymnasium's ``EzPickle``), so a copy of such a bridge holds new envs that were
+    never reset: it must be ``reset()`` before it steps (and then equals the original reset with the same seed).
+    Envs that copy their state (e.g. ``to_pettingzoo`` views) give a copy that continues mid-episode.
     """
 
     def __init__(self, env_fn: Callable[[], Any], num_envs: int = 1, seed: int | None = None,
-                 groups: Mapping[str, Sequence[str]] | None = None) -> None:
+                 groups: Mapping[str, Sequence[str]] | None = None, state_source: str = "auto") -> None:
         super().__init__(num_envs, seed)
+        if state_source not in STATE_SOURCES:
+            raise ValueError(f"state_source must be one of {STATE_SOURCES}, got {state_source!r}")
         if isinstance(env_fn, types.ModuleType):
             factory = "parallel_env" if hasattr(env_fn, "parallel_env") else "env"
             raise TypeError(f"from_pettingzoo needs a function that builds an env; got the module {env_fn.__name__}: "
@@ -260,6 +282,7 @@ class PettingZooEnv(MultiAgentEnv):
         name = first.metadata.get("name", type(first).__name__) if hasattr(first, "metadata") else type(first).__name__
         self.metadata = {**MultiAgentEnv.metadata, "name": name,
                          "render_fps": getattr(first, "metadata", {}).get("render_fps", 10)}
+        self._render_mode = getattr(first, "render_mode", None)
         possible = getattr(first, "possible_agents", None)
         if not possible:
             raise ValueError(f"{name} does not declare possible_agents; from_pettingzoo needs a fixed set of agents "
@@ -278,7 +301,11 @@ class PettingZooEnv(MultiAgentEnv):
         grouping = _default_groups(possible, obs_spaces, act_spaces) if groups is None else \
             _checked_groups(groups, possible, obs_spaces, act_spaces)
 
-        if isinstance(getattr(first, "state_space", None), spaces.Space) and first.state_space.is_np_flattenable:
+        declared = isinstance(getattr(first, "state_space", None), spaces.Space) and first.state_space.is_np_flattenable
+        if state_source == "env" and not declared:
+            raise ValueError(f"state_source='env' needs a PettingZoo env that declares a flattenable state_space; "
+                             f"{name} declares {getattr(first, 'state_space', None)}: use state_source='observations'")
+        if declared and state_source != "observations":
             self.state_source = "env"
             self._state_in = first.state_space
             state_space = first.state_space if isinstance(first.state_space, spaces.Box) \
@@ -304,6 +331,19 @@ class PettingZooEnv(MultiAgentEnv):
         self._has_masks = any(self._dict_mask.values())
         self._reset_seed: int | None = None
         self._reset_options: dict[str, Any] | None = None
+        #: Each copy's latest state read from its PettingZoo env (state_source "env"): the final state of a copy
+        #: whose env cannot report it once finished.
+        self._last_state: list[np.ndarray | None] = [None] * e
+        self._warned_final_state = False
+
+    @property
+    def renders(self) -> bool:
+        return self._render_mode == "rgb_array"
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if any(isinstance(getattr(env, "unwrapped", env), EzPickle) for env in self.envs):
+            self._needs_reset = True  # the copied PettingZoo envs are new ones, built from their constructor arguments
 
     # ------------------------------------------------------------------------------------------- life cycle
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, Info]:
@@ -338,6 +378,8 @@ class PettingZooEnv(MultiAgentEnv):
                     self._masks[g][c] = True
             for a in present:
                 self._store(c, a, obs.get(a), infos.get(a))
+            if self.state_source == "env":
+                self._read_state(int(c))  # kept as the copy's last known state
 
     def _step_dynamics(self, actions):
         rewards = {g: np.zeros((self.num_envs, len(ids))) for g, ids in self.groups.items()}
@@ -376,10 +418,33 @@ class PettingZooEnv(MultiAgentEnv):
         if self.state_source == "observations":
             return np.concatenate([self._obs[g].reshape(self.num_envs, -1) for g in self.groups],
                                   axis=1).astype(self.state_space.dtype)
-        states = [np.asarray(env.state()) for env in self.envs]
+        states = []
+        for c in range(self.num_envs):  # a loop, not a comprehension: the warning's stacklevel counts frames
+            states.append(self._read_state(c))
+        return np.stack(states)
+
+    def _read_state(self, c: int) -> np.ndarray:
+        """The state of copy ``c`` from its PettingZoo env, or (for a finished copy whose env cannot report it) the
+        last one read."""
+        try:
+            state = self.envs[c].state()
+        except Exception as e:  # noqa: BLE001 - any failure of the wrapped env's state() is handled the same way
+            finished = not any(alive[c].any() for alive in self._alive.values())
+            if not finished or self._last_state[c] is None:
+                raise RuntimeError(f"{self.metadata['name']}.state() failed on copy {c} while its episode runs "
+                                   f"({type(e).__name__}: {e}); build the bridge with state_source='observations' "
+                                   "to use the concatenated observations as the state") from e
+            if not self._warned_final_state:
+                self._warned_final_state = True
+                warnings.warn(f"{self.metadata['name']}.state() fails once an episode is over ({type(e).__name__}: "
+                              f"{e}); info['final_state'] of such copies is the last state read before the end. "
+                              "state_source='observations' gives a state that is always available", stacklevel=4)
+            return self._last_state[c]
         if not isinstance(self._state_in, spaces.Box):
-            states = [spaces.flatten(self._state_in, s) for s in states]
-        return np.stack(states).astype(self.state_space.dtype).reshape(self.num_envs, *self.state_space.shape)
+            state = spaces.flatten(self._state_in, state)
+        out = np.asarray(state).astype(self.state_space.dtype).reshape(self.state_space.shape)
+        self._last_state[c] = out
+        return out
 
     def _action_mask(self) -> dict[str, np.ndarray] | None:
         return {g: m for g, m in self._masks.items()} if self._has_masks and self._masks else None
@@ -388,6 +453,9 @@ class PettingZooEnv(MultiAgentEnv):
         return self._alive
 
     def _render_copy(self, index: int) -> np.ndarray:
+        if not self.renders:
+            raise NotImplementedError(f"{self.metadata['name']} was built with render_mode={self._render_mode!r}, so "
+                                      "it does not render; pass render_mode='rgb_array' in env_fn to get frames")
         frame = self.envs[index].render()
         if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3):
             raise NotImplementedError(f"{self.metadata['name']} returned {type(frame).__name__} from render(); "

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 
 from marlkit.envs import rendering
+from marlkit.envs.base import SharedBuffers
 
 #: Unit force of each discrete action (0 no-op, 1 left, 2 right, 3 down, 4 up). Read as a (5, 2) matrix it is also
 #: the continuous mapping: ``u = a @ DIRECTIONS = [a2 - a1, a4 - a3]``.
@@ -105,8 +106,12 @@ def landmark(name: str, **properties: Any) -> Entity:
     return Entity(name, **properties)
 
 
-class World:
-    """``num_envs`` copies of one particle world: state arrays, physics step, observation gathering, rendering."""
+class World(SharedBuffers):
+    """``num_envs`` copies of one particle world: state arrays, physics step, observation gathering, rendering.
+
+    Its sections are views into ``data``; deep copies and pickles keep them views of the copied ``data``
+    (``SharedBuffers``), and so do a scenario's own views into the world's arrays.
+    """
 
     def __init__(self, agents: Sequence[Entity], landmarks: Sequence[Entity], num_envs: int, dim_c: int = 0,
                  extras: Mapping[str, int | tuple[int, ...]] | None = None, dtype: Any = np.float64,
