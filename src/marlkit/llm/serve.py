@@ -475,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         error = self._check_headers()
         if error is not None:
-            self._error(error)
+            self._refuse(error)
         elif self.path.rstrip("/") in ("/v1/models", "/models"):
             self._send(200, self.server.models())
         else:
