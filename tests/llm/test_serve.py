@@ -212,6 +212,30 @@ def test_a_stalled_client_is_dropped_while_others_are_served(policy):
         assert stalled.recv(1024) == b""   # closed by the server (a held connection would time out here)
 
 
+def test_a_client_that_trickles_its_request_is_dropped_at_the_request_deadline(policy):
+    """One header byte every 20 ms never trips the 10 s read timeout, but the whole request has 0.3 s."""
+    import select
+    import socket
+    import time
+
+    with ChatServer(policy, model_name="tiny", read_timeout=10, request_timeout=0.3) as server, \
+            socket.create_connection(server.server_address, timeout=10) as slow:
+        slow.sendall(b"GET /v1/models HTTP/1.1\r\nX-Pad: ")
+        dropped = False
+        for _ in range(500):   # up to ~10 s of trickling
+            try:
+                if select.select([slow], [], [], 0)[0] and slow.recv(1024) == b"":
+                    dropped = True
+                    break
+                slow.sendall(b"a")
+            except OSError:   # reset by the server
+                dropped = True
+                break
+            time.sleep(0.02)
+        assert dropped
+        assert httpx.get(server.url + "/models", timeout=10).status_code == 200
+
+
 def test_a_full_queue_gets_503_with_retry_after(policy):
     import threading
 

@@ -13,8 +13,10 @@ written for long evaluation runs against real servers (OpenAI, vLLM, llama.cpp, 
   together; either way it is capped at ``max_backoff``, whatever the server asks for.
 * **Timeouts**: ``timeout`` bounds each network read (the longest silence tolerated) and ``connect_timeout`` each
   connection; ``deadline`` bounds a whole request, every attempt and wait included. It is checked before each
-  attempt and wait, no read is given longer than the time left, and it is checked again as each piece of the answer
-  arrives, so a server that stalls or trickles cannot keep a request past it. Past it, ``APIDeadlineError``.
+  attempt and wait (a wait that would end past it is not begun), no read of an attempt is given longer than the time
+  left when the attempt began, and it is checked again as each piece of the answer's body arrives, so neither a
+  stalled server nor a trickled body keeps a request past it. Past it, ``APIDeadlineError``. (Response headers are
+  read by httpx without a check between pieces: a server trickling its headers is bounded per read only.)
 * **Token accounting**: ``usage`` adds up the ``usage`` field of every reply (prompt and completion tokens).
 * **Clear errors**: a refused key, a wrong URL, a reply that is not JSON or not a chat completion (a missing or
   mistyped field, named in the message) each raise an ``APIError`` subclass that says what was wrong and what to

@@ -25,8 +25,9 @@ any other host needs ``allow_insecure_bind=True`` (``--allow-insecure-bind``) an
 Errors come back in OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``, with a message that says
 what was wrong and what is allowed.
 
-**Limits.** Nothing a client sends can hold the server: every socket read waits at most ``read_timeout`` seconds
-(a stalled or idle connection is closed), at most ``max_connections`` connections are served at once (the next one
+**Limits.** A client cannot hold the server: every socket read waits at most ``read_timeout`` seconds (a stalled or
+idle connection is closed), a request must be sent whole (line, headers, body) within ``request_timeout`` seconds of
+its first byte (so trickling bytes does not keep a connection either), at most ``max_connections`` connections are served at once (the next one
 gets HTTP 503 with ``Retry-After`` without being read), at most ``max_queue`` requests wait for or are in
 generation (503 with ``Retry-After`` beyond that), bodies are at most ``max_body`` bytes (413) and JSON nests at
 most ``MAX_DEPTH`` levels (400), and every field is type-checked (400 naming the field and what it allows).
@@ -35,6 +36,7 @@ most ``MAX_DEPTH`` levels (400), and every field is type-checked (400 naming the
 from __future__ import annotations
 
 import hmac
+import io
 import ipaddress
 import json
 import logging
@@ -133,7 +135,8 @@ class _Job:
 class ChatServer(ThreadingHTTPServer):
     """An OpenAI-compatible chat server for one ``HFPolicy``; ``port=0`` picks a free port (see ``url``).
 
-    ``read_timeout``, ``max_connections``, ``max_queue`` and ``max_body`` are the limits of the module docstring;
+    ``read_timeout``, ``request_timeout``, ``max_connections``, ``max_queue`` and ``max_body`` are the limits of the
+    module docstring;
     ``allow_insecure_bind`` permits a non-loopback ``host`` without ``api_key`` (with an ``InsecureBindWarning``).
     """
 
@@ -141,14 +144,15 @@ class ChatServer(ThreadingHTTPServer):
 
     def __init__(self, policy: HFPolicy, host: str = "127.0.0.1", port: int = 0, model_name: str = "local",
                  api_key: str | None = None, max_batch: int = 32, max_tokens_limit: int = 2048, *,
-                 read_timeout: float = 30.0, max_connections: int = 64, max_queue: int = 32, max_body: int = MAX_BODY,
-                 allow_insecure_bind: bool = False) -> None:
+                 read_timeout: float = 30.0, request_timeout: float = 60.0, max_connections: int = 64,
+                 max_queue: int = 32, max_body: int = MAX_BODY, allow_insecure_bind: bool = False) -> None:
         for name, value in (("max_batch", max_batch), ("max_tokens_limit", max_tokens_limit),
                             ("max_connections", max_connections), ("max_queue", max_queue), ("max_body", max_body)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(read_timeout, bool) or not isinstance(read_timeout, (int, float)) or not read_timeout > 0:
-            raise ValueError(f"read_timeout must be > 0 seconds, got {read_timeout!r}")
+        for name, seconds in (("read_timeout", read_timeout), ("request_timeout", request_timeout)):
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {seconds!r}")
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
             raise ValueError("api_key must be a non-empty string, or None for no key")
         warning = check_bind(host, api_key, allow_insecure_bind)
@@ -160,7 +164,7 @@ class ChatServer(ThreadingHTTPServer):
         self.api_key = api_key
         self.max_batch = max_batch
         self.max_tokens_limit = max_tokens_limit
-        self.read_timeout = float(read_timeout)
+        self.read_timeout, self.request_timeout = float(read_timeout), float(request_timeout)
         self.max_connections, self.max_queue, self.max_body = max_connections, max_queue, max_body
         self.created = int(time.time())
         self.cancelled = 0   # jobs dropped because their client hung up before generation started
@@ -462,7 +466,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.settimeout(self.server.read_timeout)   # every read (request line, headers, body) waits so long
+        self.rfile.close()   # replaced by a reader that knows the request's deadline (closing frees the socket's ref)
+        self._deadline: float | None = None
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self) -> None:
+        self._deadline = None   # set when the request's first byte arrives
+        super().handle_one_request()
+
+    def read_into(self, buffer: Any) -> int:
+        """One socket read for ``rfile``: waits at most ``read_timeout``, and never past the request's deadline."""
+        wait = self.server.read_timeout
+        if self._deadline is not None:
+            wait = min(wait, self._deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError(f"the request was not sent within {self.server.request_timeout:g} s")
+        self.connection.settimeout(wait)
+        n = self.connection.recv_into(buffer)
+        if self._deadline is None and n:
+            self._deadline = time.monotonic() + self.server.request_timeout
+        return n
 
     def handle_expect_100(self) -> bool:
         """``Expect: 100-continue``: a request refused on its headers gets the refusal, not an invitation to send."""
@@ -490,8 +513,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self.rfile.read(self._length)
         except TimeoutError:
-            self._refuse(RequestError(f"the request body stopped arriving (nothing for {self.server.read_timeout:g} "
-                                      "s)", status=408))
+            self._refuse(RequestError(f"the request body did not arrive in time (a read may wait "
+                                      f"{self.server.read_timeout:g} s, the whole request "
+                                      f"{self.server.request_timeout:g} s)", status=408))
             return
         if len(raw) < self._length:   # the client closed before sending all of it
             self.close_connection = True
@@ -576,6 +600,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
         log.info("%s - %s", self.address_string(), format % args)   # the request line only: never headers
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The raw side of a handler's ``rfile``: socket reads through ``_Handler.read_into``."""
+
+    def __init__(self, handler: _Handler) -> None:
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self.handler.read_into(buffer)
 
 
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
