@@ -27,10 +27,11 @@ what was wrong and what is allowed.
 
 **Limits.** A client cannot hold the server: every socket read waits at most ``read_timeout`` seconds (a stalled or
 idle connection is closed), a request must be sent whole (line, headers, body) within ``request_timeout`` seconds of
-its first byte (so trickling bytes does not keep a connection either), at most ``max_connections`` connections are served at once (the next one
-gets HTTP 503 with ``Retry-After`` without being read), at most ``max_queue`` requests wait for or are in
-generation (503 with ``Retry-After`` beyond that), bodies are at most ``max_body`` bytes (413) and JSON nests at
-most ``MAX_DEPTH`` levels (400), and every field is type-checked (400 naming the field and what it allows).
+its first byte (so trickling bytes does not keep a connection either), at most ``max_connections`` connections are
+served at once (the next one gets HTTP 503 with ``Retry-After`` without being read), at most ``max_queue`` requests
+wait for or are in generation (503 with ``Retry-After`` beyond that), bodies are at most ``max_body`` bytes (413) and
+JSON nests at most ``MAX_DEPTH`` levels (400), and every field is type-checked (400 naming the field and what it
+allows).
 """
 
 from __future__ import annotations
