@@ -289,6 +289,7 @@ def test_the_deadline_covers_retries_and_waits():
                                                r"; server said: busy"):
         policy.act(["hi"])
     assert clock.waits == [2.0, 2.0] and len(calls) == 3   # a third wait would end past the deadline: not taken
+    assert policy.usage.retries == 2
     assert issubclass(APIDeadlineError, APIConnectionError)
 
 

@@ -357,9 +357,9 @@ class OpenAIChatPolicy:
             return response.status_code, response.headers, b"".join(chunks)
 
     def _retry(self, attempt: int, retry_after: float | None, end: float, failure: str) -> None:
+        self._wait(self.backoff_wait(attempt, retry_after), end, attempt + 1, failure)
         with self._lock:
             self.usage.retries += 1
-        self._wait(self.backoff_wait(attempt, retry_after), end, attempt + 1, failure)
 
     def _wait(self, seconds: float, end: float, attempts: int, failure: str) -> None:
         """Sleep ``seconds``, or give up now if the deadline would pass before they are over."""
