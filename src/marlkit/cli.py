@@ -278,15 +278,20 @@ def cmd_algos(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from marlkit.llm.serve import serve
+    from marlkit.llm.serve import InsecureBindError, serve
 
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
             raise FileNotFoundError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
-    serve(args.model_dir, host=args.host, port=args.port, model_name=args.name, api_key=api_key,
-          gguf_file=args.gguf_file, max_new_tokens=args.max_new_tokens, threads=args.threads)
+    try:
+        serve(args.model_dir, host=args.host, port=args.port, model_name=args.name, api_key=api_key,
+              gguf_file=args.gguf_file, max_new_tokens=args.max_new_tokens, threads=args.threads,
+              allow_insecure_bind=args.allow_insecure_bind)
+    except InsecureBindError as e:
+        print(f"marlkit serve: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -371,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--name", help="model name clients send (default: the folder's name)")
     p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
+    p.add_argument("--allow-insecure-bind", action="store_true",
+                   help="allow a non-loopback --host without --api-key-env (anyone who can reach it can use the model)")
     p.add_argument("--gguf-file", metavar="FILE", help="load this GGUF file inside MODEL_DIR (dequantized at load)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length when a request sets none")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")

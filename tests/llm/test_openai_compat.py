@@ -228,3 +228,164 @@ def test_parse_retry_after():
     assert parse_retry_after("3") == 3.0 and parse_retry_after("0.5") == 0.5 and parse_retry_after(None) is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
     assert parse_retry_after("soon") is None
+
+
+# -------------------------------------------------------------------------------- server-controlled waits and bodies
+
+def mock_policy(handler, **kwargs):
+    """An OpenAIChatPolicy whose requests go to ``handler(request) -> httpx.Response`` (no network)."""
+    import httpx
+
+    return OpenAIChatPolicy("http://127.0.0.1:9/v1", "m", transport=httpx.MockTransport(handler), **kwargs)
+
+
+class FakeClock:
+    """A clock that only moves when the policy sleeps (or the test moves it)."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.waits = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def test_retry_after_is_capped_by_max_backoff():
+    import httpx
+
+    asks = iter(["86400", "Fri, 01 Jan 2100 00:00:00 GMT"])   # a day, and a date decades away
+
+    def handler(request):
+        ask = next(asks, None)
+        if ask is not None:
+            return httpx.Response(503, headers={"Retry-After": ask}, json={"error": {"message": "busy"}})
+        return httpx.Response(200, content=completion("ok"))
+
+    sleep = Recorder()
+    policy = mock_policy(handler, max_retries=3, max_backoff=5.0, sleep=sleep)
+    assert policy.act(["hi"]) == ["ok"]
+    assert sleep.waits == [5.0, 5.0]
+    assert policy.backoff_wait(0, 86400.0) == 5.0 and policy.backoff_wait(0, 2.0) == 2.0
+
+
+def test_the_deadline_covers_retries_and_waits():
+    import httpx
+
+    from marlkit.llm.openai_compat import APIDeadlineError
+
+    calls = []
+
+    def handler(request):
+        calls.append(request)
+        return httpx.Response(503, headers={"Retry-After": "2"}, json={"error": {"message": "busy"}})
+
+    clock = FakeClock()
+    policy = mock_policy(handler, max_retries=10, deadline=5.0, clock=clock, sleep=clock.sleep)
+    with pytest.raises(APIDeadlineError, match=r"within the deadline of 5 s \(3 attempts\); the last attempt: HTTP 503"
+                                               r"; server said: busy"):
+        policy.act(["hi"])
+    assert clock.waits == [2.0, 2.0] and len(calls) == 3   # a third wait would end past the deadline: not taken
+    assert policy.usage.retries == 2
+    assert issubclass(APIDeadlineError, APIConnectionError)
+
+
+def test_the_deadline_stops_an_answer_that_trickles_in():
+    """Each piece of the body arrives before the per-read timeout, but together they take longer than the deadline."""
+    import httpx
+
+    from marlkit.llm.openai_compat import APIDeadlineError
+
+    clock = FakeClock()
+    pieces = []
+
+    def body():
+        for piece in (completion("slow")[:10], completion("slow")[10:20], completion("slow")[20:]):
+            clock.now += 4.0   # four (fake) seconds per piece
+            pieces.append(piece)
+            yield piece
+
+    policy = mock_policy(lambda request: httpx.Response(200, content=body()), deadline=10.0, clock=clock,
+                         sleep=clock.sleep)
+    with pytest.raises(APIDeadlineError, match="the answer was still arriving"):
+        policy.act(["hi"])
+    assert len(pieces) == 3 and clock.waits == []
+
+
+def test_the_deadline_bounds_a_stalled_server_whatever_the_read_timeout():
+    from marlkit.llm.openai_compat import APIDeadlineError
+
+    def hang(server, n, body):
+        server.release.wait(10)
+        return echo(server, n, body)
+
+    sleep = Recorder()
+    with ScriptedServer(hang) as server:
+        policy = OpenAIChatPolicy(server.url, "m", timeout=60, deadline=0.3, max_retries=5, sleep=sleep)
+        with pytest.raises(APIDeadlineError, match=r"deadline of 0.3 s \(1 attempts\); the last attempt: ReadTimeout"):
+            policy.act(["hi"])
+        assert len(server.bodies) == 1 and sleep.waits == []
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"[1, 2]", "the body is a JSON array, not an object"),
+    (b'{"result": "x"}', r"choices is missing \(expected choices\[0\].message.content\)"),
+    (b'{"choices": []}', "choices must be a non-empty list, got \\[\\]"),
+    (b'{"choices": {"0": 1}}', "choices must be a non-empty list"),
+    (b'{"choices": [5]}', r"choices\[0\] must be an object, got 5"),
+    (b'{"choices": [{"message": "hi"}]}', r'choices\[0\].message must be an object, got "hi"'),
+    (b'{"choices": [{"message": {"content": 5}}]}', r"choices\[0\].message.content must be a string or null, got 5"),
+    (b'{"choices": [{"message": {"content": "a"}, "finish_reason": 1}]}', r"choices\[0\].finish_reason must be"),
+    (b'{"choices": [{"message": {"content": "a"}}], "usage": []}', r"usage must be an object or null, got \[\]"),
+    (b'{"choices": [{"message": {"content": "a"}}], "usage": "lots"}', 'usage must be an object or null, got "lots"'),
+    (b'{"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "5"}}',
+     'usage.prompt_tokens must be a non-negative integer, got "5"'),
+    (b'{"choices": [{"message": {"content": "a"}}], "usage": {"completion_tokens": true}}',
+     "usage.completion_tokens must be a non-negative integer, got true"),
+    (b"<html>hello</html>", "not JSON.*<html>hello"),
+    (b"\xff\xfe\x00garbage", "not JSON"),
+    (b"[" * 100_000, "not JSON.*nested too deeply"),
+])
+def test_malformed_answers_raise_the_clients_own_error(body, message):
+    import httpx
+
+    policy = mock_policy(lambda request: httpx.Response(200, content=body), max_retries=0)
+    with pytest.raises(APIResponseError, match=message):
+        policy.act(["hi"])
+    assert policy.usage.requests == 0
+
+
+def test_malformed_error_bodies_and_oversize_answers_raise_the_clients_own_error(monkeypatch):
+    import httpx
+
+    from marlkit.llm import openai_compat
+
+    with pytest.raises(APIStatusError, match="HTTP 400"):
+        mock_policy(lambda request: httpx.Response(400, content=b"[" * 100_000), max_retries=0).act(["hi"])
+    with pytest.raises(APIStatusError, match=r'HTTP 400 .*server said: \{"code": 7\}'):
+        mock_policy(lambda request: httpx.Response(400, json={"error": {"code": 7}}), max_retries=0).act(["hi"])
+    monkeypatch.setattr(openai_compat, "MAX_RESPONSE_BYTES", 100)
+    with pytest.raises(APIResponseError, match="sent more than 100 bytes"):
+        mock_policy(lambda request: httpx.Response(200, content=completion("x" * 200)), max_retries=0).act(["hi"])
+
+
+def test_a_key_over_plain_http_to_another_host_warns_once(monkeypatch):
+    import warnings
+
+    from marlkit.llm.openai_compat import PlaintextKeyWarning
+
+    monkeypatch.setenv("MY_KEY", "sk-secret-123")
+    with pytest.warns(PlaintextKeyWarning, match=r"key from MY_KEY will be sent unencrypted over plain http:// to "
+                                                 r"'api.example.test'") as record:
+        OpenAIChatPolicy("http://api.example.test/v1", "m", api_key_env="MY_KEY")
+    assert "sk-secret-123" not in str(record[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # any warning below fails the test
+        OpenAIChatPolicy("http://api.example.test/v1", "m", api_key_env="MY_KEY")   # once per host
+        for url in ("https://api.example.test/v1", "http://127.0.0.1:8000/v1", "http://localhost:8000/v1",
+                    "http://[::1]:8000/v1"):
+            OpenAIChatPolicy(url, "m", api_key_env="MY_KEY")
+        OpenAIChatPolicy("http://keyless.example.test/v1", "m", api_key_env="UNSET_KEY_VAR")

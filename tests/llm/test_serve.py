@@ -160,3 +160,216 @@ def test_a_request_whose_client_hung_up_is_dropped_before_generation(policy):
         release.set()
         replies = OpenAIChatPolicy(server.url, "tiny", max_tokens=2).act(["third"])   # the server still serves
     assert len(replies) == 1 and len(calls) == 2   # A and the third request: B was never generated
+
+
+# ----------------------------------------------------------------------------------------------------------- limits
+# Every socket in these tests has a timeout, so a server that holds a client shows as a failure, never a hang.
+
+def headers_only(server, method, path, headers):
+    """Send a request line and headers but no body; return (status, headers, JSON body) of the reply."""
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for key, value in headers.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.headers, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def blocking_generation(server):
+    """Make the server's generation wait for the test: returns (started, release) events."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    real = server.policy
+
+    class Blocking:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def generate(self, *args, **kwargs):
+            started.set()
+            release.wait(10)
+            return real.generate(*args, **kwargs)
+
+    server.policy = Blocking()
+    return started, release
+
+
+def test_a_stalled_client_is_dropped_while_others_are_served(policy):
+    import socket
+
+    with ChatServer(policy, model_name="tiny", read_timeout=0.5) as server, \
+            socket.create_connection(server.server_address, timeout=10) as stalled:
+        stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")   # half a header, then nothing
+        assert httpx.get(server.url + "/models", timeout=10).status_code == 200
+        assert stalled.recv(1024) == b""   # closed by the server (a held connection would time out here)
+
+
+def test_a_client_that_trickles_its_request_is_dropped_at_the_request_deadline(policy):
+    """One header byte every 20 ms never trips the 10 s read timeout, but the whole request has 0.3 s."""
+    import select
+    import socket
+    import time
+
+    with ChatServer(policy, model_name="tiny", read_timeout=10, request_timeout=0.3) as server, \
+            socket.create_connection(server.server_address, timeout=10) as slow:
+        slow.sendall(b"GET /v1/models HTTP/1.1\r\nX-Pad: ")
+        dropped = False
+        for _ in range(500):   # up to ~10 s of trickling
+            try:
+                if select.select([slow], [], [], 0)[0] and slow.recv(1024) == b"":
+                    dropped = True
+                    break
+                slow.sendall(b"a")
+            except OSError:   # reset by the server
+                dropped = True
+                break
+            time.sleep(0.02)
+        assert dropped
+        assert httpx.get(server.url + "/models", timeout=10).status_code == 200
+
+
+def test_a_full_queue_gets_503_with_retry_after(policy):
+    import threading
+
+    server = ChatServer(policy, model_name="tiny", max_queue=1)
+    started, release = blocking_generation(server)
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    first = []
+    with server:
+        try:
+            asker = threading.Thread(target=lambda: first.append(
+                httpx.post(server.url + "/chat/completions", json=body, timeout=30)))
+            asker.start()
+            assert started.wait(10)   # the first request holds the only place, in generation
+            busy = httpx.post(server.url + "/chat/completions", json=body, timeout=10)
+            assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+            assert busy.json()["error"]["type"] == "server_error"
+            assert "busy: 1 requests are already waiting or being generated" in busy.json()["error"]["message"]
+        finally:
+            release.set()
+            asker.join(30)
+        assert first[0].status_code == 200
+        assert httpx.post(server.url + "/chat/completions", json=body, timeout=30).status_code == 200   # place freed
+
+
+def test_connections_beyond_max_connections_get_503_without_being_read(policy):
+    import socket
+    import time
+
+    with ChatServer(policy, model_name="tiny", max_connections=1) as server:
+        with socket.create_connection(server.server_address, timeout=10) as holder:
+            holder.sendall(b"GET /v1/models HTTP/1.1\r\n")   # accepted first: holds the one handler thread
+            status, headers, body = headers_only(server, "GET", "/v1/models", {})
+            assert status == 503 and headers["Retry-After"] == "1"
+            assert "1 connections are already being served" in body["error"]["message"]
+        deadline = time.monotonic() + 10   # the holder hung up: its thread ends and frees the place
+        while (status := headers_only(server, "GET", "/v1/models", {})[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert status == 200
+
+
+def test_deeply_nested_json_gets_400_not_a_dropped_connection(policy):
+    ok = b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "x": '
+    with ChatServer(policy, model_name="tiny") as server:
+        for depth in (100_000, 40):   # past Python's recursion limit, and past MAX_DEPTH only
+            response = httpx.post(server.url + "/chat/completions", content=ok + b"[" * depth + b"]" * depth + b"}",
+                                  timeout=10)
+            assert response.status_code == 400
+            assert "nests JSON arrays/objects more than 32 levels deep" in response.json()["error"]["message"]
+        response = httpx.post(server.url + "/chat/completions", timeout=10,
+                              content=ok.replace(b"2", b"NaN") + b"1}")
+        assert response.status_code == 400 and "NaN is not a JSON number" in response.json()["error"]["message"]
+
+
+def test_oversize_bodies_get_413(policy):
+    with ChatServer(policy, model_name="tiny", max_body=1000) as server:
+        big = {"messages": [{"role": "user", "content": "x" * 1000}]}
+        response = httpx.post(server.url + "/chat/completions", json=big, timeout=10)
+        assert response.status_code == 413 and "over the limit of 1000" in response.json()["error"]["message"]
+        status, _, _ = headers_only(server, "POST", "/v1/chat/completions", {"Content-Length": str(10**12)})
+        assert status == 413   # refused on the header: nothing of it is read
+        assert httpx.post(server.url + "/chat/completions", timeout=30,
+                          json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read(policy):
+    """A wrong or missing key gets 401 from the headers alone: a declared body that never comes (or would be over
+    the size limit) is not waited for, and ``Expect: 100-continue`` is not answered with an invitation to send it."""
+    with ChatServer(policy, model_name="tiny", api_key="s3cret", read_timeout=60) as server:
+        for length in (1000, 10**12):
+            for extra in ({}, {"Authorization": "Bearer wrong"}, {"Expect": "100-continue"}):
+                status, _, body = headers_only(server, "POST", "/v1/chat/completions",
+                                               {"Content-Type": "application/json", "Content-Length": str(length),
+                                                **extra})
+                assert status == 401 and body["error"]["type"] == "authentication_error"
+        assert httpx.post(server.url + "/chat/completions", headers={"Authorization": "Bearer s3cret"}, timeout=30,
+                          json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).status_code == 200
+
+
+def test_a_keyless_server_binds_only_loopback_unless_allowed(policy, tmp_path, capsys):
+    from marlkit.cli import main
+    from marlkit.llm.serve import InsecureBindError, InsecureBindWarning
+
+    with pytest.raises(InsecureBindError, match="refusing to serve on '0.0.0.0' without an API key"):
+        ChatServer(policy, host="0.0.0.0")
+    ChatServer(policy, host="0.0.0.0", api_key="k").close()
+    with pytest.warns(InsecureBindWarning, match="serving on '0.0.0.0' with NO API KEY"):
+        ChatServer(policy, host="0.0.0.0", allow_insecure_bind=True).close()
+    ChatServer(policy, host="localhost").close()
+    # the CLI refuses before loading anything (the folder does not even exist)
+    assert main(["serve", str(tmp_path / "nothing-here"), "--host", "0.0.0.0"]) == 2
+    assert "refusing to serve on '0.0.0.0'" in capsys.readouterr().err
+
+
+def test_insecure_bind_flag_prints_a_warning(policy, tmp_path, capsys, monkeypatch):
+    from marlkit.cli import main
+
+    policy.model.save_pretrained(tmp_path / "tiny")
+    policy.tokenizer.save_pretrained(tmp_path / "tiny")
+    monkeypatch.setattr(ChatServer, "serve_forever", lambda server, poll_interval=0.5: None)
+    assert main(["serve", str(tmp_path / "tiny"), "--host", "0.0.0.0", "--port", "0", "--allow-insecure-bind"]) == 0
+    assert "WARNING: serving on '0.0.0.0' with NO API KEY" in capsys.readouterr().err
+
+
+def test_request_fields_are_type_checked(policy):
+    ok = [{"role": "user", "content": "hi"}]
+    cases = [
+        ({"max_tokens": 0}, "max_tokens", "max_tokens must be an integer from 1 to 2048, got 0"),
+        ({"max_tokens": True}, "max_tokens", "got true"),
+        ({"max_tokens": -1}, "max_tokens", "got -1"),
+        ({"max_tokens": "5"}, "max_tokens", 'got "5"'),
+        ({"max_completion_tokens": 0}, "max_completion_tokens", "max_completion_tokens must be an integer"),
+        ({"n": True}, "n", "n must be an integer from 1 to 16, got true"),
+        ({"seed": 1.5}, "seed", "seed must be an integer"),
+        ({"temperature": "1"}, "temperature", 'temperature must be a finite number, got "1"'),
+        ({"top_p": False}, "top_p", "top_p must be a finite number, got false"),
+        ({"stop": 5}, "stop", "stop must be a string or a list of up to 4 non-empty strings, got 5"),
+        ({"stop": [""]}, "stop", "non-empty strings"),
+        ({"stop": False}, "stop", "got false"),
+        ({"stream": "no"}, "stream", "stream must be true or false"),
+        ({"model": 5}, "model", "model must be a string, got 5"),
+        ({"messages": "hi"}, "messages", "messages must be a non-empty list"),
+        ({"messages": []}, "messages", "messages must be a non-empty list"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages", "messages[0].content must be a string"),
+    ]
+    with ChatServer(policy, model_name="tiny") as server:
+        for fields, param, message in cases:
+            response = httpx.post(server.url + "/chat/completions", json={"messages": ok, **fields}, timeout=30)
+            error = response.json()["error"]
+            assert (response.status_code, error["param"], error["type"]) == (400, param, "invalid_request_error"), \
+                fields
+            assert message in error["message"], (fields, error["message"])
+        overflow = httpx.post(server.url + "/chat/completions", timeout=30,   # 1e999 parses to inf
+                              content=b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}')
+        assert overflow.status_code == 400
+        assert "temperature must be a finite number, got Infinity" in overflow.json()["error"]["message"]
+        fine = {"messages": ok, "max_tokens": 2, "stop": None, "temperature": None, "n": None, "stream": False}
+        assert httpx.post(server.url + "/chat/completions", json=fine, timeout=30).status_code == 200
