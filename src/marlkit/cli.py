@@ -169,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if extra:
             raise SystemExit(f"marlkit train: error: --resume continues a run with its own config.yaml; "
                              f"only --steps (a larger budget) may be given with it, not {', '.join(extra)}")
-        runner = Runner.resume(args.resume, steps=args.steps)
+        runner = Runner.resume(args.resume, steps=args.steps, trust_module=args.trust_module)
     else:
         if args.config is None and (args.algo is None or args.env is None):
             raise SystemExit("marlkit train: error: name ALGO and ENV (e.g. marlkit train mappo spread-v0), "
@@ -179,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.no_progress:
             fields["progress"] = False
         cfg = make_run_config(args.algo, args.env, args.config, args.set or (), **fields)
-        runner = Runner(cfg)
+        runner = Runner(cfg, trust_module=args.trust_module)
     runner.run()
     return 0
 
@@ -194,7 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = RunConfig.load(args.run_dir)
     episodes = args.episodes or cfg.experiment.eval_episodes
     num_envs = args.num_envs or cfg.env.eval_num_envs or min(episodes, 100)
-    cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint)
+    cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
               **eval_report(env, evaluate(env, algo, episodes, seed=seed), env_steps, seed)}
@@ -231,10 +231,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from marlkit.experiment.run import MEDIA_DIR
     from marlkit.experiment.runner import derive_seeds, load_run, render_policy_gif
 
-    cfg, _, algo, env_steps = load_run(args.run_dir, 1, args.checkpoint)
+    cfg, _, algo, env_steps = load_run(args.run_dir, 1, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     out = Path(args.gif) if args.gif else Path(args.run_dir) / MEDIA_DIR / f"episode_{env_steps}.gif"
-    path = render_policy_gif(cfg, algo, out, seed=seed)
+    path = render_policy_gif(cfg, algo, out, seed=seed, trust_module=args.trust_module)
     if path is None:
         raise SystemExit(f"marlkit render: error: {cfg.env.id} does not render")
     print(f"wrote {path} (greedy policy after {env_steps:,} env-steps, seed {seed})")
@@ -290,6 +290,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+TRUST_HELP = ("let a pz:MODULE env id import a module other than PettingZoo's and mpe2's env modules and those "
+              "installed packages register (importing a module runs its code)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run directory name (experiment.name)")
     p.add_argument("--no-progress", action="store_true", help="one line per log event instead of a live bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+    p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run's latest checkpoint greedily",
@@ -335,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="evaluation seed (default: the run's)")
     p.add_argument("--num-envs", type=int, help="copies stepped at once")
     p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file instead of the latest")
+    p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("render", help="write a GIF of one greedy episode of a run's policy")
@@ -342,6 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", metavar="PATH", help="output GIF (default RUN_DIR/media/episode_<env_steps>.gif)")
     p.add_argument("--seed", type=int, help="episode seed (default: the run's evaluation seed)")
     p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file instead of the latest")
+    p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plot", help="plot learning curves of one or more runs",

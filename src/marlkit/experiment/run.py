@@ -20,13 +20,10 @@ A run directory holds everything needed to evaluate, render, plot or resume the 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -41,7 +38,8 @@ class EnvConfig:
 
     id: str
     """Registered environment id, e.g. spread-v0 (see `marlkit envs`), or pz:MODULE for a PettingZoo env through
-    from_pettingzoo, e.g. pz:simple_spread_v3 (kwargs go to its parallel_env)."""
+    from_pettingzoo, e.g. pz:simple_spread_v3 (kwargs go to its parallel_env). Modules other than PettingZoo's and
+    mpe2's env modules and those packages register (entry-point group marlkit.pettingzoo) need --trust-module."""
     num_envs: int = 128
     """Copies stepped at once while collecting (128 as the MAPPO paper's rollout threads for MPE)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -50,39 +48,15 @@ class EnvConfig:
     """Copies stepped at once while evaluating; default: as many as experiment.eval_episodes, at most 100."""
 
     def __post_init__(self) -> None:
-        from marlkit.envs.registry import spec
+        from marlkit.envs.registry import UnknownEnvError, check_id
 
-        if self.id.startswith(PETTINGZOO_PREFIX):
-            pettingzoo_module(self.id)
-        else:
-            try:
-                spec(self.id)
-            except KeyError as e:
-                raise ConfigError(f"env.id: {e.args[0]}") from None
+        try:
+            check_id(self.id)
+        except UnknownEnvError as e:
+            raise ConfigError(f"env.id: {e}") from None
         check(self.num_envs >= 1, "env.num_envs", "an integer >= 1", self.num_envs)
         check(self.eval_num_envs is None or self.eval_num_envs >= 1, "env.eval_num_envs",
               "an integer >= 1, or null for the default", self.eval_num_envs)
-
-
-#: An env id ``pz:MODULE`` names a PettingZoo env module, trained on through ``marlkit.envs.from_pettingzoo``.
-PETTINGZOO_PREFIX = "pz:"
-#: Packages searched, in order, for a bare ``pz:NAME`` (``pz:simple_spread_v3`` is ``mpe2.simple_spread_v3``).
-PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic", "pettingzoo.atari")
-
-
-def pettingzoo_module(env_id: str) -> ModuleType:
-    """The PettingZoo env module of ``pz:NAME`` (searched in ``PETTINGZOO_PACKAGES``) or ``pz:package.NAME``."""
-    name = env_id[len(PETTINGZOO_PREFIX):]
-    candidates = [name] if "." in name else [f"{p}.{name}" for p in PETTINGZOO_PACKAGES]
-    for module in candidates:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:  # the parent package is not installed (or lacks its own dependencies)
-            found = False
-        if found:
-            return importlib.import_module(module)
-    raise ConfigError(f"env.id = {env_id!r}: no PettingZoo env module {' or '.join(candidates)} is installed "
-                      f"(write pz:NAME, e.g. pz:simple_spread_v3, or pz:package.NAME)")
 
 
 @dataclass(frozen=True)
