@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -387,13 +388,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import warnings
+
+    from marlkit.errors import CheckpointError, CheckpointWarning
     from marlkit.experiment.config import ConfigError
 
-    try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as e:
-        print(f"marlkit {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    default_show = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, CheckpointWarning):  # a skipped checkpoint: one line, as errors are
+            print(f"marlkit {args.command}: warning: {message}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CheckpointWarning)
+        warnings.showwarning = show
+        try:
+            return args.func(args)
+        except (ConfigError, CheckpointError, FileNotFoundError, FileExistsError) as e:
+            print(f"marlkit {args.command}: error: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

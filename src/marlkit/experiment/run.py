@@ -12,7 +12,7 @@ A run directory holds everything needed to evaluate, render, plot or resume the 
     runs/<name>/config.yaml     the resolved config (every field, defaults filled in)
                metrics.csv      one row per log or evaluation event, env_steps as the x axis
                events.out.*     the same metrics as TensorBoard events
-               checkpoints/     step_<env_steps>.pt, written atomically
+               checkpoints/     step_<env_steps>.pt, written atomically, each with a manifest .pt.json
                eval.json        the final evaluation
                media/           GIFs and plots
 """

@@ -109,7 +109,7 @@ def eval_num_envs(cfg: RunConfig) -> int:
 class Runner:
     """Trains ``config`` into a run directory; ``run()`` returns a ``RunResult``.
 
-    ``Runner(config)`` starts a new run; ``Runner.resume(run_dir)`` continues one from its latest checkpoint.
+    ``Runner(config)`` starts a new run; ``Runner.resume(run_dir)`` continues one from its latest intact checkpoint.
     ``trust_module`` lets a ``pz:`` env id import a module outside the env registry's allow-list.
     """
 
@@ -139,8 +139,8 @@ class Runner:
         state = None
         if _resume:
             ckpt.clean(Path(run_dir) / CHECKPOINT_DIR)
-            path = ckpt.latest(Path(run_dir) / CHECKPOINT_DIR)
-            state = ckpt.load(path) if path is not None else None
+            found = ckpt.load_latest(Path(run_dir) / CHECKPOINT_DIR)
+            state = found[1] if found is not None else None
         # A resumed env gets its generator from the checkpoint, so it is built unseeded.
         self.env = make_env(config, config.env.num_envs, None if state else self.seeds["env"], trust_module)
         self.algo = build_algo(config, self.env, self.seeds["algo"])
@@ -164,7 +164,7 @@ class Runner:
     @classmethod
     def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
                default_callbacks: bool = True, trust_module: bool = False) -> Runner:
-        """Continue the run in ``run_dir`` from its latest checkpoint (from scratch if it has none);
+        """Continue the run in ``run_dir`` from its latest intact checkpoint (from scratch if it has none);
         ``steps`` raises the budget."""
         run_dir = Path(run_dir)
         config = RunConfig.load(run_dir)
@@ -378,15 +378,17 @@ def train(algo: str | None = None, env: str | None = None, steps: int | None = N
 
 def load_run(run_dir: str | Path, num_envs: int = 1, checkpoint: str | Path | None = None,
              trust_module: bool = False) -> tuple[RunConfig, Any, Any, int]:
-    """The config, an env of ``num_envs`` copies and the trained algorithm of a run directory (latest checkpoint
-    unless ``checkpoint`` is given); returns ``(config, env, algo, env_steps)``."""
+    """The config, an env of ``num_envs`` copies and the trained algorithm of a run directory (latest intact
+    checkpoint unless ``checkpoint`` is given); returns ``(config, env, algo, env_steps)``."""
     run_dir = Path(run_dir)
     cfg = RunConfig.load(run_dir)
-    path = Path(checkpoint) if checkpoint else ckpt.latest(run_dir / CHECKPOINT_DIR)
-    if path is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint in {CHECKPOINT_DIR}/ yet")
     set_threads(cfg.experiment.torch_threads)
-    state = ckpt.load(path)
+    if checkpoint:
+        state = ckpt.load(checkpoint)
+    elif found := ckpt.load_latest(run_dir / CHECKPOINT_DIR):
+        state = found[1]
+    else:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint in {CHECKPOINT_DIR}/ yet")
     env = make_env(cfg, num_envs, trust_module=trust_module)
     # The algorithm is rebuilt as it was trained: replay buffers and per-copy tables are sized by the training
     # env's copies, so the checkpoint loads exactly; its policy then acts on any number of copies.
