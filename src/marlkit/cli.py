@@ -185,6 +185,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_at_least(args: argparse.Namespace, **least: int) -> None:
+    """Reject an option given below its least allowed value (an option left out takes its default)."""
+    from marlkit.experiment.config import check
+
+    for name, low in least.items():
+        value = getattr(args, name)
+        check(value is None or value >= low, f"--{name.replace('_', '-')}", f"an integer >= {low}", value)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
@@ -192,9 +201,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from marlkit.experiment.run import RunConfig
     from marlkit.experiment.runner import derive_seeds, eval_report, load_run
 
+    _check_at_least(args, episodes=1, num_envs=1, seed=0)
     cfg = RunConfig.load(args.run_dir)
-    episodes = args.episodes or cfg.experiment.eval_episodes
-    num_envs = args.num_envs or cfg.env.eval_num_envs or min(episodes, 100)
+    episodes = args.episodes if args.episodes is not None else cfg.experiment.eval_episodes
+    num_envs = args.num_envs if args.num_envs is not None else cfg.env.eval_num_envs or min(episodes, 100)
     cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
@@ -232,6 +242,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from marlkit.experiment.run import MEDIA_DIR
     from marlkit.experiment.runner import derive_seeds, load_run, render_policy_gif
 
+    _check_at_least(args, seed=0)
     cfg, _, algo, env_steps = load_run(args.run_dir, 1, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     out = Path(args.gif) if args.gif else Path(args.run_dir) / MEDIA_DIR / f"episode_{env_steps}.gif"

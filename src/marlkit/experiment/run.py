@@ -152,14 +152,7 @@ class RunConfig:
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         """Read a YAML file (a run directory's ``config.yaml`` or a hand-written one)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / CONFIG_FILE
-        try:
-            data = yaml_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        return cls.from_dict(data or {})
+        return cls.from_dict(_read_yaml(path))
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(to_dict(self))
@@ -179,7 +172,7 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     and finally apply the ``"section.field=value"`` strings of ``sets``.
     """
     if isinstance(config, (str, Path)):
-        data = yaml_load(Path(config).read_text()) or {}
+        data = _read_yaml(config)
     elif isinstance(config, RunConfig):
         data = config.to_dict()
     else:
@@ -220,6 +213,24 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     for assignment in sets:
         cfg = override(cfg, assignment)
     return cfg
+
+
+def _read_yaml(path: str | Path) -> Any:
+    """The data of a YAML config file (a run directory means its config.yaml); a parse error is a one-line
+    ``ConfigError`` naming the file and where it failed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    try:
+        data = yaml_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a YAML text file (it is not UTF-8)") from None
+    return {} if data is None else data
 
 
 def _plain(x: Any) -> Any:

@@ -79,10 +79,11 @@ def derive_seeds(seed: int) -> dict[str, int]:
 
 def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
     from marlkit.algorithms.registry import algo_spec, unsupported_reason
+    from marlkit.experiment.config import ConfigError
 
     spec = algo_spec(cfg.algorithm)
     if reason := unsupported_reason(spec, env):
-        raise ValueError(f"cannot train {cfg.algorithm} on {cfg.env.id}: {reason}")
+        raise ConfigError(f"cannot train {cfg.algorithm} on {cfg.env.id}: {reason}")
     algo_cls, _ = spec.load()
     return algo_cls(env, cfg.algo, seed=seed)
 
@@ -165,15 +166,19 @@ class Runner:
     def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
                default_callbacks: bool = True, trust_module: bool = False) -> Runner:
         """Continue the run in ``run_dir`` from its latest intact checkpoint (from scratch if it has none);
-        ``steps`` raises the budget."""
+        ``steps`` changes the budget, to no fewer env-steps than the run has trained."""
         run_dir = Path(run_dir)
         config = RunConfig.load(run_dir)
         if steps is not None:
-            from marlkit.experiment.config import override
+            from marlkit.experiment.config import check, override
 
             config = override(config, f"experiment.steps={steps}")
+        runner = cls(config, callbacks, run_dir, default_callbacks, _resume=True, trust_module=trust_module)
+        if steps is not None:
+            check(steps >= runner.env_steps, "experiment.steps",
+                  f"at least the {runner.env_steps:,} env-steps this run has already trained", steps)
             config.save(run_dir / CONFIG_FILE)
-        return cls(config, callbacks, run_dir, default_callbacks, _resume=True, trust_module=trust_module)
+        return runner
 
     # ----------------------------------------------------------------------------------------------- the loop
     def run(self) -> RunResult:
