@@ -106,3 +106,14 @@ def test_eval_counts_and_resume_budget_are_checked(tiny, capsys):
     assert main(["train", "--resume", str(run), "--steps", "1200"]) == 0  # raising the budget still works
     assert "steps: 1200" in (run / "config.yaml").read_text()
 
+
+def test_a_budget_between_collections_says_what_was_trained(tiny, capsys):
+    result = Runner(tiny("partial", steps=500)).run()  # 8 copies x 25 steps: 200 env-steps per collection
+    out = capsys.readouterr().out
+    assert result.env_steps == 600
+    assert "for 500 env-steps (600 in whole collections of 200)" in out
+    assert "[600/600]" in out and "/500]" not in out  # progress never reads past its total
+    assert "trained 600 env-steps: 3 collections of 200; the budget 500 is not a multiple of 200" in out
+    Runner(tiny("exact", steps=400)).run()
+    out = capsys.readouterr().out
+    assert "for 400 env-steps (seed 0)" in out and "[400/400]" in out and "is not a multiple" not in out

@@ -180,6 +180,17 @@ class Runner:
             config.save(run_dir / CONFIG_FILE)
         return runner
 
+    @property
+    def steps_per_collection(self) -> int:
+        """Env-steps one collection adds (``rollout_steps`` steps of every copy)."""
+        return self.collector.steps * self.env.num_envs
+
+    def planned_steps(self) -> int:
+        """The env-steps the run ends at: whole collections until the budget is reached, so past the budget when
+        it is not a multiple of ``steps_per_collection`` (a partial collection would change the last batch)."""
+        per, left = self.steps_per_collection, self.config.experiment.steps - self.env_steps
+        return self.env_steps + max(0, -(-left // per)) * per
+
     # ----------------------------------------------------------------------------------------------- the loop
     def run(self) -> RunResult:
         exp = self.config.experiment
