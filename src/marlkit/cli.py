@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,7 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if extra:
             raise SystemExit(f"marlkit train: error: --resume continues a run with its own config.yaml; "
                              f"only --steps (a larger budget) may be given with it, not {', '.join(extra)}")
-        runner = Runner.resume(args.resume, steps=args.steps)
+        runner = Runner.resume(args.resume, steps=args.steps, trust_module=args.trust_module)
     else:
         if args.config is None and (args.algo is None or args.env is None):
             raise SystemExit("marlkit train: error: name ALGO and ENV (e.g. marlkit train mappo spread-v0), "
@@ -179,9 +180,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.no_progress:
             fields["progress"] = False
         cfg = make_run_config(args.algo, args.env, args.config, args.set or (), **fields)
-        runner = Runner(cfg)
+        runner = Runner(cfg, trust_module=args.trust_module)
     runner.run()
     return 0
+
+
+def _check_at_least(args: argparse.Namespace, **least: int) -> None:
+    """Reject an option given below its least allowed value (an option left out takes its default)."""
+    from marlkit.experiment.config import check
+
+    for name, low in least.items():
+        value = getattr(args, name)
+        check(value is None or value >= low, f"--{name.replace('_', '-')}", f"an integer >= {low}", value)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -191,10 +201,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from marlkit.experiment.run import RunConfig
     from marlkit.experiment.runner import derive_seeds, eval_report, load_run
 
+    _check_at_least(args, episodes=1, num_envs=1, seed=0)
     cfg = RunConfig.load(args.run_dir)
-    episodes = args.episodes or cfg.experiment.eval_episodes
-    num_envs = args.num_envs or cfg.env.eval_num_envs or min(episodes, 100)
-    cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint)
+    episodes = args.episodes if args.episodes is not None else cfg.experiment.eval_episodes
+    num_envs = args.num_envs if args.num_envs is not None else cfg.env.eval_num_envs or min(episodes, 100)
+    cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
               **eval_report(env, evaluate(env, algo, episodes, seed=seed), env_steps, seed)}
@@ -231,10 +242,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     from marlkit.experiment.run import MEDIA_DIR
     from marlkit.experiment.runner import derive_seeds, load_run, render_policy_gif
 
-    cfg, _, algo, env_steps = load_run(args.run_dir, 1, args.checkpoint)
+    _check_at_least(args, seed=0)
+    cfg, _, algo, env_steps = load_run(args.run_dir, 1, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     out = Path(args.gif) if args.gif else Path(args.run_dir) / MEDIA_DIR / f"episode_{env_steps}.gif"
-    path = render_policy_gif(cfg, algo, out, seed=seed)
+    path = render_policy_gif(cfg, algo, out, seed=seed, trust_module=args.trust_module)
     if path is None:
         raise SystemExit(f"marlkit render: error: {cfg.env.id} does not render")
     print(f"wrote {path} (greedy policy after {env_steps:,} env-steps, seed {seed})")
@@ -295,6 +307,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+TRUST_HELP = ("let a pz:MODULE env id import a module other than PettingZoo's and mpe2's env modules and those "
+              "installed packages register (importing a module runs its code)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -328,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="run directory name (experiment.name)")
     p.add_argument("--no-progress", action="store_true", help="one line per log event instead of a live bar")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
+    p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a run's latest checkpoint greedily",
@@ -340,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="evaluation seed (default: the run's)")
     p.add_argument("--num-envs", type=int, help="copies stepped at once")
     p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file instead of the latest")
+    p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("render", help="write a GIF of one greedy episode of a run's policy")
@@ -347,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gif", metavar="PATH", help="output GIF (default RUN_DIR/media/episode_<env_steps>.gif)")
     p.add_argument("--seed", type=int, help="episode seed (default: the run's evaluation seed)")
     p.add_argument("--checkpoint", metavar="PATH", help="a checkpoint file instead of the latest")
+    p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("plot", help="plot learning curves of one or more runs",
@@ -387,13 +406,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import warnings
+
+    from marlkit.errors import CheckpointError, CheckpointWarning
     from marlkit.experiment.config import ConfigError
 
-    try:
-        return args.func(args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as e:
-        print(f"marlkit {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    default_show = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, CheckpointWarning):  # a skipped checkpoint: one line, as errors are
+            print(f"marlkit {args.command}: warning: {message}", file=sys.stderr)
+        else:
+            default_show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CheckpointWarning)
+        warnings.showwarning = show
+        try:
+            return args.func(args)
+        except (ConfigError, CheckpointError, FileNotFoundError, FileExistsError) as e:
+            print(f"marlkit {args.command}: error: {e}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -70,3 +70,50 @@ def test_errors_are_one_line_and_name_the_fix(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # a rejected config leaves no run directory behind
     with pytest.raises(SystemExit, match="only --steps"):
         main(["train", "ippo", "--resume", str(tmp_path)])
+
+
+def fails_in_one_line(argv, capsys, *expected):
+    """``main(argv)`` exits 2 with one line on stderr holding each of ``expected``, and no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for text in expected:
+        assert text in err, err
+
+
+def test_bad_config_files_and_pairs_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("algorithm: ippo\nenv: {id: climbing-v0\n")
+    fails_in_one_line(["train", "--config", str(bad)], capsys, f"{bad} is not valid YAML at line 3, column 1")
+    fails_in_one_line(["train", "jal", "spread-v0", "--out", str(tmp_path / "runs")], capsys,
+                      "cannot train jal on spread-v0", "use a function approximator")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_eval_counts_and_resume_budget_are_checked(tiny, capsys):
+    run = Runner(tiny("done", steps=1000)).run().run_dir
+    capsys.readouterr()
+    for flag, value, least in (("--episodes", "-1", 1), ("--episodes", "0", 1), ("--num-envs", "-2", 1),
+                               ("--num-envs", "0", 1), ("--seed", "-1", 0)):
+        fails_in_one_line(["eval", str(run), flag, value], capsys,
+                          f"{flag} = {value} is not allowed: an integer >= {least}")
+    fails_in_one_line(["render", str(run), "--seed", "-1"], capsys, "--seed = -1 is not allowed")
+
+    config = (run / "config.yaml").read_bytes()
+    fails_in_one_line(["train", "--resume", str(run), "--steps", "600"], capsys,
+                      "experiment.steps = 600 is not allowed", "the 1,000 env-steps this run has already trained")
+    assert (run / "config.yaml").read_bytes() == config  # the refused budget was not written
+    assert main(["train", "--resume", str(run), "--steps", "1200"]) == 0  # raising the budget still works
+    assert "steps: 1200" in (run / "config.yaml").read_text()
+
+
+def test_a_budget_between_collections_says_what_was_trained(tiny, capsys):
+    result = Runner(tiny("partial", steps=500)).run()  # 8 copies x 25 steps: 200 env-steps per collection
+    out = capsys.readouterr().out
+    assert result.env_steps == 600
+    assert "for 500 env-steps (600 in whole collections of 200)" in out
+    assert "[600/600]" in out and "/500]" not in out  # progress never reads past its total
+    assert "trained 600 env-steps: 3 collections of 200; the budget 500 is not a multiple of 200" in out
+    Runner(tiny("exact", steps=400)).run()
+    out = capsys.readouterr().out
+    assert "for 400 env-steps (seed 0)" in out and "[400/400]" in out and "is not a multiple" not in out

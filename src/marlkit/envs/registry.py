@@ -1,14 +1,32 @@
-"""The one registry of environments: versioned id -> constructor.
+"""The one registry of environments: versioned id -> constructor, and ``pz:`` ids of PettingZoo env modules.
 
 Ids carry a version (``spread-v0``); bump it when dynamics or rewards change. Constructors are named as
 ``"module:attribute"`` strings and imported on first use, so ``import marlkit`` stays light.
+
+An id ``pz:MODULE`` names a PettingZoo env module, built through ``marlkit.envs.from_pettingzoo``. Since an id can
+come from a config file someone else wrote, and importing a module runs its code, ``pz:`` ids resolve only to an
+allow-list: the env modules of ``PETTINGZOO_PACKAGES`` (``pz:simple_spread_v3`` is ``mpe2.simple_spread_v3``,
+``pz:pettingzoo.sisl.pursuit_v4`` is that module) and the modules installed packages register under the
+``marlkit.pettingzoo`` entry-point group, e.g. in a package's ``pyproject.toml``::
+
+    [project.entry-points."marlkit.pettingzoo"]
+    my_game_v0 = "my_package.envs.my_game_v0"   # pz:my_game_v0 and pz:my_package.envs.my_game_v0
+
+Any other module is imported only when trusted explicitly (``trust_module=True``; ``--trust-module`` on the
+command line). Packages found in the current directory are not consulted for entry points: ``python -m marlkit``
+puts that directory on ``sys.path``, and it may be a downloaded run directory.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.util
 import inspect
+import os
+import sys
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Callable
 
 from marlkit.envs.base import MultiAgentEnv
@@ -27,6 +45,13 @@ class EnvSpec:
     def load(self) -> Callable[..., MultiAgentEnv]:
         module, _, attr = self.entry_point.partition(":")
         return getattr(importlib.import_module(module), attr)
+
+
+class UnknownEnvError(KeyError):
+    """An environment id that names no registered environment and no allowed (or trusted) PettingZoo module."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 _REGISTRY: dict[str, EnvSpec] = {}
@@ -52,14 +77,40 @@ def spec(env_id: str) -> EnvSpec:
     if env_id in _REGISTRY:
         return _REGISTRY[env_id]
     hint = did_you_mean(env_id, _REGISTRY, n=3, cutoff=0.4)
-    raise KeyError(f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())})")
+    raise UnknownEnvError(f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())}; "
+                          f"or {PETTINGZOO_PREFIX}MODULE for a PettingZoo env)")
 
 
-def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any) -> MultiAgentEnv:
-    """Build ``num_envs`` copies of a registered environment.
+def check_id(env_id: str) -> None:
+    """Raise ``UnknownEnvError`` unless ``env_id`` is registered or a ``pz:`` id that may be built.
 
-    Keyword arguments override the registered defaults; an unknown one raises an error naming the nearest valid one.
+    Imports no module outside the allow-list: a ``pz:`` id naming another module passes here and is judged when it
+    is made, where ``trust_module`` is known.
     """
+    if not is_pettingzoo_id(env_id):
+        spec(env_id)
+        return
+    module, allowed = _pettingzoo_target(env_id)
+    if allowed and not _installed(module):
+        raise UnknownEnvError(f"{env_id!r}: the PettingZoo env module {module} is not installed")
+
+
+def make(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_module: bool = False,
+         **kwargs: Any) -> MultiAgentEnv:
+    """Build ``num_envs`` copies of a registered environment, or of a ``pz:`` PettingZoo env module.
+
+    Keyword arguments override the registered defaults (an unknown one raises an error naming the nearest valid
+    one); for a ``pz:`` id they go to the module's ``parallel_env``. ``trust_module`` allows a ``pz:`` id to import
+    a module outside the allow-list (see the module docstring).
+    """
+    if is_pettingzoo_id(env_id):
+        from marlkit.envs.pettingzoo import from_pettingzoo
+
+        module = pettingzoo_module(env_id, trust_module=trust_module)
+        factory = getattr(module, "parallel_env", None) or getattr(module, "env", None)
+        if factory is None:
+            raise UnknownEnvError(f"{env_id!r}: module {module.__name__} has no parallel_env (or env) to build from")
+        return from_pettingzoo(functools.partial(factory, **kwargs), num_envs=num_envs, seed=seed)
     s = spec(env_id)
     ctor = s.load()
     params = inspect.signature(ctor).parameters
@@ -70,6 +121,93 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **kwargs: Any)
                 raise TypeError(f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
                                 f"(options: {', '.join(allowed) or 'none'})")
     return ctor(num_envs=num_envs, seed=seed, **{**s.kwargs, **kwargs})
+
+
+# ------------------------------------------------------------------------------------ PettingZoo env modules
+#: An env id ``pz:MODULE`` names a PettingZoo env module, built through ``marlkit.envs.from_pettingzoo``.
+PETTINGZOO_PREFIX = "pz:"
+#: The packages whose env modules ``pz:`` ids may name; searched in this order for a bare ``pz:NAME``.
+PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic", "pettingzoo.atari")
+#: The entry-point group through which an installed package adds env modules (``NAME = "package.module"``).
+PETTINGZOO_ENTRY_POINTS = "marlkit.pettingzoo"
+
+
+def is_pettingzoo_id(env_id: str) -> bool:
+    return env_id.startswith(PETTINGZOO_PREFIX)
+
+
+def pettingzoo_entry_points() -> dict[str, str]:
+    """The env modules installed packages register under ``PETTINGZOO_ENTRY_POINTS``, as name -> module.
+
+    Distributions in the current directory are left out (``python -m`` puts it on ``sys.path``).
+    """
+    from importlib import metadata
+
+    cwd = os.path.realpath(os.getcwd())
+    path = [p for p in sys.path if os.path.realpath(p or os.curdir) != cwd]
+    found: dict[str, str] = {}
+    for dist in metadata.distributions(path=path):
+        for ep in dist.entry_points.select(group=PETTINGZOO_ENTRY_POINTS):
+            found.setdefault(ep.name, ep.module)
+    return found
+
+
+def pettingzoo_module(env_id: str, trust_module: bool = False) -> ModuleType:
+    """The PettingZoo env module of a ``pz:`` id; one outside the allow-list is imported only if ``trust_module``."""
+    module, allowed = _pettingzoo_target(env_id)
+    if not (allowed or trust_module):
+        registered = pettingzoo_entry_points()
+        raise UnknownEnvError(
+            f"{env_id!r} is not allowed: importing a module runs its code, so pz: ids name only the env modules of "
+            f"{', '.join(PETTINGZOO_PACKAGES)} and those registered under the {PETTINGZOO_ENTRY_POINTS!r} entry-point "
+            f"group ({', '.join(sorted(registered)) or 'none installed'}); if you trust {module}, pass "
+            f"--trust-module (marlkit train/eval/render) or trust_module=True (Python)")
+    if not _installed(module):
+        raise UnknownEnvError(f"{env_id!r}: no module {module} is installed")
+    return importlib.import_module(module)
+
+
+def _pettingzoo_target(env_id: str) -> tuple[str, bool]:
+    """The module a ``pz:`` id names and whether it is on the allow-list; imports nothing outside it."""
+    name = env_id[len(PETTINGZOO_PREFIX):]
+    if not name or not all(part.isidentifier() for part in name.split(".")):
+        raise UnknownEnvError(f"{env_id!r} is not a PettingZoo env id: write {PETTINGZOO_PREFIX}NAME (e.g. "
+                              f"{PETTINGZOO_PREFIX}simple_spread_v3) or {PETTINGZOO_PREFIX}package.module")
+    registered = pettingzoo_entry_points()
+    if "." in name:
+        return name, name.rpartition(".")[0] in PETTINGZOO_PACKAGES or name in registered.values()
+    for package in PETTINGZOO_PACKAGES:
+        if _installed(f"{package}.{name}"):
+            return f"{package}.{name}", True
+    if name in registered:
+        return registered[name], True
+    hint = did_you_mean(name, [*registered, *_package_modules()])
+    raise UnknownEnvError(f"{env_id!r}: no PettingZoo env module {name} in {', '.join(PETTINGZOO_PACKAGES)} nor "
+                          f"under the {PETTINGZOO_ENTRY_POINTS!r} entry-point group{hint} (write "
+                          f"{PETTINGZOO_PREFIX}NAME, e.g. {PETTINGZOO_PREFIX}simple_spread_v3, or "
+                          f"{PETTINGZOO_PREFIX}package.module)")
+
+
+def _package_modules() -> list[str]:
+    """The module names in the installed ``PETTINGZOO_PACKAGES`` (listed from their folders, not imported)."""
+    import pkgutil
+
+    names = []
+    for package in PETTINGZOO_PACKAGES:
+        try:
+            found = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            continue
+        if found is not None and found.submodule_search_locations:
+            names += [m.name for m in pkgutil.iter_modules(found.submodule_search_locations)]
+    return names
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # the parent package is missing (or lacks its own dependencies)
+        return False
 
 
 # --------------------------------------------------------------------------------------- the registered envs

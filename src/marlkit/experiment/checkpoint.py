@@ -8,23 +8,35 @@ the training environment's generator (``env.np_random``).
 Atomic: the bytes go to a temporary file in the same folder, are fsync'ed, and only then ``os.replace``d onto the
 final name (and the folder fsync'ed), so a crash at any moment leaves either the previous set of checkpoints or
 the new complete one, never a torn file. Stale temporaries of a crashed write are removed by ``clean``.
+
+Verified: after the checkpoint, a manifest ``step_<env_steps>.pt.json`` beside it records its size and sha256
+(written atomically too). ``load`` checks a checkpoint against its manifest, so a file truncated, emptied or
+overwritten later is recognised; ``load_latest`` then falls back to the newest intact checkpoint, warning which it
+skipped and why. A checkpoint without a manifest (written before manifests existed, or by a write that stopped
+between the two renames) is trusted if it loads: any failure to read it counts as corrupt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import re
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from marlkit.errors import CheckpointError, CheckpointWarning
+
 FORMAT = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 _TMP_PREFIX = ".tmp-"
+MANIFEST_SUFFIX = ".json"
 #: Test hook: seconds to sleep between writing the temporary file and renaming it (to kill a run mid-write).
 SLEEP_ENV = "MARLKIT_TEST_CHECKPOINT_SLEEP"
 
@@ -43,8 +55,14 @@ def list_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
 
 
 def latest(folder: str | Path) -> Path | None:
+    """The newest checkpoint file in ``folder`` (intact or not; ``load_latest`` verifies)."""
     found = list_checkpoints(folder)
     return found[-1][1] if found else None
+
+
+def manifest_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + MANIFEST_SUFFIX)
 
 
 def clean(folder: str | Path) -> list[Path]:
@@ -57,7 +75,8 @@ def clean(folder: str | Path) -> list[Path]:
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically: temp file in the same folder, fsync, rename, fsync the folder."""
+    """``torch.save`` to ``path`` atomically (temp file in the same folder, fsync, rename, fsync the folder), then
+    its manifest (size and sha256) the same way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
@@ -66,14 +85,38 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        manifest = {"size": tmp.stat().st_size, "sha256": _sha256(tmp)}
         if delay := float(os.environ.get(SLEEP_ENV, "0") or 0):
             time.sleep(delay)
+        manifest_path(path).unlink(missing_ok=True)  # a rewritten checkpoint never sits beside the old manifest
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _write_atomic(manifest_path(path), (json.dumps(manifest) + "\n").encode())
     _fsync_dir(path.parent)
     return path
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -89,12 +132,68 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def verify(path: str | Path) -> str | None:
+    """Why the checkpoint at ``path`` does not match its manifest (a phrase), or None when it matches or has none."""
+    path, manifest = Path(path), manifest_path(path)
+    if not manifest.exists():
+        return None
+    try:
+        recorded = json.loads(manifest.read_text())
+        size, sha256 = int(recorded["size"]), str(recorded["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"has an unreadable manifest {manifest.name} ({type(e).__name__})"
+    actual = path.stat().st_size
+    if actual != size:
+        return f"is {actual:,} bytes but its manifest records {size:,} (truncated or overwritten)"
+    if _sha256(path) != sha256:
+        return "does not match the sha256 its manifest records (its bytes changed after it was written)"
+    return None
+
+
 def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint without unpickling arbitrary objects."""
-    obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    """Read a checkpoint without unpickling arbitrary objects, after checking it against its manifest.
+
+    Raises ``CheckpointError`` (a ``ValueError``) naming the file and why when it is not intact or not marlkit's.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file {path}")
+    if reason := verify(path):
+        raise CheckpointError(f"checkpoint {path} {reason}", reason)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch reports a damaged file in many ways (zip, pickle, EOF, ...)
+        detail = (str(e).strip().splitlines() or [""])[0][:160]
+        reason = f"cannot be read ({type(e).__name__}{': ' + detail if detail else ''})"
+        raise CheckpointError(f"checkpoint {path} {reason}", reason) from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a marlkit checkpoint (format {FORMAT})")
+        reason = f"is not a marlkit checkpoint (format {FORMAT})"
+        raise CheckpointError(f"checkpoint {path} {reason}", reason)
     return obj
+
+
+def load_latest(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest intact checkpoint in ``folder`` as ``(path, state)``; None when the folder holds no checkpoint.
+
+    Each newer checkpoint that is not intact is skipped with a ``CheckpointWarning`` naming it and why; when none is
+    intact, ``CheckpointError`` lists every one with its reason.
+    """
+    found = list_checkpoints(folder)
+    skipped: list[tuple[Path, str]] = []
+    for _, path in reversed(found):
+        try:
+            state = load(path)
+        except CheckpointError as e:
+            skipped.append((path, e.reason))
+            continue
+        for bad, reason in skipped:
+            warnings.warn(CheckpointWarning(f"skipped checkpoint {bad}: it {reason}; using {path.name}"),
+                          stacklevel=2)
+        return path, state
+    if skipped:
+        raise CheckpointError(f"no intact checkpoint in {folder}: "
+                              + "; ".join(f"{p.name} {reason}" for p, reason in skipped))
+    return None
 
 
 # ------------------------------------------------------------------------------------------ global RNG states

@@ -1,8 +1,9 @@
 """Progress: a live rich bar on a terminal, one plain line per log event everywhere else.
 
-The bar shows env-steps done of the budget, env-steps/s, the latest training return and the ETA. Without a terminal
-(CI, a pipe, a log file) or with ``experiment.progress=false`` it prints one line per log event instead, so logs
-stay readable and small.
+The bar shows env-steps done of those the run will train, env-steps/s, the latest training return and the ETA.
+Without a terminal (CI, a pipe, a log file) or with ``experiment.progress=false`` it prints one line per log event
+instead, so logs stay readable and small. A run trains whole collections, so one whose budget is not a multiple of
+a collection's env-steps ends past it: the first and last lines say so, and the total shown is where it ends.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Progress:
         self._rate = "–"
         self._start_time = 0.0
         self._start_steps = 0
+        self._total = 0
 
     def on_start(self, runner: Runner) -> None:
         cfg = runner.config
@@ -49,7 +51,11 @@ class Progress:
             live = cfg.experiment.progress and self.stream.isatty()
         self.live = bool(live)
         self._start_time, self._start_steps = time.perf_counter(), runner.env_steps
-        head = (f"training {cfg.algorithm} on {cfg.env.id} for {cfg.experiment.steps:,} env-steps "
+        self._total = runner.planned_steps()
+        budget = cfg.experiment.steps
+        per = runner.steps_per_collection
+        planned = f" ({self._total:,} in whole collections of {per:,})" if self._total > budget else ""
+        head = (f"training {cfg.algorithm} on {cfg.env.id} for {budget:,} env-steps{planned} "
                 f"(seed {cfg.experiment.seed}) -> {runner.run_dir}")
         if runner.resumed:
             head += f", resumed at {runner.env_steps:,}"
@@ -65,14 +71,14 @@ class Progress:
                             TextColumn("{task.fields[rate]} steps/s"), TextColumn("return {task.fields[ret]}"),
                             TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
             self._bar.start()
-            self._task = self._bar.add_task(cfg.algorithm, total=cfg.experiment.steps,
+            self._task = self._bar.add_task(cfg.algorithm, total=self._total,
                                             completed=runner.env_steps, rate=self._rate, ret=self._return)
         else:
             self._print(head)
 
     def on_update(self, runner: Runner, metrics: dict[str, float]) -> None:
         if self.live:
-            self._bar.update(self._task, completed=min(runner.env_steps, runner.config.experiment.steps))
+            self._bar.update(self._task, completed=min(runner.env_steps, self._total))
 
     def on_log(self, runner: Runner, row: dict[str, float]) -> None:
         if "train/episode_return" in row:
@@ -82,7 +88,7 @@ class Progress:
         if self.live:
             self._bar.update(self._task, rate=self._rate, ret=self._return)
             return
-        total = runner.config.experiment.steps
+        total = self._total
         elapsed = time.perf_counter() - self._start_time
         done = runner.env_steps - self._start_steps
         eta = elapsed / done * (total - runner.env_steps) if done > 0 else float("nan")
@@ -103,7 +109,7 @@ class Progress:
 
     def on_end(self, runner: Runner, result: RunResult) -> None:
         if self.live:
-            self._bar.update(self._task, completed=min(runner.env_steps, runner.config.experiment.steps))
+            self._bar.update(self._task, completed=min(runner.env_steps, self._total))
             self._bar.stop()
         ev = result.eval
         self._print(f"final evaluation ({ev['episodes']} episodes): mean per-agent return "
@@ -113,6 +119,10 @@ class Progress:
             parts = [f"{g} {s['mean']:.4g}" for g, s in groups.items()]
             parts += [f"{k} {s['mean']:.4g}" for k, s in ev["metrics"].items()]
             self._print("  per group and task metrics (per episode): " + ", ".join(parts))
+        budget, per = runner.config.experiment.steps, runner.steps_per_collection
+        if runner.env_steps > budget:
+            self._print(f"trained {runner.env_steps:,} env-steps: {runner.env_steps // per:,} collections of "
+                        f"{per:,}; the budget {budget:,} is not a multiple of {per:,}")
         self._print(f"run directory: {result.run_dir}")
         gif = result.run_dir / MEDIA_DIR / "final.gif"
         if gif.exists():

@@ -12,7 +12,7 @@ A run directory holds everything needed to evaluate, render, plot or resume the 
     runs/<name>/config.yaml     the resolved config (every field, defaults filled in)
                metrics.csv      one row per log or evaluation event, env_steps as the x axis
                events.out.*     the same metrics as TensorBoard events
-               checkpoints/     step_<env_steps>.pt, written atomically
+               checkpoints/     step_<env_steps>.pt, written atomically, each with a manifest .pt.json
                eval.json        the final evaluation
                media/           GIFs and plots
 """
@@ -20,13 +20,10 @@ A run directory holds everything needed to evaluate, render, plot or resume the 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -41,7 +38,8 @@ class EnvConfig:
 
     id: str
     """Registered environment id, e.g. spread-v0 (see `marlkit envs`), or pz:MODULE for a PettingZoo env through
-    from_pettingzoo, e.g. pz:simple_spread_v3 (kwargs go to its parallel_env)."""
+    from_pettingzoo, e.g. pz:simple_spread_v3 (kwargs go to its parallel_env). Modules other than PettingZoo's and
+    mpe2's env modules and those packages register (entry-point group marlkit.pettingzoo) need --trust-module."""
     num_envs: int = 128
     """Copies stepped at once while collecting (128 as the MAPPO paper's rollout threads for MPE)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -50,39 +48,15 @@ class EnvConfig:
     """Copies stepped at once while evaluating; default: as many as experiment.eval_episodes, at most 100."""
 
     def __post_init__(self) -> None:
-        from marlkit.envs.registry import spec
+        from marlkit.envs.registry import UnknownEnvError, check_id
 
-        if self.id.startswith(PETTINGZOO_PREFIX):
-            pettingzoo_module(self.id)
-        else:
-            try:
-                spec(self.id)
-            except KeyError as e:
-                raise ConfigError(f"env.id: {e.args[0]}") from None
+        try:
+            check_id(self.id)
+        except UnknownEnvError as e:
+            raise ConfigError(f"env.id: {e}") from None
         check(self.num_envs >= 1, "env.num_envs", "an integer >= 1", self.num_envs)
         check(self.eval_num_envs is None or self.eval_num_envs >= 1, "env.eval_num_envs",
               "an integer >= 1, or null for the default", self.eval_num_envs)
-
-
-#: An env id ``pz:MODULE`` names a PettingZoo env module, trained on through ``marlkit.envs.from_pettingzoo``.
-PETTINGZOO_PREFIX = "pz:"
-#: Packages searched, in order, for a bare ``pz:NAME`` (``pz:simple_spread_v3`` is ``mpe2.simple_spread_v3``).
-PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic", "pettingzoo.atari")
-
-
-def pettingzoo_module(env_id: str) -> ModuleType:
-    """The PettingZoo env module of ``pz:NAME`` (searched in ``PETTINGZOO_PACKAGES``) or ``pz:package.NAME``."""
-    name = env_id[len(PETTINGZOO_PREFIX):]
-    candidates = [name] if "." in name else [f"{p}.{name}" for p in PETTINGZOO_PACKAGES]
-    for module in candidates:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:  # the parent package is not installed (or lacks its own dependencies)
-            found = False
-        if found:
-            return importlib.import_module(module)
-    raise ConfigError(f"env.id = {env_id!r}: no PettingZoo env module {' or '.join(candidates)} is installed "
-                      f"(write pz:NAME, e.g. pz:simple_spread_v3, or pz:package.NAME)")
 
 
 @dataclass(frozen=True)
@@ -178,14 +152,7 @@ class RunConfig:
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
         """Read a YAML file (a run directory's ``config.yaml`` or a hand-written one)."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / CONFIG_FILE
-        try:
-            data = yaml_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path} is not valid YAML: {e}") from None
-        return cls.from_dict(data or {})
+        return cls.from_dict(_read_yaml(path))
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(to_dict(self))
@@ -205,7 +172,7 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     and finally apply the ``"section.field=value"`` strings of ``sets``.
     """
     if isinstance(config, (str, Path)):
-        data = yaml_load(Path(config).read_text()) or {}
+        data = _read_yaml(config)
     elif isinstance(config, RunConfig):
         data = config.to_dict()
     else:
@@ -246,6 +213,24 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     for assignment in sets:
         cfg = override(cfg, assignment)
     return cfg
+
+
+def _read_yaml(path: str | Path) -> Any:
+    """The data of a YAML config file (a run directory means its config.yaml); a parse error is a one-line
+    ``ConfigError`` naming the file and where it failed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    try:
+        data = yaml_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a YAML text file (it is not UTF-8)") from None
+    return {} if data is None else data
 
 
 def _plain(x: Any) -> Any:

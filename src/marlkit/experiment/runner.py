@@ -19,7 +19,6 @@ numbers. (An uninterrupted run does not reset at checkpoints, so it is not bit-i
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import time
@@ -80,28 +79,24 @@ def derive_seeds(seed: int) -> dict[str, int]:
 
 def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
     from marlkit.algorithms.registry import algo_spec, unsupported_reason
+    from marlkit.experiment.config import ConfigError
 
     spec = algo_spec(cfg.algorithm)
     if reason := unsupported_reason(spec, env):
-        raise ValueError(f"cannot train {cfg.algorithm} on {cfg.env.id}: {reason}")
+        raise ConfigError(f"cannot train {cfg.algorithm} on {cfg.env.id}: {reason}")
     algo_cls, _ = spec.load()
     return algo_cls(env, cfg.algo, seed=seed)
 
 
-def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None) -> Any:
-    """``num_envs`` copies of the run's env: a registered id, or ``pz:MODULE`` through ``from_pettingzoo``."""
-    import marlkit
+def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None, trust_module: bool = False) -> Any:
+    """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``)."""
+    from marlkit.envs.registry import UnknownEnvError, make
     from marlkit.experiment.config import ConfigError
-    from marlkit.experiment.run import PETTINGZOO_PREFIX, pettingzoo_module
 
     try:
-        if cfg.env.id.startswith(PETTINGZOO_PREFIX):
-            from marlkit.envs.pettingzoo import from_pettingzoo
-
-            module = pettingzoo_module(cfg.env.id)
-            factory = getattr(module, "parallel_env", None) or module.env
-            return from_pettingzoo(functools.partial(factory, **cfg.env.kwargs), num_envs=num_envs, seed=seed)
-        return marlkit.make(cfg.env.id, num_envs=num_envs, seed=seed, **cfg.env.kwargs)
+        return make(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
+    except UnknownEnvError as e:
+        raise ConfigError(f"env.id: {e}") from None
     except (TypeError, ValueError) as e:  # an option the env does not have, or a value it rejects
         if not cfg.env.kwargs:
             raise
@@ -115,16 +110,18 @@ def eval_num_envs(cfg: RunConfig) -> int:
 class Runner:
     """Trains ``config`` into a run directory; ``run()`` returns a ``RunResult``.
 
-    ``Runner(config)`` starts a new run; ``Runner.resume(run_dir)`` continues one from its latest checkpoint.
+    ``Runner(config)`` starts a new run; ``Runner.resume(run_dir)`` continues one from its latest intact checkpoint.
+    ``trust_module`` lets a ``pz:`` env id import a module outside the env registry's allow-list.
     """
 
     def __init__(self, config: RunConfig, callbacks: Iterable[Any] = (), run_dir: str | Path | None = None,
-                 default_callbacks: bool = True, _resume: bool = False) -> None:
+                 default_callbacks: bool = True, _resume: bool = False, trust_module: bool = False) -> None:
         from marlkit.experiment.logging import MetricsLogger
         from marlkit.experiment.progress import Progress
 
         self.config = config
         self.resumed = _resume
+        self.trust_module = trust_module
         self.callbacks = ([MetricsLogger(), Progress()] if default_callbacks else []) + list(callbacks)
         self.env_steps = 0
         self.updates = 0
@@ -143,12 +140,12 @@ class Runner:
         state = None
         if _resume:
             ckpt.clean(Path(run_dir) / CHECKPOINT_DIR)
-            path = ckpt.latest(Path(run_dir) / CHECKPOINT_DIR)
-            state = ckpt.load(path) if path is not None else None
+            found = ckpt.load_latest(Path(run_dir) / CHECKPOINT_DIR)
+            state = found[1] if found is not None else None
         # A resumed env gets its generator from the checkpoint, so it is built unseeded.
-        self.env = make_env(config, config.env.num_envs, None if state else self.seeds["env"])
+        self.env = make_env(config, config.env.num_envs, None if state else self.seeds["env"], trust_module)
         self.algo = build_algo(config, self.env, self.seeds["algo"])
-        self.eval_env = make_env(config, eval_num_envs(config))
+        self.eval_env = make_env(config, eval_num_envs(config), trust_module=trust_module)
         # The run directory is made once env and algorithm are built, so a config they reject leaves nothing behind.
         self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
         (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
@@ -167,17 +164,32 @@ class Runner:
 
     @classmethod
     def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
-               default_callbacks: bool = True) -> Runner:
-        """Continue the run in ``run_dir`` from its latest checkpoint (from scratch if it has none);
-        ``steps`` raises the budget."""
+               default_callbacks: bool = True, trust_module: bool = False) -> Runner:
+        """Continue the run in ``run_dir`` from its latest intact checkpoint (from scratch if it has none);
+        ``steps`` changes the budget, to no fewer env-steps than the run has trained."""
         run_dir = Path(run_dir)
         config = RunConfig.load(run_dir)
         if steps is not None:
-            from marlkit.experiment.config import override
+            from marlkit.experiment.config import check, override
 
             config = override(config, f"experiment.steps={steps}")
+        runner = cls(config, callbacks, run_dir, default_callbacks, _resume=True, trust_module=trust_module)
+        if steps is not None:
+            check(steps >= runner.env_steps, "experiment.steps",
+                  f"at least the {runner.env_steps:,} env-steps this run has already trained", steps)
             config.save(run_dir / CONFIG_FILE)
-        return cls(config, callbacks, run_dir, default_callbacks, _resume=True)
+        return runner
+
+    @property
+    def steps_per_collection(self) -> int:
+        """Env-steps one collection adds (``rollout_steps`` steps of every copy)."""
+        return self.collector.steps * self.env.num_envs
+
+    def planned_steps(self) -> int:
+        """The env-steps the run ends at: whole collections until the budget is reached, so past the budget when
+        it is not a multiple of ``steps_per_collection`` (a partial collection would change the last batch)."""
+        per, left = self.steps_per_collection, self.config.experiment.steps - self.env_steps
+        return self.env_steps + max(0, -(-left // per)) * per
 
     # ----------------------------------------------------------------------------------------------- the loop
     def run(self) -> RunResult:
@@ -268,7 +280,7 @@ class Runner:
 
     def render_gif(self, path: Path) -> Path | None:
         """One greedy episode of the current policy as a GIF (None if the env does not render)."""
-        return render_policy_gif(self.config, self.algo, path, seed=self.seeds["eval"])
+        return render_policy_gif(self.config, self.algo, path, seed=self.seeds["eval"], trust_module=self.trust_module)
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -348,11 +360,12 @@ def greedy_policy(algo: Any, env: Any):
     return policy
 
 
-def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None) -> Path | None:
+def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None,
+                      trust_module: bool = False) -> Path | None:
     """Record one greedy episode of copy 0 to a GIF; None when the env cannot render."""
     from marlkit.envs.rendering import record_episode, save_gif
 
-    env = make_env(cfg, 1)
+    env = make_env(cfg, 1, trust_module=trust_module)
     try:
         frames = record_episode(env, greedy_policy(algo, env), seed=seed)
     except NotImplementedError:
@@ -362,12 +375,13 @@ def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | N
 
 def train(algo: str | None = None, env: str | None = None, steps: int | None = None, seed: int | None = None, *,
           config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
-          callbacks: Iterable[Any] = (), **overrides: Any) -> RunResult:
+          callbacks: Iterable[Any] = (), trust_module: bool = False, **overrides: Any) -> RunResult:
     """Train ``algo`` on ``env`` and return the result (run directory, final metrics, evaluation).
 
     The Python mirror of ``marlkit train``: ``overrides`` are config fields by bare name when unambiguous
     (``lr=3e-4``, ``num_envs=16``, ``progress=False``) or by path (``**{"env.kwargs": {"k": -50}}``); ``sets``
-    takes the command line's ``"algo.lr=3e-4"`` strings. Example::
+    takes the command line's ``"algo.lr=3e-4"`` strings; ``trust_module`` lets a ``pz:`` env id import a module
+    outside the env registry's allow-list. Example::
 
         result = marlkit.train("mappo", "spread-v0", steps=200_000, seed=1, lr=5e-4)
         print(result.eval_return, result.run_dir)
@@ -375,24 +389,26 @@ def train(algo: str | None = None, env: str | None = None, steps: int | None = N
     from marlkit.experiment.run import make_run_config
 
     cfg = make_run_config(algo, env, config, sets, steps=steps, seed=seed, **overrides)
-    return Runner(cfg, callbacks).run()
+    return Runner(cfg, callbacks, trust_module=trust_module).run()
 
 
-def load_run(run_dir: str | Path, num_envs: int = 1,
-             checkpoint: str | Path | None = None) -> tuple[RunConfig, Any, Any, int]:
-    """The config, an env of ``num_envs`` copies and the trained algorithm of a run directory (latest checkpoint
-    unless ``checkpoint`` is given); returns ``(config, env, algo, env_steps)``."""
+def load_run(run_dir: str | Path, num_envs: int = 1, checkpoint: str | Path | None = None,
+             trust_module: bool = False) -> tuple[RunConfig, Any, Any, int]:
+    """The config, an env of ``num_envs`` copies and the trained algorithm of a run directory (latest intact
+    checkpoint unless ``checkpoint`` is given); returns ``(config, env, algo, env_steps)``."""
     run_dir = Path(run_dir)
     cfg = RunConfig.load(run_dir)
-    path = Path(checkpoint) if checkpoint else ckpt.latest(run_dir / CHECKPOINT_DIR)
-    if path is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint in {CHECKPOINT_DIR}/ yet")
     set_threads(cfg.experiment.torch_threads)
-    state = ckpt.load(path)
-    env = make_env(cfg, num_envs)
+    if checkpoint:
+        state = ckpt.load(checkpoint)
+    elif found := ckpt.load_latest(run_dir / CHECKPOINT_DIR):
+        state = found[1]
+    else:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint in {CHECKPOINT_DIR}/ yet")
+    env = make_env(cfg, num_envs, trust_module=trust_module)
     # The algorithm is rebuilt as it was trained: replay buffers and per-copy tables are sized by the training
     # env's copies, so the checkpoint loads exactly; its policy then acts on any number of copies.
-    trained = env if num_envs == cfg.env.num_envs else make_env(cfg, cfg.env.num_envs)
+    trained = env if num_envs == cfg.env.num_envs else make_env(cfg, cfg.env.num_envs, trust_module=trust_module)
     algo = build_algo(cfg, trained, derive_seeds(cfg.experiment.seed)["algo"])
     algo.load_checkpoint_state(state["algo"])
     return cfg, env, algo, int(state["env_steps"])
