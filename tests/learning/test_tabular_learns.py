@@ -11,15 +11,23 @@ import pytest
 import marlkit
 from marlkit.algorithms.tabular import JointActionLearner, TabularConfig, TabularQ
 from marlkit.collect import Collector
+from marlkit.envs.matrix import MatrixGame, penalty_payoffs
 
 TRIALS = 100
 LEARNERS = {"iql-tabular": TabularQ, "jal": JointActionLearner}
+#: The penalty game with k = 0, its actions reordered (b, a, c) so that the safe (b, b) is action 0 and the optima
+#: (a, a), (c, c) are (1, 1), (2, 2): an all-zero table's argmax picks action 0, so ties do not favour an optimum.
+SAFE_FIRST = [1, 0, 2]
+PENALTY_0_SAFE_FIRST = np.asarray(penalty_payoffs(0))[SAFE_FIRST][:, SAFE_FIRST]
 
 
 def train_trials(algo, env_id, plays=1000, seed=0, decay=0.99, **kwargs):
     """``TRIALS`` independent learner pairs, ``plays`` plays each, Boltzmann temperature 16 * ``decay`` ** play;
-    returns (learner, env, greedy joint actions)."""
-    env = marlkit.make(env_id, num_envs=TRIALS, seed=seed, **kwargs)
+    returns (learner, env, greedy joint actions). ``env_id`` may also be a payoff table."""
+    if isinstance(env_id, str):
+        env = marlkit.make(env_id, num_envs=TRIALS, seed=seed, **kwargs)
+    else:
+        env = MatrixGame(env_id, num_envs=TRIALS, seed=seed, **kwargs)
     cfg = TabularConfig(gamma=0.0, temperature_decay=decay, tables_per_copy=True)
     learner = LEARNERS[algo](env, cfg, seed=seed)
     collector = Collector(env, learner, 1, seed=seed)
@@ -37,9 +45,11 @@ def share(greedy, *cells):
 @pytest.mark.parametrize("algo", LEARNERS)
 def test_without_penalty_every_trial_coordinates_on_an_optimum(algo):
     # penalty game with k = 0: (a, a) and (c, c) pay 10, miscoordination costs nothing. C&B: both learner types
-    # converge to an optimal equilibrium.
-    _, _, greedy = train_trials(algo, "penalty-v0", k=0)
-    assert share(greedy, (0, 0), (2, 2)) >= 0.95
+    # converge to an optimal equilibrium. With the safe action first, untrained tables play the safe (b, b).
+    _, _, untrained = train_trials(algo, PENALTY_0_SAFE_FIRST, plays=0)
+    assert share(untrained, (0, 0)) == 1.0
+    _, _, greedy = train_trials(algo, PENALTY_0_SAFE_FIRST)
+    assert share(greedy, (1, 1), (2, 2)) >= 0.95
 
 
 @pytest.mark.parametrize("algo", LEARNERS)

@@ -13,7 +13,8 @@ policy (the paper's "death masking" for dead agents is the ``active`` mask on ev
 
 Each group (agents sharing spaces) has its own actor and critic; agents in a group share parameters by default
 or have their own (``share_parameters=False``), evaluated in one batched op either way. Building them, acting (in
-NumPy) and checkpoints are shared with A2C (``policy_nets.ActorCriticTeam``); this file is how PPO learns.
+NumPy) and checkpoints are shared with A2C (``policy_nets.ActorCriticTeam``); this file is how PPO learns, its loss
+a pure function of tensors (``marlkit.ops.ppo_loss``) so each term is unit-tested on numbers worked out by hand.
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from marlkit.algorithms.policy_nets import ActorCriticTeam
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
-from marlkit.ops import gae
+from marlkit.ops import gae, ppo_loss
 
 
 @dataclass(frozen=True)
@@ -168,33 +168,14 @@ class PPO(ActorCriticTeam):
         cfg, net = self.config, self.nets[g]
         params = net.dist_params(s["obs"], s.get("mask"))
         logp, entropy = net.log_prob_entropy(params, s["actions"])
-        active = s["active"]
-        count = active.sum().clamp(min=1.0)
-        log_ratio = logp - s["logp"]
-        ratio = log_ratio.exp()
-        surrogate = torch.min(ratio * s["adv"], ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * s["adv"])
-        policy_loss = -(surrogate * active).sum() / count
-        entropy_mean = (entropy * active).sum() / count
-
         value = net.value(s["critic_in"])
-        value_loss = self._value_error(value, s["returns"])
-        if cfg.value_clip > 0:
-            clipped = s["value_old"] + (value - s["value_old"]).clamp(-cfg.value_clip, cfg.value_clip)
-            value_loss = torch.max(value_loss, self._value_error(clipped, s["returns"]))
-        value_loss = (value_loss * active).sum() / count
-
-        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy_mean
+        terms = ppo_loss(logp, s["logp"], s["adv"], entropy, value, s["value_old"], s["returns"], s["active"],
+                         clip=cfg.clip, value_clip=cfg.value_clip, huber_delta=cfg.huber_delta,
+                         value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef)
         with torch.no_grad():
-            change = ratio - 1
-            approx_kl = ((change - log_ratio) * active).sum() / count  # Schulman's k3 estimator
-            clip_frac = ((change.abs() > cfg.clip).float() * active).sum() / count
-            stats = torch.stack([policy_loss, value_loss, entropy_mean, approx_kl, clip_frac])  # in _LOSS_STATS order
-        return loss, stats
-
-    def _value_error(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self.config.huber_delta > 0:
-            return F.huber_loss(pred, target, reduction="none", delta=self.config.huber_delta)
-        return 0.5 * (pred - target) ** 2
+            stats = torch.stack([terms.policy, terms.value, terms.entropy, terms.approx_kl,
+                                 terms.clip_fraction])  # in _LOSS_STATS order
+        return terms.total, stats
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_state(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""Pure functions of the learning math: returns and advantages, each with numeric unit tests."""
+"""Pure functions of the learning math: returns, advantages and losses, each with numeric unit tests."""
 
+from marlkit.ops.losses import PPOLoss, ppo_loss, value_error
 from marlkit.ops.returns import discounted_returns, gae, lambda_returns, nstep_returns
 
-__all__ = ["discounted_returns", "gae", "lambda_returns", "nstep_returns"]
+__all__ = ["PPOLoss", "discounted_returns", "gae", "lambda_returns", "nstep_returns", "ppo_loss", "value_error"]
