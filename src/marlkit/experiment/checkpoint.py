@@ -25,8 +25,9 @@ import random
 import re
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -79,32 +80,31 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
     its manifest (size and sha256) the same way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        manifest = {"size": tmp.stat().st_size, "sha256": _sha256(tmp)}
+    manifest: dict[str, Any] = {}
+
+    def before_rename(tmp: Path) -> None:
+        manifest.update(size=tmp.stat().st_size, sha256=_sha256(tmp))
         if delay := float(os.environ.get(SLEEP_ENV, "0") or 0):
             time.sleep(delay)
         manifest_path(path).unlink(missing_ok=True)  # a rewritten checkpoint never sits beside the old manifest
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _write_atomic(manifest_path(path), (json.dumps(manifest) + "\n").encode())
+
+    _write_atomic(path, lambda f: torch.save(obj, f), before_rename)
+    _write_atomic(manifest_path(path), lambda f: f.write((json.dumps(manifest) + "\n").encode()))
     _fsync_dir(path.parent)
     return path
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, write: Callable[[BinaryIO], Any],
+                  before_rename: Callable[[Path], None] | None = None) -> None:
+    """``write(file)`` into a temporary beside ``path``, fsync it, then rename it onto ``path``."""
     tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
