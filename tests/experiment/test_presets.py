@@ -219,3 +219,41 @@ def test_origins_follow_the_order_values_were_applied():
     _, origins = resolve_run_config("ippo", "penalty-v0", {"env": {"kwargs": {"k": 1}}}, ["env.kwargs={k: 2}"])
     assert presets.origin_of("env.kwargs.k", origins).kind == "set"  # the --set replaced the whole mapping
     assert presets.origin_of("env.num_envs", origins) is None  # a default
+
+
+def test_learning_records_its_preset_and_reproduce_resolves_it(reproduce, tmp_path):
+    """benchmarks/learning.py records the preset it applied with its settings; reproduce.py compares a JSON with
+    its row through them, so a JSON matches the row whose preset gives the same settings, however they were given."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import learning
+
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("ippo:\n  env: {num_envs: 4}\n  algo: {epochs: 2, rollout_steps: 10}\n")
+    out = tmp_path / "l.json"
+    assert learning.main(["--algo", "ippo", "--env", "climbing-v0", "--steps", "200", "--seeds", "1", "--episodes",
+                          "4", "--preset", str(preset), "--set", "algo.lr=0.001", "--out", str(tmp_path / "runs"),
+                          "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    record = doc["records"][0]
+    assert record["preset"] == str(preset) and record["num_envs"] == 4
+    assert record["preset_settings"] == {"env.num_envs": 4, "algo.epochs": 2, "algo.rollout_steps": 10}
+    Row = reproduce.Row
+    assert reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, sets=("algo.lr=0.001",), preset=str(preset)),
+                              doc) == []
+    same = ("algo.lr=0.001", "algo.epochs=2", "algo.rollout_steps=10")  # the preset's settings given as --set
+    assert reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, 4, same, preset="none"), doc) == []
+    assert reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, sets=("algo.lr=0.001",)), doc) == [
+        "env.num_envs 4 (row: 128)", "algo.rollout_steps 10 (row: 25)", "algo.epochs 2 (row: 10)"]
+
+
+def test_reproduce_matches_a_json_made_before_presets(reproduce):
+    """A committed JSON made with the preset's settings as --set strings matches the row that now reads them from
+    the preset; one that lacks a setting is flagged with the field and both values."""
+    settings = presets.select("auto", "qmix", "spread-v0").settings()
+    sets = " ".join(f"{k}={json.dumps(v)}" for k, v in settings.items() if k != "env.num_envs")
+    record = {"algo": "qmix", "env": "spread-v0", "seed": 0, "num_envs": settings["env.num_envs"], "sets": sets}
+    doc = {"records": [record], "config": {"experiment": {"steps": 1000}}}
+    row = reproduce.Row("qmix", "spread-v0", 1000, 1)
+    assert reproduce.mismatch(row, doc) == []
+    record["sets"] = sets.replace("algo.hypernet_layers=2", "")
+    assert reproduce.mismatch(row, doc) == ["algo.hypernet_layers 1 (row: 2)"]
