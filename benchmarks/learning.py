@@ -13,6 +13,10 @@ same evaluation episodes (same env, copies and reset seed) and recorded as ``alg
 (``--config examples/configs/tag_maddpg_vs_random.yaml``: MADDPG predators against a random prey); the random
 baseline then plays every group at random.
 
+Each seed starts from the learner's tuned preset for the env (``src/marlkit/experiment/presets/``), as ``marlkit
+train`` does; ``--num-envs`` and ``--set`` override it, ``--preset none`` gives the code defaults and ``--preset
+NAME|FILE`` another preset.
+
 ``--env pz:simple_spread_v3`` trains on mpe2's own ``simple_spread_v3.parallel_env()`` through
 ``marlkit.envs.from_pettingzoo`` (``--num-envs`` Python copies); any ``pz:MODULE`` works the same way.
 
@@ -21,11 +25,12 @@ episode return, the MPE convention), ``eval_return_std`` (over episodes), ``eval
 periodic evaluations included, the final one not), ``env_steps_per_s`` (``env_steps / wall_s``), the env's task
 metrics averaged per episode (``capture_rate``, ``collisions_per_episode``, ``occupied_landmarks``, ``catches``,
 ...), every group's mean return (``return/<group>``) on envs with several groups,
-``num_envs``, the ``--set`` overrides, and the machine's load while training: ``load_avg_1min`` (sampled at every
-log and evaluation) and ``cpu_per_wall`` (this process's CPU time over wall time; well below 1 means it waited for
-a core, so wall times compare only at similar load). The document also holds ``command``, ``summary`` (per
-algorithm and key: mean and sample std across seeds), the resolved ``config`` of the first seed and every seed's
-evaluation ``curves`` (env-steps, greedy return and task metrics at every periodic evaluation).
+``num_envs``, the ``--set`` overrides, the tuned ``preset`` applied and its ``preset_settings``, and the machine's
+load while training: ``load_avg_1min`` (sampled at every log and evaluation) and ``cpu_per_wall`` (this process's
+CPU time over wall time; well below 1 means it waited for a core, so wall times compare only at similar load). The
+document also holds ``command``, ``summary`` (per algorithm and key: mean and sample std across seeds), the
+resolved ``config`` of the first seed and every seed's evaluation ``curves`` (env-steps, greedy return and task
+metrics at every periodic evaluation).
 Runs go one after another unless ``--parallel 2``; every process uses one torch thread.
 """
 
@@ -100,6 +105,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
 
     torch.set_num_threads(1)
     from marlkit.collect import evaluate
+    from marlkit.experiment.presets import select
     from marlkit.experiment.run import make_run_config
     from marlkit.experiment.runner import Runner, derive_seeds, eval_report, eval_num_envs, make_env
 
@@ -107,7 +113,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
                   eval_every=args.eval_every if args.eval_every is not None else max(args.steps // 10, 1),
                   log_every=max(args.steps // 20, 1), checkpoint_every=0, gif=False, progress=args.progress,
                   torch_threads=1, out=args.out)
-    cfg = make_run_config(args.algo, args.env, args.config, sets=args.set, **fields)
+    cfg = make_run_config(args.algo, args.env, args.config, sets=args.set, preset=args.preset, **fields)
+    preset = select(cfg.preset, cfg.algorithm, cfg.env.id)
     curve = CurveRecorder()
     start, cpu = time.perf_counter(), time.process_time()
     runner = Runner(cfg, callbacks=[curve])
@@ -117,7 +124,8 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
     rec = _record(cfg.algorithm, cfg.env.id, seed, result.env_steps, result.eval)
     rec.update(wall_s=train_s, env_steps_per_s=result.env_steps / train_s, total_wall_s=total,
                cpu_per_wall=cpu / total, load_avg_1min=float(np.mean(curve.load)) if curve.load else None,
-               num_envs=cfg.env.num_envs, sets=" ".join(args.set), run_dir=str(result.run_dir))
+               num_envs=cfg.env.num_envs, sets=" ".join(args.set), preset=cfg.preset,
+               preset_settings=preset.settings() if preset else {}, run_dir=str(result.run_dir))
     records = [rec]
     if not args.no_random:  # the same evaluation env, copies and reset seed as the runner's final evaluation
         env = make_env(cfg, eval_num_envs(cfg))
@@ -172,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-envs", type=int, default=None, help="copies stepped at once while training")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="config override, e.g. algo.lr=3e-4 (repeatable)")
+    p.add_argument("--preset", default="auto", metavar="NAME|FILE",
+                   help="tuned preset beneath --num-envs and --set: auto (default: the shipped one of the algorithm "
+                        "for the env), none (the code defaults), a task with shipped presets, or a YAML file")
     p.add_argument("--episodes", type=int, default=200, help="greedy evaluation episodes per seed (default 200)")
     p.add_argument("--eval-every", type=int, default=None, help="periodic evaluation (default steps/10; 0 = none)")
     p.add_argument("--parallel", type=int, default=1, choices=(1, 2), help="seeds trained at once (default 1)")

@@ -8,7 +8,7 @@ algorithm and seed: the first input that has it wins) and of the curves, and rec
 ``learning.py`` does. ``command`` becomes ``--command`` (the single invocation that would reproduce the whole row, as
 the reproduction table expects) or, without it, the first input's; ``command_as_run`` lists every input's command and
 ``machines`` every input's machine, so nothing about how the numbers were made is lost. OUT may be one of the inputs.
-Inputs must be the same row: the same env, env-steps per seed and ``--set`` overrides (checked).
+Inputs must be the same row: the same env, env-steps per seed, ``--set`` overrides and preset settings (checked).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ def merge(docs: list[dict[str, Any]], command: str | None = None) -> dict[str, A
     """One learning document from several of the same row."""
     if not docs:
         raise ValueError("nothing to merge")
-    trained = [(r["env"], r["env_steps"], r.get("sets", ""))
+    trained = [(r["env"], r["env_steps"], r.get("sets", ""), json.dumps(r.get("preset_settings", {}), sort_keys=True))
                for d in docs for r in d["records"] if r["algo"] != "random"]
     if len(set(trained)) > 1:
-        raise ValueError(f"inputs are not one row: (env, env_steps, sets) differ: {sorted(set(trained))}")
+        raise ValueError(f"inputs are not one row: (env, env_steps, sets, preset settings) differ: "
+                         f"{sorted(set(trained))}")
     records: dict[tuple[str, int], dict[str, Any]] = {}
     curves: dict[str, Any] = {}
     for d in docs:

@@ -5,12 +5,16 @@
     python benchmarks/reproduce.py --table-only        # regenerate REPRODUCTION.md and the plots, train nothing
     python benchmarks/reproduce.py --quick             # every row at a smoke-test budget, into results/quick/
 
-``ROWS`` below is the whole benchmark, declared: algorithm, env, env-steps, seeds, copies, ``--set`` overrides and,
-where one exists, a published figure. Each row is one ``benchmarks/learning.py`` command (run as a subprocess, one at
-a time) writing ``results/learning_<algo>_<env>.json``; a row whose JSON exists is skipped unless ``--force``. The
-table (``results/REPRODUCTION.md``) is generated from the JSON files present: a row without one says "not run" and
-shows its command, never a number; an algorithm that cannot train on an env says why (``unsupported_reason``); a
-JSON made with other settings than its row declares is flagged. One PNG per env compares the algorithms' learning
+``ROWS`` below is the whole benchmark, declared: algorithm, env, env-steps, seeds, the task's ``--set`` options
+(pursuit's reward, cooperative foraging, MADDPG's continuous actions) and, where one exists, a published figure. The
+learners' settings are not here: each row trains with its algorithm's tuned preset for the env
+(``src/marlkit/experiment/presets/``), which ``learning.py`` applies as ``marlkit train`` does; a row sets
+``num_envs``, other ``--set`` values or ``preset`` only to study a variant. Each row is one ``benchmarks/learning.py``
+command (run as a subprocess, one at a time) writing ``results/learning_<algo>_<env>.json``; a row whose JSON exists
+is skipped unless ``--force``. The table (``results/REPRODUCTION.md``) is generated from the JSON files present: a row
+without one says "not run" and shows its command, never a number; an algorithm that cannot train on an env says why
+(``unsupported_reason``); a JSON made with other settings than its row resolves to (preset, copies and overrides,
+every field compared) is flagged. One PNG per env compares the algorithms' learning
 curves (``results/plots/``, drawn by ``marlkit.experiment.logging.plot_runs``).
 
 ``--quick`` runs every row with one seed for ``QUICK_STEPS`` env-steps (``QUICK_STEPS_PZ`` through
@@ -24,6 +28,7 @@ import argparse
 import fnmatch
 import functools
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -84,25 +89,12 @@ ENVS: dict[str, EnvInfo] = {
                                    "that the wrapper learns what spread-v0 learns."),
 }
 
-#: Settings of the value-based learners on every env (see results/README.md, "Value-based learners").
-VALUE_SETS = ("algo.gradient_steps=2", "algo.gamma=0.95", "algo.buffer_size=200000", "algo.epsilon_steps=100000")
-#: QMIX on the MPE tasks: the residual mixer (Q_tot = sum + mixer; session 5) with two-layer hypernetworks (EPyMARL's;
-#: session 7) at lr 1e-3, the best of the variants measured over 5 seeds (results/README.md has every variant run,
-#: and VDN at 1e-3).
-QMIX_SETS = VALUE_SETS + ("algo.lr=0.001", "algo.residual=true", "algo.hypernet_layers=2")
-#: pursuit-v0's training reward in every row: contacts weighted 3 (issue 4's floor run; the env's default is 1).
+#: pursuit-v0's training reward in every row: contacts weighted 3 (the env's default is 1).
 PURSUIT = ("env.kwargs.collision_penalty=3.0",)
-#: A2C on spread-v0: value targets normalised with running statistics (session 7: -13.5 / -12.8 for MAA2C / IA2C over
-#: 3 seeds, against -16.1 / -16.9 without; results/README.md).
-A2C_SPREAD = ("algo.value_norm=true",)
-#: A2C on pursuit-v0: the learning rate annealed to 0 and value targets normalised with running statistics.
-A2C_PURSUIT = ("algo.anneal_lr=true", "algo.value_norm=true")
 #: The cooperative foraging task every foraging-v0 row trains on.
 COOP = ("env.kwargs.force_coop=true",)
-#: The value-based learners on foraging-v0: longer exploration for the sparse rewards; γ 0.95 as on spread-v0 (at
-#: 0.99 the agents' Q-values settled near 4x the most any agent can earn: results/README.md, session 5).
-FORAGE_VALUE_SETS = ("algo.gradient_steps=2", "algo.gamma=0.95", "algo.buffer_size=200000",
-                     "algo.epsilon_steps=200000", "algo.eval_epsilon=0.05", *COOP)
+#: MADDPG's rows on spread act in its continuous action space (Box(0, 1, (5,)), as XuanCe's MADDPG).
+CONTINUOUS = ("env.kwargs.continuous_actions=true",)
 #: As quoted in issue 6 (XuanCe's MPE benchmark); not re-checked here: XuanCe's current docs hold no MPE table.
 XUANCE = "XuanCe, simple_spread_v3, 10M env-steps"
 
@@ -116,9 +108,12 @@ class Row:
     steps: int
     seeds: int
     num_envs: int | None = None
-    """Copies stepped at once while training; None = the run config's default (128)."""
+    """Copies stepped at once while training (``--num-envs``); None = the preset's, else the run config's default."""
     sets: tuple[str, ...] = ()
+    """``--set`` overrides: the task's options, or a variant's settings over the preset."""
     published: Published | None = None
+    preset: str = "auto"
+    """``learning.py --preset``: the algorithm's shipped preset for the env unless a variant names another."""
 
     @property
     def name(self) -> str:
@@ -132,6 +127,8 @@ class Row:
              out: str | None = None) -> list[str]:
         """The arguments of ``benchmarks/learning.py`` for this row."""
         args = ["--algo", self.algo, "--env", self.env, "--steps", str(self.steps), "--seeds", str(self.seeds)]
+        if self.preset != "auto":
+            args += ["--preset", self.preset]
         if self.num_envs is not None:
             args += ["--num-envs", str(self.num_envs)]
         for s in self.sets:
@@ -146,42 +143,36 @@ class Row:
 
 
 def _rows() -> list[Row]:
-    """The declared benchmark. Rows with a committed JSON keep the exact settings that produced it (its
-    ``command``); the others are the settings to run next (on-policy: the PPO/A2C defaults; value-based and MADDPG:
-    16 copies with ``VALUE_SETS``-style replay settings)."""
+    """The declared benchmark. Rows with a committed JSON keep the exact settings that produced it (its ``command``
+    with the preset applied); the learners' settings are the presets' (``src/marlkit/experiment/presets/``)."""
     two_m = 2_000_000
     rows = [
-        # spread-v0: the committed MAPPO/VDN/IQL/QMIX runs (JSON commands) and the rest at the same budget
-        Row("mappo", "spread-v0", two_m, 3, sets=("algo.gamma=0.95",), published=Published("-11.64", XUANCE)),
+        Row("mappo", "spread-v0", two_m, 3, published=Published("-11.64", XUANCE)),
         Row("ippo", "spread-v0", two_m, 3),
-        # A2C takes one gradient step per batch: 16 copies give it 8x the updates of the default 128 (session 4)
-        Row("maa2c", "spread-v0", two_m, 3, 16, A2C_SPREAD),
-        Row("ia2c", "spread-v0", two_m, 3, 16, A2C_SPREAD),
-        Row("iql", "spread-v0", two_m, 3, 16, VALUE_SETS, Published("-19.59", XUANCE)),
-        Row("vdn", "spread-v0", two_m, 3, 16, VALUE_SETS, Published("-13.09", XUANCE)),
-        Row("qmix", "spread-v0", two_m, 5, 16, QMIX_SETS, Published("-53.7", XUANCE)),
-        Row("maddpg", "spread-v0", two_m, 3, 16, ("env.kwargs.continuous_actions=true", "algo.n_step=3",
-                                                  "algo.hidden=[128,128]"), Published("-9.80", XUANCE)),
-        # pursuit-v0: every row trains on the issue-4 floor's reward, contacts weighted 3 (not 1), so returns compare.
-        # PPO: 64 copies and 4M env-steps as the committed MAPPO run; A2C: 16 copies, 15M with the learning rate
-        # annealed and value targets normalised (PPO's ValueNorm; issue 6's MAA2C floor run, session 6)
-        Row("mappo", "pursuit-v0", 4_000_000, 3, 64, PURSUIT),
-        Row("ippo", "pursuit-v0", 4_000_000, 3, 64, PURSUIT),
-        Row("maa2c", "pursuit-v0", 15_000_000, 3, 16, PURSUIT + A2C_PURSUIT),
-        Row("ia2c", "pursuit-v0", 15_000_000, 3, 16, PURSUIT + A2C_PURSUIT),
-        Row("iql", "pursuit-v0", two_m, 3, 16, VALUE_SETS + PURSUIT),
-        Row("vdn", "pursuit-v0", two_m, 3, 16, VALUE_SETS + PURSUIT),
-        Row("qmix", "pursuit-v0", two_m, 3, 16, QMIX_SETS + PURSUIT),
-        Row("maddpg", "pursuit-v0", two_m, 3, 16, PURSUIT),
-        # foraging-v0, cooperative: the value-based rows of issue 5 at 1M env-steps
+        Row("maa2c", "spread-v0", two_m, 3),
+        Row("ia2c", "spread-v0", two_m, 3),
+        Row("iql", "spread-v0", two_m, 3, published=Published("-19.59", XUANCE)),
+        Row("vdn", "spread-v0", two_m, 3, published=Published("-13.09", XUANCE)),
+        Row("qmix", "spread-v0", two_m, 5, published=Published("-53.7", XUANCE)),
+        Row("maddpg", "spread-v0", two_m, 3, sets=CONTINUOUS, published=Published("-9.80", XUANCE)),
+        # pursuit-v0: every row trains on contacts weighted 3 (not 1), so returns compare. A2C: 15M env-steps
+        Row("mappo", "pursuit-v0", 4_000_000, 3, sets=PURSUIT),
+        Row("ippo", "pursuit-v0", 4_000_000, 3, sets=PURSUIT),
+        Row("maa2c", "pursuit-v0", 15_000_000, 3, sets=PURSUIT),
+        Row("ia2c", "pursuit-v0", 15_000_000, 3, sets=PURSUIT),
+        Row("iql", "pursuit-v0", two_m, 3, sets=PURSUIT),
+        Row("vdn", "pursuit-v0", two_m, 3, sets=PURSUIT),
+        Row("qmix", "pursuit-v0", two_m, 3, sets=PURSUIT),
+        Row("maddpg", "pursuit-v0", two_m, 3, sets=PURSUIT),
+        # foraging-v0, cooperative: the value-based rows at 1M env-steps
         Row("mappo", "foraging-v0", two_m, 3, sets=COOP),
         Row("ippo", "foraging-v0", two_m, 3, sets=COOP),
-        Row("maa2c", "foraging-v0", two_m, 3, 16, COOP),
-        Row("ia2c", "foraging-v0", two_m, 3, 16, COOP),
-        Row("iql", "foraging-v0", 1_000_000, 3, 16, FORAGE_VALUE_SETS),
-        Row("vdn", "foraging-v0", 1_000_000, 3, 16, FORAGE_VALUE_SETS),
-        Row("qmix", "foraging-v0", 1_000_000, 3, 16, FORAGE_VALUE_SETS),
-        Row("maddpg", "foraging-v0", two_m, 3, 16, COOP),
+        Row("maa2c", "foraging-v0", two_m, 3, sets=COOP),
+        Row("ia2c", "foraging-v0", two_m, 3, sets=COOP),
+        Row("iql", "foraging-v0", 1_000_000, 3, sets=COOP),
+        Row("vdn", "foraging-v0", 1_000_000, 3, sets=COOP),
+        Row("qmix", "foraging-v0", 1_000_000, 3, sets=COOP),
+        Row("maddpg", "foraging-v0", two_m, 3, sets=COOP),
     ]
     # mpe2's simple_spread_v3 through from_pettingzoo: every spread-v0 row with one seed (the same task)
     rows += [replace(r, env="pz:simple_spread_v3", seeds=2 if r.algo == "mappo" else 1)  # MAPPO: issue 4's check
@@ -266,17 +257,63 @@ def load_results(path: Path) -> dict[str, Any] | None:
 
 
 def mismatch(row: Row, doc: dict[str, Any]) -> list[str]:
-    """Where the JSON's settings differ from the row's (env-steps, seeds, copies, ``--set`` overrides)."""
-    from marlkit.experiment.run import EnvConfig
+    """Where the JSON's settings differ from the row's: env-steps, seeds, and every env and algo field as each
+    resolves (the JSON: the preset settings it records, its copies and ``--set`` overrides; the row: its preset,
+    copies and overrides), so a JSON made before a setting moved into a preset still matches its row."""
+    from marlkit.experiment.config import ConfigError
 
     trained = [r for r in doc["records"] if r["algo"] != "random"]
-    cfg = doc.get("config", {})
-    found = {"algo": trained[0]["algo"], "env": trained[0]["env"], "steps": cfg.get("experiment", {}).get("steps"),
-             "seeds": len(trained), "num_envs": trained[0].get("num_envs"), "sets": trained[0].get("sets", "")}
-    declared = {"algo": row.algo, "env": row.env, "steps": row.steps, "seeds": row.seeds,
-                "num_envs": row.num_envs or EnvConfig.__dataclass_fields__["num_envs"].default,
-                "sets": " ".join(row.sets)}
-    return [f"{k} {found[k]!r} (row: {declared[k]!r})" for k in declared if found[k] != declared[k]]
+    first = trained[0]
+    steps = doc.get("config", {}).get("experiment", {}).get("steps")
+    found = {"algo": first["algo"], "env": first["env"], "steps": steps, "seeds": len(trained)}
+    declared = {"algo": row.algo, "env": row.env, "steps": row.steps, "seeds": row.seeds}
+    diffs = [f"{k} {found[k]!r} (row: {declared[k]!r})" for k in declared if found[k] != declared[k]]
+    if found["algo"] != row.algo or found["env"] != row.env:
+        return diffs
+    try:
+        made = resolved_settings(row.algo, row.env, "none", first.get("num_envs"), split_sets(first.get("sets", "")),
+                                 first.get("preset_settings", {}))
+        wanted = resolved_settings(row.algo, row.env, row.preset, row.num_envs, row.sets)
+    except (ConfigError, FileNotFoundError) as e:
+        return [*diffs, f"settings not comparable here ({e})"]
+    return diffs + [f"{k} {made.get(k, UNSET)!r} (row: {wanted.get(k, UNSET)!r})"
+                    for k in dict.fromkeys([*wanted, *made]) if made.get(k, UNSET) != wanted.get(k, UNSET)]
+
+
+class _Unset:
+    """A key one side of a comparison does not have (an env kwarg only the other sets)."""
+
+    def __repr__(self) -> str:
+        return "unset"
+
+
+UNSET = _Unset()
+
+
+def resolved_settings(algo: str, env: str, preset: str, num_envs: int | None, sets: tuple[str, ...] | list[str],
+                      preset_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every env and algo field (``"algo.lr"``: value) a ``learning.py`` command trains with, as ``learning.py``
+    resolves it; ``preset_settings`` (a record's) are applied as if a preset had set them."""
+    from marlkit.experiment.run import make_run_config
+
+    cfg = make_run_config(algo, env, preset=preset, sets=sets, **{**(preset_settings or {}), "num_envs": num_envs})
+    data = cfg.to_dict()
+    return _flat({"env": data["env"], "algo": data["algo"]})
+
+
+def split_sets(text: str) -> list[str]:
+    """A record's ``sets`` (the ``--set`` values joined by spaces) as the list of ``key=value`` strings."""
+    return re.split(r"\s+(?=[A-Za-z_][\w.]*=)", text.strip()) if text.strip() else []
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):  # an empty mapping (no env kwargs) holds no setting
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _duration(seconds: float) -> str:
@@ -348,7 +385,8 @@ def _markdown(header: list[str], cells: list[list[str]]) -> str:
 
 INTRO = """\
 Generated by `python benchmarks/reproduce.py{flag}` from the JSON files in `{folder}/` — do not edit by hand; change
-the rows in `benchmarks/reproduce.py` and run `python benchmarks/reproduce.py{flag} --table-only`.
+the rows in `benchmarks/reproduce.py` and run `python benchmarks/reproduce.py{flag} --table-only`. Each command trains
+with the learner's tuned preset for the env (`src/marlkit/experiment/presets/`, applied as by `marlkit train`).
 
 Every number is a greedy evaluation of the final policy ({episodes} episodes per seed) and is the **mean per-agent
 episode return** (the MPE convention), as mean ± sample std across seeds (one seed: the value alone). Task metrics

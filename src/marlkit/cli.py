@@ -129,7 +129,8 @@ def _config_help(algo: str | None = None) -> str:
             lines.append(f"      {docs.get(f.name, '')}")
         return lines
 
-    lines = ["config fields (set with --set section.field=value, or in a --config YAML file):", ""]
+    lines = [("config fields (set with --set section.field=value, or in a --config YAML file) with the code's "
+              "defaults; a tuned preset may set some for ALGO on ENV (see them with --print-config):"), ""]
     lines += section("env", EnvConfig, None) + [""] + section("experiment", ExperimentConfig, None) + [""]
     by_class: dict[type, list[str]] = {}  # algorithms sharing a config class (ippo, mappo) are shown once
     for name in [algo] if algo else list_algos():
@@ -159,14 +160,20 @@ class _TrainHelp(argparse.Action):
         parser.exit()
 
 
+#: The command line's name of each field ``train`` sets from a flag or argument (``--print-config`` shows it).
+_TRAIN_FLAGS = {"algorithm": "ALGO", "env": "ENV", "steps": "--steps", "seed": "--seed", "num_envs": "--num-envs",
+                "out": "--out", "name": "--name", "progress": "--no-progress", "preset": "--preset"}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from marlkit.experiment.run import make_run_config
+    from marlkit.experiment.run import resolve_run_config
     from marlkit.experiment.runner import Runner
 
     if args.resume:
         extra = [flag for flag, value in (("ALGO", args.algo), ("ENV", args.env), ("--config", args.config),
                                           ("--set", args.set), ("--seed", args.seed), ("--num-envs", args.num_envs),
-                                          ("--out", args.out), ("--name", args.name)) if value]
+                                          ("--out", args.out), ("--name", args.name), ("--preset", args.preset),
+                                          ("--print-config", args.print_config)) if value]
         if extra:
             raise SystemExit(f"marlkit train: error: --resume continues a run with its own config.yaml; "
                              f"only --steps (a larger budget) may be given with it, not {', '.join(extra)}")
@@ -179,7 +186,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                   "name": args.name}
         if args.no_progress:
             fields["progress"] = False
-        cfg = make_run_config(args.algo, args.env, args.config, args.set or (), **fields)
+        cfg, origins = resolve_run_config(args.algo, args.env, args.config, args.set or (),
+                                          args.preset or "auto", **fields)
+        if args.print_config:
+            from marlkit.experiment.presets import explain
+
+            print(f"# {cfg.algorithm} on {cfg.env.id}: the run config `marlkit train` would train with (a valid "
+                  f"--config file); after each value, where it came from")
+            print(explain(cfg, origins, _TRAIN_FLAGS))
+            return 0
         runner = Runner(cfg, trust_module=args.trust_module)
     runner.run()
     return 0
@@ -329,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train ALGO on ENV. Writes runs/<name>/ with config.yaml, metrics.csv, TensorBoard "
                                    "events, checkpoints/, eval.json and media/.",
                        epilog="examples:\n  marlkit train mappo spread-v0 --steps 200000\n"
+                              "  marlkit train qmix spread-v0 --print-config      (the tuned preset, value by value)\n"
                               "  marlkit train ippo penalty-v0 --set env.kwargs.k=-50 --set algo.lr=3e-4\n"
                               "  marlkit train --resume runs/mappo_spread-v0_s0_20250101-120000")
     p.add_argument("-h", "--help", action=_TrainHelp, help="show this help and every config field with its doc")
@@ -343,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="folder of run directories (experiment.out, default runs)")
     p.add_argument("--name", help="run directory name (experiment.name)")
     p.add_argument("--no-progress", action="store_true", help="one line per log event instead of a live bar")
+    p.add_argument("--preset", metavar="NAME|FILE",
+                   help="tuned settings beneath --config, flags and --set: by default the shipped preset of ALGO for "
+                        "ENV (if any); none for the code defaults; a task with shipped presets (e.g. spread-v0) or a "
+                        "YAML file of the same shape")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config with where each value came from, and exit without training")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_train)

@@ -40,10 +40,10 @@ def write_benchmark(path: Path, algo: str, returns: list[float], random: list[fl
 
 
 def test_table_from_json_fixtures(reproduce, tmp_path):
-    Row, Published = reproduce.Row, reproduce.Published
-    rows = [Row("vdn", "spread-v0", 1000, 2, 16, ("algo.gamma=0.95",), Published("-13.09", "XuanCe, 10M")),
+    Row, Published = reproduce.Row, reproduce.Published  # code defaults (no preset), as the fixtures were made
+    rows = [Row("vdn", "spread-v0", 1000, 2, 16, ("algo.gamma=0.95",), Published("-13.09", "XuanCe, 10M"), "none"),
             Row("mappo", "spread-v0", 1000, 1),
-            Row("iql", "spread-v0", 1000, 3, 16, ("algo.gamma=0.95",))]
+            Row("iql", "spread-v0", 1000, 3, 16, ("algo.gamma=0.95",), preset="none")]
     write_benchmark(tmp_path / "learning_vdn_spread.json", "vdn", [-11.0, -9.0], [-26.0, -28.0])
     write_benchmark(tmp_path / "learning_iql_spread.json", "iql", [-14.0, -12.0], [-26.0, -28.0])  # 2 seeds, not 3
 
@@ -52,8 +52,8 @@ def test_table_from_json_fixtures(reproduce, tmp_path):
     # mean and sample std over seeds: returns -11, -9; landmarks 1, 2; random -26, -28; wall 600 s, 720 s
     assert lines["vdn"].startswith("| vdn | 1,000 | 2 | **-10.00 ± 1.41** | 1.50 ± 0.71 | 0.50 ± 0.00 | "
                                    "11.0 min (load 3.0) | -27.00 ± 1.41 | -13.09 (XuanCe, 10M) | ")
-    assert f"--algo vdn --env spread-v0 --steps 1000 --seeds 2 --num-envs 16 --set algo.gamma=0.95 --json " \
-           f"{tmp_path}/learning_vdn_spread.json" in lines["vdn"]
+    assert f"--algo vdn --env spread-v0 --steps 1000 --seeds 2 --preset none --num-envs 16 " \
+           f"--set algo.gamma=0.95 --json {tmp_path}/learning_vdn_spread.json" in lines["vdn"]
     # no JSON: "not run" and the command that would produce it, no numbers
     assert lines["mappo"] == ("| mappo | 1,000 | 1 | not run | – | – | – | – |  | `python benchmarks/learning.py "
                               "--algo mappo --env spread-v0 --steps 1000 --seeds 1 --json "
@@ -70,7 +70,7 @@ def test_table_from_json_fixtures(reproduce, tmp_path):
 
 
 def test_one_seed_has_no_spread_and_quick_tables_say_so(reproduce, tmp_path):
-    rows = [reproduce.Row("vdn", "spread-v0", 2_000_000, 3, 16, ("algo.gamma=0.95",))]
+    rows = [reproduce.Row("vdn", "spread-v0", 2_000_000, 3, 16, ("algo.gamma=0.95",), preset="none")]
     quick = reproduce.quick_row(rows[0])
     assert (quick.steps, quick.seeds, quick.num_envs, quick.sets) == (reproduce.QUICK_STEPS, 1, 16, rows[0].sets)
     write_benchmark(tmp_path / "learning_vdn_spread.json", "vdn", [-20.5], [-26.0], steps=quick.steps)
@@ -107,7 +107,7 @@ def test_rows_cover_every_env_and_only_selects(reproduce, capsys):
     _, argv = reproduce.invocation(reproduce.ROWS[0], reproduce.QUICK_DIR, quick=True)
     assert argv[argv.index("--json") + 1].startswith(str(reproduce.QUICK_DIR) + "/")
     assert reproduce.main(["--dry-run", "--force", "--only", "vdn/spread-v0"]) == 0
-    assert "--algo vdn --env spread-v0 --steps 2000000 --seeds 3 --num-envs 16" in capsys.readouterr().out
+    assert "--algo vdn --env spread-v0 --steps 2000000 --seeds 3 --json" in capsys.readouterr().out  # no --num-envs
 
 
 def test_marlkit_plot_reads_a_benchmark_json(tmp_path, capsys):

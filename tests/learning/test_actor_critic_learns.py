@@ -27,10 +27,11 @@ def test_a2c_coordination_game_solved(algo, seed, tmp_path):
 
 @pytest.mark.parametrize("algo, continuous", [("ia2c", False), ("maa2c", False), ("maa2c", True)])
 def test_a2c_spread_learns_above_random(algo, continuous, tmp_path):
-    """spread-v0 with the default A2C settings (5-step returns, one step per rollout) on 32 copies for 300k
-    env-steps: the greedy team must score at least -22 per agent, 4.3 above uniform random and 2.3 above standing
-    still. Measured at 300k: IA2C -19.5 (seed 0) / -20.2 (seed 1), MAA2C -20.1 / -19.3, and MAA2C with continuous
-    actions (Gaussian policy, Box(0, 1, (5,))) -20.8 (seed 0); about 25 s each."""
+    """spread-v0 with the A2C preset (the table's: value targets normalised; 5-step returns, one step per rollout)
+    on 32 copies for 300k env-steps: the greedy team must score at least -22 per agent, 4.3 above uniform random and
+    2.3 above standing still. Measured at 300k with the preset (seed 0): IA2C -19.5, MAA2C -19.9, MAA2C with
+    continuous actions (Gaussian policy, Box(0, 1, (5,))) -18.2; with the code defaults (preset="none"): IA2C -19.5
+    (seed 0) / -20.2 (seed 1), MAA2C -20.1 / -19.3, continuous -20.8 (seed 0); about 25 s each."""
     result = marlkit.train(algo, "spread-v0", steps=300_000, seed=0, out=str(tmp_path), num_envs=32,
                            eval_every=0, eval_episodes=200, **{"env.kwargs": {"continuous_actions": continuous}},
                            **QUIET)
@@ -38,9 +39,11 @@ def test_a2c_spread_learns_above_random(algo, continuous, tmp_path):
 
 
 def test_maddpg_continuous_spread_learns_above_random(tmp_path):
-    """spread-v0 with continuous actions (Box(0, 1, (5,))), 16 copies, 100k env-steps (about 1.5k gradient steps
-    after a 2k-step warm-up): the deterministic greedy team must score at least -22 per agent. Measured at 100k
-    (seeds 0, 1, 2): -20.4, -21.0, -20.4, in about 25 s each; the exploring return passes through about -43 near 20k env-steps first."""
+    """spread-v0 with continuous actions (Box(0, 1, (5,))) and the MADDPG preset (the table's: 16 copies, 3-step
+    returns, 128x128 networks), 100k env-steps (about 1.5k gradient steps after a 2k-step warm-up): the
+    deterministic greedy team must score at least -22 per agent. Measured at 100k with the preset: -18.8 (seed 0);
+    with the code defaults (preset="none", 64x64, 1-step): -20.4, -21.0, -20.4 (seeds 0, 1, 2), the exploring return
+    passing through about -43 near 20k env-steps first."""
     result = marlkit.train("maddpg", "spread-v0", steps=100_000, seed=0, out=str(tmp_path), num_envs=16,
                            eval_every=0, eval_episodes=200, **{"env.kwargs": {"continuous_actions": True}}, **QUIET)
     assert result.eval_return >= -22.0, result.eval

@@ -51,7 +51,7 @@ def test_yaml_round_trip(tmp_path):
     assert again == cfg
     assert again.algo.hidden == (32, 16) and again.env.kwargs == {"k": -50}
     data = yaml.safe_load((tmp_path / "c.yaml").read_text())
-    assert list(data) == ["algorithm", "env", "experiment", "algo"]
+    assert list(data) == ["algorithm", "env", "experiment", "algo", "preset"]
     assert data["algo"]["hidden"] == [32, 16]  # plain YAML, no python tuples
 
 

@@ -6,6 +6,7 @@ A run config has three fixed sections and one that depends on the algorithm::
     env: {id: spread-v0, num_envs: 8, kwargs: {}, eval_num_envs: null}
     experiment: {steps: 1000000, seed: 0, ...}
     algo: {lr: 0.0007, ...}     # the algorithm's own config; unset fields take its defaults and preset
+    preset: spread-v0           # the tuned preset make_run_config applied beneath it (marlkit.experiment.presets)
 
 A run directory holds everything needed to evaluate, render, plot or resume the run::
 
@@ -24,7 +25,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -136,6 +137,9 @@ class RunConfig:
     """Budget, seeding, logging, evaluation, checkpoints and the output folder."""
     algo: Any = None
     """The algorithm's config dataclass; a mapping is read over its defaults (preset applied)."""
+    preset: str | None = None
+    """The tuned preset make_run_config applied beneath the other values (a shipped task such as spread-v0, or a
+    file), null for none; make_run_config applies it again to a config that names it, loading a config never does."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algo", algo_config(self.algorithm, self.algo))
@@ -144,7 +148,8 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from plain data (a parsed YAML file); ``algorithm`` is read first to type ``algo``."""
         if not isinstance(data, dict):
-            raise ConfigError(f"a run config is a mapping with keys algorithm, env, experiment, algo; got {data!r}")
+            raise ConfigError(f"a run config is a mapping with keys algorithm, env, experiment, algo, preset; "
+                              f"got {data!r}")
         if "algorithm" not in data:
             raise ConfigError("a run config needs 'algorithm' (e.g. algorithm: mappo); see `marlkit algos`")
         return from_dict(cls, data)
@@ -163,14 +168,36 @@ class RunConfig:
 
 def make_run_config(algorithm: str | None = None, env: str | None = None,
                     config: RunConfig | dict[str, Any] | str | Path | None = None,
-                    sets: Iterable[str] = (), **fields: Any) -> RunConfig:
+                    sets: Iterable[str] = (), preset: str | Path | None = "auto", **fields: Any) -> RunConfig:
     """Build a run config the way ``marlkit train`` does.
 
-    Start from ``config`` (a ``RunConfig``, a mapping or a YAML path) or from the defaults of ``algorithm`` on
-    ``env``; ``env`` replaces the config's env id; then set ``fields`` — a bare field name of exactly one section
-    (``steps=2000`` is ``experiment.steps``, ``lr=3e-4`` is ``algo.lr``, ``num_envs=4`` is ``env.num_envs``) —
-    and finally apply the ``"section.field=value"`` strings of ``sets``.
+    Start from the defaults of ``algorithm`` on ``env`` with its tuned ``preset`` over them, then read ``config`` (a
+    ``RunConfig``, a mapping or a YAML path) over both; ``env`` replaces the config's env id; then set
+    ``fields`` — a bare field name of exactly one section (``steps=2000`` is ``experiment.steps``, ``lr=3e-4`` is
+    ``algo.lr``, ``num_envs=4`` is ``env.num_envs``) — and finally apply the ``"section.field=value"`` strings of
+    ``sets``. ``preset``: ``"auto"`` the one the config names, else the shipped preset of the algorithm for the env
+    if there is one; ``"none"`` or ``None`` none (the code defaults); a task id with shipped presets (``"spread-v0"``)
+    or a YAML file (see ``marlkit.experiment.presets``).
     """
+    return resolve_run_config(algorithm, env, config, sets, preset, **fields)[0]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value of a run config came from (``marlkit train --print-config`` shows it)."""
+
+    kind: Literal["default", "preset", "config", "field", "set"]
+    what: str = ""
+    """The preset or config file, the field given by name (``steps``, ``env`` for the env id) or the --set string."""
+
+
+def resolve_run_config(algorithm: str | None = None, env: str | None = None,
+                       config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
+                       preset: str | Path | None = "auto", **fields: Any) -> tuple[RunConfig, dict[str, Origin]]:
+    """``make_run_config``, and where the values it set came from: config paths (``"algo.lr"``, or a section
+    such as ``"env.kwargs"``) to origins in the order they were applied; a value under none of them is a default."""
+    from marlkit.experiment.presets import AUTO, select
+
     if isinstance(config, (str, Path)):
         data = _read_yaml(config)
     elif isinstance(config, RunConfig):
@@ -178,27 +205,44 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     else:
         data = dict(config or {})
     if not isinstance(data, dict):
-        raise ConfigError(f"{config} must hold a mapping with keys algorithm, env, experiment, algo")
+        raise ConfigError(f"{config} must hold a mapping with keys algorithm, env, experiment, algo, preset")
+    origins: dict[str, Origin] = {}
+    from_file = Origin("config", str(config) if isinstance(config, (str, Path)) else "")
+    _record(origins, _leaves(data), from_file)
     if algorithm is not None:
         if "algorithm" in data and data["algorithm"] != algorithm:
             raise ConfigError(f"the config says algorithm: {data['algorithm']} but {algorithm!r} was asked for; "
                               f"drop one of them")
         data["algorithm"] = algorithm
+        _record(origins, ["algorithm"], Origin("field", "algorithm"))
     if env is not None:
         env_data = data.get("env") or {}
         if not isinstance(env_data, dict):
             raise ConfigError(f"env must be a mapping of EnvConfig fields, got {env_data!r}")
         data["env"] = {**env_data, "id": env}
+        _record(origins, ["env.id"], Origin("field", "env"))
     if "algorithm" not in data:
         raise ConfigError("name an algorithm (e.g. mappo; see `marlkit algos`) or give a config that has one")
     if "env" not in data:
         raise ConfigError("name an environment (e.g. spread-v0; see `marlkit envs`) or give a config that has one")
-    cfg = RunConfig.from_dict(data)
+    cfg = RunConfig.from_dict(data)  # the config's own keys and values are checked before a preset joins them
+    chosen = cfg.preset if preset == AUTO and "preset" in data else preset
+    found = select(chosen, cfg.algorithm, cfg.env.id)
+    if found is not None:
+        cfg = RunConfig.from_dict({**found.under(data), "preset": found.name})
+        origins = {**{path: Origin("preset", found.file) for path in found.settings()}, **origins}
+    else:
+        cfg = dataclasses.replace(cfg, preset=None)
+    if preset != AUTO:
+        _record(origins, ["preset"], Origin("field", "preset"))
+    elif found is not None and "preset" not in data:
+        _record(origins, ["preset"], Origin("preset", found.file))
     for name, value in fields.items():
         if value is None:
             continue
         if "." in name:
             cfg = set_path(cfg, name, value)
+            _record(origins, [name], Origin("field", name))
             continue
         parts = (("experiment", cfg.experiment), ("env", cfg.env), ("algo", cfg.algo))
         sections = [s for s, obj in parts if name in {f.name for f in dataclasses.fields(obj)}]
@@ -210,9 +254,28 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
             hint = did_you_mean(name, section_of, show=lambda k: repr(section_of[k]))
             raise ConfigError(f"unknown config key {name!r}{hint}")
         cfg = set_path(cfg, f"{sections[0]}.{name}", value)
+        _record(origins, [f"{sections[0]}.{name}"], Origin("field", name))
     for assignment in sets:
         cfg = override(cfg, assignment)
-    return cfg
+        _record(origins, [assignment.partition("=")[0].strip()], Origin("set", assignment))
+    return cfg, origins
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """The paths of the values in nested mappings (an empty mapping holds none: it sets nothing)."""
+    out = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out += _leaves(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
+
+
+def _record(origins: dict[str, Origin], paths: Iterable[str], origin: Origin) -> None:
+    for path in paths:
+        origins.pop(path, None)  # re-inserted last: the order is the order values were applied
+        origins[path] = origin
 
 
 def _read_yaml(path: str | Path) -> Any:

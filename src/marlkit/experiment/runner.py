@@ -375,20 +375,22 @@ def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | N
 
 def train(algo: str | None = None, env: str | None = None, steps: int | None = None, seed: int | None = None, *,
           config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
-          callbacks: Iterable[Any] = (), trust_module: bool = False, **overrides: Any) -> RunResult:
+          preset: str | Path | None = "auto", callbacks: Iterable[Any] = (), trust_module: bool = False,
+          **overrides: Any) -> RunResult:
     """Train ``algo`` on ``env`` and return the result (run directory, final metrics, evaluation).
 
     The Python mirror of ``marlkit train``: ``overrides`` are config fields by bare name when unambiguous
     (``lr=3e-4``, ``num_envs=16``, ``progress=False``) or by path (``**{"env.kwargs": {"k": -50}}``); ``sets``
-    takes the command line's ``"algo.lr=3e-4"`` strings; ``trust_module`` lets a ``pz:`` env id import a module
-    outside the env registry's allow-list. Example::
+    takes the command line's ``"algo.lr=3e-4"`` strings; ``preset`` is the tuned preset beneath them (by default
+    the shipped one of ``algo`` for ``env``; ``"none"`` for the code defaults; see ``make_run_config``);
+    ``trust_module`` lets a ``pz:`` env id import a module outside the env registry's allow-list. Example::
 
         result = marlkit.train("mappo", "spread-v0", steps=200_000, seed=1, lr=5e-4)
         print(result.eval_return, result.run_dir)
     """
     from marlkit.experiment.run import make_run_config
 
-    cfg = make_run_config(algo, env, config, sets, steps=steps, seed=seed, **overrides)
+    cfg = make_run_config(algo, env, config, sets, preset, steps=steps, seed=seed, **overrides)
     return Runner(cfg, callbacks, trust_module=trust_module).run()
 
 
