@@ -326,7 +326,7 @@ class ConstantPolicy(PolicyBase):
         return {g: a.copy() for g, a in actions.items()}, {}
 
     def policy(self, seed: int | None = None) -> ConstantPolicy:
-        return self  # never changes
+        return ConstantPolicy.from_state(self.policy_state())
 
     def policy_state(self) -> dict[str, Any]:
         return {**self.header(), "action": self.given}

@@ -38,7 +38,7 @@ BUILTIN_POLICY_MODULES = ("marlkit.algorithms.policy_nets", "marlkit.algorithms.
 
 _KINDS: dict[str, Any] = {}  # kind -> policy class (with ``from_state(state, seed)``)
 _builtins_loaded = False
-P = TypeVar("P", bound=type)
+P = TypeVar("P", bound=type[Any])
 
 
 def register_policy_kind(kind: str) -> Callable[[P], P]:
@@ -46,7 +46,7 @@ def register_policy_kind(kind: str) -> Callable[[P], P]:
     def register(cls: P) -> P:
         if kind in _KINDS and _KINDS[kind] is not cls:
             raise ValueError(f"policy kind {kind!r} is already registered by {_KINDS[kind].__qualname__}")
-        setattr(cls, "kind", kind)  # noqa: B010 (cls is any class)
+        cls.kind = kind
         _KINDS[kind] = cls
         return cls
     return register
@@ -121,7 +121,7 @@ def space_from_data(data: Mapping[str, Any]) -> gym_spaces.Space:
                      f"MultiBinary)")
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class PolicySpaces:
     """The groups, agent ids and spaces a policy acts for (group order is the env's)."""
 
@@ -162,18 +162,6 @@ class PolicySpaces:
                    {g: space_from_data(s) for g, s in data["observation"].items()},
                    {g: space_from_data(s) for g, s in data["action"].items()},
                    None if data.get("state") is None else space_from_data(data["state"]))
-
-    def subset(self, groups: Mapping[str, Any]) -> PolicySpaces:
-        """The same for some of the groups (a team member's)."""
-        return PolicySpaces({g: self.groups[g] for g in groups}, {g: self.observation[g] for g in groups},
-                            {g: self.action[g] for g in groups}, self.state)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PolicySpaces) and (self.groups, self.observation, self.action, self.state) == (
-            other.groups, other.observation, other.action, other.state)
-
-    def __repr__(self) -> str:
-        return f"PolicySpaces(groups={self.groups}, action={self.action})"
 
 
 # ---------------------------------------------------------------------------------------- what policies share
