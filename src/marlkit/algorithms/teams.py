@@ -182,12 +182,6 @@ class GroupView:
     def num_agents(self) -> int:
         return len(self.agents)
 
-    def with_copies(self, num_envs: int) -> GroupView:
-        """The same view for ``num_envs`` copies (a policy built on the training env acting in the evaluation env)."""
-        view = object.__new__(GroupView)
-        view.__dict__.update(self.__dict__, num_envs=num_envs)
-        return view
-
     def observation_space(self, agent: str) -> spaces.Space:
         return self._env.observation_space(self._own(agent))
 
