@@ -4,13 +4,17 @@ from marlkit.envs.registry import list_envs, make
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "list_envs", "make", "train"]
+__all__ = ["__version__", "list_envs", "load", "make", "train"]
 
 
 def __getattr__(name: str):
-    # train pulls in torch and the algorithms: import it on first use so `import marlkit` stays light.
+    # train and load pull in torch and the algorithms: import them on first use so `import marlkit` stays light.
     if name == "train":
         from marlkit.experiment.runner import train
 
         return train
+    if name == "load":
+        from marlkit.experiment.load import load
+
+        return load
     raise AttributeError(f"module 'marlkit' has no attribute {name!r}")

@@ -224,8 +224,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
               **eval_report(env, evaluate(env, algo, episodes, seed=seed), env_steps, seed)}
-    if hasattr(algo, "team_returns"):
-        report["teams"] = algo.team_returns(report)
+    report.update(algo.eval_extras(report))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

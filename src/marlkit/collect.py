@@ -1,4 +1,5 @@
-"""Collection: a policy acts in a batched env for T steps and the steps become a ``Rollout``.
+"""Collection: an actor (a learner or a policy, ``marlkit.core.Actor``) acts in a batched env for T steps and the
+steps become a ``Rollout``.
 
 The collector is the only place that talks to both an environment and a policy, so the runner, the evaluator and
 (later) the Ray rollout workers all use this one class.
@@ -6,32 +7,17 @@ The collector is the only place that talks to both an environment and a policy, 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import numpy as np
 
+from marlkit.core.contracts import Actor
 from marlkit.data.rollout import EpisodeStats, Rollout, RolloutBuffer
 from marlkit.envs.base import MultiAgentEnv
-
-
-class Policy(Protocol):
-    """Anything that maps observations to actions for every copy and agent at once."""
-
-    #: Per group, names and per-agent shapes of what ``act`` returns besides actions (stored in the rollout).
-    extras_spec: dict[str, dict[str, tuple[int, ...]]]
-    #: Whether ``act`` needs the global state.
-    uses_state: bool
-
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        """Return actions (dict group -> array as ``env.step`` takes) and extras (group -> name -> array)."""
-        ...
 
 
 class Collector:
     """Steps ``env`` with ``policy`` and fills a preallocated rollout of ``steps`` steps per call to ``collect``."""
 
-    def __init__(self, env: MultiAgentEnv, policy: Policy, steps: int, seed: int | None = None,
+    def __init__(self, env: MultiAgentEnv, policy: Actor, steps: int, seed: int | None = None,
                  store_state: bool | None = None) -> None:
         self.env, self.policy, self.steps = env, policy, steps
         self.store_state = policy.uses_state if store_state is None else store_state
@@ -80,7 +66,7 @@ class Collector:
         return buf.rollout(), stats
 
 
-def evaluate(env: MultiAgentEnv, policy: Policy, episodes: int, seed: int | None = None,
+def evaluate(env: MultiAgentEnv, policy: Actor, episodes: int, seed: int | None = None,
              explore: bool = False) -> EpisodeStats:
     """Run ``policy`` (greedy unless ``explore``) for ``episodes`` episodes spread evenly over the copies.
 

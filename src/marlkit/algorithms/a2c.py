@@ -112,6 +112,7 @@ class A2C(ActorCriticTeam):
             group_loss, group_stats = self._loss(g, batch)
             loss = loss + group_loss
             stats.append(group_stats)
+        loss = self.with_loss_terms("loss", loss, batch)
         self.optimizer.zero_grad()
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)

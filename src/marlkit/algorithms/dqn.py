@@ -22,12 +22,18 @@ averaging when ``tau > 0``. With ``recurrent=True`` each agent is a GRU network 
 VDN and QMIX (``vdn.py``, ``qmix.py``) are this learner with a mixing network: the TD error is then taken on the
 team value ``Q_tot = mixer(Q_1..Q_n, state)`` against ``mean_i R_i^(n) + discount * mixer_target(Q_target..,
 next_state)`` (``_GroupTD.loss``); here, without a mixer, each agent has its own TD error.
+
+Acting (``q_act``) is one function shared by the learner and its weights-only snapshot (``policy()``, a
+``QPolicy``: the agents' Q-networks without mixers, targets or replay). Extra loss terms (the loss-term hook of
+``marlkit.core``) are added to the TD loss of every gradient step.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -35,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.policies import build_module, weights_of
 from marlkit.data.replay import EpisodeReplay, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
@@ -153,16 +161,56 @@ def masked_argmax(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (q if mask is None else q.masked_fill(~mask, -torch.inf)).argmax(-1, keepdim=True)
 
 
-class DQN(nn.Module):
+#: What ``AgentQ`` is built from besides the spaces (a ``QPolicy`` rebuilds its networks from these).
+NET_FIELDS = ("hidden", "activation", "agent_id", "recurrent", "rnn_hidden")
+
+
+@torch.no_grad()
+def recurrent_q(net: AgentQ, hidden: dict[Any, torch.Tensor], key: Any, obs: np.ndarray,
+                info: dict[str, Any]) -> np.ndarray:
+    """One GRU step for every copy and agent, the hidden state kept in ``hidden[key]``: zeroed where an episode
+    ended, and everywhere after a reset (an ``info`` without ``episode_done``)."""
+    h = hidden.get(key)
+    if h is None or h.shape[:-1] != obs.shape[:-1] or "episode_done" not in info:
+        h = net.net.initial(*obs.shape[:-1])
+    elif info["episode_done"].any():
+        h = h.masked_fill(torch.from_numpy(info["episode_done"])[:, None, None], 0.0)
+    q, hidden[key] = net.net.step(net.inputs(torch.from_numpy(obs)), h)
+    return q.numpy()
+
+
+def q_act(agents: Mapping[str, AgentQ], hidden: dict[Any, torch.Tensor], obs: dict[str, np.ndarray],
+          info: dict[str, Any], eps: float, rng: np.random.Generator, explore: bool) -> dict[str, np.ndarray]:
+    """ε-greedy actions of every group (greedy when ``eps`` is 0); masked actions are never chosen, not even at
+    random. Recurrent networks keep their hidden state in ``hidden``, per group and explore flag (so an evaluation
+    between collections does not disturb the collection's)."""
+    masks = info.get("action_mask") or {}
+    actions = {}
+    for g, net in agents.items():
+        q = recurrent_q(net, hidden, (g, explore), obs[g], info) if net.recurrent else net.forward_numpy(obs[g])
+        mask = masks.get(g)
+        if mask is not None:
+            q = np.where(mask, q, -np.inf)
+        a = q.argmax(-1)
+        if eps > 0:  # uniform over the allowed actions with probability ε
+            noise = rng.random(q.shape)
+            random_a = (noise if mask is None else np.where(mask, noise, -1.0)).argmax(-1)
+            a = np.where(rng.random(a.shape) < eps, random_a, a)
+        actions[g] = a
+    return actions
+
+
+class DQN(LearnerBase, nn.Module):
     """Independent deep Q-learners, one shared Q-network per group; subclasses add a mixer (VDN, QMIX)."""
 
-    #: Whether the collector stores ``state()`` (the mixer of QMIX reads it).
-    uses_state = False
+    #: Off-policy (its own replay); QMIX's mixer reads ``state()``, so QMIX declares ``uses_state``.
+    capabilities = Capabilities("transitions", uses_state=False, losses=("loss",))
 
     def __init__(self, env: MultiAgentEnv, config: DQNConfig, seed: int = 0) -> None:
         super().__init__()
         self.config = cfg = config
         self.groups = dict(env.groups)
+        self.spaces = PolicySpaces.from_env(env)
         state_dim = int(np.prod(env.state_space.shape))
         agents, mixers = nn.ModuleDict(), nn.ModuleDict()
         for g, ids in env.groups.items():
@@ -202,36 +250,19 @@ class DQN(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        masks = info.get("action_mask") or {}
         eps = self.epsilon() if explore else self.config.eval_epsilon
         rng = self.rng if explore else self.eval_rng
-        actions = {}
-        for g, net in self.online["agents"].items():
-            q = self._recurrent_q(g, obs[g], info, explore) if net.recurrent else net.forward_numpy(obs[g])
-            mask = masks.get(g)
-            if mask is not None:
-                q = np.where(mask, q, -np.inf)
-            a = q.argmax(-1)
-            if eps > 0:  # uniform over the allowed actions with probability ε
-                noise = rng.random(q.shape)
-                random_a = (noise if mask is None else np.where(mask, noise, -1.0)).argmax(-1)
-                a = np.where(rng.random(a.shape) < eps, random_a, a)
-            actions[g] = a
-        return actions, {}
+        return q_act(self.online["agents"], self._hidden, obs, info, eps, rng, explore), {}
 
-    @torch.no_grad()
     def _recurrent_q(self, g: str, obs: np.ndarray, info: dict[str, Any], explore: bool) -> np.ndarray:
-        """One GRU step for every copy and agent. Hidden states are kept per copy (separately for exploring and
-        greedy acting, so an evaluation between collections does not disturb them) and zeroed where an episode
-        ended; a reset (``info`` without ``episode_done``) zeroes them all."""
-        net, key = self.online["agents"][g], (g, explore)
-        h = self._hidden.get(key)
-        if h is None or h.shape[:-1] != obs.shape[:-1] or "episode_done" not in info:
-            h = net.net.initial(*obs.shape[:-1])
-        elif info["episode_done"].any():
-            h = h.masked_fill(torch.from_numpy(info["episode_done"])[:, None, None], 0.0)
-        q, self._hidden[key] = net.net.step(net.inputs(torch.from_numpy(obs)), h)
-        return q.numpy()
+        """One GRU step of group ``g`` with the learner's hidden state for ``explore`` (see ``recurrent_q``)."""
+        return recurrent_q(self.online["agents"][g], self._hidden, (g, explore), obs, info)
+
+    def policy(self, seed: int | None = None) -> QPolicy:
+        """The agents' Q-networks as they are now, copied; ε-greedy with the current ε when exploring."""
+        agents = {g: copy.deepcopy(net).requires_grad_(False) for g, net in self.online["agents"].items()}
+        net = {k: getattr(self.config, k) for k in NET_FIELDS}
+        return QPolicy(self.spaces, agents, net, self.epsilon(), self.config.eval_epsilon, seed)
 
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, rollout: Rollout) -> dict[str, float]:
@@ -249,7 +280,7 @@ class DQN(nn.Module):
             batch = self.replay.sample(cfg.batch_episodes if cfg.recurrent else cfg.batch_size, self.rng)
             loss, q_mean = self._loss(batch)
             self.optimizer.zero_grad()
-            loss.backward()
+            self.with_loss_terms("loss", loss, batch).backward()
             grad_norm = nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
             self.grad_steps += 1
@@ -327,13 +358,13 @@ class DQN(nn.Module):
             self.target.load_state_dict(self.online.state_dict())
 
     # -------------------------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": self.rng.bit_generator.state, "eval_rng": self.eval_rng.bit_generator.state,
                 "env_steps": self.env_steps, "grad_steps": self.grad_steps,
                 "replay": self.replay.state_dict()}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
@@ -343,3 +374,40 @@ class DQN(nn.Module):
         self.replay.load_state_dict(state["replay"])
         self.replay.cut()  # a resumed run resets every copy: no episode continues across the checkpoint
         self._hidden = {}
+
+
+@register_policy_kind("q")
+class QPolicy(PolicyBase):
+    """The Q-networks of an IQL, VDN or QMIX learner, weights only: greedy (``eval_epsilon``-greedy) by default,
+    ``epsilon``-greedy when exploring. A recurrent network's hidden state lives here, per copy, and is zeroed
+    where ``info["episode_done"]`` says an episode ended (everywhere after a reset)."""
+
+    def __init__(self, spaces: PolicySpaces, agents: dict[str, AgentQ], net: dict[str, Any], epsilon: float = 0.0,
+                 eval_epsilon: float = 0.0, seed: int | None = None) -> None:
+        self.spaces, self.agents, self.net = spaces, agents, dict(net)
+        self.epsilon, self.eval_epsilon = float(epsilon), float(eval_epsilon)
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
+        self.rng = np.random.default_rng(seed)  # exploration
+        self.eval_rng = np.random.default_rng(None if seed is None else [seed, 1])  # eval_epsilon's draws
+        self._hidden: dict[Any, torch.Tensor] = {}
+
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        eps, rng = (self.epsilon, self.rng) if explore else (self.eval_epsilon, self.eval_rng)
+        return q_act(self.agents, self._hidden, obs, info or {}, eps, rng, explore), {}
+
+    def policy_state(self) -> dict[str, Any]:
+        net = {**self.net, "hidden": list(self.net["hidden"])}
+        return {**self.header(), "net": net, "epsilon": self.epsilon, "eval_epsilon": self.eval_epsilon,
+                "agents": {g: weights_of(a) for g, a in self.agents.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> QPolicy:
+        spaces = PolicySpaces.from_data(state["spaces"])
+        net = {**state["net"], "hidden": tuple(state["net"]["hidden"])}
+        cfg = DQNConfig(**net)
+        agents = {}
+        for g, ids in spaces.groups.items():
+            obs_dim, n_actions = int(np.prod(spaces.observation[g].shape)), int(spaces.action[g].n)
+            agents[g] = build_module(partial(AgentQ, obs_dim, len(ids), n_actions, cfg), state["agents"][g])
+        return cls(spaces, agents, net, state["epsilon"], state["eval_epsilon"], seed)

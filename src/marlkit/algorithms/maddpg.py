@@ -25,19 +25,30 @@ sigmoid(x)``, explored with Gaussian noise; discrete actions are one-hot vectors
 Gumbel-softmax (a hard one-hot forward, the softmax's gradient backward), explored by sampling from the policy and
 masked where the env gives action masks. As in the paper's code, the actor's pre-activations get a small L2
 penalty (``action_reg``) and both losses have their gradient norm clipped.
+
+Extra loss terms (the loss-term hook of ``marlkit.core``) can go to either loss or both (``losses=("critic",)``,
+``("actor",)``; both by default). Each step moves only its own networks — the critic step the critics, the actor
+step the actors — so a term over all parameters (an L2 pull towards earlier weights) regularises each network in
+its own step. Acting (``maddpg_act``) is one function shared by the learner and its weights-only snapshot
+(``policy()``, an ``MADDPGPolicy``: the actors, without critics, targets or replay).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.spaces import Discrete
 from torch import nn
 
+from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.policies import build_module, weights_of
 from marlkit.data.replay import TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
@@ -120,16 +131,46 @@ class _WithId(nn.Module):
         return self.net.forward_numpy(x)
 
 
-class MADDPG(nn.Module):
+#: What an actor (``_WithId``) is built from besides the spaces (an ``MADDPGPolicy`` rebuilds its actors from these).
+NET_FIELDS = ("hidden", "activation", "agent_id")
+
+
+def maddpg_act(actors: Mapping[str, _WithId], discrete: Mapping[str, bool],
+               bounds: Mapping[str, tuple[np.ndarray, np.ndarray]], noise_std: float, obs: dict[str, np.ndarray],
+               info: dict[str, Any], rng: np.random.Generator, explore: bool) -> dict[str, np.ndarray]:
+    """Every group's actions, one batched NumPy pass per group: the greedy action, or when exploring a Gumbel-max
+    sample of the (masked) logits (``Discrete``) or the action plus Gaussian noise of ``noise_std`` times the
+    action range (``Box``)."""
+    masks = info.get("action_mask") or {}
+    actions = {}
+    for g, actor in actors.items():
+        out = actor.forward_numpy(obs[g])
+        if discrete[g]:
+            if g in masks:
+                out = np.where(masks[g], out, np.float32(-1e9))
+            if explore:  # Gumbel-max: a sample of softmax(logits)
+                out = out + rng.gumbel(size=out.shape).astype(np.float32)
+            actions[g] = out.argmax(-1)
+        else:
+            low, high = bounds[g]
+            a = low + (high - low) / (1.0 + np.exp(-out))
+            if explore and noise_std > 0:
+                a = a + (noise_std * (high - low)) * rng.standard_normal(a.shape, np.float32)
+            actions[g] = np.clip(a, low, high)
+    return actions
+
+
+class MADDPG(LearnerBase, nn.Module):
     """MADDPG for every group of an environment: per group a shared actor and a centralised critic."""
 
-    #: The critics read the global state (the collector stores it with every step).
-    uses_state = True
+    #: Off-policy (its own replay); the critics read the global state (the collector stores it with every step).
+    capabilities = Capabilities("transitions", uses_state=True, losses=("critic", "actor"))
 
     def __init__(self, env: MultiAgentEnv, config: MADDPGConfig, seed: int = 0) -> None:
         super().__init__()
         self.config = cfg = config
         self.groups = dict(env.groups)
+        self.spaces = PolicySpaces.from_env(env)
         state_dim = int(np.prod(env.state_space.shape))
         self.discrete: dict[str, bool] = {}
         self.act_dim: dict[str, int] = {}
@@ -166,23 +207,15 @@ class MADDPG(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        masks = info.get("action_mask") or {}
-        actions = {}
-        for g, actor in self.online["actors"].items():  # one batched NumPy pass per group
-            out = actor.forward_numpy(obs[g])
-            if self.discrete[g]:
-                if g in masks:
-                    out = np.where(masks[g], out, np.float32(-1e9))
-                if explore:  # Gumbel-max: a sample of softmax(logits)
-                    out = out + self.rng.gumbel(size=out.shape).astype(np.float32)
-                actions[g] = out.argmax(-1)
-            else:
-                low, high = self.bounds[g]
-                a = low + (high - low) / (1.0 + np.exp(-out))
-                if explore and self.config.noise_std > 0:
-                    a = a + (self.config.noise_std * (high - low)) * self.rng.standard_normal(a.shape, np.float32)
-                actions[g] = np.clip(a, low, high)
+        actions = maddpg_act(self.online["actors"], self.discrete, self.bounds, self.config.noise_std, obs, info,
+                             self.rng, explore)
         return actions, {g: {} for g in actions}
+
+    def policy(self, seed: int | None = None) -> MADDPGPolicy:
+        """The actors as they are now, copied: a weights-only policy that acts as this learner does."""
+        actors = {g: copy.deepcopy(a).requires_grad_(False) for g, a in self.online["actors"].items()}
+        net = {k: getattr(self.config, k) for k in NET_FIELDS}
+        return MADDPGPolicy(self.spaces, actors, net, self.config.noise_std, seed)
 
     # ----------------------------------------------------------------------------------------------- learning
     def _policy(self, actors: nn.ModuleDict, g: str, obs: torch.Tensor,
@@ -249,7 +282,7 @@ class MADDPG(nn.Module):
             active = b["active"].float()
             critic_loss = critic_loss + ((q - y) ** 2 * active).sum() / active.sum().clamp(min=1.0)
         self.critic_optimizer.zero_grad()
-        critic_loss.backward()
+        self.with_loss_terms("critic", critic_loss, batch).backward()
         gn_critic = nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)
         self.critic_optimizer.step()
 
@@ -269,7 +302,7 @@ class MADDPG(nn.Module):
             actor_loss = actor_loss + cfg.action_reg * ((pre ** 2).mean(-1) * active).sum() / count
             q_means.append((q.detach() * active).sum() / count)
         self.actor_optimizer.zero_grad()
-        actor_loss.backward(inputs=list(actors.parameters()))
+        self.with_loss_terms("actor", actor_loss, batch).backward(inputs=list(actors.parameters()))
         gn_actor = nn.utils.clip_grad_norm_(actors.parameters(), cfg.max_grad_norm)
         self.actor_optimizer.step()
 
@@ -281,13 +314,13 @@ class MADDPG(nn.Module):
                             gn_critic, gn_actor])
 
     # -------------------------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict(), "rng": self.rng.bit_generator.state,
                 "generator": self.generator.get_state(), "env_steps": self.env_steps,
                 "grad_steps": self.grad_steps, "replay": self.replay.state_dict()}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
@@ -296,3 +329,42 @@ class MADDPG(nn.Module):
         self.env_steps, self.grad_steps = int(state["env_steps"]), int(state["grad_steps"])
         self.replay.load_state_dict(state["replay"])
         self.replay.cut()  # a resumed run resets every copy: no episode continues across the checkpoint
+
+
+@register_policy_kind("maddpg")
+class MADDPGPolicy(PolicyBase):
+    """The actors of an MADDPG learner, weights only: deterministic (``Box``: squashed into the bounds) or the
+    argmax of the logits (``Discrete``) by default; exploring as the learner does (``noise_std``, Gumbel-max)."""
+
+    def __init__(self, spaces: PolicySpaces, actors: dict[str, _WithId], net: dict[str, Any], noise_std: float,
+                 seed: int | None = None) -> None:
+        self.spaces, self.actors, self.net, self.noise_std = spaces, actors, dict(net), float(noise_std)
+        self.discrete = {g: isinstance(s, Discrete) for g, s in spaces.action.items()}
+        self.bounds = {g: (s.low.astype(np.float32), s.high.astype(np.float32))
+                       for g, s in spaces.action.items() if not self.discrete[g]}
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
+        self.rng = np.random.default_rng(seed)  # exploration
+
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        actions = maddpg_act(self.actors, self.discrete, self.bounds, self.noise_std, obs, info or {}, self.rng,
+                             explore)
+        return actions, {g: {} for g in actions}
+
+    def policy_state(self) -> dict[str, Any]:
+        net = {**self.net, "hidden": list(self.net["hidden"])}
+        return {**self.header(), "net": net, "noise_std": self.noise_std,
+                "actors": {g: weights_of(a) for g, a in self.actors.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> MADDPGPolicy:
+        given = PolicySpaces.from_data(state["spaces"])
+        net = {**state["net"], "hidden": tuple(state["net"]["hidden"])}
+        cfg = MADDPGConfig(**net)
+        actors = {}
+        for g, ids in given.groups.items():
+            space = given.action[g]
+            act_dim = space.n if isinstance(space, Discrete) else int(np.prod(space.shape))
+            obs_dim = int(np.prod(given.observation[g].shape))
+            actors[g] = build_module(partial(_WithId, obs_dim, act_dim, len(ids), cfg, 0.01), state["actors"][g])
+        return cls(given, actors, net, state["noise_std"], seed)

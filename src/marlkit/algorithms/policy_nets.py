@@ -4,7 +4,9 @@ checkpointing live here once (``ActorCriticTeam``).
 
 Categorical policies for ``Discrete`` actions (masked logits), diagonal Gaussians with a state-independent
 log-std for ``Box`` actions; agents of a group share parameters (told apart by a one-hot id) or have their own,
-evaluated in one batched op either way. Acting runs in NumPy (``MLP.forward_numpy``).
+evaluated in one batched op either way. Acting runs in NumPy (``MLP.forward_numpy``), in one implementation
+(``GroupActing.act_numpy`` and ``act_groups``) called both by the learner and by its weights-only snapshot
+(``policy()``: an ``ActorCriticPolicy`` holding a copy of the actors, nothing of the critics).
 
 ``cfg`` is any config with the fields ``centralised_critic``, ``share_parameters``, ``agent_id``, ``hidden``,
 ``activation`` and ``init_log_std`` (``PPOConfig``, ``A2CConfig``).
@@ -12,6 +14,9 @@ evaluated in one batched op either way. Acting runs in NumPy (``MLP.forward_nump
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -20,11 +25,63 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
+from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.policies import build_module, weights_of
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.nn import MLP, RunningNorm, append_agent_ids
 
 
-class GroupNets(nn.Module):
+class GroupActing:
+    """Acting of one group's actor, shared by the learner's ``GroupNets`` and the snapshot's ``GroupActor``: both
+    have ``actor`` (an ``MLP``), ``ids``, ``discrete`` and, for ``Box`` actions, ``log_std``, ``low_np`` and
+    ``high_np``."""
+
+    actor: MLP
+    ids: bool
+    discrete: bool
+    log_std: torch.Tensor
+    low_np: np.ndarray
+    high_np: np.ndarray
+
+    def act_numpy(self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
+                  explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
+        if self.ids:
+            obs = append_agent_ids(obs)
+        params = self.actor.forward_numpy(obs)
+        if self.discrete:
+            if mask is not None:
+                params = np.where(mask, params, np.float32(-1e9))
+            if explore:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
+                a = (params + rng.gumbel(size=params.shape)).argmax(-1)
+            else:
+                a = params.argmax(-1)
+            z = params - params.max(-1, keepdims=True)
+            logp = np.take_along_axis(z, a[..., None], -1)[..., 0] - np.log(np.exp(z).sum(-1))
+            return a, {"logp": logp}
+        log_std = self.log_std.detach().numpy()
+        std = np.exp(log_std)
+        a = params + std * rng.standard_normal(params.shape, dtype=np.float32) if explore else params
+        logp = (-0.5 * ((a - params) / std) ** 2 - log_std - np.float32(0.5 * np.log(2 * np.pi))).sum(-1)
+        return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
+
+
+def act_groups(nets: Mapping[str, GroupActing], extras_spec: dict[str, dict[str, tuple[int, ...]]],
+               obs: dict[str, np.ndarray], info: dict[str, Any], rng: np.random.Generator,
+               explore: bool) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    """Every group's actions and the extras ``extras_spec`` names. Acting runs the actor in NumPy on the
+    parameters' own memory (``MLP.forward_numpy``): on a few dozen agents per step torch's per-op dispatch costs
+    more than the arithmetic. The update recomputes log-probabilities in torch from the same parameters (PPO's
+    ratio starts at 1, to float32 rounding)."""
+    masks = info.get("action_mask")
+    actions, extras = {}, {}
+    for g, net in nets.items():  # a loop over groups only: each group acts in one batched NumPy pass
+        actions[g], out = net.act_numpy(obs[g], None if masks is None else masks[g], rng, explore)
+        extras[g] = {k: out[k] for k in extras_spec[g]}
+    return actions, extras
+
+
+class GroupNets(GroupActing, nn.Module):
     """Actor and critic of one group (for PPO and A2C)."""
 
     def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: spaces.Space,
@@ -70,44 +127,25 @@ class GroupNets(nn.Module):
         logp = (-0.5 * ((actions - params) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
         return logp, (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(logp.shape) if entropy else None
 
-    def act_numpy(self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
-                  explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
-        if self.ids:
-            obs = append_agent_ids(obs)
-        params = self.actor.forward_numpy(obs)
-        if self.discrete:
-            if mask is not None:
-                params = np.where(mask, params, np.float32(-1e9))
-            if explore:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
-                a = (params + rng.gumbel(size=params.shape)).argmax(-1)
-            else:
-                a = params.argmax(-1)
-            z = params - params.max(-1, keepdims=True)
-            logp = np.take_along_axis(z, a[..., None], -1)[..., 0] - np.log(np.exp(z).sum(-1))
-            return a, {"logp": logp}
-        log_std = self.log_std.detach().numpy()
-        std = np.exp(log_std)
-        a = params + std * rng.standard_normal(params.shape, dtype=np.float32) if explore else params
-        logp = (-0.5 * ((a - params) / std) ** 2 - log_std - np.float32(0.5 * np.log(2 * np.pi))).sum(-1)
-        return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
-
     def value(self, critic_in: torch.Tensor) -> torch.Tensor:
         """V of every agent, ``(..., n_agents)``, from ``(..., n_agents, d)`` (``(..., d)`` if ``value_per_copy``)."""
         v = self.critic(self.with_id(critic_in)).squeeze(-1)
         return v.unsqueeze(-1).expand(*v.shape, self.n_agents) if self.value_per_copy else v
 
 
-class ActorCriticTeam(nn.Module):
+class ActorCriticTeam(LearnerBase, nn.Module):
     """Every group's ``GroupNets`` and value normaliser, with batched acting, the critic's inputs, learning-rate
-    annealing and checkpoints. Subclasses set ``extras_spec`` (what acting stores) and ``optimizer`` and write
-    ``update``; ``cfg`` needs ``centralised_critic``, ``lr`` and ``anneal_lr`` besides ``GroupNets``' fields."""
+    annealing, snapshots and checkpoints. Subclasses set ``extras_spec`` (what acting stores) and ``optimizer`` and
+    write ``update``, passing the loss through ``with_loss_terms("loss", ...)`` before backward; ``cfg`` needs
+    ``centralised_critic``, ``lr`` and ``anneal_lr`` besides ``GroupNets``' fields."""
 
     def __init__(self, env: MultiAgentEnv, config: Any, seed: int = 0) -> None:
         super().__init__()
         self.config = cfg = config
         self.groups = dict(env.groups)
-        self.uses_state = cfg.centralised_critic
+        self.spaces = PolicySpaces.from_env(env)
+        self.capabilities = Capabilities("rollout", uses_state=cfg.centralised_critic, losses=("loss",),
+                                         progress=cfg.anneal_lr)
         state_dim = int(np.prod(env.state_space.shape))
         self.nets = nn.ModuleDict()
         self.norms = nn.ModuleDict()
@@ -132,15 +170,12 @@ class ActorCriticTeam(nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        # Acting runs the actor in NumPy on the parameters' own memory (MLP.forward_numpy): on a few dozen agents
-        # per step torch's per-op dispatch costs more than the arithmetic. The update recomputes log-probabilities
-        # in torch from the same parameters (PPO's ratio starts at 1, to float32 rounding).
-        masks = info.get("action_mask")
-        actions, extras = {}, {}
-        for g, net in self.nets.items():  # a loop over groups only: each group acts in one batched NumPy pass
-            actions[g], out = net.act_numpy(obs[g], None if masks is None else masks[g], self.rng, explore)
-            extras[g] = {k: out[k] for k in self.extras_spec[g]}
-        return actions, extras
+        return act_groups(self.nets, self.extras_spec, obs, info, self.rng, explore)
+
+    def policy(self, seed: int | None = None) -> ActorCriticPolicy:
+        """The actors as they are now, copied: a weights-only policy that acts as this learner does."""
+        return ActorCriticPolicy(self.spaces, {g: GroupActor.copy_of(net) for g, net in self.nets.items()},
+                                 self.extras_spec, seed)
 
     def set_progress(self, fraction: float) -> None:
         """Called by the runner before each update with the fraction of the budget already trained."""
@@ -148,11 +183,83 @@ class ActorCriticTeam(nn.Module):
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr * max(1.0 - fraction, 0.0)
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": self.rng.bit_generator.state}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
+
+
+# -------------------------------------------------------------------------------------------- the snapshot
+def mlp_spec(mlp: MLP) -> dict[str, Any]:
+    """The sizes an ``MLP`` is built from, as plain data."""
+    n_models = mlp.layers[0].n_models
+    return {"in_dim": int(mlp.in_dim), "out_dim": int(mlp.out_dim),
+            "hidden": [int(layer.weight.shape[-1]) for layer in mlp.layers[:-1]],
+            "n_models": None if n_models is None else int(n_models), "activation": mlp.activation_name}
+
+
+class GroupActor(GroupActing, nn.Module):
+    """The acting half of a group's ``GroupNets``: its actor and, for ``Box`` actions, log-std and bounds."""
+
+    def __init__(self, actor: MLP, ids: bool, log_std: torch.Tensor | None,
+                 bounds: tuple[np.ndarray, np.ndarray] | None) -> None:
+        super().__init__()
+        self.actor, self.ids, self.discrete = actor, ids, log_std is None
+        if log_std is not None:
+            self.log_std = nn.Parameter(log_std, requires_grad=False)
+            self.low_np, self.high_np = bounds
+
+    @classmethod
+    def copy_of(cls, net: GroupActing) -> GroupActor:
+        """A deep copy of ``net``'s acting part (later updates of ``net`` do not reach it)."""
+        actor = copy.deepcopy(net.actor).requires_grad_(False)
+        if net.discrete:
+            return cls(actor, net.ids, None, None)
+        return cls(actor, net.ids, net.log_std.detach().clone(), (net.low_np.copy(), net.high_np.copy()))
+
+    def policy_state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mlp": mlp_spec(self.actor), "ids": self.ids, "weights": weights_of(self.actor)}
+        if not self.discrete:
+            out.update(log_std=self.log_std.detach().clone(), low=self.low_np.tolist(), high=self.high_np.tolist())
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> GroupActor:
+        spec = dict(state["mlp"])
+        actor = build_module(partial(MLP, spec["in_dim"], spec["out_dim"], tuple(spec["hidden"]), spec["n_models"],
+                                     spec["activation"]), state["weights"])
+        if "log_std" not in state:
+            return cls(actor, bool(state["ids"]), None, None)
+        bounds = (np.asarray(state["low"], np.float32), np.asarray(state["high"], np.float32))
+        return cls(actor, bool(state["ids"]), state["log_std"].clone(), bounds)
+
+
+@register_policy_kind("actor_critic")
+class ActorCriticPolicy(PolicyBase):
+    """The actors of a PPO or A2C learner (categorical or Gaussian), weights only; acts as the learner does and
+    returns the same extras (``extras_spec``), so it can collect for that learner in another process."""
+
+    def __init__(self, spaces: PolicySpaces, actors: dict[str, GroupActor],
+                 extras_spec: dict[str, dict[str, tuple[int, ...]]], seed: int | None = None) -> None:
+        self.spaces, self.actors = spaces, actors
+        self.extras_spec = {g: dict(spec) for g, spec in extras_spec.items()}
+        self.rng = np.random.default_rng(seed)  # sampling when explore
+
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        return act_groups(self.actors, self.extras_spec, obs, info or {}, self.rng, explore)
+
+    def policy_state(self) -> dict[str, Any]:
+        extras = {g: {k: list(v) for k, v in e.items()} for g, e in self.extras_spec.items()}
+        return {**self.header(), "extras_spec": extras,
+                "actors": {g: a.policy_state() for g, a in self.actors.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> ActorCriticPolicy:
+        extras = {g: {k: tuple(v) for k, v in e.items()} for g, e in state["extras_spec"].items()}
+        return cls(PolicySpaces.from_data(state["spaces"]),
+                   {g: GroupActor.from_state(a) for g, a in state["actors"].items()}, extras, seed)

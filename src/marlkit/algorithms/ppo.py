@@ -128,6 +128,7 @@ class PPO(ActorCriticTeam):
                     group_loss, group_stats = self._loss(g, {k: v[part] for k, v in s.items()})
                     loss = loss + group_loss
                     stats.append(group_stats)
+                loss = self.with_loss_terms("loss", loss, batch)
                 self.optimizer.zero_grad()
                 loss.backward()
                 grad_norms.append(nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm, foreach=True))
@@ -178,9 +179,9 @@ class PPO(ActorCriticTeam):
         return terms.total, stats
 
     # -------------------------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {**super().checkpoint_state(), "generator": self.generator.get_state()}
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "generator": self.generator.get_state()}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        super().load_checkpoint_state(state)
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
         self.generator.set_state(state["generator"])

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from marlkit.algorithms.dqn import DQN, DQNConfig
+from marlkit.core import Capabilities
 from marlkit.experiment.config import check
 from marlkit.nn import QMixer
 
@@ -60,7 +61,7 @@ class QMIXConfig(DQNConfig):
 class QMIX(DQN):
     """IQL whose agents of a group are trained through QMIX's state-conditioned monotonic mixer."""
 
-    uses_state = True
+    capabilities = Capabilities("transitions", uses_state=True, losses=("loss",))  # the mixer reads state()
 
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
         cfg = self.config

@@ -21,6 +21,9 @@ experiments).
 
 Updates are vectorised over copies and agents. When several copies update the same entry in one step (shared
 tables), the entry moves by α times their mean TD error; with one copy this is exactly Q-learning.
+
+Acting (``tabular_act``) is one function shared by the learner and its weights-only snapshot (``policy()``, a
+``TabularPolicy``: the tables and beliefs filled so far, greedy over Q_i or EV_i).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
@@ -134,11 +138,56 @@ class StateIndex:
         raw, width = state["keys"].numpy().tobytes(), int(state["key_bytes"])
         self.rows = {raw[i:i + width]: k for k, i in enumerate(range(0, len(raw), width))} if width else {}
 
+    def copy(self) -> StateIndex:
+        out = StateIndex(self.limit, self.what)
+        out.rows = dict(self.rows)
+        return out
 
-class TabularQ:
+
+def table_values(t: dict[str, Any], rows: np.ndarray, copies: int, joint: bool) -> np.ndarray:
+    """What each agent of a group (tables ``t``) acts on in its state: Q_i(s, .) or, for joint-action learners,
+    EV_i(s, .) = sum over the others' joint actions of Q_i(s, ., a_-i) P_i(a_-i | s); ``(num_envs, n, na)``."""
+    c = np.arange(rows.shape[0])[:, None] % copies  # copy e uses table e mod copies (any batch size)
+    i = np.arange(t["n"])[None, :]
+    q = t["q"][c, i, rows]  # (E, n, na, others)
+    if not joint:
+        return q[..., 0]
+    model = t["model"][c, i, rows]  # (E, n, others)
+    belief = model / model.sum(-1, keepdims=True)
+    return np.einsum("enao,eno->ena", q, belief)
+
+
+def tabular_act(tables: dict[str, dict[str, Any]], copies: int, joint: bool, obs: dict[str, np.ndarray],
+                info: dict[str, Any], explore: bool, exploration: str, temperature: float, epsilon: float,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Greedy actions over ``table_values`` (masked actions never chosen), or when exploring a Boltzmann sample at
+    ``temperature`` or an ``epsilon``-greedy choice."""
+    actions = {}
+    masks = info.get("action_mask")
+    for g, t in tables.items():
+        v = table_values(t, t["index"](obs[g]), copies, joint)
+        mask = None if masks is None else masks[g]
+        if mask is not None:
+            v = np.where(mask, v, -np.inf)
+        if not explore:
+            actions[g] = v.argmax(-1)
+        elif exploration == "boltzmann":
+            logits = v / temperature
+            actions[g] = (logits + rng.gumbel(size=logits.shape)).argmax(-1)  # Gumbel-max: a softmax sample
+        else:
+            greedy = v.argmax(-1)
+            allowed = np.ones(v.shape, bool) if mask is None else mask
+            uniform = (allowed * rng.random(v.shape)).argmax(-1)  # a uniformly random allowed action
+            actions[g] = np.where(rng.random(greedy.shape) < epsilon, uniform, greedy)
+    return actions
+
+
+class TabularQ(LearnerBase):
     """Independent tabular Q-learners (``joint=False``) or joint-action learners (``joint=True``) for every group."""
 
     joint = False
+    #: Off-policy Q-learning from each step's transition; no gradient losses.
+    capabilities = Capabilities("transitions")
 
     def __init__(self, env: MultiAgentEnv, config: TabularConfig, seed: int = 0) -> None:
         self.config = cfg = config
@@ -147,7 +196,7 @@ class TabularQ:
         self.rng = np.random.default_rng(seed)
         self.plays = 0  # steps taken by each copy so far: the clock of the exploration schedules
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
-        self.uses_state = False
+        self.spaces = PolicySpaces.from_env(env)
         self.groups = {}
         for g, ids in env.groups.items():
             act_space, obs_space = env.group_action_space(g), env.group_observation_space(g)
@@ -176,36 +225,21 @@ class TabularQ:
     # ------------------------------------------------------------------------------------------------ acting
     def values(self, g: str, rows: np.ndarray) -> np.ndarray:
         """What each agent acts on in its state: Q_i(s, .) or EV_i(s, .), shaped ``(num_envs, n, na)``."""
-        t = self.groups[g]
-        c = np.arange(rows.shape[0])[:, None] % self.copies  # copy e uses table e mod copies (any batch size)
-        i = np.arange(t["n"])[None, :]
-        q = t["q"][c, i, rows]  # (E, n, na, others)
-        if not self.joint:
-            return q[..., 0]
-        model = t["model"][c, i, rows]  # (E, n, others)
-        belief = model / model.sum(-1, keepdims=True)
-        return np.einsum("enao,eno->ena", q, belief)
+        return table_values(self.groups[g], rows, self.copies, self.joint)
 
     def act(self, obs: dict[str, np.ndarray], state: Any, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        cfg, actions = self.config, {}
-        masks = info.get("action_mask")
-        for g, t in self.groups.items():
-            v = self.values(g, t["index"](obs[g]))
-            mask = None if masks is None else masks[g]
-            if mask is not None:
-                v = np.where(mask, v, -np.inf)
-            if not explore:
-                actions[g] = v.argmax(-1)
-            elif cfg.exploration == "boltzmann":
-                logits = v / self.temperature()
-                actions[g] = (logits + self.rng.gumbel(size=logits.shape)).argmax(-1)  # Gumbel-max: a softmax sample
-            else:
-                greedy = v.argmax(-1)
-                allowed = np.ones(v.shape, bool) if mask is None else mask
-                uniform = (allowed * self.rng.random(v.shape)).argmax(-1)  # a uniformly random allowed action
-                actions[g] = np.where(self.rng.random(greedy.shape) < self.epsilon(), uniform, greedy)
+        cfg = self.config
+        actions = tabular_act(self.groups, self.copies, self.joint, obs, info, explore, cfg.exploration,
+                              self.temperature(), self.epsilon(), self.rng)
         return actions, {g: {} for g in self.groups}
+
+    def policy(self, seed: int | None = None) -> TabularPolicy:
+        """The tables and beliefs as they are now, copied; exploring with the current temperature or ε."""
+        tables = {g: {**t, "index": t["index"].copy(), "q": t["q"].copy(), "model": t["model"].copy()}
+                  for g, t in self.groups.items()}
+        return TabularPolicy(self.spaces, tables, self.copies, self.joint, self.config.exploration,
+                             self.temperature(), self.epsilon(), seed)
 
     def temperature(self) -> float:
         cfg = self.config
@@ -280,12 +314,12 @@ class TabularQ:
         return self.values(g, self.groups[g]["index"](obs)).argmax(-1)
 
     # -------------------------------------------------------------------------------------------- checkpoints
-    def checkpoint_state(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state, "plays": self.plays,
                 "groups": {g: {"q": torch.from_numpy(t["q"]), "model": torch.from_numpy(t["model"]),
                                **t["index"].state()} for g, t in self.groups.items()}}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.plays = int(state["plays"])
         for g, t in self.groups.items():
@@ -299,3 +333,55 @@ class JointActionLearner(TabularQ):
     """Claus & Boutilier's joint-action learners: Q over joint actions, acting on expected value under a model."""
 
     joint = True
+
+
+@register_policy_kind("tabular")
+class TabularPolicy(PolicyBase):
+    """The tables of an ``iql-tabular`` or ``jal`` learner, weights only: greedy over Q_i (independent learners)
+    or over the expected value under the opponent model EV_i (joint-action learners). Observations never seen in
+    training index fresh rows (Q 0, a uniform belief), as in the learner."""
+
+    def __init__(self, spaces: PolicySpaces, tables: dict[str, dict[str, Any]], copies: int, joint: bool,
+                 exploration: str = "boltzmann", temperature: float = 1.0, epsilon: float = 0.0,
+                 seed: int | None = None) -> None:
+        self.spaces, self.tables, self.copies, self.joint = spaces, tables, int(copies), bool(joint)
+        self.exploration, self.temperature, self.epsilon = exploration, float(temperature), float(epsilon)
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
+        self.rng = np.random.default_rng(seed)  # exploration
+
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        actions = tabular_act(self.tables, self.copies, self.joint, obs, info or {}, explore, self.exploration,
+                              self.temperature, self.epsilon, self.rng)
+        return actions, {g: {} for g in self.tables}
+
+    def greedy_joint_action(self, g: str, obs: np.ndarray) -> np.ndarray:
+        """Each agent's greedy action in the states ``obs`` ``(num_envs, n, obs_dim)``."""
+        t = self.tables[g]
+        return table_values(t, t["index"](obs), self.copies, self.joint).argmax(-1)
+
+    def policy_state(self) -> dict[str, Any]:
+        groups = {}
+        for g, t in self.tables.items():
+            filled = len(t["index"].rows)  # rows past these were never updated: zeros (Q) and ones (counts)
+            groups[g] = {"n": t["n"], "na": t["na"], "capacity": t["index"].limit,
+                         "q": torch.from_numpy(t["q"][:, :, :filled].copy()),
+                         "model": torch.from_numpy(t["model"][:, :, :filled].copy()), **t["index"].state()}
+        return {**self.header(), "copies": self.copies, "joint": self.joint, "exploration": self.exploration,
+                "temperature": self.temperature, "epsilon": self.epsilon, "tables": groups}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> TabularPolicy:
+        tables = {}
+        for g, saved in state["tables"].items():
+            q, model = saved["q"].numpy(), saved["model"].numpy()
+            filled, capacity = q.shape[2], int(saved["capacity"])
+            full_q = np.zeros((*q.shape[:2], capacity, *q.shape[3:]))
+            full_model = np.ones((*model.shape[:2], capacity, *model.shape[3:]))
+            full_q[:, :, :filled], full_model[:, :, :filled] = q, model
+            index = StateIndex(capacity, f"group {g!r}")
+            index.load(saved)
+            tables[g] = {"index": index, "n": int(saved["n"]), "na": int(saved["na"]), "q": full_q,
+                         "model": full_model}
+        return cls(PolicySpaces.from_data(state["spaces"]), tables, state["copies"], state["joint"],
+                   state["exploration"], state["temperature"], state["epsilon"], seed)

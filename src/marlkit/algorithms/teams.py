@@ -26,21 +26,27 @@ learner (PPO, A2C) should keep the collection length as its own ``rollout_steps`
 collected by a policy it has already updated.
 
 Checkpoints hold every learning member's state and the random policies' generators; a frozen member records which
-checkpoint it loaded and loads that same one again on resume. Evaluation needs nothing special: the runner
-reports every group's return (``group_return`` in ``eval.json``) and the env's task metrics; ``team_returns``
-regroups them by member.
+checkpoint it loaded and loads that same one again on resume. A frozen member reads only the weights-only policy a
+checkpoint holds (``marlkit.experiment.load``): no learner, optimiser or replay is rebuilt, and no code runs.
+Evaluation needs nothing special: the runner reports every group's return (``group_return`` in ``eval.json``) and
+the env's task metrics; ``team_returns`` regroups them by member (``eval_extras`` adds that to the report).
+
+``policy()`` is a ``TeamsPolicy``: every member's own snapshot (a learner's ``policy()``, or the fixed policy —
+``RandomPolicy``, ``ConstantPolicy``, ``FrozenPolicy``, each a weights-only policy itself) acting for its groups.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.spaces import Box, Discrete
 
+from marlkit.core import Capabilities, LearnerBase, Policy, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.policies import policy_from_state
 from marlkit.data.rollout import Rollout
 from marlkit.envs.spaces import sample_actions
 from marlkit.errors import did_you_mean
@@ -176,12 +182,6 @@ class GroupView:
     def num_agents(self) -> int:
         return len(self.agents)
 
-    def with_copies(self, num_envs: int) -> GroupView:
-        """The same view for ``num_envs`` copies (a policy built on the training env acting in the evaluation env)."""
-        view = object.__new__(GroupView)
-        view.__dict__.update(self.__dict__, num_envs=num_envs)
-        return view
-
     def observation_space(self, agent: str) -> spaces.Space:
         return self._env.observation_space(self._own(agent))
 
@@ -229,53 +229,70 @@ def split_rollout(rollout: Rollout, groups: dict[str, Any], with_state: bool, st
 
 
 # ---------------------------------------------------------------------------------------------- fixed policies
-class RandomPolicy:
+class _Copies:
+    """What ``sample_actions`` reads of an env: the groups, their action spaces and the number of copies."""
+
+    def __init__(self, spaces: PolicySpaces, num_envs: int) -> None:
+        self.groups, self.num_envs, self.group_action_space = spaces.groups, num_envs, spaces.group_action_space
+
+
+@register_policy_kind("random")
+class RandomPolicy(PolicyBase):
     """Uniformly random actions among the allowed ones (action masks honoured), from its own generator.
 
     Evaluation (``explore=False``) draws from a second generator, reseeded whenever the env was just reset (an
     ``info`` without ``episode_done``): every evaluation from the same reset seed then meets the same random moves,
     so evaluations differ only by the learning members, as the runner intends."""
 
-    uses_state = False
-
-    def __init__(self, view: GroupView, seed: int) -> None:
-        self.view, self.seed, self.rng = view, seed, np.random.default_rng(seed)
+    def __init__(self, spaces: PolicySpaces, seed: int) -> None:
+        self.spaces, self.seed, self.rng = spaces, int(seed), np.random.default_rng(seed)
         self.eval_rng = np.random.default_rng([seed, 1])
-        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in view.groups}
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
 
-    def act(self, obs: dict[str, np.ndarray], state: Any, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        info = info or {}
         if not explore and "episode_done" not in info:
             self.eval_rng = np.random.default_rng([self.seed, 1])
         copies = next(iter(obs.values())).shape[0]  # the evaluation env may have other copies than the training one
-        view = self.view if copies == self.view.num_envs else self.view.with_copies(copies)
-        return sample_actions(view, info.get("action_mask"), self.rng if explore else self.eval_rng), {}
+        return sample_actions(_Copies(self.spaces, copies), info.get("action_mask"),
+                              self.rng if explore else self.eval_rng), {}
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def policy(self, seed: int | None = None) -> RandomPolicy:
+        return RandomPolicy(self.spaces, self.seed if seed is None else seed)
+
+    def policy_state(self) -> dict[str, Any]:
+        return {**self.header(), "seed": self.seed}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> RandomPolicy:
+        return cls(PolicySpaces.from_data(state["spaces"]), state["seed"] if seed is None else seed)
+
+    def state(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
 
 
-class ConstantPolicy:
+@register_policy_kind("constant")
+class ConstantPolicy(PolicyBase):
     """The same action for every agent at every step (the no-op of a particle env is ``0``, or zeros for Box)."""
 
-    uses_state = False
-
-    def __init__(self, view: GroupView, action: Any, where: str) -> None:
-        self.view = view
-        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in view.groups}
+    def __init__(self, spaces: PolicySpaces, action: Any, where: str = "policy") -> None:
+        self.spaces = spaces
+        self.given = np.asarray(action).tolist()  # as configured, for policy_state
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
         self.action: dict[str, np.ndarray] = {}  # one agent's action per group
-        for g in view.groups:
-            space = view.group_action_space(g)
+        for g in spaces.groups:
+            space = spaces.action[g]
             value, ok = None, False
-            if isinstance(space, spaces.Discrete):
+            if isinstance(space, Discrete):
                 ok = isinstance(action, (int, np.integer)) and not isinstance(action, bool) \
                     and space.start <= action < space.start + space.n
                 value = np.int64(action) if ok else None
                 allowed = f"an integer in {space.start}..{space.start + space.n - 1} (Discrete({space.n}))"
-            elif isinstance(space, spaces.Box):
+            elif isinstance(space, Box):
                 try:
                     value = np.broadcast_to(np.asarray(action, dtype=space.dtype), space.shape)
                     ok = bool(np.all((value >= space.low) & (value <= space.high)))
@@ -288,90 +305,118 @@ class ConstantPolicy:
                 raise ConfigError(f"{where}.action = {action!r} is not an action of group {g!r}: allowed is {allowed}")
             self.action[g] = value
 
-    def act(self, obs: dict[str, np.ndarray], state: Any, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        masks = info.get("action_mask") or {}
+    def act(self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        masks = (info or {}).get("action_mask") or {}
         actions = {}
-        for g, ids in self.view.groups.items():
+        for g, ids in self.spaces.groups.items():
             a = actions[g] = np.broadcast_to(self.action[g], (obs[g].shape[0], len(ids), *np.shape(self.action[g])))
             if g in masks:
-                allowed = masks[g][..., int(a.flat[0]) - self.view.group_action_space(g).start]
+                allowed = masks[g][..., int(a.flat[0]) - self.spaces.action[g].start]
                 if not allowed.all():
                     e, i = (int(x) for x in np.argwhere(~allowed)[0])
                     raise ValueError(f"the constant action {a.flat[0]} of group {g!r} is masked out for agent "
                                      f"{ids[i]!r} (copy {e}); use policy: random, which honours masks")
         return {g: a.copy() for g, a in actions.items()}, {}
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def policy(self, seed: int | None = None) -> ConstantPolicy:
+        return ConstantPolicy.from_state(self.policy_state())
+
+    def policy_state(self) -> dict[str, Any]:
+        return {**self.header(), "action": self.given}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> ConstantPolicy:
+        return cls(PolicySpaces.from_data(state["spaces"]), state["action"])
+
+    def state(self) -> dict[str, Any]:
         return {}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         pass
 
 
-class FrozenPolicy:
-    """The trained policy of a run directory, acting for ``view``'s groups and never updated.
+@register_policy_kind("frozen")
+class FrozenPolicy(PolicyBase):
+    """The trained policy of a run directory, acting for its groups and never updated (greedily unless
+    ``explore``, whatever the caller asks).
 
     The run may have trained exactly these groups (any algorithm), or been a ``teams`` run some of whose members
-    together played exactly these groups (then those members act). Spaces must match this env's. The checkpoint
-    is read with ``torch.load(weights_only=True)`` (``marlkit.experiment.checkpoint.load``): no code runs.
+    together played exactly these groups (then those members act). Spaces must match this env's. Only the
+    weights-only policy of the checkpoint is read (``marlkit.experiment.load``, ``torch.load(weights_only=True)``):
+    no code runs, and no learner is rebuilt.
     """
 
-    def __init__(self, view: GroupView, run_dir: str, checkpoint: str | None, explore: bool, where: str) -> None:
-        self.view, self.run_dir, self.explore, self.where = view, run_dir, explore, where
-        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in view.groups}
-        self.load(checkpoint)
+    def __init__(self, spaces: PolicySpaces, parts: list[tuple[dict[str, Any], Policy]], explore: bool,
+                 checkpoint: str, env_steps: int, run_dir: str | None = None, where: str = "frozen") -> None:
+        self.spaces, self.parts, self.explore = spaces, parts, bool(explore)
+        self.checkpoint, self.env_steps, self.run_dir, self.where = checkpoint, int(env_steps), run_dir, where
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
+        self.uses_state = any(p.uses_state for _, p in parts)
 
-    def load(self, checkpoint: str | None) -> None:
-        from marlkit.experiment import checkpoint as ckpt
-        from marlkit.experiment.run import CHECKPOINT_DIR
-        from marlkit.experiment.runner import load_run
+    @classmethod
+    def from_run(cls, spaces: PolicySpaces, run_dir: str, checkpoint: str | None, explore: bool, where: str,
+                 seed: int | None = None) -> FrozenPolicy:
+        """The policy of run ``run_dir`` (its latest checkpoint, or ``checkpoint``) for ``spaces``' groups."""
+        from marlkit.experiment.load import checkpoint_path, read_policy
 
-        run_dir, view, where = Path(self.run_dir), self.view, self.where
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{where}.frozen = {self.run_dir!r} is not a run directory (it has no config.yaml)")
-        path = Path(checkpoint) if checkpoint else ckpt.latest(run_dir / CHECKPOINT_DIR)
-        if path is not None and not path.is_absolute() and not path.exists():
-            path = run_dir / CHECKPOINT_DIR / path
-        if path is None or not path.is_file():
-            raise ConfigError(f"{where}: run {self.run_dir} has no checkpoint {path or ''} to load "
-                              f"(checkpoints: {[p.name for _, p in ckpt.list_checkpoints(run_dir / CHECKPOINT_DIR)]})")
-        _, env, algo, self.env_steps = load_run(run_dir, num_envs=1, checkpoint=path)
-        self.checkpoint = str(path)
-        wanted = set(view.groups)
-        if isinstance(algo, Teams):
-            parts = [m for m in algo.members.values() if set(m.view.groups) <= wanted]
-            if {g for m in parts for g in m.view.groups} != wanted:
-                raise ConfigError(f"{where}: no members of the teams run {self.run_dir} play exactly the groups "
+        try:
+            path = checkpoint_path(run_dir, checkpoint)
+        except FileNotFoundError as e:
+            raise ConfigError(f"{where}.frozen: {e}") from None
+        policy, env_steps = read_policy(path, seed)
+        wanted = set(spaces.groups)
+        if isinstance(policy, TeamsPolicy):
+            parts = [(groups, p) for groups, p in policy.members.values() if set(groups) <= wanted]
+            if {g for groups, _ in parts for g in groups} != wanted:
+                raise ConfigError(f"{where}: no members of the teams run {run_dir} play exactly the groups "
                                   f"{sorted(wanted)} (its members: "
-                                  f"{ {n: list(m.view.groups) for n, m in algo.members.items()} })")
-            self.parts = [(m.view.groups, m.policy) for m in parts]
-        elif set(env.groups) == wanted:
-            self.parts = [(dict(env.groups), algo)]
+                                  f"{ {n: list(groups) for n, (groups, _) in policy.members.items()} })")
+        elif set(policy.spaces.groups) == wanted:
+            parts = [(dict(policy.spaces.groups), policy)]
         else:
-            raise ConfigError(f"{where}: run {self.run_dir} trained the groups {list(env.groups)}, this member plays "
-                              f"{sorted(wanted)}; a frozen run must have played exactly its member's groups")
-        for g in view.groups:
-            theirs = (env.group_observation_space(g), env.group_action_space(g), len(env.groups[g]))
-            ours = (view.group_observation_space(g), view.group_action_space(g), len(view.groups[g]))
+            raise ConfigError(f"{where}: run {run_dir} trained the groups {list(policy.spaces.groups)}, this member "
+                              f"plays {sorted(wanted)}; a frozen run must have played exactly its member's groups")
+        theirs_spaces = policy.spaces
+        for g in spaces.groups:
+            theirs = (theirs_spaces.observation[g], theirs_spaces.action[g], len(theirs_spaces.groups[g]))
+            ours = (spaces.observation[g], spaces.action[g], len(spaces.groups[g]))
             if theirs != ours:
-                raise ConfigError(f"{where}: group {g!r} of run {self.run_dir} had (observation space, action space, "
+                raise ConfigError(f"{where}: group {g!r} of run {run_dir} had (observation space, action space, "
                                   f"agents) {theirs}, here {ours}")
-        self.uses_state = any(p.uses_state for _, p in self.parts)
-        if self.uses_state and env.state_space != view.state_space:
-            raise ConfigError(f"{where}: run {self.run_dir} used a global state {env.state_space}, here "
-                              f"{view.state_space}")
+        frozen = cls(spaces, parts, explore, str(path), env_steps, str(run_dir), where)
+        if frozen.uses_state and theirs_spaces.state != spaces.state:
+            raise ConfigError(f"{where}: run {run_dir} used a global state {theirs_spaces.state}, here "
+                              f"{spaces.state}")
+        return frozen
 
-    def act(self, obs: dict[str, np.ndarray], state: Any, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        return act_parts(self.parts, obs, state, info, self.explore)[0], {}
+    def act(self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        return act_parts(self.parts, obs, state, info or {}, self.explore)[0], {}
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def policy(self, seed: int | None = None) -> FrozenPolicy:
+        return FrozenPolicy.from_state(self.policy_state(), seed)
+
+    def policy_state(self) -> dict[str, Any]:
+        return {**self.header(), "explore": self.explore, "checkpoint": self.checkpoint, "env_steps": self.env_steps,
+                "parts": [{"groups": list(groups), "policy": p.policy_state()} for groups, p in self.parts]}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> FrozenPolicy:
+        spaces = PolicySpaces.from_data(state["spaces"])
+        seeds = _member_seeds(seed, len(state["parts"]))
+        parts = [({g: spaces.groups[g] for g in part["groups"]}, policy_from_state(part["policy"], s))
+                 for part, s in zip(state["parts"], seeds)]
+        return cls(spaces, parts, state["explore"], state["checkpoint"], state["env_steps"])
+
+    def state(self) -> dict[str, Any]:
         return {"checkpoint": self.checkpoint, "env_steps": self.env_steps}
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         if state["checkpoint"] != self.checkpoint:  # the frozen run went on training since: use what was used
-            self.load(state["checkpoint"])
+            again = FrozenPolicy.from_run(self.spaces, self.run_dir or "", state["checkpoint"], self.explore,
+                                          self.where)
+            self.parts, self.checkpoint, self.env_steps = again.parts, again.checkpoint, again.env_steps
 
 
 def act_parts(parts: list[tuple[dict[str, Any], Any]], obs: dict[str, np.ndarray], state: np.ndarray | None,
@@ -386,6 +431,39 @@ def act_parts(parts: list[tuple[dict[str, Any], Any]], obs: dict[str, np.ndarray
     return actions, extras
 
 
+def _member_seeds(seed: int | None, n: int) -> list[int | None]:
+    """Independent seeds for ``n`` members from ``seed`` (``None`` for each when ``seed`` is)."""
+    if seed is None:
+        return [None] * n
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(n)]
+
+
+@register_policy_kind("teams")
+class TeamsPolicy(PolicyBase):
+    """Every member's policy acting for its groups (a ``teams`` learner's snapshot)."""
+
+    def __init__(self, spaces: PolicySpaces, members: dict[str, tuple[dict[str, Any], Policy]]) -> None:
+        self.spaces, self.members = spaces, members
+        self.extras_spec = {g: spec for _, p in members.values() for g, spec in p.extras_spec.items()}
+        self.uses_state = any(p.uses_state for _, p in members.values())
+
+    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        return act_parts(list(self.members.values()), obs, state, info or {}, explore)
+
+    def policy_state(self) -> dict[str, Any]:
+        return {**self.header(), "members": {name: {"groups": list(groups), "policy": p.policy_state()}
+                                             for name, (groups, p) in self.members.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], seed: int | None = None) -> TeamsPolicy:
+        spaces = PolicySpaces.from_data(state["spaces"])
+        seeds = _member_seeds(seed, len(state["members"]))
+        members = {name: ({g: spaces.groups[g] for g in m["groups"]}, policy_from_state(m["policy"], s))
+                   for (name, m), s in zip(state["members"].items(), seeds)}
+        return cls(spaces, members)
+
+
 # ---------------------------------------------------------------------------------------------------- the teams
 @dataclass
 class Member:
@@ -398,7 +476,7 @@ class Member:
     rollout_steps: int
 
 
-class Teams:
+class Teams(LearnerBase):
     """Every member acting for its groups; learning members updated on their part of each rollout."""
 
     def __init__(self, env: Any, config: TeamsConfig, seed: int = 0) -> None:
@@ -428,15 +506,23 @@ class Teams:
                     raise ConfigError(f"{where}: {m.algorithm} cannot play {list(view.groups)}: {reason}")
                 policy = spec.load()[0](view, m.config, seed=member_seed)
             elif m.policy == "random":
-                policy = RandomPolicy(view, member_seed)
+                policy = RandomPolicy(PolicySpaces.from_env(view), member_seed)
             elif m.policy == "constant":
-                policy = ConstantPolicy(view, m.action, where)
+                policy = ConstantPolicy(PolicySpaces.from_env(view), m.action, where)
             else:
-                policy = FrozenPolicy(view, m.frozen, m.checkpoint, m.explore, where)
+                policy = FrozenPolicy.from_run(PolicySpaces.from_env(view), m.frozen, m.checkpoint, m.explore, where,
+                                               member_seed)
             self.members[name] = Member(name, view, policy, m.algorithm is not None,
                                         m.config.rollout_steps if m.algorithm is not None else steps)
         self._parts = [(m.view.groups, m.policy) for m in self.members.values()]
-        self.uses_state = any(m.policy.uses_state for m in self.members.values())
+        self.spaces = PolicySpaces.from_env(env)
+        learners = [m.policy.capabilities for m in self.members.values() if m.learns]
+        # Rollouts if any member learns on-policy; the state if any member reads it; loss terms go to a member's
+        # own learner (``members[name].policy.add_loss_term``), not to the team.
+        self.capabilities = Capabilities(
+            "rollout" if any(c.batch_kind == "rollout" for c in learners) else "transitions",
+            uses_state=any(m.policy.uses_state for m in self.members.values()),
+            progress=any(c.progress for c in learners))
         self.extras_spec = {g: spec for m in self.members.values() for g, spec in m.policy.extras_spec.items()}
 
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
@@ -464,19 +550,29 @@ class Teams:
 
     def set_progress(self, fraction: float) -> None:
         for m in self.members.values():
-            if hasattr(m.policy, "set_progress"):
+            if m.learns and m.policy.capabilities.progress:
                 m.policy.set_progress(fraction)
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {"members": {name: m.policy.checkpoint_state() for name, m in self.members.items()}}
+    def policy(self, seed: int | None = None) -> TeamsPolicy:
+        """Every member's snapshot (member seeds drawn from ``seed``, as the members' own were)."""
+        seeds = _member_seeds(seed, len(self.members))
+        return TeamsPolicy(self.spaces, {name: (m.view.groups, m.policy.policy(s))
+                                         for (name, m), s in zip(self.members.items(), seeds)})
 
-    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+    def state(self) -> dict[str, Any]:
+        return {"members": {name: m.policy.state() for name, m in self.members.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
         saved = state["members"]
         if set(saved) != set(self.members):
             raise ValueError(f"the checkpoint holds the members {sorted(saved)}, this config has "
                              f"{sorted(self.members)}")
         for name, m in self.members.items():
-            m.policy.load_checkpoint_state(saved[name])
+            m.policy.load_state(saved[name])
+
+    def eval_extras(self, report: dict[str, Any]) -> dict[str, Any]:
+        """``teams``: each member's groups, who plays them and its return (``team_returns``)."""
+        return {"teams": self.team_returns(report)}
 
     def team_returns(self, report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """Per member of an evaluation report (``eval.json``): its groups, who plays them and its mean per-agent

@@ -21,7 +21,5 @@ VDNConfig = DQNConfig
 class VDN(DQN):
     """IQL whose agents of a group are trained through the sum of their Q-values."""
 
-    uses_state = False
-
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
         return VDNMixer()

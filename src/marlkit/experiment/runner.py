@@ -204,7 +204,7 @@ class Runner:
         while self.env_steps < exp.steps:
             t0 = time.perf_counter()
             rollout, stats = self.collector.collect()
-            if hasattr(self.algo, "set_progress"):  # optional hook: schedules over the run's budget
+            if self.algo.capabilities.progress:  # schedules over the run's budget
                 self.algo.set_progress(self.env_steps / exp.steps)
             metrics = self.algo.update(rollout)
             before = self.env_steps
@@ -261,8 +261,7 @@ class Runner:
         stats = evaluate(self.eval_env, self.algo, exp.eval_episodes, seed=self.seeds["eval"])
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
         report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
-        if hasattr(self.algo, "team_returns"):  # teams: each member's groups, who plays them, its return
-            report["teams"] = self.algo.team_returns(report)
+        report.update(self.algo.eval_extras(report))  # teams: each member's groups, who plays them, its return
         self.last_eval = report
         self._emit("on_eval", stats.summary("eval/"))
         if final:
@@ -272,6 +271,7 @@ class Runner:
     def save_checkpoint(self) -> Path:
         state = {"format": ckpt.FORMAT, "env_steps": self.env_steps, "updates": self.updates,
                  "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": self.algo.checkpoint_state(),
+                 "policy": self.algo.policy().policy_state(),  # what marlkit.load reads, weights only
                  "rng": ckpt.global_rng_state(), "env_rng": ckpt.generator_state(self.env.np_random),
                  "callbacks": {_name(cb): cb.state() for cb in self.callbacks if hasattr(cb, "state")}}
         path = ckpt.save_atomic(state, ckpt.path_for(self.run_dir / CHECKPOINT_DIR, self.env_steps))

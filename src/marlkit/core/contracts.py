@@ -1,0 +1,201 @@
+"""The learner contracts: what acts (``Policy``), what learns (``Learner``) and what a learner declares.
+
+Everything that acts in an environment — a learner while it collects, a weights-only snapshot in a Ray worker, a
+member of a self-play pool, a frozen teammate, the policy ``marlkit.load`` returns — is an **actor**: it maps the
+batched observations of ``marlkit.envs.base`` (dicts keyed by group, arrays ``(num_envs, n_agents, ...)``) to
+actions for every copy and agent at once::
+
+    actions, extras = actor.act(obs, state, info, explore)
+
+``state`` is ``env.state()`` when the actor asks for it (``uses_state``), else ``None``; ``info`` is the dict the
+env returned with those observations (``action_mask`` and ``active`` when the env has them; ``episode_done``
+after a step, absent right after a reset, which is how an actor with memory — a GRU's hidden state, a random
+policy's evaluation generator — knows a new episode began in every copy); ``explore`` asks for the behaviour of
+training (sampling, ε, exploration noise) instead of the greedy policy. ``actions`` is the dict ``env.step`` takes;
+``extras`` holds, per group, what the learner wants stored with each step besides the action (``extras_spec``
+names them and their per-agent shapes; PPO's log-probabilities, for example).
+
+**Policy** (``Policy``): an actor that can be written down. ``policy_state()`` is plain data — tensors, numbers,
+strings, lists, tuples, dicts — that loads with ``torch.load(weights_only=True)`` and holds everything needed to
+rebuild it: its ``kind``, the groups and agent ids, the spaces (``PolicySpaces``), the network sizes and flags and
+the weights. ``marlkit.core.policy_from_state(state)`` rebuilds it by looking the kind up in the policy-kind
+registry (``marlkit.core.policies``); nothing named by the data is imported or run. A policy has no optimiser and
+no replay. It is what crosses a process boundary, fills a self-play pool, teaches a teammate, or is returned by
+``marlkit.load``. Its ``act`` defaults to ``explore=False``; ``act_pettingzoo`` acts for one copy on a PettingZoo
+``ParallelEnv``'s ``{agent: obs}`` dict, and ``reset()`` says the next such call starts a new episode.
+
+**Learner** (``Learner``): an actor that learns. ``update(batch) -> metrics`` (a dict of floats, keys namespaced
+as ``loss/...`` or ``train/...``); ``policy(seed)`` returns a ``Policy`` snapshot — a deep copy of the acting
+weights, unaffected by later updates, acting without the learner; ``state()``/``load_state()`` are its checkpoint
+(plain data as well: weights, optimiser, replay, generators). What a learner needs from the code around it is
+declared in ``capabilities`` (``Capabilities``), never discovered by probing for optional methods:
+
+* ``batch_kind`` — ``"rollout"``: the consecutive steps its current policy just collected, with the extras it
+  asked for, used once (on-policy: PPO, A2C); ``"transitions"``: steps from any behaviour policy, which it keeps in
+  its own replay or tables (off-policy: DQN and its mixers, MADDPG, tabular Q-learning). Both arrive as a
+  ``marlkit.data.rollout.Rollout``; the kind says whether steps collected with older weights (a Ray worker a few
+  updates behind) are still fit to train on.
+* ``uses_state`` — its update reads ``state()`` (a centralised critic, a mixer), so the collector stores it.
+  (A policy's own ``uses_state`` says whether *acting* needs it; for every policy here it does not.)
+* ``losses`` — the names of its gradient losses that accept extra terms through the **loss-term hook**
+  (``add_loss_term``); empty when it does not learn by gradient (tabular, a team of members).
+* ``progress`` — it wants ``set_progress(fraction)`` before each update (a schedule over the run's budget).
+
+The loss-term hook: ``learner.add_loss_term(fn, losses=None)`` adds ``fn(ctx)`` (a scalar tensor; ``ctx`` is a
+``LossContext``: the learner, which loss, the batch) to the named losses (all of ``capabilities.losses`` by
+default) before every backward pass, so a wrapper — L2 or EWC towards earlier weights, distillation from a teacher —
+changes any gradient-based learner without editing its file. It returns a function that removes the term again.
+Terms are not part of ``state()``: whoever added them adds them again after a resume.
+
+Everything the runner calls exists on every learner (``marlkit.core.LearnerBase`` gives the defaults:
+``set_progress`` does nothing, ``eval_extras`` adds nothing to the evaluation report); the capabilities say which
+calls matter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from marlkit.core.policies import PolicySpaces
+
+Obs = dict[str, np.ndarray]
+"""Group -> observations ``(num_envs, n_agents, ...)``."""
+Actions = dict[str, np.ndarray]
+"""Group -> actions ``(num_envs, n_agents, ...)``, as ``env.step`` takes them."""
+Extras = dict[str, dict[str, np.ndarray]]
+"""Group -> name -> what acting stores besides the action, ``(num_envs, n_agents, *shape)``."""
+ExtrasSpec = dict[str, dict[str, tuple[int, ...]]]
+"""Group -> name -> per-agent shape of each extra."""
+BatchKind = Literal["rollout", "transitions"]
+BATCH_KINDS: tuple[str, ...] = ("rollout", "transitions")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a learner needs from the code that drives it (see the module docstring)."""
+
+    batch_kind: BatchKind = "rollout"
+    """``"rollout"``: on-policy steps of its current policy, used once; ``"transitions"``: steps of any policy,
+    kept in its own replay."""
+    uses_state: bool = False
+    """Its update reads the global ``state()``: the collector must store it with every step."""
+    losses: tuple[str, ...] = ()
+    """Names of the gradient losses extra terms can be added to (``add_loss_term``); empty: no loss-term hook."""
+    progress: bool = False
+    """Call ``set_progress(fraction of the budget trained)`` before each update."""
+
+    def __post_init__(self) -> None:
+        if self.batch_kind not in BATCH_KINDS:
+            raise ValueError(f"Capabilities.batch_kind = {self.batch_kind!r} is not allowed: one of {BATCH_KINDS}")
+        if not isinstance(self.losses, tuple) or not all(isinstance(n, str) and n for n in self.losses):
+            raise ValueError(f"Capabilities.losses must be a tuple of loss names, got {self.losses!r}")
+
+    @property
+    def loss_terms(self) -> bool:
+        """Whether extra loss terms are accepted at all."""
+        return bool(self.losses)
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """What a loss term is given each time the learner computes one of its losses."""
+
+    learner: Any
+    """The learner (its parameters are ``learner.parameters()`` for torch learners)."""
+    loss: str
+    """Which loss the term is added to (one of ``learner.capabilities.losses``; MADDPG: ``"critic"``, ``"actor"``)."""
+    batch: Any
+    """The data this loss is computed on: the ``Rollout`` given to ``update`` (on-policy learners), or the batch
+    sampled from the replay (off-policy learners; a dict in the replay's format)."""
+
+
+LossTerm = Callable[[LossContext], "torch.Tensor"]
+"""``fn(ctx) -> scalar tensor`` added to a learner's loss before backward (``Learner.add_loss_term``)."""
+
+
+@runtime_checkable
+class Actor(Protocol):
+    """Anything that maps batched observations to actions for every copy and agent at once (the collector's view)."""
+
+    #: Per group, names and per-agent shapes of what ``act`` returns besides actions (stored in the rollout).
+    extras_spec: ExtrasSpec
+    #: Whether the caller must pass ``env.state()`` (for a learner: whether the collector stores it).
+    uses_state: bool
+
+    def act(self, obs: Obs, state: np.ndarray | None, info: dict[str, Any],
+            explore: bool = True) -> tuple[Actions, Extras]:
+        """Return actions (dict group -> array as ``env.step`` takes) and extras (group -> name -> array)."""
+        ...
+
+
+@runtime_checkable
+class Policy(Actor, Protocol):
+    """An actor written down as weights only: rebuilt by ``policy_from_state(policy.policy_state())``."""
+
+    #: The name it is registered under in the policy-kind registry (``register_policy_kind``).
+    kind: ClassVar[str]
+    #: Groups, agent ids and spaces it acts for.
+    spaces: PolicySpaces
+
+    def act(self, obs: Obs, state: np.ndarray | None = None, info: dict[str, Any] | None = None,
+            explore: bool = False) -> tuple[Actions, Extras]:
+        """Greedy actions unless ``explore``; ``info`` may be omitted when the env has no masks."""
+        ...
+
+    def policy_state(self) -> dict[str, Any]:
+        """Plain data (tensors, numbers, strings, lists, dicts) from which ``policy_from_state`` rebuilds it."""
+        ...
+
+    def reset(self) -> None:
+        """The next ``act_pettingzoo`` call starts a new episode (memory such as a GRU's hidden state is cleared)."""
+        ...
+
+    def act_pettingzoo(self, obs: Mapping[str, Any], infos: Mapping[str, Any] | None = None,
+                       state: np.ndarray | None = None, explore: bool = False) -> dict[str, Any]:
+        """Actions ``{agent: action}`` for the live agents of one PettingZoo ``ParallelEnv`` step."""
+        ...
+
+
+@runtime_checkable
+class Learner(Actor, Protocol):
+    """An actor that learns from batches and hands out ``Policy`` snapshots (see the module docstring)."""
+
+    #: Its hyper-parameters (a frozen config dataclass; ``config.rollout_steps`` is what the runner collects).
+    config: Any
+    #: What it needs from the code that drives it.
+    capabilities: Capabilities
+
+    def update(self, batch: Any) -> dict[str, float]:
+        """Learn from ``batch`` (a ``Rollout``; see ``capabilities.batch_kind``); return metrics."""
+        ...
+
+    def policy(self, seed: int | None = None) -> Policy:
+        """A snapshot that acts like this learner now (greedy acting identical), independent of later updates."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """Everything a checkpoint needs to continue training exactly (plain data, ``weights_only`` loadable)."""
+        ...
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore ``state()``."""
+        ...
+
+    def set_progress(self, fraction: float) -> None:
+        """The fraction of the run's budget trained so far (called when ``capabilities.progress``)."""
+        ...
+
+    def add_loss_term(self, fn: LossTerm, losses: tuple[str, ...] | None = None) -> Callable[[], None]:
+        """Add ``fn(ctx)`` to the named losses (default all of ``capabilities.losses``); returns its remover."""
+        ...
+
+    def eval_extras(self, report: dict[str, Any]) -> dict[str, Any]:
+        """Entries this learner adds to an evaluation report (``eval.json``); ``{}`` for most."""
+        ...
