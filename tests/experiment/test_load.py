@@ -18,6 +18,7 @@ import marlkit
 from marlkit.collect import evaluate
 from marlkit.core import Policy
 from marlkit.envs import sample_actions
+from marlkit.experiment import checkpoint as ckpt
 from marlkit.experiment import runner as runner_module
 from marlkit.experiment.runner import load_run
 
@@ -90,7 +91,7 @@ def test_a_checkpoint_without_a_policy_falls_back_to_the_learner(run_dir, tmp_pa
     (path,) = sorted((old / "checkpoints").glob("step_*.pt"))
     state = torch.load(path, weights_only=True)
     del state["policy"]  # as written before checkpoints held the policy
-    torch.save(state, path)
+    ckpt.save_atomic(state, path)  # with a manifest that matches the rewritten file
     for obs, info in _observations(3):
         np.testing.assert_array_equal(marlkit.load(old).act(obs, info=info)[0]["agents"],
                                       marlkit.load(run_dir).act(obs, info=info)[0]["agents"])

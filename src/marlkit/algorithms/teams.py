@@ -357,14 +357,13 @@ class FrozenPolicy(PolicyBase):
     @classmethod
     def from_run(cls, spaces: PolicySpaces, run_dir: str, checkpoint: str | None, explore: bool, where: str,
                  seed: int | None = None) -> FrozenPolicy:
-        """The policy of run ``run_dir`` (its latest checkpoint, or ``checkpoint``) for ``spaces``' groups."""
-        from marlkit.experiment.load import checkpoint_path, read_policy
+        """The policy of run ``run_dir`` (its newest intact checkpoint, or ``checkpoint``) for ``spaces``' groups."""
+        from marlkit.experiment.load import load_policy
 
         try:
-            path = checkpoint_path(run_dir, checkpoint)
+            path, policy, env_steps = load_policy(run_dir, checkpoint, seed)
         except FileNotFoundError as e:
             raise ConfigError(f"{where}.frozen: {e}") from None
-        policy, env_steps = read_policy(path, seed)
         wanted = set(spaces.groups)
         if isinstance(policy, TeamsPolicy):
             parts = [(groups, p) for groups, p in policy.members.values() if set(groups) <= wanted]
