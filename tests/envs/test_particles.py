@@ -180,7 +180,7 @@ def test_spread_rewards_and_metrics_by_hand():
     env.set_state(0, pos=pos, vel=np.zeros((6, 2)))
     _, rew, *_ = env.step(zero_actions(env))
     p = env.world.pos[0]  # after the contact push
-    nearest = [np.linalg.norm(p[:3] - p[3 + l], axis=1).min() for l in range(3)]
+    nearest = [np.linalg.norm(p[:3] - p[3 + k], axis=1).min() for k in range(3)]
     overlap = float(np.linalg.norm(p[0] - p[1]) < 0.3)
     expected = -0.5 * sum(nearest) - 0.5 * np.array([overlap, overlap, 0.0])
     np.testing.assert_allclose(rew["agents"][0], expected, rtol=1e-6)

@@ -2,6 +2,7 @@
 a butterfly game, classic games, a small heterogeneous env defined here) through marlkit's checker."""
 
 import functools
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -9,12 +10,13 @@ from gymnasium import spaces
 
 pytest.importorskip("pettingzoo")
 
-import marlkit  # noqa: E402
-import pettingzoo  # noqa: E402
-from marlkit.envs import ActionError, check_env, sample_actions  # noqa: E402
-from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo  # noqa: E402
-from pettingzoo import ParallelEnv  # noqa: E402
-from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
+import pettingzoo
+from pettingzoo import ParallelEnv
+from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+import marlkit
+from marlkit.envs import ActionError, check_env, sample_actions
+from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo
 
 pytestmark = pytest.mark.pettingzoo
 
@@ -53,7 +55,7 @@ def test_last_step_shows_final_obs_and_hides_the_next_episode():
     n_obs, _ = native.reset(seed=5)
     obs, _ = env.reset(seed=5)
     rng = np.random.default_rng(1)
-    for t in range(10):
+    for _ in range(10):
         joint = rng.integers(2, size=2)
         n_obs, n_rew, _, n_trunc, n_info = native.step({"players": joint[None]})
         obs, rew, term, trunc, _ = env.step({"player_0": joint[0], "player_1": joint[1]})
@@ -175,8 +177,7 @@ def test_round_trip_matches_the_native_env(env_id):
         np.testing.assert_array_equal(b_obs["player"], n_obs["players"])
         np.testing.assert_array_equal(b_trunc["player"], n_trunc["players"])
         np.testing.assert_array_equal(b_info["episode_done"], n_info["episode_done"])
-        np.testing.assert_array_equal(b_info["final_state"] if "final_state" in b_info else 0,
-                                      n_info["final_state"] if "final_state" in n_info else 0)
+        np.testing.assert_array_equal(b_info.get("final_state", 0), n_info.get("final_state", 0))
 
 
 @pytest.mark.parametrize("env_id", marlkit.list_envs())
@@ -243,7 +244,7 @@ class Squad(ParallelEnv):
            not given; drone: Box observations and actions, dies at step 2. ``appear`` adds an agent at step 1.
     """
 
-    metadata = {"name": "squad_v0", "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {"name": "squad_v0", "is_parallelizable": True}
 
     def __init__(self, length=4, appear=False, action_space=None, masked=True):
         self.possible_agents = ["scout_0", "tank_0", "drone_0"]
@@ -360,7 +361,7 @@ def test_turn_based_aec_env_and_bad_factories_are_explained():
     with pytest.raises(TypeError, match="turn-based AEC env"):
         from_pettingzoo(lambda: pettingzoo.make("aec", "classic/tictactoe-v3"))
     pytest.importorskip("mpe2")
-    with pytest.raises(TypeError, match="pass mpe2.simple_spread_v3.parallel_env"):
+    with pytest.raises(TypeError, match=r"pass mpe2\.simple_spread_v3\.parallel_env"):
         from_pettingzoo(__import__("mpe2.simple_spread_v3").simple_spread_v3)
     with pytest.raises(TypeError, match="builds a new env for each copy"):
         from_pettingzoo(_mpe("simple_spread_v3")())

@@ -7,7 +7,7 @@ import functools
 import importlib
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -16,9 +16,10 @@ from gymnasium import spaces
 pytest.importorskip("pettingzoo")
 pytest.importorskip("mpe2")
 
-from marlkit.envs import check_env, sample_actions  # noqa: E402
-from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo  # noqa: E402
-from pettingzoo import ParallelEnv  # noqa: E402
+from pettingzoo import ParallelEnv
+
+from marlkit.envs import check_env, sample_actions
+from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo
 
 pytestmark = pytest.mark.pettingzoo
 
@@ -85,7 +86,7 @@ def test_agents_that_fall_mid_episode_with_the_observation_state():
     env = from_pettingzoo(fn, num_envs=2)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
-    with pytest.raises(RuntimeError, match="while its episode runs .*state_source='observations'"):
+    with pytest.raises(RuntimeError, match=r"while its episode runs .*state_source='observations'"):
         for _ in range(100):  # random walkers fall after about 50 steps
             env.step(sample_actions(env, rng=rng))
             env.state()
@@ -127,7 +128,7 @@ class Fragile(ParallelEnv):
     """Two agents; the episode ends by termination at step ``length``; ``state()`` raises once it has ended (like a
     physics env that destroys its bodies), or from step ``broken_from`` on."""
 
-    metadata = {"name": "fragile_v0", "is_parallelizable": True}
+    metadata: ClassVar[dict[str, Any]] = {"name": "fragile_v0", "is_parallelizable": True}
 
     def __init__(self, length: int = 3, broken_from: int | None = None) -> None:
         self.possible_agents = ["agent_0", "agent_1"]
@@ -155,7 +156,7 @@ class Fragile(ParallelEnv):
         return out
 
     def state(self):
-        if not self.agents or self.broken_from is not None and self.t >= self.broken_from:
+        if not self.agents or (self.broken_from is not None and self.t >= self.broken_from):
             raise AttributeError("'NoneType' object has no attribute 'position'")
         return np.array([10.0 * self.t], np.float32)
 
@@ -189,8 +190,8 @@ def test_state_that_breaks_mid_episode_is_a_clear_error():
     env.reset(seed=0)
     env.step({"agent": np.zeros((1, 2), np.int64)})
     env.step({"agent": np.zeros((1, 2), np.int64)})
-    with pytest.raises(RuntimeError, match="fragile_v0.state\\(\\) failed on copy 0 while its episode runs "
-                                           "\\(AttributeError: .*\\); build the bridge with state_source="):
+    with pytest.raises(RuntimeError, match=r"fragile_v0\.state\(\) failed on copy 0 while its episode runs "
+                                           r"\(AttributeError: .*\); build the bridge with state_source="):
         env.state()
     env = from_pettingzoo(functools.partial(Fragile, length=5, broken_from=2), state_source="observations")
     assert env.state_space.shape == (2,)
@@ -200,5 +201,5 @@ def test_state_that_breaks_mid_episode_is_a_clear_error():
 def test_state_source_is_validated():
     with pytest.raises(ValueError, match="state_source must be one of \\('auto', 'env', 'observations'\\)"):
         from_pettingzoo(Fragile, state_source="global")
-    with pytest.raises(ValueError, match="state_source='env' needs .* use state_source='observations'"):
+    with pytest.raises(ValueError, match=r"state_source='env' needs .* use state_source='observations'"):
         from_pettingzoo(lambda: __import__("pettingzoo").make("aec", "classic/rps-v2"), state_source="env")

@@ -609,9 +609,9 @@ def test_text_speaker_listener_checks_its_actions_and_seeds():
         env.step({"speaker_0": "red"})
     with pytest.raises(TextActionError, match="must be a str"):
         env.step({"speaker_0": 0, "listener_0": 0})
-    with pytest.raises(ActionError, match="integer in 0..4"):
+    with pytest.raises(ActionError, match=r"integer in 0\.\.4"):
         env.step({"speaker_0": "red", "listener_0": 7})
-    with pytest.raises(ActionError, match="integer in 0..4"):
+    with pytest.raises(ActionError, match=r"integer in 0\.\.4"):
         env.step({"speaker_0": "red", "listener_0": 1.5})
     cont = slt.SpeakerListenerText(continuous_actions=True, seed=1)
     cont.reset()

@@ -45,7 +45,6 @@ def test_summary_charges_every_message_to_the_successes(example):
 
 def test_reading_the_observation(example):
     from marlkit.envs.text import make_text
-
     from marlkit.envs.text.meeting_point import cell_name
 
     env = make_text("meeting-point-v0", seed=0)

@@ -4,8 +4,8 @@ import pytest
 
 from marlkit.envs.text import TextVecEnv, make_text
 from marlkit.envs.text.tictactoe import HeuristicPolicy, RandomMovePolicy, read_observation
-from marlkit.llm.hf import HFPolicy
 from marlkit.llm.games import play
+from marlkit.llm.hf import HFPolicy
 from marlkit.llm.tiny import tiny_causal_lm
 
 pytestmark = pytest.mark.llm

@@ -9,9 +9,17 @@ import torch
 
 from marlkit.envs.text import TextEnv, make_text
 from marlkit.llm.games import game_texts
-from marlkit.llm.token_rl import (RunningMean, TokenRL, TokenRLConfig, advantages_of, clipped_surrogate, keep_lines,
-                                  kl_estimate, turn_returns)
 from marlkit.llm.tiny import tiny_gpt2, word_tokenizer
+from marlkit.llm.token_rl import (
+    RunningMean,
+    TokenRL,
+    TokenRLConfig,
+    advantages_of,
+    clipped_surrogate,
+    keep_lines,
+    kl_estimate,
+    turn_returns,
+)
 
 pytestmark = pytest.mark.llm
 

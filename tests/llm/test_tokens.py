@@ -3,8 +3,17 @@
 import pytest
 import torch
 
-from marlkit.llm.tokens import (AllowedSequences, AllowedTokens, constraint_mask, left_pad, position_ids, right_pad,
-                                sample, score_tokens, sequence_logprobs)
+from marlkit.llm.tokens import (
+    AllowedSequences,
+    AllowedTokens,
+    constraint_mask,
+    left_pad,
+    position_ids,
+    right_pad,
+    sample,
+    score_tokens,
+    sequence_logprobs,
+)
 
 pytestmark = pytest.mark.llm
 

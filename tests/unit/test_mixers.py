@@ -28,7 +28,7 @@ def test_qmixer_is_monotonic_in_every_agent_value(layers):
 def test_qmixer_rejects_other_hypernet_depths():
     with pytest.raises(ValueError, match="hypernet_layers must be 1 or 2"):
         QMixer(2, 4, hypernet_layers=3)
-    with pytest.raises(ConfigError, match="algo.hypernet_layers"):
+    with pytest.raises(ConfigError, match=r"algo\.hypernet_layers"):
         QMIXConfig(hypernet_layers=0)
 
 
@@ -82,7 +82,7 @@ def test_weight_gain_sets_the_initial_effective_mixing_weights():
     assert small == pytest.approx(big / 16, rel=0.25)
     with pytest.raises(ValueError, match="weight_gain must be positive"):
         QMixer(3, 7, weight_gain=0.0)
-    with pytest.raises(ConfigError, match="algo.weight_gain"):
+    with pytest.raises(ConfigError, match=r"algo\.weight_gain"):
         QMIXConfig(weight_gain=-1.0)
 
 

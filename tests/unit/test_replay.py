@@ -71,6 +71,22 @@ def test_rollout_too_long_is_an_error():
         TransitionReplay(capacity=3).insert(make_rollout(4, 1))
 
 
+def test_sampling_an_empty_replay_says_so():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="no complete n-step transition"):
+        TransitionReplay(capacity=4).sample(2, rng)
+    with pytest.raises(ValueError, match="no complete episode"):
+        EpisodeReplay(capacity=4, max_len=3).sample(2, rng)
+
+
+@pytest.mark.parametrize("make", [lambda: TransitionReplay(capacity=8), lambda: EpisodeReplay(capacity=4, max_len=3)])
+def test_a_rollout_without_the_state_the_replay_stores_is_an_error(make):
+    buf = make()
+    buf.insert(make_rollout(2, 1, state=True))
+    with pytest.raises(ValueError, match="stores the global state, but the rollout has none"):
+        buf.insert(make_rollout(2, 1, state=False))
+
+
 def test_termination_stops_bootstrapping_truncation_does_not():
     """Step 1 terminates, step 3 is truncated by a time limit: both end episodes, only the first is terminal."""
     T, gamma = 6, 0.9

@@ -83,10 +83,12 @@ def _group_arrays(rollout: Rollout) -> dict[str, dict[str, torch.Tensor]]:
 
 def _episode_ends(rollout: Rollout) -> np.ndarray:
     """``(T, E)``: the copy's episode ended at this step (every agent of every group terminated or truncated)."""
-    ends = None
+    ends: np.ndarray | None = None
     for g in rollout.obs:
         done = (rollout.terminated[g] | rollout.truncated[g]).all(-1).numpy()
         ends = done if ends is None else ends & done
+    if ends is None:
+        raise ValueError("a rollout must hold at least one group")
     return ends
 
 
@@ -120,6 +122,15 @@ class _Storage:
         """The per-item shapes of saved ``(rows, ...)`` tensors (all but ``skip``)."""
         return {k: (tuple(t.shape[1:]), t.numpy().dtype) for k, t in data.items() if k != skip}
 
+    def write_state(self, index: Any, rollout_state: torch.Tensor | None, next_state: torch.Tensor | None) -> None:
+        """Write a rollout's ``state``/``next_state`` (or a step of them) at ``index``, when states are stored."""
+        if self.state is None:
+            return
+        if rollout_state is None or next_state is None:
+            raise ValueError("this replay stores the global state, but the rollout has none")
+        self.state["state"][index] = rollout_state.numpy()
+        self.state["next_state"][index] = next_state.numpy()
+
     def arrays(self) -> dict[str, np.ndarray]:
         out = {f"{g}/{k}": a for g, d in self.groups.items() for k, a in d.items()}
         out.update(self.state or {})
@@ -147,16 +158,14 @@ class TransitionReplay:
         T, E = next(iter(rollout.obs.values())).shape[:2]
         if T > self.capacity:
             raise ValueError(f"a rollout of {T} steps does not fit a replay of {self.capacity} rows")
-        if self.storage is None:
+        if self.storage is None or self.ends is None:
             self.storage = _Storage((self.capacity, E), _Storage.shapes_of(rollout))
             self.ends = np.zeros((self.capacity, E), bool)
         rows = (self.pos + np.arange(T)) % self.capacity
         for g, d in _group_arrays(rollout).items():
             for k, v in d.items():
                 self.storage.groups[g][k][rows] = v.numpy()
-        if self.storage.state is not None:
-            self.storage.state["state"][rows] = rollout.state.numpy()
-            self.storage.state["next_state"][rows] = rollout.next_state.numpy()
+        self.storage.write_state(rows, rollout.state, rollout.next_state)
         self.ends[rows] = _episode_ends(rollout)
         self.pos = (self.pos + T) % self.capacity
         self.size = min(self.size + T, self.capacity)
@@ -164,15 +173,14 @@ class TransitionReplay:
     def sample(self, batch: int, rng: np.random.Generator) -> dict[str, Any]:
         """``batch`` transitions drawn uniformly; per group ``obs, actions, active, returns, discount, next_obs,
         next_mask`` (and ``mask``) shaped ``(batch, n_agents, ...)``; ``state``/``next_state`` ``(batch, ...)``."""
-        n, E = self.n_step, self.ends.shape[1]
-        if len(self) == 0:
+        if len(self) == 0 or self.storage is None or self.ends is None:
             raise ValueError("the replay holds no complete n-step transition yet")
+        n, E = self.n_step, self.ends.shape[1]
         i = rng.integers(0, self.size - n, size=batch)  # age order: 0 is the oldest row
         e = rng.integers(0, E, size=batch)
         window = (self.pos - self.size + i[:, None] + np.arange(n + 1)) % self.capacity  # (B, n + 1) rows
         ends = self.ends[window[:, :n], e[:, None]]
         out: dict[str, Any] = {}
-        last = None
         for g, s in self.storage.groups.items():
             ee = e[:, None]
             ret, disc, last = n_step_returns(s["rewards"][window[:, :n], ee], s["terminated"][window[:, :n], ee],
@@ -189,18 +197,18 @@ class TransitionReplay:
                 d["next_mask"] = s["mask"][after, e] | self.ends[u, e][:, None, None]
             out[g] = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items()}
         if self.storage.state is not None:
-            u = window[np.arange(batch), last[:, 0]]
+            u = window[np.arange(batch), last[:, 0]]  # the windows' ends do not depend on the group
             out["state"] = torch.from_numpy(self.storage.state["state"][window[:, 0], e])
             out["next_state"] = torch.from_numpy(self.storage.state["next_state"][u, e])
         return out
 
     def cut(self) -> None:
         """Mark the newest row as an episode end (not a termination): the next insert does not continue it."""
-        if self.size:
+        if self.size and self.ends is not None:
             self.ends[(self.pos - 1) % self.capacity] = True
 
     def state_dict(self) -> dict[str, Any]:
-        if self.storage is None:
+        if self.storage is None or self.ends is None:
             return {"size": 0}
         # Rotate so the oldest row comes first: only the rows held are saved.
         order = (self.pos - self.size + np.arange(self.size)) % self.capacity
@@ -213,7 +221,7 @@ class TransitionReplay:
         if self.size == 0:
             return
         data = saved["data"]
-        if self.storage is None:
+        if self.storage is None or self.ends is None:
             self.storage = _Storage((self.capacity,), _Storage.shapes_saved(data, skip="ends"))
             self.ends = np.zeros((self.capacity, *data["ends"].shape[1:]), bool)
         for k, a in {**self.storage.arrays(), "ends": self.ends}.items():
@@ -241,7 +249,7 @@ class EpisodeReplay:
         """Add every copy's ``T`` steps to its episode in progress; store the episodes that end. An episode longer
         than ``max_len`` is stored in pieces, each piece ending as if truncated (bootstrapped)."""
         T, E = next(iter(rollout.obs.values())).shape[:2]
-        if self.slots is None:
+        if self.slots is None or self.current is None or self.filled is None or self.cursor is None:
             shapes = _Storage.shapes_of(rollout)
             self.slots = _Storage((self.capacity, self.max_len), shapes)
             self.current = _Storage((E, self.max_len), shapes)
@@ -250,29 +258,30 @@ class EpisodeReplay:
         copies = np.arange(E)
         arrays = _group_arrays(rollout)
         ends = _episode_ends(rollout)
+        state, next_state = rollout.state, rollout.next_state
         for t in range(T):  # one vectorised write of every copy per step
             for g, d in arrays.items():
                 for k, v in d.items():
                     self.current.groups[g][k][copies, self.cursor] = v[t].numpy()
-            if self.current.state is not None:
-                self.current.state["state"][copies, self.cursor] = rollout.state[t].numpy()
-                self.current.state["next_state"][copies, self.cursor] = rollout.next_state[t].numpy()
+            self.current.write_state((copies, self.cursor), None if state is None else state[t],
+                                     None if next_state is None else next_state[t])
             self.cursor += 1
-            self._store(ends[t] | (self.cursor == self.max_len))
+            self._store(ends[t] | (self.cursor == self.max_len), self.slots, self.current, self.filled, self.cursor)
 
-    def _store(self, done: np.ndarray) -> None:
+    def _store(self, done: np.ndarray, slot_data: _Storage, current: _Storage, filled: np.ndarray,
+               cursor: np.ndarray) -> None:
         """Move the episodes of the ``done`` copies into the next slots and start them afresh."""
         k = int(done.sum())
         if k == 0:
             return
         slots = (self.pos + np.arange(k)) % self.capacity
-        lengths = self.cursor[done]
-        dst = self.slots.arrays()
-        for name, a in self.current.arrays().items():
+        lengths = cursor[done]
+        dst = slot_data.arrays()
+        for name, a in current.arrays().items():
             dst[name][slots] = a[done]
             a[done] = 0
-        self.filled[slots] = np.arange(self.max_len) < lengths[:, None]
-        self.cursor[done] = 0
+        filled[slots] = np.arange(self.max_len) < lengths[:, None]
+        cursor[done] = 0
         self.pos = (self.pos + k) % self.capacity
         self.size = min(self.size + k, self.capacity)
 
@@ -280,13 +289,12 @@ class EpisodeReplay:
         """``batch`` episodes drawn uniformly: per group ``obs, next_obs, actions, active, (mask, next_mask),
         returns, discount`` shaped ``(batch, max_len, n_agents, ...)`` and ``last (batch, max_len)`` (the step
         whose ``next_obs`` each target bootstraps from); ``filled (batch, max_len)``; ``state``, ``next_state``."""
-        if self.size == 0:
+        if self.size == 0 or self.slots is None or self.filled is None:
             raise ValueError("the replay holds no complete episode yet")
         idx = rng.integers(0, self.size, size=batch)
         filled = self.filled[idx]
         ends = ~np.concatenate([filled[:, 1:], np.zeros((batch, 1), bool)], axis=1)  # last filled step, and padding
         out: dict[str, Any] = {"filled": torch.from_numpy(filled)}
-        last = None
         for g, s in self.slots.groups.items():
             d = {k: a[idx] for k, a in s.items()}
             d["returns"], d["discount"], last = n_step_returns(d.pop("rewards"), d.pop("terminated"), ends,
@@ -303,13 +311,13 @@ class EpisodeReplay:
 
     def cut(self) -> None:
         """Drop the episodes in progress (a resumed run resets every copy, so they will not continue)."""
-        if self.current is not None:
+        if self.current is not None and self.cursor is not None:
             for a in self.current.arrays().values():
                 a[:] = 0
             self.cursor[:] = 0
 
     def state_dict(self) -> dict[str, Any]:
-        if self.slots is None:
+        if self.slots is None or self.filled is None or self.cursor is None:
             return {"size": 0}
         order = (self.pos - self.size + np.arange(self.size)) % self.capacity
         data = {k: torch.from_numpy(a[order]) for k, a in {**self.slots.arrays(), "filled": self.filled}.items()}
@@ -321,7 +329,7 @@ class EpisodeReplay:
         if self.size == 0:
             return
         data = saved["data"]
-        if self.slots is None:
+        if self.slots is None or self.filled is None:
             shapes = {k: (shape[1:], dtype) for k, (shape, dtype) in _Storage.shapes_saved(data, "filled").items()}
             self.slots = _Storage((self.capacity, self.max_len), shapes)
             self.current = _Storage((int(saved["num_envs"]), self.max_len), shapes)

@@ -8,7 +8,7 @@ so returns bootstrap correctly across same-step autoresets (see ``marlkit.ops.re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ class EpisodeStats:
     lengths: list[int] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, info: dict) -> None:
+    def add(self, info: dict[str, Any]) -> None:
         done = info["episode_done"]
         for g, r in info["episode_return"].items():
             self.returns.setdefault(g, []).extend(r[done])
@@ -84,9 +84,16 @@ class RolloutBuffer:
                  extras: dict[str, dict[str, tuple[int, ...]]], with_mask: bool) -> None:
         T, E = steps, env.num_envs
         self.steps = steps
-        self.obs, self.next_obs, self.actions, self.rewards = {}, {}, {}, {}
-        self.terminated, self.truncated, self.active, self.mask, self.extras = {}, {}, {}, {}, {}
+        self.obs: dict[str, np.ndarray] = {}
+        self.next_obs: dict[str, np.ndarray] = {}
+        self.actions: dict[str, np.ndarray] = {}
+        self.rewards: dict[str, np.ndarray] = {}
+        self.terminated: dict[str, np.ndarray] = {}
+        self.truncated: dict[str, np.ndarray] = {}
+        self.active: dict[str, np.ndarray] = {}
+        self.mask: dict[str, np.ndarray] = {}
         self.next_mask: dict[str, np.ndarray] = {}
+        self.extras: dict[str, dict[str, np.ndarray]] = {}
         for g, ids in env.groups.items():
             n, ospace, aspace = len(ids), env.group_observation_space(g), env.group_action_space(g)
             self.obs[g] = np.zeros((T, E, n, *ospace.shape), np.float32)
@@ -109,7 +116,10 @@ class RolloutBuffer:
 
     def rollout(self) -> Rollout:
         t = torch.from_numpy
-        tree = lambda d: {g: t(a) for g, a in d.items()}  # noqa: E731
+
+        def tree(d: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+            return {g: t(a) for g, a in d.items()}
+
         return Rollout(tree(self.obs), tree(self.actions), tree(self.rewards), tree(self.terminated),
                        tree(self.truncated), tree(self.next_obs), tree(self.active),
                        tree(self.mask) if self.mask else None,

@@ -1,8 +1,14 @@
 """Batched multi-agent environments: the contract, the registry, the checker and PettingZoo in both directions."""
 
+from typing import TYPE_CHECKING, Any
+
 from marlkit.envs.base import ActionError, MultiAgentEnv
 from marlkit.envs.registry import EnvSpec, list_envs, make, register, spec
 from marlkit.envs.spaces import sample_actions
+
+if TYPE_CHECKING:
+    from marlkit.envs.check import CheckReport, check_env
+    from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo
 
 __all__ = [
     "ActionError", "CheckReport", "EnvSpec", "MultiAgentEnv", "check_env", "from_pettingzoo", "list_envs", "make",
@@ -10,7 +16,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # The checker and the PettingZoo bridges import pettingzoo lazily: keep `import marlkit.envs` light.
     if name in ("check_env", "CheckReport"):
         from marlkit.envs import check as _check

@@ -66,13 +66,17 @@ buffer (``SharedBuffers``), so a subclass may keep such views without extra code
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias, cast
 
 import numpy as np
 from gymnasium import spaces
 
 Obs = dict[str, np.ndarray]
 Info = dict[str, Any]
+#: What ``_step_dynamics`` returns: ``(rewards, terminated, metrics)``, the first two keyed by group.
+Dynamics: TypeAlias = "tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]"
+#: The action spaces an env may declare (``check_actions`` and ``check_env`` hold it to these).
+ActionSpace: TypeAlias = "spaces.Discrete | spaces.Box | spaces.MultiDiscrete"
 
 
 class ActionError(ValueError):
@@ -92,7 +96,8 @@ class SharedBuffers:
     """
 
     def __getstate__(self) -> dict[str, Any]:
-        return _views_as_stand_ins(self.__dict__, {})
+        state: dict[str, Any] = _views_as_stand_ins(self.__dict__, {})
+        return state
 
     def __copy__(self) -> Any:
         # A shallow copy shares every attribute, views included: nothing to rebuild.
@@ -118,7 +123,8 @@ class _ViewStandIn:
 
 def _rebuild_view(owner: np.ndarray, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: np.dtype,
                   writeable: bool) -> np.ndarray:
-    view = np.ndarray(shape, dtype, buffer=owner.ravel(order="K").view(np.uint8), offset=offset, strides=strides)
+    buffer = owner.ravel(order="K").view(np.uint8)
+    view: np.ndarray = np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
     if not writeable:
         view.flags.writeable = False
     return view
@@ -154,7 +160,9 @@ def _views_as_stand_ins(value: Any, memo: dict[int, Any]) -> Any:
 class MultiAgentEnv(SharedBuffers):
     """Base class of every marlkit environment: ``num_envs`` copies stepped at once as arrays."""
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": "same-step", "render_fps": 10}
+    #: Declared properties (as in Gymnasium and PettingZoo). A class default, not a ClassVar: an instance may
+    #: replace it with its own (the PettingZoo bridge names the env it wraps).
+    metadata: dict[str, Any] = {"autoreset_mode": "same-step", "render_fps": 10}  # noqa: RUF012
 
     #: Agent ids, in a fixed order.
     agents: tuple[str, ...]
@@ -177,8 +185,8 @@ class MultiAgentEnv(SharedBuffers):
         #: Check every action against the action spaces and masks; a trainer may switch it off after the
         #: first step for speed.
         self.validate_actions = True
-        self._obs_spaces: dict[str, spaces.Space] = {}
-        self._act_spaces: dict[str, spaces.Space] = {}
+        self._obs_spaces: dict[str, spaces.Box] = {}
+        self._act_spaces: dict[str, ActionSpace] = {}
         self._t = np.zeros(self.num_envs, dtype=np.int64)
         self._returns: dict[str, np.ndarray] = {}
         self._metric_sums: dict[str, np.ndarray] = {}
@@ -188,8 +196,8 @@ class MultiAgentEnv(SharedBuffers):
     def _set_spaces(
         self,
         groups: Mapping[str, tuple[str, ...]],
-        observation: Mapping[str, spaces.Space],
-        action: Mapping[str, spaces.Space],
+        observation: Mapping[str, spaces.Box],
+        action: Mapping[str, ActionSpace],
         state: spaces.Box,
     ) -> None:
         """Declare groups and the (single-copy, single-agent) spaces of each group; call from ``__init__``."""
@@ -203,24 +211,24 @@ class MultiAgentEnv(SharedBuffers):
                 self._act_spaces[a] = action[g]
         self.state_space = state
 
-    def observation_space(self, agent: str) -> spaces.Space:
+    def observation_space(self, agent: str) -> spaces.Box:
         """Observation space of one agent in one copy (as in PettingZoo)."""
         try:
             return self._obs_spaces[agent]
         except KeyError:
             raise KeyError(f"unknown agent {agent!r}; agents are {self.agents}") from None
 
-    def action_space(self, agent: str) -> spaces.Space:
+    def action_space(self, agent: str) -> ActionSpace:
         """Action space of one agent in one copy (as in PettingZoo)."""
         try:
             return self._act_spaces[agent]
         except KeyError:
             raise KeyError(f"unknown agent {agent!r}; agents are {self.agents}") from None
 
-    def group_observation_space(self, group: str) -> spaces.Space:
+    def group_observation_space(self, group: str) -> spaces.Box:
         return self.observation_space(self.groups[group][0])
 
-    def group_action_space(self, group: str) -> spaces.Space:
+    def group_action_space(self, group: str) -> ActionSpace:
         return self.action_space(self.groups[group][0])
 
     @property
@@ -248,9 +256,9 @@ class MultiAgentEnv(SharedBuffers):
         """Advance every copy one step; copies whose episode ends are reset in the same call."""
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
-        if self.validate_actions:
-            actions = self.check_actions(actions)
-        rewards, terminated, metrics = self._step_dynamics(actions)
+        # With validation off the caller is trusted to pass arrays of the right shape and dtype.
+        checked = self.check_actions(actions) if self.validate_actions else cast("dict[str, np.ndarray]", actions)
+        rewards, terminated, metrics = self._step_dynamics(checked)
         self._t += 1
         n = self.num_envs
         time_up = (self._t >= self.max_steps) if self.max_steps is not None else np.zeros(n, bool)
@@ -265,7 +273,7 @@ class MultiAgentEnv(SharedBuffers):
         if own_truncation is not None:
             truncated = {g: truncated[g] | own_truncation[g] for g in truncated}
         done = time_up  # a fresh array, owned by info
-        if np.count_nonzero(done) < n and any(np.count_nonzero(term) for term in terminated.values()) \
+        if (np.count_nonzero(done) < n and any(np.count_nonzero(term) for term in terminated.values())) \
                 or own_truncation is not None:
             all_ended = np.ones(n, dtype=bool)
             for g, term in terminated.items():
@@ -333,6 +341,7 @@ class MultiAgentEnv(SharedBuffers):
                               f"missing {missing}, unexpected {extra}")
         masks = self._action_mask()
         out: dict[str, np.ndarray] = {}
+        expected: tuple[int, ...]
         for g, ids in self.groups.items():
             space = self.group_action_space(g)
             a = np.asarray(actions[g])
@@ -395,8 +404,7 @@ class MultiAgentEnv(SharedBuffers):
     def _reset_copies(self, mask: np.ndarray) -> None:
         raise NotImplementedError
 
-    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
-                                                                      dict[str, np.ndarray]]:
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         raise NotImplementedError
 
     def _observe(self) -> Obs:

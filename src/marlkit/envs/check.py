@@ -168,7 +168,8 @@ def _check_state(env: MultiAgentEnv, state: np.ndarray, where: str) -> None:
     _check_array(state, env.state_space, (env.num_envs, *env.state_space.shape), where)
 
 
-def _check_step_arrays(env: MultiAgentEnv, rewards, terminated, truncated, where: str) -> None:
+def _check_step_arrays(env: MultiAgentEnv, rewards: Any, terminated: Any, truncated: Any, where: str) -> None:
+    """``rewards``, ``terminated``, ``truncated`` as ``step()`` returned them: what this checks they are."""
     for label, d in (("rewards", rewards), ("terminated", terminated), ("truncated", truncated)):
         assert isinstance(d, Mapping) and set(d) == set(env.groups), f"{where}: {label} must be a dict keyed by group"
     for g, ids in env.groups.items():
@@ -182,7 +183,8 @@ def _check_step_arrays(env: MultiAgentEnv, rewards, terminated, truncated, where
                 f"{where}: {label}[{g!r}] must be a bool array of shape {shape}, got {getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}"
 
 
-def _check_info(env: MultiAgentEnv, obs, terminated, truncated, info: Mapping[str, Any], where: str) -> None:
+def _check_info(env: MultiAgentEnv, obs: Mapping[str, np.ndarray], terminated: Mapping[str, np.ndarray],
+                truncated: Mapping[str, np.ndarray], info: Mapping[str, Any], where: str) -> None:
     for key in _INFO_KEYS:
         assert key in info, f"{where}: info lacks {key!r} (the base class provides it; did step() get overridden?)"
     done = info["episode_done"]
@@ -261,7 +263,7 @@ def _check_invalid_actions_rejected(env: MultiAgentEnv, info: Mapping[str, Any],
             env.step(actions)
         except ActionError as e:
             assert str(e), f"{name}: ActionError for {label} has no message"
-        except Exception as e:  # noqa: BLE001 - any other failure is a broken promise too
+        except Exception as e:  # any other failure is a broken promise too
             raise AssertionError(f"{name}.step() accepted an invalid action ({label}) and failed later with "
                                  f"{type(e).__name__}: {e}; it must raise ActionError up front") from e
         else:

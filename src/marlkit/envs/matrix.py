@@ -13,13 +13,12 @@ end by truncation (a repeated game has no terminal state).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
+import numpy.typing as npt
 from gymnasium import spaces
 
 from marlkit.envs import rendering
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv, Obs
 
 #: Climbing game, common payoff. Claus & Boutilier (1998), "The Dynamics of Reinforcement Learning in Cooperative
 #: Multiagent Systems", AAAI, Table 3. Optimum (a, a) = 11 is guarded by -30 penalties.
@@ -56,9 +55,10 @@ class MatrixGame(MultiAgentEnv):
     """A two-player matrix game; ``payoffs[a0][a1]`` is a common payoff or a pair ``(r0, r1)``."""
 
     PLAYERS = ("player_0", "player_1")
+    max_steps: int  # the episode length
     finite_observations = True  # the last joint action and the step: (n_actions + 1)^2 * episode_length values
 
-    def __init__(self, payoffs: Sequence, episode_length: int = 1, name: str = "matrix",
+    def __init__(self, payoffs: npt.ArrayLike, episode_length: int = 1, name: str = "matrix",
                  num_envs: int = 1, seed: int | None = None) -> None:
         super().__init__(num_envs, seed)
         table = np.asarray(payoffs, dtype=np.float64)
@@ -82,14 +82,14 @@ class MatrixGame(MultiAgentEnv):
     def _reset_copies(self, mask: np.ndarray) -> None:
         self._last[mask] = -1
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         a = actions["players"]
         rewards = self.payoffs[a[:, 0], a[:, 1]]  # (num_envs, 2)
         self._last = a.astype(np.int64, copy=True)
         terminated = np.zeros((self.num_envs, 2), dtype=bool)
         return {"players": rewards}, {"players": terminated}, {}
 
-    def _observe(self):
+    def _observe(self) -> Obs:
         n, e = self.n_actions, self.num_envs
         obs = np.zeros((e, 2, 2 * n + 2), dtype=np.float32)
         played = self._last[:, 0] >= 0
@@ -102,7 +102,7 @@ class MatrixGame(MultiAgentEnv):
         obs[:, :, 2 * n + 1] = (self._t / self.max_steps)[:, None]
         return {"players": obs}
 
-    def _state(self):
+    def _state(self) -> np.ndarray:
         return self._observe()["players"].reshape(self.num_envs, -1)
 
     def _render_copy(self, index: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import logger, spaces
 from gymnasium.utils import EzPickle
 
-from marlkit.envs.base import ActionError, Info, MultiAgentEnv, Obs
+from marlkit.envs.base import ActionError, ActionSpace, Dynamics, Info, MultiAgentEnv, Obs
 
 try:
     import pettingzoo
@@ -88,10 +88,10 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
         self._masks: dict[str, np.ndarray] | None = None
         self._final_state: np.ndarray | None = None
 
-    def observation_space(self, agent: str) -> spaces.Space:
+    def observation_space(self, agent: str) -> spaces.Space[Any]:
         return self._obs_spaces[agent]
 
-    def action_space(self, agent: str) -> spaces.Space:
+    def action_space(self, agent: str) -> spaces.Space[Any]:
         return self._act_spaces[agent]
 
     def reset(self, seed: int | None = None,
@@ -195,7 +195,7 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
             allowed[g] = np.asarray(ok)[None]
         return batch, (allowed if masked else batch)
 
-    def _placeholder(self, space: spaces.Space, group: str, index: int) -> Any:
+    def _placeholder(self, space: spaces.Space[Any], group: str, index: int) -> Any:
         """An action for an agent out of play (ignored by the env but still validated): the first allowed one."""
         if isinstance(space, spaces.Discrete):
             allowed = None if self._masks is None else np.flatnonzero(self._masks[group][0, index])
@@ -287,17 +287,18 @@ class PettingZooEnv(MultiAgentEnv):
         if not possible:
             raise ValueError(f"{name} does not declare possible_agents; from_pettingzoo needs a fixed set of agents "
                              "(agents appearing mid-episode are not supported)")
-        self._obs_in: dict[str, spaces.Space] = {}
+        self._obs_in: dict[str, spaces.Space[Any]] = {}
         obs_spaces: dict[str, spaces.Box] = {}
         self._dict_mask: dict[str, bool] = {}
-        act_spaces: dict[str, spaces.Space] = {}
+        act_spaces: dict[str, ActionSpace] = {}
         for a in possible:
             self._obs_in[a] = first.observation_space(a)
             obs_spaces[a], self._dict_mask[a] = _observation_box(a, self._obs_in[a])
-            act_spaces[a] = first.action_space(a)
-            if not isinstance(act_spaces[a], (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)):
-                raise TypeError(f"agent {a!r} of {name} has action space {act_spaces[a]}; from_pettingzoo supports "
+            act = first.action_space(a)
+            if not isinstance(act, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)):
+                raise TypeError(f"agent {a!r} of {name} has action space {act}; from_pettingzoo supports "
                                 "Discrete, Box and MultiDiscrete actions")
+            act_spaces[a] = act
         grouping = _default_groups(possible, obs_spaces, act_spaces) if groups is None else \
             _checked_groups(groups, possible, obs_spaces, act_spaces)
 
@@ -309,7 +310,7 @@ class PettingZooEnv(MultiAgentEnv):
             self.state_source = "env"
             self._state_in = first.state_space
             state_space = first.state_space if isinstance(first.state_space, spaces.Box) \
-                else spaces.flatten_space(first.state_space)
+                else _flattened_box(first.state_space)
         else:
             self.state_source = "observations"
             ordered = [obs_spaces[a] for ids in grouping.values() for a in ids]
@@ -326,8 +327,11 @@ class PettingZooEnv(MultiAgentEnv):
         self._alive = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}
         self._term = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}
         self._trunc = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}
-        self._masks = {g: np.ones((e, len(ids), self.group_action_space(g).n), bool)
-                       for g, ids in self.groups.items() if isinstance(self.group_action_space(g), spaces.Discrete)}
+        self._masks: dict[str, np.ndarray] = {}
+        for g, ids in self.groups.items():
+            space = self.group_action_space(g)
+            if isinstance(space, spaces.Discrete):
+                self._masks[g] = np.ones((e, len(ids), int(space.n)), bool)
         self._has_masks = any(self._dict_mask.values())
         self._reset_seed: int | None = None
         self._reset_options: dict[str, Any] | None = None
@@ -361,7 +365,7 @@ class PettingZooEnv(MultiAgentEnv):
 
     # -------------------------------------------------------------------------------------------------- hooks
     def _reset_copies(self, mask: np.ndarray) -> None:
-        for c in np.flatnonzero(mask):
+        for c in np.flatnonzero(mask).tolist():
             seed = None if self._reset_seed is None else int(self._reset_seed) + int(c)
             obs, infos = self.envs[c].reset(seed=seed, options=self._reset_options)
             present = set(self.envs[c].agents)
@@ -381,7 +385,7 @@ class PettingZooEnv(MultiAgentEnv):
             if self.state_source == "env":
                 self._read_state(int(c))  # kept as the copy's last known state
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         rewards = {g: np.zeros((self.num_envs, len(ids))) for g, ids in self.groups.items()}
         for c, env in enumerate(self.envs):  # the bridge's one loop over copies: each is a Python object
             for g, alive in self._alive.items():  # agents that died at an earlier step show zeros from now on
@@ -428,9 +432,10 @@ class PettingZooEnv(MultiAgentEnv):
         last one read."""
         try:
             state = self.envs[c].state()
-        except Exception as e:  # noqa: BLE001 - any failure of the wrapped env's state() is handled the same way
+        except Exception as e:  # any failure of the wrapped env's state() is handled the same way
             finished = not any(alive[c].any() for alive in self._alive.values())
-            if not finished or self._last_state[c] is None:
+            last = self._last_state[c]
+            if not finished or last is None:
                 raise RuntimeError(f"{self.metadata['name']}.state() failed on copy {c} while its episode runs "
                                    f"({type(e).__name__}: {e}); build the bridge with state_source='observations' "
                                    "to use the concatenated observations as the state") from e
@@ -439,7 +444,7 @@ class PettingZooEnv(MultiAgentEnv):
                 warnings.warn(f"{self.metadata['name']}.state() fails once an episode is over ({type(e).__name__}: "
                               f"{e}); info['final_state'] of such copies is the last state read before the end. "
                               "state_source='observations' gives a state that is always available", stacklevel=4)
-            return self._last_state[c]
+            return last
         if not isinstance(self._state_in, spaces.Box):
             state = spaces.flatten(self._state_in, state)
         out = np.asarray(state).astype(self.state_space.dtype).reshape(self.state_space.shape)
@@ -468,11 +473,12 @@ class PettingZooEnv(MultiAgentEnv):
         g, i = self._slot[agent]
         mask = None
         if obs is not None:
-            if self._dict_mask[agent]:
+            space = self._obs_in[agent]
+            if isinstance(space, spaces.Dict) and self._dict_mask[agent]:
                 mask = obs["action_mask"]
                 obs = obs["observation"]
-            space = self._obs_in[agent]["observation"] if self._dict_mask[agent] else self._obs_in[agent]
-            self._obs[g][c, i] = obs if isinstance(space, spaces.Box) else spaces.flatten(space, obs)
+                space = space["observation"]
+            self._obs[g][c, i] = obs if isinstance(space, spaces.Box) else np.asarray(spaces.flatten(space, obs))
         if isinstance(info, Mapping) and info.get("action_mask") is not None and g in self._masks:
             mask = info["action_mask"]
             self._has_masks = True
@@ -504,16 +510,24 @@ def _as_parallel(env: Any) -> Any:
     raise TypeError(f"env_fn must build a PettingZoo ParallelEnv or AECEnv, got {type(env).__name__}")
 
 
-def _observation_box(agent: str, space: spaces.Space) -> tuple[spaces.Box, bool]:
+def _observation_box(agent: str, space: spaces.Space[Any]) -> tuple[spaces.Box, bool]:
     """The Box an agent's observations become, and whether they are a Dict with an ``action_mask``."""
     if isinstance(space, spaces.Dict) and set(space.spaces) == {"observation", "action_mask"}:
         return _observation_box(agent, space["observation"])[0], True
     if isinstance(space, spaces.Box):
         return space, False
     if space.is_np_flattenable:
-        return spaces.flatten_space(space), False
+        return _flattened_box(space), False
     raise TypeError(f"agent {agent!r} has observation space {space}, which cannot be flattened into an array; "
                     "from_pettingzoo supports Box, Dict(observation, action_mask) and flattenable spaces")
+
+
+def _flattened_box(space: spaces.Space[Any]) -> spaces.Box:
+    """A flattenable space (``is_np_flattenable``) flattened, which makes it a Box."""
+    flat = spaces.flatten_space(space)
+    if not isinstance(flat, spaces.Box):  # pragma: no cover - gymnasium flattens such spaces into a Box
+        raise TypeError(f"{space} does not flatten into a Box")
+    return flat
 
 
 def _prefix(agent: str) -> str:
@@ -521,8 +535,8 @@ def _prefix(agent: str) -> str:
     return head if sep and head and tail.isdigit() else agent
 
 
-def _default_groups(agents: Sequence[str], obs: Mapping[str, spaces.Space],
-                    act: Mapping[str, spaces.Space]) -> dict[str, tuple[str, ...]]:
+def _default_groups(agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]],
+                    act: Mapping[str, spaces.Space[Any]]) -> dict[str, tuple[str, ...]]:
     """Agents with the same name prefix and identical spaces; a prefix whose agents differ is split (``_1``, ...)."""
     groups: dict[str, list[str]] = {}
     for a in agents:
@@ -541,8 +555,8 @@ def _default_groups(agents: Sequence[str], obs: Mapping[str, spaces.Space],
     return {g: tuple(ids) for g, ids in groups.items()}
 
 
-def _checked_groups(groups: Mapping[str, Sequence[str]], agents: Sequence[str], obs: Mapping[str, spaces.Space],
-                    act: Mapping[str, spaces.Space]) -> dict[str, tuple[str, ...]]:
+def _checked_groups(groups: Mapping[str, Sequence[str]], agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]],
+                    act: Mapping[str, spaces.Space[Any]]) -> dict[str, tuple[str, ...]]:
     listed = [a for ids in groups.values() for a in ids]
     unknown = sorted(set(listed) - set(agents))
     missing = [a for a in agents if a not in listed]

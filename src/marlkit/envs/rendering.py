@@ -6,10 +6,15 @@ headless (CI, clusters) and every env family draws the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from marlkit.envs.base import Info, MultiAgentEnv, Obs
 
 
 def blank(height: int, width: int, color: Sequence[int] = (255, 255, 255)) -> np.ndarray:
@@ -56,16 +61,17 @@ def save_gif(frames: Iterable[np.ndarray], path: str | Path, fps: int = 10) -> P
     """Write RGB frames to an animated GIF (looping) and return its path."""
     import imageio.v2 as imageio  # imageio pulls pillow; keep it off the import path of marlkit
 
-    frames = [np.asarray(f, dtype=np.uint8) for f in frames]
-    if not frames:
+    images: list[npt.ArrayLike] = [np.asarray(f, dtype=np.uint8) for f in frames]
+    if not images:
         raise ValueError("save_gif needs at least one frame")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, frames, duration=1000.0 / fps, loop=0)
+    imageio.mimsave(path, images, duration=1000.0 / fps, loop=0)
     return path
 
 
-def record_episode(env, policy=None, steps: int | None = None, index: int = 0, seed: int | None = None) -> list[np.ndarray]:
+def record_episode(env: MultiAgentEnv, policy: Callable[[Obs, Info], dict[str, Any]] | None = None,
+                   steps: int | None = None, index: int = 0, seed: int | None = None) -> list[np.ndarray]:
     """Frames of copy ``index`` for one episode (or ``steps`` steps) under ``policy(obs, info) -> actions``.
 
     Without a policy, actions are sampled uniformly from the action spaces (respecting action masks).

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from marlkit.envs import rendering
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv, Obs
 
 #: Payoffs of the second step, by state: ``PAYOFFS[state - 1][a0][a1]`` (state 1 = 2A, 2 = 2B).
 PAYOFFS = np.array([[[7.0, 7.0], [7.0, 7.0]],
@@ -42,7 +42,7 @@ class TwoStepGame(MultiAgentEnv):
     def _reset_copies(self, mask: np.ndarray) -> None:
         self._where[mask] = 0
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         a = actions["agents"]
         first = self._where == 0
         reward = np.where(first, 0.0, PAYOFFS[np.maximum(self._where - 1, 0), a[:, 0], a[:, 1]])
@@ -50,10 +50,10 @@ class TwoStepGame(MultiAgentEnv):
         self._where = np.where(first, 1 + a[:, 0], self._where)
         return {"agents": np.repeat(reward[:, None], 2, axis=1)}, {"agents": terminated}, {}
 
-    def _observe(self):
+    def _observe(self) -> Obs:
         return {"agents": np.repeat(self._state()[:, None], 2, axis=1)}
 
-    def _state(self):
+    def _state(self) -> np.ndarray:
         return np.eye(3, dtype=np.float32)[self._where]
 
     def _render_copy(self, index: int) -> np.ndarray:

@@ -128,7 +128,7 @@ class MetricsLogger:
             self.keys.extend(new)
             self._rewrite()
         else:
-            with open(self.path, "a", newline="") as f:
+            with open(self._file(), "a", newline="") as f:
                 csv.writer(f).writerow(self._cells(row))
         if self.writer is not None:
             for k, v in values.items():
@@ -144,13 +144,19 @@ class MetricsLogger:
         # repr round-trips a float exactly, so identical runs give byte-identical files
         return [(str(int(row[k])) if k == STEP else repr(row[k])) if k in row else "" for k in self.keys]
 
+    def _file(self) -> Path:
+        if self.path is None:
+            raise RuntimeError("MetricsLogger writes into a run's folder: call on_start(runner) before writing")
+        return self.path
+
     def _rewrite(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        path = self._file()
+        tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(self.keys)
             w.writerows(self._cells(r) for r in self.rows)
-        tmp.replace(self.path)
+        tmp.replace(path)
 
 
 # ------------------------------------------------------------------------------------------------------- plots

@@ -108,7 +108,7 @@ def score_pairs(model: Any, prompts: Sequence[Sequence[int]], completions: Seque
     if len(prompts) != len(completions):
         raise ValueError(f"got {len(prompts)} prompts but {len(completions)} completions")
     device = next(model.parameters()).device
-    out = []
+    out: list[torch.Tensor] = []
     for start in range(0, len(prompts), batch_size):
         ps, cs = prompts[start:start + batch_size], completions[start:start + batch_size]
         if any(len(c) == 0 for c in cs):
@@ -159,9 +159,9 @@ def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Seque
             cache.reorder_cache(index)                      # one copy of the prompt's cache per option
             block = torch.full((len(flat), width), pad_id, dtype=torch.long, device=device)
             block_mask = torch.zeros((len(flat), width), dtype=mask.dtype, device=device)
-            for r, o in enumerate(flat):
-                block[r, :len(o) - 1] = torch.tensor(o[:-1])
-                block_mask[r, :len(o) - 1] = 1
+            for r, tokens in enumerate(flat):
+                block[r, :len(tokens) - 1] = torch.tensor(tokens[:-1])
+                block_mask[r, :len(tokens) - 1] = 1
             block_pos = positions[index, -1:] + 1 + torch.arange(width, device=device)
             logits = model(input_ids=block, attention_mask=torch.cat([mask[index], block_mask], dim=1),
                            position_ids=block_pos, past_key_values=cache, use_cache=True).logits
@@ -170,6 +170,7 @@ def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Seque
         for i, opts in enumerate(options[start:stop]):
             scores = []
             for o in opts:
+                # type: ignore: rest is None only when no option has a second token, and then t never reaches it
                 lp = [first[i, o[0]]] + [rest[k, t - 1, o[t]] for t in range(1, len(o))]  # type: ignore[index]
                 scores.append(torch.stack(lp))
                 k += 1
@@ -306,8 +307,8 @@ class HFPolicy:
 
     # ---------------------------------------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, *, allow_download: bool = False, gguf_file: str | None = None,
-                        device: str = "cpu", dtype: Any = None, **kwargs: Any) -> HFPolicy:
+    def from_pretrained(cls, path: str | os.PathLike[str], *, allow_download: bool = False,
+                        gguf_file: str | None = None, device: str = "cpu", dtype: Any = None, **kwargs: Any) -> HFPolicy:
         """Load a model folder (``config.json`` + weights + tokenizer files); nothing is downloaded unless
         ``allow_download=True`` (then ``path`` may be a Hub id). ``gguf_file`` loads a GGUF file inside ``path``
         (dequantized on every load: convert it once with ``convert_gguf`` instead). ``kwargs`` go to ``HFPolicy``."""
@@ -322,8 +323,9 @@ class HFPolicy:
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download, **extra)
-            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=not allow_download, dtype=dtype,
-                                                         **extra)
+            # Any: mypy cannot call PreTrainedModel.to through transformers' functools.wraps decorator.
+            model: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=not allow_download, dtype=dtype,
+                                                              **extra)
         except OSError as e:
             raise FileNotFoundError(f"could not load a causal LM from {path!r}: {e}") from e
         return cls(model.to(device), tokenizer, **kwargs)
@@ -491,7 +493,7 @@ def _check_texts(observations: Sequence[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------- GGUF
-def convert_gguf(folder: str | os.PathLike, gguf_file: str, out_dir: str | os.PathLike) -> str:
+def convert_gguf(folder: str | os.PathLike[str], gguf_file: str, out_dir: str | os.PathLike[str]) -> str:
     """Dequantize a GGUF checkpoint (``folder/gguf_file``) once into a plain float32 model folder at ``out_dir``.
 
     Loading a GGUF file dequantizes every tensor on each load, and a GGUF-loaded model refuses ``save_pretrained``;

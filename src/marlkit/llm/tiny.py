@@ -10,7 +10,11 @@ good for is checking that the machinery (batching, left padding, log-probabiliti
 from __future__ import annotations
 
 import string
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 #: Special tokens of the tiny tokenizer: padding, end of turn/sequence, and the chat roles.
 PAD, EOS = "<pad>", "<eos>"
@@ -56,6 +60,7 @@ def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = Tru
     tokenizer = char_tokenizer(chat_template)
     common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                   eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    config: PretrainedConfig
     if arch == "llama":
         config = LlamaConfig(hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
                              num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, **common)

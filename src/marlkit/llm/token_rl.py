@@ -362,7 +362,7 @@ class TokenRL:
                     for k, text in zip(rows, policy.act([asked[k][2] for k in rows])):
                         texts[k] = text
             new_turns: list[tuple[int, Turn]] = []
-            for name, group in self.groups.items():
+            for group in self.groups.values():
                 rows = [k for k in live if asked[k][1] in group.agents]
                 if not rows:
                     continue

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -95,7 +96,7 @@ class MLP(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         dims = [in_dim, *hidden]
-        self.layers = nn.ModuleList([Linear(a, b, n_models) for a, b in zip(dims, dims[1:])])
+        self.layers = nn.ModuleList([Linear(a, b, n_models) for a, b in itertools.pairwise(dims)])
         self.layers.append(Linear(dims[-1], out_dim, n_models, gain=out_gain))
         self.activation, self.activation_name = ACTIVATIONS[activation], activation
         self.in_dim, self.out_dim = in_dim, out_dim
@@ -112,7 +113,7 @@ class MLP(nn.Module):
         """The same function on a float32 NumPy array, without autograd: for acting on small batches, where
         torch's per-op dispatch (~5 µs an op) costs more than the arithmetic — NumPy's is about 1 µs. The
         parameters are read in place, so this always agrees with ``forward`` (to float32 rounding)."""
-        *hidden, last = self.layers
+        *hidden, last = cast("Sequence[Linear]", self.layers)  # a ModuleList does not know its items' type
         act = NUMPY_ACTIVATIONS[self.activation_name]
         for layer in hidden:
             x = layer.forward_numpy(x)

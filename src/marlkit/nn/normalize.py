@@ -9,6 +9,10 @@ from torch import nn
 class RunningNorm(nn.Module):
     """Exponentially weighted mean and variance of the targets seen so far (debiased as in Adam)."""
 
+    mean: torch.Tensor
+    mean_sq: torch.Tensor
+    debias: torch.Tensor
+
     def __init__(self, beta: float = 0.99999, eps: float = 1e-5) -> None:
         super().__init__()
         self.beta, self.eps = beta, eps

@@ -52,13 +52,14 @@ Deliberate differences from lbforaging, each where lbforaging's behaviour is an 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 from gymnasium import spaces
 
 from marlkit.envs import rendering
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv, Obs
 
 NONE, NORTH, SOUTH, WEST, EAST, LOAD = range(6)
 ACTION_NAMES = ("NONE", "NORTH", "SOUTH", "WEST", "EAST", "LOAD")
@@ -192,8 +193,8 @@ class Foraging(MultiAgentEnv):
         self._food_count[idx] = np.maximum(placed.sum(axis=1), 1)
         self._cache = None
 
-    def set_state(self, index: int, agent_positions: Sequence, agent_levels: Sequence, food_positions: Sequence,
-                  food_levels: Sequence) -> None:
+    def set_state(self, index: int, agent_positions: npt.ArrayLike, agent_levels: npt.ArrayLike,
+                  food_positions: npt.ArrayLike, food_levels: npt.ArrayLike) -> None:
         """Place agents and food in copy ``index`` by hand (tests, curricula, demos); positions are ``(row, col)``.
 
         Up to ``num_food`` items may be given; the rest of the food slots stay empty. The reward normaliser and the
@@ -249,7 +250,7 @@ class Foraging(MultiAgentEnv):
     def _action_mask(self) -> dict[str, np.ndarray]:
         return {"agents": self._neighbourhood()[0]}
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         mask, food_next = self._neighbourhood()
         a = np.asarray(actions["agents"], dtype=np.int64)
         a = np.where(np.take_along_axis(mask, a[..., None], axis=-1)[..., 0], a, NONE)
@@ -286,7 +287,8 @@ class Foraging(MultiAgentEnv):
         self._food_level = np.where(collected, 0, food_level)
         self._cache = None
 
-        done = ~(self._food_level > 0).any(axis=1)
+        # NumPy's stubs type any(axis=...) as maybe a scalar; on this 2-d array it is an array.
+        done = cast(np.ndarray, ~(self._food_level > 0).any(axis=1))
         terminated = np.broadcast_to(done[:, None], (self.num_envs, self.n_agents)).copy()
         metrics = {
             "food_collected": collected.sum(axis=1) / self._food_count,
@@ -298,7 +300,7 @@ class Foraging(MultiAgentEnv):
         return {"agents": rewards}, {"agents": terminated}, metrics
 
     # ------------------------------------------------------------------------------------------- observing
-    def _observe(self):
+    def _observe(self) -> Obs:
         e, n, s, sight = self.num_envs, self.n_agents, self.size, self.sight
         pos = self._agent_pos
         rows = np.arange(e)[:, None, None]
@@ -327,7 +329,7 @@ class Foraging(MultiAgentEnv):
         obs = np.concatenate([food.reshape(e, n, -1), agents.reshape(e, n, -1)], axis=-1).astype(np.float32)
         return {"agents": obs}
 
-    def _state(self):
+    def _state(self) -> np.ndarray:
         alive = self._food_level > 0
         food = np.concatenate([self._food_pos, self._food_level[..., None]], axis=-1)
         food = np.where(alive[..., None], food, np.array([-1, -1, 0]))

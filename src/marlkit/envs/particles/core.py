@@ -197,7 +197,7 @@ class World(SharedBuffers):
         recv = np.array([i for i in colliders if self.movable[i]], dtype=np.int64)
         if len(recv) and len(colliders) > 1:
             partners = np.array([[j for j in colliders if j != i] for i in recv])
-            self._contact_recv = _as_slice(recv)
+            self._contact_recv: slice | np.ndarray | None = _as_slice(recv)
             # data rows of rel[i, j] for every pair, x rows then y rows: (2 * R * D,)
             self._contact_rel_rows = np.moveaxis(self.layout["rel"][recv[:, None], partners], -1, 0).reshape(-1)
             self._contact_dist_rows = (recv[:, None] * N + partners).reshape(-1)               # into dist_cl (A*N, E)

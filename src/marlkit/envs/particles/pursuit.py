@@ -51,7 +51,7 @@ import numpy as np
 from gymnasium import spaces
 
 from marlkit.envs import rendering
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv
 from marlkit.envs.particles.core import ParticleEnvMixin, World, agent, landmark
 
 PURSUER_SIZE, TARGET_SIZE = 0.075, 0.05
@@ -98,11 +98,11 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if target_policy not in TARGET_POLICIES:
             raise ValueError(f"target_policy must be one of {TARGET_POLICIES}, got {target_policy!r}")
-        for name, value in (("target_speed", target_speed), ("pursuer_speed", pursuer_speed),
-                            ("capture_radius", capture_radius), ("obstacle_size", obstacle_size),
-                            ("arena_size", arena_size)):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+        for name, amount in (("target_speed", target_speed), ("pursuer_speed", pursuer_speed),
+                             ("capture_radius", capture_radius), ("obstacle_size", obstacle_size),
+                             ("arena_size", arena_size)):
+            if not amount > 0:
+                raise ValueError(f"{name} must be positive, got {amount!r}")
         if obstacle_size >= (1.0 - OBSTACLE_SPREAD) * arena_size:
             raise ValueError(f"obstacles of size {obstacle_size} would touch the walls of an arena of half side "
                              f"{arena_size}: need obstacle_size < {(1.0 - OBSTACLE_SPREAD) * arena_size:g}")
@@ -209,7 +209,7 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
             vel[low & (vel < 0)] = 0.0
             self.world.refresh()
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world, n, t = self.world, self.n_pursuers, self._target
         force = np.empty((self.num_envs, n + 1, 2), dtype=world.dtype)
         force[:, :n] = world.action_force(actions["pursuers"], slice(0, n), self.continuous_actions)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv
 from marlkit.envs.particles.core import ParticleEnvMixin, World, agent, landmark
 
 LANDMARK_COLORS = np.array([[0.65, 0.15, 0.15], [0.15, 0.65, 0.15], [0.15, 0.15, 0.65]])
@@ -40,6 +40,8 @@ SPEAKER, LISTENER = 0, 1  # agent rows
 
 class SpeakerListener(ParticleEnvMixin, MultiAgentEnv):
     """One speaker, one listener, three landmarks; see the module docstring."""
+
+    max_steps: int  # every episode is truncated
 
     def __init__(self, max_steps: int = 25, continuous_actions: bool = False, num_envs: int = 1,
                  seed: int | None = None) -> None:
@@ -79,7 +81,7 @@ class SpeakerListener(ParticleEnvMixin, MultiAgentEnv):
         self.world.extra["goal_color"][mask] = LANDMARK_COLORS[goal]
         self.world.reset_copies(mask, pos)
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world = self.world
         force = np.zeros((2, 2, self.num_envs), dtype=world.dtype).transpose(2, 1, 0)  # copy-last, like the world
         force[:, LISTENER:] = world.action_force(actions["listener"], slice(LISTENER, LISTENER + 1),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv
 from marlkit.envs.particles.core import ParticleEnvMixin, World, agent, landmark
 
 AGENT_SIZE = 0.15
@@ -40,6 +40,8 @@ OCCUPY_RADIUS = 0.1
 
 class Spread(ParticleEnvMixin, MultiAgentEnv):
     """``num_agents`` agents and as many landmarks; see the module docstring."""
+
+    max_steps: int  # every episode is truncated
 
     def __init__(self, num_agents: int = 3, local_ratio: float = 0.5, max_steps: int = 25,
                  continuous_actions: bool = False, num_envs: int = 1, seed: int | None = None) -> None:
@@ -80,7 +82,7 @@ class Spread(ParticleEnvMixin, MultiAgentEnv):
         pos = self.np_random.uniform(-1.0, 1.0, (int(mask.sum()), self.world.n_entities, 2))
         self.world.reset_copies(mask, pos)
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world, n = self.world, self.world.n_agents
         world.step(world.action_force(actions["agents"], continuous=self.continuous_actions))
         # distances after the move, copy-last: agent-landmark (n, landmarks, E) and agent-agent (n, n, E)

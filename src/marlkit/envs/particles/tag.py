@@ -29,15 +29,17 @@ Metrics (``info["episode_metrics"]``, summed over the episode): ``catches``, (ad
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
 
-from marlkit.envs.base import MultiAgentEnv
+from marlkit.envs.base import Dynamics, MultiAgentEnv
 from marlkit.envs.particles.core import ParticleEnvMixin, World, agent, landmark
 
-ADVERSARY = {"size": 0.075, "accel": 3.0, "max_speed": 1.0, "color": (0.85, 0.35, 0.35)}
-GOOD = {"size": 0.05, "accel": 4.0, "max_speed": 1.3, "color": (0.35, 0.85, 0.35)}
-OBSTACLE = {"size": 0.2, "collide": True, "color": (0.25, 0.25, 0.25)}
+ADVERSARY: dict[str, Any] = {"size": 0.075, "accel": 3.0, "max_speed": 1.0, "color": (0.85, 0.35, 0.35)}
+GOOD: dict[str, Any] = {"size": 0.05, "accel": 4.0, "max_speed": 1.3, "color": (0.35, 0.85, 0.35)}
+OBSTACLE: dict[str, Any] = {"size": 0.2, "collide": True, "color": (0.25, 0.25, 0.25)}
 
 
 class Tag(ParticleEnvMixin, MultiAgentEnv):
@@ -88,7 +90,7 @@ class Tag(ParticleEnvMixin, MultiAgentEnv):
         pos = self.np_random.uniform(low, -low, (int(mask.sum()), *low.shape))
         self.world.reset_copies(mask, pos)
 
-    def _step_dynamics(self, actions):
+    def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world, na, ng = self.world, self._na, self._ng
         world.step(world.action_force(np.concatenate([actions["adversaries"], actions["good"]], axis=1),
                                       continuous=self.continuous_actions))

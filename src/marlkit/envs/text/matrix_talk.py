@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from marlkit.envs.matrix import PRISONERS_DILEMMA, STAG_HUNT
 from marlkit.envs.text.base import TextEnv, TextOutcome, clip_text, count_words, quote_text
@@ -49,8 +50,8 @@ class MatrixTalk(TextEnv):
     index given after ``max_invalid`` invalid attempts in a row.
     """
 
-    def __init__(self, payoffs: Sequence, actions: Sequence[str], title: str, synonyms: dict[str, int] | None = None,
-                 default_move: int = 1, rounds: int = 5, talk_turns: int = 1, max_invalid: int = 3,
+    def __init__(self, payoffs: npt.ArrayLike, actions: Sequence[str], title: str,
+                 synonyms: dict[str, int] | None = None, default_move: int = 1, rounds: int = 5, talk_turns: int = 1, max_invalid: int = 3,
                  invalid_penalty: float = -0.1, max_message_chars: int = 300, seed: int | None = None,
                  count_tokens: Callable[[str], int] = count_words) -> None:
         super().__init__(seed, count_tokens)

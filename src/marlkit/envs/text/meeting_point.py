@@ -169,7 +169,7 @@ class MeetingPoint(TextEnv):
 
     def _finish(self, outcome: TextOutcome) -> None:
         outcome.completed = self._over and self._success()
-        answers = {a: None if self._answers.get(a) is None else cell_name(self._answers[a]) for a in AGENTS}
+        answers = {a: None if (cell := self._answers.get(a)) is None else cell_name(cell) for a in AGENTS}
         outcome.extra.update(
             meeting_point=(self.meeting_point[0], cell_name(self.meeting_point[1])),
             answers=answers,

@@ -81,13 +81,13 @@ class SpeakerListenerText:
         self._needs_reset = True
 
     # ------------------------------------------------------------------------------------------- spaces
-    def observation_space(self, agent: str) -> spaces.Space:
+    def observation_space(self, agent: str) -> spaces.Space[Any]:
         self._check_agent(agent)
         if agent == SPEAKER_ID:
             return spaces.Text(self.max_text_length, charset=_PRINTABLE)
         return self.world_env.observation_space(LISTENER_ID)
 
-    def action_space(self, agent: str) -> spaces.Space:
+    def action_space(self, agent: str) -> spaces.Space[Any]:
         self._check_agent(agent)
         if agent == SPEAKER_ID:
             return spaces.Text(self.max_text_length, charset=_PRINTABLE)

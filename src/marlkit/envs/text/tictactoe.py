@@ -76,14 +76,9 @@ def parse_move(text: str) -> int:
     """
     if not isinstance(text, str):
         raise TypeError(f"parse_move takes a str, got {type(text).__name__}")
-    m = _ROW_COL.search(text)
-    col_row = _COL_ROW.search(text)
-    if m or col_row:
-        if m and (not col_row or m.start() <= col_row.start()):
-            row, col = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
-        else:
-            col, row = col_row.group(1), col_row.group(2)
-        r, c = int(row), int(col)
+    row_col = _row_and_column(text)
+    if row_col is not None:
+        r, c = int(row_col[0]), int(row_col[1])
         if not (1 <= r <= 3 and 1 <= c <= 3):
             raise MoveParseError(f"row {r}, column {c} is off the board: rows and columns are numbered 1-3")
         return cell_index(c - 1, r - 1)
@@ -102,6 +97,17 @@ def parse_move(text: str) -> int:
             raise MoveParseError(f"cell number {n} is off the board: cells are numbered 1-9 row by row")
         return n - 1
     raise MoveParseError(f"no move found in {quote_text(text)}; answer with {FORMAT_HINT}")
+
+
+def _row_and_column(text: str) -> tuple[str, str] | None:
+    """The row and column numbers of the first "row R, column C" or "column C, row R" in ``text``, if any."""
+    m = _ROW_COL.search(text)
+    col_row = _COL_ROW.search(text)
+    if m and (not col_row or m.start() <= col_row.start()):
+        return (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    if col_row:
+        return col_row.group(2), col_row.group(1)
+    return None
 
 
 def winner_mark(board: Sequence[str]) -> str | None:
@@ -203,7 +209,7 @@ class TicTacToe(TextEnv):
         self._result = self._winner = None
         self._last = None
         if self.opponent and self.marks["opponent"] == "X":
-            self._opponent_moves()
+            self._opponent_moves(self.opponent)
 
     def _place(self, who: str, cell: int) -> None:
         mark = self.marks[who]
@@ -215,8 +221,8 @@ class TicTacToe(TextEnv):
             self._result = "draw"
         self._to_move = "O" if mark == "X" else "X"
 
-    def _opponent_moves(self) -> None:
-        cell = _MOVE_FUNCTIONS[self.opponent](self.board, self.marks["opponent"], self.np_random)
+    def _opponent_moves(self, opponent: str) -> None:
+        cell = _MOVE_FUNCTIONS[opponent](self.board, self.marks["opponent"], self.np_random)
         self._outcome.transcript.append(Message(self._turn, "opponent", "move", ALL_MOVES[cell]))
         self._place("opponent", cell)
 
@@ -235,7 +241,7 @@ class TicTacToe(TextEnv):
         self._valid(agent)
         self._place(agent, cell)
         if self._result is None and self.opponent:
-            self._opponent_moves()
+            self._opponent_moves(self.opponent)
         return (self._rewards(), True) if self._result is not None else ({}, False)
 
     def _rewards(self) -> dict[str, float]:
@@ -255,7 +261,7 @@ class TicTacToe(TextEnv):
             lines.append("Game over: a draw.")
         elif self._result is not None:
             how = "by forfeit (too many invalid moves)" if self._result == "forfeit" else "with three in a row"
-            lines.append(f"Game over: {'you win' if self._winner == agent else self._winner + ' wins'} {how}.")
+            lines.append(f"Game over: {'you win' if self._winner == agent else f'{self._winner} wins'} {how}.")
         elif self.to_act == (agent,):
             lines.append(f"Your turn ({mark}). Legal moves: {', '.join(self.legal_moves())}.")
             lines.append(f"Answer with {FORMAT_HINT}.")
