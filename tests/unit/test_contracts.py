@@ -35,6 +35,7 @@ from marlkit.core import (
     policy_from_state,
     policy_kinds,
 )
+from marlkit.data.replay import TransitionBatch
 from marlkit.data.rollout import Rollout
 from marlkit.envs import sample_actions
 from marlkit.experiment.run import algo_config
@@ -406,7 +407,7 @@ def test_loss_terms_see_their_loss_and_batch_and_can_be_removed(cases):
 
     remove = maddpg.learner.add_loss_term(record, losses=("actor",))
     _train(maddpg, maddpg.collector.steps * maddpg.env.num_envs)
-    assert seen and {s for s in seen} == {("actor", dict)}  # the sampled replay batch
+    assert seen and {s for s in seen} == {("actor", TransitionBatch)}  # the sampled replay batch
     remove()
     seen.clear()
     _train(maddpg, maddpg.collector.steps * maddpg.env.num_envs)

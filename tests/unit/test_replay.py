@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from marlkit.data.replay import EpisodeReplay, TransitionReplay, n_step_returns
-from marlkit.data.rollout import Rollout
+from marlkit.data.rollout import LOCAL_SOURCE, Rollout
 
 
 def make_rollout(T, E, n=2, start=0, rewards=None, terminated=None, truncated=None, masks=False, state=False):
@@ -41,34 +41,41 @@ def per_step(values, T, E=1, n=2):
 
 
 def test_insert_is_one_write_per_array_and_keeps_layout():
-    buf = TransitionReplay(capacity=10)
+    buf = TransitionReplay(capacity=30)
     buf.insert(make_rollout(4, 3, state=True))
-    assert buf.size == 4 and buf.pos == 4 and len(buf) == 3 * 3  # the newest row waits for its successor
-    obs = buf.storage.groups["g"]["obs"]
-    assert obs.shape == (10, 3, 2, 2)
+    stream = buf.streams[LOCAL_SOURCE]
+    assert stream.size == 4 and stream.pos == 4 and len(buf) == 3 * 3  # the newest row waits for its successor
+    obs = stream.storage.groups["g"]["obs"]
+    assert obs.shape == (10, 3, 2, 2)  # 30 transitions: 10 rows of 3 copies
     np.testing.assert_array_equal(obs[:4, :, 0, 0], np.arange(4)[:, None].repeat(3, 1))
     np.testing.assert_array_equal(obs[:4, :, 0, 1], np.arange(3)[None].repeat(4, 0))
-    np.testing.assert_array_equal(buf.storage.state["state"][:4], obs[:4, :, 0])
+    np.testing.assert_array_equal(stream.storage.state["state"][:4], obs[:4, :, 0])
 
 
 def test_wrap_around_overwrites_the_oldest_rows():
-    buf = TransitionReplay(capacity=5)
+    buf = TransitionReplay(capacity=10)  # 5 rows of 2 copies
     for k in range(3):
         buf.insert(make_rollout(2, 2, start=2 * k))
-    assert buf.size == 5 and buf.pos == 1
-    obs = buf.storage.groups["g"]["obs"][:, 0, 0, 0]
+    stream = buf.streams[LOCAL_SOURCE]
+    assert stream.size == 5 and stream.pos == 1
+    obs = stream.storage.groups["g"]["obs"][:, 0, 0, 0]
     np.testing.assert_array_equal(obs, [5, 1, 2, 3, 4])  # step 0 was overwritten by step 5
     batch = buf.sample(500, np.random.default_rng(0))
-    steps = batch["g"]["obs"][:, 0, 0].numpy()
+    steps = batch.groups["g"].obs[:, 0, 0].numpy()
     assert set(steps.tolist()) == {1.0, 2.0, 3.0, 4.0}  # the oldest held rows; 5 waits for its successor
-    np.testing.assert_array_equal(batch["g"]["next_obs"][:, 0, 0].numpy(), steps + 0.5)
-    saved = buf.state_dict()
+    np.testing.assert_array_equal(batch.groups["g"].next_obs[:, 0, 0].numpy(), steps + 0.5)
+    saved = buf.state_dict()["streams"][LOCAL_SOURCE]
     np.testing.assert_array_equal(saved["data"]["g/obs"][:, 0, 0, 0].numpy(), [1, 2, 3, 4, 5])  # oldest first
 
 
-def test_rollout_too_long_is_an_error():
-    with pytest.raises(ValueError, match="does not fit"):
-        TransitionReplay(capacity=3).insert(make_rollout(4, 1))
+def test_a_source_holds_at_least_a_rollout_and_its_window_whatever_the_capacity():
+    buf = TransitionReplay(capacity=3, n_step=2)
+    buf.insert(make_rollout(4, 1))
+    assert buf.streams[LOCAL_SOURCE].rows == 4 + 2 + 1 and len(buf) == 2
+    buf.insert(make_rollout(6, 1, start=4))  # a longer rollout grows the ring, keeping what it held
+    stream = buf.streams[LOCAL_SOURCE]
+    assert stream.rows == 6 + 2 + 1 and stream.size == 9
+    np.testing.assert_array_equal(stream.storage.groups["g"]["obs"][stream.oldest_first(), 0, 0, 0], np.arange(1, 10))
 
 
 def test_sampling_an_empty_replay_says_so():
@@ -94,13 +101,13 @@ def test_termination_stops_bootstrapping_truncation_does_not():
     trunc = per_step([0, 0, 0, 1, 0, 0], T).astype(bool)
     buf = TransitionReplay(capacity=10, n_step=1, gamma=gamma)
     buf.insert(make_rollout(T, 1, rewards=per_step(np.arange(T) + 1.0, T), terminated=term, truncated=trunc))
-    batch = buf.sample(400, np.random.default_rng(1))["g"]
-    step = batch["obs"][:, 0, 0].numpy().astype(int)
+    batch = buf.sample(400, np.random.default_rng(1)).groups["g"]
+    step = batch.obs[:, 0, 0].numpy().astype(int)
     assert set(step.tolist()) == {0, 1, 2, 3, 4}
     expected_discount = np.where(step == 1, 0.0, gamma)
-    np.testing.assert_allclose(batch["discount"][:, 0].numpy(), expected_discount, rtol=1e-6)
-    np.testing.assert_allclose(batch["returns"][:, 0].numpy(), step + 1.0)
-    np.testing.assert_array_equal(batch["next_obs"][:, 0, 0].numpy(), step + 0.5)  # the final obs at step 3
+    np.testing.assert_allclose(batch.discount[:, 0].numpy(), expected_discount, rtol=1e-6)
+    np.testing.assert_allclose(batch.returns[:, 0].numpy(), step + 1.0)
+    np.testing.assert_array_equal(batch.next_obs[:, 0, 0].numpy(), step + 0.5)  # the final obs at step 3
 
 
 def test_n_step_targets_by_hand():
@@ -118,14 +125,14 @@ def test_n_step_targets_by_hand():
     trunc = per_step([0, 0, 0, 0, 0, 1, 0, 0], T).astype(bool)
     buf = TransitionReplay(capacity=20, n_step=3, gamma=0.5)
     buf.insert(make_rollout(T, 1, rewards=rewards, terminated=term, truncated=trunc))
-    batch = buf.sample(600, np.random.default_rng(2))["g"]
-    step = batch["obs"][:, 0, 0].numpy().astype(int)
+    batch = buf.sample(600, np.random.default_rng(2)).groups["g"]
+    step = batch.obs[:, 0, 0].numpy().astype(int)
     assert set(step.tolist()) == {0, 1, 2, 3, 4}  # t=5 needs rows 5..8 held: not yet
     table = {0: (2.75, 0.0, 2), 1: (3.5, 0.0, 2), 2: (3.0, 0.0, 2), 3: (8.0, 0.125, 5), 4: (8.0, 0.25, 5)}
     exp = np.array([table[s] for s in step])
-    np.testing.assert_allclose(batch["returns"][:, 0].numpy(), exp[:, 0])
-    np.testing.assert_allclose(batch["discount"][:, 0].numpy(), exp[:, 1])
-    np.testing.assert_array_equal(batch["next_obs"][:, 0, 0].numpy(), exp[:, 2] + 0.5)
+    np.testing.assert_allclose(batch.returns[:, 0].numpy(), exp[:, 0])
+    np.testing.assert_allclose(batch.discount[:, 0].numpy(), exp[:, 1])
+    np.testing.assert_array_equal(batch.next_obs[:, 0, 0].numpy(), exp[:, 2] + 0.5)
 
     # the helper directly, with the window running off the end of the given steps at t=5..7
     ret, disc, last = n_step_returns(rewards[None, :, 0], term[None, :, 0], (term | trunc)[None, :, 0, 0], 0.5, 3)
@@ -141,10 +148,10 @@ def test_n_step_per_agent_termination_keeps_the_teams_window():
     term = np.array([[[False, True]], [[False, True]], [[False, True]]])
     buf = TransitionReplay(capacity=5, n_step=2, gamma=0.5)
     buf.insert(make_rollout(3, 1, rewards=rewards, terminated=term))
-    b = buf.sample(1, np.random.default_rng(0))["g"]
-    assert b["obs"][0, 0, 0] == 0
-    np.testing.assert_allclose(b["returns"][0].numpy(), [1.5, 5.0])
-    np.testing.assert_allclose(b["discount"][0].numpy(), [0.25, 0.0])
+    b = buf.sample(1, np.random.default_rng(0)).groups["g"]
+    assert b.obs[0, 0, 0] == 0
+    np.testing.assert_allclose(b.returns[0].numpy(), [1.5, 5.0])
+    np.testing.assert_allclose(b.discount[0].numpy(), [0.25, 0.0])
 
 
 def test_next_action_mask_without_a_stored_one_is_the_next_steps_and_all_true_at_an_episode_end():
@@ -152,9 +159,9 @@ def test_next_action_mask_without_a_stored_one_is_the_next_steps_and_all_true_at
     trunc = per_step([0, 1, 0, 0, 0], T).astype(bool)
     buf = TransitionReplay(capacity=10)
     buf.insert(make_rollout(T, 1, truncated=trunc, masks=True))
-    b = buf.sample(300, np.random.default_rng(0))["g"]
-    step = b["obs"][:, 0, 0].numpy().astype(int)
-    for s, mask, next_mask in zip(step, b["mask"][:, 0].numpy(), b["next_mask"][:, 0].numpy()):
+    b = buf.sample(300, np.random.default_rng(0)).groups["g"]
+    step = b.obs[:, 0, 0].numpy().astype(int)
+    for s, mask, next_mask in zip(step, b.mask[:, 0].numpy(), b.next_mask[:, 0].numpy()):
         assert mask.tolist() == [a == s % 3 for a in range(3)]
         assert next_mask.tolist() == ([True] * 3 if s == 1 else [a == (s + 1) % 3 for a in range(3)])
 
@@ -179,16 +186,16 @@ def test_stored_next_action_mask_is_used_at_a_truncation(episodes):
     if episodes:
         buf = EpisodeReplay(capacity=4, max_len=T)
         buf.insert(rollout)
-        b = buf.sample(8, np.random.default_rng(0))
-        filled = b["filled"].numpy()
-        b = b["g"]
-        step = b["obs"][..., 0, 0].numpy()[filled].astype(int)
-        next_masks = b["next_mask"][..., 0, :].numpy()[filled]
+        episodes = buf.sample(8, np.random.default_rng(0))
+        filled = episodes.filled.numpy()
+        b = episodes.groups["g"]
+        step = b.obs[..., 0, 0].numpy()[filled].astype(int)
+        next_masks = b.next_mask[..., 0, :].numpy()[filled]
     else:
         buf = TransitionReplay(capacity=10)
         buf.insert(rollout)
-        b = buf.sample(300, np.random.default_rng(0))["g"]
-        step, next_masks = b["obs"][:, 0, 0].numpy().astype(int), b["next_mask"][:, 0].numpy()
+        b = buf.sample(300, np.random.default_rng(0)).groups["g"]
+        step, next_masks = b.obs[:, 0, 0].numpy().astype(int), b.next_mask[:, 0].numpy()
     assert set(step.tolist()) >= {1, 2}
     for s, next_mask in zip(step, next_masks):
         assert next_mask.tolist() == ([a == 2 for a in range(3)] if s in (1, 5) else [a == (s + 1) % 3 for a in range(3)])
@@ -199,12 +206,12 @@ def test_cut_ends_the_newest_row_without_terminating_it():
     buf.insert(make_rollout(2, 1, rewards=per_step([1.0, 1.0], 2)))
     buf.cut()
     buf.insert(make_rollout(3, 1, start=10, rewards=per_step([100.0] * 3, 3)))
-    b = buf.sample(100, np.random.default_rng(0))["g"]
-    first = b["obs"][:, 0, 0].numpy() == 0
+    b = buf.sample(100, np.random.default_rng(0)).groups["g"]
+    first = b.obs[:, 0, 0].numpy() == 0
     assert first.any()
-    np.testing.assert_allclose(b["returns"][first, 0].numpy(), 1.5)  # does not run into the other episode
-    np.testing.assert_allclose(b["discount"][first, 0].numpy(), 0.25)
-    np.testing.assert_array_equal(b["next_obs"][first, 0, 0].numpy(), 1.5)
+    np.testing.assert_allclose(b.returns[first, 0].numpy(), 1.5)  # does not run into the other episode
+    np.testing.assert_allclose(b.discount[first, 0].numpy(), 0.25)
+    np.testing.assert_array_equal(b.next_obs[first, 0, 0].numpy(), 1.5)
 
 
 def _roundtrip(state):
@@ -215,22 +222,22 @@ def _roundtrip(state):
 
 
 def test_transition_checkpoint_round_trip():
-    buf = TransitionReplay(capacity=7, n_step=2, gamma=0.9)
+    buf = TransitionReplay(capacity=14, n_step=2, gamma=0.9)  # 7 rows of 2 copies
     for k in range(5):  # wraps around
         buf.insert(make_rollout(3, 2, start=3 * k, rewards=per_step(np.arange(3.0) + k, 3, 2), masks=True,
                                 state=True))
-    restored = TransitionReplay(capacity=7, n_step=2, gamma=0.9)
+    restored = TransitionReplay(capacity=14, n_step=2, gamma=0.9)
     restored.load_state_dict(_roundtrip(buf.state_dict()))
     a, b = buf.sample(64, np.random.default_rng(5)), restored.sample(64, np.random.default_rng(5))
     for key in ("state", "next_state"):
-        torch.testing.assert_close(a[key], b[key])
-    for key in a["g"]:
-        torch.testing.assert_close(a["g"][key], b["g"][key])
+        torch.testing.assert_close(getattr(a, key), getattr(b, key))
+    for key in a.groups["g"]._fields:
+        torch.testing.assert_close(getattr(a.groups["g"], key), getattr(b.groups["g"], key))
     # and both go on the same way
     buf.insert(make_rollout(3, 2, start=50, masks=True, state=True))
     restored.insert(make_rollout(3, 2, start=50, masks=True, state=True))
-    torch.testing.assert_close(buf.sample(64, np.random.default_rng(6))["g"]["obs"],
-                               restored.sample(64, np.random.default_rng(6))["g"]["obs"])
+    torch.testing.assert_close(buf.sample(64, np.random.default_rng(6)).groups["g"].obs,
+                               restored.sample(64, np.random.default_rng(6)).groups["g"].obs)
 
 
 def test_episodes_assembled_across_rollouts_and_padded():
@@ -247,7 +254,7 @@ def test_episodes_assembled_across_rollouts_and_padded():
     assert len(buf) == 2  # copy 0's first episode and copy 1's first piece of 4
     buf.insert(make_rollout(T2, 2, start=T1, rewards=rewards[T1:], terminated=term[T1:], truncated=trunc[T1:],
                             masks=True))
-    assert len(buf) == 4 and buf.cursor.tolist() == [2, 1]  # copy 0: steps 7, 8 in progress; copy 1: step 8
+    assert len(buf) == 4 and buf.cursor[LOCAL_SOURCE].tolist() == [2, 1]  # copy 0: steps 7, 8; copy 1: step 8
     stored = buf.slots.groups["g"]["obs"][:4, :, 0, :]  # (slot, t, [step, copy])
     filled = buf.filled[:4]
     lengths = filled.sum(1).tolist()
@@ -259,18 +266,18 @@ def test_episodes_assembled_across_rollouts_and_padded():
     assert filled[i].tolist() == [True, True, True, False]
 
     batch = buf.sample(200, np.random.default_rng(0))
-    g = batch["g"]
-    first = g["obs"][:, 0, 0, 0].numpy()
-    copy = g["obs"][:, 0, 0, 1].numpy()
+    g = batch.groups["g"]
+    first = g.obs[:, 0, 0, 0].numpy()
+    copy = g.obs[:, 0, 0, 1].numpy()
     short = (first == 0) & (copy == 0)
     assert short.any()
-    np.testing.assert_allclose(g["returns"][short][0, :, 0].numpy(), [0, 1, 2, 0])
-    np.testing.assert_allclose(g["discount"][short][0, :, 0].numpy(), [0.5, 0.5, 0, 0.5])  # step 2 terminal
-    assert batch["filled"][short][0].tolist() == [True, True, True, False]
-    np.testing.assert_array_equal(g["next_mask"][short][0, 2, 0].numpy(), [True] * 3)  # all true at the end
-    np.testing.assert_array_equal(g["next_mask"][short][0, 0, 0].numpy(), g["mask"][short][0, 1, 0].numpy())
+    np.testing.assert_allclose(g.returns[short][0, :, 0].numpy(), [0, 1, 2, 0])
+    np.testing.assert_allclose(g.discount[short][0, :, 0].numpy(), [0.5, 0.5, 0, 0.5])  # step 2 terminal
+    assert batch.filled[short][0].tolist() == [True, True, True, False]
+    np.testing.assert_array_equal(g.next_mask[short][0, 2, 0].numpy(), [True] * 3)  # all true at the end
+    np.testing.assert_array_equal(g.next_mask[short][0, 0, 0].numpy(), g.mask[short][0, 1, 0].numpy())
     piece = (first == 0) & (copy == 1)  # a piece of a longer episode: its end is bootstrapped
-    np.testing.assert_allclose(g["discount"][piece][0, :, 0].numpy(), [0.5] * 4)
+    np.testing.assert_allclose(g.discount[piece][0, :, 0].numpy(), [0.5] * 4)
 
 
 def test_episode_n_step_and_checkpoint_round_trip():
@@ -280,15 +287,15 @@ def test_episode_n_step_and_checkpoint_round_trip():
     buf = EpisodeReplay(capacity=3, max_len=6, n_step=2, gamma=0.5)
     buf.insert(make_rollout(T, 1, rewards=per_step(np.arange(T, dtype=np.float32), T), terminated=term, state=True))
     b = buf.sample(1, np.random.default_rng(0))
-    np.testing.assert_allclose(b["g"]["returns"][0, :5, 0].numpy(), [0.5, 2.0, 3.5, 5.0, 4.0])
-    np.testing.assert_allclose(b["g"]["discount"][0, :5, 0].numpy(), [0.25, 0.25, 0.25, 0.0, 0.0])
-    assert b["last"][0, :5].tolist() == [1, 2, 3, 4, 4]
+    np.testing.assert_allclose(b.groups["g"].returns[0, :5, 0].numpy(), [0.5, 2.0, 3.5, 5.0, 4.0])
+    np.testing.assert_allclose(b.groups["g"].discount[0, :5, 0].numpy(), [0.25, 0.25, 0.25, 0.0, 0.0])
+    assert b.last[0, :5].tolist() == [1, 2, 3, 4, 4]
 
     restored = EpisodeReplay(capacity=3, max_len=6, n_step=2, gamma=0.5)
     restored.load_state_dict(_roundtrip(buf.state_dict()))
     a, c = buf.sample(8, np.random.default_rng(3)), restored.sample(8, np.random.default_rng(3))
     for key in ("filled", "last", "state", "next_state"):
-        torch.testing.assert_close(a[key], c[key])
-    for key in a["g"]:
-        torch.testing.assert_close(a["g"][key], c["g"][key])
-    assert restored.cursor.tolist() == [0]  # the episode in progress is not carried over
+        torch.testing.assert_close(getattr(a, key), getattr(c, key))
+    for key in a.groups["g"]._fields:
+        torch.testing.assert_close(getattr(a.groups["g"], key), getattr(c.groups["g"], key))
+    assert buf.cursor[LOCAL_SOURCE].tolist() == [1] and not restored.cursor  # the episode in progress is not saved
