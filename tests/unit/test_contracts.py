@@ -188,7 +188,7 @@ def test_a_learner_declaring_uses_state_reads_it(cases):
         env = marlkit.make(env_id, num_envs=NUM_ENVS, seed=0, **kwargs)
         learner = algo_spec(algo).load()[0](env, _config(algo, env, variant), seed=0)
         collector = Collector(env, learner, learner.config.rollout_steps, seed=0, store_state=False)
-        with pytest.raises((AttributeError, KeyError, TypeError)):
+        with pytest.raises((AttributeError, KeyError, TypeError, ValueError)):
             _train(Case(name, env, learner, collector, {}, []), TRAIN_STEPS)
 
 
