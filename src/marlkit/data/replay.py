@@ -167,15 +167,17 @@ def _lead(rollout: Rollout) -> tuple[int, int]:
     return int(T), int(E)
 
 
+def _describe(item: tuple[tuple[int, ...], np.dtype] | None) -> str:
+    return "nothing" if item is None else f"{item[1]} items of shape {item[0]}"
+
+
 def _check_same(source: str, shapes: Shapes, stored: Shapes) -> None:
     """A new source must hold what the replay already stores, shaped alike (the same env, any copy count)."""
     for key in sorted(set(shapes) | set(stored)):
         if shapes.get(key) != stored.get(key):
-            def say(x: tuple[tuple[int, ...], np.dtype] | None) -> str:
-                return "nothing" if x is None else f"{x[1]} items of shape {x[0]}"
-            raise ValueError(f"source {source!r} does not fit this replay: its rollouts hold {say(shapes.get(key))} "
-                             f"for {key!r}, the replay stores {say(stored.get(key))} (every source must be the same "
-                             f"env; only the copy count may differ)")
+            raise ValueError(f"source {source!r} does not fit this replay: its rollouts hold "
+                             f"{_describe(shapes.get(key))} for {key!r}, the replay stores {_describe(stored.get(key))} "
+                             f"(every source must be the same env; only the copy count may differ)")
 
 
 def _group_sample(d: dict[str, np.ndarray], g: str) -> GroupTransitions:
