@@ -133,7 +133,7 @@ MUTANTS: list[Mutant] = [
            (f"{DQN}::test_the_target_network_is_copied_every_target_update_every_gradient_steps",),
            "the target network keeps its initial weights"),
     Mutant("dqn-double-q-argmax-from-target", "src/marlkit/algorithms/dqn.py",
-           'chooser = net(b["next_obs"]) if self.config.double_q else q_next_target', "chooser = q_next_target",
+           'chooser = net(b.next_obs) if self.config.double_q else q_next_target', "chooser = q_next_target",
            (f"{DQN}::test_double_q_picks_with_the_online_network_and_values_with_the_target",),
            "double DQN picks the next action with the target network (plain DQN's overestimation)"),
     Mutant("vdn-mean-not-sum", "src/marlkit/nn/mixers.py",

@@ -128,6 +128,8 @@ def test_split_and_merge_round_trip():
     halves = [split_rollout(rollout, {"good": 0}, True, slice(a, a + 3)) for a in (0, 3)]
     assert torch.equal(torch.cat([h.obs["good"] for h in halves]), rollout.obs["good"])
     assert torch.equal(torch.cat([h.next_state for h in halves]), rollout.next_state)
+    # a member's part continues its source's stream in the member's replay
+    assert split_rollout(rollout._replace(source="worker-1"), {"good": 0}, False).source == "worker-1"
 
     obs, info = env.reset(seed=2)
     _, _, _, _, info = env.step(algo.act(obs, env.state(), info)[0])

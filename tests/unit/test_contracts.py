@@ -35,6 +35,7 @@ from marlkit.core import (
     policy_from_state,
     policy_kinds,
 )
+from marlkit.data.replay import TransitionBatch
 from marlkit.data.rollout import Rollout
 from marlkit.envs import sample_actions
 from marlkit.experiment.run import algo_config
@@ -187,7 +188,7 @@ def test_a_learner_declaring_uses_state_reads_it(cases):
         env = marlkit.make(env_id, num_envs=NUM_ENVS, seed=0, **kwargs)
         learner = algo_spec(algo).load()[0](env, _config(algo, env, variant), seed=0)
         collector = Collector(env, learner, learner.config.rollout_steps, seed=0, store_state=False)
-        with pytest.raises((AttributeError, KeyError, TypeError)):
+        with pytest.raises((AttributeError, KeyError, TypeError, ValueError)):
             _train(Case(name, env, learner, collector, {}, []), TRAIN_STEPS)
 
 
@@ -406,7 +407,7 @@ def test_loss_terms_see_their_loss_and_batch_and_can_be_removed(cases):
 
     remove = maddpg.learner.add_loss_term(record, losses=("actor",))
     _train(maddpg, maddpg.collector.steps * maddpg.env.num_envs)
-    assert seen and {s for s in seen} == {("actor", dict)}  # the sampled replay batch
+    assert seen and {s for s in seen} == {("actor", TransitionBatch)}  # the sampled replay batch
     remove()
     seen.clear()
     _train(maddpg, maddpg.collector.steps * maddpg.env.num_envs)

@@ -10,6 +10,7 @@ from torch import nn
 import marlkit
 from marlkit.algorithms.dqn import DQN, DQNConfig
 from marlkit.collect import Collector
+from marlkit.data import GroupTransitions, TransitionBatch
 
 #: Q of the next observation, the same for every sample: the online network prefers action 1, the target action 2.
 ONLINE_NEXT = [1.0, 5.0, 0.0]
@@ -27,17 +28,21 @@ class FixedQ(nn.Module):
         return self.q.expand(*obs.shape[:-1], len(self.q))
 
 
+def transitions(B: int, n: int, d: int, next_mask: torch.Tensor | None = None) -> GroupTransitions:
+    """``B`` samples of zero observations, action 0, zero returns and discount 1, bootstrapping from ones."""
+    return GroupTransitions(obs=torch.zeros(B, n, d), actions=torch.zeros(B, n, dtype=torch.int64),
+                            returns=torch.zeros(B, n), discount=torch.ones(B, n), next_obs=torch.ones(B, n, d),
+                            active=torch.ones(B, n, dtype=torch.bool), mask=None,
+                            next_mask=None if next_mask is None else next_mask.expand(B, n, 3))
+
+
 def next_values(double_q: bool, next_mask: torch.Tensor | None = None) -> torch.Tensor:
     env = marlkit.make("penalty-v0", num_envs=1, seed=0)
     algo = DQN(env, DQNConfig(double_q=double_q), seed=0)
     algo.online["agents"]["players"] = FixedQ(ONLINE_NEXT)
     algo.target["agents"]["players"] = FixedQ(TARGET_NEXT)
-    B, n, d = 4, 2, env.group_observation_space("players").shape[0]
-    b = {"obs": torch.zeros(B, n, d), "next_obs": torch.ones(B, n, d), "actions": torch.zeros(B, n, dtype=torch.int64),
-         "active": torch.ones(B, n, dtype=torch.bool)}
-    if next_mask is not None:
-        b["next_mask"] = next_mask.expand(B, n, 3)
-    _, q_next, _, _, _ = algo._values("players", b, {})
+    b = transitions(4, 2, env.group_observation_space("players").shape[0], next_mask)
+    _, q_next, _, _, _ = algo._values("players", b, TransitionBatch({"players": b}, None, None))
     return q_next
 
 
@@ -100,10 +105,7 @@ def test_the_bootstrap_enters_the_iql_td_target(double_q, monkeypatch):
     algo = DQN(env, DQNConfig(double_q=double_q, huber_delta=0.0), seed=0)
     algo.online["agents"]["players"] = FixedQ(ONLINE_NEXT)
     algo.target["agents"]["players"] = FixedQ(TARGET_NEXT)
-    B, n, d = 4, 2, env.group_observation_space("players").shape[0]
-    batch = {"players": {"obs": torch.zeros(B, n, d), "next_obs": torch.ones(B, n, d),
-                         "actions": torch.zeros(B, n, dtype=torch.int64), "active": torch.ones(B, n, dtype=torch.bool),
-                         "returns": torch.zeros(B, n), "discount": torch.ones(B, n)}}
+    batch = TransitionBatch({"players": transitions(4, 2, env.group_observation_space("players").shape[0])}, None, None)
     loss, _ = algo._loss(batch)
     bootstrap = 2.0 if double_q else 9.0
     assert loss.item() == pytest.approx(0.5 * (1.0 - bootstrap) ** 2)

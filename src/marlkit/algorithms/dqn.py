@@ -43,7 +43,7 @@ from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.core.policies import build_module, weights_of
-from marlkit.data.replay import EpisodeReplay, TransitionReplay
+from marlkit.data.replay import EpisodeBatch, EpisodeReplay, GroupTransitions, TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
@@ -60,8 +60,8 @@ class DQNConfig:
     gradient_steps: int = 1
     """Gradient steps per update (once the warm-up is over)."""
     buffer_size: int = 50_000
-    """Replay capacity in transitions (summed over copies); in recurrent mode, buffer_size // episode length
-    whole episodes."""
+    """Replay capacity in transitions (summed over copies and sources); in recurrent mode, buffer_size // episode
+    length whole episodes."""
     batch_size: int = 128
     """Transitions per gradient step (feed-forward Q-network)."""
     batch_episodes: int = 32
@@ -229,10 +229,10 @@ class DQN(LearnerBase, nn.Module):
         if cfg.recurrent:
             max_len = cfg.episode_limit or env.max_steps
             check(bool(max_len), "algo.episode_limit", f"an integer >= 1 ({env!r} has no max_steps)", max_len)
-            self.replay: Any = EpisodeReplay(max(cfg.buffer_size // max_len, 1), max_len, cfg.n_step, cfg.gamma)
+            self.replay: TransitionReplay | EpisodeReplay = EpisodeReplay(max(cfg.buffer_size // max_len, 1), max_len,
+                                                                          cfg.n_step, cfg.gamma)
         else:
-            rows = -(-cfg.buffer_size // env.num_envs)
-            self.replay = TransitionReplay(max(rows, cfg.rollout_steps + cfg.n_step + 1), cfg.n_step, cfg.gamma)
+            self.replay = TransitionReplay(cfg.buffer_size, cfg.n_step, cfg.gamma)
         self.env_steps = 0  # collected so far (summed over copies): drives ε and the warm-up
         self.grad_steps = 0
         self._hidden: dict[tuple[str, bool], torch.Tensor] = {}  # recurrent acting: per group and explore flag
@@ -289,22 +289,23 @@ class DQN(LearnerBase, nn.Module):
         td, q, gn = torch.stack(stats).mean(0).tolist()
         return {**metrics, "loss/td": td, "loss/q_taken": q, "loss/grad_norm": gn}
 
-    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, batch: TransitionBatch | EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The TD loss summed over groups, and the mean Q of the actions taken (a diagnostic)."""
         loss, q_means = torch.zeros(()), []
         for g, net in self.online["agents"].items():
-            b = batch[g]
-            returns = b["returns"] / self.reward_norm.std() if self.config.scale_rewards else b["returns"]
-            q_taken, q_next, valid, state, next_state = (self._values_recurrent if self.config.recurrent
-                                                         else self._values)(g, b, batch)
+            b = batch.groups[g]
+            returns = b.returns / self.reward_norm.std() if self.config.scale_rewards else b.returns
+            q_taken, q_next, valid, state, next_state = (self._values_recurrent(g, b, batch)
+                                                         if isinstance(batch, EpisodeBatch) else
+                                                         self._values(g, b, batch))
             if g in self.online["mixers"]:  # VDN / QMIX: one TD error per team
                 q_tot = self.online["mixers"][g](q_taken, state)
                 with torch.no_grad():
                     next_tot = self.target["mixers"][g](q_next, next_state)
-                    target = returns.mean(-1) + b["discount"].amax(-1) * next_tot
+                    target = returns.mean(-1) + b.discount.amax(-1) * next_tot
                 loss = loss + self._td(q_tot, target, valid.any(-1))
             else:  # IQL: one TD error per agent
-                loss = loss + self._td(q_taken, returns + b["discount"] * q_next, valid)
+                loss = loss + self._td(q_taken, returns + b.discount * q_next, valid)
             q_means.append(q_taken.detach()[valid].mean() if valid.any() else torch.zeros(()))
         return loss, torch.stack(q_means).mean()
 
@@ -317,36 +318,37 @@ class DQN(LearnerBase, nn.Module):
         v = valid.float()
         return (err * v).sum() / v.sum().clamp(min=1.0)
 
-    def _values(self, g: str, b: dict[str, torch.Tensor], batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+    def _values(self, g: str, b: GroupTransitions,
+                batch: TransitionBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Feed-forward: Q of the taken actions, the bootstrapped next value per agent, the loss mask, the states."""
         net, target = self.online["agents"][g], self.target["agents"][g]
-        q_taken = net(b["obs"]).gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        q_taken = net(b.obs).gather(-1, b.actions.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
-            q_next_target = target(b["next_obs"])
-            chooser = net(b["next_obs"]) if self.config.double_q else q_next_target
-            q_next = q_next_target.gather(-1, masked_argmax(chooser, b.get("next_mask"))).squeeze(-1)
-        return q_taken, q_next, b["active"], batch.get("state"), batch.get("next_state")
+            q_next_target = target(b.next_obs)
+            chooser = net(b.next_obs) if self.config.double_q else q_next_target
+            q_next = q_next_target.gather(-1, masked_argmax(chooser, b.next_mask)).squeeze(-1)
+        return q_taken, q_next, b.active, batch.state, batch.next_state
 
-    def _values_recurrent(self, g: str, b: dict[str, torch.Tensor],
-                          batch: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+    def _values_recurrent(self, g: str, b: GroupTransitions,
+                          batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Recurrent: the same over whole episodes ``(B, L, n)``. The networks run over ``obs_0, next_obs_0, ...,
         next_obs_{L-1}`` (``next_obs_t`` is ``obs_{t+1}`` inside an episode), so output ``t`` is Q of ``obs_t``
         and output ``t + 1`` that of ``next_obs_t``, each given the episode so far."""
         net, target = self.online["agents"][g], self.target["agents"][g]
-        seq = torch.cat([b["obs"][:, :1], b["next_obs"]], dim=1)
+        seq = torch.cat([b.obs[:, :1], b.next_obs], dim=1)
         q_all = net(seq)
-        q_taken = q_all[:, :-1].gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
-        last = batch["last"]  # (B, L): the step whose next_obs each n-step target bootstraps from
+        q_taken = q_all[:, :-1].gather(-1, b.actions.unsqueeze(-1)).squeeze(-1)
+        last = batch.last  # (B, L): the step whose next_obs each n-step target bootstraps from
         with torch.no_grad():
             q_next_target = target(seq)[:, 1:]
             chooser = q_all[:, 1:] if self.config.double_q else q_next_target
-            q_next = q_next_target.gather(-1, masked_argmax(chooser, b.get("next_mask"))).squeeze(-1)
+            q_next = q_next_target.gather(-1, masked_argmax(chooser, b.next_mask)).squeeze(-1)
             q_next = q_next.gather(1, last.unsqueeze(-1).expand_as(q_next))
-        next_state = batch.get("next_state")
+        next_state = batch.next_state
         if next_state is not None:
             next_state = next_state.gather(1, last.unsqueeze(-1).expand_as(next_state))
-        valid = b["active"] & batch["filled"].unsqueeze(-1)
-        return q_taken, q_next, valid, batch.get("state"), next_state
+        valid = b.active & batch.filled.unsqueeze(-1)
+        return q_taken, q_next, valid, batch.state, next_state
 
     def _update_target(self) -> None:
         cfg = self.config

@@ -49,7 +49,7 @@ from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.core.policies import build_module, weights_of
-from marlkit.data.replay import TransitionReplay
+from marlkit.data.replay import TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.experiment.config import check
@@ -67,7 +67,7 @@ class MADDPGConfig:
     gradient_steps: int = 1
     """Gradient steps (one critic and one actor step each) per update, once the warm-up is over."""
     buffer_size: int = 100_000
-    """Replay capacity in transitions (summed over copies)."""
+    """Replay capacity in transitions (summed over copies and sources)."""
     batch_size: int = 512
     """Transitions per gradient step."""
     warmup_steps: int = 2_000
@@ -198,8 +198,7 @@ class MADDPG(LearnerBase, nn.Module):
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
         self.generator = torch.Generator().manual_seed(seed)  # Gumbel noise of the updates
-        rows = -(-cfg.buffer_size // env.num_envs)
-        self.replay = TransitionReplay(max(rows, cfg.rollout_steps + cfg.n_step + 1), cfg.n_step, cfg.gamma)
+        self.replay = TransitionReplay(cfg.buffer_size, cfg.n_step, cfg.gamma)
         self.env_steps = 0  # collected so far (summed over copies): drives the warm-up
         self.grad_steps = 0
 
@@ -259,27 +258,29 @@ class MADDPG(LearnerBase, nn.Module):
         return {**metrics, "loss/critic": critic, "loss/actor": actor, "loss/q": q,
                 "loss/critic_grad_norm": gn_c, "loss/actor_grad_norm": gn_a}
 
-    def _step(self, batch: dict[str, Any]) -> torch.Tensor:
+    def _step(self, batch: TransitionBatch) -> torch.Tensor:
         """One critic step, one actor step and the target update; returns the step's statistics."""
         cfg, actors, critics = self.config, self.online["actors"], self.online["critics"]
         groups = list(self.groups)
-        state, next_state = batch["state"], batch["next_state"]
+        state, next_state = batch.state, batch.next_state
+        if state is None or next_state is None:
+            raise ValueError("MADDPG's critics read the global state, but the replay's batch has none")
         B = state.shape[0]
-        stored = {g: self._stored_action(g, batch[g]["actions"]) for g in groups}
+        stored = {g: self._stored_action(g, batch.groups[g].actions) for g in groups}
         joint = torch.cat([stored[g].reshape(B, -1) for g in groups], dim=-1)
 
         # critics: y_i = r_i + discount_i * Q'_i(s', mu'(o'))
         with torch.no_grad():
-            next_joint = torch.cat([self._policy(self.target["actors"], g, batch[g]["next_obs"],
-                                                 batch[g].get("next_mask"))[0].reshape(B, -1) for g in groups], -1)
+            next_joint = torch.cat([self._policy(self.target["actors"], g, batch.groups[g].next_obs,
+                                                 batch.groups[g].next_mask)[0].reshape(B, -1) for g in groups], -1)
         critic_loss = torch.zeros(())
         for g in groups:
-            b, n = batch[g], len(self.groups[g])
+            b, n = batch.groups[g], len(self.groups[g])
             with torch.no_grad():
                 q_next = self.target["critics"][g](self._critic_in(next_state, next_joint, n)).squeeze(-1)
-                y = b["returns"] + b["discount"] * q_next
+                y = b.returns + b.discount * q_next
             q = critics[g](self._critic_in(state, joint, n)).squeeze(-1)
-            active = b["active"].float()
+            active = b.active.float()
             critic_loss = critic_loss + ((q - y) ** 2 * active).sum() / active.sum().clamp(min=1.0)
         self.critic_optimizer.zero_grad()
         self.with_loss_terms("critic", critic_loss, batch).backward()
@@ -289,14 +290,14 @@ class MADDPG(LearnerBase, nn.Module):
         # actors: row i of group g replaces only agent i's stored action by mu_i(o_i)
         actor_loss, q_means = torch.zeros(()), []
         for g in groups:
-            b, n, k = batch[g], len(self.groups[g]), self.act_dim[g]
-            own, pre = self._policy(actors, g, b["obs"], b.get("mask"))  # (B, n, k)
+            b, n, k = batch.groups[g], len(self.groups[g]), self.act_dim[g]
+            own, pre = self._policy(actors, g, b.obs, b.mask)  # (B, n, k)
             eye = torch.eye(n, dtype=torch.bool).view(1, n, n, 1)
             mixed = torch.where(eye, own.unsqueeze(1), stored[g].unsqueeze(1))  # (B, row, agent, k)
             parts = [mixed.reshape(B, n, n * k) if h == g else stored[h].reshape(B, 1, -1).expand(B, n, -1)
                      for h in groups]
             q = critics[g](self._critic_in(state, torch.cat(parts, -1), n)).squeeze(-1)
-            active = b["active"].float()
+            active = b.active.float()
             count = active.sum().clamp(min=1.0)
             actor_loss = actor_loss - (q * active).sum() / count
             actor_loss = actor_loss + cfg.action_reg * ((pre ** 2).mean(-1) * active).sum() / count

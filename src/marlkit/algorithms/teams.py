@@ -225,7 +225,7 @@ def split_rollout(rollout: Rollout, groups: dict[str, Any], with_state: bool, st
     return Rollout(part(rollout.obs), part(rollout.actions), part(rollout.rewards), part(rollout.terminated),
                    part(rollout.truncated), part(rollout.next_obs), part(rollout.active), mask or None, state,
                    next_state, {g: {k: v[steps] for k, v in rollout.extras[g].items()} for g in groups},
-                   part(rollout.next_action_mask) or None)
+                   part(rollout.next_action_mask) or None, rollout.source)
 
 
 # ---------------------------------------------------------------------------------------------- fixed policies

@@ -113,7 +113,7 @@ class LossContext:
     """Which loss the term is added to (one of ``learner.capabilities.losses``; MADDPG: ``"critic"``, ``"actor"``)."""
     batch: Any
     """The data this loss is computed on: the ``Rollout`` given to ``update`` (on-policy learners), or the batch
-    sampled from the replay (off-policy learners; a dict in the replay's format)."""
+    sampled from the replay (off-policy learners: a ``marlkit.data.replay.TransitionBatch`` or ``EpisodeBatch``)."""
 
 
 LossTerm = Callable[[LossContext], "torch.Tensor"]

@@ -16,6 +16,9 @@ from gymnasium import spaces
 
 from marlkit.envs.base import MultiAgentEnv
 
+LOCAL_SOURCE = "local"
+"""The source of a rollout that names none: the local collector."""
+
 
 class Rollout(NamedTuple):
     """T steps of every copy. Dicts are keyed by group; tensors share memory with the buffer until the next fill."""
@@ -37,6 +40,9 @@ class Rollout(NamedTuple):
     next_action_mask: dict[str, torch.Tensor] | None = None
     """Allowed actions in ``next_obs`` (at an episode's end: in its final observation), for envs with masks; what
     the max of a bootstrapped target ranges over."""
+    source: str = LOCAL_SOURCE
+    """Which stream of steps this rollout continues: the next rollout of a source continues its copies' episodes,
+    so a replay keeps one stream per source and never joins the steps of two (each may have its own copy count)."""
 
 
 @dataclass
