@@ -5,6 +5,7 @@ Every marlkit benchmark writes ``{"benchmark": NAME, "versions": {...}, "machine
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -36,10 +37,8 @@ def pin_one_core() -> int | None:
 def versions(*packages: str) -> dict[str, str]:
     out = {"python": platform.python_version()}
     for p in ("marlkit", "numpy", *packages):
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[p] = importlib.metadata.version(p)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return out
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_one_core, print_table, write_json  # noqa: E402
+from _common import pin_one_core, print_table, write_json
 
 SCHEDULES = {"fast": 0.99, "slow": 0.998}
 GAMES: list[tuple[str, dict[str, Any]]] = [("climbing-v0", {})] + [("penalty-v0", {"k": k})

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_one_core, print_table, rate, write_json  # noqa: E402
+from _common import pin_one_core, print_table, rate, write_json
 
 POOL = 8  # distinct action batches cycled through
 

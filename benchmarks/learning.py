@@ -48,7 +48,7 @@ import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported; every run also sets one torch thread
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table, write_json  # noqa: E402
+from _common import print_table, write_json
 
 #: Task metrics (``info["episode_metrics"]``, per episode) under the names the records use; others keep their name.
 METRIC_NAMES = {"capture": "capture_rate", "collisions": "collisions_per_episode"}
@@ -59,11 +59,11 @@ SHOWN_METRICS = ("capture_rate", "collisions_per_episode", "occupied_landmarks",
 class RandomPolicy:
     """Uniformly random valid actions (the collector's ``Policy`` protocol), from its own seeded generator."""
 
-    extras_spec: dict[str, dict[str, tuple[int, ...]]] = {}
     uses_state = False
 
     def __init__(self, env: Any, seed: int) -> None:
         self.env, self.rng = env, np.random.default_rng(seed)
+        self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {}
 
     def act(self, obs: dict, state: Any, info: dict, explore: bool = True) -> tuple[dict, dict]:
         from marlkit.envs import sample_actions
@@ -107,7 +107,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
     from marlkit.collect import evaluate
     from marlkit.experiment.presets import select
     from marlkit.experiment.run import make_run_config
-    from marlkit.experiment.runner import Runner, derive_seeds, eval_report, eval_num_envs, make_env
+    from marlkit.experiment.runner import Runner, derive_seeds, eval_num_envs, eval_report, make_env
 
     fields = dict(steps=args.steps, seed=seed, num_envs=args.num_envs, eval_episodes=args.episodes,
                   eval_every=args.eval_every if args.eval_every is not None else max(args.steps // 10, 1),

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
-from learning import SHOWN_METRICS, summary  # noqa: E402
+from learning import SHOWN_METRICS, summary
 
 
 def merge(docs: list[dict[str, Any]], command: str | None = None) -> dict[str, Any]:

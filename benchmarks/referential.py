@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import pin_one_core, print_table, write_json  # noqa: E402
+from _common import pin_one_core, print_table, write_json
 
 GAME = {"n_attributes": 4, "n_values": 5, "n_candidates": 5, "max_len": 4, "vocab_size": 10, "eos": False}
 #: Updates per run: about 3 and 2 minutes on one idle core (batch 512, width 128).

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
-from learning import METRIC_NAMES, summary  # noqa: E402
+from learning import METRIC_NAMES, summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path("benchmarks/results")  # relative to ROOT: commands in the table are run from the repository root
@@ -235,7 +235,7 @@ def run_rows(rows: list[Row], folder: Path, quick: bool, force: bool, dry_run: b
 
 
 # ------------------------------------------------------------------------------------------------------- table
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unsupported(algo: str, env_id: str) -> str | None:
     """Why ``algo`` cannot train on ``env_id`` (the registry's own reason, shortened for a table), or None."""
     from marlkit.algorithms.registry import algo_spec, unsupported_reason
@@ -244,7 +244,7 @@ def unsupported(algo: str, env_id: str) -> str | None:
 
     try:
         env = make_env(make_run_config("mappo", env_id), 1)
-    except Exception as e:  # e.g. mpe2 not installed: the table still renders, and says so
+    except Exception as e:  # noqa: BLE001 - whatever stops the env (e.g. mpe2 not installed), the table renders and says so
         return f"the env cannot be built here: {e}"
     reason = unsupported_reason(algo_spec(algo), env)
     return None if reason is None else reason.split(" (")[0].split(";")[0]

@@ -47,12 +47,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import print_table, versions, machine  # noqa: E402
+from _common import machine, print_table, versions
 
-from marlkit.envs.text import TextEnv, TextOutcome, make_text  # noqa: E402
-from marlkit.llm.games import game_texts  # noqa: E402
-from marlkit.llm.tiny import tiny_gpt2, word_tokenizer  # noqa: E402
-from marlkit.llm.token_rl import TokenRL, TokenRLConfig, keep_lines, observation_prompt  # noqa: E402
+from marlkit.envs.text import TextEnv, TextOutcome, make_text
+from marlkit.llm.games import game_texts
+from marlkit.llm.tiny import tiny_gpt2, word_tokenizer
+from marlkit.llm.token_rl import TokenRL, TokenRLConfig, keep_lines, observation_prompt
 
 #: Per game: how to build it, what the model may answer, what is measured, and the training budget.
 GAMES: dict[str, dict[str, Any]] = {

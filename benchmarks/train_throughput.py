@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_json  # noqa: E402
+from _common import print_table, write_json
 
 #: The one setting every implementation is configured to (JaxMARL's ippo_ff_mpe.yaml, learning rate not annealed).
 HP: dict[str, Any] = {
@@ -63,14 +63,13 @@ DEVIATIONS = {
 
 def installed(*packages: str) -> str:
     """``"pkg version, ..."`` of the packages a worker ran with (peers may live in another environment)."""
+    import contextlib
     import importlib.metadata
 
     out = []
     for p in packages:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out.append(f"{p} {importlib.metadata.version(p)}")
-        except importlib.metadata.PackageNotFoundError:
-            pass
     return ", ".join(out)
 
 

@@ -120,8 +120,8 @@ def _config_help(algo: str | None = None) -> str:
                 default = getattr(defaults, f.name)
             elif f.default is not dataclasses.MISSING:
                 default = f.default
-            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                default = f.default_factory()  # type: ignore[misc]
+            elif f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
             else:
                 default = None
             shown = "(required)" if default is None and f.default is dataclasses.MISSING else repr(default)
@@ -230,7 +230,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    pm = lambda s: f"{s['mean']:.4g} ± {s['std']:.3g}"  # noqa: E731
+    pm = lambda s: f"{s['mean']:.4g} ± {s['std']:.3g}"
     console = _console()
     console.print(f"{cfg.algorithm} on {cfg.env.id} after {env_steps:,} env-steps: {report['episodes']} greedy "
                   f"episodes (eval seed {seed})", highlight=False)

@@ -41,7 +41,7 @@ class Collector:
                     buf.mask[g][t] = self.info["action_mask"][g]
                 if "active" in self.info:
                     buf.active[g][t] = self.info["active"][g]
-            if self.store_state:
+            if buf.state is not None:  # allocated when store_state
                 buf.state[t] = self.state
             obs, rewards, terminated, truncated, info = env.step(actions)
             if not self._validated:  # the first step went through the env's checks; trust the policy after it
@@ -52,8 +52,9 @@ class Collector:
                 buf.truncated[g][t] = truncated[g]
                 buf.next_obs[g][t] = info["final_obs"][g]
                 if buf.next_mask:
-                    buf.next_mask[g][t] = info.get("final_action_mask", info["action_mask"])[g]
-            if self.store_state:
+                    buf.next_mask[g][t] = (info["final_action_mask"] if "final_action_mask" in info
+                                           else info["action_mask"])[g]
+            if buf.next_state is not None:  # allocated when store_state
                 self.state = env.state()
                 buf.next_state[t] = self.state
                 if info["episode_done"].any():

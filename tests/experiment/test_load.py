@@ -155,7 +155,7 @@ def test_the_readme_snippet_runs(run_dir, capsys):
     readme = (ROOT / "README.md").read_text()
     (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "act_pettingzoo" in b]
     assert '"runs/<run>"' in snippet
-    exec(compile(snippet.replace('"runs/<run>"', repr(str(run_dir))), "README.md", "exec"), {})  # noqa: S102
+    exec(compile(snippet.replace('"runs/<run>"', repr(str(run_dir))), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert re.fullmatch(r"mean per-agent return -?\d+\.\d\d\n", printed)
 

@@ -91,7 +91,7 @@ def test_set_reaches_into_a_member_config():
     assert cfg.algo.members["predators"].config.batch_size == 64
     assert cfg.algo.members["predators"].config.actor_lr == 1e-3  # the rest of the member is kept
     assert cfg.algo.members["prey"].policy == "random"
-    with pytest.raises(ConfigError, match="algo.members.predators.config.batch_size must be an integer"):
+    with pytest.raises(ConfigError, match=r"algo\.members\.predators\.config\.batch_size must be an integer"):
         make_run_config(config=EXAMPLES / "tag_maddpg_vs_random.yaml",
                         sets=["algo.members.predators.config.batch_size=big"])
     # the resolved config survives a YAML round trip

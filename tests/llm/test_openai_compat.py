@@ -12,8 +12,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from marlkit.llm.openai_compat import (APIAuthError, APIConnectionError, APIResponseError, APIStatusError,
-                                       OpenAIChatPolicy, TokenBucket, parse_retry_after)
+from marlkit.llm.openai_compat import (
+    APIAuthError,
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    OpenAIChatPolicy,
+    TokenBucket,
+    parse_retry_after,
+)
 
 pytestmark = pytest.mark.llm
 
@@ -47,7 +54,7 @@ class ScriptedServer(ThreadingHTTPServer):
 
 
 class _ScriptedHandler(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with self.server.lock:
             n = len(self.server.bodies)
@@ -163,7 +170,7 @@ def test_connection_refused_is_retried_then_explained():
         port = s.getsockname()[1]
     sleep = Recorder()
     policy = OpenAIChatPolicy(f"http://127.0.0.1:{port}/v1", "m", max_retries=2, sleep=sleep)
-    with pytest.raises(APIConnectionError, match="could not reach .* after 3 attempts.*is the server running"):
+    with pytest.raises(APIConnectionError, match=r"could not reach .* after 3 attempts.*is the server running"):
         policy.act(["hi"])
     assert len(sleep.waits) == 2
 
@@ -185,16 +192,16 @@ def test_errors_say_what_was_wrong(monkeypatch):
 
     with ScriptedServer(script) as server:
         policy = OpenAIChatPolicy(server.url, "m", api_key_env="MY_KEY", max_retries=0)
-        with pytest.raises(APIAuthError, match="refused the API key .* MY_KEY, which is set.*invalid key") as e:
+        with pytest.raises(APIAuthError, match=r"refused the API key .* MY_KEY, which is set.*invalid key") as e:
             policy.act(["auth"])
         assert "sk-secret-123" not in str(e.value) and "sk-secret-123" not in repr(policy)
-        with pytest.raises(APIStatusError, match="HTTP 404 .*usually ending in /v1"):
+        with pytest.raises(APIStatusError, match=r"HTTP 404 .*usually ending in /v1"):
             policy.act(["missing"])
-        with pytest.raises(APIResponseError, match="not JSON.*<html>hello"):
+        with pytest.raises(APIResponseError, match=r"not JSON.*<html>hello"):
             policy.act(["html"])
         with pytest.raises(APIResponseError, match=r"not a chat completion.*choices\[0\]"):
             policy.act(["shape"])
-        with pytest.raises(APIStatusError, match="HTTP 400 .*max_tokens too large"):
+        with pytest.raises(APIStatusError, match=r"HTTP 400 .*max_tokens too large"):
             policy.act(["other"])
     assert server.auth[0] == "Bearer sk-secret-123"
     with pytest.raises(ValueError, match="must start with http:// or https://"):

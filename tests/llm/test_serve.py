@@ -82,7 +82,7 @@ def test_bad_requests_get_openai_style_errors(policy):
 def test_api_key_is_checked(policy, monkeypatch):
     with ChatServer(policy, model_name="tiny", api_key="s3cret") as server:
         monkeypatch.setenv("OPENAI_API_KEY", "wrong")
-        with pytest.raises(APIAuthError, match="OPENAI_API_KEY, which is set.*missing or wrong API key"):
+        with pytest.raises(APIAuthError, match=r"OPENAI_API_KEY, which is set.*missing or wrong API key"):
             OpenAIChatPolicy(server.url, "tiny", max_retries=0).act(["hi"])
         assert httpx.get(server.url + "/models").status_code == 401
         monkeypatch.setenv("OPENAI_API_KEY", "s3cret")
@@ -318,7 +318,7 @@ def test_a_keyless_server_binds_only_loopback_unless_allowed(policy, tmp_path, c
     from marlkit.cli import main
     from marlkit.llm.serve import InsecureBindError, InsecureBindWarning
 
-    with pytest.raises(InsecureBindError, match="refusing to serve on '0.0.0.0' without an API key"):
+    with pytest.raises(InsecureBindError, match=r"refusing to serve on '0\.0\.0\.0' without an API key"):
         ChatServer(policy, host="0.0.0.0")
     ChatServer(policy, host="0.0.0.0", api_key="k").close()
     with pytest.warns(InsecureBindWarning, match="serving on '0.0.0.0' with NO API KEY"):

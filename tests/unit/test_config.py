@@ -87,7 +87,7 @@ def test_env_kwargs_override():
 def test_make_run_config_resolves_bare_names():
     cfg = make_run_config("ippo", "climbing-v0", steps=100, lr=1e-3, num_envs=2, progress=False)
     assert (cfg.experiment.steps, cfg.algo.lr, cfg.env.num_envs, cfg.experiment.progress) == (100, 1e-3, 2, False)
-    with pytest.raises(ConfigError, match="did you mean 'algo.lr'"):
+    with pytest.raises(ConfigError, match=r"did you mean 'algo\.lr'"):
         make_run_config("ippo", "climbing-v0", lrr=1e-3)
 
 
@@ -150,7 +150,7 @@ def test_out_of_range_values_say_what_is_allowed(assignment, message):
 def test_unknown_algorithm_and_env_name_the_nearest():
     with pytest.raises(ConfigError, match="did you mean 'mappo'"):
         RunConfig.from_dict({"algorithm": "mapo", "env": {"id": "climbing-v0"}})
-    with pytest.raises(ConfigError, match="env.id: unknown environment id 'climbng-v0'; did you mean 'climbing-v0'"):
+    with pytest.raises(ConfigError, match=r"env\.id: unknown environment id 'climbng-v0'; did you mean 'climbing-v0'"):
         RunConfig.from_dict({"algorithm": "ippo", "env": {"id": "climbng-v0"}})
 
 
@@ -159,3 +159,9 @@ def test_override_needs_key_equals_value():
         override(base(), "algo.lr")
     with pytest.raises(ConfigError, match="not valid YAML"):
         override(base(), "algo.hidden=[1,")
+
+
+def test_an_override_with_a_control_character_is_a_config_error():
+    # YAML's reader refuses control characters with an error that carries no `problem` (a parse error does)
+    with pytest.raises(ConfigError, match=r"the value of experiment\.name is not valid YAML: .*unacceptable character"):
+        override(base(), "experiment.name=run\x01")

@@ -318,6 +318,45 @@ def test_unknown_kinds_and_non_states_are_clear_errors():
         policy_from_state({"format": 99, "kind": "q"})
 
 
+def test_learners_refuse_action_spaces_they_cannot_act_in():
+    from gymnasium import spaces
+
+    from marlkit.algorithms.dqn import DQN, DQNConfig
+    from marlkit.algorithms.maddpg import MADDPG, MADDPGConfig
+
+    with pytest.raises(ValueError, match=r"DQN needs Discrete actions; group 'agents' has Box"):
+        DQN(marlkit.make("spread-v0", num_envs=1, seed=0, continuous_actions=True), DQNConfig(), seed=0)
+
+    class MultiDiscreteActions:
+        """What MADDPG reads of an env before it builds its networks."""
+
+        def __init__(self) -> None:
+            self.groups, self.num_envs = {"agents": ("a", "b")}, 1
+            self.state_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+        def group_observation_space(self, group: str) -> spaces.Box:
+            return spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+        def group_action_space(self, group: str) -> spaces.MultiDiscrete:
+            return spaces.MultiDiscrete([2, 2])
+
+    with pytest.raises(ValueError, match=r"MADDPG needs Discrete or Box actions; group 'agents' has MultiDiscrete"):
+        MADDPG(MultiDiscreteActions(), MADDPGConfig(), seed=0)
+
+
+def test_a_q_policy_state_with_box_actions_is_a_clear_error():
+    from gymnasium import spaces
+
+    from marlkit.algorithms.dqn import DQN, DQNConfig
+    from marlkit.core.policies import space_to_data
+
+    state = DQN(marlkit.make("penalty-v0", num_envs=1, seed=0), DQNConfig(), seed=0).policy().policy_state()
+    state["spaces"]["action"]["players"] = space_to_data(spaces.Box(0.0, 1.0, (2,), np.float32))
+    with pytest.raises(ValueError, match=r"a q policy acts on Discrete actions; this policy state gives group "
+                                         r"'players' Box"):
+        policy_from_state(state)
+
+
 def test_act_pettingzoo_maps_agents_to_groups_and_skips_the_done(cases):
     case = cases["mappo-spread-v0"]
     policy = case.learner.policy()

@@ -34,11 +34,12 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gymnasium.spaces import Discrete
 from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
@@ -136,8 +137,8 @@ class AgentQ(nn.Module):
         self.ids = cfg.agent_id and n_agents > 1
         in_dim = obs_dim + (n_agents if self.ids else 0)
         self.recurrent = cfg.recurrent
-        self.net = (GRUNet(in_dim, n_actions, cfg.rnn_hidden) if cfg.recurrent
-                    else MLP(in_dim, n_actions, cfg.hidden, activation=cfg.activation))
+        self.net: GRUNet | MLP = (GRUNet(in_dim, n_actions, cfg.rnn_hidden) if cfg.recurrent
+                                  else MLP(in_dim, n_actions, cfg.hidden, activation=cfg.activation))
 
     def inputs(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.ids:
@@ -147,12 +148,13 @@ class AgentQ(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Feed-forward: Q of every agent; recurrent: ``obs (B, T, n, d)`` unrolled from a zero hidden state."""
         x = self.inputs(obs)
-        return self.net.unroll(x) if self.recurrent else self.net(x)
+        return self.net.unroll(x) if isinstance(self.net, GRUNet) else self.net(x)
 
     def forward_numpy(self, obs: np.ndarray) -> np.ndarray:
         """The feed-forward network in NumPy, for acting (see ``MLP.forward_numpy``)."""
         if self.ids:
             obs = append_agent_ids(obs)
+        assert isinstance(self.net, MLP), "a recurrent network acts through recurrent_q"
         return self.net.forward_numpy(obs)
 
 
@@ -160,6 +162,10 @@ def masked_argmax(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Index of the largest allowed value along the last dim."""
     return (q if mask is None else q.masked_fill(~mask, -torch.inf)).argmax(-1, keepdim=True)
 
+
+#: What ``_values`` and ``_values_recurrent`` give: Q taken, bootstrapped next Q, loss mask, state and next state
+#: (the states None unless the replay stores them).
+_Values = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]
 
 #: What ``AgentQ`` is built from besides the spaces (a ``QPolicy`` rebuilds its networks from these).
 NET_FIELDS = ("hidden", "activation", "agent_id", "recurrent", "rnn_hidden")
@@ -170,12 +176,14 @@ def recurrent_q(net: AgentQ, hidden: dict[Any, torch.Tensor], key: Any, obs: np.
                 info: dict[str, Any]) -> np.ndarray:
     """One GRU step for every copy and agent, the hidden state kept in ``hidden[key]``: zeroed where an episode
     ended, and everywhere after a reset (an ``info`` without ``episode_done``)."""
+    rnn = net.net
+    assert isinstance(rnn, GRUNet), "recurrent_q steps a recurrent network"
     h = hidden.get(key)
     if h is None or h.shape[:-1] != obs.shape[:-1] or "episode_done" not in info:
-        h = net.net.initial(*obs.shape[:-1])
+        h = rnn.initial(*obs.shape[:-1])
     elif info["episode_done"].any():
         h = h.masked_fill(torch.from_numpy(info["episode_done"])[:, None, None], 0.0)
-    q, hidden[key] = net.net.step(net.inputs(torch.from_numpy(obs)), h)
+    q, hidden[key] = rnn.step(net.inputs(torch.from_numpy(obs)), h)
     return q.numpy()
 
 
@@ -214,8 +222,10 @@ class DQN(LearnerBase, nn.Module):
         state_dim = int(np.prod(env.state_space.shape))
         agents, mixers = nn.ModuleDict(), nn.ModuleDict()
         for g, ids in env.groups.items():
-            obs_dim = int(np.prod(env.group_observation_space(g).shape))
-            agents[g] = AgentQ(obs_dim, len(ids), env.group_action_space(g).n, cfg)
+            obs_dim, act_space = int(np.prod(env.group_observation_space(g).shape)), env.group_action_space(g)
+            if not isinstance(act_space, Discrete):
+                raise ValueError(f"{type(self).__name__} needs Discrete actions; group {g!r} has {act_space}")
+            agents[g] = AgentQ(obs_dim, len(ids), int(act_space.n), cfg)
             mixer = self.make_mixer(len(ids), state_dim)
             if mixer is not None:
                 mixers[g] = mixer
@@ -229,6 +239,7 @@ class DQN(LearnerBase, nn.Module):
         if cfg.recurrent:
             max_len = cfg.episode_limit or env.max_steps
             check(bool(max_len), "algo.episode_limit", f"an integer >= 1 ({env!r} has no max_steps)", max_len)
+            assert max_len is not None  # for the type checker: check() raised unless it is an integer >= 1
             self.replay: TransitionReplay | EpisodeReplay = EpisodeReplay(max(cfg.buffer_size // max_len, 1), max_len,
                                                                           cfg.n_step, cfg.gamma)
         else:
@@ -252,15 +263,18 @@ class DQN(LearnerBase, nn.Module):
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         eps = self.epsilon() if explore else self.config.eval_epsilon
         rng = self.rng if explore else self.eval_rng
-        return q_act(self.online["agents"], self._hidden, obs, info, eps, rng, explore), {}
+        agents = cast("Mapping[str, AgentQ]", self.online["agents"])  # a ModuleDict does not know its items' type
+        return q_act(agents, self._hidden, obs, info, eps, rng, explore), {}
 
     def _recurrent_q(self, g: str, obs: np.ndarray, info: dict[str, Any], explore: bool) -> np.ndarray:
         """One GRU step of group ``g`` with the learner's hidden state for ``explore`` (see ``recurrent_q``)."""
-        return recurrent_q(self.online["agents"][g], self._hidden, (g, explore), obs, info)
+        agents = cast("Mapping[str, AgentQ]", self.online["agents"])  # a ModuleDict does not know its items' type
+        return recurrent_q(agents[g], self._hidden, (g, explore), obs, info)
 
     def policy(self, seed: int | None = None) -> QPolicy:
         """The agents' Q-networks as they are now, copied; ε-greedy with the current ε when exploring."""
-        agents = {g: copy.deepcopy(net).requires_grad_(False) for g, net in self.online["agents"].items()}
+        online = cast("Mapping[str, AgentQ]", self.online["agents"])  # a ModuleDict does not know its items' type
+        agents = {g: copy.deepcopy(net).requires_grad_(False) for g, net in online.items()}
         net = {k: getattr(self.config, k) for k in NET_FIELDS}
         return QPolicy(self.spaces, agents, net, self.epsilon(), self.config.eval_epsilon, seed)
 
@@ -292,16 +306,17 @@ class DQN(LearnerBase, nn.Module):
     def _loss(self, batch: TransitionBatch | EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """The TD loss summed over groups, and the mean Q of the actions taken (a diagnostic)."""
         loss, q_means = torch.zeros(()), []
-        for g, net in self.online["agents"].items():
+        mixers, target_mixers = cast(nn.ModuleDict, self.online["mixers"]), cast(nn.ModuleDict, self.target["mixers"])
+        for g in cast(nn.ModuleDict, self.online["agents"]):
             b = batch.groups[g]
             returns = b.returns / self.reward_norm.std() if self.config.scale_rewards else b.returns
             q_taken, q_next, valid, state, next_state = (self._values_recurrent(g, b, batch)
                                                          if isinstance(batch, EpisodeBatch) else
                                                          self._values(g, b, batch))
-            if g in self.online["mixers"]:  # VDN / QMIX: one TD error per team
-                q_tot = self.online["mixers"][g](q_taken, state)
+            if g in mixers:  # VDN / QMIX: one TD error per team
+                q_tot = mixers[g](q_taken, state)
                 with torch.no_grad():
-                    next_tot = self.target["mixers"][g](q_next, next_state)
+                    next_tot = target_mixers[g](q_next, next_state)
                     target = returns.mean(-1) + b.discount.amax(-1) * next_tot
                 loss = loss + self._td(q_tot, target, valid.any(-1))
             else:  # IQL: one TD error per agent
@@ -318,10 +333,9 @@ class DQN(LearnerBase, nn.Module):
         v = valid.float()
         return (err * v).sum() / v.sum().clamp(min=1.0)
 
-    def _values(self, g: str, b: GroupTransitions,
-                batch: TransitionBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _values(self, g: str, b: GroupTransitions, batch: TransitionBatch) -> _Values:
         """Feed-forward: Q of the taken actions, the bootstrapped next value per agent, the loss mask, the states."""
-        net, target = self.online["agents"][g], self.target["agents"][g]
+        net, target = cast(nn.ModuleDict, self.online["agents"])[g], cast(nn.ModuleDict, self.target["agents"])[g]
         q_taken = net(b.obs).gather(-1, b.actions.unsqueeze(-1)).squeeze(-1)
         with torch.no_grad():
             q_next_target = target(b.next_obs)
@@ -329,12 +343,11 @@ class DQN(LearnerBase, nn.Module):
             q_next = q_next_target.gather(-1, masked_argmax(chooser, b.next_mask)).squeeze(-1)
         return q_taken, q_next, b.active, batch.state, batch.next_state
 
-    def _values_recurrent(self, g: str, b: GroupTransitions,
-                          batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def _values_recurrent(self, g: str, b: GroupTransitions, batch: EpisodeBatch) -> _Values:
         """Recurrent: the same over whole episodes ``(B, L, n)``. The networks run over ``obs_0, next_obs_0, ...,
         next_obs_{L-1}`` (``next_obs_t`` is ``obs_{t+1}`` inside an episode), so output ``t`` is Q of ``obs_t``
         and output ``t + 1`` that of ``next_obs_t``, each given the episode so far."""
-        net, target = self.online["agents"][g], self.target["agents"][g]
+        net, target = cast(nn.ModuleDict, self.online["agents"])[g], cast(nn.ModuleDict, self.target["agents"])[g]
         seq = torch.cat([b.obs[:, :1], b.next_obs], dim=1)
         q_all = net(seq)
         q_taken = q_all[:, :-1].gather(-1, b.actions.unsqueeze(-1)).squeeze(-1)
@@ -410,6 +423,9 @@ class QPolicy(PolicyBase):
         cfg = DQNConfig(**net)
         agents = {}
         for g, ids in spaces.groups.items():
-            obs_dim, n_actions = int(np.prod(spaces.observation[g].shape)), int(spaces.action[g].n)
+            action = spaces.action[g]
+            if not isinstance(action, Discrete):
+                raise ValueError(f"a q policy acts on Discrete actions; this policy state gives group {g!r} {action}")
+            obs_dim, n_actions = int(np.prod(spaces.observation[g].shape or ())), int(action.n)
             agents[g] = build_module(partial(AgentQ, obs_dim, len(ids), n_actions, cfg), state["agents"][g])
         return cls(spaces, agents, net, state["epsilon"], state["eval_epsilon"], seed)

@@ -39,12 +39,12 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.spaces import Discrete
+from gymnasium.spaces import Box, Discrete
 from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
@@ -177,9 +177,11 @@ class MADDPG(LearnerBase, nn.Module):
         self.bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for g in env.groups:
             space = env.group_action_space(g)
+            if not isinstance(space, (Discrete, Box)):
+                raise ValueError(f"MADDPG needs Discrete or Box actions; group {g!r} has {space}")
             self.discrete[g] = isinstance(space, spaces.Discrete)
-            self.act_dim[g] = space.n if self.discrete[g] else int(np.prod(space.shape))
-            if not self.discrete[g]:
+            self.act_dim[g] = int(space.n) if isinstance(space, Discrete) else int(np.prod(space.shape))
+            if isinstance(space, Box):
                 low, high = space.low.astype(np.float32), space.high.astype(np.float32)
                 check(bool(np.isfinite(low).all() and np.isfinite(high).all()), "env action space",
                       "a Box with finite bounds (MADDPG squashes its actions into them)", space)
@@ -206,13 +208,14 @@ class MADDPG(LearnerBase, nn.Module):
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
             explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        actions = maddpg_act(self.online["actors"], self.discrete, self.bounds, self.config.noise_std, obs, info,
-                             self.rng, explore)
+        actors = cast("Mapping[str, _WithId]", self.online["actors"])  # a ModuleDict does not know its items' type
+        actions = maddpg_act(actors, self.discrete, self.bounds, self.config.noise_std, obs, info, self.rng, explore)
         return actions, {g: {} for g in actions}
 
     def policy(self, seed: int | None = None) -> MADDPGPolicy:
         """The actors as they are now, copied: a weights-only policy that acts as this learner does."""
-        actors = {g: copy.deepcopy(a).requires_grad_(False) for g, a in self.online["actors"].items()}
+        online = cast("Mapping[str, _WithId]", self.online["actors"])  # a ModuleDict does not know its items' type
+        actors = {g: copy.deepcopy(a).requires_grad_(False) for g, a in online.items()}
         net = {k: getattr(self.config, k) for k in NET_FIELDS}
         return MADDPGPolicy(self.spaces, actors, net, self.config.noise_std, seed)
 
@@ -260,7 +263,11 @@ class MADDPG(LearnerBase, nn.Module):
 
     def _step(self, batch: TransitionBatch) -> torch.Tensor:
         """One critic step, one actor step and the target update; returns the step's statistics."""
-        cfg, actors, critics = self.config, self.online["actors"], self.online["critics"]
+        cfg = self.config
+        # ModuleDicts, as they are: their modules are only called here, which needs no item type
+        actors, critics = cast(nn.ModuleDict, self.online["actors"]), cast(nn.ModuleDict, self.online["critics"])
+        target_actors = cast(nn.ModuleDict, self.target["actors"])
+        target_critics = cast(nn.ModuleDict, self.target["critics"])
         groups = list(self.groups)
         state, next_state = batch.state, batch.next_state
         if state is None or next_state is None:
@@ -271,13 +278,13 @@ class MADDPG(LearnerBase, nn.Module):
 
         # critics: y_i = r_i + discount_i * Q'_i(s', mu'(o'))
         with torch.no_grad():
-            next_joint = torch.cat([self._policy(self.target["actors"], g, batch.groups[g].next_obs,
+            next_joint = torch.cat([self._policy(target_actors, g, batch.groups[g].next_obs,
                                                  batch.groups[g].next_mask)[0].reshape(B, -1) for g in groups], -1)
         critic_loss = torch.zeros(())
         for g in groups:
             b, n = batch.groups[g], len(self.groups[g])
             with torch.no_grad():
-                q_next = self.target["critics"][g](self._critic_in(next_state, next_joint, n)).squeeze(-1)
+                q_next = target_critics[g](self._critic_in(next_state, next_joint, n)).squeeze(-1)
                 y = b.returns + b.discount * q_next
             q = critics[g](self._critic_in(state, joint, n)).squeeze(-1)
             active = b.active.float()
@@ -342,7 +349,7 @@ class MADDPGPolicy(PolicyBase):
         self.spaces, self.actors, self.net, self.noise_std = spaces, actors, dict(net), float(noise_std)
         self.discrete = {g: isinstance(s, Discrete) for g, s in spaces.action.items()}
         self.bounds = {g: (s.low.astype(np.float32), s.high.astype(np.float32))
-                       for g, s in spaces.action.items() if not self.discrete[g]}
+                       for g, s in spaces.action.items() if isinstance(s, Box)}
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
         self.rng = np.random.default_rng(seed)  # exploration
 
@@ -365,7 +372,7 @@ class MADDPGPolicy(PolicyBase):
         actors = {}
         for g, ids in given.groups.items():
             space = given.action[g]
-            act_dim = space.n if isinstance(space, Discrete) else int(np.prod(space.shape))
-            obs_dim = int(np.prod(given.observation[g].shape))
+            act_dim = int(space.n) if isinstance(space, Discrete) else int(np.prod(space.shape or ()))
+            obs_dim = int(np.prod(given.observation[g].shape or ()))
             actors[g] = build_module(partial(_WithId, obs_dim, act_dim, len(ids), cfg, 0.01), state["actors"][g])
         return cls(given, actors, net, state["noise_std"], seed)

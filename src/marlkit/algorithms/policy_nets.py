@@ -15,9 +15,9 @@ evaluated in one batched op either way. Acting runs in NumPy (``MLP.forward_nump
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import numpy as np
 import torch
@@ -27,8 +27,11 @@ from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.core.policies import build_module, weights_of
-from marlkit.envs.base import MultiAgentEnv
-from marlkit.nn import MLP, RunningNorm, append_agent_ids
+from marlkit.envs.base import ActionSpace, MultiAgentEnv
+from marlkit.nn import MLP, Linear, ModuleMap, RunningNorm, append_agent_ids
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsItems
 
 
 class GroupActing:
@@ -66,7 +69,7 @@ class GroupActing:
         return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
 
 
-def act_groups(nets: Mapping[str, GroupActing], extras_spec: dict[str, dict[str, tuple[int, ...]]],
+def act_groups(nets: SupportsItems[str, GroupActing], extras_spec: dict[str, dict[str, tuple[int, ...]]],
                obs: dict[str, np.ndarray], info: dict[str, Any], rng: np.random.Generator,
                explore: bool) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     """Every group's actions and the extras ``extras_spec`` names. Acting runs the actor in NumPy on the
@@ -84,7 +87,7 @@ def act_groups(nets: Mapping[str, GroupActing], extras_spec: dict[str, dict[str,
 class GroupNets(GroupActing, nn.Module):
     """Actor and critic of one group (for PPO and A2C)."""
 
-    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: spaces.Space,
+    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: ActionSpace,
                  cfg: Any) -> None:
         super().__init__()
         self.discrete = isinstance(action_space, spaces.Discrete)
@@ -95,12 +98,13 @@ class GroupNets(GroupActing, nn.Module):
         self.value_per_copy = cfg.centralised_critic and cfg.share_parameters and not self.ids
         n_models = None if cfg.share_parameters else n_agents
         extra = n_agents if self.ids else 0
-        out = self.act_dim = action_space.n if self.discrete else int(np.prod(action_space.shape))
+        out = self.act_dim = (int(action_space.n) if isinstance(action_space, spaces.Discrete)
+                              else int(np.prod(action_space.shape)))
         self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, cfg.activation, out_gain=0.01)
         self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
         if not self.discrete:
             self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
-        if not self.discrete:
+        if isinstance(action_space, spaces.Box):
             self.low_np = action_space.low.astype(np.float32)
             self.high_np = action_space.high.astype(np.float32)
 
@@ -115,6 +119,14 @@ class GroupNets(GroupActing, nn.Module):
         if self.discrete and mask is not None:
             out = out.masked_fill(~mask, -1e9)
         return out
+
+    @overload
+    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
+                         entropy: Literal[True] = ...) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    @overload
+    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
+                         entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
     def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
                          entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -139,6 +151,8 @@ class ActorCriticTeam(LearnerBase, nn.Module):
     write ``update``, passing the loss through ``with_loss_terms("loss", ...)`` before backward; ``cfg`` needs
     ``centralised_critic``, ``lr`` and ``anneal_lr`` besides ``GroupNets``' fields."""
 
+    optimizer: torch.optim.Optimizer  # set by the subclass
+
     def __init__(self, env: MultiAgentEnv, config: Any, seed: int = 0) -> None:
         super().__init__()
         self.config = cfg = config
@@ -147,15 +161,14 @@ class ActorCriticTeam(LearnerBase, nn.Module):
         self.capabilities = Capabilities("rollout", uses_state=cfg.centralised_critic, losses=("loss",),
                                          progress=cfg.anneal_lr)
         state_dim = int(np.prod(env.state_space.shape))
-        self.nets = nn.ModuleDict()
-        self.norms = nn.ModuleDict()
+        self.nets: ModuleMap[GroupNets] = ModuleMap()
+        self.norms: ModuleMap[RunningNorm] = ModuleMap()
         for g, ids in env.groups.items():
             obs_dim = int(np.prod(env.group_observation_space(g).shape))
             critic_dim = state_dim if cfg.centralised_critic else obs_dim
             self.nets[g] = GroupNets(obs_dim, critic_dim, len(ids), env.group_action_space(g), cfg)
             self.norms[g] = RunningNorm()
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in self.nets}
-        self.optimizer: torch.optim.Optimizer | None = None
         self.rng = np.random.default_rng(seed)  # action sampling
 
     def critic_input(self, g: str, obs: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
@@ -163,6 +176,9 @@ class ActorCriticTeam(LearnerBase, nn.Module):
         (centralised; once per copy if every agent's critic would see the same, see ``GroupNets.value_per_copy``)."""
         if not self.config.centralised_critic:
             return obs
+        if state is None:
+            raise TypeError(f"the centralised critic of group {g!r} reads the global state, and the batch has none "
+                            f"(this learner declares capabilities.uses_state: collect with the state)")
         if self.nets[g].value_per_copy:
             return state
         return state.unsqueeze(-2).expand(*state.shape[:-1], self.nets[g].n_agents, state.shape[-1])
@@ -196,9 +212,10 @@ class ActorCriticTeam(LearnerBase, nn.Module):
 # -------------------------------------------------------------------------------------------- the snapshot
 def mlp_spec(mlp: MLP) -> dict[str, Any]:
     """The sizes an ``MLP`` is built from, as plain data."""
-    n_models = mlp.layers[0].n_models
+    layers = cast("Sequence[Linear]", mlp.layers)  # a ModuleList does not know its items' type
+    n_models = layers[0].n_models
     return {"in_dim": int(mlp.in_dim), "out_dim": int(mlp.out_dim),
-            "hidden": [int(layer.weight.shape[-1]) for layer in mlp.layers[:-1]],
+            "hidden": [int(layer.weight.shape[-1]) for layer in layers[:-1]],
             "n_models": None if n_models is None else int(n_models), "activation": mlp.activation_name}
 
 
@@ -210,6 +227,7 @@ class GroupActor(GroupActing, nn.Module):
         super().__init__()
         self.actor, self.ids, self.discrete = actor, ids, log_std is None
         if log_std is not None:
+            assert bounds is not None, "Box actions come with their bounds"
             self.log_std = nn.Parameter(log_std, requires_grad=False)
             self.low_np, self.high_np = bounds
 

@@ -62,6 +62,7 @@ class QMIX(DQN):
     """IQL whose agents of a group are trained through QMIX's state-conditioned monotonic mixer."""
 
     capabilities = Capabilities("transitions", uses_state=True, losses=("loss",))  # the mixer reads state()
+    config: QMIXConfig
 
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
         cfg = self.config

@@ -243,10 +243,10 @@ class Signalling(nn.Module):
     def listener_probs(self, batch: ReferentialBatch, messages: np.ndarray) -> np.ndarray:
         """The listener's choice distribution ``(B, K)`` over the candidates of ``batch`` given ``messages (B, L)``
         (any messages: the speaker's, or ablated ones for positive-listening tests)."""
-        messages = torch.as_tensor(np.asarray(messages), dtype=torch.long)
-        one_hots = F.one_hot(messages, self.game.config.vocab_size).float()
+        symbols = torch.as_tensor(np.asarray(messages), dtype=torch.long)
+        one_hots = F.one_hot(symbols, self.game.config.vocab_size).float()
         _, cands, _ = self._tensors(batch)
-        scores = self._scores_at_end(self.listener(one_hots, cands), self._sent_mask(messages))
+        scores = self._scores_at_end(self.listener(one_hots, cands), self._sent_mask(symbols))
         return F.softmax(scores, -1).numpy()
 
     def evaluate(self, batch: ReferentialBatch) -> dict[str, Any]:

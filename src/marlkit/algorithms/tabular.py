@@ -130,7 +130,7 @@ class StateIndex:
 
     def state(self) -> dict[str, Any]:
         """The rows as one byte tensor (checkpoints hold tensors and plain values only)."""
-        keys = sorted(self.rows, key=self.rows.get)
+        keys = sorted(self.rows, key=self.rows.__getitem__)
         return {"keys": torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8) if keys else
                 torch.zeros(0, dtype=torch.uint8), "key_bytes": len(keys[0]) if keys else 0}
 
@@ -197,7 +197,7 @@ class TabularQ(LearnerBase):
         self.plays = 0  # steps taken by each copy so far: the clock of the exploration schedules
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
         self.spaces = PolicySpaces.from_env(env)
-        self.groups = {}
+        self.groups: dict[str, dict[str, Any]] = {}
         for g, ids in env.groups.items():
             act_space, obs_space = env.group_action_space(g), env.group_observation_space(g)
             if not isinstance(act_space, spaces.Discrete):

@@ -216,16 +216,17 @@ def split_info(info: dict[str, Any], groups: dict[str, Any]) -> dict[str, Any]:
 def split_rollout(rollout: Rollout, groups: dict[str, Any], with_state: bool, steps: slice = slice(None)) -> Rollout:
     """The part of ``rollout`` that belongs to ``groups``, time steps ``steps``; the global state only if
     ``with_state``. Tensors are views of the original."""
-    def part(d: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if d is None else {g: d[g][steps] for g in groups if g in d}
+    def part(d: dict[str, Any]) -> dict[str, Any]:
+        return {g: d[g][steps] for g in groups if g in d}
 
-    mask = part(rollout.action_mask)
+    mask = None if rollout.action_mask is None else part(rollout.action_mask)
+    next_mask = None if rollout.next_action_mask is None else part(rollout.next_action_mask)
     state = rollout.state[steps] if with_state and rollout.state is not None else None
     next_state = rollout.next_state[steps] if with_state and rollout.next_state is not None else None
     return Rollout(part(rollout.obs), part(rollout.actions), part(rollout.rewards), part(rollout.terminated),
                    part(rollout.truncated), part(rollout.next_obs), part(rollout.active), mask or None, state,
                    next_state, {g: {k: v[steps] for k, v in rollout.extras[g].items()} for g in groups},
-                   part(rollout.next_action_mask) or None, rollout.source)
+                   next_mask or None, rollout.source)
 
 
 # ---------------------------------------------------------------------------------------------- fixed policies
@@ -301,7 +302,7 @@ class ConstantPolicy(PolicyBase):
                 allowed = f"a number or list of shape {space.shape} within [{space.low}, {space.high}]"
             else:
                 allowed = "a Discrete or Box action space"
-            if not ok:
+            if not ok or value is None:
                 raise ConfigError(f"{where}.action = {action!r} is not an action of group {g!r}: allowed is {allowed}")
             self.action[g] = value
 
@@ -312,7 +313,9 @@ class ConstantPolicy(PolicyBase):
         for g, ids in self.spaces.groups.items():
             a = actions[g] = np.broadcast_to(self.action[g], (obs[g].shape[0], len(ids), *np.shape(self.action[g])))
             if g in masks:
-                allowed = masks[g][..., int(a.flat[0]) - self.spaces.action[g].start]
+                space = self.spaces.action[g]
+                assert isinstance(space, Discrete), "action masks go with Discrete actions"
+                allowed = masks[g][..., int(a.flat[0]) - space.start]
                 if not allowed.all():
                     e, i = (int(x) for x in np.argwhere(~allowed)[0])
                     raise ValueError(f"the constant action {a.flat[0]} of group {g!r} is masked out for agent "
@@ -509,6 +512,7 @@ class Teams(LearnerBase):
             elif m.policy == "constant":
                 policy = ConstantPolicy(PolicySpaces.from_env(view), m.action, where)
             else:
+                assert m.frozen is not None, "a member is one of algorithm, policy and frozen (checked on its config)"
                 policy = FrozenPolicy.from_run(PolicySpaces.from_env(view), m.frozen, m.checkpoint, m.explore, where,
                                                member_seed)
             self.members[name] = Member(name, view, policy, m.algorithm is not None,

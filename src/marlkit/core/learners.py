@@ -74,9 +74,14 @@ class LearnerBase:
         """Nothing to add to the evaluation report."""
         return {}
 
+    if TYPE_CHECKING:  # what every learner writes (the ``Learner`` contract); declared for the two methods below
+        def state(self) -> dict[str, Any]: ...
+
+        def load_state(self, state: dict[str, Any]) -> None: ...
+
     # The checkpoint methods under the names the runner and older code use.
     def checkpoint_state(self) -> dict[str, Any]:
-        return self.state()  # type: ignore[attr-defined]
+        return self.state()
 
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
-        self.load_state(state)  # type: ignore[attr-defined]
+        self.load_state(state)

@@ -39,6 +39,7 @@ BUILTIN_POLICY_MODULES = ("marlkit.algorithms.policy_nets", "marlkit.algorithms.
 _KINDS: dict[str, Any] = {}  # kind -> policy class (with ``from_state(state, seed)``)
 _builtins_loaded = False
 P = TypeVar("P", bound=type[Any])
+M = TypeVar("M", bound="nn.Module")
 
 
 def register_policy_kind(kind: str) -> Callable[[P], P]:
@@ -82,11 +83,12 @@ def policy_from_state(state: Mapping[str, Any], seed: int | None = None) -> Poli
         raise ValueError(f"unknown policy kind {kind!r}{did_you_mean(str(kind), _KINDS)} (registered kinds: "
                          f"{', '.join(sorted(_KINDS))}); a policy class registers its kind with "
                          f"@register_policy_kind, and its module must be imported first")
-    return _KINDS[kind].from_state(state, seed)
+    policy: Policy = _KINDS[kind].from_state(state, seed)
+    return policy
 
 
 # ------------------------------------------------------------------------------------------ spaces as plain data
-def space_to_data(space: gym_spaces.Space) -> dict[str, Any]:
+def space_to_data(space: gym_spaces.Space[Any]) -> dict[str, Any]:
     """A Gymnasium space as plain data (``Discrete``, ``Box``, ``MultiDiscrete``, ``MultiBinary``)."""
     if isinstance(space, gym_spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
@@ -102,7 +104,7 @@ def space_to_data(space: gym_spaces.Space) -> dict[str, Any]:
                     f"MultiBinary)")
 
 
-def space_from_data(data: Mapping[str, Any]) -> gym_spaces.Space:
+def space_from_data(data: Mapping[str, Any]) -> gym_spaces.Space[Any]:
     """The space ``space_to_data`` wrote."""
     kind = data.get("type")
     if kind == "Discrete":
@@ -126,11 +128,11 @@ class PolicySpaces:
     """The groups, agent ids and spaces a policy acts for (group order is the env's)."""
 
     groups: dict[str, tuple[str, ...]]
-    observation: dict[str, gym_spaces.Space]
+    observation: dict[str, gym_spaces.Space[Any]]
     """Group -> the observation space of one agent."""
-    action: dict[str, gym_spaces.Space]
+    action: dict[str, gym_spaces.Space[Any]]
     """Group -> the action space of one agent."""
-    state: gym_spaces.Space | None = None
+    state: gym_spaces.Space[Any] | None = None
     """The env's global state space (what a policy with ``uses_state`` reads)."""
 
     @classmethod
@@ -144,10 +146,10 @@ class PolicySpaces:
     def agents(self) -> tuple[str, ...]:
         return tuple(a for ids in self.groups.values() for a in ids)
 
-    def group_observation_space(self, group: str) -> gym_spaces.Space:
+    def group_observation_space(self, group: str) -> gym_spaces.Space[Any]:
         return self.observation[group]
 
-    def group_action_space(self, group: str) -> gym_spaces.Space:
+    def group_action_space(self, group: str) -> gym_spaces.Space[Any]:
         return self.action[group]
 
     def to_data(self) -> dict[str, Any]:
@@ -243,7 +245,7 @@ class PolicyBase:
         return out
 
 
-def build_module(factory: Callable[[], nn.Module], weights: Mapping[str, Any]) -> nn.Module:
+def build_module(factory: Callable[[], M], weights: Mapping[str, Any]) -> M:
     """``factory()`` loaded with ``weights`` and frozen for acting. The factory's random initialisation runs on a
     forked generator: rebuilding a policy never moves the global torch RNG (and so never a training run)."""
     import torch

@@ -25,9 +25,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.errors import did_you_mean

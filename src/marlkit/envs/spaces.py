@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 from gymnasium import spaces
 
-if TYPE_CHECKING:
-    from marlkit.envs.base import MultiAgentEnv
+
+class ActionSpaces(Protocol):
+    """What ``sample_actions`` reads of an env (a ``MultiAgentEnv`` has it): its groups of agent ids, each group's
+    action space and the number of copies."""
+
+    @property
+    def groups(self) -> Mapping[str, Sequence[str]]: ...
+
+    @property
+    def num_envs(self) -> int: ...
+
+    def group_action_space(self, group: str) -> spaces.Space[Any]: ...
 
 
-def sample_actions(env: MultiAgentEnv, action_mask: dict[str, np.ndarray] | None = None,
+def sample_actions(env: ActionSpaces, action_mask: dict[str, np.ndarray] | None = None,
                    rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
     """Uniformly random valid actions for every copy and agent, as the dict ``step`` takes.
 

@@ -199,7 +199,9 @@ def load_latest(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
 # ------------------------------------------------------------------------------------------ global RNG states
 def global_rng_state() -> dict[str, Any]:
     """torch, NumPy and ``random`` global generator states as plain data (NumPy's array becomes a tensor)."""
-    key, keys, pos, has_gauss, cached = np.random.get_state()
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple), "the global NumPy generator is an MT19937, whose state is a tuple"
+    key, keys, pos, has_gauss, cached = legacy
     return {"torch": torch.get_rng_state(),
             "numpy": {"key": key, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                       "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
@@ -217,7 +219,7 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
 
 def generator_state(rng: np.random.Generator) -> dict[str, Any]:
     """A NumPy ``Generator``'s bit-generator state (a dict of strings and ints; PCG64's are 128-bit ints)."""
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")

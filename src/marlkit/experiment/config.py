@@ -13,18 +13,22 @@ import ast
 import dataclasses
 import functools
 import inspect
+import itertools
 import re
 import textwrap
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import yaml
 
 from marlkit.errors import did_you_mean
 
-C = TypeVar("C")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 
 class _Loader(yaml.SafeLoader):
@@ -63,8 +67,10 @@ def field_docs(cls: type) -> dict[str, str]:
             tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
         except (OSError, TypeError):
             continue
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, following in zip(body, body[1:]):
+        definition = tree.body[0]  # the class statement getsource gave
+        if not isinstance(definition, ast.ClassDef):
+            continue
+        for node, following in itertools.pairwise(definition.body):
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                     and isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
                     and isinstance(following.value.value, str)):
@@ -80,7 +86,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(cls: type[C], data: dict[str, Any] | None, where: str = "") -> C:
     """Build ``cls`` from plain data, checking every key and value."""
     data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
@@ -101,7 +107,9 @@ def override(cfg: C, assignment: str) -> C:
     try:
         value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
-        raise ConfigError(f"the value of {path.strip()} is not valid YAML: {raw!r} ({e.problem})") from None
+        # A parse error carries ``problem``; a reader error (a control character) does not, its first line says it
+        problem = e.problem if isinstance(e, yaml.MarkedYAMLError) else str(e).splitlines()[0]
+        raise ConfigError(f"the value of {path.strip()} is not valid YAML: {raw!r} ({problem})") from None
     return _set(cfg, path.strip().split("."), value, "")
 
 
@@ -110,14 +118,15 @@ def set_path(cfg: C, path: str, value: Any) -> C:
     return _set(cfg, path.split("."), value, "")
 
 
-def _set(cfg: Any, parts: list[str], value: Any, where: str) -> Any:
+def _set(cfg: C, parts: list[str], value: Any, where: str) -> C:
     names = [f.name for f in dataclasses.fields(cfg)]
     head = parts[0]
     if head not in names:
         raise ConfigError(_unknown(head, names, where))
     current = getattr(cfg, head)
+    new: Any
     if len(parts) > 1:
-        if dataclasses.is_dataclass(current):
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
             new = _set(current, parts[1:], value, f"{where}{head}.")
         elif isinstance(current, dict):  # free-form kwargs (env.kwargs.k=-50) or named entries (algo.members.x.lr)
             new = _set_in_mapping(current, parts[1:], value, f"{where}{head}.")
@@ -136,7 +145,7 @@ def _set_in_mapping(mapping: dict[str, Any], parts: list[str], value: Any, where
     key, inner = parts[0], mapping.get(parts[0])
     if len(parts) == 1:
         new = value
-    elif dataclasses.is_dataclass(inner):
+    elif dataclasses.is_dataclass(inner) and not isinstance(inner, type):
         new = _set(inner, parts[1:], value, f"{where}{key}.")
     elif isinstance(inner, dict):
         new = _set_in_mapping(inner, parts[1:], value, f"{where}{key}.")
@@ -175,7 +184,7 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{name} = {value!r} is not allowed: choose one of {', '.join(map(repr, choices))}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):

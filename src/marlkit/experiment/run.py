@@ -251,7 +251,7 @@ def resolve_run_config(algorithm: str | None = None, env: str | None = None,
         if not sections:
             known = [f"{s}.{f.name}" for s, obj in parts for f in dataclasses.fields(obj)]
             section_of = {k.split(".", 1)[1]: k for k in known}
-            hint = did_you_mean(name, section_of, show=lambda k: repr(section_of[k]))
+            hint = did_you_mean(name, section_of, show=lambda k: repr(section_of[k]))  # noqa: B023 - called at once
             raise ConfigError(f"unknown config key {name!r}{hint}")
         cfg = set_path(cfg, f"{sections[0]}.{name}", value)
         _record(origins, [f"{sections[0]}.{name}"], Origin("field", name))

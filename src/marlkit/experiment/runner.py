@@ -139,6 +139,7 @@ class Runner:
 
         state = None
         if _resume:
+            assert run_dir is not None, "resume() passes the run directory"
             ckpt.clean(Path(run_dir) / CHECKPOINT_DIR)
             found = ckpt.load_latest(Path(run_dir) / CHECKPOINT_DIR)
             state = found[1] if found is not None else None
@@ -299,8 +300,8 @@ class _Window:
         self.episodes.lengths.extend(stats.lengths)
         for k, v in stats.metrics.items():
             self.episodes.metrics.setdefault(k, []).extend(v)
-        for k, v in metrics.items():
-            self.metrics.setdefault(k, []).append(v)
+        for k, value in metrics.items():
+            self.metrics.setdefault(k, []).append(value)
         self.steps += steps
         self.busy += seconds
 

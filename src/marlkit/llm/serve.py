@@ -181,6 +181,7 @@ class ChatServer(ThreadingHTTPServer):
     def url(self) -> str:
         """The API root for clients, e.g. ``http://127.0.0.1:8000/v1``."""
         host, port = self.server_address[:2]
+        assert isinstance(host, str), "a bound TCP socket's address has a str host"
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ChatServer:
@@ -496,7 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return super().handle_expect_100()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         error = self._check_headers()
         if error is not None:
             self._refuse(error)
@@ -506,7 +507,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(RequestError(f"no route GET {self.path}; this server answers GET /v1/models and "
                                      "POST /v1/chat/completions", status=404, kind="not_found_error"))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         error = self._check_headers()
         if error is not None:
             self._refuse(error)
@@ -527,7 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except RequestError as e:
             self._error(e)
-        except Exception as e:  # noqa: BLE001 - a server reports its own failures instead of dying
+        except Exception as e:  # a server reports its own failures instead of dying
             log.exception("generation failed")
             self._error(RequestError(f"generation failed: {type(e).__name__}: {e}", status=500, kind="server_error"))
 
@@ -599,7 +600,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:   # the client hung up while we were generating
             self.close_connection = True
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
+    def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
         log.info("%s - %s", self.address_string(), format % args)   # the request line only: never headers
 
 
