@@ -110,7 +110,7 @@ def _config_help(algo: str | None = None) -> str:
     import dataclasses
 
     from marlkit.algorithms.registry import algo_spec, list_algos
-    from marlkit.experiment.config import field_docs
+    from marlkit.core.config import field_docs
     from marlkit.experiment.run import EnvConfig, ExperimentConfig
 
     def section(prefix: str, cls: type, defaults: object | None) -> list[str]:
@@ -202,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _check_at_least(args: argparse.Namespace, **least: int) -> None:
     """Reject an option given below its least allowed value (an option left out takes its default)."""
-    from marlkit.experiment.config import check
+    from marlkit.core.config import check
 
     for name, low in least.items():
         value = getattr(args, name)
@@ -429,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import warnings
 
-    from marlkit.errors import CheckpointError, CheckpointWarning
-    from marlkit.experiment.config import ConfigError
+    from marlkit.core.config import ConfigError
+    from marlkit.core.errors import CheckpointError, CheckpointWarning
 
     default_show = warnings.showwarning
 

@@ -17,8 +17,8 @@ import torch
 import marlkit
 from marlkit.collect import evaluate
 from marlkit.core import Policy
+from marlkit.core import checkpoint as ckpt
 from marlkit.envs import sample_actions
-from marlkit.experiment import checkpoint as ckpt
 from marlkit.experiment import runner as runner_module
 from marlkit.experiment.runner import load_run
 

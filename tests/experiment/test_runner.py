@@ -6,7 +6,7 @@ import shutil
 import pytest
 import torch
 
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
 from marlkit.experiment.logging import read_metrics
 from marlkit.experiment.run import RunConfig
 from marlkit.experiment.runner import Callback, Runner

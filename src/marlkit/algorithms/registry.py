@@ -6,7 +6,7 @@ import importlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from marlkit.errors import did_you_mean
+from marlkit.core.errors import did_you_mean
 
 
 @dataclass(frozen=True)

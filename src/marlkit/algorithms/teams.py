@@ -46,11 +46,11 @@ from gymnasium import spaces
 from gymnasium.spaces import Box, Discrete
 
 from marlkit.core import Capabilities, LearnerBase, Policy, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.config import ConfigError, from_dict
+from marlkit.core.errors import did_you_mean
 from marlkit.core.policies import policy_from_state
 from marlkit.data.rollout import Rollout
 from marlkit.envs.spaces import sample_actions
-from marlkit.errors import did_you_mean
-from marlkit.experiment.config import ConfigError, from_dict
 from marlkit.experiment.run import algo_config
 
 #: ``info`` entries keyed by group (see ``marlkit.envs.base``); a member gets them restricted to its groups.

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, Union
 
 import yaml
 
-from marlkit.errors import did_you_mean
+from marlkit.core.errors import did_you_mean
 
 C = TypeVar("C")
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 from gymnasium import spaces as gym_spaces
 
-from marlkit.errors import did_you_mean
+from marlkit.core.errors import did_you_mean
 
 if TYPE_CHECKING:
     from torch import nn

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
 
+from marlkit.core.errors import did_you_mean
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.errors import did_you_mean
 
 
 @dataclass(frozen=True)

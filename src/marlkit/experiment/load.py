@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
 from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE
 
 if TYPE_CHECKING:

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from marlkit.errors import did_you_mean
-from marlkit.experiment.config import ConfigError, yaml_load
+from marlkit.core.config import ConfigError, yaml_load
+from marlkit.core.errors import did_you_mean
 
 if TYPE_CHECKING:
     from marlkit.experiment.run import Origin, RunConfig

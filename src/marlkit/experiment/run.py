@@ -29,8 +29,8 @@ from typing import Any, Literal
 
 import yaml
 
-from marlkit.errors import did_you_mean
-from marlkit.experiment.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
+from marlkit.core.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
+from marlkit.core.errors import did_you_mean
 
 
 @dataclass(frozen=True)

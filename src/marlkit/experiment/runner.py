@@ -31,8 +31,8 @@ import threadpoolctl
 import torch
 
 from marlkit.collect import Collector, evaluate
+from marlkit.core import checkpoint as ckpt
 from marlkit.data.rollout import EpisodeStats
-from marlkit.experiment import checkpoint as ckpt
 from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR, RunConfig, RunResult, new_run_dir
 
 FINAL_GIF = "final.gif"
@@ -79,7 +79,7 @@ def derive_seeds(seed: int) -> dict[str, int]:
 
 def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
     from marlkit.algorithms.registry import algo_spec, unsupported_reason
-    from marlkit.experiment.config import ConfigError
+    from marlkit.core.config import ConfigError
 
     spec = algo_spec(cfg.algorithm)
     if reason := unsupported_reason(spec, env):
@@ -90,8 +90,8 @@ def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
 
 def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None, trust_module: bool = False) -> Any:
     """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``)."""
+    from marlkit.core.config import ConfigError
     from marlkit.envs.registry import UnknownEnvError, make
-    from marlkit.experiment.config import ConfigError
 
     try:
         return make(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
@@ -170,7 +170,7 @@ class Runner:
         run_dir = Path(run_dir)
         config = RunConfig.load(run_dir)
         if steps is not None:
-            from marlkit.experiment.config import check, override
+            from marlkit.core.config import check, override
 
             config = override(config, f"experiment.steps={steps}")
         runner = cls(config, callbacks, run_dir, default_callbacks, _resume=True, trust_module=trust_module)
