@@ -102,12 +102,12 @@ def override(cfg: C, assignment: str) -> C:
         value = yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"the value of {path.strip()} is not valid YAML: {raw!r} ({e.problem})") from None
-    return _set(cfg, path.strip().split("."), value, "")
+    return typing.cast(C, _set(cfg, path.strip().split("."), value, ""))
 
 
 def set_path(cfg: C, path: str, value: Any) -> C:
     """Return a copy of ``cfg`` with the field at ``"path.to.field"`` set to the Python ``value`` (checked)."""
-    return _set(cfg, path.split("."), value, "")
+    return typing.cast(C, _set(cfg, path.split("."), value, ""))
 
 
 def _set(cfg: Any, parts: list[str], value: Any, where: str) -> Any:
