@@ -253,7 +253,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from marlkit.experiment.run import MEDIA_DIR
+    from marlkit.core.rundir import MEDIA_DIR
     from marlkit.experiment.runner import derive_seeds, load_run, render_policy_gif
 
     _check_at_least(args, seed=0)
@@ -268,8 +268,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from marlkit.core.rundir import MEDIA_DIR
     from marlkit.experiment.logging import plot_runs
-    from marlkit.experiment.run import MEDIA_DIR
 
     first = Path(args.run_dirs[0])
     default = first.with_suffix(".png") if first.suffix == ".json" else first / MEDIA_DIR / "learning_curves.png"

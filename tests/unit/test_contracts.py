@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import marlkit
-from marlkit.algorithms.registry import algo_spec, list_algos, unsupported_reason
+from marlkit.algorithms.registry import algo_config, algo_spec, list_algos, unsupported_reason
 from marlkit.collect import Collector
 from marlkit.core import (
     BATCH_KINDS,
@@ -37,7 +37,6 @@ from marlkit.core import (
 )
 from marlkit.data.rollout import Rollout
 from marlkit.envs import sample_actions
-from marlkit.experiment.run import algo_config
 
 #: (env id, kwargs): discrete and continuous particles, masks (foraging), a matrix game (tabular learners).
 ENVS = [("spread-v0", {}), ("spread-v0", {"continuous_actions": True}), ("foraging-v0", {}), ("climbing-v0", {})]

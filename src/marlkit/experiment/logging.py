@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from marlkit.experiment.run import METRICS_FILE, RunResult
+from marlkit.core.rundir import METRICS_FILE
+from marlkit.experiment.run import RunResult
 
 if TYPE_CHECKING:
     from marlkit.experiment.runner import Runner

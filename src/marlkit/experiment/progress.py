@@ -12,7 +12,8 @@ import sys
 import time
 from typing import IO, TYPE_CHECKING, Any
 
-from marlkit.experiment.run import MEDIA_DIR, RunResult
+from marlkit.core.rundir import MEDIA_DIR
+from marlkit.experiment.run import RunResult
 
 if TYPE_CHECKING:
     from marlkit.experiment.runner import Runner

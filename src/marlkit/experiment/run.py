@@ -8,14 +8,9 @@ A run config has three fixed sections and one that depends on the algorithm::
     algo: {lr: 0.0007, ...}     # the algorithm's own config; unset fields take its defaults and preset
     preset: spread-v0           # the tuned preset make_run_config applied beneath it (marlkit.experiment.presets)
 
-A run directory holds everything needed to evaluate, render, plot or resume the run::
-
-    runs/<name>/config.yaml     the resolved config (every field, defaults filled in)
-               metrics.csv      one row per log or evaluation event, env_steps as the x axis
-               events.out.*     the same metrics as TensorBoard events
-               checkpoints/     step_<env_steps>.pt, written atomically, each with a manifest .pt.json
-               eval.json        the final evaluation
-               media/           GIFs and plots
+A run directory holds everything needed to evaluate, render, plot or resume the run; ``new_run_dir`` makes one,
+and ``marlkit.core.rundir`` names its parts (``config.yaml``, ``metrics.csv``, ``checkpoints/``, ``eval.json``,
+``media/``).
 """
 
 from __future__ import annotations
@@ -29,8 +24,10 @@ from typing import Any, Literal
 
 import yaml
 
+from marlkit.algorithms.registry import algo_config
 from marlkit.core.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
 from marlkit.core.errors import did_you_mean
+from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, MEDIA_DIR
 
 
 @dataclass(frozen=True)
@@ -98,31 +95,6 @@ class ExperimentConfig:
         check(self.torch_threads >= 1, "experiment.torch_threads", "an integer >= 1", self.torch_threads)
         plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
-
-
-def algo_config(algorithm: str, algo: Any = None, where: str = "algo", algorithm_key: str = "algorithm") -> Any:
-    """The config dataclass of ``algorithm``: its defaults and preset, read over by ``algo`` (``None``, a mapping
-    of its fields, or the config itself), every key and value checked. ``where`` names the section in errors
-    (``algo``; a team member's is ``algo.members.NAME.config``), ``algorithm_key`` the field naming the algorithm."""
-    from marlkit.algorithms.registry import algo_spec
-
-    try:
-        spec = algo_spec(algorithm)
-    except KeyError as e:
-        raise ConfigError(f"{algorithm_key}: {e.args[0]}") from None
-    _, config_cls = spec.load()
-    if algo is None:
-        algo = spec.default_config()
-    elif isinstance(algo, dict):
-        algo = from_dict(config_cls, {**dataclasses.asdict(spec.default_config()), **algo}, f"{where}.")
-    elif not isinstance(algo, config_cls):
-        raise ConfigError(f"{where} must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
-                          f"{algorithm!r}, got {type(algo).__name__}")
-    for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
-        check(getattr(algo, key) == value, f"{where}.{key}",
-              f"{value!r} for algorithm {algorithm!r} (that is what {algorithm} means; pick another "
-              f"algorithm instead)", getattr(algo, key))
-    return algo
 
 
 @dataclass(frozen=True)
@@ -306,13 +278,6 @@ def _plain(x: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- run directory
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.csv"
-EVAL_FILE = "eval.json"
-CHECKPOINT_DIR = "checkpoints"
-MEDIA_DIR = "media"
-
-
 def default_run_name(cfg: RunConfig) -> str:
     env = cfg.env.id.replace(":", "-")  # pz:simple_spread_v3: no colon in folder names
     return f"{cfg.algorithm}_{env}_s{cfg.experiment.seed}_{time.strftime('%Y%m%d-%H%M%S')}"

@@ -32,8 +32,9 @@ import torch
 
 from marlkit.collect import Collector, evaluate
 from marlkit.core import checkpoint as ckpt
+from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR
 from marlkit.data.rollout import EpisodeStats
-from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR, RunConfig, RunResult, new_run_dir
+from marlkit.experiment.run import RunConfig, RunResult, new_run_dir
 
 FINAL_GIF = "final.gif"
 
