@@ -193,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             print(f"# {cfg.algorithm} on {cfg.env.id}: the run config `marlkit train` would train with (a valid "
                   f"--config file); after each value, where it came from")
-            print(explain(cfg, origins, _TRAIN_FLAGS))
+            print(explain(cfg.to_dict(), origins, _TRAIN_FLAGS))
             return 0
         runner = Runner(cfg, trust_module=args.trust_module)
     runner.run()

@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["Callback", "EnvConfig", "ExperimentConfig", "RunConfig", "RunResult", "Runner", "make_run_config", "train"]
 
-_WHERE = {"Callback": "runner", "Runner": "runner", "train": "runner", "EnvConfig": "run", "ExperimentConfig": "run",
+_WHERE = {"Callback": "callbacks", "Runner": "runner", "train": "runner", "EnvConfig": "run", "ExperimentConfig": "run",
           "RunConfig": "run", "RunResult": "run", "make_run_config": "run"}
 
 

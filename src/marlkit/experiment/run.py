@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
@@ -28,6 +28,7 @@ from marlkit.algorithms.registry import algo_config
 from marlkit.core.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
 from marlkit.core.errors import did_you_mean
 from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, MEDIA_DIR
+from marlkit.experiment.presets import AUTO, Origin, Preset, select
 
 
 @dataclass(frozen=True)
@@ -154,22 +155,11 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     return resolve_run_config(algorithm, env, config, sets, preset, **fields)[0]
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where a value of a run config came from (``marlkit train --print-config`` shows it)."""
-
-    kind: Literal["default", "preset", "config", "field", "set"]
-    what: str = ""
-    """The preset or config file, the field given by name (``steps``, ``env`` for the env id) or the --set string."""
-
-
 def resolve_run_config(algorithm: str | None = None, env: str | None = None,
                        config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
                        preset: str | Path | None = "auto", **fields: Any) -> tuple[RunConfig, dict[str, Origin]]:
     """``make_run_config``, and where the values it set came from: config paths (``"algo.lr"``, or a section
     such as ``"env.kwargs"``) to origins in the order they were applied; a value under none of them is a default."""
-    from marlkit.experiment.presets import AUTO, select
-
     if isinstance(config, (str, Path)):
         data = _read_yaml(config)
     elif isinstance(config, RunConfig):
@@ -201,6 +191,7 @@ def resolve_run_config(algorithm: str | None = None, env: str | None = None,
     chosen = cfg.preset if preset == AUTO and "preset" in data else preset
     found = select(chosen, cfg.algorithm, cfg.env.id)
     if found is not None:
+        _check_preset(found, cfg.env.id)
         cfg = RunConfig.from_dict({**found.under(data), "preset": found.name})
         origins = {**{path: Origin("preset", found.file) for path in found.settings()}, **origins}
     else:
@@ -231,6 +222,15 @@ def resolve_run_config(algorithm: str | None = None, env: str | None = None,
         cfg = override(cfg, assignment)
         _record(origins, [assignment.partition("=")[0].strip()], Origin("set", assignment))
     return cfg, origins
+
+
+def _check_preset(preset: Preset, env_id: str) -> None:
+    """Check a preset's values exactly as a config file's are checked (unknown keys with the nearest valid one,
+    types, ranges), the error naming the preset's file."""
+    try:
+        RunConfig.from_dict({"algorithm": preset.algorithm, "env": {**preset.env, "id": env_id}, "algo": preset.algo})
+    except ConfigError as e:
+        raise ConfigError(f"{preset.where}: {e}") from None
 
 
 def _leaves(data: dict[str, Any], prefix: str = "") -> list[str]:

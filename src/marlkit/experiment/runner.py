@@ -2,7 +2,8 @@
 
 The runner decides *when* things happen and owns what a run must get right (seeding, the env-step counter,
 checkpoints and resume); everything it merely reports goes through callbacks (``MetricsLogger`` writes the CSV and
-TensorBoard events, ``Progress`` draws the bar). Add behaviour by passing more callbacks, not by subclassing.
+TensorBoard events, ``Progress`` draws the bar; the hooks: ``marlkit.experiment.callbacks``). Add behaviour by
+passing more callbacks, not by subclassing.
 
 Seeding. ``experiment.seed`` seeds the global torch/NumPy/``random`` generators (network initialisation) and is
 split with ``np.random.SeedSequence`` into independent seeds for the algorithm's sampling generator, the
@@ -44,32 +45,6 @@ def set_threads(n: int) -> None:
     second BLAS thread only adds synchronisation (and on a shared 2-core machine, oversubscription)."""
     torch.set_num_threads(n)
     threadpoolctl.threadpool_limits(n, user_api="blas")
-
-
-class Callback:
-    """Hooks the runner calls, in this order; override the ones you need (any object with some of them works).
-
-    A callback with ``state() -> dict`` and ``restore(dict)`` has that state saved in checkpoints and given back
-    (before ``on_start``) when the run resumes.
-    """
-
-    def on_start(self, runner: Runner) -> None:
-        """Before the first collection (``runner.resumed`` tells whether this continues a run)."""
-
-    def on_update(self, runner: Runner, metrics: dict[str, float]) -> None:
-        """After every collection and update, with what ``update`` returned (``loss/...``)."""
-
-    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
-        """Every ``log_every`` env-steps, with the training row (``train/``, ``loss/``, ``perf/`` keys)."""
-
-    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
-        """After every evaluation (periodic and final), with the ``eval/`` keys."""
-
-    def on_checkpoint(self, runner: Runner, path: Path) -> None:
-        """After a checkpoint was written."""
-
-    def on_end(self, runner: Runner, result: RunResult) -> None:
-        """After the final evaluation and checkpoint."""
 
 
 def derive_seeds(seed: int) -> dict[str, int]:
