@@ -291,7 +291,7 @@ def test_seeded_snapshots_explore_reproducibly_and_within_the_masks(cases, name)
 def test_spaces_round_trip_as_plain_data():
     from gymnasium import spaces
 
-    from marlkit.core.policies import space_from_data, space_to_data
+    from marlkit.core.spaces import space_from_data, space_to_data
 
     for space in (spaces.Discrete(5, start=1), spaces.Box(-np.inf, 1.0, (2, 3), np.float32),
                   spaces.Box(0, 255, (4,), np.uint8), spaces.MultiDiscrete([3, 4]), spaces.MultiBinary(6)):
