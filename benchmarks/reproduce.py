@@ -260,7 +260,7 @@ def mismatch(row: Row, doc: dict[str, Any]) -> list[str]:
     """Where the JSON's settings differ from the row's: env-steps, seeds, and every env and algo field as each
     resolves (the JSON: the preset settings it records, its copies and ``--set`` overrides; the row: its preset,
     copies and overrides), so a JSON made before a setting moved into a preset still matches its row."""
-    from marlkit.experiment.config import ConfigError
+    from marlkit.core.config import ConfigError
 
     trained = [r for r in doc["records"] if r["algo"] != "random"]
     first = trained[0]

@@ -154,7 +154,7 @@ MUTANTS: list[Mutant] = [
            "while self.env_steps < exp.steps:", "while self.env_steps <= exp.steps:",
            ("tests/experiment/test_runner.py::test_callbacks_see_every_event",),
            "the runner's env-step budget is off by one collection"),
-    Mutant("checkpoint-not-atomic", "src/marlkit/experiment/checkpoint.py",
+    Mutant("checkpoint-not-atomic", "src/marlkit/core/checkpoint.py",
            'tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"', "tmp = path",
            (f"{ATOMIC}::test_the_final_name_appears_only_complete",
             f"{ATOMIC}::test_a_write_that_fails_before_its_rename_leaves_the_previous_file_untouched"),

@@ -110,7 +110,7 @@ def _config_help(algo: str | None = None) -> str:
     import dataclasses
 
     from marlkit.algorithms.registry import algo_spec, list_algos
-    from marlkit.experiment.config import field_docs
+    from marlkit.core.config import field_docs
     from marlkit.experiment.run import EnvConfig, ExperimentConfig
 
     def section(prefix: str, cls: type, defaults: object | None) -> list[str]:
@@ -193,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
             print(f"# {cfg.algorithm} on {cfg.env.id}: the run config `marlkit train` would train with (a valid "
                   f"--config file); after each value, where it came from")
-            print(explain(cfg, origins, _TRAIN_FLAGS))
+            print(explain(cfg.to_dict(), origins, _TRAIN_FLAGS))
             return 0
         runner = Runner(cfg, trust_module=args.trust_module)
     runner.run()
@@ -202,7 +202,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _check_at_least(args: argparse.Namespace, **least: int) -> None:
     """Reject an option given below its least allowed value (an option left out takes its default)."""
-    from marlkit.experiment.config import check
+    from marlkit.core.config import check
 
     for name, low in least.items():
         value = getattr(args, name)
@@ -253,7 +253,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from marlkit.experiment.run import MEDIA_DIR
+    from marlkit.core.rundir import MEDIA_DIR
     from marlkit.experiment.runner import derive_seeds, load_run, render_policy_gif
 
     _check_at_least(args, seed=0)
@@ -268,8 +268,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from marlkit.core.rundir import MEDIA_DIR
     from marlkit.experiment.logging import plot_runs
-    from marlkit.experiment.run import MEDIA_DIR
 
     first = Path(args.run_dirs[0])
     default = first.with_suffix(".png") if first.suffix == ".json" else first / MEDIA_DIR / "learning_curves.png"
@@ -429,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import warnings
 
-    from marlkit.errors import CheckpointError, CheckpointWarning
-    from marlkit.experiment.config import ConfigError
+    from marlkit.core.config import ConfigError
+    from marlkit.core.errors import CheckpointError, CheckpointWarning
 
     default_show = warnings.showwarning
 

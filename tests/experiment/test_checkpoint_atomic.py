@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
 
 
 def payload(tag: int) -> dict:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from marlkit.cli import main
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
 from marlkit.experiment.run import make_run_config
 from marlkit.experiment.runner import Runner
 

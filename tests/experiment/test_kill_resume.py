@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
 from marlkit.experiment.logging import read_metrics
 from marlkit.experiment.runner import Runner
 

@@ -17,10 +17,10 @@ import torch
 import marlkit
 from marlkit.collect import evaluate
 from marlkit.core import Policy
+from marlkit.core import checkpoint as ckpt
 from marlkit.envs import sample_actions
-from marlkit.experiment import checkpoint as ckpt
 from marlkit.experiment import runner as runner_module
-from marlkit.experiment.runner import load_run
+from marlkit.experiment.runner import Runner, load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_EPISODES = 100
@@ -85,16 +85,40 @@ def test_load_takes_a_checkpoint_by_name_or_file(run_dir):
         np.testing.assert_array_equal(policy.act(obs, info=info)[0]["agents"], want)
 
 
-def test_a_checkpoint_without_a_policy_falls_back_to_the_learner(run_dir, tmp_path):
+def _without_policy(run_dir: Path, tmp_path: Path) -> Path:
+    """A copy of the run whose checkpoint holds no policy, as written before checkpoints held one."""
     old = tmp_path / "old"
     shutil.copytree(run_dir, old)
     (path,) = sorted((old / "checkpoints").glob("step_*.pt"))
     state = torch.load(path, weights_only=True)
-    del state["policy"]  # as written before checkpoints held the policy
+    del state["policy"]
     ckpt.save_atomic(state, path)  # with a manifest that matches the rewritten file
+    return old
+
+
+def test_a_checkpoint_without_a_policy_falls_back_to_the_learner(run_dir, tmp_path):
+    old = _without_policy(run_dir, tmp_path)
     for obs, info in _observations(3):
         np.testing.assert_array_equal(marlkit.load(old).act(obs, info=info)[0]["agents"],
                                       marlkit.load(run_dir).act(obs, info=info)[0]["agents"])
+
+
+def test_a_frozen_member_of_a_run_without_a_policy_says_how_to_write_one(run_dir, tmp_path):
+    """A frozen member reads weights only, so a checkpoint without a policy is a one-line error naming the member and
+    the way out; resuming the run for more steps writes a checkpoint the member then reads."""
+    from marlkit.algorithms.teams import Teams, TeamsConfig
+    from marlkit.core.config import ConfigError
+
+    old = _without_policy(run_dir, tmp_path)
+    env = marlkit.make("spread-v0", num_envs=2, seed=0)
+    config = TeamsConfig(members={"all": {"groups": ["agents"], "frozen": str(old)}})
+    with pytest.raises(ConfigError, match=r"^algo\.members\.all\.frozen: checkpoint .*step_\d+\.pt holds no "
+                                          r"weights-only policy .* past its ([\d,]+) env-steps \(marlkit train --resume "
+                                          r".*old --steps N\)") as error:
+        Teams(env, config, seed=0)
+    trained_for = int(re.search(r"past its ([\d,]+) env-steps", str(error.value)).group(1).replace(",", ""))
+    Runner.resume(old, steps=trained_for + 1, default_callbacks=False).run()
+    Teams(env, config, seed=0)  # the newest checkpoint holds the policy now
 
 
 def test_load_mistakes_are_clear_errors(run_dir, tmp_path):

@@ -12,8 +12,8 @@ import yaml
 
 import marlkit
 from marlkit.cli import main
+from marlkit.core.config import ConfigError, yaml_load
 from marlkit.experiment import presets
-from marlkit.experiment.config import ConfigError, yaml_load
 from marlkit.experiment.run import RunConfig, make_run_config, resolve_run_config
 from marlkit.experiment.runner import Runner
 

@@ -15,8 +15,8 @@ import yaml
 
 import marlkit
 from marlkit.cli import main
+from marlkit.core.config import ConfigError
 from marlkit.envs.registry import UnknownEnvError, check_id, pettingzoo_entry_points
-from marlkit.experiment.config import ConfigError
 from marlkit.experiment.run import RunConfig, make_run_config
 from marlkit.experiment.runner import Runner, load_run, train
 

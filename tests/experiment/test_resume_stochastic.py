@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 import marlkit
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
 from marlkit.experiment.logging import read_metrics
 from marlkit.experiment.runner import Runner
 

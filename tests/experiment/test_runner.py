@@ -6,10 +6,11 @@ import shutil
 import pytest
 import torch
 
-from marlkit.experiment import checkpoint as ckpt
+from marlkit.core import checkpoint as ckpt
+from marlkit.experiment.callbacks import Callback
 from marlkit.experiment.logging import read_metrics
 from marlkit.experiment.run import RunConfig
-from marlkit.experiment.runner import Callback, Runner
+from marlkit.experiment.runner import Runner
 
 
 def metrics_without_timing(run_dir):

@@ -13,7 +13,7 @@ import torch
 import marlkit
 from marlkit.algorithms.teams import GroupView, Teams, TeamsConfig, split_info, split_rollout
 from marlkit.collect import Collector
-from marlkit.experiment.config import ConfigError
+from marlkit.core.config import ConfigError
 from marlkit.experiment.run import RunConfig, make_run_config
 from marlkit.experiment.runner import Runner, load_run
 

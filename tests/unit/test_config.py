@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from marlkit.algorithms.registry import algo_spec
-from marlkit.experiment.config import ConfigError, field_docs, override
+from marlkit.core.config import ConfigError, field_docs, override
 from marlkit.experiment.run import EnvConfig, ExperimentConfig, RunConfig, make_run_config
 
 

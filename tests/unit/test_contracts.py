@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import marlkit
-from marlkit.algorithms.registry import algo_spec, list_algos, unsupported_reason
+from marlkit.algorithms.registry import algo_config, algo_spec, list_algos, unsupported_reason
 from marlkit.collect import Collector
 from marlkit.core import (
     BATCH_KINDS,
@@ -38,7 +38,6 @@ from marlkit.core import (
 from marlkit.data.replay import TransitionBatch
 from marlkit.data.rollout import Rollout
 from marlkit.envs import sample_actions
-from marlkit.experiment.run import algo_config
 
 #: (env id, kwargs): discrete and continuous particles, masks (foraging), a matrix game (tabular learners).
 ENVS = [("spread-v0", {}), ("spread-v0", {"continuous_actions": True}), ("foraging-v0", {}), ("climbing-v0", {})]
@@ -293,7 +292,7 @@ def test_seeded_snapshots_explore_reproducibly_and_within_the_masks(cases, name)
 def test_spaces_round_trip_as_plain_data():
     from gymnasium import spaces
 
-    from marlkit.core.policies import space_from_data, space_to_data
+    from marlkit.core.spaces import space_from_data, space_to_data
 
     for space in (spaces.Discrete(5, start=1), spaces.Box(-np.inf, 1.0, (2, 3), np.float32),
                   spaces.Box(0, 255, (4,), np.uint8), spaces.MultiDiscrete([3, 4]), spaces.MultiBinary(6)):
@@ -348,7 +347,7 @@ def test_a_q_policy_state_with_box_actions_is_a_clear_error():
     from gymnasium import spaces
 
     from marlkit.algorithms.dqn import DQN, DQNConfig
-    from marlkit.core.policies import space_to_data
+    from marlkit.core.spaces import space_to_data
 
     state = DQN(marlkit.make("penalty-v0", num_envs=1, seed=0), DQNConfig(), seed=0).policy().policy_state()
     state["spaces"]["action"]["players"] = space_to_data(spaces.Box(0.0, 1.0, (2,), np.float32))

@@ -7,8 +7,8 @@ import torch
 
 from marlkit.algorithms.qmix import QMIX, QMIXConfig
 from marlkit.collect import Collector
+from marlkit.core.config import ConfigError
 from marlkit.envs import make
-from marlkit.experiment.config import ConfigError
 from marlkit.nn import QMixer, VDNMixer
 
 

@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from marlkit.algorithms.policy_nets import ActorCriticTeam
+from marlkit.core.config import check
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.experiment.config import check
 from marlkit.ops import gae, nstep_returns
 
 

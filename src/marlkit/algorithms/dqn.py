@@ -43,11 +43,11 @@ from gymnasium.spaces import Discrete
 from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.config import check
 from marlkit.core.policies import build_module, weights_of
 from marlkit.data.replay import EpisodeBatch, EpisodeReplay, GroupTransitions, TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.experiment.config import check
 from marlkit.nn import MLP, GRUNet, RunningNorm, append_agent_ids
 
 

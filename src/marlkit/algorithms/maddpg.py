@@ -48,11 +48,11 @@ from gymnasium.spaces import Box, Discrete
 from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.config import check
 from marlkit.core.policies import build_module, weights_of
 from marlkit.data.replay import TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.experiment.config import check
 from marlkit.nn import MLP, append_agent_ids
 
 

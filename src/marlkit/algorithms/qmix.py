@@ -27,7 +27,7 @@ from torch import nn
 
 from marlkit.algorithms.dqn import DQN, DQNConfig
 from marlkit.core import Capabilities
-from marlkit.experiment.config import check
+from marlkit.core.config import check
 from marlkit.nn import QMixer
 
 

@@ -1,12 +1,14 @@
-"""The one registry of algorithms: name -> (class, config class, preset), and which action spaces each supports."""
+"""The one registry of algorithms: name -> (class, config class, preset), which action spaces each supports, and
+``algo_config``: an algorithm's config built from its defaults, its preset and plain data, every key checked."""
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from marlkit.errors import did_you_mean
+from marlkit.core.config import ConfigError, check, from_dict
+from marlkit.core.errors import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,29 @@ def algo_spec(name: str) -> AlgoSpec:
         return _ALGOS[name]
     hint = did_you_mean(name, _ALGOS, n=2, cutoff=0.4)
     raise KeyError(f"unknown algorithm {name!r}{hint} (registered: {', '.join(list_algos())})")
+
+
+def algo_config(algorithm: str, algo: Any = None, where: str = "algo", algorithm_key: str = "algorithm") -> Any:
+    """The config dataclass of ``algorithm``: its defaults and preset, read over by ``algo`` (``None``, a mapping
+    of its fields, or the config itself), every key and value checked. ``where`` names the section in errors
+    (``algo``; a team member's is ``algo.members.NAME.config``), ``algorithm_key`` the field naming the algorithm."""
+    try:
+        spec = algo_spec(algorithm)
+    except KeyError as e:
+        raise ConfigError(f"{algorithm_key}: {e.args[0]}") from None
+    _, config_cls = spec.load()
+    if algo is None:
+        algo = spec.default_config()
+    elif isinstance(algo, dict):
+        algo = from_dict(config_cls, {**asdict(spec.default_config()), **algo}, f"{where}.")
+    elif not isinstance(algo, config_cls):
+        raise ConfigError(f"{where} must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
+                          f"{algorithm!r}, got {type(algo).__name__}")
+    for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
+        check(getattr(algo, key) == value, f"{where}.{key}",
+              f"{value!r} for algorithm {algorithm!r} (that is what {algorithm} means; pick another "
+              f"algorithm instead)", getattr(algo, key))
+    return algo
 
 
 def supports(spec: AlgoSpec, env: Any) -> bool:

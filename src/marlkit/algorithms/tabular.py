@@ -36,9 +36,9 @@ import torch
 from gymnasium import spaces
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core.config import check
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.experiment.config import check
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ collected by a policy it has already updated.
 
 Checkpoints hold every learning member's state and the random policies' generators; a frozen member records which
 checkpoint it loaded and loads that same one again on resume. A frozen member reads only the weights-only policy a
-checkpoint holds (``marlkit.experiment.load``): no learner, optimiser or replay is rebuilt, and no code runs.
+checkpoint holds (``marlkit.core.rundir``): no learner, optimiser or replay is rebuilt, and no code runs.
 Evaluation needs nothing special: the runner reports every group's return (``group_return`` in ``eval.json``) and
 the env's task metrics; ``team_returns`` regroups them by member (``eval_extras`` adds that to the report).
 
@@ -45,13 +45,13 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.spaces import Box, Discrete
 
-from marlkit.core import Capabilities, LearnerBase, Policy, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.algorithms.registry import algo_config, algo_spec, unsupported_reason
+from marlkit.core import Capabilities, LearnerBase, Policy, PolicyBase, PolicySpaces, register_policy_kind, rundir
+from marlkit.core.config import ConfigError, from_dict
+from marlkit.core.errors import did_you_mean
 from marlkit.core.policies import policy_from_state
 from marlkit.data.rollout import Rollout
 from marlkit.envs.spaces import sample_actions
-from marlkit.errors import did_you_mean
-from marlkit.experiment.config import ConfigError, from_dict
-from marlkit.experiment.run import algo_config
 
 #: ``info`` entries keyed by group (see ``marlkit.envs.base``); a member gets them restricted to its groups.
 GROUP_INFO = ("final_obs", "episode_return", "action_mask", "active")
@@ -346,7 +346,7 @@ class FrozenPolicy(PolicyBase):
 
     The run may have trained exactly these groups (any algorithm), or been a ``teams`` run some of whose members
     together played exactly these groups (then those members act). Spaces must match this env's. Only the
-    weights-only policy of the checkpoint is read (``marlkit.experiment.load``, ``torch.load(weights_only=True)``):
+    weights-only policy of the checkpoint is read (``marlkit.core.rundir``, ``torch.load(weights_only=True)``):
     no code runs, and no learner is rebuilt.
     """
 
@@ -361,12 +361,17 @@ class FrozenPolicy(PolicyBase):
     def from_run(cls, spaces: PolicySpaces, run_dir: str, checkpoint: str | None, explore: bool, where: str,
                  seed: int | None = None) -> FrozenPolicy:
         """The policy of run ``run_dir`` (its newest intact checkpoint, or ``checkpoint``) for ``spaces``' groups."""
-        from marlkit.experiment.load import load_policy
-
         try:
-            path, policy, env_steps = load_policy(run_dir, checkpoint, seed)
+            path, state = rundir.find_checkpoint(run_dir, checkpoint)
         except FileNotFoundError as e:
             raise ConfigError(f"{where}.frozen: {e}") from None
+        found = rundir.policy_of(state, seed)
+        if found is None:
+            raise ConfigError(f"{where}.frozen: checkpoint {path} holds no weights-only policy (it was written before "
+                              f"checkpoints held one), and a frozen member reads nothing else; resume that run past "
+                              f"its {int(state['env_steps']):,} env-steps (marlkit train --resume {run_dir} --steps N) "
+                              f"so that its newest checkpoint holds one")
+        policy, env_steps = found
         wanted = set(spaces.groups)
         if isinstance(policy, TeamsPolicy):
             parts = [(groups, p) for groups, p in policy.members.values() if set(groups) <= wanted]
@@ -482,8 +487,6 @@ class Teams(LearnerBase):
     """Every member acting for its groups; learning members updated on their part of each rollout."""
 
     def __init__(self, env: Any, config: TeamsConfig, seed: int = 0) -> None:
-        from marlkit.algorithms.registry import algo_spec, unsupported_reason
-
         steps = collection_steps(config)
         self.config = dataclasses.replace(config, rollout_steps=steps)  # the runner collects config.rollout_steps
         assigned = {g: name for name, m in config.members.items() for g in m.groups}

@@ -1,6 +1,9 @@
-"""The foundation every floor above imports: the learner contracts (``contracts.py``), policies as data and the
-policy-kind registry (``policies.py``), and what every learner shares (``learners.py``). Nothing here imports an
-algorithm, the runner or the networks at import time."""
+"""The foundation every floor above imports: the learner contracts (``contracts.py``), spaces as plain data
+(``spaces.py``), policies as data and the policy-kind registry (``policies.py``), what every learner shares
+(``learners.py``), config validation (``config.py``), checkpoint files (``checkpoint.py``), the run directory's
+layout and its weights-only policy (``rundir.py``) and the shared error types (``errors.py``). Nothing here
+imports an environment, an algorithm, the runner or the networks at import time; this package's face hands on the
+contracts and policies only (the rest is imported by its module's name, ``marlkit.core.config``)."""
 
 from marlkit.core.contracts import (
     BATCH_KINDS,
@@ -17,14 +20,8 @@ from marlkit.core.contracts import (
     Policy,
 )
 from marlkit.core.learners import LearnerBase
-from marlkit.core.policies import (
-    POLICY_FORMAT,
-    PolicyBase,
-    PolicySpaces,
-    policy_from_state,
-    policy_kinds,
-    register_policy_kind,
-)
+from marlkit.core.policies import POLICY_FORMAT, PolicyBase, policy_from_state, policy_kinds, register_policy_kind
+from marlkit.core.spaces import PolicySpaces
 
 __all__ = ["BATCH_KINDS", "POLICY_FORMAT", "Actions", "Actor", "BatchKind", "Capabilities", "Extras", "ExtrasSpec",
            "Learner", "LearnerBase", "LossContext", "LossTerm", "Obs", "Policy", "PolicyBase", "PolicySpaces",

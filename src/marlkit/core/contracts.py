@@ -63,7 +63,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from marlkit.core.policies import PolicySpaces
+    from marlkit.core.spaces import PolicySpaces
 
 Obs = dict[str, np.ndarray]
 """Group -> observations ``(num_envs, n_agents, ...)``."""

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from marlkit.core.errors import did_you_mean
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.errors import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,7 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_modul
     a module outside the allow-list (see the module docstring).
     """
     if is_pettingzoo_id(env_id):
-        from marlkit.envs.pettingzoo import from_pettingzoo
-
+        from_pettingzoo = EnvSpec(env_id, PETTINGZOO_BRIDGE).load()
         module = pettingzoo_module(env_id, trust_module=trust_module)
         factory = getattr(module, "parallel_env", None) or getattr(module, "env", None)
         if factory is None:
@@ -127,6 +126,9 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_modul
 # ------------------------------------------------------------------------------------ PettingZoo env modules
 #: An env id ``pz:MODULE`` names a PettingZoo env module, built through ``marlkit.envs.from_pettingzoo``.
 PETTINGZOO_PREFIX = "pz:"
+#: The constructor of a ``pz:`` id's env, named as every constructor here is (the bridge imports this registry for
+#: ``to_pettingzoo(id)``, so the registry names it rather than importing it).
+PETTINGZOO_BRIDGE = "marlkit.envs.pettingzoo:from_pettingzoo"
 #: The packages whose env modules ``pz:`` ids may name; searched in this order for a bare ``pz:NAME``.
 PETTINGZOO_PACKAGES = ("mpe2", "pettingzoo.sisl", "pettingzoo.butterfly", "pettingzoo.classic", "pettingzoo.atari")
 #: The entry-point group through which an installed package adds env modules (``NAME = "package.module"``).

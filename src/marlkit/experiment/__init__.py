@@ -1,6 +1,6 @@
-"""Experiments: run configs, the runner (collect → update → log → evaluate → checkpoint), checkpoints, logging.
+"""Experiments: run configs, the runner (collect → update → log → evaluate → checkpoint), logging, presets.
 
-Imported lazily: ``marlkit.experiment.config`` is light (algorithm configs use it), the rest pulls in torch.
+Imported lazily: the runner pulls in torch. Config validation and checkpoint files are ``marlkit.core``'s.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 __all__ = ["Callback", "EnvConfig", "ExperimentConfig", "RunConfig", "RunResult", "Runner", "make_run_config", "train"]
 
-_WHERE = {"Callback": "runner", "Runner": "runner", "train": "runner", "EnvConfig": "run", "ExperimentConfig": "run",
+_WHERE = {"Callback": "callbacks", "Runner": "runner", "train": "runner", "EnvConfig": "run", "ExperimentConfig": "run",
           "RunConfig": "run", "RunResult": "run", "make_run_config": "run"}
 
 

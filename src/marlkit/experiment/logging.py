@@ -16,12 +16,11 @@ import csv
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from marlkit.experiment.run import METRICS_FILE, RunResult
-
-if TYPE_CHECKING:
-    from marlkit.experiment.runner import Runner
+from marlkit.core.rundir import METRICS_FILE
+from marlkit.experiment.callbacks import RunView
+from marlkit.experiment.run import RunResult
 
 STEP = "env_steps"
 
@@ -85,7 +84,7 @@ class MetricsLogger:
         self._keep_rows = int(state["rows"])
 
     # ------------------------------------------------------------------------------------------------------ hooks
-    def on_start(self, runner: Runner) -> None:
+    def on_start(self, runner: RunView) -> None:
         self.path = runner.run_dir / METRICS_FILE
         if runner.resumed:
             # Keep what was logged up to the checkpoint; later rows belong to the lost part of the run.
@@ -106,17 +105,17 @@ class MetricsLogger:
                 text = yaml.safe_dump(runner.config.to_dict(), sort_keys=False)
                 self.writer.add_text("config", "```\n" + text + "```", 0)
 
-    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
+    def on_log(self, runner: RunView, row: dict[str, float]) -> None:
         self.write(runner.env_steps, row)
 
-    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
+    def on_eval(self, runner: RunView, results: dict[str, float]) -> None:
         self.write(runner.env_steps, results)
 
-    def on_checkpoint(self, runner: Runner, path: Path) -> None:
+    def on_checkpoint(self, runner: RunView, path: Path) -> None:
         if self.writer is not None:
             self.writer.flush()
 
-    def on_end(self, runner: Runner, result: RunResult) -> None:
+    def on_end(self, runner: RunView, result: RunResult) -> None:
         self.close()
 
     # -------------------------------------------------------------------------------------------------- writing

@@ -17,7 +17,9 @@ A preset tunes the learner, never the task: ``env.kwargs`` (rewards, rules, acti
 records which one in ``RunConfig.preset``. ``select`` says which: ``"auto"`` the shipped one of the algorithm for the
 env (if any), ``"none"`` (or ``None``) none, a task id that task's shipped presets, a path a file of the same shape.
 A run directory's config.yaml is already resolved, so resuming, evaluating or rendering a run never applies one.
-``explain`` prints a resolved config with, after each value, where it came from (``marlkit train --print-config``).
+``explain`` prints a resolved config with, after each value, where it came from (its ``Origin``; ``marlkit train
+--print-config``). This module knows presets as files and sections; ``marlkit.experiment.run``, which builds run
+configs on top of it, checks a preset's values as a run config's.
 """
 
 from __future__ import annotations
@@ -28,15 +30,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 import yaml
 
-from marlkit.errors import did_you_mean
-from marlkit.experiment.config import ConfigError, yaml_load
-
-if TYPE_CHECKING:
-    from marlkit.experiment.run import Origin, RunConfig
+from marlkit.core.config import ConfigError, yaml_load
+from marlkit.core.errors import did_you_mean
 
 #: ``preset`` values with a meaning of their own: the shipped preset of the algorithm for the env, or none.
 AUTO, NONE = "auto", "none"
@@ -59,6 +58,11 @@ class Preset:
     """``env`` fields (``num_envs``, ``eval_num_envs``)."""
     algo: dict[str, Any]
     """Fields of the algorithm's config."""
+
+    @property
+    def where(self) -> str:
+        """How errors name it: ``preset FILE (ALGORITHM)``."""
+        return _where(self.file, self.algorithm)
 
     def settings(self) -> dict[str, Any]:
         """The preset as ``{"env.num_envs": 16, "algo.lr": 0.001, ...}``."""
@@ -98,8 +102,9 @@ def shipped_tasks() -> dict[str, str]:
 
 
 def select(preset: str | os.PathLike[str] | None, algorithm: str, env_id: str) -> Preset | None:
-    """The preset ``make_run_config`` applies for ``algorithm`` on ``env_id`` (see the module's docstring), checked;
-    ``None`` when there is none. A preset chosen by name or path must have a section for the algorithm."""
+    """The preset ``make_run_config`` applies for ``algorithm`` on ``env_id`` (see the module's docstring), its shape
+    checked (``make_run_config`` checks its values); ``None`` when there is none. A preset chosen by name or path must
+    have a section for the algorithm."""
     if preset is None or preset == NONE:
         return None
     if preset == AUTO:
@@ -127,7 +132,7 @@ def select(preset: str | os.PathLike[str] | None, algorithm: str, env_id: str) -
     if algorithm not in data:
         sections = [k for k in data if k != "tasks"]
         raise ConfigError(f"preset {file} has no section for {algorithm} (it has: {', '.join(sections) or 'none'})")
-    return _check(data[algorithm], name, file, algorithm, env_id)
+    return _check(data[algorithm], name, file, algorithm)
 
 
 def _parse(text: str, file: str) -> dict[str, Any]:
@@ -156,11 +161,13 @@ def _parse(text: str, file: str) -> dict[str, Any]:
     return data
 
 
-def _check(section: Any, name: str, file: str, algorithm: str, env_id: str) -> Preset:
-    """The section as a ``Preset``; every key and value checked as a run config's, errors naming the file."""
-    from marlkit.experiment.run import RunConfig
+def _where(file: str, algorithm: str) -> str:
+    return f"preset {file} ({algorithm})"
 
-    where = f"preset {file} ({algorithm})"
+
+def _check(section: Any, name: str, file: str, algorithm: str) -> Preset:
+    """The section as a ``Preset``, its keys checked (a preset tunes the learner), errors naming the file."""
+    where = _where(file, algorithm)
     section = {} if section is None else section
     if not isinstance(section, dict):
         raise ConfigError(f"{where} must be a mapping with env and/or algo, got {section!r}")
@@ -180,14 +187,19 @@ def _check(section: Any, name: str, file: str, algorithm: str, env_id: str) -> P
             raise ConfigError(f"{where}: env.{key} is not allowed in a preset: a preset tunes the learner "
                               f"({', '.join(f'env.{k}' for k in ENV_FIELDS)}, algo), env.{key} is the task's; "
                               f"set it in the run's config or with --set")
-    try:  # exactly the checks of a config file: unknown keys with the nearest valid one, types, ranges
-        RunConfig.from_dict({"algorithm": algorithm, "env": {**env, "id": env_id}, "algo": algo})
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
     return Preset(name, file, algorithm, dict(env), dict(algo))
 
 
 # ---------------------------------------------------------------------------------------- where values came from
+@dataclass(frozen=True)
+class Origin:
+    """Where a value of a run config came from (``marlkit train --print-config`` shows it)."""
+
+    kind: Literal["default", "preset", "config", "field", "set"]
+    what: str = ""
+    """The preset or config file, the field given by name (``steps``, ``env`` for the env id) or the --set string."""
+
+
 def origin_of(path: str, origins: Mapping[str, Origin]) -> Origin | None:
     """The origin of the value at ``path``: the last one recorded for it or for a section holding it."""
     for key in reversed(list(origins)):
@@ -196,10 +208,10 @@ def origin_of(path: str, origins: Mapping[str, Origin]) -> Origin | None:
     return None
 
 
-def explain(cfg: RunConfig, origins: Mapping[str, Origin], flags: Mapping[str, str] = {}) -> str:
-    """``cfg`` as YAML (a valid config file) with, after each value, where it came from: ``default``, ``preset
-    FILE``, ``config FILE``, ``--set``, or the field given by name (``flags`` turns it into the command line's
-    flag, e.g. ``{"steps": "--steps"}``; else ``steps=``)."""
+def explain(config: Mapping[str, Any], origins: Mapping[str, Origin], flags: Mapping[str, str] = {}) -> str:
+    """A run config's plain data (``RunConfig.to_dict()``) as YAML (a valid config file) with, after each value,
+    where it came from: ``default``, ``preset FILE``, ``config FILE``, ``--set``, or the field given by name
+    (``flags`` turns it into the command line's flag, e.g. ``{"steps": "--steps"}``; else ``steps=``)."""
     def label(origin: Origin | None) -> str:
         if origin is None or origin.kind == "default":
             return "default"
@@ -219,7 +231,7 @@ def explain(cfg: RunConfig, origins: Mapping[str, Origin], flags: Mapping[str, s
         else:
             lines.append((f"{'  ' * indent}{key}: {_flow(value)}", label(origin_of(path, origins))))
 
-    for key, value in cfg.to_dict().items():
+    for key, value in config.items():
         emit(key, value, key, 0)
     width = min(max(len(text) for text, _ in lines), 40)
     return "\n".join(text if note is None else f"{text.ljust(width)}  # {note}" for text, note in lines)

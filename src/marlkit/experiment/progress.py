@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
-from marlkit.experiment.run import MEDIA_DIR, RunResult
-
-if TYPE_CHECKING:
-    from marlkit.experiment.runner import Runner
+from marlkit.core.rundir import MEDIA_DIR
+from marlkit.experiment.callbacks import RunView
+from marlkit.experiment.run import RunResult
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -44,7 +43,7 @@ class Progress:
         self._start_steps = 0
         self._total = 0
 
-    def on_start(self, runner: Runner) -> None:
+    def on_start(self, runner: RunView) -> None:
         cfg = runner.config
         live = self._live_arg
         if live is None:
@@ -76,11 +75,11 @@ class Progress:
         else:
             self._print(head)
 
-    def on_update(self, runner: Runner, metrics: dict[str, float]) -> None:
+    def on_update(self, runner: RunView, metrics: dict[str, float]) -> None:
         if self.live:
             self._bar.update(self._task, completed=min(runner.env_steps, self._total))
 
-    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
+    def on_log(self, runner: RunView, row: dict[str, float]) -> None:
         if "train/episode_return" in row:
             self._return = f"{row['train/episode_return']:.3g}"
         if "perf/env_steps_per_s" in row:
@@ -96,7 +95,7 @@ class Progress:
         self._print(f"[{runner.env_steps:>{width},}/{total:,}] return {self._return} | {self._rate} steps/s | "
                     f"elapsed {_fmt_duration(elapsed)} | eta {_fmt_duration(eta)}")
 
-    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
+    def on_eval(self, runner: RunView, results: dict[str, float]) -> None:
         line = f"eval at {runner.env_steps:,} env-steps: return {results.get('eval/episode_return', float('nan')):.4g}"
         # with several groups (teams that may be opponents), each group's return; then the task metrics
         extra = [f"{k.removeprefix('eval/episode_return/')} {v:.3g}" for k, v in results.items()
@@ -107,7 +106,7 @@ class Progress:
             line += " (" + ", ".join(extra) + ")"
         self._print(line)
 
-    def on_end(self, runner: Runner, result: RunResult) -> None:
+    def on_end(self, runner: RunView, result: RunResult) -> None:
         if self.live:
             self._bar.update(self._task, completed=min(runner.env_steps, self._total))
             self._bar.stop()

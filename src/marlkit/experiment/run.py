@@ -8,14 +8,9 @@ A run config has three fixed sections and one that depends on the algorithm::
     algo: {lr: 0.0007, ...}     # the algorithm's own config; unset fields take its defaults and preset
     preset: spread-v0           # the tuned preset make_run_config applied beneath it (marlkit.experiment.presets)
 
-A run directory holds everything needed to evaluate, render, plot or resume the run::
-
-    runs/<name>/config.yaml     the resolved config (every field, defaults filled in)
-               metrics.csv      one row per log or evaluation event, env_steps as the x axis
-               events.out.*     the same metrics as TensorBoard events
-               checkpoints/     step_<env_steps>.pt, written atomically, each with a manifest .pt.json
-               eval.json        the final evaluation
-               media/           GIFs and plots
+A run directory holds everything needed to evaluate, render, plot or resume the run; ``new_run_dir`` makes one,
+and ``marlkit.core.rundir`` names its parts (``config.yaml``, ``metrics.csv``, ``checkpoints/``, ``eval.json``,
+``media/``).
 """
 
 from __future__ import annotations
@@ -25,12 +20,15 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
-from marlkit.errors import did_you_mean
-from marlkit.experiment.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
+from marlkit.algorithms.registry import algo_config
+from marlkit.core.config import ConfigError, check, from_dict, override, set_path, to_dict, yaml_load
+from marlkit.core.errors import did_you_mean
+from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, MEDIA_DIR
+from marlkit.experiment.presets import AUTO, Origin, Preset, select
 
 
 @dataclass(frozen=True)
@@ -100,31 +98,6 @@ class ExperimentConfig:
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
 
 
-def algo_config(algorithm: str, algo: Any = None, where: str = "algo", algorithm_key: str = "algorithm") -> Any:
-    """The config dataclass of ``algorithm``: its defaults and preset, read over by ``algo`` (``None``, a mapping
-    of its fields, or the config itself), every key and value checked. ``where`` names the section in errors
-    (``algo``; a team member's is ``algo.members.NAME.config``), ``algorithm_key`` the field naming the algorithm."""
-    from marlkit.algorithms.registry import algo_spec
-
-    try:
-        spec = algo_spec(algorithm)
-    except KeyError as e:
-        raise ConfigError(f"{algorithm_key}: {e.args[0]}") from None
-    _, config_cls = spec.load()
-    if algo is None:
-        algo = spec.default_config()
-    elif isinstance(algo, dict):
-        algo = from_dict(config_cls, {**dataclasses.asdict(spec.default_config()), **algo}, f"{where}.")
-    elif not isinstance(algo, config_cls):
-        raise ConfigError(f"{where} must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
-                          f"{algorithm!r}, got {type(algo).__name__}")
-    for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
-        check(getattr(algo, key) == value, f"{where}.{key}",
-              f"{value!r} for algorithm {algorithm!r} (that is what {algorithm} means; pick another "
-              f"algorithm instead)", getattr(algo, key))
-    return algo
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything a training run needs; ``config.yaml`` of a run directory is exactly this."""
@@ -182,22 +155,11 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     return resolve_run_config(algorithm, env, config, sets, preset, **fields)[0]
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where a value of a run config came from (``marlkit train --print-config`` shows it)."""
-
-    kind: Literal["default", "preset", "config", "field", "set"]
-    what: str = ""
-    """The preset or config file, the field given by name (``steps``, ``env`` for the env id) or the --set string."""
-
-
 def resolve_run_config(algorithm: str | None = None, env: str | None = None,
                        config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
                        preset: str | Path | None = "auto", **fields: Any) -> tuple[RunConfig, dict[str, Origin]]:
     """``make_run_config``, and where the values it set came from: config paths (``"algo.lr"``, or a section
     such as ``"env.kwargs"``) to origins in the order they were applied; a value under none of them is a default."""
-    from marlkit.experiment.presets import AUTO, select
-
     if isinstance(config, (str, Path)):
         data = _read_yaml(config)
     elif isinstance(config, RunConfig):
@@ -229,6 +191,7 @@ def resolve_run_config(algorithm: str | None = None, env: str | None = None,
     chosen = cfg.preset if preset == AUTO and "preset" in data else preset
     found = select(chosen, cfg.algorithm, cfg.env.id)
     if found is not None:
+        _check_preset(found, cfg.env.id)
         cfg = RunConfig.from_dict({**found.under(data), "preset": found.name})
         origins = {**{path: Origin("preset", found.file) for path in found.settings()}, **origins}
     else:
@@ -259,6 +222,15 @@ def resolve_run_config(algorithm: str | None = None, env: str | None = None,
         cfg = override(cfg, assignment)
         _record(origins, [assignment.partition("=")[0].strip()], Origin("set", assignment))
     return cfg, origins
+
+
+def _check_preset(preset: Preset, env_id: str) -> None:
+    """Check a preset's values exactly as a config file's are checked (unknown keys with the nearest valid one,
+    types, ranges), the error naming the preset's file."""
+    try:
+        RunConfig.from_dict({"algorithm": preset.algorithm, "env": {**preset.env, "id": env_id}, "algo": preset.algo})
+    except ConfigError as e:
+        raise ConfigError(f"{preset.where}: {e}") from None
 
 
 def _leaves(data: dict[str, Any], prefix: str = "") -> list[str]:
@@ -306,13 +278,6 @@ def _plain(x: Any) -> Any:
 
 
 # ----------------------------------------------------------------------------------------------- run directory
-CONFIG_FILE = "config.yaml"
-METRICS_FILE = "metrics.csv"
-EVAL_FILE = "eval.json"
-CHECKPOINT_DIR = "checkpoints"
-MEDIA_DIR = "media"
-
-
 def default_run_name(cfg: RunConfig) -> str:
     env = cfg.env.id.replace(":", "-")  # pz:simple_spread_v3: no colon in folder names
     return f"{cfg.algorithm}_{env}_s{cfg.experiment.seed}_{time.strftime('%Y%m%d-%H%M%S')}"

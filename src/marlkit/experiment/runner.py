@@ -2,7 +2,8 @@
 
 The runner decides *when* things happen and owns what a run must get right (seeding, the env-step counter,
 checkpoints and resume); everything it merely reports goes through callbacks (``MetricsLogger`` writes the CSV and
-TensorBoard events, ``Progress`` draws the bar). Add behaviour by passing more callbacks, not by subclassing.
+TensorBoard events, ``Progress`` draws the bar; the hooks: ``marlkit.experiment.callbacks``). Add behaviour by
+passing more callbacks, not by subclassing.
 
 Seeding. ``experiment.seed`` seeds the global torch/NumPy/``random`` generators (network initialisation) and is
 split with ``np.random.SeedSequence`` into independent seeds for the algorithm's sampling generator, the
@@ -31,9 +32,10 @@ import threadpoolctl
 import torch
 
 from marlkit.collect import Collector, evaluate
+from marlkit.core import checkpoint as ckpt
+from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR
 from marlkit.data.rollout import EpisodeStats
-from marlkit.experiment import checkpoint as ckpt
-from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR, RunConfig, RunResult, new_run_dir
+from marlkit.experiment.run import RunConfig, RunResult, new_run_dir
 
 FINAL_GIF = "final.gif"
 
@@ -45,32 +47,6 @@ def set_threads(n: int) -> None:
     threadpoolctl.threadpool_limits(n, user_api="blas")
 
 
-class Callback:
-    """Hooks the runner calls, in this order; override the ones you need (any object with some of them works).
-
-    A callback with ``state() -> dict`` and ``restore(dict)`` has that state saved in checkpoints and given back
-    (before ``on_start``) when the run resumes.
-    """
-
-    def on_start(self, runner: Runner) -> None:
-        """Before the first collection (``runner.resumed`` tells whether this continues a run)."""
-
-    def on_update(self, runner: Runner, metrics: dict[str, float]) -> None:
-        """After every collection and update, with what ``update`` returned (``loss/...``)."""
-
-    def on_log(self, runner: Runner, row: dict[str, float]) -> None:
-        """Every ``log_every`` env-steps, with the training row (``train/``, ``loss/``, ``perf/`` keys)."""
-
-    def on_eval(self, runner: Runner, results: dict[str, float]) -> None:
-        """After every evaluation (periodic and final), with the ``eval/`` keys."""
-
-    def on_checkpoint(self, runner: Runner, path: Path) -> None:
-        """After a checkpoint was written."""
-
-    def on_end(self, runner: Runner, result: RunResult) -> None:
-        """After the final evaluation and checkpoint."""
-
-
 def derive_seeds(seed: int) -> dict[str, int]:
     """Independent seeds for the parts of a run, all from ``experiment.seed``."""
     children = np.random.SeedSequence(seed).spawn(3)
@@ -79,7 +55,7 @@ def derive_seeds(seed: int) -> dict[str, int]:
 
 def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
     from marlkit.algorithms.registry import algo_spec, unsupported_reason
-    from marlkit.experiment.config import ConfigError
+    from marlkit.core.config import ConfigError
 
     spec = algo_spec(cfg.algorithm)
     if reason := unsupported_reason(spec, env):
@@ -90,8 +66,8 @@ def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
 
 def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None, trust_module: bool = False) -> Any:
     """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``)."""
+    from marlkit.core.config import ConfigError
     from marlkit.envs.registry import UnknownEnvError, make
-    from marlkit.experiment.config import ConfigError
 
     try:
         return make(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
@@ -171,7 +147,7 @@ class Runner:
         run_dir = Path(run_dir)
         config = RunConfig.load(run_dir)
         if steps is not None:
-            from marlkit.experiment.config import check, override
+            from marlkit.core.config import check, override
 
             config = override(config, f"experiment.steps={steps}")
         runner = cls(config, callbacks, run_dir, default_callbacks, _resume=True, trust_module=trust_module)

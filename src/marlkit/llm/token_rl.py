@@ -65,9 +65,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from marlkit.core import checkpoint
+from marlkit.core.errors import did_you_mean
 from marlkit.envs.text.base import TextEnv, TextOutcome, TextVecEnv
-from marlkit.errors import did_you_mean
-from marlkit.experiment import checkpoint
 from marlkit.llm.policy import TextPolicy
 from marlkit.llm.tokens import AllowedSequences, Constraint, left_pad, right_pad, sample, score_tokens
 

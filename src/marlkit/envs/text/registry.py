@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from marlkit.core.errors import did_you_mean
 from marlkit.envs.text.base import TextEnv
-from marlkit.errors import did_you_mean
 
 if TYPE_CHECKING:
     from marlkit.envs.text.speaker_listener_text import SpeakerListenerText

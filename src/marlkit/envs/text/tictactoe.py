@@ -39,8 +39,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from marlkit.core.errors import did_you_mean
 from marlkit.envs.text.base import Message, TextEnv, TextOutcome, count_words, quote_text
-from marlkit.errors import did_you_mean
 
 COLUMNS, ROWS = "ABC", "123"
 #: Canonical names of the nine cells, in cell-index order (row by row): A1, B1, C1, A2, ...

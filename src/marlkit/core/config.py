@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import yaml
 
-from marlkit.errors import did_you_mean
+from marlkit.core.errors import did_you_mean
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance

@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from marlkit.errors import CheckpointError, CheckpointWarning
+from marlkit.core.errors import CheckpointError, CheckpointWarning
 
 FORMAT = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
