@@ -18,12 +18,17 @@ gradient steps) after a warm-up iteration. Each implementation runs in its own p
 JaxMARL's program is kept in JAX's persistent compilation cache (``--jax-cache``), so from the second run on its
 compile step mostly loads it; ``--quick`` then takes about a minute on a loaded 2-core machine.
 
+``--baseline-src DIR`` also times marlkit from another checkout's ``src`` folder (e.g. ``git worktree add
+/tmp/base COMMIT``, then ``--baseline-src /tmp/base/src``) in the same run, alternating with this checkout's
+measurements, and reports this checkout's rate as a ratio of the baseline's (``x_baseline``): whether a change
+slowed training down, measured under the same load.
+
 A peer that is not installed (or whose baselines folder is not given) is skipped with the reason. Peers may live in
 another virtual environment: ``--peers-python PATH``. ``--profile`` prints where marlkit's time goes: env.step,
 policy inference (``act``), the collector's own bookkeeping, and the update split by torch op.
 
     python benchmarks/train_throughput.py [--quick] [--profile] [--json benchmarks/results/train_throughput.json]
-        [--jaxmarl-baselines DIR] [--peers-python /path/to/venv-peers/bin/python]
+        [--jaxmarl-baselines DIR] [--peers-python /path/to/venv-peers/bin/python] [--baseline-src DIR]
 """
 
 from __future__ import annotations
@@ -336,12 +341,17 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def spawn(spec: dict[str, Any], python: str, timeout: float) -> dict[str, Any]:
-    """Run one measurement in a fresh process (no thread pools or jit caches shared between implementations)."""
+    """Run one measurement in a fresh process (no thread pools or jit caches shared between implementations);
+    ``spec["src"]`` puts another checkout's marlkit first on the path."""
     name = f"{spec['kind']} {spec.get('algo', '')} threads={spec.get('threads')}".replace("  ", " ")
+    env = dict(os.environ)
+    if spec.get("src"):
+        name += f" from {spec['src']}"
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [spec["src"], env.get("PYTHONPATH")]))
     print(f"... {name}", file=sys.stderr, flush=True)
     try:
         proc = subprocess.run([python, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"skipped": f"{name}: no result within {timeout:.0f} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -393,8 +403,13 @@ def main(argv: list[str] | None = None) -> int:
                         "--quick: 3)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["ippo", "jaxmarl", "benchmarl"],
                         help="measurements to leave out")
+    parser.add_argument("--baseline-src", default=None, metavar="DIR",
+                        help="also time marlkit from this src folder of another checkout, alternating, and report "
+                             "x_baseline")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.baseline_src and not (Path(args.baseline_src) / "marlkit" / "__init__.py").is_file():
+        parser.error(f"--baseline-src {args.baseline_src}: no marlkit package there (give a checkout's src folder)")
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0
@@ -412,6 +427,10 @@ def main(argv: list[str] | None = None) -> int:
                    "cache": cache} for t in ([1] if args.quick else [1, 2])]
     if "benchmarl" not in args.skip:
         specs.append({"kind": "benchmarl", "threads": 1, "iterations": 1 if args.quick else 4})
+    if args.baseline_src:  # each marlkit measurement right after the same one from the baseline checkout
+        src = str(Path(args.baseline_src).resolve())
+        specs = [s for spec in specs
+                 for s in (([{**spec, "src": src}] if spec["kind"] == "marlkit" else []) + [spec])]
 
     load_start = os.getloadavg()
     records, skipped = [], []
@@ -421,11 +440,17 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(result["skipped"])
             print(f"skipped: {result['skipped']}", file=sys.stderr)
             continue
-        records.append({**result, "deviations": DEVIATIONS[result["impl"]], **HP})
+        if spec.get("src"):
+            result = {**result, "impl": "marlkit@baseline", "src": spec["src"]}
+        records.append({**result, "deviations": DEVIATIONS[result["impl"].split("@")[0]], **HP})
     load_end = os.getloadavg()
     reference = next((r["env_steps_per_s"] for r in records if r["impl"] == "marlkit" and r["algo"] == "mappo"), None)
     for r in records:
         r["x_marlkit_mappo"] = r["env_steps_per_s"] / reference if reference else None
+    baseline = {(r["algo"], r["threads"]): r["env_steps_per_s"] for r in records if r["impl"] == "marlkit@baseline"}
+    for r in records:
+        if r["impl"] == "marlkit" and (r["algo"], r["threads"]) in baseline:
+            r["x_baseline"] = r["env_steps_per_s"] / baseline[(r["algo"], r["threads"])]
 
     write_json("train_throughput", [flat(r) for r in records], args.json, packages=("torch",))
     print("hyper-parameters, the same for every implementation:\n  " + ", ".join(f"{k}={v}" for k, v in HP.items()))
@@ -435,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(f"end-to-end training env-steps/s (rollout + update), {os.cpu_count()} shared cores; load average "
                 f"(1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_start)} at start, "
                 f"{' '.join(f'{x:.2f}' for x in load_end)} at end", records,
-                ["impl", "algo", "threads", "env_steps_per_s", "x_marlkit_mappo", "compile_s", "env_steps", "wall_s",
+                ["impl", "algo", "threads", "env_steps_per_s", "x_marlkit_mappo", "x_baseline", "compile_s", "env_steps", "wall_s",
                  "cpu_per_wall", "load_avg_1min"])
     for reason in skipped:
         print(f"skipped: {reason}")
