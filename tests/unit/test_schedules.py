@@ -1,7 +1,8 @@
-"""Schedules against values computed by hand."""
+"""Schedules against values computed by hand, and the run's progress they are read from."""
 
 import pytest
 
+from marlkit.core import Progress
 from marlkit.ops import constant, exponential, linear
 
 
@@ -46,3 +47,10 @@ def test_bad_parameters_are_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()
 
+
+def test_progress_counts_the_batch_of_the_coming_update():
+    p = Progress(env_steps=1200, total_steps=3000, batch_steps=200)
+    assert p.trained_steps == 1000 and p.fraction == pytest.approx(1 / 3)
+    assert Progress().fraction == 0.0 and Progress(50, 0, 50).fraction == 0.0  # no budget: nothing annealed
+    with pytest.raises(ValueError, match="batch_steps <= env_steps"):
+        Progress(env_steps=100, total_steps=3000, batch_steps=200)

@@ -1,4 +1,4 @@
-"""The foundation every floor above imports: the learner contracts (``contracts.py``), policies as data and the
+"""The foundation every floor above imports: the learner and batch-source contracts (``contracts.py``), policies as data and the
 policy-kind registry (``policies.py``), and what every learner shares (``learners.py``). Nothing here imports an
 algorithm, the runner or the networks at import time."""
 
@@ -7,6 +7,7 @@ from marlkit.core.contracts import (
     Actions,
     Actor,
     BatchKind,
+    BatchSource,
     Capabilities,
     Extras,
     ExtrasSpec,
@@ -15,6 +16,7 @@ from marlkit.core.contracts import (
     LossTerm,
     Obs,
     Policy,
+    Progress,
 )
 from marlkit.core.learners import LearnerBase
 from marlkit.core.policies import (
@@ -26,6 +28,6 @@ from marlkit.core.policies import (
     register_policy_kind,
 )
 
-__all__ = ["BATCH_KINDS", "POLICY_FORMAT", "Actions", "Actor", "BatchKind", "Capabilities", "Extras", "ExtrasSpec",
-           "Learner", "LearnerBase", "LossContext", "LossTerm", "Obs", "Policy", "PolicyBase", "PolicySpaces",
-           "policy_from_state", "policy_kinds", "register_policy_kind"]
+__all__ = ["BATCH_KINDS", "POLICY_FORMAT", "Actions", "Actor", "BatchKind", "BatchSource", "Capabilities", "Extras",
+           "ExtrasSpec", "Learner", "LearnerBase", "LossContext", "LossTerm", "Obs", "Policy", "PolicyBase",
+           "PolicySpaces", "Progress", "policy_from_state", "policy_kinds", "register_policy_kind"]
