@@ -27,6 +27,9 @@ class AlgoSpec:
     example_config: str = ""
     """``"module:function"`` giving, for an env, an ``algo`` mapping that trains on it; for algorithms whose config
     must name the env's groups (``teams``), so no default fits every env. The registry-driven tests use it."""
+    env_kind: str = "batched"
+    """The kind of env it trains on (``marlkit.envs.registry.env_kind``): ``"batched"`` array envs or ``"text"``
+    games."""
 
     def load(self) -> tuple[type, type]:
         out = []
@@ -70,6 +73,22 @@ def algo_spec(name: str) -> AlgoSpec:
 def supports(spec: AlgoSpec, env: Any) -> bool:
     """Whether the algorithm can train on ``env``."""
     return unsupported_reason(spec, env) is None
+
+
+def kind_reason(spec: AlgoSpec, env_id: str) -> str | None:
+    """Why the algorithm cannot train on the env ``env_id`` is of another kind (a text game for an array algorithm,
+    or the other way round), or None; an unknown id raises ``UnknownEnvError``."""
+    from marlkit.envs.registry import env_kind
+
+    kind = env_kind(env_id)
+    if kind == spec.env_kind:
+        return None
+    names = [name for name in list_algos() if _ALGOS[name].env_kind == kind]
+    if kind == "text":
+        trained_by = ", ".join(names) if names else ("none through marlkit train (language agents learn text games "
+                                                     "with marlkit.llm.token_rl.TokenRL)")
+        return f"{env_id} is a text game; algorithms that train on it: {trained_by}"
+    return f"{spec.name} trains on text games, {env_id} is a batched env; algorithms that train on it: {', '.join(names)}"
 
 
 def unsupported_reason(spec: AlgoSpec, env: Any) -> str | None:
