@@ -50,7 +50,7 @@ def continue_training(algo, env_id: str, env_steps: int, updates: int = 3):
     return learn(algo, collector, updates, env_steps=env_steps)
 
 
-@pytest.mark.parametrize("name", list_algos())
+@pytest.mark.parametrize("name", list_algos("batched"))
 def test_a_learner_loaded_from_a_checkpoint_continues_as_the_one_that_saved_it(name):
     env_id = env_for(name)
     a, env = build(name, env_id, seed=1)

@@ -1,7 +1,8 @@
 """The learner contracts (``marlkit.core``) held by every registered learner, on the envs it supports.
 
-Driven by the registries like ``tests/experiment/test_algo_smoke.py``: every algorithm of ``list_algos()`` on each
-env of ``ENVS`` it supports (``unsupported_reason``), plus the recurrent Q-learners. Each learner trains a few
+Driven by the registries like ``tests/experiment/test_algo_smoke.py``: every algorithm of the batched envs
+(``list_algos("batched")``) on each env of ``ENVS`` it supports (``unsupported_reason``), plus the recurrent
+Q-learners. Each learner trains a few
 hundred env-steps first, so a snapshot that ignored its weights would act differently. The snapshots are rebuilt
 from ``policy_state()`` alone in one fresh process (nothing of the learner's module state there).
 """
@@ -52,7 +53,7 @@ NUM_ENVS = 4
 
 def _cases() -> list[tuple[str, str, dict, dict]]:
     out = []
-    for algo in list_algos():
+    for algo in list_algos("batched"):
         for env_id, kwargs in ENVS:
             env = marlkit.make(env_id, num_envs=1, seed=0, **kwargs)
             if unsupported_reason(algo_spec(algo), env) is None:
@@ -150,7 +151,7 @@ def cases() -> dict[str, Case]:
 
 # ------------------------------------------------------------------------------------------------ the contract
 def test_every_algorithm_is_covered():
-    assert {c[0].split("-" + c[1])[0] for c in CASES} == set(list_algos())
+    assert {c[0].split("-" + c[1])[0] for c in CASES} == set(list_algos("batched"))
 
 
 @pytest.mark.parametrize("name", IDS)

@@ -59,8 +59,9 @@ def register_algo(spec: AlgoSpec) -> None:
     _ALGOS[spec.name] = spec
 
 
-def list_algos() -> list[str]:
-    return sorted(_ALGOS)
+def list_algos(env_kind: str | None = None) -> list[str]:
+    """Registered algorithms, sorted; those training on ``env_kind`` envs (``"batched"``, ``"text"``) if given."""
+    return sorted(name for name, s in _ALGOS.items() if env_kind is None or s.env_kind == env_kind)
 
 
 def algo_spec(name: str) -> AlgoSpec:
@@ -83,11 +84,9 @@ def kind_reason(spec: AlgoSpec, env_id: str) -> str | None:
     kind = env_kind(env_id)
     if kind == spec.env_kind:
         return None
-    names = [name for name in list_algos() if _ALGOS[name].env_kind == kind]
+    names = list_algos(kind)
     if kind == "text":
-        trained_by = ", ".join(names) if names else ("none through marlkit train (language agents learn text games "
-                                                     "with marlkit.llm.token_rl.TokenRL)")
-        return f"{env_id} is a text game; algorithms that train on it: {trained_by}"
+        return f"{env_id} is a text game; algorithms that train on it: {', '.join(names)}"
     return f"{spec.name} trains on text games, {env_id} is a batched env; algorithms that train on it: {', '.join(names)}"
 
 
@@ -132,6 +131,9 @@ register_algo(AlgoSpec("maa2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithm
 register_algo(AlgoSpec("maddpg", "marlkit.algorithms.maddpg:MADDPG", "marlkit.algorithms.maddpg:MADDPGConfig",
                        action_spaces=("Discrete", "Box"),
                        description="centralised critics on state() and all actions (Lowe et al. 2017)"))
+register_algo(AlgoSpec("token-rl", "marlkit.llm.text_learner:TokenRLLearner",
+                       "marlkit.llm.text_learner:TokenRLRunConfig", action_spaces=("Text",), env_kind="text",
+                       description="PPO or REINFORCE on the tokens of a tiny language model playing a text game"))
 register_algo(AlgoSpec("teams", "marlkit.algorithms.teams:Teams", "marlkit.algorithms.teams:TeamsConfig",
                        example_config="marlkit.algorithms.teams:example_config",
                        description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey"))

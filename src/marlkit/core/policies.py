@@ -154,13 +154,12 @@ class PolicySpaces:
         """How ``other`` differs from these spaces (the first difference, in words), or None when they are equal."""
         if self.groups != other.groups:
             return f"its groups are {_groups(self.groups)}, these are {_groups(other.groups)}"
-        mine, theirs = self.to_data(), other.to_data()
         for what in ("observation", "action"):
             for g in self.groups:
-                if mine[what][g] != theirs[what][g]:
+                if getattr(self, what)[g] != getattr(other, what)[g]:
                     return (f"the {what} space of group {g!r} is {getattr(self, what)[g]}, here it is "
                             f"{getattr(other, what)[g]}")
-        if mine["state"] != theirs["state"]:
+        if self.state != other.state:
             return f"its state space is {self.state}, here it is {other.state}"
         return None
 

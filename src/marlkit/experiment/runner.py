@@ -96,11 +96,16 @@ def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
 
 
 def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None, trust_module: bool = False) -> Any:
-    """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``)."""
-    from marlkit.envs.registry import UnknownEnvError, make
+    """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``); a
+    text game is its ``TextGames`` (copies are made as they are played, seeded by the source)."""
+    from marlkit.envs.registry import UnknownEnvError, env_kind, make
     from marlkit.experiment.config import ConfigError
 
     try:
+        if env_kind(cfg.env.id) == "text":
+            from marlkit.llm.text_learner import TextGames
+
+            return TextGames(cfg.env.id, dict(cfg.env.kwargs), num_envs)
         return make(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
     except UnknownEnvError as e:
         raise ConfigError(f"env.id: {e}") from None
@@ -141,11 +146,14 @@ class Runner:
     def __init__(self, config: RunConfig, callbacks: Iterable[Any] = (), run_dir: str | Path | None = None,
                  default_callbacks: bool = True, *, learner: Learner | None = None,
                  source: BatchSource | None = None, trust_module: bool = False, _resume: bool = False) -> None:
+        from marlkit.envs.registry import env_kind
         from marlkit.experiment.logging import MetricsLogger
         from marlkit.experiment.progress import Progress as ProgressBar
 
         self.resumed = _resume
         self.trust_module = trust_module
+        #: "batched" (array envs, fed by a Collector) or "text" (text games, fed by a TextGameSource).
+        self.env_kind = env_kind(config.env.id)
         self.callbacks = ([MetricsLogger(), ProgressBar()] if default_callbacks else []) + list(callbacks)
         self.env_steps = 0  # the run's one env-step counter
         self.updates = 0
@@ -186,8 +194,7 @@ class Runner:
             self.learner.load_state(state["algo"])
             ckpt.set_global_rng_state(state["rng"])
         if source is None:
-            source = Collector(self.env, self.learner, self.learner.config.rollout_steps,
-                               seed=None if state else self.seeds["env"])
+            source = self._default_source(seed=None if state else self.seeds["env"])
         self.source: BatchSource = source
         if state is not None:
             # Checkpoints without a "source" entry hold the Collector's state as "env_rng".
@@ -199,6 +206,14 @@ class Runner:
                     cb.restore(state["callbacks"][_name(cb)])
         # What the learner explores with until its first update here: the restored counter, or 0 for a new run.
         self.learner.set_progress(progress_at(self.env_steps, exp.steps, self.source.steps_per_batch))
+
+    def _default_source(self, seed: int | None) -> BatchSource:
+        """The Collector of the training env, or for a text game the learner's ``TextGameSource``."""
+        if self.env_kind == "text":
+            from marlkit.llm.text_learner import TextGameSource
+
+            return TextGameSource(self.learner, self.env)  # type: ignore[arg-type]
+        return Collector(self.env, self.learner, self.learner.config.rollout_steps, seed=seed)
 
     @classmethod
     def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
@@ -231,6 +246,8 @@ class Runner:
         """The env-steps the run ends at: whole collections until the budget is reached, so past the budget when
         it is not a multiple of ``steps_per_collection`` (a partial collection would change the last batch)."""
         per, left = self.steps_per_collection, self.config.experiment.steps - self.env_steps
+        if per <= 0:  # a source whose batches are not known ahead (whole episodes of a text game)
+            return max(self.env_steps, self.config.experiment.steps)
         return self.env_steps + max(0, -(-left // per)) * per
 
     # ----------------------------------------------------------------------------------------------- the loop
@@ -296,7 +313,11 @@ class Runner:
         The final evaluation also writes ``eval.json``.
         """
         exp = self.config.experiment
-        stats = evaluate(self.eval_env, self.learner, exp.eval_episodes, seed=self.seeds["eval"])
+        if self.env_kind == "text":  # the learner plays the text games itself (marlkit.llm.text_learner)
+            play = self.learner.evaluate  # type: ignore[attr-defined]
+            stats = play(self.eval_env, exp.eval_episodes, self.seeds["eval"])
+        else:
+            stats = evaluate(self.eval_env, self.learner, exp.eval_episodes, seed=self.seeds["eval"])
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
         report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
         report.update(self.learner.eval_extras(report))  # teams: each member's groups, who plays them, its return
@@ -307,9 +328,11 @@ class Runner:
         return report
 
     def save_checkpoint(self) -> Path:
+        algo = self.learner.state()
+        # What marlkit.load reads, weights only (a text game's learner has no array policy).
+        policy = {"policy": self.learner.policy().policy_state()} if self.env_kind == "batched" else {}
         state = {"format": ckpt.FORMAT, "env_steps": self.env_steps, "updates": self.updates,
-                 "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": self.learner.state(),
-                 "policy": self.learner.policy().policy_state(),  # what marlkit.load reads, weights only
+                 "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": algo, **policy,
                  "rng": ckpt.global_rng_state(), "source": self.source.state(),
                  "callbacks": {_name(cb): cb.state() for cb in self.callbacks if hasattr(cb, "state")}}
         path = ckpt.save_atomic(state, ckpt.path_for(self.run_dir / CHECKPOINT_DIR, self.env_steps))
@@ -318,6 +341,8 @@ class Runner:
 
     def render_gif(self, path: Path) -> Path | None:
         """One greedy episode of the current policy as a GIF (None if the env does not render)."""
+        if self.env_kind == "text":
+            return None
         return render_policy_gif(self.config, self.learner, path, seed=self.seeds["eval"],
                                  trust_module=self.trust_module)
 
