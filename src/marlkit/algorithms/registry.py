@@ -28,8 +28,8 @@ class AlgoSpec:
     """``"module:function"`` giving, for an env, an ``algo`` mapping that trains on it; for algorithms whose config
     must name the env's groups (``teams``), so no default fits every env. The registry-driven tests use it."""
     env_kind: str = "batched"
-    """The kind of env it trains on (``marlkit.envs.registry.env_kind``): ``"batched"`` array envs or ``"text"``
-    games."""
+    """The kind of env it trains on (``marlkit.envs.registry.env_kind``): ``"batched"`` array envs, ``"text"`` games
+    or ``"referential"``; a learner of another kind than batched is a ``marlkit.core.GameLearner``."""
 
     def load(self) -> tuple[type, type]:
         out = []
@@ -84,10 +84,8 @@ def kind_reason(spec: AlgoSpec, env_id: str) -> str | None:
     kind = env_kind(env_id)
     if kind == spec.env_kind:
         return None
-    names = list_algos(kind)
-    if kind == "text":
-        return f"{env_id} is a text game; algorithms that train on it: {', '.join(names)}"
-    return f"{spec.name} trains on text games, {env_id} is a batched env; algorithms that train on it: {', '.join(names)}"
+    what = {"batched": "a batched env", "text": "a text game", "referential": "the referential game"}[kind]
+    return f"{env_id} is {what}; algorithms that train on it: {', '.join(list_algos(kind))}"
 
 
 def unsupported_reason(spec: AlgoSpec, env: Any) -> str | None:
@@ -134,6 +132,11 @@ register_algo(AlgoSpec("maddpg", "marlkit.algorithms.maddpg:MADDPG", "marlkit.al
 register_algo(AlgoSpec("token-rl", "marlkit.llm.text_learner:TokenRLLearner",
                        "marlkit.llm.text_learner:TokenRLRunConfig", action_spaces=("Text",), env_kind="text",
                        description="PPO or REINFORCE on the tokens of a tiny language model playing a text game"))
+register_algo(AlgoSpec("signalling", "marlkit.algorithms.signalling:Signalling",
+                       "marlkit.algorithms.signalling:SignallingConfig", action_spaces=("MultiDiscrete", "Discrete"),
+                       env_kind="referential",
+                       description="a speaker and a listener trained end to end, REINFORCE or Gumbel-softmax "
+                                   "(Lazaridou et al. 2017; Havrylov & Titov 2017)"))
 register_algo(AlgoSpec("teams", "marlkit.algorithms.teams:Teams", "marlkit.algorithms.teams:TeamsConfig",
                        example_config="marlkit.algorithms.teams:example_config",
                        description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey"))

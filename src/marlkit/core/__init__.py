@@ -11,6 +11,7 @@ from marlkit.core.contracts import (
     Capabilities,
     Extras,
     ExtrasSpec,
+    GameLearner,
     Learner,
     LossContext,
     LossTerm,
@@ -29,5 +30,5 @@ from marlkit.core.policies import (
 )
 
 __all__ = ["BATCH_KINDS", "POLICY_FORMAT", "Actions", "Actor", "BatchKind", "BatchSource", "Capabilities", "Extras",
-           "ExtrasSpec", "Learner", "LearnerBase", "LossContext", "LossTerm", "Obs", "Policy", "PolicyBase",
-           "PolicySpaces", "Progress", "policy_from_state", "policy_kinds", "register_policy_kind"]
+           "ExtrasSpec", "GameLearner", "Learner", "LearnerBase", "LossContext", "LossTerm", "Obs", "Policy",
+           "PolicyBase", "PolicySpaces", "Progress", "policy_from_state", "policy_kinds", "register_policy_kind"]

@@ -68,6 +68,11 @@ and a sequence of tasks are other sources: the runner drives them all the same w
     env_steps += source.steps_per_batch
     learner.set_progress(Progress(env_steps, total_steps, source.steps_per_batch))
     metrics = learner.update(batch)
+
+**GameLearner** (``GameLearner``): a learner of an env outside the batched contract — a text game, the referential
+game — that plays it itself: ``source_for(env)`` is the ``BatchSource`` that feeds it and ``evaluate_on(env,
+episodes, seed)`` returns the ``EpisodeStats`` of an evaluation. The runner drives it like any other; it has no
+array ``act`` or ``policy()`` (both raise ``TypeError``), so nothing acts for it in a batched env.
 """
 
 from __future__ import annotations
@@ -272,4 +277,17 @@ class BatchSource(Protocol):
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore ``state()`` (episodes in progress when it was taken are dropped, not continued)."""
+        ...
+
+
+@runtime_checkable
+class GameLearner(Learner, Protocol):
+    """A learner that plays an env of another contract than the batched one itself (see the module docstring)."""
+
+    def source_for(self, env: Any) -> BatchSource:
+        """The source of its batches on ``env`` (what the runner feeds it from)."""
+        ...
+
+    def evaluate_on(self, env: Any, episodes: int, seed: int) -> EpisodeStats:
+        """``episodes`` episodes of ``env`` played by its current policy, from games seeded with ``seed``."""
         ...

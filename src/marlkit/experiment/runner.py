@@ -37,7 +37,7 @@ import threadpoolctl
 import torch
 
 from marlkit.collect import Collector, evaluate
-from marlkit.core import BatchSource, Learner, PolicySpaces, Progress
+from marlkit.core import BatchSource, GameLearner, Learner, PolicySpaces, Progress
 from marlkit.data.rollout import EpisodeStats
 from marlkit.experiment import checkpoint as ckpt
 from marlkit.experiment.run import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR, RunConfig, RunResult, new_run_dir
@@ -96,20 +96,18 @@ def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
 
 
 def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None, trust_module: bool = False) -> Any:
-    """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``); a
-    text game is its ``TextGames`` (copies are made as they are played, seeded by the source)."""
-    from marlkit.envs.registry import UnknownEnvError, env_kind, make
+    """``num_envs`` copies of the run's env, as the env registry builds its id (``marlkit.envs.registry.build``: a
+    text game is its ``TextGames``, whose copies are made as they are played; ``trust_module``: see ``make``)."""
+    from marlkit.envs.registry import UnknownEnvError, build, env_kind
     from marlkit.experiment.config import ConfigError
 
     try:
-        if env_kind(cfg.env.id) == "text":
-            from marlkit.llm.text_learner import TextGames
-
-            return TextGames(cfg.env.id, dict(cfg.env.kwargs), num_envs)
-        return make(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
+        return build(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
     except UnknownEnvError as e:
         raise ConfigError(f"env.id: {e}") from None
     except (TypeError, ValueError) as e:  # an option the env does not have, or a value it rejects
+        if not cfg.env.kwargs and env_kind(cfg.env.id) != "batched":  # a game no run plays (a hybrid text game)
+            raise ConfigError(f"env.id: {e}") from None
         if not cfg.env.kwargs:
             raise
         raise ConfigError(f"env.kwargs = {cfg.env.kwargs!r} is not allowed: {e}") from None
@@ -152,7 +150,8 @@ class Runner:
 
         self.resumed = _resume
         self.trust_module = trust_module
-        #: "batched" (array envs, fed by a Collector) or "text" (text games, fed by a TextGameSource).
+        #: "batched": array envs, the learner fed by a Collector; another kind (a text game, the referential game):
+        #: the learner is a GameLearner, which makes its source and plays its evaluations itself.
         self.env_kind = env_kind(config.env.id)
         self.callbacks = ([MetricsLogger(), ProgressBar()] if default_callbacks else []) + list(callbacks)
         self.env_steps = 0  # the run's one env-step counter
@@ -208,12 +207,18 @@ class Runner:
         self.learner.set_progress(progress_at(self.env_steps, exp.steps, self.source.steps_per_batch))
 
     def _default_source(self, seed: int | None) -> BatchSource:
-        """The Collector of the training env, or for a text game the learner's ``TextGameSource``."""
-        if self.env_kind == "text":
-            from marlkit.llm.text_learner import TextGameSource
+        """The Collector of the training env, or what a ``GameLearner`` says feeds it."""
+        if self.env_kind == "batched":
+            return Collector(self.env, self.learner, self.learner.config.rollout_steps, seed=seed)
+        return self._game_learner().source_for(self.env)
 
-            return TextGameSource(self.learner, self.env)  # type: ignore[arg-type]
-        return Collector(self.env, self.learner, self.learner.config.rollout_steps, seed=seed)
+    def _game_learner(self) -> GameLearner:
+        from marlkit.experiment.config import ConfigError
+
+        if not isinstance(self.learner, GameLearner):
+            raise ConfigError(f"{type(self.learner).__name__} cannot train on {self.config.env.id} (a "
+                              f"{self.env_kind} env): it is no GameLearner (source_for, evaluate_on)")
+        return self.learner
 
     @classmethod
     def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
@@ -313,9 +318,8 @@ class Runner:
         The final evaluation also writes ``eval.json``.
         """
         exp = self.config.experiment
-        if self.env_kind == "text":  # the learner plays the text games itself (marlkit.llm.text_learner)
-            play = self.learner.evaluate  # type: ignore[attr-defined]
-            stats = play(self.eval_env, exp.eval_episodes, self.seeds["eval"])
+        if self.env_kind != "batched":  # the learner plays its env itself
+            stats = self._game_learner().evaluate_on(self.eval_env, exp.eval_episodes, self.seeds["eval"])
         else:
             stats = evaluate(self.eval_env, self.learner, exp.eval_episodes, seed=self.seeds["eval"])
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
@@ -329,7 +333,7 @@ class Runner:
 
     def save_checkpoint(self) -> Path:
         algo = self.learner.state()
-        # What marlkit.load reads, weights only (a text game's learner has no array policy).
+        # What marlkit.load reads, weights only (a GameLearner has no array policy).
         policy = {"policy": self.learner.policy().policy_state()} if self.env_kind == "batched" else {}
         state = {"format": ckpt.FORMAT, "env_steps": self.env_steps, "updates": self.updates,
                  "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": algo, **policy,
@@ -341,7 +345,7 @@ class Runner:
 
     def render_gif(self, path: Path) -> Path | None:
         """One greedy episode of the current policy as a GIF (None if the env does not render)."""
-        if self.env_kind == "text":
+        if self.env_kind != "batched":
             return None
         return render_policy_gif(self.config, self.learner, path, seed=self.seeds["eval"],
                                  trust_module=self.trust_module)

@@ -3,8 +3,8 @@
 The run is the one every learner has (run directory, ``train/``, ``loss/`` and ``perf/`` keys, progress bar,
 checkpoints, ``--resume``); what differs is what feeds the learner and what it learns:
 
-* ``TextGames`` is the run's text game as the runner makes envs: the registered id and its options, and how many
-  copies are played at once (``env.num_envs``). Each agent of the game is a group of its own.
+* The env is the run's ``marlkit.envs.text.TextGames``: the registered id and its options, and how many copies are
+  played at once (``env.num_envs``). Each agent of the game is a group of its own.
 * ``TokenRLLearner`` is ``marlkit.llm.token_rl.TokenRL`` behind the ``Learner`` contract. Its model is built from
   the config, nothing is downloaded: a GPT-2 of ``layers`` layers and width ``width`` (``marlkit.llm.tiny``) over a
   word-level tokenizer of the words the game prints in ``vocab_episodes`` episodes of random allowed answers. Where
@@ -22,8 +22,7 @@ invalid attempts, messages, tokens, and the game's numeric extras).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
-from functools import cached_property
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -31,54 +30,12 @@ import numpy as np
 from marlkit.core import Capabilities, LearnerBase, PolicySpaces
 from marlkit.data.rollout import EpisodeStats
 from marlkit.envs.text.base import TextEnv, TextOutcome
+from marlkit.envs.text.registry import TextGames
 from marlkit.experiment.config import ConfigError
 from marlkit.llm.token_rl import Batch, TokenRL, TokenRLConfig, TokenRLSettings, keep_lines, observation_prompt
 
 if TYPE_CHECKING:
-    from gymnasium import spaces
-
     from marlkit.core import Policy
-
-
-@dataclass(frozen=True)
-class TextGames:
-    """A registered text game with its options, played ``num_envs`` copies at a time."""
-
-    id: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    num_envs: int = 1
-
-    def __post_init__(self) -> None:
-        game = self.make()  # an unknown option or value is an error here, before anything is built
-        if not isinstance(game, TextEnv):
-            raise ConfigError(f"{self.id} is not a TextEnv game (a {type(game).__name__}: its agents do not all "
-                              f"answer in text); token-rl trains on games whose every agent answers in text")
-
-    def make(self) -> TextEnv:
-        """One copy of the game."""
-        from marlkit.envs.text.registry import make_text
-
-        return make_text(self.id, **self.kwargs)  # type: ignore[return-value]
-
-    @cached_property
-    def _probe(self) -> TextEnv:
-        return self.make()
-
-    @property
-    def agents(self) -> tuple[str, ...]:
-        return tuple(self._probe.agents)
-
-    @property
-    def groups(self) -> dict[str, tuple[str, ...]]:
-        return {a: (a,) for a in self.agents}
-
-    def group_observation_space(self, group: str) -> spaces.Space[Any]:
-        return self._probe.observation_space(group)
-
-    def group_action_space(self, group: str) -> spaces.Space[Any]:
-        return self._probe.action_space(group)
-
-    state_space = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +82,7 @@ def _free(env: TextEnv, agent: str) -> None:
 
 
 class TokenRLLearner(LearnerBase):
-    """``TokenRL`` as a ``Learner``: updated on the batches of a ``TextGameSource`` (see the module docstring)."""
+    """``TokenRL`` as a ``GameLearner``: updated on the batches of a ``TextGameSource`` (see the module docstring)."""
 
     #: On-policy: the turns its current model just played, used for one update (PPO's epochs inside it).
     capabilities = Capabilities("rollout")
@@ -152,7 +109,11 @@ class TokenRLLearner(LearnerBase):
     def policy(self, seed: int | None = None) -> Policy:
         raise TypeError("token-rl has no weights-only array policy: its model and tokenizer are in its state()")
 
-    def evaluate(self, games: TextGames, episodes: int, seed: int) -> EpisodeStats:
+    def source_for(self, games: TextGames) -> TextGameSource:
+        """What feeds it on ``games``: whole episodes played by its model."""
+        return TextGameSource(self, games)
+
+    def evaluate_on(self, games: TextGames, episodes: int, seed: int) -> EpisodeStats:
         """Episodes of ``games`` played by the current policy (sampling, from a generator seeded with ``seed``)."""
         return outcome_stats(self.trainer.evaluate(episodes, seed, make_env=games.make, num_envs=games.num_envs),
                              games.agents)
