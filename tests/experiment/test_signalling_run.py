@@ -80,7 +80,13 @@ def test_the_command_line_trains_and_resumes_the_referential_game(tmp_path, caps
     assert main(argv) == 0
     assert "training signalling on referential-v0" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "cli"), "--steps", "256", "--no-progress"]) == 0
-    assert json.loads((tmp_path / "cli" / "eval.json").read_text())["env_steps"] == 256
+    report = json.loads((tmp_path / "cli" / "eval.json").read_text())
+    assert report["env_steps"] == 256
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "cli"), "--json"]) == 0  # the run's evaluation, from its checkpoint
+    assert json.loads(capsys.readouterr().out) == report
+    with pytest.raises(SystemExit, match="referential-v0 does not render"):
+        main(["render", str(tmp_path / "cli")])
 
 
 def test_what_signalling_cannot_train_on_is_a_clear_error(tmp_path):

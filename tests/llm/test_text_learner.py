@@ -87,7 +87,11 @@ def test_the_command_line_trains_and_resumes_a_text_game(tmp_path, capsys):
     assert main(argv) == 0
     assert "training token-rl on tictactoe-v0" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "cli"), "--steps", "80", "--no-progress"]) == 0
-    assert json.loads((tmp_path / "cli" / "eval.json").read_text())["env_steps"] >= 80
+    report = json.loads((tmp_path / "cli" / "eval.json").read_text())
+    assert report["env_steps"] >= 80
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "cli"), "--json"]) == 0  # the run's evaluation, from its checkpoint
+    assert json.loads(capsys.readouterr().out) == report
 
 
 def test_what_token_rl_cannot_train_on_is_a_clear_error(tmp_path):

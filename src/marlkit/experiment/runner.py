@@ -318,10 +318,8 @@ class Runner:
         The final evaluation also writes ``eval.json``.
         """
         exp = self.config.experiment
-        if self.env_kind != "batched":  # the learner plays its env itself
-            stats = self._game_learner().evaluate_on(self.eval_env, exp.eval_episodes, self.seeds["eval"])
-        else:
-            stats = evaluate(self.eval_env, self.learner, exp.eval_episodes, seed=self.seeds["eval"])
+        learner = self.learner if self.env_kind == "batched" else self._game_learner()
+        stats = evaluate_learner(self.eval_env, learner, exp.eval_episodes, self.seeds["eval"])
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
         report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
         report.update(self.learner.eval_extras(report))  # teams: each member's groups, who plays them, its return
@@ -345,8 +343,6 @@ class Runner:
 
     def render_gif(self, path: Path) -> Path | None:
         """One greedy episode of the current policy as a GIF (None if the env does not render)."""
-        if self.env_kind != "batched":
-            return None
         return render_policy_gif(self.config, self.learner, path, seed=self.seeds["eval"],
                                  trust_module=self.trust_module)
 
@@ -384,6 +380,14 @@ def learn(learner: Learner, source: BatchSource, updates: int, total_steps: int 
         env_steps, m, _ = learn_step(learner, source, env_steps, total_steps)
         metrics.append(m)
     return metrics
+
+
+def evaluate_learner(env: Any, learner: Learner, episodes: int, seed: int) -> EpisodeStats:
+    """An evaluation of ``learner`` on ``env``: greedy episodes of a batched env (``marlkit.collect.evaluate``), or
+    what a ``GameLearner`` plays on its own env (``evaluate_on``)."""
+    if isinstance(learner, GameLearner):
+        return learner.evaluate_on(env, episodes, seed)
+    return evaluate(env, learner, episodes, seed=seed)
 
 
 def check_learner_fits(learner: Learner, config: RunConfig, env: Any) -> None:
@@ -481,8 +485,12 @@ def greedy_policy(algo: Any, env: Any):
 
 def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None,
                       trust_module: bool = False) -> Path | None:
-    """Record one greedy episode of copy 0 to a GIF; None when the env cannot render."""
+    """Record one greedy episode of copy 0 to a GIF; None when the env cannot render (or is not a batched env)."""
+    from marlkit.envs.registry import env_kind
     from marlkit.envs.rendering import record_episode, save_gif
+
+    if env_kind(cfg.env.id) != "batched":
+        return None
 
     env = make_env(cfg, 1, trust_module=trust_module)
     try:
@@ -533,5 +541,5 @@ def load_run(run_dir: str | Path, num_envs: int = 1, checkpoint: str | Path | No
     algo = build_algo(cfg, trained, derive_seeds(cfg.experiment.seed)["algo"])
     algo.load_state(state["algo"])
     env_steps = int(state["env_steps"])
-    algo.set_progress(progress_at(env_steps, cfg.experiment.steps, algo.config.rollout_steps * cfg.env.num_envs))
+    algo.set_progress(Progress(env_steps, cfg.experiment.steps))  # what it explores with (ε), as when it was saved
     return cfg, env, algo, env_steps
