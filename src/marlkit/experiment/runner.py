@@ -16,10 +16,12 @@ seed, so evaluations differ only by the policy.
 
 Resume. Checkpoints are taken between collections. They hold the learner's state (model, optimiser, replay, its
 generators), every global RNG state, the env-step counter and the source's state (the Collector's: the training
-env's generator), but not the env's dynamic state (the env contract has no way to save it). On resume the generator is restored and every copy is reset, drawing its initial state from that
-generator: episodes that were in progress at the checkpoint are dropped (their steps were already trained on),
-and everything after is a pure function of the checkpoint, so resuming from one checkpoint twice gives identical
-numbers. (An uninterrupted run does not reset at checkpoints, so it is not bit-identical to a resumed one.)
+env's generator), but not the env's dynamic state (the env contract has no way to save it). On resume the
+generator is restored and every copy is reset, drawing its initial state from that generator: episodes that were
+in progress at the checkpoint are dropped (their steps were already trained on), and everything after is a pure
+function of the checkpoint, so resuming from one checkpoint twice gives identical numbers. (An uninterrupted run
+does not reset at checkpoints, so it is not bit-identical to a resumed one; a source whose batches are whole
+episodes, a text game's or the referential game's, cuts none, and its resumed run is the uninterrupted one.)
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class Runner:
 
         first = Runner(make_run_config("iql", "spread-v0", steps=50_000))
         first.run()
-        second = Runner(make_run_config("iql", "spread-v0", steps=50_000, seed=1, **{"env.kwargs": {"N": 3}}),
+        second = Runner(make_run_config("iql", "spread-v0", steps=50_000, seed=1, **{"env.kwargs": {"max_steps": 40}}),
                         learner=first.learner)
         second.run()
 
