@@ -37,16 +37,14 @@ def run(algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: in
     import marlkit
     from marlkit.algorithms.tabular import JointActionLearner, TabularConfig, TabularQ
     from marlkit.collect import Collector
+    from marlkit.experiment.runner import learn
 
     env = marlkit.make(env_id, num_envs=trials, seed=seed, **kwargs)
     cls = JointActionLearner if algo.startswith("jal") else TabularQ
     learner = cls(env, TabularConfig(gamma=0.0, lr=0.1, temperature_start=16.0, temperature_decay=decay,
                                      temperature_end=0.05, tables_per_copy=True,
                                      opponent_model="last" if algo == "jal-last" else "counts"), seed=seed)
-    collector = Collector(env, learner, 1, seed=seed)
-    for _ in range(plays):
-        rollout, _ = collector.collect()
-        learner.update(rollout)
+    learn(learner, Collector(env, learner, 1, seed=seed), plays)
     obs, _ = env.reset(seed=seed + 1)
     greedy = learner.greedy_joint_action("players", obs["players"])
     payoffs = env.payoffs[..., 0]

@@ -369,7 +369,7 @@ def table_rows(rows: list[Row], folder: Path, env_id: str, quick: bool = False,
         cells.append([algo, f"{env_steps:,}", str(seeds), f"**{result}**",
                       *(_mean_std(ours.get(k)) for k, _ in info.metrics), wall_text,
                       _mean_std(random.get("eval_return_mean")), published, cmd])
-    for algo in (a for a in list_algos() if a not in declared):
+    for algo in (a for a in list_algos("batched") if a not in declared):
         if reason := unsupported(algo, env_id):
             cells.append([algo, "–", "–", f"n/a ({reason})", *dash, "–", "–", "", ""])
         else:

@@ -145,8 +145,8 @@ MUTANTS: list[Mutant] = [
            ("tests/learning/test_tabular_learns.py::test_without_penalty_every_trial_coordinates_on_an_optimum",),
            "tabular learners (one table per copy) never update their Q-values"),
     # ------------------------------------------------------------------------------------- runner, checkpoints
-    Mutant("env-generator-not-restored", "src/marlkit/experiment/runner.py",
-           'self.env.np_random = ckpt.restore_generator(state["env_rng"])', "pass",
+    Mutant("env-generator-not-restored", "src/marlkit/collect.py",
+           'self.env.np_random = restore_generator(state["env_rng"])', "pass",
            (f"{RESUME}::test_resuming_spread_twice_from_one_checkpoint_gives_identical_numbers",
             f"{RESUME}::test_a_resumed_run_resets_its_env_from_the_checkpointed_generator"),
            "on resume the training env draws from a fresh unseeded generator"),

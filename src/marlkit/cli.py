@@ -212,9 +212,8 @@ def _check_at_least(args: argparse.Namespace, **least: int) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
-    from marlkit.collect import evaluate
     from marlkit.experiment.run import RunConfig
-    from marlkit.experiment.runner import derive_seeds, eval_report, load_run
+    from marlkit.experiment.runner import derive_seeds, eval_report, evaluate_learner, load_run
 
     _check_at_least(args, episodes=1, num_envs=1, seed=0)
     cfg = RunConfig.load(args.run_dir)
@@ -223,7 +222,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
     report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
-              **eval_report(env, evaluate(env, algo, episodes, seed=seed), env_steps, seed)}
+              **eval_report(env, evaluate_learner(env, algo, episodes, seed), env_steps, seed)}
     report.update(algo.eval_extras(report))
     if args.json:
         print(json.dumps(report, indent=2))

@@ -2,10 +2,13 @@
 steps become a ``Rollout``.
 
 The collector is the only place that talks to both an environment and a policy, so the runner, the evaluator and
-(later) the Ray rollout workers all use this one class.
+(later) the Ray rollout workers all use this one class. It is the local ``marlkit.core.BatchSource``: what the
+runner feeds a learner with unless it is given another source.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -15,23 +18,45 @@ from marlkit.envs.base import MultiAgentEnv
 
 
 class Collector:
-    """Steps ``env`` with ``policy`` and fills a preallocated rollout of ``steps`` steps per call to ``collect``."""
+    """Steps ``env`` with ``policy`` and fills a preallocated rollout of ``steps`` steps per call to ``collect``.
+
+    As a ``BatchSource``: each batch holds ``steps_per_batch = steps * env.num_envs`` env-steps, and its checkpoint
+    state is the env's generator (restoring it resets every copy from that generator: episodes in progress are
+    dropped, and everything after is a pure function of the state)."""
 
     def __init__(self, env: MultiAgentEnv, policy: Actor, steps: int, seed: int | None = None,
                  store_state: bool | None = None) -> None:
         self.env, self.policy, self.steps = env, policy, steps
         self.store_state = policy.uses_state if store_state is None else store_state
         self.obs, self.info = env.reset(seed=seed)
-        self.state = env.state() if self.store_state else None
+        self.env_state = env.state() if self.store_state else None
         self.buffer = RolloutBuffer(env, steps, self.store_state, policy.extras_spec, "action_mask" in self.info)
-        self.env_steps = 0
         self._validated = False
+
+    @property
+    def steps_per_batch(self) -> int:
+        """Env-steps (summed over copies) in each batch."""
+        return self.steps * self.env.num_envs
+
+    def state(self) -> dict[str, Any]:
+        """The env's generator state (what a checkpoint needs to continue the stream)."""
+        from marlkit.core.checkpoint import generator_state
+
+        return {"env_rng": generator_state(self.env.np_random)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore the env's generator and reset every copy from it."""
+        from marlkit.core.checkpoint import restore_generator
+
+        self.env.np_random = restore_generator(state["env_rng"])
+        self.obs, self.info = self.env.reset(seed=None)
+        self.env_state = self.env.state() if self.store_state else None
 
     def collect(self) -> tuple[Rollout, EpisodeStats]:
         """Run ``steps`` steps of every copy; return the rollout and the episodes that ended meanwhile."""
         env, buf, stats = self.env, self.buffer, EpisodeStats()
         for t in range(self.steps):
-            actions, extras = self.policy.act(self.obs, self.state, self.info, explore=True)
+            actions, extras = self.policy.act(self.obs, self.env_state, self.info, explore=True)
             for g in env.groups:
                 buf.obs[g][t] = self.obs[g]
                 buf.actions[g][t] = actions[g]
@@ -42,7 +67,7 @@ class Collector:
                 if "active" in self.info:
                     buf.active[g][t] = self.info["active"][g]
             if buf.state is not None:  # allocated when store_state
-                buf.state[t] = self.state
+                buf.state[t] = self.env_state
             obs, rewards, terminated, truncated, info = env.step(actions)
             if not self._validated:  # the first step went through the env's checks; trust the policy after it
                 env.validate_actions, self._validated = False, True
@@ -55,15 +80,14 @@ class Collector:
                     buf.next_mask[g][t] = (info["final_action_mask"] if "final_action_mask" in info
                                            else info["action_mask"])[g]
             if buf.next_state is not None:  # allocated when store_state
-                self.state = env.state()
-                buf.next_state[t] = self.state
+                self.env_state = env.state()
+                buf.next_state[t] = self.env_state
                 if info["episode_done"].any():
                     done = info["episode_done"]
                     buf.next_state[t][done] = info["final_state"][done]
             if info["episode_done"].any():
                 stats.add(info)
             self.obs, self.info = obs, info
-        self.env_steps += self.steps * env.num_envs
         return buf.rollout(), stats
 
 

@@ -87,6 +87,9 @@ def test_bad_config_files_and_pairs_are_one_line_errors(tmp_path, capsys):
     fails_in_one_line(["train", "--config", str(bad)], capsys, f"{bad} is not valid YAML at line 3, column 1")
     fails_in_one_line(["train", "jal", "spread-v0", "--out", str(tmp_path / "runs")], capsys,
                       "cannot train jal on spread-v0", "use a function approximator")
+    fails_in_one_line(["train", "iql", "tictactoe-v0", "--out", str(tmp_path / "runs")], capsys,
+                      "cannot train iql on tictactoe-v0: tictactoe-v0 is a text game; algorithms that train on it: "
+                      "token-rl")
     assert not (tmp_path / "runs").exists()
 
 

@@ -52,9 +52,9 @@ def test_a_resumed_run_resets_its_env_from_the_checkpointed_generator(tiny):
     state = ckpt.load(first.checkpoint)
     resumed = Runner.resume(first.run_dir, steps=400)  # built, not run: its collector has reset the training env
     reference = marlkit.make("spread-v0", num_envs=4)
-    reference.np_random = ckpt.restore_generator(state["env_rng"])
+    reference.np_random = ckpt.restore_generator(state["source"]["env_rng"])
     expected, _ = reference.reset()
-    np.testing.assert_array_equal(resumed.collector.obs["agents"], expected["agents"])
+    np.testing.assert_array_equal(resumed.source.obs["agents"], expected["agents"])
     # and that is not what a freshly seeded env starts from
     fresh, _ = marlkit.make("spread-v0", num_envs=4).reset(seed=resumed.seeds["env"])
     assert not np.array_equal(fresh["agents"], expected["agents"])

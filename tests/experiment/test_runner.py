@@ -128,7 +128,7 @@ def test_checkpoint_contents_load_without_unpickling(tiny):
     state = ckpt.load(result.checkpoint)  # weights_only=True inside
     assert state["env_steps"] == 2000 and state["updates"] == 10
     assert set(state["rng"]) == {"torch", "numpy", "python"}
-    assert state["env_rng"]["bit_generator"] == "PCG64"
+    assert state["source"]["env_rng"]["bit_generator"] == "PCG64"
     assert {"model", "optimizer", "generator"} <= set(state["algo"])
     # and a plain torch.load with weights_only=True works too: nothing but tensors and plain containers
     torch.load(result.checkpoint, weights_only=True)

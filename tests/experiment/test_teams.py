@@ -221,9 +221,9 @@ def test_frozen_member_plays_a_trained_run_and_does_not_learn(tmp_path):
     obs, info = env.reset(seed=5)
     expected = original.act(obs, env.state(), info, explore=False)[0]["adversaries"]
     runner.run()
-    acted = runner.algo.act(obs, env.state(), info, explore=True)[0]  # frozen members act greedily even then
+    acted = runner.learner.act(obs, env.state(), info, explore=True)[0]  # frozen members act greedily even then
     np.testing.assert_array_equal(acted["adversaries"], expected)
-    assert runner.algo.members["predators"].policy.checkpoint.endswith(".pt")
+    assert runner.learner.members["predators"].policy.checkpoint.endswith(".pt")
 
     # a frozen run must have played exactly the member's groups
     both = marlkit.train("mappo", "tag-v0", steps=50, num_envs=2, out=str(tmp_path), name="both", checkpoint_every=0,

@@ -12,6 +12,7 @@ import marlkit
 from marlkit.algorithms.tabular import JointActionLearner, TabularConfig, TabularQ
 from marlkit.collect import Collector
 from marlkit.envs.matrix import MatrixGame, penalty_payoffs
+from marlkit.experiment.runner import learn
 
 TRIALS = 100
 LEARNERS = {"iql-tabular": TabularQ, "jal": JointActionLearner}
@@ -30,10 +31,7 @@ def train_trials(algo, env_id, plays=1000, seed=0, decay=0.99, **kwargs):
         env = MatrixGame(env_id, num_envs=TRIALS, seed=seed, **kwargs)
     cfg = TabularConfig(gamma=0.0, temperature_decay=decay, tables_per_copy=True)
     learner = LEARNERS[algo](env, cfg, seed=seed)
-    collector = Collector(env, learner, 1, seed=seed)
-    for _ in range(plays):
-        rollout, _ = collector.collect()
-        learner.update(rollout)
+    learn(learner, Collector(env, learner, 1, seed=seed), plays)
     obs, _ = env.reset(seed=seed + 1)
     return learner, env, learner.greedy_joint_action("players", obs["players"])
 
@@ -92,7 +90,9 @@ def test_tables_round_trip_through_a_checkpoint():
     fresh.load_checkpoint_state(state)
     obs, _ = env.reset(seed=1)
     np.testing.assert_array_equal(fresh.greedy_joint_action("players", obs["players"]), greedy)
-    assert fresh.plays == learner.plays and fresh.temperature() == learner.temperature()
+    # the schedules' clock is the run's, told again on resume: the tables alone do not carry it
+    fresh.set_progress(learner.progress)
+    assert fresh.plays == learner.plays == 100 and fresh.temperature() == learner.temperature()
 
 
 def test_state_spaces_too_large_for_a_table_are_refused_with_their_size():
@@ -116,10 +116,7 @@ def test_independent_learners_solve_the_two_step_game():
     # bootstraps from the best value of 2A (7) or 2B (8), and independent tables coordinate on (B, B) in 2B.
     env = marlkit.make("two-step-v0", num_envs=TRIALS, seed=0)
     learner = TabularQ(env, TabularConfig(gamma=1.0, temperature_decay=0.998, tables_per_copy=True), seed=0)
-    collector = Collector(env, learner, 2, seed=0)
-    for _ in range(1000):
-        rollout, _ = collector.collect()
-        learner.update(rollout)
+    learn(learner, Collector(env, learner, 2, seed=0), 1000)
     obs, info = env.reset(seed=1)
     total = np.zeros(TRIALS)
     for _ in range(2):  # one greedy episode in every trial

@@ -1,7 +1,8 @@
 """The learner contracts (``marlkit.core``) held by every registered learner, on the envs it supports.
 
-Driven by the registries like ``tests/experiment/test_algo_smoke.py``: every algorithm of ``list_algos()`` on each
-env of ``ENVS`` it supports (``unsupported_reason``), plus the recurrent Q-learners. Each learner trains a few
+Driven by the registries like ``tests/experiment/test_algo_smoke.py``: every algorithm of the batched envs
+(``list_algos("batched")``) on each env of ``ENVS`` it supports (``unsupported_reason``), plus the recurrent
+Q-learners. Each learner trains a few
 hundred env-steps first, so a snapshot that ignored its weights would act differently. The snapshots are rebuilt
 from ``policy_state()`` alone in one fresh process (nothing of the learner's module state there).
 """
@@ -38,6 +39,7 @@ from marlkit.core import (
 from marlkit.data.replay import TransitionBatch
 from marlkit.data.rollout import Rollout
 from marlkit.envs import sample_actions
+from marlkit.experiment.runner import learn
 
 #: (env id, kwargs): discrete and continuous particles, masks (foraging), a matrix game (tabular learners).
 ENVS = [("spread-v0", {}), ("spread-v0", {"continuous_actions": True}), ("foraging-v0", {}), ("climbing-v0", {})]
@@ -51,7 +53,7 @@ NUM_ENVS = 4
 
 def _cases() -> list[tuple[str, str, dict, dict]]:
     out = []
-    for algo in list_algos():
+    for algo in list_algos("batched"):
         for env_id, kwargs in ENVS:
             env = marlkit.make(env_id, num_envs=1, seed=0, **kwargs)
             if unsupported_reason(algo_spec(algo), env) is None:
@@ -124,10 +126,7 @@ def _same_tensors(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def _train(case: Case, steps: int) -> None:
-    done = 0
-    while done < steps:
-        case.learner.update(case.collector.collect()[0])
-        done += case.collector.steps * case.env.num_envs
+    learn(case.learner, case.collector, -(-steps // case.collector.steps_per_batch))
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +151,7 @@ def cases() -> dict[str, Case]:
 
 # ------------------------------------------------------------------------------------------------ the contract
 def test_every_algorithm_is_covered():
-    assert {c[0].split("-" + c[1])[0] for c in CASES} == set(list_algos())
+    assert {c[0].split("-" + c[1])[0] for c in CASES} == set(list_algos("batched"))
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -161,11 +160,10 @@ def test_learner_satisfies_the_contract(cases, name):
     learner, caps = case.learner, case.learner.capabilities
     assert isinstance(learner, Learner)
     assert isinstance(caps, Capabilities) and caps.batch_kind in BATCH_KINDS
-    assert isinstance(caps.uses_state, bool) and isinstance(caps.progress, bool)
+    assert isinstance(caps.uses_state, bool)
     assert learner.uses_state == caps.uses_state  # the collector's view is the declared one
     assert isinstance(caps.losses, tuple) and caps.loss_terms == bool(caps.losses)
     if not name.startswith("teams"):  # a team's are its members' (tests/experiment/test_teams.py)
-        assert caps.progress == bool(getattr(learner.config, "anneal_lr", False))
         assert learner.eval_extras({"per_agent_return": {}}) == {}
     # the training weights moved: a snapshot ignoring them would be caught by the tests below
     assert not _same_tensors(case.initial, learner.policy().policy_state())
@@ -419,7 +417,7 @@ def _l2_run(algo: str, env_id: str, weight: float | None, updates: int = 12) -> 
     if weight is not None:
         learner.add_loss_term(l2_to_init)
     collector = Collector(env, learner, learner.config.rollout_steps, seed=0)
-    metrics = [learner.update(collector.collect()[0]) for _ in range(updates)]
+    metrics = learn(learner, collector, updates)
     params = dict(learner.named_parameters())
     distance = math.sqrt(sum(float(((params[n].detach() - p0) ** 2).sum()) for n, p0 in init.items()))
     return metrics, distance, [p.detach().clone() for p in learner.parameters()]

@@ -9,8 +9,8 @@ Reinforcement Learning with Double Q-learning" (https://arxiv.org/abs/1509.06461
 Partially Observable MDPs" (the GRU agent, https://arxiv.org/abs/1507.06527).
 
 Each group has one Q-network shared by its agents, told apart by a one-hot agent id (as in VDN's and QMIX's
-experiments). Acting is ε-greedy with ε decaying linearly over env-steps; masked actions are never chosen, not
-even at random. Every ``update`` puts the rollout into the replay (``marlkit.data.replay``) and, after a warm-up,
+experiments). Acting is ε-greedy with ε decaying linearly over the run's env-steps (``set_progress``); masked
+actions are never chosen, not even at random. Every ``update`` puts the rollout into the replay (``marlkit.data.replay``) and, after a warm-up,
 takes ``gradient_steps`` steps on the TD error of sampled n-step transitions:
 
     target = R^(n) + discount * Q_target(next_obs, argmax_a' Q(next_obs, a'))     (double DQN; the max is masked)
@@ -49,6 +49,7 @@ from marlkit.data.replay import EpisodeBatch, EpisodeReplay, GroupTransitions, T
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.nn import MLP, GRUNet, RunningNorm, append_agent_ids
+from marlkit.ops.schedules import linear
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,8 @@ def q_act(agents: Mapping[str, AgentQ], hidden: dict[Any, torch.Tensor], obs: di
 class DQN(LearnerBase, nn.Module):
     """Independent deep Q-learners, one shared Q-network per group; subclasses add a mixer (VDN, QMIX)."""
 
-    #: Off-policy (its own replay); QMIX's mixer reads ``state()``, so QMIX declares ``uses_state``.
+    #: Off-policy (its own replay); QMIX's mixer reads ``state()``, so QMIX declares ``uses_state``. ε and the
+    #: warm-up follow the run's env-step counter (``self.progress``).
     capabilities = Capabilities("transitions", uses_state=False, losses=("loss",))
 
     def __init__(self, env: MultiAgentEnv, config: DQNConfig, seed: int = 0) -> None:
@@ -244,7 +246,7 @@ class DQN(LearnerBase, nn.Module):
                                                                           cfg.n_step, cfg.gamma)
         else:
             self.replay = TransitionReplay(cfg.buffer_size, cfg.n_step, cfg.gamma)
-        self.env_steps = 0  # collected so far (summed over copies): drives ε and the warm-up
+        self.epsilon_schedule = linear(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_steps)
         self.grad_steps = 0
         self._hidden: dict[tuple[str, bool], torch.Tensor] = {}  # recurrent acting: per group and explore flag
 
@@ -254,9 +256,8 @@ class DQN(LearnerBase, nn.Module):
 
     # ------------------------------------------------------------------------------------------------ acting
     def epsilon(self) -> float:
-        cfg = self.config
-        frac = min(self.env_steps / cfg.epsilon_steps, 1.0) if cfg.epsilon_steps else 1.0
-        return cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+        """ε of exploring acting at the run's env-steps so far (the batch being learned from included)."""
+        return self.epsilon_schedule(self.progress.env_steps)
 
     @torch.no_grad()
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
@@ -281,13 +282,11 @@ class DQN(LearnerBase, nn.Module):
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg = self.config
-        T, E = next(iter(rollout.obs.values())).shape[:2]
-        self.env_steps += T * E
         self.replay.insert(rollout)
         if cfg.scale_rewards:
             self.reward_norm.update(torch.cat([r.reshape(-1) for r in rollout.rewards.values()]).float())
         metrics = {"train/epsilon": self.epsilon(), "train/replay_size": float(len(self.replay))}
-        if self.env_steps < cfg.warmup_steps or len(self.replay) == 0:
+        if self.progress.env_steps < cfg.warmup_steps or len(self.replay) == 0:
             return metrics
         stats = []
         for _ in range(cfg.gradient_steps):
@@ -376,8 +375,7 @@ class DQN(LearnerBase, nn.Module):
     def state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "rng": self.rng.bit_generator.state, "eval_rng": self.eval_rng.bit_generator.state,
-                "env_steps": self.env_steps, "grad_steps": self.grad_steps,
-                "replay": self.replay.state_dict()}
+                "grad_steps": self.grad_steps, "replay": self.replay.state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
@@ -385,7 +383,7 @@ class DQN(LearnerBase, nn.Module):
         self.rng.bit_generator.state = state["rng"]
         if "eval_rng" in state:
             self.eval_rng.bit_generator.state = state["eval_rng"]
-        self.env_steps, self.grad_steps = int(state["env_steps"]), int(state["grad_steps"])
+        self.grad_steps = int(state["grad_steps"])
         self.replay.load_state_dict(state["replay"])
         self.replay.cut()  # a resumed run resets every copy: no episode continues across the checkpoint
         self._hidden = {}

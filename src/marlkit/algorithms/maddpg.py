@@ -163,7 +163,8 @@ def maddpg_act(actors: Mapping[str, _WithId], discrete: Mapping[str, bool],
 class MADDPG(LearnerBase, nn.Module):
     """MADDPG for every group of an environment: per group a shared actor and a centralised critic."""
 
-    #: Off-policy (its own replay); the critics read the global state (the collector stores it with every step).
+    #: Off-policy (its own replay); the critics read the global state (the collector stores it with every step). The
+    #: warm-up follows the run's env-step counter (``self.progress``).
     capabilities = Capabilities("transitions", uses_state=True, losses=("critic", "actor"))
 
     def __init__(self, env: MultiAgentEnv, config: MADDPGConfig, seed: int = 0) -> None:
@@ -201,7 +202,6 @@ class MADDPG(LearnerBase, nn.Module):
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
         self.generator = torch.Generator().manual_seed(seed)  # Gumbel noise of the updates
         self.replay = TransitionReplay(cfg.buffer_size, cfg.n_step, cfg.gamma)
-        self.env_steps = 0  # collected so far (summed over copies): drives the warm-up
         self.grad_steps = 0
 
     # ------------------------------------------------------------------------------------------------ acting
@@ -248,11 +248,9 @@ class MADDPG(LearnerBase, nn.Module):
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         cfg = self.config
-        T, E = next(iter(rollout.obs.values())).shape[:2]
-        self.env_steps += T * E
         self.replay.insert(rollout)
         metrics = {"train/replay_size": float(len(self.replay))}
-        if self.env_steps < cfg.warmup_steps or len(self.replay) == 0:
+        if self.progress.env_steps < cfg.warmup_steps or len(self.replay) == 0:
             return metrics
         stats = []
         for _ in range(cfg.gradient_steps):
@@ -325,8 +323,8 @@ class MADDPG(LearnerBase, nn.Module):
     def state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
                 "critic_optimizer": self.critic_optimizer.state_dict(), "rng": self.rng.bit_generator.state,
-                "generator": self.generator.get_state(), "env_steps": self.env_steps,
-                "grad_steps": self.grad_steps, "replay": self.replay.state_dict()}
+                "generator": self.generator.get_state(), "grad_steps": self.grad_steps,
+                "replay": self.replay.state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
@@ -334,7 +332,7 @@ class MADDPG(LearnerBase, nn.Module):
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
-        self.env_steps, self.grad_steps = int(state["env_steps"]), int(state["grad_steps"])
+        self.grad_steps = int(state["grad_steps"])
         self.replay.load_state_dict(state["replay"])
         self.replay.cut()  # a resumed run resets every copy: no episode continues across the checkpoint
 

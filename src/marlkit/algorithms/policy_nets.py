@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
+from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, Progress, register_policy_kind
 from marlkit.core.policies import build_module, weights_of
 from marlkit.envs.base import ActionSpace, MultiAgentEnv
 from marlkit.nn import MLP, Linear, ModuleMap, RunningNorm, append_agent_ids
+from marlkit.ops.schedules import linear
 
 if TYPE_CHECKING:
     from _typeshed import SupportsItems
@@ -158,8 +159,7 @@ class ActorCriticTeam(LearnerBase, nn.Module):
         self.config = cfg = config
         self.groups = dict(env.groups)
         self.spaces = PolicySpaces.from_env(env)
-        self.capabilities = Capabilities("rollout", uses_state=cfg.centralised_critic, losses=("loss",),
-                                         progress=cfg.anneal_lr)
+        self.capabilities = Capabilities("rollout", uses_state=cfg.centralised_critic, losses=("loss",))
         state_dim = int(np.prod(env.state_space.shape))
         self.nets: ModuleMap[GroupNets] = ModuleMap()
         self.norms: ModuleMap[RunningNorm] = ModuleMap()
@@ -193,11 +193,14 @@ class ActorCriticTeam(LearnerBase, nn.Module):
         return ActorCriticPolicy(self.spaces, {g: GroupActor.copy_of(net) for g, net in self.nets.items()},
                                  self.extras_spec, seed)
 
-    def set_progress(self, fraction: float) -> None:
-        """Called by the runner before each update with the fraction of the budget already trained."""
-        if self.config.anneal_lr:
+    def set_progress(self, progress: Progress) -> None:
+        """With ``anneal_lr``, the learning rate of the coming update falls linearly from ``lr`` (nothing trained
+        yet) to 0 (the whole budget trained); without a budget it stays ``lr``."""
+        super().set_progress(progress)
+        if self.config.anneal_lr and progress.total_steps:
+            factor = linear(1.0, 0.0, progress.total_steps)(progress.trained_steps)
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr * max(1.0 - fraction, 0.0)
+                group["lr"] = self.config.lr * factor
 
     def state(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),

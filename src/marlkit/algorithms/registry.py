@@ -29,6 +29,9 @@ class AlgoSpec:
     example_config: str = ""
     """``"module:function"`` giving, for an env, an ``algo`` mapping that trains on it; for algorithms whose config
     must name the env's groups (``teams``), so no default fits every env. The registry-driven tests use it."""
+    env_kind: str = "batched"
+    """The kind of env it trains on (``marlkit.envs.registry.env_kind``): ``"batched"`` array envs, ``"text"`` games
+    or ``"referential"``; a learner of another kind than batched is a ``marlkit.core.GameLearner``."""
 
     def load(self) -> tuple[type, type]:
         out = []
@@ -58,8 +61,9 @@ def register_algo(spec: AlgoSpec) -> None:
     _ALGOS[spec.name] = spec
 
 
-def list_algos() -> list[str]:
-    return sorted(_ALGOS)
+def list_algos(env_kind: str | None = None) -> list[str]:
+    """Registered algorithms, sorted; those training on ``env_kind`` envs (``"batched"``, ``"text"``) if given."""
+    return sorted(name for name, s in _ALGOS.items() if env_kind is None or s.env_kind == env_kind)
 
 
 def algo_spec(name: str) -> AlgoSpec:
@@ -95,6 +99,18 @@ def algo_config(algorithm: str, algo: Any = None, where: str = "algo", algorithm
 def supports(spec: AlgoSpec, env: Any) -> bool:
     """Whether the algorithm can train on ``env``."""
     return unsupported_reason(spec, env) is None
+
+
+def kind_reason(spec: AlgoSpec, env_id: str) -> str | None:
+    """Why the algorithm cannot train on the env ``env_id`` is of another kind (a text game for an array algorithm,
+    or the other way round), or None; an unknown id raises ``UnknownEnvError``."""
+    from marlkit.envs.registry import env_kind
+
+    kind = env_kind(env_id)
+    if kind == spec.env_kind:
+        return None
+    what = {"batched": "a batched env", "text": "a text game", "referential": "the referential game"}[kind]
+    return f"{env_id} is {what}; algorithms that train on it: {', '.join(list_algos(kind))}"
 
 
 def unsupported_reason(spec: AlgoSpec, env: Any) -> str | None:
@@ -138,6 +154,14 @@ register_algo(AlgoSpec("maa2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithm
 register_algo(AlgoSpec("maddpg", "marlkit.algorithms.maddpg:MADDPG", "marlkit.algorithms.maddpg:MADDPGConfig",
                        action_spaces=("Discrete", "Box"),
                        description="centralised critics on state() and all actions (Lowe et al. 2017)"))
+register_algo(AlgoSpec("token-rl", "marlkit.llm.text_learner:TokenRLLearner",
+                       "marlkit.llm.text_learner:TokenRLRunConfig", action_spaces=("Text",), env_kind="text",
+                       description="PPO or REINFORCE on the tokens of a tiny language model playing a text game"))
+register_algo(AlgoSpec("signalling", "marlkit.algorithms.signalling:Signalling",
+                       "marlkit.algorithms.signalling:SignallingConfig", action_spaces=("MultiDiscrete", "Discrete"),
+                       env_kind="referential",
+                       description="a speaker and a listener trained end to end, REINFORCE or Gumbel-softmax "
+                                   "(Lazaridou et al. 2017; Havrylov & Titov 2017)"))
 register_algo(AlgoSpec("teams", "marlkit.algorithms.teams:Teams", "marlkit.algorithms.teams:TeamsConfig",
                        example_config="marlkit.algorithms.teams:example_config",
                        description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey"))

@@ -30,19 +30,29 @@ true end; EGG's ``RnnReceiverGS`` does the same).
 Evaluation is greedy for both agents (argmax symbol, argmax candidate). Seeded: the networks are initialised from
 ``seed`` and every sample is drawn from one ``torch.Generator`` seeded from it, so the same seed gives the same run.
 ``state_dict()`` / ``load_state_dict()`` (a ``torch.nn.Module``) hold both agents; ``optimizer`` is separate.
+
+In a run (``marlkit train signalling referential-v0``) the pair is a ``marlkit.core.GameLearner``: its source draws
+each update's training games from the game's generator as ``train_step`` does (an env-step is one play of a game),
+``update`` is ``train_step`` with ``loss/`` and ``train/`` metrics, evaluation is greedy play on held-out games, and
+``state()`` holds both agents, the optimizer and the sampling generator. The loss passes the loss-term hook.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marlkit.core import Capabilities, LearnerBase, PolicySpaces
+from marlkit.data.rollout import EpisodeStats
 from marlkit.envs.text.referential import ReferentialBatch, ReferentialGame
+
+if TYPE_CHECKING:
+    from marlkit.core import Policy
 
 METHODS = ("reinforce", "gumbel")
 
@@ -148,12 +158,17 @@ class Listener(nn.Module):
         return torch.einsum("blh,bkh->blk", codes, self.candidates(candidates))
 
 
-class Signalling(nn.Module):
+class Signalling(LearnerBase, nn.Module):
     """A speaker and a listener for one ``ReferentialGame``, with their optimizer; ``train_step`` is one update."""
+
+    #: On-policy: each update plays its own batch of games; one gradient loss, open to extra terms.
+    capabilities = Capabilities("rollout", losses=("loss",))
+    extras_spec: ClassVar[dict[str, dict[str, tuple[int, ...]]]] = {}
 
     def __init__(self, game: ReferentialGame, config: SignallingConfig | None = None, seed: int = 0) -> None:
         super().__init__()
         self.game = game
+        self.spaces = PolicySpaces.from_env(game)
         self.config = cfg = config if config is not None else SignallingConfig()
         g = game.config
         in_dim = g.n_attributes * g.n_values
@@ -171,7 +186,7 @@ class Signalling(nn.Module):
         cfg = self.config
         k = cfg.samples_per_game if cfg.method == "reinforce" else 1
         if batch is None:
-            batch = self.game.sample_batch("train", cfg.batch_size // k)
+            batch = self.game.sample_batch("train", self.games_per_update())
         if k > 1:
             batch = ReferentialBatch(*(np.repeat(a, k, axis=0) for a in batch))  # plays of one game side by side
         x, cands, target = self._tensors(batch)
@@ -180,13 +195,63 @@ class Signalling(nn.Module):
         else:
             loss, metrics = self._gumbel_loss(x, cands, target)
         self.optimizer.zero_grad()
-        loss.backward()
+        self.with_loss_terms("loss", loss, batch).backward()
         if cfg.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.parameters(), cfg.max_grad_norm)
         self.optimizer.step()
         metrics["loss"] = loss.item()
         return metrics
 
+    def games_per_update(self) -> int:
+        """Games drawn for one update (each played ``samples_per_game`` times under REINFORCE)."""
+        cfg = self.config
+        return cfg.batch_size // (cfg.samples_per_game if cfg.method == "reinforce" else 1)
+
+    # ------------------------------------------------------------------------------------ as a learner
+    def update(self, batch: ReferentialBatch) -> dict[str, float]:
+        """``train_step(batch)``, its metrics as ``loss/loss`` and ``train/...`` (the reward as the episode
+        return: both agents get it)."""
+        metrics = self.train_step(batch)
+        out = {"loss/loss": metrics.pop("loss"), "train/episode_return": metrics.pop("reward")}
+        out.update({f"train/{k}": v for k, v in metrics.items()})
+        return out
+
+    def source_for(self, game: ReferentialGame) -> ReferentialSource:
+        """Training games drawn from ``game``'s generator, ``games_per_update()`` per batch."""
+        return ReferentialSource(game, self.games_per_update(), self.config.batch_size)
+
+    def evaluate_on(self, game: ReferentialGame, episodes: int, seed: int) -> EpisodeStats:
+        """Greedy play on held-out games: every held-out object as the target, as often as ``episodes`` games
+        need (distractors from a generator seeded with ``seed``); each game's reward is both agents' return."""
+        repeats = -(-episodes // len(game.splits["heldout"]))
+        batch = game.eval_batch("heldout", repeats=repeats, seed=seed)
+        played = self.evaluate(batch)
+        reward = game.reward(batch, played["choices"])[:episodes]
+        lengths = game.message_lengths(played["messages"])[:episodes]
+        stats = EpisodeStats()
+        for r, n in zip(reward.tolist(), lengths.tolist()):
+            for agent in game.groups:
+                stats.returns.setdefault(agent, []).append(np.array([r]))
+            stats.lengths.append(1)
+            stats.metrics.setdefault("message_length", []).append(float(n))
+        return stats
+
+    def act(self, obs: Any, state: Any, info: dict[str, Any], explore: bool = True) -> Any:
+        raise TypeError("signalling plays the referential game end to end: it has no array act")
+
+    def policy(self, seed: int | None = None) -> Policy:
+        raise TypeError("signalling has no weights-only array policy: both agents are in its state()")
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+
+    # ------------------------------------------------------------------------------------------ losses
     def _reinforce_loss(self, x, cands, target) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         symbols, one_hots, logits = self.speaker(x, "sample", self.generator)
@@ -274,3 +339,20 @@ class Signalling(nn.Module):
         """The listener's scores after the last symbol of each message: ``(B, L, K)`` -> ``(B, K)``."""
         last = sent.sum(1).long() - 1
         return scores[torch.arange(len(scores)), last]
+
+
+class ReferentialSource:
+    """The ``BatchSource`` of ``Signalling``: ``games`` training games per batch from ``game``'s generator (what
+    ``train_step`` draws by itself), counted as ``plays`` env-steps (each game played ``plays // games`` times)."""
+
+    def __init__(self, game: ReferentialGame, games: int, plays: int) -> None:
+        self.game, self.games, self.steps_per_batch = game, games, plays
+
+    def collect(self) -> tuple[ReferentialBatch, EpisodeStats]:
+        return self.game.sample_batch("train", self.games), EpisodeStats()
+
+    def state(self) -> dict[str, Any]:
+        return {"rng": self.game.np_random.bit_generator.state}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.game.np_random.bit_generator.state = state["rng"]

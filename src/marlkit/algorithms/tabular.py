@@ -12,7 +12,8 @@ Reinforcement Learning in Cooperative Multiagent Systems" (AAAI, https://cdn.aaa
   It acts on the expected value EV_i(s, a_i) = Σ_{a_-i} Q_i(s, a_i, a_-i) P_i(a_-i | s).
 
 Both explore with Boltzmann (softmax over Q/T, the temperature decaying exponentially per play, as in C&B) or
-ε-greedy (linear decay). The state of agent i is its own observation: observations are hashed to table rows as they
+ε-greedy (linear decay); a play is a step of one copy, counted by the run (``set_progress``: its env-steps over the
+copies). The state of agent i is its own observation: observations are hashed to table rows as they
 are first seen. Spaces whose size is known (``Discrete``, ``MultiDiscrete``, ``MultiBinary``, integer ``Box``)
 are checked against ``max_states`` up front, others as rows fill up; either way a too-large state space is a clear
 error with the size, never a silent slowdown. With ``tables_per_copy`` every env copy learns its own tables —
@@ -39,6 +40,7 @@ from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, re
 from marlkit.core.config import check
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
+from marlkit.ops.schedules import exponential, linear
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,8 @@ class TabularQ(LearnerBase):
     """Independent tabular Q-learners (``joint=False``) or joint-action learners (``joint=True``) for every group."""
 
     joint = False
-    #: Off-policy Q-learning from each step's transition; no gradient losses.
+    #: Off-policy Q-learning from each step's transition; no gradient losses. The exploration schedules follow the
+    #: run's env-step counter (``self.progress``).
     capabilities = Capabilities("transitions")
 
     def __init__(self, env: MultiAgentEnv, config: TabularConfig, seed: int = 0) -> None:
@@ -194,7 +197,8 @@ class TabularQ(LearnerBase):
         self.num_envs = env.num_envs
         self.copies = env.num_envs if cfg.tables_per_copy else 1
         self.rng = np.random.default_rng(seed)
-        self.plays = 0  # steps taken by each copy so far: the clock of the exploration schedules
+        self.temperature_schedule = exponential(cfg.temperature_start, cfg.temperature_decay, cfg.temperature_end)
+        self.epsilon_schedule = linear(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_plays)
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
         self.spaces = PolicySpaces.from_env(env)
         self.groups: dict[str, dict[str, Any]] = {}
@@ -241,14 +245,17 @@ class TabularQ(LearnerBase):
         return TabularPolicy(self.spaces, tables, self.copies, self.joint, self.config.exploration,
                              self.temperature(), self.epsilon(), seed)
 
+    @property
+    def plays(self) -> int:
+        """Steps taken by each copy in the run so far (the batch being learned from included): the clock of the
+        exploration schedules."""
+        return self.progress.env_steps // self.num_envs
+
     def temperature(self) -> float:
-        cfg = self.config
-        return max(cfg.temperature_end, cfg.temperature_start * cfg.temperature_decay ** self.plays)
+        return self.temperature_schedule(self.plays)
 
     def epsilon(self) -> float:
-        cfg = self.config
-        frac = min(self.plays / cfg.epsilon_plays, 1.0)
-        return cfg.epsilon_start + frac * (cfg.epsilon_end - cfg.epsilon_start)
+        return self.epsilon_schedule(self.plays)
 
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, batch: Rollout) -> dict[str, float]:
@@ -261,7 +268,6 @@ class TabularQ(LearnerBase):
             for step in range(obs.shape[0]):  # the loop is over time; copies and agents are vectorised
                 td_abs.append(self._learn(g, t, t["index"](obs[step]), actions[step], rewards[step],
                                           t["index"](next_obs[step]), terminated[step], active[step]))
-        self.plays += batch.obs[next(iter(self.groups))].shape[0]
         out = {"loss/td_abs": float(np.mean(np.concatenate(td_abs))) if td_abs else 0.0,
                "train/states": float(sum(len(t["index"].rows) for t in self.groups.values()))}
         out["train/temperature" if cfg.exploration == "boltzmann" else "train/epsilon"] = (
@@ -315,13 +321,12 @@ class TabularQ(LearnerBase):
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "plays": self.plays,
+        return {"rng": self.rng.bit_generator.state,
                 "groups": {g: {"q": torch.from_numpy(t["q"]), "model": torch.from_numpy(t["model"]),
                                **t["index"].state()} for g, t in self.groups.items()}}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.plays = int(state["plays"])
         for g, t in self.groups.items():
             saved = state["groups"][g]
             t["q"][...] = saved["q"].numpy()

@@ -46,7 +46,16 @@ from gymnasium import spaces
 from gymnasium.spaces import Box, Discrete
 
 from marlkit.algorithms.registry import algo_config, algo_spec, unsupported_reason
-from marlkit.core import Capabilities, LearnerBase, Policy, PolicyBase, PolicySpaces, register_policy_kind, rundir
+from marlkit.core import (
+    Capabilities,
+    LearnerBase,
+    Policy,
+    PolicyBase,
+    PolicySpaces,
+    Progress,
+    register_policy_kind,
+    rundir,
+)
 from marlkit.core.config import ConfigError, from_dict
 from marlkit.core.errors import did_you_mean
 from marlkit.core.policies import policy_from_state
@@ -527,8 +536,7 @@ class Teams(LearnerBase):
         # own learner (``members[name].policy.add_loss_term``), not to the team.
         self.capabilities = Capabilities(
             "rollout" if any(c.batch_kind == "rollout" for c in learners) else "transitions",
-            uses_state=any(m.policy.uses_state for m in self.members.values()),
-            progress=any(c.progress for c in learners))
+            uses_state=any(m.policy.uses_state for m in self.members.values()))
         self.extras_spec = {g: spec for m in self.members.values() for g, spec in m.policy.extras_spec.items()}
 
     def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
@@ -537,16 +545,21 @@ class Teams(LearnerBase):
 
     def update(self, rollout: Rollout) -> dict[str, float]:
         """Each learner on its groups' steps, in slices of its own ``rollout_steps``; metrics namespaced by member
-        (``loss/critic`` of member ``predators`` is ``loss/predators/critic``) and averaged over the slices."""
-        T = next(iter(rollout.obs.values())).shape[0]
+        (``loss/critic`` of member ``predators`` is ``loss/predators/critic``) and averaged over the slices.
+
+        Before each slice the learner is told the run's progress as if the slices had been collected one after the
+        other: the env-steps before this rollout plus those up to the end of the slice."""
+        T, E = next(iter(rollout.obs.values())).shape[:2]
+        before, total = self.progress.trained_steps, self.progress.total_steps
         metrics: dict[str, float] = {}
         for m in self.members.values():
             if not m.learns:
                 continue
             seen: dict[str, list[float]] = {}
             for start in range(0, T, m.rollout_steps):
-                part = split_rollout(rollout, m.view.groups, m.policy.uses_state,
-                                     slice(start, start + m.rollout_steps))
+                stop = min(start + m.rollout_steps, T)
+                part = split_rollout(rollout, m.view.groups, m.policy.uses_state, slice(start, stop))
+                m.policy.set_progress(Progress(before + stop * E, total, (stop - start) * E))
                 for k, v in m.policy.update(part).items():
                     seen.setdefault(k, []).append(v)
             for k, v in seen.items():
@@ -554,10 +567,12 @@ class Teams(LearnerBase):
                 metrics[f"{space or 'loss'}/{m.name}/{rest}"] = float(np.mean(v))
         return metrics
 
-    def set_progress(self, fraction: float) -> None:
+    def set_progress(self, progress: Progress) -> None:
+        """Every learning member is told the run's progress too (what it explores with until the next update)."""
+        super().set_progress(progress)
         for m in self.members.values():
-            if m.learns and m.policy.capabilities.progress:
-                m.policy.set_progress(fraction)
+            if m.learns:
+                m.policy.set_progress(progress)
 
     def policy(self, seed: int | None = None) -> TeamsPolicy:
         """Every member's snapshot (member seeds drawn from ``seed``, as the members' own were)."""

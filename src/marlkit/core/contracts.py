@@ -39,7 +39,13 @@ declared in ``capabilities`` (``Capabilities``), never discovered by probing for
   (A policy's own ``uses_state`` says whether *acting* needs it; for every policy here it does not.)
 * ``losses`` — the names of its gradient losses that accept extra terms through the **loss-term hook**
   (``add_loss_term``); empty when it does not learn by gradient (tabular, a team of members).
-* ``progress`` — it wants ``set_progress(fraction)`` before each update (a schedule over the run's budget).
+
+**Progress** (``Progress``): a run has one env-step counter, owned by the runner. Before every update the runner
+tells the learner where the run is with one call, ``learner.set_progress(Progress(env_steps, total_steps,
+batch_steps))``, and the learner's schedules (ε, a temperature, learning-rate annealing, the warm-up before the
+first gradient step) are functions of it (``marlkit.ops.schedules``), never of a counter the learner keeps: what it
+acts with during the next collection is what that call said. A learner keeps no step count in ``state()``; a
+resumed run tells it the restored counter before the first collection.
 
 The loss-term hook: ``learner.add_loss_term(fn, losses=None)`` adds ``fn(ctx)`` (a scalar tensor; ``ctx`` is a
 ``LossContext``: the learner, which loss, the batch) to the named losses (all of ``capabilities.losses`` by
@@ -48,8 +54,25 @@ changes any gradient-based learner without editing its file. It returns a functi
 Terms are not part of ``state()``: whoever added them adds them again after a resume.
 
 Everything the runner calls exists on every learner (``marlkit.core.LearnerBase`` gives the defaults:
-``set_progress`` does nothing, ``eval_extras`` adds nothing to the evaluation report); the capabilities say which
-calls matter.
+``set_progress`` keeps the progress in ``learner.progress``, ``eval_extras`` adds nothing to the evaluation report);
+the capabilities say how the learner is to be fed.
+
+**BatchSource** (``BatchSource``): what feeds a learner. ``collect()`` returns one batch (what ``update`` takes; for
+the local ``marlkit.collect.Collector`` a ``Rollout`` of its learner's own acting) and the ``EpisodeStats`` of the
+episodes that ended while it was made; ``steps_per_batch`` is how many env-steps (summed over copies) that batch
+holds, which the runner adds to its counter; ``state()``/``load_state()`` are what a checkpoint needs to continue
+the stream (the Collector's: its env's generator; ``{}`` for a source with nothing to restore). Ray rollout actors
+and a sequence of tasks are other sources: the runner drives them all the same way::
+
+    batch, stats = source.collect()
+    env_steps += source.steps_per_batch
+    learner.set_progress(Progress(env_steps, total_steps, source.steps_per_batch))
+    metrics = learner.update(batch)
+
+**GameLearner** (``GameLearner``): a learner of an env outside the batched contract — a text game, the referential
+game — that plays it itself: ``source_for(env)`` is the ``BatchSource`` that feeds it and ``evaluate_on(env,
+episodes, seed)`` returns the ``EpisodeStats`` of an evaluation. The runner drives it like any other; it has no
+array ``act`` or ``policy()`` (both raise ``TypeError``), so nothing acts for it in a batched env.
 """
 
 from __future__ import annotations
@@ -88,8 +111,6 @@ class Capabilities:
     """Its update reads the global ``state()``: the collector must store it with every step."""
     losses: tuple[str, ...] = ()
     """Names of the gradient losses extra terms can be added to (``add_loss_term``); empty: no loss-term hook."""
-    progress: bool = False
-    """Call ``set_progress(fraction of the budget trained)`` before each update."""
 
     def __post_init__(self) -> None:
         if self.batch_kind not in BATCH_KINDS:
@@ -101,6 +122,35 @@ class Capabilities:
     def loss_terms(self) -> bool:
         """Whether extra loss terms are accepted at all."""
         return bool(self.losses)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the run is, by the runner's one env-step counter: what ``Learner.set_progress`` is told before each
+    update (and, on resume or when a run starts with a trained learner, before the first collection)."""
+
+    env_steps: int = 0
+    """Env-steps (summed over copies) the run has collected, the batch of the coming update included: what ε and
+    warm-ups read, and so what the learner explores with during the next collection."""
+    total_steps: int = 0
+    """The run's budget in env-steps (``experiment.steps``); 0 when there is none (nothing is annealed then)."""
+    batch_steps: int = 0
+    """Env-steps in the batch of the coming update (0 before the first)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.batch_steps <= self.env_steps or self.total_steps < 0:
+            raise ValueError(f"{self} is not allowed: 0 <= batch_steps <= env_steps and total_steps >= 0")
+
+    @property
+    def trained_steps(self) -> int:
+        """Env-steps learned from before the coming update (``env_steps - batch_steps``)."""
+        return self.env_steps - self.batch_steps
+
+    @property
+    def fraction(self) -> float:
+        """The fraction of the budget already trained, ``trained_steps / total_steps``: 0 at the first update (what
+        learning-rate annealing reads); 0 without a budget."""
+        return self.trained_steps / self.total_steps if self.total_steps else 0.0
 
 
 @dataclass(frozen=True)
@@ -171,6 +221,10 @@ class Learner(Actor, Protocol):
     config: Any
     #: What it needs from the code that drives it.
     capabilities: Capabilities
+    #: Groups, agent ids and spaces it learns for (a source or env it is given must have the same).
+    spaces: PolicySpaces
+    #: The last ``set_progress`` (``Progress()`` before the first).
+    progress: Progress
 
     def update(self, batch: Any) -> dict[str, float]:
         """Learn from ``batch`` (a ``Rollout``; see ``capabilities.batch_kind``); return metrics."""
@@ -188,8 +242,8 @@ class Learner(Actor, Protocol):
         """Restore ``state()``."""
         ...
 
-    def set_progress(self, fraction: float) -> None:
-        """The fraction of the run's budget trained so far (called when ``capabilities.progress``)."""
+    def set_progress(self, progress: Progress) -> None:
+        """Where the run is (the runner's env-step counter), told before every update; schedules read it."""
         ...
 
     def add_loss_term(self, fn: LossTerm, losses: tuple[str, ...] | None = None) -> Callable[[], None]:
@@ -198,4 +252,42 @@ class Learner(Actor, Protocol):
 
     def eval_extras(self, report: dict[str, Any]) -> dict[str, Any]:
         """Entries this learner adds to an evaluation report (``eval.json``); ``{}`` for most."""
+        ...
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What feeds a learner: one batch per ``collect()`` (see the module docstring)."""
+
+    @property
+    def steps_per_batch(self) -> int:
+        """Env-steps (summed over copies) each ``collect()`` produces, added to the run's counter after every call
+        (read after each call: a source may change it between batches, a task sequence moving to an env with more
+        copies)."""
+        ...
+
+    def collect(self) -> tuple[Any, Any]:
+        """One batch for ``learner.update`` and the episodes that ended while it was made (a
+        ``marlkit.data.rollout.EpisodeStats``; typed ``Any`` here because core imports nothing above it)."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue the stream (plain data, ``weights_only`` loadable; ``{}`` for none)."""
+        ...
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore ``state()`` (episodes in progress when it was taken are dropped, not continued)."""
+        ...
+
+
+@runtime_checkable
+class GameLearner(Learner, Protocol):
+    """A learner that plays an env of another contract than the batched one itself (see the module docstring)."""
+
+    def source_for(self, env: Any) -> BatchSource:
+        """The source of its batches on ``env`` (what the runner feeds it from)."""
+        ...
+
+    def evaluate_on(self, env: Any, episodes: int, seed: int) -> Any:
+        """``episodes`` episodes of ``env`` played by its current policy, from games seeded with ``seed``."""
         ...

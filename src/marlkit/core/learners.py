@@ -1,8 +1,10 @@
 """What every learner shares: the loss-term hook and the defaults of the ``Learner`` contract.
 
-``LearnerBase`` is a mixin (no ``__init__``, no state of its own until a term is added), listed before the base
-class (``class DQN(LearnerBase, nn.Module)``). A learner sets ``capabilities`` and writes ``update``, ``policy``,
-``state`` and ``load_state``; in each gradient step it passes every loss named in ``capabilities.losses`` through
+``LearnerBase`` is a mixin (no ``__init__``, no state of its own until a term is added or progress is told),
+listed before the base class (``class DQN(LearnerBase, nn.Module)``). A learner sets ``capabilities`` and
+``spaces`` and writes ``update``, ``policy``, ``state`` and ``load_state``; its schedules read ``self.progress``
+(the last ``set_progress``; a learner that must act on it at once overrides ``set_progress`` and calls this one).
+In each gradient step it passes every loss named in ``capabilities.losses`` through
 ``with_loss_terms(name, loss, batch)`` just before ``backward``. With no terms added that returns ``loss`` itself,
 so a learner nobody wraps computes exactly what it did without the hook.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from marlkit.core.contracts import Capabilities, LossContext, LossTerm
+from marlkit.core.contracts import Capabilities, LossContext, LossTerm, Progress
 
 if TYPE_CHECKING:
     import torch
@@ -22,6 +24,8 @@ class LearnerBase:
     """Defaults of the ``Learner`` contract and the loss-term hook (see ``marlkit.core.contracts``)."""
 
     capabilities: Capabilities
+    #: The last ``set_progress``: where the run is by the runner's env-step counter (nothing collected yet until told).
+    progress: Progress = Progress()
     _loss_terms: tuple[tuple[LossTerm, frozenset[str]], ...] = ()
 
     @property
@@ -67,8 +71,11 @@ class LearnerBase:
         return loss
 
     # ------------------------------------------------------------------------------- defaults of the contract
-    def set_progress(self, fraction: float) -> None:
-        """Nothing to schedule (learners that schedule declare ``capabilities.progress`` and override this)."""
+    def set_progress(self, progress: Progress) -> None:
+        """Keep ``progress`` in ``self.progress``, which the learner's schedules read."""
+        if not isinstance(progress, Progress):
+            raise TypeError(f"set_progress takes a marlkit.core.Progress, got {type(progress).__name__}")
+        self.progress = progress
 
     def eval_extras(self, report: dict[str, Any]) -> dict[str, Any]:
         """Nothing to add to the evaluation report."""

@@ -83,6 +83,8 @@ def policy_from_state(state: Mapping[str, Any], seed: int | None = None) -> Poli
     return policy
 
 
+
+
 # ---------------------------------------------------------------------------------------- what policies share
 class PolicyBase:
     """What every policy shares: its header in ``policy_state()``, ``reset`` and ``act_pettingzoo``.

@@ -80,6 +80,19 @@ class PolicySpaces:
     def group_action_space(self, group: str) -> gym_spaces.Space[Any]:
         return self.action[group]
 
+    def difference(self, other: PolicySpaces) -> str | None:
+        """How ``other`` differs from these spaces (the first difference, in words), or None when they are equal."""
+        if self.groups != other.groups:
+            return f"its groups are {_groups(self.groups)}, these are {_groups(other.groups)}"
+        for what in ("observation", "action"):
+            for g in self.groups:
+                if getattr(self, what)[g] != getattr(other, what)[g]:
+                    return (f"the {what} space of group {g!r} is {getattr(self, what)[g]}, here it is "
+                            f"{getattr(other, what)[g]}")
+        if self.state != other.state:
+            return f"its state space is {self.state}, here it is {other.state}"
+        return None
+
     def to_data(self) -> dict[str, Any]:
         return {"groups": {g: list(ids) for g, ids in self.groups.items()},
                 "observation": {g: space_to_data(s) for g, s in self.observation.items()},
@@ -92,3 +105,7 @@ class PolicySpaces:
                    {g: space_from_data(s) for g, s in data["observation"].items()},
                    {g: space_from_data(s) for g, s in data["action"].items()},
                    None if data.get("state") is None else space_from_data(data["state"]))
+
+
+def _groups(groups: Mapping[str, tuple[str, ...]]) -> str:
+    return ", ".join(f"{g}: {list(ids)}" for g, ids in groups.items())

@@ -1,5 +1,11 @@
 """The one registry of environments: versioned id -> constructor, and ``pz:`` ids of PettingZoo env modules.
 
+It answers for every id marlkit knows, text games included: ``env_kind(id)`` says whether an id is a batched env
+(``make`` builds it: arrays, the contract the array algorithms train on), a text game (``marlkit.envs.text``
+keeps their constructors; ``make_text`` builds one copy in strings) or the referential game (a sampler of
+batches whose agents train end to end, ``marlkit.envs.text.referential``), and ``make`` given another kind's id
+says so. ``build`` makes what a run of any kind trains on.
+
 Ids carry a version (``spread-v0``); bump it when dynamics or rewards change. Constructors are named as
 ``"module:attribute"`` strings and imported on first use, so ``import marlkit`` stays light.
 
@@ -28,7 +34,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from marlkit.core.errors import did_you_mean
 from marlkit.envs.base import MultiAgentEnv
@@ -73,23 +79,77 @@ def list_envs() -> list[str]:
     return sorted(_REGISTRY)
 
 
+EnvKind = Literal["batched", "text", "referential"]
+"""``"batched"``: built by ``make`` (arrays, ``num_envs`` copies); ``"text"``: a text game (``make_text``);
+``"referential"``: the referential game."""
+
+#: Ids of the referential game -> its constructor (``seed``, and the ``ReferentialConfig`` fields as options).
+_REFERENTIAL = {"referential-v0": "marlkit.envs.text.referential:make_referential"}
+
+
+def _text_ids() -> list[str]:
+    from marlkit.envs.text.registry import list_text_envs
+
+    return list_text_envs()
+
+
 def spec(env_id: str) -> EnvSpec:
-    """The spec of a registered id; an unknown id raises an error naming the nearest ids."""
+    """The spec of a registered batched env; a text game's id or an unknown id raises an error saying so (naming
+    the nearest ids)."""
     if env_id in _REGISTRY:
         return _REGISTRY[env_id]
-    hint = did_you_mean(env_id, _REGISTRY, n=3, cutoff=0.4)
-    raise UnknownEnvError(f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())}; "
-                          f"or {PETTINGZOO_PREFIX}MODULE for a PettingZoo env)")
+    if env_id in _text_ids():
+        raise UnknownEnvError(f"{env_id!r} is a text game, not a batched env: marlkit.envs.text.make_text builds "
+                              f"it (make builds {', '.join(list_envs())})")
+    if env_id in _REFERENTIAL:
+        raise UnknownEnvError(f"{env_id!r} is the referential game, not a batched env: build() makes it (make builds "
+                              f"{', '.join(list_envs())})")
+    raise _unknown(env_id)
+
+
+def _unknown(env_id: str) -> UnknownEnvError:
+    hint = did_you_mean(env_id, [*_REGISTRY, *_text_ids(), *_REFERENTIAL], n=3, cutoff=0.4)
+    return UnknownEnvError(f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())}; "
+                           f"text games: {', '.join(_text_ids())}; {', '.join(_REFERENTIAL)}; or "
+                           f"{PETTINGZOO_PREFIX}MODULE for a PettingZoo env)")
+
+
+def env_kind(env_id: str) -> EnvKind:
+    """Whether ``env_id`` is a batched env (a registered id or a ``pz:`` id) or a text game; an unknown id raises
+    ``UnknownEnvError`` naming the nearest ids."""
+    if is_pettingzoo_id(env_id) or env_id in _REGISTRY:
+        return "batched"
+    if env_id in _text_ids():
+        return "text"
+    if env_id in _REFERENTIAL:
+        return "referential"
+    raise _unknown(env_id)
+
+
+def build(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_module: bool = False,
+          **kwargs: Any) -> Any:
+    """What a run of ``env_id`` trains on, whatever its kind: ``make``'s batched env of ``num_envs`` copies; for a
+    text game its ``TextGames`` (copies made as they are played, seeded by whoever plays them); the referential
+    game seeded with ``seed``. An unknown option raises an error naming the nearest valid one."""
+    kind = env_kind(env_id)
+    if kind == "text":
+        from marlkit.envs.text.registry import TextGames
+
+        return TextGames(env_id, dict(kwargs), num_envs)
+    if kind == "referential":
+        module, _, attr = _REFERENTIAL[env_id].partition(":")
+        return getattr(importlib.import_module(module), attr)(seed=seed, **kwargs)
+    return make(env_id, num_envs=num_envs, seed=seed, trust_module=trust_module, **kwargs)
 
 
 def check_id(env_id: str) -> None:
-    """Raise ``UnknownEnvError`` unless ``env_id`` is registered or a ``pz:`` id that may be built.
+    """Raise ``UnknownEnvError`` unless ``env_id`` is registered (of any kind) or a ``pz:`` id that may be built.
 
     Imports no module outside the allow-list: a ``pz:`` id naming another module passes here and is judged when it
     is made, where ``trust_module`` is known.
     """
     if not is_pettingzoo_id(env_id):
-        spec(env_id)
+        env_kind(env_id)
         return
     module, allowed = _pettingzoo_target(env_id)
     if allowed and not _installed(module):

@@ -30,6 +30,10 @@ class RunView(Protocol):
         """Env-steps trained so far (the run's one counter)."""
 
     @property
+    def updates(self) -> int:
+        """Collections learned from so far."""
+
+    @property
     def resumed(self) -> bool:
         """Whether this continues a run from its checkpoint."""
 

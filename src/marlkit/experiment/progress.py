@@ -119,9 +119,12 @@ class Progress:
             parts += [f"{k} {s['mean']:.4g}" for k, s in ev["metrics"].items()]
             self._print("  per group and task metrics (per episode): " + ", ".join(parts))
         budget, per = runner.config.experiment.steps, runner.steps_per_collection
-        if runner.env_steps > budget:
+        if runner.env_steps > budget and runner.env_steps == runner.updates * per:
             self._print(f"trained {runner.env_steps:,} env-steps: {runner.env_steps // per:,} collections of "
                         f"{per:,}; the budget {budget:,} is not a multiple of {per:,}")
+        elif runner.env_steps > budget:  # batches of whole episodes: the last one ended past the budget
+            self._print(f"trained {runner.env_steps:,} env-steps in {runner.updates:,} collections of whole "
+                        f"episodes; the last ended past the budget {budget:,}")
         self._print(f"run directory: {result.run_dir}")
         gif = result.run_dir / MEDIA_DIR / "final.gif"
         if gif.exists():

@@ -115,7 +115,11 @@ class RunConfig:
     file), null for none; make_run_config applies it again to a config that names it, loading a config never does."""
 
     def __post_init__(self) -> None:
+        from marlkit.algorithms.registry import algo_spec, kind_reason
+
         object.__setattr__(self, "algo", algo_config(self.algorithm, self.algo))
+        if reason := kind_reason(algo_spec(self.algorithm), self.env.id):
+            raise ConfigError(f"cannot train {self.algorithm} on {self.env.id}: {reason}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -5,21 +5,29 @@ checkpoints and resume); everything it merely reports goes through callbacks (``
 TensorBoard events, ``Progress`` draws the bar; the hooks: ``marlkit.experiment.callbacks``). Add behaviour by
 passing more callbacks, not by subclassing.
 
+What it drives are the contracts of ``marlkit.core``: a ``Learner`` fed by a ``BatchSource`` (the local
+``Collector`` unless it is given another). One pass of the loop is ``learn_step``: collect a batch, add its
+env-steps to the run's one counter, tell the learner where the run is (``set_progress``), update. ``learn`` runs
+that loop alone, without a run directory, for tests, benchmarks and notebooks.
+
 Seeding. ``experiment.seed`` seeds the global torch/NumPy/``random`` generators (network initialisation) and is
 split with ``np.random.SeedSequence`` into independent seeds for the algorithm's sampling generator, the
 training environment and the evaluation environment. Every evaluation resets the evaluation env with the same
 seed, so evaluations differ only by the policy.
 
-Resume. Checkpoints are taken between collections. They hold the model, optimiser, every RNG state, the env-step
-counter and the training env's generator state, but not the env's dynamic state (the env contract has no way to
-save it). On resume the generator is restored and every copy is reset, drawing its initial state from that
-generator: episodes that were in progress at the checkpoint are dropped (their steps were already trained on),
-and everything after is a pure function of the checkpoint, so resuming from one checkpoint twice gives identical
-numbers. (An uninterrupted run does not reset at checkpoints, so it is not bit-identical to a resumed one.)
+Resume. Checkpoints are taken between collections. They hold the learner's state (model, optimiser, replay, its
+generators), every global RNG state, the env-step counter and the source's state (the Collector's: the training
+env's generator), but not the env's dynamic state (the env contract has no way to save it). On resume the
+generator is restored and every copy is reset, drawing its initial state from that generator: episodes that were
+in progress at the checkpoint are dropped (their steps were already trained on), and everything after is a pure
+function of the checkpoint, so resuming from one checkpoint twice gives identical numbers. (An uninterrupted run
+does not reset at checkpoints, so it is not bit-identical to a resumed one; a source whose batches are whole
+episodes, a text game's or the referential game's, cuts none, and its resumed run is the uninterrupted one.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -32,6 +40,7 @@ import threadpoolctl
 import torch
 
 from marlkit.collect import Collector, evaluate
+from marlkit.core import BatchSource, GameLearner, Learner, PolicySpaces, Progress
 from marlkit.core import checkpoint as ckpt
 from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR
 from marlkit.data.rollout import EpisodeStats
@@ -65,15 +74,18 @@ def build_algo(cfg: RunConfig, env: Any, seed: int) -> Any:
 
 
 def make_env(cfg: RunConfig, num_envs: int, seed: int | None = None, trust_module: bool = False) -> Any:
-    """``num_envs`` copies of the run's env, as the env registry builds its id (``trust_module``: see ``make``)."""
+    """``num_envs`` copies of the run's env, as the env registry builds its id (``marlkit.envs.registry.build``: a
+    text game is its ``TextGames``, whose copies are made as they are played; ``trust_module``: see ``make``)."""
     from marlkit.core.config import ConfigError
-    from marlkit.envs.registry import UnknownEnvError, make
+    from marlkit.envs.registry import UnknownEnvError, build, env_kind
 
     try:
-        return make(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
+        return build(cfg.env.id, num_envs=num_envs, seed=seed, trust_module=trust_module, **cfg.env.kwargs)
     except UnknownEnvError as e:
         raise ConfigError(f"env.id: {e}") from None
     except (TypeError, ValueError) as e:  # an option the env does not have, or a value it rejects
+        if not cfg.env.kwargs and env_kind(cfg.env.id) != "batched":  # a game no run plays (a hybrid text game)
+            raise ConfigError(f"env.id: {e}") from None
         if not cfg.env.kwargs:
             raise
         raise ConfigError(f"env.kwargs = {cfg.env.kwargs!r} is not allowed: {e}") from None
@@ -84,22 +96,43 @@ def eval_num_envs(cfg: RunConfig) -> int:
 
 
 class Runner:
-    """Trains ``config`` into a run directory; ``run()`` returns a ``RunResult``.
+    """Trains a learner into a run directory; ``run()`` returns a ``RunResult``.
 
-    ``Runner(config)`` starts a new run; ``Runner.resume(run_dir)`` continues one from its latest intact checkpoint.
-    ``trust_module`` lets a ``pz:`` env id import a module outside the env registry's allow-list.
+    ``Runner(config)`` builds what the run needs from ``config``: the training env, the learner
+    (``config.algorithm`` with ``config.algo``) and the ``Collector`` that feeds it. ``learner=`` and ``source=``
+    give an existing learner or ``BatchSource`` instead (a source built elsewhere: Ray actors, a task sequence, a
+    fixed batch in a test); the config still names the env the run evaluates on, and a given learner must have been
+    built for that env's groups and spaces. ``Runner.resume(run_dir)`` continues a run from its latest intact
+    checkpoint. ``trust_module`` lets a ``pz:`` env id import a module outside the env registry's allow-list.
+
+    The same learner goes on training on a new env — the seam lifelong learning builds on — as a new run::
+
+        first = Runner(make_run_config("iql", "spread-v0", steps=50_000))
+        first.run()
+        second = Runner(make_run_config("iql", "spread-v0", steps=50_000, seed=1, **{"env.kwargs": {"max_steps": 40}}),
+                        learner=first.learner)
+        second.run()
+
+    The new run has its own directory and its own env-step counter, from 0: the learner keeps its weights,
+    optimiser and replay, and its schedules (ε, warm-up, learning-rate annealing) follow the new run's progress.
+    Its ``config.yaml`` records the learner's own config as the ``algo`` section (``config.algo`` is replaced by
+    ``learner.config``), so it resumes like any run.
     """
 
     def __init__(self, config: RunConfig, callbacks: Iterable[Any] = (), run_dir: str | Path | None = None,
-                 default_callbacks: bool = True, _resume: bool = False, trust_module: bool = False) -> None:
+                 default_callbacks: bool = True, *, learner: Learner | None = None,
+                 source: BatchSource | None = None, trust_module: bool = False, _resume: bool = False) -> None:
+        from marlkit.envs.registry import env_kind
         from marlkit.experiment.logging import MetricsLogger
-        from marlkit.experiment.progress import Progress
+        from marlkit.experiment.progress import Progress as ProgressBar
 
-        self.config = config
         self.resumed = _resume
         self.trust_module = trust_module
-        self.callbacks = ([MetricsLogger(), Progress()] if default_callbacks else []) + list(callbacks)
-        self.env_steps = 0
+        #: "batched": array envs, the learner fed by a Collector; another kind (a text game, the referential game):
+        #: the learner is a GameLearner, which makes its source and plays its evaluations itself.
+        self.env_kind = env_kind(config.env.id)
+        self.callbacks = ([MetricsLogger(), ProgressBar()] if default_callbacks else []) + list(callbacks)
+        self.env_steps = 0  # the run's one env-step counter
         self.updates = 0
         self.last_row: dict[str, float] = {}
         self.last_eval: dict[str, Any] | None = None
@@ -119,38 +152,69 @@ class Runner:
             ckpt.clean(Path(run_dir) / CHECKPOINT_DIR)
             found = ckpt.load_latest(Path(run_dir) / CHECKPOINT_DIR)
             state = found[1] if found is not None else None
-        # A resumed env gets its generator from the checkpoint, so it is built unseeded.
-        self.env = make_env(config, config.env.num_envs, None if state else self.seeds["env"], trust_module)
-        self.algo = build_algo(config, self.env, self.seeds["algo"])
+        # The training env, when the learner or the source is built here. A resumed env gets its generator from
+        # the checkpoint, so it is built unseeded.
+        self.env: Any = None
+        if learner is None or source is None:
+            self.env = make_env(config, config.env.num_envs, None if state else self.seeds["env"], trust_module)
+        given = learner is not None
+        self.learner: Learner = learner if learner is not None else build_algo(config, self.env, self.seeds["algo"])
         self.eval_env = make_env(config, eval_num_envs(config), trust_module=trust_module)
+        if given:
+            check_learner_fits(self.learner, config, self.eval_env)
+            config = dataclasses.replace(config, algo=self.learner.config)
+        self.config = config
         # The run directory is made once env and algorithm are built, so a config they reject leaves nothing behind.
         self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
         (self.run_dir / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
         (self.run_dir / MEDIA_DIR).mkdir(exist_ok=True)
         if state is not None:
-            self.algo.load_checkpoint_state(state["algo"])
+            self.learner.load_state(state["algo"])
             ckpt.set_global_rng_state(state["rng"])
-            self.env.np_random = ckpt.restore_generator(state["env_rng"])
+        if source is None:
+            source = self._default_source(seed=None if state else self.seeds["env"])
+        self.source: BatchSource = source
+        if state is not None:
+            # Checkpoints without a "source" entry hold the Collector's state as "env_rng".
+            self.source.load_state(state["source"] if "source" in state else {"env_rng": state["env_rng"]})
             self.env_steps, self.updates = int(state["env_steps"]), int(state["updates"])
             self._wall_before = float(state["wall_s"])
             for cb in self.callbacks:
                 if hasattr(cb, "restore") and _name(cb) in state["callbacks"]:
                     cb.restore(state["callbacks"][_name(cb)])
-        self.collector = Collector(self.env, self.algo, self.algo.config.rollout_steps,
-                                   seed=None if state else self.seeds["env"])
+        # What the learner explores with until its first update here: the restored counter, or 0 for a new run.
+        self.learner.set_progress(progress_at(self.env_steps, exp.steps, self.source.steps_per_batch))
+
+    def _default_source(self, seed: int | None) -> BatchSource:
+        """The Collector of the training env, or what a ``GameLearner`` says feeds it."""
+        if self.env_kind == "batched":
+            return Collector(self.env, self.learner, self.learner.config.rollout_steps, seed=seed)
+        return self._game_learner().source_for(self.env)
+
+    def _game_learner(self) -> GameLearner:
+        from marlkit.core.config import ConfigError
+
+        if not isinstance(self.learner, GameLearner):
+            raise ConfigError(f"{type(self.learner).__name__} cannot train on {self.config.env.id} (a "
+                              f"{self.env_kind} env): it is no GameLearner (source_for, evaluate_on)")
+        return self.learner
 
     @classmethod
     def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
-               default_callbacks: bool = True, trust_module: bool = False) -> Runner:
+               default_callbacks: bool = True, trust_module: bool = False, *, learner: Learner | None = None,
+               source: BatchSource | None = None) -> Runner:
         """Continue the run in ``run_dir`` from its latest intact checkpoint (from scratch if it has none);
-        ``steps`` changes the budget, to no fewer env-steps than the run has trained."""
+        ``steps`` changes the budget, to no fewer env-steps than the run has trained. A run fed by a source of
+        its own is resumed with a new one of the same kind (``source=``; its state is restored from the checkpoint),
+        and ``learner=`` gives a learner to restore into instead of building one from the config."""
         run_dir = Path(run_dir)
         config = RunConfig.load(run_dir)
         if steps is not None:
             from marlkit.core.config import check, override
 
             config = override(config, f"experiment.steps={steps}")
-        runner = cls(config, callbacks, run_dir, default_callbacks, _resume=True, trust_module=trust_module)
+        runner = cls(config, callbacks, run_dir, default_callbacks, learner=learner, source=source, _resume=True,
+                     trust_module=trust_module)
         if steps is not None:
             check(steps >= runner.env_steps, "experiment.steps",
                   f"at least the {runner.env_steps:,} env-steps this run has already trained", steps)
@@ -159,13 +223,15 @@ class Runner:
 
     @property
     def steps_per_collection(self) -> int:
-        """Env-steps one collection adds (``rollout_steps`` steps of every copy)."""
-        return self.collector.steps * self.env.num_envs
+        """Env-steps one collection adds (the Collector's: ``rollout_steps`` steps of every copy)."""
+        return self.source.steps_per_batch
 
     def planned_steps(self) -> int:
         """The env-steps the run ends at: whole collections until the budget is reached, so past the budget when
         it is not a multiple of ``steps_per_collection`` (a partial collection would change the last batch)."""
         per, left = self.steps_per_collection, self.config.experiment.steps - self.env_steps
+        if per <= 0:  # a source whose batches are not known ahead (whole episodes of a text game)
+            return max(self.env_steps, self.config.experiment.steps)
         return self.env_steps + max(0, -(-left // per)) * per
 
     # ----------------------------------------------------------------------------------------------- the loop
@@ -180,12 +246,8 @@ class Runner:
         window = _Window()
         while self.env_steps < exp.steps:
             t0 = time.perf_counter()
-            rollout, stats = self.collector.collect()
-            if self.algo.capabilities.progress:  # schedules over the run's budget
-                self.algo.set_progress(self.env_steps / exp.steps)
-            metrics = self.algo.update(rollout)
             before = self.env_steps
-            self.env_steps += self.collector.steps * self.env.num_envs
+            self.env_steps, metrics, stats = learn_step(self.learner, self.source, before, exp.steps)
             self.updates += 1
             window.add(stats, metrics, self.env_steps - before, time.perf_counter() - t0)
             self._emit("on_update", metrics)
@@ -235,10 +297,11 @@ class Runner:
         The final evaluation also writes ``eval.json``.
         """
         exp = self.config.experiment
-        stats = evaluate(self.eval_env, self.algo, exp.eval_episodes, seed=self.seeds["eval"])
+        learner = self.learner if self.env_kind == "batched" else self._game_learner()
+        stats = evaluate_learner(self.eval_env, learner, exp.eval_episodes, self.seeds["eval"])
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
         report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
-        report.update(self.algo.eval_extras(report))  # teams: each member's groups, who plays them, its return
+        report.update(self.learner.eval_extras(report))  # teams: each member's groups, who plays them, its return
         self.last_eval = report
         self._emit("on_eval", stats.summary("eval/"))
         if final:
@@ -246,10 +309,12 @@ class Runner:
         return report
 
     def save_checkpoint(self) -> Path:
+        algo = self.learner.state()
+        # What marlkit.load reads, weights only (a GameLearner has no array policy).
+        policy = {"policy": self.learner.policy().policy_state()} if self.env_kind == "batched" else {}
         state = {"format": ckpt.FORMAT, "env_steps": self.env_steps, "updates": self.updates,
-                 "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": self.algo.checkpoint_state(),
-                 "policy": self.algo.policy().policy_state(),  # what marlkit.load reads, weights only
-                 "rng": ckpt.global_rng_state(), "env_rng": ckpt.generator_state(self.env.np_random),
+                 "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": algo, **policy,
+                 "rng": ckpt.global_rng_state(), "source": self.source.state(),
                  "callbacks": {_name(cb): cb.state() for cb in self.callbacks if hasattr(cb, "state")}}
         path = ckpt.save_atomic(state, ckpt.path_for(self.run_dir / CHECKPOINT_DIR, self.env_steps))
         self._emit("on_checkpoint", path)
@@ -257,7 +322,67 @@ class Runner:
 
     def render_gif(self, path: Path) -> Path | None:
         """One greedy episode of the current policy as a GIF (None if the env does not render)."""
-        return render_policy_gif(self.config, self.algo, path, seed=self.seeds["eval"], trust_module=self.trust_module)
+        return render_policy_gif(self.config, self.learner, path, seed=self.seeds["eval"],
+                                 trust_module=self.trust_module)
+
+
+# ------------------------------------------------------------------------------------------------- the loop
+def progress_at(env_steps: int, total_steps: int, steps_per_batch: int) -> Progress:
+    """The progress a learner was told before the update that brought the counter to ``env_steps`` (nothing
+    collected yet at 0)."""
+    return Progress(env_steps, total_steps, min(steps_per_batch, env_steps))
+
+
+def learn_step(learner: Learner, source: BatchSource, env_steps: int,
+               total_steps: int) -> tuple[int, dict[str, float], EpisodeStats]:
+    """One pass of the runner's loop: collect a batch, count its env-steps, tell the learner where the run is,
+    update. Returns the counter after the batch, the update's metrics and the episodes that ended meanwhile."""
+    batch, stats = source.collect()
+    steps = source.steps_per_batch
+    env_steps += steps
+    learner.set_progress(Progress(env_steps, total_steps, steps))
+    return env_steps, learner.update(batch), stats
+
+
+def learn(learner: Learner, source: BatchSource, updates: int, total_steps: int | None = None,
+          env_steps: int | None = None) -> list[dict[str, float]]:
+    """``updates`` passes of the runner's loop (``learn_step``) without a run directory, logging or evaluation;
+    returns each update's metrics. The counter starts at ``env_steps``, by default where the learner was last told
+    the run is (``learner.progress``, so calls in a row go on counting); ``total_steps`` is the budget schedules
+    over it read (learning-rate annealing), by default the env-steps up to the end of these updates."""
+    if env_steps is None:
+        env_steps = learner.progress.env_steps
+    if total_steps is None:
+        total_steps = env_steps + updates * source.steps_per_batch
+    metrics = []
+    for _ in range(updates):
+        env_steps, m, _ = learn_step(learner, source, env_steps, total_steps)
+        metrics.append(m)
+    return metrics
+
+
+def evaluate_learner(env: Any, learner: Learner, episodes: int, seed: int) -> EpisodeStats:
+    """An evaluation of ``learner`` on ``env``: greedy episodes of a batched env (``marlkit.collect.evaluate``), or
+    what a ``GameLearner`` plays on its own env (``evaluate_on``)."""
+    if isinstance(learner, GameLearner):
+        return learner.evaluate_on(env, episodes, seed)
+    return evaluate(env, learner, episodes, seed=seed)
+
+
+def check_learner_fits(learner: Learner, config: RunConfig, env: Any) -> None:
+    """A learner given to a run must be one of ``config.algorithm``'s and built for the groups and spaces of the
+    run's env; a clear ``ConfigError`` otherwise."""
+    from marlkit.algorithms.registry import algo_spec
+    from marlkit.core.config import ConfigError
+
+    config_cls = algo_spec(config.algorithm).load()[1]
+    if not isinstance(learner.config, config_cls):
+        raise ConfigError(f"the learner given to the run is a {type(learner).__name__} with a "
+                          f"{type(learner.config).__name__}, but algorithm {config.algorithm!r} takes a "
+                          f"{config_cls.__name__}; name the learner's algorithm in the config")
+    if difference := learner.spaces.difference(PolicySpaces.from_env(env)):
+        raise ConfigError(f"the learner given to the run cannot play {config.env.id} "
+                          f"(env.kwargs {config.env.kwargs}): {difference}")
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -339,8 +464,12 @@ def greedy_policy(algo: Any, env: Any):
 
 def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None,
                       trust_module: bool = False) -> Path | None:
-    """Record one greedy episode of copy 0 to a GIF; None when the env cannot render."""
+    """Record one greedy episode of copy 0 to a GIF; None when the env cannot render (or is not a batched env)."""
+    from marlkit.envs.registry import env_kind
     from marlkit.envs.rendering import record_episode, save_gif
+
+    if env_kind(cfg.env.id) != "batched":
+        return None
 
     env = make_env(cfg, 1, trust_module=trust_module)
     try:
@@ -389,5 +518,7 @@ def load_run(run_dir: str | Path, num_envs: int = 1, checkpoint: str | Path | No
     # env's copies, so the checkpoint loads exactly; its policy then acts on any number of copies.
     trained = env if num_envs == cfg.env.num_envs else make_env(cfg, cfg.env.num_envs, trust_module=trust_module)
     algo = build_algo(cfg, trained, derive_seeds(cfg.experiment.seed)["algo"])
-    algo.load_checkpoint_state(state["algo"])
-    return cfg, env, algo, int(state["env_steps"])
+    algo.load_state(state["algo"])
+    env_steps = int(state["env_steps"])
+    algo.set_progress(Progress(env_steps, cfg.experiment.steps))  # what it explores with (ε), as when it was saved
+    return cfg, env, algo, env_steps

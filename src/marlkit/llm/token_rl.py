@@ -74,15 +74,14 @@ from marlkit.llm.tokens import AllowedSequences, Constraint, left_pad, right_pad
 
 # ---------------------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
-class TokenRLConfig:
-    """Every knob of ``TokenRL``; validated at construction."""
+class TokenRLSettings:
+    """How ``TokenRL`` plays its batches and learns from them: every knob but the copies and the seed, which a run
+    takes from its env and experiment sections (``marlkit.llm.text_learner``); validated at construction."""
 
     algorithm: Literal["ppo", "reinforce"] = "ppo"
     """``"ppo"``: clipped surrogate, several epochs; ``"reinforce"``: one pass of ``-A log pi``."""
     episodes_per_update: int = 64
     """Whole episodes played per batch (split evenly over the copies)."""
-    num_envs: int = 32
-    """Copies of the game played at once (one generation answers all of them)."""
     lr: float = 1e-3
     """Adam learning rate."""
     epochs: int = 4
@@ -117,8 +116,6 @@ class TokenRLConfig:
     """Sampling temperature while training (the log-probabilities are those of the sampling distribution)."""
     shared_weights: bool = True
     """Learning agents share one model (True) or each trains its own copy of the initial model (False)."""
-    seed: int = 0
-    """Seeds sampling, minibatch order and the games of every batch."""
 
     def __post_init__(self) -> None:
         choices = {"algorithm": ("ppo", "reinforce"), "credit": ("to_go", "episode"),
@@ -127,12 +124,8 @@ class TokenRLConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}{did_you_mean(str(value), allowed)}")
-        for name in ("episodes_per_update", "num_envs", "epochs", "minibatch_turns", "max_new_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("episodes_per_update", "epochs", "minibatch_turns", "max_new_tokens"):
+            _positive_int(self, name)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr!r}")
         if not 0 < self.clip < 1:
@@ -153,6 +146,29 @@ class TokenRLConfig:
         if self.kl_estimator == "k1" and self.kl_in == "loss" and self.kl_coef > 0:
             raise ValueError("kl_estimator='k1' with kl_in='loss' has zero expected gradient (E_pi[grad log pi] = "
                              "0); use kl_in='reward' (the RLHF recipe) or kl_estimator='k3' (GRPO)")
+
+
+
+def _positive_int(config: Any, name: str) -> None:
+    value = getattr(config, name)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TokenRLConfig(TokenRLSettings):
+    """Every knob of ``TokenRL``; validated at construction."""
+
+    num_envs: int = 32
+    """Copies of the game played at once (one generation answers all of them)."""
+    seed: int = 0
+    """Seeds sampling, minibatch order and the games of every batch."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _positive_int(self, "num_envs")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TokenRLConfig:
@@ -338,13 +354,16 @@ class TokenRL:
         return self.tokenizer.decode([t for t in tokens if t != self.eos_id], skip_special_tokens=True).strip()
 
     def play(self, episodes: int, seed: int, *, temperature: float | None = None, greedy: bool = False,
-             record: bool = True) -> Batch:
-        """Play ``episodes`` whole episodes (games seeded from ``seed``); with ``record``, keep every learner turn."""
+             record: bool = True, make_env: Callable[[], TextEnv] | None = None,
+             num_envs: int | None = None) -> Batch:
+        """Play ``episodes`` whole episodes (games seeded from ``seed``); with ``record``, keep every learner turn.
+        ``make_env`` and ``num_envs`` play another game of the same agents, or another number of copies, than the
+        trainer was built with."""
         if not isinstance(episodes, int) or episodes < 1:
             raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
         temperature = 0.0 if greedy else (self.config.temperature if temperature is None else temperature)
-        num_envs = min(self.config.num_envs, episodes)
-        vec = TextVecEnv(self.make_env, num_envs, seed=seed)
+        num_envs = min(num_envs or self.config.num_envs, episodes)
+        vec = TextVecEnv(make_env or self.make_env, num_envs, seed=seed)
         quota = [episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)]
         done = [0] * num_envs
         current: list[dict[str, list[Turn]]] = [{a: [] for a in self.learners} for _ in range(num_envs)]
@@ -396,12 +415,14 @@ class TokenRL:
                     current[i] = {a: [] for a in self.learners}
         raise RuntimeError(f"{episodes} episodes did not finish within 100000 steps")
 
-    def evaluate(self, episodes: int, seed: int, *, greedy: bool = False) -> list[TextOutcome]:
+    def evaluate(self, episodes: int, seed: int, *, greedy: bool = False, make_env: Callable[[], TextEnv] | None = None,
+                 num_envs: int | None = None) -> list[TextOutcome]:
         """Outcomes of ``episodes`` episodes played with the current policy (no learning, the trainer's generator
-        untouched: evaluation draws from its own, seeded with ``seed``)."""
+        untouched: evaluation draws from its own, seeded with ``seed``); ``make_env``/``num_envs`` as in ``play``."""
         saved, self.generator = self.generator, torch.Generator().manual_seed(seed)
         try:
-            return self.play(episodes, seed, greedy=greedy, record=False).outcomes
+            return self.play(episodes, seed, greedy=greedy, record=False, make_env=make_env,
+                             num_envs=num_envs).outcomes
         finally:
             self.generator = saved
 
@@ -574,5 +595,5 @@ class TokenRL:
         self.load_state_dict(checkpoint.load(path))
 
 
-__all__ = ["Actions", "Batch", "RunningMean", "TokenRL", "TokenRLConfig", "Turn", "advantages_of", "clipped_surrogate",
-           "kl_estimate", "keep_lines", "observation_prompt", "turn_returns"]
+__all__ = ["Actions", "Batch", "RunningMean", "TokenRL", "TokenRLConfig", "TokenRLSettings", "Turn", "advantages_of",
+           "clipped_surrogate", "kl_estimate", "keep_lines", "observation_prompt", "turn_returns"]

@@ -10,7 +10,7 @@ from marlkit.envs.text.base import (
     count_words,
     quote_text,
 )
-from marlkit.envs.text.registry import TextEnvSpec, list_text_envs, make_text, register_text, text_spec
+from marlkit.envs.text.registry import TextEnvSpec, TextGames, list_text_envs, make_text, register_text, text_spec
 
-__all__ = ["Message", "TextActionError", "TextEnv", "TextEnvSpec", "TextOutcome", "TextVecEnv", "clip_text",
-           "count_words", "list_text_envs", "make_text", "quote_text", "register_text", "text_spec"]
+__all__ = ["Message", "TextActionError", "TextEnv", "TextEnvSpec", "TextGames", "TextOutcome", "TextVecEnv",
+           "clip_text", "count_words", "list_text_envs", "make_text", "quote_text", "register_text", "text_spec"]

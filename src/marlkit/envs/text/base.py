@@ -126,6 +126,11 @@ class TextEnv:
         """``"talk"`` or ``"move"``: what ``step`` expects now."""
         return "move"
 
+    def allowed_answers(self, agent: str) -> list[str] | None:
+        """The answers ``agent`` may give now, when the game has a closed list of them (a move among the legal
+        ones); None for free text (talk, or moves the game does not list)."""
+        return None
+
     def _reset(self) -> None:
         """Draw a fresh game with ``self.np_random``."""
         raise NotImplementedError

@@ -98,6 +98,9 @@ class MatrixTalk(TextEnv):
     def phase(self) -> str:
         return "talk" if self._talks_done < self.talk_turns else "move"
 
+    def allowed_answers(self, agent: str) -> list[str] | None:
+        return list(self.actions) if self.phase == "move" else None
+
     @property
     def to_act(self) -> tuple[str, ...]:
         if self._round >= self.rounds:

@@ -27,7 +27,8 @@ accuracy would measure two things at once.
 end to end: with Gumbel-softmax the message is a differentiable tensor the listener reads directly, which an env
 that steps discrete action arrays cannot carry. So the game is a sampler of batches (``sample_batch``), a fixed
 evaluation set (``eval_batch``) and a reward function (``reward``), all NumPy; the agents' code decides how the
-message travels. It is not registered in the array-env registry for the same reason.
+message travels. It is registered as ``referential-v0``, of its own kind (``marlkit.envs.registry.env_kind``): runs
+build it with ``make_referential`` and train it with learners that play it themselves (``signalling``).
 
 Usage::
 
@@ -39,9 +40,12 @@ Usage::
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
+from gymnasium import spaces
+
+from marlkit.core.errors import did_you_mean
 
 SPLITS = ("train", "heldout")
 
@@ -193,6 +197,32 @@ class ReferentialGame:
             raise ValueError(f"message symbols must be in [0, {cfg.vocab_size})")
         return messages
 
+    # ------------------------------------------------------------------------------------------- agents
+    #: The two agents, each a group of its own.
+    groups: ClassVar[dict[str, tuple[str, ...]]] = {"speaker": ("speaker",), "listener": ("listener",)}
+    state_space = None
+
+    def group_observation_space(self, group: str) -> spaces.Space[Any]:
+        """The speaker sees the target's attribute values; the listener the message, then every candidate's."""
+        cfg = self.config
+        if group == "speaker":
+            return spaces.MultiDiscrete([cfg.n_values] * cfg.n_attributes)
+        self._check_group(group)
+        seen = [cfg.vocab_size] * cfg.max_len + [cfg.n_values] * (cfg.n_candidates * cfg.n_attributes)
+        return spaces.MultiDiscrete(seen)
+
+    def group_action_space(self, group: str) -> spaces.Space[Any]:
+        """The speaker's message; the listener's choice of a candidate."""
+        cfg = self.config
+        if group == "speaker":
+            return spaces.MultiDiscrete([cfg.vocab_size] * cfg.max_len)
+        self._check_group(group)
+        return spaces.Discrete(cfg.n_candidates)
+
+    def _check_group(self, group: str) -> None:
+        if group not in self.groups:
+            raise KeyError(f"unknown group {group!r}; the referential game's are {list(self.groups)}")
+
     # ------------------------------------------------------------------------------------------ helpers
     def one_hot(self, values: np.ndarray) -> np.ndarray:
         """``(..., A)`` attribute values -> ``(..., A * V)`` float32 concatenated one-hots (the agents' input)."""
@@ -220,6 +250,17 @@ class ReferentialGame:
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; the splits are {SPLITS}")
+
+
+def make_referential(seed: int | None = None, **options: Any) -> ReferentialGame:
+    """The game of ``referential-v0``: ``options`` are ``ReferentialConfig`` fields (an unknown one is an error
+    naming the nearest)."""
+    names = ReferentialConfig.field_names()
+    for key in options:
+        if key not in names:
+            raise TypeError(f"referential-v0 has no option {key!r}{did_you_mean(key, names)} (options: "
+                            f"{', '.join(names)})")
+    return ReferentialGame(ReferentialConfig(**options), seed=seed)
 
 
 def _distinct_distractors(rng: np.random.Generator, pool: np.ndarray, target_ids: np.ndarray,

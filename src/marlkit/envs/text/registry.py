@@ -13,12 +13,15 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from marlkit.core.errors import did_you_mean
 from marlkit.envs.text.base import TextEnv
 
 if TYPE_CHECKING:
+    from gymnasium import spaces
+
     from marlkit.envs.text.speaker_listener_text import SpeakerListenerText
 
 
@@ -76,6 +79,47 @@ def make_text(env_id: str, seed: int | None = None, **kwargs: Any) -> TextEnv | 
             raise TypeError(f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
                             f"(options: {', '.join(allowed) or 'none'})")
     return ctor(seed=seed, **{**s.kwargs, **kwargs})
+
+
+@dataclass(frozen=True)
+class TextGames:
+    """A registered text game with its options, played ``num_envs`` copies at a time: what a run trains on when
+    its env is a text game (the learner makes the copies as it plays them, seeded by its source). Each agent is a
+    group of its own."""
+
+    id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    num_envs: int = 1
+
+    def __post_init__(self) -> None:
+        game = self.make()  # an unknown option or value is an error here, before anything is built
+        if not isinstance(game, TextEnv):
+            raise ValueError(f"{self.id} is not a TextEnv game (a {type(game).__name__}: its agents do not all "
+                             f"answer in text); TextGames plays games whose every agent answers in text")
+
+    def make(self) -> TextEnv:
+        """One copy of the game."""
+        return make_text(self.id, **self.kwargs)  # type: ignore[return-value]
+
+    @cached_property
+    def _probe(self) -> TextEnv:
+        return self.make()
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        return tuple(self._probe.agents)
+
+    @property
+    def groups(self) -> dict[str, tuple[str, ...]]:
+        return {a: (a,) for a in self.agents}
+
+    def group_observation_space(self, group: str) -> spaces.Space[Any]:
+        return self._probe.observation_space(group)
+
+    def group_action_space(self, group: str) -> spaces.Space[Any]:
+        return self._probe.action_space(group)
+
+    state_space = None
 
 
 # --------------------------------------------------------------------------------------- the registered games

@@ -195,6 +195,9 @@ class TicTacToe(TextEnv):
         """Canonical names of the empty cells, in board order (the moves allowed to whoever is to move)."""
         return [ALL_MOVES[i] for i in empty_cells(self.board)]
 
+    def allowed_answers(self, agent: str) -> list[str] | None:
+        return self.legal_moves()
+
     def _player_of(self, mark: str) -> str:
         for who, m in self.marks.items():
             if m == mark:
