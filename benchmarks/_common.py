@@ -44,13 +44,17 @@ def versions(*packages: str) -> dict[str, str]:
 
 def machine() -> dict[str, Any]:
     """Facts that change NumPy speed: cores, the BLAS kernel that runs, and OPENBLAS_CORETYPE if set."""
-    info: dict[str, Any] = {"platform": platform.platform(), "cpus": os.cpu_count(),
-                            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+    }
     try:
         from threadpoolctl import threadpool_info
 
-        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-                        for p in threadpool_info()]
+        info["blas"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")} for p in threadpool_info()
+        ]
     except ImportError:
         info["blas"] = "threadpoolctl not installed"
     return info
@@ -72,8 +76,9 @@ def rate(fn: Callable[[], Any], items_per_call: int, seconds: float, repeats: in
     return sorted(results)[len(results) // 2]
 
 
-def write_json(name: str, records: list[dict[str, Any]], path: str | Path | None,
-               packages: Iterable[str] = ()) -> dict[str, Any]:
+def write_json(
+    name: str, records: list[dict[str, Any]], path: str | Path | None, packages: Iterable[str] = ()
+) -> dict[str, Any]:
     doc = {"benchmark": name, "versions": versions(*packages), "machine": machine(), "records": records}
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

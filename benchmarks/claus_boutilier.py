@@ -26,14 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pin_one_core, print_table, write_json
 
 SCHEDULES = {"fast": 0.99, "slow": 0.998}
-GAMES: list[tuple[str, dict[str, Any]]] = [("climbing-v0", {})] + [("penalty-v0", {"k": k})
-                                                                   for k in (0, -10, -25, -50, -100)]
+GAMES: list[tuple[str, dict[str, Any]]] = [("climbing-v0", {})] + [
+    ("penalty-v0", {"k": k}) for k in (0, -10, -25, -50, -100)
+]
 NAMES = "abc"
 LEARNERS = ("iql-tabular", "jal", "jal-last")
 
 
-def run(algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: int, plays: int,
-        seed: int) -> dict[str, Any]:
+def run(
+    algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: int, plays: int, seed: int
+) -> dict[str, Any]:
     import marlkit
     from marlkit.algorithms.tabular import JointActionLearner, TabularConfig, TabularQ
     from marlkit.collect import Collector
@@ -41,9 +43,19 @@ def run(algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: in
 
     env = marlkit.make(env_id, num_envs=trials, seed=seed, **kwargs)
     cls = JointActionLearner if algo.startswith("jal") else TabularQ
-    learner = cls(env, TabularConfig(gamma=0.0, lr=0.1, temperature_start=16.0, temperature_decay=decay,
-                                     temperature_end=0.05, tables_per_copy=True,
-                                     opponent_model="last" if algo == "jal-last" else "counts"), seed=seed)
+    learner = cls(
+        env,
+        TabularConfig(
+            gamma=0.0,
+            lr=0.1,
+            temperature_start=16.0,
+            temperature_decay=decay,
+            temperature_end=0.05,
+            tables_per_copy=True,
+            opponent_model="last" if algo == "jal-last" else "counts",
+        ),
+        seed=seed,
+    )
     learn(learner, Collector(env, learner, 1, seed=seed), plays)
     obs, _ = env.reset(seed=seed + 1)
     greedy = learner.greedy_joint_action("players", obs["players"])
@@ -51,9 +63,14 @@ def run(algo: str, env_id: str, kwargs: dict[str, Any], decay: float, trials: in
     n = payoffs.shape[0]
     counts = np.zeros((n, n))
     np.add.at(counts, (greedy[:, 0], greedy[:, 1]), 1)
-    rec: dict[str, Any] = {"algo": algo, "game": env_id.removesuffix("-v0"), "k": kwargs.get("k"),
-                           "schedule": next(s for s, d in SCHEDULES.items() if d == decay), "trials": trials,
-                           "plays": plays}
+    rec: dict[str, Any] = {
+        "algo": algo,
+        "game": env_id.removesuffix("-v0"),
+        "k": kwargs.get("k"),
+        "schedule": next(s for s, d in SCHEDULES.items() if d == decay),
+        "trials": trials,
+        "plays": plays,
+    }
     for a in range(n):
         for b in range(n):
             if counts[a, b]:
@@ -69,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=200, help="independent learner pairs per setting (default 200)")
     p.add_argument("--plays", type=int, default=2000, help="plays of the game per trial (default 2000)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--learners", nargs="*", default=list(LEARNERS), choices=list(LEARNERS),
-                   help="iql-tabular, jal (empirical-frequency beliefs, as in the paper) and jal-last (best response "
-                        "to the others' last joint action); default all")
+    p.add_argument(
+        "--learners",
+        nargs="*",
+        default=list(LEARNERS),
+        choices=list(LEARNERS),
+        help="iql-tabular, jal (empirical-frequency beliefs, as in the paper) and jal-last (best response "
+        "to the others' last joint action); default all",
+    )
     p.add_argument("--json", default=None, help="write the records here")
     args = p.parse_args(argv)
     pin_one_core()
@@ -81,13 +103,21 @@ def main(argv: list[str] | None = None) -> int:
         for algo in args.learners:
             for decay in SCHEDULES.values():
                 records.append(run(algo, env_id, kwargs, decay, args.trials, args.plays, args.seed))
-                print(f"... {records[-1]['algo']} {records[-1]['game']} k={records[-1]['k']} "
-                      f"{records[-1]['schedule']}: optimal {records[-1]['share_optimal']:.2f}", file=sys.stderr)
+                print(
+                    f"... {records[-1]['algo']} {records[-1]['game']} k={records[-1]['k']} "
+                    f"{records[-1]['schedule']}: optimal {records[-1]['share_optimal']:.2f}",
+                    file=sys.stderr,
+                )
     cols = ["algo", "game", "k", "schedule", "share_optimal", "mean_payoff"] + sorted(
-        {k for r in records for k in r if k.startswith("share_") and k != "share_optimal"})
+        {k for r in records for k in r if k.startswith("share_") and k != "share_optimal"}
+    )
     write_json("claus_boutilier", records, args.json)
-    print_table(f"greedy joint action after {args.plays} plays, share of {args.trials} trials "
-                f"({time.perf_counter() - start:.0f} s)", records, cols)
+    print_table(
+        f"greedy joint action after {args.plays} plays, share of {args.trials} trials "
+        f"({time.perf_counter() - start:.0f} s)",
+        records,
+        cols,
+    )
     return 0
 
 

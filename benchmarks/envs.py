@@ -47,6 +47,7 @@ def bench_marlkit(env_id: str, num_envs: int, seconds: float, validate: bool) ->
 
         def step() -> None:
             env.step(pool[next(it) % POOL])
+
     env.validate_actions = validate
     return rate(step, num_envs, seconds)
 
@@ -66,6 +67,7 @@ def bench_mpe2(seconds: float) -> float | None:
         _, _, term, trunc, _ = env.step(pool[next(it) % POOL])
         if any(term.values()) or any(trunc.values()):
             env.reset()
+
     return rate(step, 1, seconds)
 
 
@@ -109,6 +111,7 @@ def bench_jaxmarl(num_envs: int, seconds: float) -> tuple[float, float] | None:
     def block() -> None:  # block once per call so asynchronous dispatch does not flatter the number
         one()
         jax.block_until_ready(holder["state"])
+
     return rate(block, num_envs, seconds), compile_s
 
 
@@ -129,31 +132,56 @@ def main(argv: list[str] | None = None) -> int:
     if mpe2_rate is not None:
         records.append({"env": "spread", "impl": "mpe2", "num_envs": 1, "env_steps_per_s": mpe2_rate})
     for n in sizes:
-        records.append({"env": "spread", "impl": "marlkit", "num_envs": n, "validate": True,
-                        "env_steps_per_s": bench_marlkit("spread-v0", n, seconds, validate=True)})
-        records.append({"env": "spread", "impl": "marlkit", "num_envs": n, "validate": False,
-                        "env_steps_per_s": bench_marlkit("spread-v0", n, seconds, validate=False)})
+        records.append(
+            {
+                "env": "spread",
+                "impl": "marlkit",
+                "num_envs": n,
+                "validate": True,
+                "env_steps_per_s": bench_marlkit("spread-v0", n, seconds, validate=True),
+            }
+        )
+        records.append(
+            {
+                "env": "spread",
+                "impl": "marlkit",
+                "num_envs": n,
+                "validate": False,
+                "env_steps_per_s": bench_marlkit("spread-v0", n, seconds, validate=False),
+            }
+        )
         v = bench_vmas(n, seconds)
         if v is not None:
             records.append({"env": "spread", "impl": "vmas", "num_envs": n, "env_steps_per_s": v})
         j = bench_jaxmarl(n, seconds)
         if j is not None:
-            records.append({"env": "spread", "impl": "jaxmarl", "num_envs": n, "env_steps_per_s": j[0],
-                            "compile_s": j[1]})
+            records.append(
+                {"env": "spread", "impl": "jaxmarl", "num_envs": n, "env_steps_per_s": j[0], "compile_s": j[1]}
+            )
     for env_id in ("pursuit-v0", "foraging-v0"):
         if env_id not in marlkit.list_envs():
             continue
         for n in sizes:
-            records.append({"env": env_id.rsplit("-v", 1)[0], "impl": "marlkit", "num_envs": n, "validate": True,
-                            "env_steps_per_s": bench_marlkit(env_id, n, seconds, validate=True)})
+            records.append(
+                {
+                    "env": env_id.rsplit("-v", 1)[0],
+                    "impl": "marlkit",
+                    "num_envs": n,
+                    "validate": True,
+                    "env_steps_per_s": bench_marlkit(env_id, n, seconds, validate=True),
+                }
+            )
     for r in records:
         if mpe2_rate:
             r["x_mpe2"] = r["env_steps_per_s"] / mpe2_rate
     doc = write_json("envs", records, args.json, packages=("mpe2", "pettingzoo", "vmas", "jaxmarl", "jax", "torch"))
     blas = doc["machine"]["blas"]
-    print_table(f"env-steps/s on one core (cpu {cpu}); OPENBLAS_CORETYPE={doc['machine']['OPENBLAS_CORETYPE']}; "
-                f"BLAS: {blas if isinstance(blas, str) else [b['internal_api'] + ':' + str(b['architecture']) for b in blas]}",
-                records, ["env", "impl", "num_envs", "validate", "env_steps_per_s", "x_mpe2", "compile_s"])
+    print_table(
+        f"env-steps/s on one core (cpu {cpu}); OPENBLAS_CORETYPE={doc['machine']['OPENBLAS_CORETYPE']}; "
+        f"BLAS: {blas if isinstance(blas, str) else [b['internal_api'] + ':' + str(b['architecture']) for b in blas]}",
+        records,
+        ["env", "impl", "num_envs", "validate", "env_steps_per_s", "x_mpe2", "compile_s"],
+    )
     return 0
 
 

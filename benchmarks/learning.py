@@ -87,10 +87,16 @@ class CurveRecorder:
 
 
 def _record(algo: str, env: str, seed: int, env_steps: int, report: dict[str, Any]) -> dict[str, Any]:
-    rec: dict[str, Any] = {"algo": algo, "env": env, "seed": seed, "env_steps": env_steps,
-                           "eval_return_mean": report["episode_return"]["mean"],
-                           "eval_return_std": report["episode_return"]["std"], "eval_episodes": report["episodes"],
-                           "eval_length_mean": report["episode_length"]["mean"]}
+    rec: dict[str, Any] = {
+        "algo": algo,
+        "env": env,
+        "seed": seed,
+        "env_steps": env_steps,
+        "eval_return_mean": report["episode_return"]["mean"],
+        "eval_return_std": report["episode_return"]["std"],
+        "eval_episodes": report["episodes"],
+        "eval_length_mean": report["episode_length"]["mean"],
+    }
     for k, v in report["metrics"].items():
         rec[METRIC_NAMES.get(k, k)] = v["mean"]
     if len(report["group_return"]) > 1:  # opposed groups (tag-v0): each one's return
@@ -109,10 +115,19 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
     from marlkit.experiment.run import make_run_config
     from marlkit.experiment.runner import Runner, derive_seeds, eval_num_envs, eval_report, make_env
 
-    fields = dict(steps=args.steps, seed=seed, num_envs=args.num_envs, eval_episodes=args.episodes,
-                  eval_every=args.eval_every if args.eval_every is not None else max(args.steps // 10, 1),
-                  log_every=max(args.steps // 20, 1), checkpoint_every=0, gif=False, progress=args.progress,
-                  torch_threads=1, out=args.out)
+    fields = dict(
+        steps=args.steps,
+        seed=seed,
+        num_envs=args.num_envs,
+        eval_episodes=args.episodes,
+        eval_every=args.eval_every if args.eval_every is not None else max(args.steps // 10, 1),
+        log_every=max(args.steps // 20, 1),
+        checkpoint_every=0,
+        gif=False,
+        progress=args.progress,
+        torch_threads=1,
+        out=args.out,
+    )
     cfg = make_run_config(args.algo, args.env, args.config, sets=args.set, preset=args.preset, **fields)
     preset = select(cfg.preset, cfg.algorithm, cfg.env.id)
     curve = CurveRecorder()
@@ -122,10 +137,18 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
     total, cpu = time.perf_counter() - start, time.process_time() - cpu
     train_s = float(result.metrics.get("perf/wall_s", total))
     rec = _record(cfg.algorithm, cfg.env.id, seed, result.env_steps, result.eval)
-    rec.update(wall_s=train_s, env_steps_per_s=result.env_steps / train_s, total_wall_s=total,
-               cpu_per_wall=cpu / total, load_avg_1min=float(np.mean(curve.load)) if curve.load else None,
-               num_envs=cfg.env.num_envs, sets=" ".join(args.set), preset=cfg.preset,
-               preset_settings=preset.settings() if preset else {}, run_dir=str(result.run_dir))
+    rec.update(
+        wall_s=train_s,
+        env_steps_per_s=result.env_steps / train_s,
+        total_wall_s=total,
+        cpu_per_wall=cpu / total,
+        load_avg_1min=float(np.mean(curve.load)) if curve.load else None,
+        num_envs=cfg.env.num_envs,
+        sets=" ".join(args.set),
+        preset=cfg.preset,
+        preset_settings=preset.settings() if preset else {},
+        run_dir=str(result.run_dir),
+    )
     records = [rec]
     if not args.no_random:  # the same evaluation env, copies and reset seed as the runner's final evaluation
         env = make_env(cfg, eval_num_envs(cfg))
@@ -149,8 +172,11 @@ def summary(records: list[dict[str, Any]], keys: list[str]) -> dict[str, dict[st
         for k in keys:
             v = [r[k] for r in rs if r.get(k) is not None]
             if v:
-                out[algo][k] = {"mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                                "seeds": len(v)}
+                out[algo][k] = {
+                    "mean": float(np.mean(v)),
+                    "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                    "seeds": len(v),
+                }
     return out
 
 
@@ -159,8 +185,13 @@ def summary_rows(stats: dict[str, dict[str, dict[str, float]]]) -> list[dict[str
     rows = []
     for algo, by_key in stats.items():
         n = max((v["seeds"] for v in by_key.values()), default=0)
-        rows.append({"algo": algo, "seed": f"mean ± std ({n})",
-                     **{k: f"{_num(v['mean'])} ± {_num(v['std'])}" for k, v in by_key.items()}})
+        rows.append(
+            {
+                "algo": algo,
+                "seed": f"mean ± std ({n})",
+                **{k: f"{_num(v['mean'])} ± {_num(v['std'])}" for k, v in by_key.items()},
+            }
+        )
     return rows
 
 
@@ -169,8 +200,9 @@ def _num(x: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].replace("\n", " "), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--algo", help="registered algorithm (marlkit algos), e.g. mappo")
     p.add_argument("--env", help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
     p.add_argument("--config", metavar="FILE", help="a run config YAML to start from (then --algo/--env optional)")
@@ -178,11 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     p.add_argument("--seed0", type=int, default=0, help="first seed; seeds are seed0 .. seed0+K-1 (default 0)")
     p.add_argument("--num-envs", type=int, default=None, help="copies stepped at once while training")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="config override, e.g. algo.lr=3e-4 (repeatable)")
-    p.add_argument("--preset", default="auto", metavar="NAME|FILE",
-                   help="tuned preset beneath --num-envs and --set: auto (default: the shipped one of the algorithm "
-                        "for the env), none (the code defaults), a task with shipped presets, or a YAML file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. algo.lr=3e-4 (repeatable)",
+    )
+    p.add_argument(
+        "--preset",
+        default="auto",
+        metavar="NAME|FILE",
+        help="tuned preset beneath --num-envs and --set: auto (default: the shipped one of the algorithm "
+        "for the env), none (the code defaults), a task with shipped presets, or a YAML file",
+    )
     p.add_argument("--episodes", type=int, default=200, help="greedy evaluation episodes per seed (default 200)")
     p.add_argument("--eval-every", type=int, default=None, help="periodic evaluation (default steps/10; 0 = none)")
     p.add_argument("--parallel", type=int, default=1, choices=(1, 2), help="seeds trained at once (default 1)")
@@ -209,16 +250,20 @@ def main(argv: list[str] | None = None) -> int:
 
     records = [r for recs, _, _ in results for r in recs]
     records.sort(key=lambda r: (r["algo"] == "random", r["seed"]))
-    metric_keys = [k for k in dict.fromkeys(k for r in records for k in r)
-                   if k in SHOWN_METRICS or k.startswith("return/")]
+    metric_keys = [
+        k for k in dict.fromkeys(k for r in records for k in r) if k in SHOWN_METRICS or k.startswith("return/")
+    ]
     keys = ["eval_return_mean", *metric_keys, "wall_s", "env_steps_per_s"]
     columns = ["algo", "seed", "env_steps", *keys]
     stats = summary(records, keys)
     what = f"{args.algo or records[0]['algo']} on {args.env or records[0]['env']}"
     if args.config:
         what += f" ({args.config})"
-    print_table(f"{what}: {args.steps:,} env-steps, {args.episodes} greedy eval episodes per seed "
-                f"(total {elapsed:,.0f} s)", records + summary_rows(stats), columns)
+    print_table(
+        f"{what}: {args.steps:,} env-steps, {args.episodes} greedy eval episodes per seed (total {elapsed:,.0f} s)",
+        records + summary_rows(stats),
+        columns,
+    )
 
     if args.json:
         import json

@@ -27,11 +27,16 @@ def merge(docs: list[dict[str, Any]], command: str | None = None) -> dict[str, A
     """One learning document from several of the same row."""
     if not docs:
         raise ValueError("nothing to merge")
-    trained = [(r["env"], r["env_steps"], r.get("sets", ""), json.dumps(r.get("preset_settings", {}), sort_keys=True))
-               for d in docs for r in d["records"] if r["algo"] != "random"]
+    trained = [
+        (r["env"], r["env_steps"], r.get("sets", ""), json.dumps(r.get("preset_settings", {}), sort_keys=True))
+        for d in docs
+        for r in d["records"]
+        if r["algo"] != "random"
+    ]
     if len(set(trained)) > 1:
-        raise ValueError(f"inputs are not one row: (env, env_steps, sets, preset settings) differ: "
-                         f"{sorted(set(trained))}")
+        raise ValueError(
+            f"inputs are not one row: (env, env_steps, sets, preset settings) differ: {sorted(set(trained))}"
+        )
     records: dict[tuple[str, int], dict[str, Any]] = {}
     curves: dict[str, Any] = {}
     for d in docs:
@@ -40,8 +45,9 @@ def merge(docs: list[dict[str, Any]], command: str | None = None) -> dict[str, A
         for seed, curve in d.get("curves", {}).items():
             curves.setdefault(seed, curve)
     recs = sorted(records.values(), key=lambda r: (r["algo"] == "random", r["algo"], r["seed"]))
-    metric_keys = [k for k in dict.fromkeys(k for r in recs for k in r)
-                   if k in SHOWN_METRICS or k.startswith("return/")]
+    metric_keys = [
+        k for k in dict.fromkeys(k for r in recs for k in r) if k in SHOWN_METRICS or k.startswith("return/")
+    ]
     out = dict(docs[0])
     out["records"] = recs
     out["curves"] = dict(sorted(curves.items(), key=lambda kv: int(kv[0])))

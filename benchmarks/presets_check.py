@@ -52,18 +52,49 @@ def table_row(check: Check) -> dict[str, float]:
     doc = json.loads((RESULTS / check.table_json).read_text())
     returns = {r["seed"]: r["eval_return_mean"] for r in doc["records"] if r["algo"] == check.algo}
     summary = doc["summary"][check.algo]["eval_return_mean"]
-    return {"table_mean": summary["mean"], "table_std": summary["std"], "table_seeds": summary["seeds"],
-            "table_min": min(returns.values()), "table_max": max(returns.values()), "table_seed0": returns.get(0)}
+    return {
+        "table_mean": summary["mean"],
+        "table_std": summary["std"],
+        "table_seeds": summary["seeds"],
+        "table_min": min(returns.values()),
+        "table_max": max(returns.values()),
+        "table_seed0": returns.get(0),
+    }
 
 
 def run(check: Check, out: Path) -> dict[str, object]:
     name = f"{check.algo}_{check.env}"
-    argv = [sys.executable, "-m", "marlkit", "train", check.algo, check.env, "--steps", str(check.steps),
-            "--seed", "0", "--out", str(out), "--name", name, "--no-progress"]
+    argv = [
+        sys.executable,
+        "-m",
+        "marlkit",
+        "train",
+        check.algo,
+        check.env,
+        "--steps",
+        str(check.steps),
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        "--name",
+        name,
+        "--no-progress",
+    ]
     for s in check.task:
         argv += ["--set", s]
-    shown = " ".join(["marlkit train", check.algo, check.env, "--steps", str(check.steps), "--seed", "0",
-                      *(f"--set {s}" for s in check.task)])
+    shown = " ".join(
+        [
+            "marlkit train",
+            check.algo,
+            check.env,
+            "--steps",
+            str(check.steps),
+            "--seed",
+            "0",
+            *(f"--set {s}" for s in check.task),
+        ]
+    )
     start = time.perf_counter()
     subprocess.run(argv, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
@@ -73,10 +104,19 @@ def run(check: Check, out: Path) -> dict[str, object]:
     ours = report["episode_return"]["mean"]
     row = table_row(check)
     lo, hi = row["table_mean"] - 2 * row["table_std"], row["table_mean"] + 2 * row["table_std"]
-    return {"algo": check.algo, "env": check.env, "steps": check.steps, "seed": 0, "preset": preset,
-            "command": shown,
-            "eval_return_mean": ours, "eval_episodes": report["episodes"], **row,
-            "within_2std": bool(lo <= ours <= hi), "wall_s": wall}
+    return {
+        "algo": check.algo,
+        "env": check.env,
+        "steps": check.steps,
+        "seed": 0,
+        "preset": preset,
+        "command": shown,
+        "eval_return_mean": ours,
+        "eval_episodes": report["episodes"],
+        **row,
+        "within_2std": bool(lo <= ours <= hi),
+        "wall_s": wall,
+    }
 
 
 def main() -> int:
@@ -91,11 +131,28 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="marlkit-presets-") as tmp:
         for check in checks:
             records.append(run(check, Path(tmp)))
-            print(f"{check.algo} on {check.env}: {records[-1]['eval_return_mean']:.2f} (table "
-                  f"{records[-1]['table_mean']:.2f} ± {records[-1]['table_std']:.2f})", flush=True)
-    print_table("marlkit train with the shipped presets vs the reproduction table", records,
-                ["algo", "env", "preset", "eval_return_mean", "table_mean", "table_std", "table_min", "table_max",
-                 "table_seed0", "within_2std", "wall_s"])
+            print(
+                f"{check.algo} on {check.env}: {records[-1]['eval_return_mean']:.2f} (table "
+                f"{records[-1]['table_mean']:.2f} ± {records[-1]['table_std']:.2f})",
+                flush=True,
+            )
+    print_table(
+        "marlkit train with the shipped presets vs the reproduction table",
+        records,
+        [
+            "algo",
+            "env",
+            "preset",
+            "eval_return_mean",
+            "table_mean",
+            "table_std",
+            "table_min",
+            "table_max",
+            "table_seed0",
+            "within_2std",
+            "wall_s",
+        ],
+    )
     write_json("presets_check", records, args.json)
     return 0 if all(r["within_2std"] for r in records) else 1
 

@@ -72,16 +72,22 @@ def run(method: str, seed: int, steps: int, overrides: dict[str, Any]) -> dict[s
     swapped = played["messages"][np.random.default_rng(EVAL_SEED).permutation(len(played["messages"]))]
     probs, probs_swapped = agents.listener_probs(heldout, played["messages"]), agents.listener_probs(heldout, swapped)
     return {
-        "method": method, "seed": seed, "steps": steps,
-        "heldout_accuracy": played["accuracy"], "train_accuracy": agents.evaluate(train)["accuracy"],
+        "method": method,
+        "seed": seed,
+        "steps": steps,
+        "heldout_accuracy": played["accuracy"],
+        "train_accuracy": agents.evaluate(train)["accuracy"],
         "topsim": metrics.topographic_similarity(game.objects, language),
-        "posdis": metrics.posdis(game.objects, language), "bosdis": metrics.bosdis(game.objects, language),
+        "posdis": metrics.posdis(game.objects, language),
+        "bosdis": metrics.bosdis(game.objects, language),
         "message_entropy": metrics.message_entropy(language),
         "distinct_messages": int(len(np.unique(language, axis=0))),
         "context_independence": signalling.context_independence,
         "ablated_accuracy": float(game.reward(heldout, probs_swapped.argmax(-1)).mean()),
         "listener_influence_js": metrics.listener_influence(probs, probs_swapped),
-        "wall_s": round(wall, 1), "game": dict(GAME), "config": dataclasses.asdict(config),
+        "wall_s": round(wall, 1),
+        "game": dict(GAME),
+        "config": dataclasses.asdict(config),
     }
 
 
@@ -116,18 +122,51 @@ def main(argv: list[str] | None = None) -> None:
     summary = []
     for method in methods:
         rs = [r for r in records if r["method"] == method]
-        summary.append({"method": method, "seed": "mean", **{k: float(np.mean([r[k] for r in rs])) for k in (
-            "heldout_accuracy", "train_accuracy", "topsim", "posdis", "bosdis", "ablated_accuracy", "wall_s")}})
-    print_table("Referential game 4x5, 5 candidates, L=4, vocab 10 (greedy; chance 0.20)", records + summary,
-                ["method", "seed", "steps", "heldout_accuracy", "train_accuracy", "topsim", "posdis", "bosdis",
-                 "distinct_messages", "ablated_accuracy", "wall_s"])
+        summary.append(
+            {
+                "method": method,
+                "seed": "mean",
+                **{
+                    k: float(np.mean([r[k] for r in rs]))
+                    for k in (
+                        "heldout_accuracy",
+                        "train_accuracy",
+                        "topsim",
+                        "posdis",
+                        "bosdis",
+                        "ablated_accuracy",
+                        "wall_s",
+                    )
+                },
+            }
+        )
+    print_table(
+        "Referential game 4x5, 5 candidates, L=4, vocab 10 (greedy; chance 0.20)",
+        records + summary,
+        [
+            "method",
+            "seed",
+            "steps",
+            "heldout_accuracy",
+            "train_accuracy",
+            "topsim",
+            "posdis",
+            "bosdis",
+            "distinct_messages",
+            "ablated_accuracy",
+            "wall_s",
+        ],
+    )
     write_json("referential", records, args.json, packages=("torch",))
 
 
 def _run_and_report(args: tuple[str, int, int, dict[str, Any]]) -> dict[str, Any]:
     r = run(*args)
-    print(f"{r['method']} seed {r['seed']}: held-out {r['heldout_accuracy']:.3f}, train {r['train_accuracy']:.3f}, "
-          f"topsim {r['topsim']:.3f} ({r['wall_s']:.0f} s)", flush=True)
+    print(
+        f"{r['method']} seed {r['seed']}: held-out {r['heldout_accuracy']:.3f}, train {r['train_accuracy']:.3f}, "
+        f"topsim {r['topsim']:.3f} ({r['wall_s']:.0f} s)",
+        flush=True,
+    )
     return r
 
 

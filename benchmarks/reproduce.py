@@ -71,22 +71,32 @@ class EnvInfo:
 
 
 ENVS: dict[str, EnvInfo] = {
-    "spread-v0": EnvInfo("spread", (("occupied_landmarks", "landmarks occupied (of 3)"),
-                                    ("collisions_per_episode", "collisions / episode")),
-                         "Cooperative navigation, identical to mpe2 simple_spread_v3 (3 agents, 25 steps)."),
-    "pursuit-v0": EnvInfo("pursuit", (("capture_rate", "capture rate"),
-                                      ("collisions_per_episode", "contacts / episode")),
-                          "2 pursuers, an evasive target, obstacles; marlkit's own task, so no published figure."),
-    "foraging-v0": EnvInfo("foraging", (("food_collected", "food collected (fraction)"),),
-                           "Level-based foraging 8x8, 2 agents, 2 food, cooperative (`force_coop`: every food needs "
-                           "both agents loading at once), fully observed, 50 steps (lbforaging rules, individual "
-                           "rewards; VDN/QMIX learn from their mean). Value-based rows act with ε 0.05 in evaluation "
-                           "(`eval_epsilon`, as DQN's Atari evaluation): greedy memoryless policies there repeat a "
-                           "blocked move forever."),
-    "pz:simple_spread_v3": EnvInfo("pz_simple_spread", (),
-                                   "mpe2's own simple_spread_v3 through from_pettingzoo (Python copies, ~5x slower "
-                                   "than spread-v0; no task metrics); one seed per row (MAPPO: two), as a check "
-                                   "that the wrapper learns what spread-v0 learns."),
+    "spread-v0": EnvInfo(
+        "spread",
+        (("occupied_landmarks", "landmarks occupied (of 3)"), ("collisions_per_episode", "collisions / episode")),
+        "Cooperative navigation, identical to mpe2 simple_spread_v3 (3 agents, 25 steps).",
+    ),
+    "pursuit-v0": EnvInfo(
+        "pursuit",
+        (("capture_rate", "capture rate"), ("collisions_per_episode", "contacts / episode")),
+        "2 pursuers, an evasive target, obstacles; marlkit's own task, so no published figure.",
+    ),
+    "foraging-v0": EnvInfo(
+        "foraging",
+        (("food_collected", "food collected (fraction)"),),
+        "Level-based foraging 8x8, 2 agents, 2 food, cooperative (`force_coop`: every food needs "
+        "both agents loading at once), fully observed, 50 steps (lbforaging rules, individual "
+        "rewards; VDN/QMIX learn from their mean). Value-based rows act with ε 0.05 in evaluation "
+        "(`eval_epsilon`, as DQN's Atari evaluation): greedy memoryless policies there repeat a "
+        "blocked move forever.",
+    ),
+    "pz:simple_spread_v3": EnvInfo(
+        "pz_simple_spread",
+        (),
+        "mpe2's own simple_spread_v3 through from_pettingzoo (Python copies, ~5x slower "
+        "than spread-v0; no task metrics); one seed per row (MAPPO: two), as a check "
+        "that the wrapper learns what spread-v0 learns.",
+    ),
 }
 
 #: pursuit-v0's training reward in every row: contacts weighted 3 (the env's default is 1).
@@ -123,8 +133,9 @@ class Row:
     def json_name(self) -> str:
         return f"learning_{self.algo}_{ENVS[self.env].short}.json"
 
-    def argv(self, json_path: Path, episodes: int = FULL_EPISODES, eval_every: int | None = None,
-             out: str | None = None) -> list[str]:
+    def argv(
+        self, json_path: Path, episodes: int = FULL_EPISODES, eval_every: int | None = None, out: str | None = None
+    ) -> list[str]:
         """The arguments of ``benchmarks/learning.py`` for this row."""
         args = ["--algo", self.algo, "--env", self.env, "--steps", str(self.steps), "--seeds", str(self.seeds)]
         if self.preset != "auto":
@@ -175,8 +186,11 @@ def _rows() -> list[Row]:
         Row("maddpg", "foraging-v0", two_m, 3, sets=COOP),
     ]
     # mpe2's simple_spread_v3 through from_pettingzoo: every spread-v0 row with one seed (the same task)
-    rows += [replace(r, env="pz:simple_spread_v3", seeds=2 if r.algo == "mappo" else 1)  # MAPPO: issue 4's check
-             for r in rows if r.env == "spread-v0"]
+    rows += [
+        replace(r, env="pz:simple_spread_v3", seeds=2 if r.algo == "mappo" else 1)  # MAPPO: issue 4's check
+        for r in rows
+        if r.env == "spread-v0"
+    ]
     return rows
 
 
@@ -194,8 +208,9 @@ def invocation(row: Row, folder: Path, quick: bool) -> tuple[Row, list[str]]:
     if not quick:
         return row, row.argv(folder / row.json_name)
     run = quick_row(row)
-    return run, run.argv(folder / row.json_name, episodes=QUICK_EPISODES, eval_every=max(run.steps // 5, 1),
-                         out="runs/reproduce-quick")
+    return run, run.argv(
+        folder / row.json_name, episodes=QUICK_EPISODES, eval_every=max(run.steps // 5, 1), out="runs/reproduce-quick"
+    )
 
 
 def command(argv: list[str]) -> str:
@@ -208,8 +223,10 @@ def select(rows: list[Row], patterns: list[str]) -> list[Row]:
         return rows
     chosen = [r for r in rows if any(fnmatch.fnmatchcase(s, p) for p in patterns for s in (r.algo, r.env, r.name))]
     if not chosen:
-        raise SystemExit(f"reproduce.py: error: --only {' '.join(patterns)} matches no row; rows are ALGO/ENV: "
-                         + ", ".join(r.name for r in rows))
+        raise SystemExit(
+            f"reproduce.py: error: --only {' '.join(patterns)} matches no row; rows are ALGO/ENV: "
+            + ", ".join(r.name for r in rows)
+        )
     return chosen
 
 
@@ -227,8 +244,11 @@ def run_rows(rows: list[Row], folder: Path, quick: bool, force: bool, dry_run: b
             continue
         start = time.perf_counter()
         done = subprocess.run([sys.executable, LEARNING, *argv], cwd=ROOT)
-        print(f"[{i}/{len(rows)}] {row.name}: {'done' if done.returncode == 0 else 'FAILED'} in "
-              f"{time.perf_counter() - start:,.0f} s", flush=True)
+        print(
+            f"[{i}/{len(rows)}] {row.name}: {'done' if done.returncode == 0 else 'FAILED'} in "
+            f"{time.perf_counter() - start:,.0f} s",
+            flush=True,
+        )
         if done.returncode != 0:
             failed.append(row)
     return failed
@@ -271,13 +291,22 @@ def mismatch(row: Row, doc: dict[str, Any]) -> list[str]:
     if found["algo"] != row.algo or found["env"] != row.env:
         return diffs
     try:
-        made = resolved_settings(row.algo, row.env, "none", first.get("num_envs"), split_sets(first.get("sets", "")),
-                                 first.get("preset_settings", {}))
+        made = resolved_settings(
+            row.algo,
+            row.env,
+            "none",
+            first.get("num_envs"),
+            split_sets(first.get("sets", "")),
+            first.get("preset_settings", {}),
+        )
         wanted = resolved_settings(row.algo, row.env, row.preset, row.num_envs, row.sets)
     except (ConfigError, FileNotFoundError) as e:
         return [*diffs, f"settings not comparable here ({e})"]
-    return diffs + [f"{k} {made.get(k, UNSET)!r} (row: {wanted.get(k, UNSET)!r})"
-                    for k in dict.fromkeys([*wanted, *made]) if made.get(k, UNSET) != wanted.get(k, UNSET)]
+    return diffs + [
+        f"{k} {made.get(k, UNSET)!r} (row: {wanted.get(k, UNSET)!r})"
+        for k in dict.fromkeys([*wanted, *made])
+        if made.get(k, UNSET) != wanted.get(k, UNSET)
+    ]
 
 
 class _Unset:
@@ -290,8 +319,14 @@ class _Unset:
 UNSET = _Unset()
 
 
-def resolved_settings(algo: str, env: str, preset: str, num_envs: int | None, sets: tuple[str, ...] | list[str],
-                      preset_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def resolved_settings(
+    algo: str,
+    env: str,
+    preset: str,
+    num_envs: int | None,
+    sets: tuple[str, ...] | list[str],
+    preset_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Every env and algo field (``"algo.lr"``: value) a ``learning.py`` command trains with, as ``learning.py``
     resolves it; ``preset_settings`` (a record's) are applied as if a preset had set them."""
     from marlkit.experiment.run import make_run_config
@@ -328,15 +363,25 @@ def _mean_std(stats: dict[str, float] | None, digits: int = 2) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
-def table_rows(rows: list[Row], folder: Path, env_id: str, quick: bool = False,
-               failed: frozenset[str] = frozenset()) -> tuple[list[str], list[list[str]], list[str], list[str]]:
+def table_rows(
+    rows: list[Row], folder: Path, env_id: str, quick: bool = False, failed: frozenset[str] = frozenset()
+) -> tuple[list[str], list[list[str]], list[str], list[str]]:
     """Header, cells and footnotes of one env's table: its declared rows, then the registered algorithms that cannot
     train on it ("n/a (reason)"); last, the registered algorithms with neither (no row declared)."""
     from marlkit.algorithms.registry import list_algos
 
     info = ENVS[env_id]
-    header = ["algo", "env-steps", "seeds", "return (mean ± std)", *(h for _, h in info.metrics), "wall per seed",
-              "random policy", "published", "command"]
+    header = [
+        "algo",
+        "env-steps",
+        "seeds",
+        "return (mean ± std)",
+        *(h for _, h in info.metrics),
+        "wall per seed",
+        "random policy",
+        "published",
+        "command",
+    ]
     dash = ["–"] * len(info.metrics)
     cells, notes, undeclared = [], [], []
     declared = {r.algo: r for r in rows if r.env == env_id}
@@ -352,8 +397,7 @@ def table_rows(rows: list[Row], folder: Path, env_id: str, quick: bool = False,
             status = "failed (see the run's output)" if row.name in failed else "not run"
             cells.append([algo, f"{run.steps:,}", str(run.seeds), status, *dash, "–", "–", published, cmd])
             continue
-        stats = summary(doc["records"], ["eval_return_mean", *(k for k, _ in info.metrics), "wall_s",
-                                         "load_avg_1min"])
+        stats = summary(doc["records"], ["eval_return_mean", *(k for k, _ in info.metrics), "wall_s", "load_avg_1min"])
         ours, random = stats.get(algo, {}), stats.get("random", {})
         wall, load = ours.get("wall_s"), ours.get("load_avg_1min")
         wall_text = "–" if not wall else _duration(wall["mean"])
@@ -361,14 +405,25 @@ def table_rows(rows: list[Row], folder: Path, env_id: str, quick: bool = False,
             wall_text += f" (load {load['mean']:.1f})"
         result = _mean_std(ours.get("eval_return_mean"))
         if diffs := mismatch(run, doc):
-            notes.append(f"{algo}: `{json_path}` was made with other settings than the row declares: "
-                         + "; ".join(diffs) + ".")
+            notes.append(
+                f"{algo}: `{json_path}` was made with other settings than the row declares: " + "; ".join(diffs) + "."
+            )
             result += f" (note {len(notes)})"
         env_steps = max(r["env_steps"] for r in doc["records"] if r["algo"] == algo)
         seeds = ours.get("eval_return_mean", {}).get("seeds", 0)
-        cells.append([algo, f"{env_steps:,}", str(seeds), f"**{result}**",
-                      *(_mean_std(ours.get(k)) for k, _ in info.metrics), wall_text,
-                      _mean_std(random.get("eval_return_mean")), published, cmd])
+        cells.append(
+            [
+                algo,
+                f"{env_steps:,}",
+                str(seeds),
+                f"**{result}**",
+                *(_mean_std(ours.get(k)) for k, _ in info.metrics),
+                wall_text,
+                _mean_std(random.get("eval_return_mean")),
+                published,
+                cmd,
+            ]
+        )
     for algo in (a for a in list_algos("batched") if a not in declared):
         if reason := unsupported(algo, env_id):
             cells.append([algo, "–", "–", f"n/a ({reason})", *dash, "–", "–", "", ""])
@@ -408,15 +463,22 @@ QUICK_INTRO = """\
 """
 
 
-def write_table(rows: list[Row], folder: Path, quick: bool = False, failed: frozenset[str] = frozenset(),
-                out: Path | None = None) -> Path:
+def write_table(
+    rows: list[Row], folder: Path, quick: bool = False, failed: frozenset[str] = frozenset(), out: Path | None = None
+) -> Path:
     """Write ``folder/REPRODUCTION.md`` (or ``out``): one section per env, from the JSON files in ``folder``."""
     title = "Reproduction table — quick smoke run" if quick else "Reproduction table"
     parts = [f"# {title}\n"]
     if quick:
         parts.append(QUICK_INTRO.format(steps=QUICK_STEPS, steps_pz=QUICK_STEPS_PZ, episodes=QUICK_EPISODES))
-    parts.append(INTRO.format(folder=folder, flag=" --quick" if quick else "", plots=folder / "plots",
-                              episodes=QUICK_EPISODES if quick else FULL_EPISODES))
+    parts.append(
+        INTRO.format(
+            folder=folder,
+            flag=" --quick" if quick else "",
+            plots=folder / "plots",
+            episodes=QUICK_EPISODES if quick else FULL_EPISODES,
+        )
+    )
     undeclared: dict[str, list[str]] = {}
     for env_id in dict.fromkeys(r.env for r in rows):
         header, cells, notes, missing = table_rows(rows, folder, env_id, quick, failed)
@@ -430,8 +492,11 @@ def write_table(rows: list[Row], folder: Path, quick: bool = False, failed: froz
         if notes:
             parts.append("")
     if undeclared:
-        parts.append("Registered algorithms without a row here: "
-                     + "; ".join(f"{a} ({', '.join(envs)})" for a, envs in undeclared.items()) + ".")
+        parts.append(
+            "Registered algorithms without a row here: "
+            + "; ".join(f"{a} ({', '.join(envs)})" for a, envs in undeclared.items())
+            + "."
+        )
     out = out or ROOT / folder / "REPRODUCTION.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts).rstrip() + "\n")
@@ -454,21 +519,32 @@ def write_plots(rows: list[Row], folder: Path, quick: bool = False) -> list[Path
         steps = QUICK_STEPS_PZ if env_id.startswith("pz:") else QUICK_STEPS
         budget = f"QUICK SMOKE RUN: 1 seed, {steps:,} env-steps" if quick else "greedy evaluations while training"
         budget += "; band: min-max over seeds"
-        written.append(plot_runs(paths, ROOT / folder / "plots" / f"{info.short}.png", keys=keys,
-                                 title=f"{env_id} ({budget})"))
+        written.append(
+            plot_runs(paths, ROOT / folder / "plots" / f"{info.short}.png", keys=keys, title=f"{env_id} ({budget})")
+        )
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", action="append", default=[], metavar="PATTERN",
-                   help="rows whose algo, env or ALGO/ENV matches (fnmatch; repeatable), e.g. mappo, 'pursuit-v0', "
-                        "'*/spread-v0'")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="rows whose algo, env or ALGO/ENV matches (fnmatch; repeatable), e.g. mappo, 'pursuit-v0', '*/spread-v0'",
+    )
     p.add_argument("--force", action="store_true", help="run rows whose JSON already exists again")
-    p.add_argument("--quick", action="store_true",
-                   help=f"1 seed, {QUICK_STEPS:,} env-steps ({QUICK_STEPS_PZ:,} through from_pettingzoo), "
-                        f"{QUICK_EPISODES} eval episodes, into {QUICK_DIR}/")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"1 seed, {QUICK_STEPS:,} env-steps ({QUICK_STEPS_PZ:,} through from_pettingzoo), "
+        f"{QUICK_EPISODES} eval episodes, into {QUICK_DIR}/",
+    )
     p.add_argument("--table-only", action="store_true", help="train nothing: regenerate the table and plots")
     p.add_argument("--dry-run", action="store_true", help="print the commands that would run, run nothing")
     p.add_argument("--no-plots", action="store_true", help="skip the PNGs")
@@ -483,8 +559,10 @@ def main(argv: list[str] | None = None) -> int:
             if reason := unsupported(row.algo, row.env):
                 raise SystemExit(f"reproduce.py: error: row {row.name} is declared but {reason}")
         failed = run_rows(rows, folder, args.quick, args.force, args.dry_run)
-        print(f"{len(rows)} rows in {time.perf_counter() - start:,.0f} s"
-              + (f"; failed: {', '.join(r.name for r in failed)}" if failed else ""))
+        print(
+            f"{len(rows)} rows in {time.perf_counter() - start:,.0f} s"
+            + (f"; failed: {', '.join(r.name for r in failed)}" if failed else "")
+        )
     if args.dry_run:
         return 0
     if not args.no_plots:

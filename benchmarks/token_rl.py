@@ -60,16 +60,20 @@ GAMES: dict[str, dict[str, Any]] = {
         make=lambda: make_text("tictactoe-v0", opponent="random", mark="O"),
         actions=lambda env, agent: env.legal_moves(),
         rates={"win": lambda o: o.winner == "player_0", "non_loss": lambda o: o.winner in ("player_0", None)},
-        prompt=keep_lines(" ", "Your turn"), prompt_name='keep_lines(" ", "Your turn")',
+        prompt=keep_lines(" ", "Your turn"),
+        prompt_name='keep_lines(" ", "Your turn")',
         config=dict(episodes_per_update=128, num_envs=128, lr=3e-3, epochs=4, minibatch_turns=64, max_new_tokens=2),
-        updates=120),
+        updates=120,
+    ),
     "stag-hunt": dict(
         make=lambda: make_text("stag-hunt-talk-v0", rounds=3),
         actions=lambda env, agent: list(env.actions) if env.phase == "move" else None,
         rates={"coordination": lambda o: o.extra["coordination_rate"]},
-        prompt=observation_prompt, prompt_name="observation",
+        prompt=observation_prompt,
+        prompt_name="observation",
         config=dict(episodes_per_update=16, num_envs=16, lr=3e-3, epochs=2, minibatch_turns=128, max_new_tokens=3),
-        updates=40),
+        updates=40,
+    ),
 }
 
 
@@ -82,8 +86,14 @@ def run(game: str, seed: int, updates: int, eval_episodes: int) -> dict[str, Any
     make: Callable[[], TextEnv] = spec["make"]
     tokenizer = word_tokenizer(game_texts(make, spec["actions"], 20, seed=0))
     config = TokenRLConfig(**spec["config"], seed=seed)
-    trainer = TokenRL(make, tiny_gpt2(tokenizer, seed, width=64, layers=2), tokenizer, config, actions=spec["actions"],
-                      prompt=spec["prompt"])
+    trainer = TokenRL(
+        make,
+        tiny_gpt2(tokenizer, seed, width=64, layers=2),
+        tokenizer,
+        config,
+        actions=spec["actions"],
+        prompt=spec["prompt"],
+    )
     eval_seed = 10_000 + seed
     before = rates(trainer.evaluate(eval_episodes, eval_seed), spec["rates"])
     start = time.perf_counter()
@@ -92,10 +102,19 @@ def run(game: str, seed: int, updates: int, eval_episodes: int) -> dict[str, Any
     after = rates(trainer.evaluate(eval_episodes, eval_seed), spec["rates"])
     greedy = rates(trainer.evaluate(eval_episodes, eval_seed, greedy=True), spec["rates"])
     main = next(iter(spec["rates"]))
-    record: dict[str, Any] = {"game": game, "seed": seed, "measure": main, "rate_before": before[main],
-                              "rate_after": after[main], "gain": after[main] - before[main],
-                              "rate_after_greedy": greedy[main], "episodes": updates * config.episodes_per_update,
-                              "updates": updates, "eval_episodes": eval_episodes, "wall_s": round(wall, 1)}
+    record: dict[str, Any] = {
+        "game": game,
+        "seed": seed,
+        "measure": main,
+        "rate_before": before[main],
+        "rate_after": after[main],
+        "gain": after[main] - before[main],
+        "rate_after_greedy": greedy[main],
+        "episodes": updates * config.episodes_per_update,
+        "updates": updates,
+        "eval_episodes": eval_episodes,
+        "wall_s": round(wall, 1),
+    }
     for name in list(spec["rates"])[1:]:
         record.update({f"{name}_before": before[name], f"{name}_after": after[name]})
     record["return_first_update"] = history[0]["charts/episodic_return"]
@@ -119,10 +138,22 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         records.append(run(args.game, seed, updates, args.eval_episodes))
         r = records[-1]
-        print(f"{args.game} seed {seed}: {r['measure']} {r['rate_before']:.3f} -> {r['rate_after']:.3f} "
-              f"(greedy {r['rate_after_greedy']:.3f}) in {r['wall_s']:.0f}s", flush=True)
-    columns = ["game", "seed", "measure", "rate_before", "rate_after", "gain", "rate_after_greedy", "episodes",
-               "wall_s"]
+        print(
+            f"{args.game} seed {seed}: {r['measure']} {r['rate_before']:.3f} -> {r['rate_after']:.3f} "
+            f"(greedy {r['rate_after_greedy']:.3f}) in {r['wall_s']:.0f}s",
+            flush=True,
+        )
+    columns = [
+        "game",
+        "seed",
+        "measure",
+        "rate_before",
+        "rate_after",
+        "gain",
+        "rate_after_greedy",
+        "episodes",
+        "wall_s",
+    ]
     if args.game == "tictactoe":
         columns[-2:-2] = ["non_loss_before", "non_loss_after"]
     print_table("RL on tokens: tiny GPT-2 (2 layers, d=64), before vs after training", records, columns)
@@ -131,8 +162,12 @@ def main(argv: list[str] | None = None) -> int:
         kept = []
         if path.exists():
             kept = [r for r in json.loads(path.read_text()).get("records", []) if r.get("game") != args.game]
-        doc = {"benchmark": "token_rl", "versions": versions("torch", "transformers", "tokenizers"),
-               "machine": machine(), "records": kept + records}
+        doc = {
+            "benchmark": "token_rl",
+            "versions": versions("torch", "transformers", "tokenizers"),
+            "machine": machine(),
+            "records": kept + records,
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

@@ -49,10 +49,26 @@ from _common import print_table, write_json
 #: The one setting every implementation is configured to (JaxMARL's ippo_ff_mpe.yaml, learning rate not annealed).
 HP: dict[str, Any] = {
     "task": "MPE simple_spread, 3 agents, 3 landmarks, 25-step episodes, local_ratio 0.5, discrete actions",
-    "num_envs": 16, "rollout_steps": 128, "epochs": 4, "minibatches": 4, "hidden": "64x64", "activation": "tanh",
-    "lr": 2.5e-4, "lr_anneal": False, "adam_eps": 1e-5, "gamma": 0.99, "gae_lambda": 0.95, "clip": 0.2,
-    "value_clip": 0.2, "entropy_coef": 0.01, "value_coef": 0.5, "max_grad_norm": 0.5, "value_loss": "squared error",
-    "parameter_sharing": True, "agent_id": False, "value_norm": False,
+    "num_envs": 16,
+    "rollout_steps": 128,
+    "epochs": 4,
+    "minibatches": 4,
+    "hidden": "64x64",
+    "activation": "tanh",
+    "lr": 2.5e-4,
+    "lr_anneal": False,
+    "adam_eps": 1e-5,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+    "clip": 0.2,
+    "value_clip": 0.2,
+    "entropy_coef": 0.01,
+    "value_coef": 0.5,
+    "max_grad_norm": 0.5,
+    "value_loss": "squared error",
+    "parameter_sharing": True,
+    "agent_id": False,
+    "value_norm": False,
 }
 ENV_STEPS_PER_ITER = HP["num_envs"] * HP["rollout_steps"]
 
@@ -60,9 +76,9 @@ ENV_STEPS_PER_ITER = HP["num_envs"] * HP["rollout_steps"]
 DEVIATIONS = {
     "marlkit": "advantages normalised over the whole batch (JaxMARL: per minibatch)",
     "jaxmarl": "MPE episodes end after 26 steps (its done logic); advantages normalised per minibatch; "
-               "its per-update host callback to wandb.log left out",
+    "its per-update host callback to wandb.log left out",
     "benchmarl": "no value clipping and no advantage normalisation (BenchMARL's MAPPO fixes both); "
-                 "Adam eps 1e-5 set explicitly",
+    "Adam eps 1e-5 set explicitly",
 }
 
 
@@ -88,12 +104,26 @@ def marlkit_setup(algo: str, seed: int = 0) -> tuple[Any, Any]:
     from marlkit.collect import Collector
 
     torch.manual_seed(seed)
-    cfg = PPOConfig(centralised_critic=algo == "mappo", rollout_steps=HP["rollout_steps"], epochs=HP["epochs"],
-                    minibatches=HP["minibatches"], lr=HP["lr"], gamma=HP["gamma"], gae_lambda=HP["gae_lambda"],
-                    clip=HP["clip"], value_clip=HP["value_clip"], entropy_coef=HP["entropy_coef"],
-                    value_coef=HP["value_coef"], huber_delta=0.0, max_grad_norm=HP["max_grad_norm"],
-                    hidden=tuple(int(h) for h in HP["hidden"].split("x")), activation=HP["activation"],
-                    share_parameters=HP["parameter_sharing"], agent_id=HP["agent_id"], value_norm=HP["value_norm"])
+    cfg = PPOConfig(
+        centralised_critic=algo == "mappo",
+        rollout_steps=HP["rollout_steps"],
+        epochs=HP["epochs"],
+        minibatches=HP["minibatches"],
+        lr=HP["lr"],
+        gamma=HP["gamma"],
+        gae_lambda=HP["gae_lambda"],
+        clip=HP["clip"],
+        value_clip=HP["value_clip"],
+        entropy_coef=HP["entropy_coef"],
+        value_coef=HP["value_coef"],
+        huber_delta=0.0,
+        max_grad_norm=HP["max_grad_norm"],
+        hidden=tuple(int(h) for h in HP["hidden"].split("x")),
+        activation=HP["activation"],
+        share_parameters=HP["parameter_sharing"],
+        agent_id=HP["agent_id"],
+        value_norm=HP["value_norm"],
+    )
     env = marlkit.make("spread-v0", num_envs=HP["num_envs"], seed=seed)
     learner = PPO(env, cfg, seed=seed)
     return learner, Collector(env, learner, cfg.rollout_steps, seed=seed)
@@ -107,6 +137,7 @@ def run_marlkit(algo: str, update_threads: int, seconds: float, profile: bool) -
     learner, collector = marlkit_setup(algo)
     timers = {"env_step": 0.0, "act": 0.0}
     if profile:  # wrap the two calls the collector makes per step; everything else in collect() is bookkeeping
+
         def timed(name: str, fn: Any) -> Any:
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 start = time.perf_counter()
@@ -114,7 +145,9 @@ def run_marlkit(algo: str, update_threads: int, seconds: float, profile: bool) -
                     return fn(*args, **kwargs)
                 finally:
                     timers[name] += time.perf_counter() - start
+
             return wrapper
+
         collector.env.step = timed("env_step", collector.env.step)
         learner.act = timed("act", learner.act)
 
@@ -137,16 +170,27 @@ def run_marlkit(algo: str, update_threads: int, seconds: float, profile: bool) -
         c, u = iteration()
         iters, collect_s, update_s = iters + 1, collect_s + c, update_s + u
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    out = {"impl": "marlkit", "algo": algo, "threads": f"1 collect / {update_threads} update",
-           "packages": installed("marlkit", "torch", "numpy"),
-           "env_steps_per_s": iters * ENV_STEPS_PER_ITER / wall, "env_steps": iters * ENV_STEPS_PER_ITER,
-           "wall_s": wall, "cpu_per_wall": cpu / wall, "load_avg_1min": load,
-           "collect_ms_per_iter": 1e3 * collect_s / iters, "update_ms_per_iter": 1e3 * update_s / iters}
+    out = {
+        "impl": "marlkit",
+        "algo": algo,
+        "threads": f"1 collect / {update_threads} update",
+        "packages": installed("marlkit", "torch", "numpy"),
+        "env_steps_per_s": iters * ENV_STEPS_PER_ITER / wall,
+        "env_steps": iters * ENV_STEPS_PER_ITER,
+        "wall_s": wall,
+        "cpu_per_wall": cpu / wall,
+        "load_avg_1min": load,
+        "collect_ms_per_iter": 1e3 * collect_s / iters,
+        "update_ms_per_iter": 1e3 * update_s / iters,
+    }
     if profile:
-        out["profile"] = {"env_step_ms": 1e3 * timers["env_step"] / iters, "act_ms": 1e3 * timers["act"] / iters,
-                          "collector_other_ms": 1e3 * (collect_s - timers["env_step"] - timers["act"]) / iters,
-                          "update_ms": 1e3 * update_s / iters, "update_ops": profile_update(learner, collector,
-                                                                                            update_threads)}
+        out["profile"] = {
+            "env_step_ms": 1e3 * timers["env_step"] / iters,
+            "act_ms": 1e3 * timers["act"] / iters,
+            "collector_other_ms": 1e3 * (collect_s - timers["env_step"] - timers["act"]) / iters,
+            "update_ms": 1e3 * update_s / iters,
+            "update_ops": profile_update(learner, collector, update_threads),
+        }
     return out
 
 
@@ -164,11 +208,24 @@ def profile_update(learner: Any, collector: Any, threads: int, top: int = 8) -> 
             learner.update(rollout)
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events)
-    rows = [{"op": e.key, "calls": e.count // n, "self_ms": e.self_cpu_time_total / 1e3 / n,
-             "share": e.self_cpu_time_total / total} for e in events[:top]]
+    rows = [
+        {
+            "op": e.key,
+            "calls": e.count // n,
+            "self_ms": e.self_cpu_time_total / 1e3 / n,
+            "share": e.self_cpu_time_total / total,
+        }
+        for e in events[:top]
+    ]
     rest = sum(e.self_cpu_time_total for e in events[top:])
-    rows.append({"op": "(all other ops)", "calls": sum(e.count for e in events[top:]) // n,
-                 "self_ms": rest / 1e3 / n, "share": rest / total})
+    rows.append(
+        {
+            "op": "(all other ops)",
+            "calls": sum(e.count for e in events[top:]) // n,
+            "self_ms": rest / 1e3 / n,
+            "share": rest / total,
+        }
+    )
     return rows
 
 
@@ -177,8 +234,10 @@ def find_jaxmarl_baseline(directory: str | None) -> Path | None:
     """``IPPO/ippo_ff_mpe.py`` under ``directory`` (the repository's ``baselines`` folder or the repository)."""
     if not directory:
         return None
-    for candidate in (Path(directory) / "IPPO" / "ippo_ff_mpe.py", Path(directory) / "baselines" / "IPPO" /
-                      "ippo_ff_mpe.py"):
+    for candidate in (
+        Path(directory) / "IPPO" / "ippo_ff_mpe.py",
+        Path(directory) / "baselines" / "IPPO" / "ippo_ff_mpe.py",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -187,8 +246,10 @@ def find_jaxmarl_baseline(directory: str | None) -> Path | None:
 def run_jaxmarl(baselines: str | None, threads: int, seconds: float, cache: str | None) -> dict[str, Any]:
     script = find_jaxmarl_baseline(baselines)
     if script is None:
-        return {"skipped": "JaxMARL's baselines folder not given or without IPPO/ippo_ff_mpe.py (--jaxmarl-baselines "
-                           "DIR or JAXMARL_BASELINES; the folder 'baselines' of github.com/FLAIROx/JaxMARL)"}
+        return {
+            "skipped": "JaxMARL's baselines folder not given or without IPPO/ippo_ff_mpe.py (--jaxmarl-baselines "
+            "DIR or JAXMARL_BASELINES; the folder 'baselines' of github.com/FLAIROx/JaxMARL)"
+        }
     if threads == 1:  # before jax is imported
         os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     import importlib.util
@@ -219,12 +280,25 @@ def run_jaxmarl(baselines: str | None, threads: int, seconds: float, cache: str 
     cached_before = len(os.listdir(cache)) if cache and os.path.isdir(cache) else 0
 
     config = yaml.safe_load((script.parent / "config" / "ippo_ff_mpe.yaml").read_text())
-    config.update({"ENV_NAME": "MPE_simple_spread_v3", "ENV_KWARGS": {}, "NUM_ENVS": HP["num_envs"],
-                   "NUM_STEPS": HP["rollout_steps"], "UPDATE_EPOCHS": HP["epochs"],
-                   "NUM_MINIBATCHES": HP["minibatches"], "LR": HP["lr"], "ANNEAL_LR": HP["lr_anneal"],
-                   "GAMMA": HP["gamma"], "GAE_LAMBDA": HP["gae_lambda"], "CLIP_EPS": HP["clip"],
-                   "ENT_COEF": HP["entropy_coef"], "VF_COEF": HP["value_coef"],
-                   "MAX_GRAD_NORM": HP["max_grad_norm"], "ACTIVATION": HP["activation"]})
+    config.update(
+        {
+            "ENV_NAME": "MPE_simple_spread_v3",
+            "ENV_KWARGS": {},
+            "NUM_ENVS": HP["num_envs"],
+            "NUM_STEPS": HP["rollout_steps"],
+            "UPDATE_EPOCHS": HP["epochs"],
+            "NUM_MINIBATCHES": HP["minibatches"],
+            "LR": HP["lr"],
+            "ANNEAL_LR": HP["lr_anneal"],
+            "GAMMA": HP["gamma"],
+            "GAE_LAMBDA": HP["gae_lambda"],
+            "CLIP_EPS": HP["clip"],
+            "ENT_COEF": HP["entropy_coef"],
+            "VF_COEF": HP["value_coef"],
+            "MAX_GRAD_NORM": HP["max_grad_norm"],
+            "ACTIVATION": HP["activation"],
+        }
+    )
     assert HP["clip"] == HP["value_clip"] and HP["hidden"] == "64x64"  # JaxMARL uses CLIP_EPS for both; 64x64 fixed
     # One compiled program runs ``updates`` whole iterations; size it to about ``seconds`` at ~15k env-steps/s.
     updates = max(2, round(seconds * 15_000 / ENV_STEPS_PER_ITER))
@@ -239,11 +313,19 @@ def run_jaxmarl(baselines: str | None, threads: int, seconds: float, cache: str 
     start, cpu_start = time.perf_counter(), time.process_time()
     jax.block_until_ready(compiled(jax.random.PRNGKey(1)))
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    return {"impl": "jaxmarl", "algo": "ippo", "threads": "1 (XLA flags)" if threads == 1 else "all (XLA default)",
-            "packages": installed("jaxmarl", "jax", "jaxlib", "flax", "optax", "distrax"),
-            "env_steps_per_s": updates * ENV_STEPS_PER_ITER / wall, "env_steps": updates * ENV_STEPS_PER_ITER,
-            "wall_s": wall, "cpu_per_wall": cpu / wall, "load_avg_1min": load, "compile_s": compile_s,
-            "compile_from_cache": from_cache}
+    return {
+        "impl": "jaxmarl",
+        "algo": "ippo",
+        "threads": "1 (XLA flags)" if threads == 1 else "all (XLA default)",
+        "packages": installed("jaxmarl", "jax", "jaxlib", "flax", "optax", "distrax"),
+        "env_steps_per_s": updates * ENV_STEPS_PER_ITER / wall,
+        "env_steps": updates * ENV_STEPS_PER_ITER,
+        "wall_s": wall,
+        "cpu_per_wall": cpu / wall,
+        "load_avg_1min": load,
+        "compile_s": compile_s,
+        "compile_from_cache": from_cache,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- BenchMARL
@@ -286,19 +368,35 @@ def run_benchmarl(threads: int, iterations: int) -> dict[str, Any]:
 
     # torchrl finds PettingZoo tasks in pettingzoo.utils.all_modules; PettingZoo 1.27 has no MPE, so serve mpe2's.
     sys.modules["pettingzoo.utils.all_modules"] = types.SimpleNamespace(
-        all_environments=dict(mpe2_modules.mpe_environments))
+        all_environments=dict(mpe2_modules.mpe_environments)
+    )
     torch.set_num_threads(threads)
 
     cfg = ExperimentConfig.get_from_yaml()
     folder = tempfile.mkdtemp(prefix="benchmarl_")
     for key, value in {
-        "sampling_device": "cpu", "train_device": "cpu", "buffer_device": "cpu", "share_policy_params": True,
-        "prefer_continuous_actions": False, "gamma": HP["gamma"], "lr": HP["lr"], "adam_eps": HP["adam_eps"],
-        "clip_grad_norm": True, "clip_grad_val": HP["max_grad_norm"], "max_n_iters": iterations,
-        "max_n_frames": None, "on_policy_collected_frames_per_batch": ENV_STEPS_PER_ITER,
-        "on_policy_n_envs_per_worker": HP["num_envs"], "on_policy_n_minibatch_iters": HP["epochs"],
-        "on_policy_minibatch_size": ENV_STEPS_PER_ITER // HP["minibatches"], "evaluation": False, "render": False,
-        "loggers": [], "create_json": False, "save_folder": folder, "checkpoint_interval": 0,
+        "sampling_device": "cpu",
+        "train_device": "cpu",
+        "buffer_device": "cpu",
+        "share_policy_params": True,
+        "prefer_continuous_actions": False,
+        "gamma": HP["gamma"],
+        "lr": HP["lr"],
+        "adam_eps": HP["adam_eps"],
+        "clip_grad_norm": True,
+        "clip_grad_val": HP["max_grad_norm"],
+        "max_n_iters": iterations,
+        "max_n_frames": None,
+        "on_policy_collected_frames_per_batch": ENV_STEPS_PER_ITER,
+        "on_policy_n_envs_per_worker": HP["num_envs"],
+        "on_policy_n_minibatch_iters": HP["epochs"],
+        "on_policy_minibatch_size": ENV_STEPS_PER_ITER // HP["minibatches"],
+        "evaluation": False,
+        "render": False,
+        "loggers": [],
+        "create_json": False,
+        "save_folder": folder,
+        "checkpoint_interval": 0,
         "checkpoint_at_end": False,
     }.items():
         setattr(cfg, key, value)
@@ -311,21 +409,31 @@ def run_benchmarl(threads: int, iterations: int) -> dict[str, Any]:
     algorithm.lmbda = HP["gae_lambda"]
     task = PettingZooTask.SIMPLE_SPREAD.get_from_yaml()
     task.config.update({"max_cycles": 25, "N": 3, "local_ratio": 0.5})
-    model = MlpConfig(num_cells=[int(h) for h in HP["hidden"].split("x")], activation_class=torch.nn.Tanh,
-                      layer_class=torch.nn.Linear)
+    model = MlpConfig(
+        num_cells=[int(h) for h in HP["hidden"].split("x")], activation_class=torch.nn.Tanh, layer_class=torch.nn.Linear
+    )
     clock = BenchmarlClock()
-    experiment = Experiment(task=task, algorithm_config=algorithm, model_config=model, seed=0, config=cfg,
-                            callbacks=[clock])
+    experiment = Experiment(
+        task=task, algorithm_config=algorithm, model_config=model, seed=0, config=cfg, callbacks=[clock]
+    )
     start, cpu_start, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
     experiment.run()
     if iterations > 1:  # time from the end of the first iteration (the warm-up) to the end of the last
         start, cpu_start, load = clock.ends[0], clock.cpu[0], clock.load[0]
     measured = iterations - 1 if iterations > 1 else 1
     wall, cpu = clock.ends[-1] - start, clock.cpu[-1] - cpu_start
-    return {"impl": "benchmarl", "algo": "mappo", "threads": str(threads), "warm_up": iterations > 1,
-            "packages": installed("benchmarl", "torchrl", "tensordict", "torch", "mpe2", "pettingzoo"),
-            "env_steps_per_s": measured * ENV_STEPS_PER_ITER / wall, "env_steps": measured * ENV_STEPS_PER_ITER,
-            "wall_s": wall, "cpu_per_wall": cpu / wall, "load_avg_1min": load}
+    return {
+        "impl": "benchmarl",
+        "algo": "mappo",
+        "threads": str(threads),
+        "warm_up": iterations > 1,
+        "packages": installed("benchmarl", "torchrl", "tensordict", "torch", "mpe2", "pettingzoo"),
+        "env_steps_per_s": measured * ENV_STEPS_PER_ITER / wall,
+        "env_steps": measured * ENV_STEPS_PER_ITER,
+        "wall_s": wall,
+        "cpu_per_wall": cpu / wall,
+        "load_avg_1min": load,
+    }
 
 
 # --------------------------------------------------------------------------------------------------- the driver
@@ -350,15 +458,16 @@ def spawn(spec: dict[str, Any], python: str, timeout: float) -> dict[str, Any]:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [spec["src"], env.get("PYTHONPATH")]))
     print(f"... {name}", file=sys.stderr, flush=True)
     try:
-        proc = subprocess.run([python, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True,
-                              timeout=timeout, env=env)
+        proc = subprocess.run(
+            [python, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True, timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired:
         return {"skipped": f"{name}: no result within {timeout:.0f} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         return {"skipped": f"{name} failed (exit {proc.returncode}): {tail}"}
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def flat(record: dict[str, Any]) -> dict[str, Any]:
@@ -375,10 +484,16 @@ def flat(record: dict[str, Any]) -> dict[str, Any]:
 def print_profile(record: dict[str, Any]) -> None:
     p = record["profile"]
     total = p["env_step_ms"] + p["act_ms"] + p["collector_other_ms"] + p["update_ms"]
-    print(f"\nwhere marlkit {record['algo']} spends an iteration ({ENV_STEPS_PER_ITER} env-steps, update threads "
-          f"{record['threads']}): {total:.1f} ms")
-    for key, label in (("env_step_ms", "env.step (128 calls)"), ("act_ms", "policy inference, act (128 calls)"),
-                       ("collector_other_ms", "collector bookkeeping"), ("update_ms", "update")):
+    print(
+        f"\nwhere marlkit {record['algo']} spends an iteration ({ENV_STEPS_PER_ITER} env-steps, update threads "
+        f"{record['threads']}): {total:.1f} ms"
+    )
+    for key, label in (
+        ("env_step_ms", "env.step (128 calls)"),
+        ("act_ms", "policy inference, act (128 calls)"),
+        ("collector_other_ms", "collector bookkeeping"),
+        ("update_ms", "update"),
+    ):
         print(f"  {label:36s} {p[key]:8.1f} ms  {100 * p[key] / total:5.1f} %")
     print("  update by torch op (self CPU time per update, torch.profiler):")
     for row in p["update_ops"]:
@@ -387,25 +502,47 @@ def print_profile(record: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="short windows, one thread setting each (< 60 s once "
-                        "JAX's compilation cache holds JaxMARL's program)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short windows, one thread setting each (< 60 s once JAX's compilation cache holds JaxMARL's program)",
+    )
     parser.add_argument("--json", default=None, help="write the records here")
     parser.add_argument("--profile", action="store_true", help="print where marlkit's time goes")
-    parser.add_argument("--jaxmarl-baselines", default=os.environ.get("JAXMARL_BASELINES"),
-                        help="the 'baselines' folder of a JaxMARL checkout (default: $JAXMARL_BASELINES)")
-    parser.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", sys.executable),
-                        help="Python with the peers installed (default: $PEERS_PYTHON or this one)")
-    parser.add_argument("--jax-cache", default=os.path.join(tempfile.gettempdir(), "marlkit-bench-jax-cache"),
-                        help="JAX compilation cache folder; 'none' to always compile")
-    parser.add_argument("--update-threads", type=int, nargs="*", default=None,
-                        help="torch threads for marlkit's update (default 1 2; --quick: 1)")
-    parser.add_argument("--seconds", type=float, default=None, help="timed window per measurement (default 15; "
-                        "--quick: 3)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["ippo", "jaxmarl", "benchmarl"],
-                        help="measurements to leave out")
-    parser.add_argument("--baseline-src", default=None, metavar="DIR",
-                        help="also time marlkit from this src folder of another checkout, alternating, and report "
-                             "x_baseline")
+    parser.add_argument(
+        "--jaxmarl-baselines",
+        default=os.environ.get("JAXMARL_BASELINES"),
+        help="the 'baselines' folder of a JaxMARL checkout (default: $JAXMARL_BASELINES)",
+    )
+    parser.add_argument(
+        "--peers-python",
+        default=os.environ.get("PEERS_PYTHON", sys.executable),
+        help="Python with the peers installed (default: $PEERS_PYTHON or this one)",
+    )
+    parser.add_argument(
+        "--jax-cache",
+        default=os.path.join(tempfile.gettempdir(), "marlkit-bench-jax-cache"),
+        help="JAX compilation cache folder; 'none' to always compile",
+    )
+    parser.add_argument(
+        "--update-threads",
+        type=int,
+        nargs="*",
+        default=None,
+        help="torch threads for marlkit's update (default 1 2; --quick: 1)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="timed window per measurement (default 15; --quick: 3)"
+    )
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["ippo", "jaxmarl", "benchmarl"], help="measurements to leave out"
+    )
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        metavar="DIR",
+        help="also time marlkit from this src folder of another checkout, alternating, and report x_baseline",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_src and not (Path(args.baseline_src) / "marlkit" / "__init__.py").is_file():
@@ -417,20 +554,23 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (3.0 if args.quick else 15.0)
     threads = args.update_threads or ([1] if args.quick else [1, 2])
     cache = None if args.jax_cache.lower() == "none" else args.jax_cache
-    specs = [{"kind": "marlkit", "algo": "mappo", "threads": t, "seconds": seconds, "profile": args.profile}
-             for t in threads]
+    specs = [
+        {"kind": "marlkit", "algo": "mappo", "threads": t, "seconds": seconds, "profile": args.profile} for t in threads
+    ]
     if "ippo" not in args.skip and not args.quick:
-        specs += [{"kind": "marlkit", "algo": "ippo", "threads": t, "seconds": seconds, "profile": False}
-                  for t in threads]
+        specs += [
+            {"kind": "marlkit", "algo": "ippo", "threads": t, "seconds": seconds, "profile": False} for t in threads
+        ]
     if "jaxmarl" not in args.skip:
-        specs += [{"kind": "jaxmarl", "baselines": args.jaxmarl_baselines, "threads": t, "seconds": seconds,
-                   "cache": cache} for t in ([1] if args.quick else [1, 2])]
+        specs += [
+            {"kind": "jaxmarl", "baselines": args.jaxmarl_baselines, "threads": t, "seconds": seconds, "cache": cache}
+            for t in ([1] if args.quick else [1, 2])
+        ]
     if "benchmarl" not in args.skip:
         specs.append({"kind": "benchmarl", "threads": 1, "iterations": 1 if args.quick else 4})
     if args.baseline_src:  # each marlkit measurement right after the same one from the baseline checkout
         src = str(Path(args.baseline_src).resolve())
-        specs = [s for spec in specs
-                 for s in (([{**spec, "src": src}] if spec["kind"] == "marlkit" else []) + [spec])]
+        specs = [s for spec in specs for s in (([{**spec, "src": src}] if spec["kind"] == "marlkit" else []) + [spec])]
 
     load_start = os.getloadavg()
     records, skipped = [], []
@@ -457,11 +597,25 @@ def main(argv: list[str] | None = None) -> int:
     print("where an implementation cannot follow them exactly:")
     for impl, text in DEVIATIONS.items():
         print(f"  {impl}: {text}")
-    print_table(f"end-to-end training env-steps/s (rollout + update), {os.cpu_count()} shared cores; load average "
-                f"(1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_start)} at start, "
-                f"{' '.join(f'{x:.2f}' for x in load_end)} at end", records,
-                ["impl", "algo", "threads", "env_steps_per_s", "x_marlkit_mappo", "x_baseline", "compile_s", "env_steps", "wall_s",
-                 "cpu_per_wall", "load_avg_1min"])
+    print_table(
+        f"end-to-end training env-steps/s (rollout + update), {os.cpu_count()} shared cores; load average "
+        f"(1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_start)} at start, "
+        f"{' '.join(f'{x:.2f}' for x in load_end)} at end",
+        records,
+        [
+            "impl",
+            "algo",
+            "threads",
+            "env_steps_per_s",
+            "x_marlkit_mappo",
+            "x_baseline",
+            "compile_s",
+            "env_steps",
+            "wall_s",
+            "cpu_per_wall",
+            "load_avg_1min",
+        ],
+    )
     for reason in skipped:
         print(f"skipped: {reason}")
     for r in records:

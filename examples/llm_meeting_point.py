@@ -33,8 +33,10 @@ from marlkit.envs.text.meeting_point import CELL_HINT
 from marlkit.llm.games import play
 from marlkit.metrics import communication_efficiency, outcome_arrays, task_completion_rate
 
-SYSTEM_PROMPT = ("You are playing a cooperative game with a partner. Read the instructions and answer briefly: "
-                 "one short message, or the answer in the requested format.")
+SYSTEM_PROMPT = (
+    "You are playing a cooperative game with a partner. Read the instructions and answer briefly: "
+    "one short message, or the answer in the requested format."
+)
 _LANDMARK = re.compile(r"\b(\w+) at ([A-E][1-5])\b")
 
 
@@ -69,29 +71,41 @@ class MeetingPointAgent:
         return texts
 
 
-def build_agent(model: str | None = None, base_url: str | None = None, model_name: str | None = None,
-                seed: int = 0, max_new_tokens: int = 32) -> tuple[Any, Any]:
+def build_agent(
+    model: str | None = None,
+    base_url: str | None = None,
+    model_name: str | None = None,
+    seed: int = 0,
+    max_new_tokens: int = 32,
+) -> tuple[Any, Any]:
     """``(agent, count_tokens)``: the policy both players share and the token counter for the game's accounting."""
     if base_url:
         from marlkit.llm.openai_compat import OpenAIChatPolicy
 
         if not model_name:
             raise SystemExit("--base-url needs --model-name (the name the server knows the model by)")
-        talker = OpenAIChatPolicy(base_url, model_name, system_prompt=SYSTEM_PROMPT, max_tokens=max_new_tokens,
-                                  temperature=0.7, seed=seed)
-        return MeetingPointAgent(talker), None      # the game counts words
+        talker = OpenAIChatPolicy(
+            base_url, model_name, system_prompt=SYSTEM_PROMPT, max_tokens=max_new_tokens, temperature=0.7, seed=seed
+        )
+        return MeetingPointAgent(talker), None  # the game counts words
     from marlkit.llm.hf import HFPolicy
 
     if model:
-        talker = HFPolicy.from_pretrained(model, system_prompt=SYSTEM_PROMPT, max_new_tokens=max_new_tokens,
-                                          temperature=0.7, seed=seed)
+        talker = HFPolicy.from_pretrained(
+            model, system_prompt=SYSTEM_PROMPT, max_new_tokens=max_new_tokens, temperature=0.7, seed=seed
+        )
     else:
         from marlkit.llm.tiny import tiny_causal_lm
 
         net, tokenizer = tiny_causal_lm(seed=seed)
         talker = HFPolicy(net, tokenizer, system_prompt=SYSTEM_PROMPT, max_new_tokens=max_new_tokens, seed=seed)
-    chooser = HFPolicy(talker.model, talker.tokenizer, system_prompt=SYSTEM_PROMPT, temperature=0,
-                       actions=lambda obs: [f"meet at {cell}" for cell in own_cells(obs)])
+    chooser = HFPolicy(
+        talker.model,
+        talker.tokenizer,
+        system_prompt=SYSTEM_PROMPT,
+        temperature=0,
+        actions=lambda obs: [f"meet at {cell}" for cell in own_cells(obs)],
+    )
     tokenizer = talker.tokenizer
     return MeetingPointAgent(talker, chooser), lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -110,8 +124,15 @@ def summarize(outcomes: list[TextOutcome]) -> dict[str, float]:
     }
 
 
-def run(model: str | None = None, base_url: str | None = None, model_name: str | None = None, episodes: int = 8,
-        num_envs: int = 4, seed: int = 0, max_new_tokens: int = 32) -> dict[str, float]:
+def run(
+    model: str | None = None,
+    base_url: str | None = None,
+    model_name: str | None = None,
+    episodes: int = 8,
+    num_envs: int = 4,
+    seed: int = 0,
+    max_new_tokens: int = 32,
+) -> dict[str, float]:
     """Play ``episodes`` games (``num_envs`` at a time) and return the metrics (also what ``main`` prints)."""
     agent, count_tokens = build_agent(model, base_url, model_name, seed, max_new_tokens)
     extra = {"count_tokens": count_tokens} if count_tokens else {}
@@ -131,8 +152,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--max-new-tokens", type=int, default=32, help="longest message, in tokens")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    metrics = run(args.model, args.base_url, args.model_name, args.episodes, args.num_envs, args.seed,
-                  args.max_new_tokens)
+    metrics = run(
+        args.model, args.base_url, args.model_name, args.episodes, args.num_envs, args.seed, args.max_new_tokens
+    )
     print(json.dumps(metrics))
     return metrics
 

@@ -65,100 +65,186 @@ PPO_BOOT = "tests/unit/test_ppo_bootstrap.py"
 DQN = "tests/unit/test_dqn_targets.py"
 RESUME = "tests/experiment/test_resume_stochastic.py"
 ATOMIC = "tests/experiment/test_checkpoint_atomic.py"
-ROUND_TRIP = ("tests/experiment/test_checkpoint_round_trip.py::"
-              "test_a_learner_loaded_from_a_checkpoint_continues_as_the_one_that_saved_it")
+ROUND_TRIP = (
+    "tests/experiment/test_checkpoint_round_trip.py::"
+    "test_a_learner_loaded_from_a_checkpoint_continues_as_the_one_that_saved_it"
+)
 
 MUTANTS: list[Mutant] = [
     # ------------------------------------------------------------------------------------------------- PPO
-    Mutant("ppo-entropy-times-zero", "src/marlkit/ops/losses.py",
-           "- entropy_coef * entropy_mean", "- 0 * entropy_coef * entropy_mean",
-           (f"{PPO_LOSS}::test_the_entropy_bonus_is_subtracted_with_its_coefficient",),
-           "the entropy bonus drops out of PPO's loss"),
-    Mutant("ppo-entropy-coef-not-passed", "src/marlkit/algorithms/ppo.py",
-           "entropy_coef=cfg.entropy_coef)", "entropy_coef=0 * cfg.entropy_coef)",
-           (f"{PPO_LOSS}::test_ppo_passes_its_config_to_the_loss",
-            f"{PPO_LOSS}::test_the_entropy_bonus_raises_the_entropy_of_a_ppo_update"),
-           "PPO ignores its entropy_coef"),
-    Mutant("ppo-ratio-unclipped", "src/marlkit/ops/losses.py",
-           "ratio.clamp(1 - clip, 1 + clip) * advantages", "ratio * advantages",
-           (f"{PPO_LOSS}::test_the_ratio_is_clipped_on_both_sides_in_the_direction_the_advantage_favours",),
-           "PPO's ratio is not clipped (plain policy gradient with importance weights)"),
-    Mutant("ppo-ratio-clipped-above-only", "src/marlkit/ops/losses.py",
-           "ratio.clamp(1 - clip, 1 + clip) * advantages", "ratio.clamp(max=1 + clip) * advantages",
-           (f"{PPO_LOSS}::test_the_ratio_is_clipped_on_both_sides_in_the_direction_the_advantage_favours",),
-           "the ratio is clipped on one side only"),
-    Mutant("ppo-value-clip-takes-min", "src/marlkit/ops/losses.py",
-           "value_loss = torch.max(value_loss, value_error(", "value_loss = torch.min(value_loss, value_error(",
-           (f"{PPO_LOSS}::test_value_clipping_takes_the_worse_of_the_clipped_and_unclipped_errors",),
-           "the clipped value loss takes the smaller error, not the larger"),
-    Mutant("ppo-truncation-as-termination", "src/marlkit/algorithms/ppo.py",
-           "next_value, batch.terminated[g], batch.truncated[g],",
-           "next_value, batch.terminated[g] | batch.truncated[g], batch.truncated[g],",
-           (f"{PPO_BOOT}::test_truncation_bootstraps_from_the_final_observation_and_termination_does_not",
-            f"{PPO_BOOT}::test_collected_truncations_bootstrap_from_final_obs_not_from_the_next_episode"),
-           "PPO treats a time limit as a terminal state (no bootstrap at truncation)"),
-    Mutant("ppo-generator-not-restored", "src/marlkit/algorithms/ppo.py",
-           'self.generator.set_state(state["generator"])', "pass",
-           (ROUND_TRIP + "[ippo]",),
-           "PPO's minibatch-shuffling generator is missing from its checkpoint"),
+    Mutant(
+        "ppo-entropy-times-zero",
+        "src/marlkit/ops/losses.py",
+        "- entropy_coef * entropy_mean",
+        "- 0 * entropy_coef * entropy_mean",
+        (f"{PPO_LOSS}::test_the_entropy_bonus_is_subtracted_with_its_coefficient",),
+        "the entropy bonus drops out of PPO's loss",
+    ),
+    Mutant(
+        "ppo-entropy-coef-not-passed",
+        "src/marlkit/algorithms/ppo.py",
+        "entropy_coef=cfg.entropy_coef,",
+        "entropy_coef=0 * cfg.entropy_coef,",
+        (
+            f"{PPO_LOSS}::test_ppo_passes_its_config_to_the_loss",
+            f"{PPO_LOSS}::test_the_entropy_bonus_raises_the_entropy_of_a_ppo_update",
+        ),
+        "PPO ignores its entropy_coef",
+    ),
+    Mutant(
+        "ppo-ratio-unclipped",
+        "src/marlkit/ops/losses.py",
+        "ratio.clamp(1 - clip, 1 + clip) * advantages",
+        "ratio * advantages",
+        (f"{PPO_LOSS}::test_the_ratio_is_clipped_on_both_sides_in_the_direction_the_advantage_favours",),
+        "PPO's ratio is not clipped (plain policy gradient with importance weights)",
+    ),
+    Mutant(
+        "ppo-ratio-clipped-above-only",
+        "src/marlkit/ops/losses.py",
+        "ratio.clamp(1 - clip, 1 + clip) * advantages",
+        "ratio.clamp(max=1 + clip) * advantages",
+        (f"{PPO_LOSS}::test_the_ratio_is_clipped_on_both_sides_in_the_direction_the_advantage_favours",),
+        "the ratio is clipped on one side only",
+    ),
+    Mutant(
+        "ppo-value-clip-takes-min",
+        "src/marlkit/ops/losses.py",
+        "value_loss = torch.max(value_loss, value_error(",
+        "value_loss = torch.min(value_loss, value_error(",
+        (f"{PPO_LOSS}::test_value_clipping_takes_the_worse_of_the_clipped_and_unclipped_errors",),
+        "the clipped value loss takes the smaller error, not the larger",
+    ),
+    Mutant(
+        "ppo-truncation-as-termination",
+        "src/marlkit/algorithms/ppo.py",
+        "            batch.terminated[g],\n",
+        "            batch.terminated[g] | batch.truncated[g],\n",
+        (
+            f"{PPO_BOOT}::test_truncation_bootstraps_from_the_final_observation_and_termination_does_not",
+            f"{PPO_BOOT}::test_collected_truncations_bootstrap_from_final_obs_not_from_the_next_episode",
+        ),
+        "PPO treats a time limit as a terminal state (no bootstrap at truncation)",
+    ),
+    Mutant(
+        "ppo-generator-not-restored",
+        "src/marlkit/algorithms/ppo.py",
+        'self.generator.set_state(state["generator"])',
+        "pass",
+        (ROUND_TRIP + "[ippo]",),
+        "PPO's minibatch-shuffling generator is missing from its checkpoint",
+    ),
     # ---------------------------------------------------------------------------------- returns, collection, env
-    Mutant("gae-truncation-as-termination", "src/marlkit/ops/returns.py",
-           "deltas = rewards + gamma * not_term * next_values - values",
-           "deltas = rewards + gamma * not_done * next_values - values",
-           ("tests/unit/test_returns.py::test_gae_truncation_bootstraps_but_does_not_leak_into_next_episode",
-            f"{PPO_BOOT}::test_truncation_bootstraps_from_the_final_observation_and_termination_does_not"),
-           "GAE stops bootstrapping at truncation"),
-    Mutant("gae-lambda-for-gamma", "src/marlkit/ops/returns.py",
-           "deltas = rewards + gamma * not_term * next_values - values",
-           "deltas = rewards + lam * not_term * next_values - values",
-           ("tests/unit/test_returns.py::test_gae_single_episode_by_hand",),
-           "GAE's TD error discounts with lambda instead of gamma"),
-    Mutant("collector-drops-final-obs", "src/marlkit/collect.py",
-           'buf.next_obs[g][t] = info["final_obs"][g]', "buf.next_obs[g][t] = obs[g]",
-           (f"{PPO_BOOT}::test_collected_truncations_bootstrap_from_final_obs_not_from_the_next_episode",),
-           "a truncated episode bootstraps from the next episode's first observation"),
-    Mutant("autoreset-overwrites-final-obs", "src/marlkit/envs/base.py",
-           "            obs = self._observe()\n        self._add_masks(info)",
-           '            obs = info["final_obs"] = self._observe()\n        self._add_masks(info)',
-           ("tests/envs/test_conformance.py::test_autoreset_starts_a_fresh_episode[spread-v0]",
-            f"{PPO_BOOT}::test_collected_truncations_bootstrap_from_final_obs_not_from_the_next_episode"),
-           "autoreset reports the next episode's first observation as final_obs"),
-    Mutant("replay-truncation-as-termination", "src/marlkit/data/replay.py",
-           '"terminated": rollout.terminated[g],', '"terminated": rollout.terminated[g] | rollout.truncated[g],',
-           ("tests/unit/test_replay.py::test_termination_stops_bootstrapping_truncation_does_not",),
-           "the replay stores truncation as termination (value-based learners stop bootstrapping at time limits)"),
+    Mutant(
+        "gae-truncation-as-termination",
+        "src/marlkit/ops/returns.py",
+        "deltas = rewards + gamma * not_term * next_values - values",
+        "deltas = rewards + gamma * not_done * next_values - values",
+        (
+            "tests/unit/test_returns.py::test_gae_truncation_bootstraps_but_does_not_leak_into_next_episode",
+            f"{PPO_BOOT}::test_truncation_bootstraps_from_the_final_observation_and_termination_does_not",
+        ),
+        "GAE stops bootstrapping at truncation",
+    ),
+    Mutant(
+        "gae-lambda-for-gamma",
+        "src/marlkit/ops/returns.py",
+        "deltas = rewards + gamma * not_term * next_values - values",
+        "deltas = rewards + lam * not_term * next_values - values",
+        ("tests/unit/test_returns.py::test_gae_single_episode_by_hand",),
+        "GAE's TD error discounts with lambda instead of gamma",
+    ),
+    Mutant(
+        "collector-drops-final-obs",
+        "src/marlkit/collect.py",
+        'buf.next_obs[g][t] = info["final_obs"][g]',
+        "buf.next_obs[g][t] = obs[g]",
+        (f"{PPO_BOOT}::test_collected_truncations_bootstrap_from_final_obs_not_from_the_next_episode",),
+        "a truncated episode bootstraps from the next episode's first observation",
+    ),
+    Mutant(
+        "autoreset-overwrites-final-obs",
+        "src/marlkit/envs/base.py",
+        "            obs = self._observe()\n        self._add_masks(info)",
+        '            obs = info["final_obs"] = self._observe()\n        self._add_masks(info)',
+        (
+            "tests/envs/test_conformance.py::test_autoreset_starts_a_fresh_episode[spread-v0]",
+            f"{PPO_BOOT}::test_collected_truncations_bootstrap_from_final_obs_not_from_the_next_episode",
+        ),
+        "autoreset reports the next episode's first observation as final_obs",
+    ),
+    Mutant(
+        "replay-truncation-as-termination",
+        "src/marlkit/data/replay.py",
+        '"terminated": rollout.terminated[g],',
+        '"terminated": rollout.terminated[g] | rollout.truncated[g],',
+        ("tests/unit/test_replay.py::test_termination_stops_bootstrapping_truncation_does_not",),
+        "the replay stores truncation as termination (value-based learners stop bootstrapping at time limits)",
+    ),
     # ------------------------------------------------------------------------------------------- value-based
-    Mutant("dqn-target-never-updated", "src/marlkit/algorithms/dqn.py",
-           "self.target.load_state_dict(self.online.state_dict())", "pass",
-           (f"{DQN}::test_the_target_network_is_copied_every_target_update_every_gradient_steps",),
-           "the target network keeps its initial weights"),
-    Mutant("dqn-double-q-argmax-from-target", "src/marlkit/algorithms/dqn.py",
-           'chooser = net(b.next_obs) if self.config.double_q else q_next_target', "chooser = q_next_target",
-           (f"{DQN}::test_double_q_picks_with_the_online_network_and_values_with_the_target",),
-           "double DQN picks the next action with the target network (plain DQN's overestimation)"),
-    Mutant("vdn-mean-not-sum", "src/marlkit/nn/mixers.py",
-           "return q.sum(-1)", "return q.mean(-1)",
-           ("tests/unit/test_mixers.py::test_vdn_mixer_is_the_sum",),
-           "VDN mixes by the mean instead of the sum"),
-    Mutant("tabular-never-learns", "src/marlkit/algorithms/tabular.py",
-           "q[idx] += cfg.lr * td[keep]", "q[idx] += 0 * td[keep]",
-           ("tests/learning/test_tabular_learns.py::test_without_penalty_every_trial_coordinates_on_an_optimum",),
-           "tabular learners (one table per copy) never update their Q-values"),
+    Mutant(
+        "dqn-target-never-updated",
+        "src/marlkit/algorithms/dqn.py",
+        "self.target.load_state_dict(self.online.state_dict())",
+        "pass",
+        (f"{DQN}::test_the_target_network_is_copied_every_target_update_every_gradient_steps",),
+        "the target network keeps its initial weights",
+    ),
+    Mutant(
+        "dqn-double-q-argmax-from-target",
+        "src/marlkit/algorithms/dqn.py",
+        "chooser = net(b.next_obs) if self.config.double_q else q_next_target",
+        "chooser = q_next_target",
+        (f"{DQN}::test_double_q_picks_with_the_online_network_and_values_with_the_target",),
+        "double DQN picks the next action with the target network (plain DQN's overestimation)",
+    ),
+    Mutant(
+        "vdn-mean-not-sum",
+        "src/marlkit/nn/mixers.py",
+        "return q.sum(-1)",
+        "return q.mean(-1)",
+        ("tests/unit/test_mixers.py::test_vdn_mixer_is_the_sum",),
+        "VDN mixes by the mean instead of the sum",
+    ),
+    Mutant(
+        "tabular-never-learns",
+        "src/marlkit/algorithms/tabular.py",
+        "q[idx] += cfg.lr * td[keep]",
+        "q[idx] += 0 * td[keep]",
+        ("tests/learning/test_tabular_learns.py::test_without_penalty_every_trial_coordinates_on_an_optimum",),
+        "tabular learners (one table per copy) never update their Q-values",
+    ),
     # ------------------------------------------------------------------------------------- runner, checkpoints
-    Mutant("env-generator-not-restored", "src/marlkit/collect.py",
-           'self.env.np_random = restore_generator(state["env_rng"])', "pass",
-           (f"{RESUME}::test_resuming_spread_twice_from_one_checkpoint_gives_identical_numbers",
-            f"{RESUME}::test_a_resumed_run_resets_its_env_from_the_checkpointed_generator"),
-           "on resume the training env draws from a fresh unseeded generator"),
-    Mutant("runner-one-collection-too-many", "src/marlkit/experiment/runner.py",
-           "while self.env_steps < exp.steps:", "while self.env_steps <= exp.steps:",
-           ("tests/experiment/test_runner.py::test_callbacks_see_every_event",),
-           "the runner's env-step budget is off by one collection"),
-    Mutant("checkpoint-not-atomic", "src/marlkit/core/checkpoint.py",
-           'tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"', "tmp = path",
-           (f"{ATOMIC}::test_the_final_name_appears_only_complete",
-            f"{ATOMIC}::test_a_write_that_fails_before_its_rename_leaves_the_previous_file_untouched"),
-           "checkpoints are written in place, so a crash mid-write leaves a torn file under the final name"),
+    Mutant(
+        "env-generator-not-restored",
+        "src/marlkit/collect.py",
+        'self.env.np_random = restore_generator(state["env_rng"])',
+        "pass",
+        (
+            f"{RESUME}::test_resuming_spread_twice_from_one_checkpoint_gives_identical_numbers",
+            f"{RESUME}::test_a_resumed_run_resets_its_env_from_the_checkpointed_generator",
+        ),
+        "on resume the training env draws from a fresh unseeded generator",
+    ),
+    Mutant(
+        "runner-one-collection-too-many",
+        "src/marlkit/experiment/runner.py",
+        "while self.env_steps < exp.steps:",
+        "while self.env_steps <= exp.steps:",
+        ("tests/experiment/test_runner.py::test_callbacks_see_every_event",),
+        "the runner's env-step budget is off by one collection",
+    ),
+    Mutant(
+        "checkpoint-not-atomic",
+        "src/marlkit/core/checkpoint.py",
+        'tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"',
+        "tmp = path",
+        (
+            f"{ATOMIC}::test_the_final_name_appears_only_complete",
+            f"{ATOMIC}::test_a_write_that_fails_before_its_rename_leaves_the_previous_file_untouched",
+        ),
+        "checkpoints are written in place, so a crash mid-write leaves a torn file under the final name",
+    ),
 ]
 
 
@@ -182,8 +268,10 @@ def check_list(mutants: list[Mutant], root: Path = ROOT) -> list[str]:
             continue
         count = path.read_text().count(m.original)
         if count != 1:
-            problems.append(f"{m.name}: the original snippet occurs {count} times in {m.file} (must be exactly once):"
-                            f" {m.original!r}")
+            problems.append(
+                f"{m.name}: the original snippet occurs {count} times in {m.file} (must be exactly once):"
+                f" {m.original!r}"
+            )
         if m.original == m.replacement:
             problems.append(f"{m.name}: the replacement equals the original")
         if not m.tests:
@@ -205,18 +293,40 @@ def make_copy(root: Path, into: Path) -> Path:
 
 def child_env(tree: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not the outer pytest's xdist state
-    env.update({"PYTHONPATH": str(tree / "src"), "PYTHONDONTWRITEBYTECODE": "1", RUNNING_ENV: "1",
-                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"})
+    env.update(
+        {
+            "PYTHONPATH": str(tree / "src"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            RUNNING_ENV: "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "COLUMNS": "200",
+        }
+    )
     return env
 
 
 def run_pytest(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int | None, str]:
     """pytest's exit status on ``tests`` inside ``tree`` (None on timeout), and its output."""
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist",
-           "--no-header", "-rf", *tests]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "-p",
+        "no:xdist",
+        "--no-header",
+        "-rf",
+        *tests,
+    ]
     try:
-        proc = subprocess.run(cmd, cwd=tree, env=child_env(tree), capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            cmd, cwd=tree, env=child_env(tree), capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as e:
         out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
         return None, out
@@ -253,8 +363,9 @@ def tail(text: str, lines: int = 25) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutants only")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once, each in its own copy (default 1)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per test run before it is an error")
@@ -285,17 +396,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="marlkit-mutants-") as tmp:
         trees = [make_copy(ROOT, Path(tmp) / f"tree{i}") for i in range(min(args.jobs, len(mutants)))]
         # The copy, not the working tree (nor an installed marlkit), is what the tests import.
-        probe = subprocess.run([sys.executable, "-c", "import marlkit; print(marlkit.__file__)"], cwd=trees[0],
-                               env=child_env(trees[0]), capture_output=True, text=True, check=False)
+        probe = subprocess.run(
+            [sys.executable, "-c", "import marlkit; print(marlkit.__file__)"],
+            cwd=trees[0],
+            env=child_env(trees[0]),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if not probe.stdout.strip().startswith(str(trees[0])):
-            print(f"the copy's marlkit is not the one imported: {probe.stdout.strip() or probe.stderr}",
-                  file=sys.stderr)
+            print(
+                f"the copy's marlkit is not the one imported: {probe.stdout.strip() or probe.stderr}", file=sys.stderr
+            )
             return 2
         targeted = tuple(dict.fromkeys(t for m in mutants for t in m.tests))
         code, out = run_pytest(trees[0], targeted, args.timeout * 2)
         if code != 0:
-            print(f"the targeted tests do not pass without mutations (pytest exit status {code}):\n{tail(out, 40)}",
-                  file=sys.stderr)
+            print(
+                f"the targeted tests do not pass without mutations (pytest exit status {code}):\n{tail(out, 40)}",
+                file=sys.stderr,
+            )
             return 2
         baseline = time.perf_counter() - started
         print(f"baseline: {len(targeted)} targeted tests pass unmutated ({baseline:.0f} s)")
@@ -319,8 +439,10 @@ def main(argv: list[str] | None = None) -> int:
 
     bad = [o for o in outcomes if o.status != "killed"]
     total = time.perf_counter() - started
-    print(f"{len(outcomes) - len(bad)}/{len(outcomes)} mutants killed in {total:.0f} s"
-          + (f"; not killed: {', '.join(o.mutant.name for o in bad)}" if bad else ""))
+    print(
+        f"{len(outcomes) - len(bad)}/{len(outcomes)} mutants killed in {total:.0f} s"
+        + (f"; not killed: {', '.join(o.mutant.name for o in bad)}" if bad else "")
+    )
     return 1 if bad else 0
 
 

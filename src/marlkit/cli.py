@@ -94,8 +94,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 returns.extend(per_agent.mean(axis=1).tolist())
         rate = args.steps * args.num_envs / (time.perf_counter() - start)
         gif_env = marlkit.make(env_id, num_envs=1, seed=args.seed)
-        gif = save_gif(record_episode(gif_env, seed=args.seed), out / f"{env_id}.gif",
-                       fps=gif_env.metadata.get("render_fps", 10))
+        gif = save_gif(
+            record_episode(gif_env, seed=args.seed), out / f"{env_id}.gif", fps=gif_env.metadata.get("render_fps", 10)
+        )
         mean = f"{np.mean(returns):.2f} ± {np.std(returns):.2f}" if returns else "–"
         table.add_row(env_id, f"{rate:,.0f}", str(len(returns)), mean, gif.name)
     console.print(table)
@@ -129,15 +130,23 @@ def _config_help(algo: str | None = None) -> str:
             lines.append(f"      {docs.get(f.name, '')}")
         return lines
 
-    lines = [("config fields (set with --set section.field=value, or in a --config YAML file) with the code's "
-              "defaults; a tuned preset may set some for ALGO on ENV (see them with --print-config):"), ""]
+    lines = [
+        (
+            "config fields (set with --set section.field=value, or in a --config YAML file) with the code's "
+            "defaults; a tuned preset may set some for ALGO on ENV (see them with --print-config):"
+        ),
+        "",
+    ]
     lines += section("env", EnvConfig, None) + [""] + section("experiment", ExperimentConfig, None) + [""]
     by_class: dict[type, list[str]] = {}  # algorithms sharing a config class (ippo, mappo) are shown once
     for name in [algo] if algo else list_algos():
         by_class.setdefault(algo_spec(name).load()[1], []).append(name)
     for config_cls, names in by_class.items():
-        presets = "; ".join(f"{n}: {', '.join(f'{k}={v!r}' for k, v in algo_spec(n).preset.items())}"
-                            for n in names if algo_spec(n).preset)
+        presets = "; ".join(
+            f"{n}: {', '.join(f'{k}={v!r}' for k, v in algo_spec(n).preset.items())}"
+            for n in names
+            if algo_spec(n).preset
+        )
         lines.append(f"algo fields of {', '.join(names)} ({config_cls.__name__}{'; ' + presets if presets else ''}):")
         lines += section("algo", config_cls, algo_spec(names[0]).default_config() if len(names) == 1 else None)
         lines.append("")
@@ -161,8 +170,17 @@ class _TrainHelp(argparse.Action):
 
 
 #: The command line's name of each field ``train`` sets from a flag or argument (``--print-config`` shows it).
-_TRAIN_FLAGS = {"algorithm": "ALGO", "env": "ENV", "steps": "--steps", "seed": "--seed", "num_envs": "--num-envs",
-                "out": "--out", "name": "--name", "progress": "--no-progress", "preset": "--preset"}
+_TRAIN_FLAGS = {
+    "algorithm": "ALGO",
+    "env": "ENV",
+    "steps": "--steps",
+    "seed": "--seed",
+    "num_envs": "--num-envs",
+    "out": "--out",
+    "name": "--name",
+    "progress": "--no-progress",
+    "preset": "--preset",
+}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -170,29 +188,46 @@ def cmd_train(args: argparse.Namespace) -> int:
     from marlkit.experiment.runner import Runner
 
     if args.resume:
-        extra = [flag for flag, value in (("ALGO", args.algo), ("ENV", args.env), ("--config", args.config),
-                                          ("--set", args.set), ("--seed", args.seed), ("--num-envs", args.num_envs),
-                                          ("--out", args.out), ("--name", args.name), ("--preset", args.preset),
-                                          ("--print-config", args.print_config)) if value]
+        extra = [
+            flag
+            for flag, value in (
+                ("ALGO", args.algo),
+                ("ENV", args.env),
+                ("--config", args.config),
+                ("--set", args.set),
+                ("--seed", args.seed),
+                ("--num-envs", args.num_envs),
+                ("--out", args.out),
+                ("--name", args.name),
+                ("--preset", args.preset),
+                ("--print-config", args.print_config),
+            )
+            if value
+        ]
         if extra:
-            raise SystemExit(f"marlkit train: error: --resume continues a run with its own config.yaml; "
-                             f"only --steps (a larger budget) may be given with it, not {', '.join(extra)}")
+            raise SystemExit(
+                f"marlkit train: error: --resume continues a run with its own config.yaml; "
+                f"only --steps (a larger budget) may be given with it, not {', '.join(extra)}"
+            )
         runner = Runner.resume(args.resume, steps=args.steps, trust_module=args.trust_module)
     else:
         if args.config is None and (args.algo is None or args.env is None):
-            raise SystemExit("marlkit train: error: name ALGO and ENV (e.g. marlkit train mappo spread-v0), "
-                             "or give --config FILE")
-        fields = {"steps": args.steps, "seed": args.seed, "num_envs": args.num_envs, "out": args.out,
-                  "name": args.name}
+            raise SystemExit(
+                "marlkit train: error: name ALGO and ENV (e.g. marlkit train mappo spread-v0), or give --config FILE"
+            )
+        fields = {"steps": args.steps, "seed": args.seed, "num_envs": args.num_envs, "out": args.out, "name": args.name}
         if args.no_progress:
             fields["progress"] = False
-        cfg, origins = resolve_run_config(args.algo, args.env, args.config, args.set or (),
-                                          args.preset or "auto", **fields)
+        cfg, origins = resolve_run_config(
+            args.algo, args.env, args.config, args.set or (), args.preset or "auto", **fields
+        )
         if args.print_config:
             from marlkit.experiment.presets import explain
 
-            print(f"# {cfg.algorithm} on {cfg.env.id}: the run config `marlkit train` would train with (a valid "
-                  f"--config file); after each value, where it came from")
+            print(
+                f"# {cfg.algorithm} on {cfg.env.id}: the run config `marlkit train` would train with (a valid "
+                f"--config file); after each value, where it came from"
+            )
             print(explain(cfg.to_dict(), origins, _TRAIN_FLAGS))
             return 0
         runner = Runner(cfg, trust_module=args.trust_module)
@@ -221,8 +256,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     num_envs = args.num_envs if args.num_envs is not None else cfg.env.eval_num_envs or min(episodes, 100)
     cfg, env, algo, env_steps = load_run(args.run_dir, num_envs, args.checkpoint, trust_module=args.trust_module)
     seed = derive_seeds(cfg.experiment.seed)["eval"] if args.seed is None else args.seed
-    report = {"algorithm": cfg.algorithm, "env": cfg.env.id, "seed": cfg.experiment.seed,
-              **eval_report(env, evaluate_learner(env, algo, episodes, seed), env_steps, seed)}
+    report = {
+        "algorithm": cfg.algorithm,
+        "env": cfg.env.id,
+        "seed": cfg.experiment.seed,
+        **eval_report(env, evaluate_learner(env, algo, episodes, seed), env_steps, seed),
+    }
     report.update(algo.eval_extras(report))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -231,8 +270,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     pm = lambda s: f"{s['mean']:.4g} ± {s['std']:.3g}"
     console = _console()
-    console.print(f"{cfg.algorithm} on {cfg.env.id} after {env_steps:,} env-steps: {report['episodes']} greedy "
-                  f"episodes (eval seed {seed})", highlight=False)
+    console.print(
+        f"{cfg.algorithm} on {cfg.env.id} after {env_steps:,} env-steps: {report['episodes']} greedy "
+        f"episodes (eval seed {seed})",
+        highlight=False,
+    )
     table = Table()
     table.add_column("quantity")
     table.add_column("mean ± std", justify="right")
@@ -311,17 +353,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not api_key:
             raise FileNotFoundError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     try:
-        serve(args.model_dir, host=args.host, port=args.port, model_name=args.name, api_key=api_key,
-              gguf_file=args.gguf_file, max_new_tokens=args.max_new_tokens, threads=args.threads,
-              allow_insecure_bind=args.allow_insecure_bind)
+        serve(
+            args.model_dir,
+            host=args.host,
+            port=args.port,
+            model_name=args.name,
+            api_key=api_key,
+            gguf_file=args.gguf_file,
+            max_new_tokens=args.max_new_tokens,
+            threads=args.threads,
+            allow_insecure_bind=args.allow_insecure_bind,
+        )
     except InsecureBindError as e:
         print(f"marlkit serve: error: {e}", file=sys.stderr)
         return 2
     return 0
 
 
-TRUST_HELP = ("let a pz:MODULE env id import a module other than PettingZoo's and mpe2's env modules and those "
-              "installed packages register (importing a module runs its code)")
+TRUST_HELP = (
+    "let a pz:MODULE env id import a module other than PettingZoo's and mpe2's env modules and those "
+    "installed packages register (importing a module runs its code)"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -337,14 +389,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/demo", help="folder for the GIFs (default runs/demo)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("train", add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       help="train an algorithm on an environment into a run directory",
-                       description="Train ALGO on ENV. Writes runs/<name>/ with config.yaml, metrics.csv, TensorBoard "
-                                   "events, checkpoints/, eval.json and media/.",
-                       epilog="examples:\n  marlkit train mappo spread-v0 --steps 200000\n"
-                              "  marlkit train qmix spread-v0 --print-config      (the tuned preset, value by value)\n"
-                              "  marlkit train ippo penalty-v0 --set env.kwargs.k=-50 --set algo.lr=3e-4\n"
-                              "  marlkit train --resume runs/mappo_spread-v0_s0_20250101-120000")
+    p = sub.add_parser(
+        "train",
+        add_help=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="train an algorithm on an environment into a run directory",
+        description="Train ALGO on ENV. Writes runs/<name>/ with config.yaml, metrics.csv, TensorBoard "
+        "events, checkpoints/, eval.json and media/.",
+        epilog="examples:\n  marlkit train mappo spread-v0 --steps 200000\n"
+        "  marlkit train qmix spread-v0 --print-config      (the tuned preset, value by value)\n"
+        "  marlkit train ippo penalty-v0 --set env.kwargs.k=-50 --set algo.lr=3e-4\n"
+        "  marlkit train --resume runs/mappo_spread-v0_s0_20250101-120000",
+    )
     p.add_argument("-h", "--help", action=_TrainHelp, help="show this help and every config field with its doc")
     p.add_argument("algo", nargs="?", metavar="ALGO", help="algorithm (see `marlkit algos`)")
     p.add_argument("env", nargs="?", metavar="ENV", help="environment id (see `marlkit envs`)")
@@ -352,25 +408,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed (experiment.seed)")
     p.add_argument("--num-envs", type=int, help="copies stepped at once (env.num_envs)")
     p.add_argument("--config", metavar="FILE", help="a run config YAML (e.g. a run's config.yaml); flags override it")
-    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE",
-                   help="override any field, e.g. --set algo.lr=3e-4 env.kwargs.k=-50 (put ALGO ENV first)")
+    p.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help="override any field, e.g. --set algo.lr=3e-4 env.kwargs.k=-50 (put ALGO ENV first)",
+    )
     p.add_argument("--out", metavar="DIR", help="folder of run directories (experiment.out, default runs)")
     p.add_argument("--name", help="run directory name (experiment.name)")
     p.add_argument("--no-progress", action="store_true", help="one line per log event instead of a live bar")
-    p.add_argument("--preset", metavar="NAME|FILE",
-                   help="tuned settings beneath --config, flags and --set: by default the shipped preset of ALGO for "
-                        "ENV (if any); none for the code defaults; a task with shipped presets (e.g. spread-v0) or a "
-                        "YAML file of the same shape")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config with where each value came from, and exit without training")
+    p.add_argument(
+        "--preset",
+        metavar="NAME|FILE",
+        help="tuned settings beneath --config, flags and --set: by default the shipped preset of ALGO for "
+        "ENV (if any); none for the code defaults; a task with shipped presets (e.g. spread-v0) or a "
+        "YAML file of the same shape",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config with where each value came from, and exit without training",
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a run's latest checkpoint greedily",
-                       description="Evaluate the greedy policy of RUN_DIR's latest checkpoint on the run's env with "
-                                   "the run's evaluation seed: mean ± std per-agent return, each agent's return, "
-                                   "task metrics.")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a run's latest checkpoint greedily",
+        description="Evaluate the greedy policy of RUN_DIR's latest checkpoint on the run's env with "
+        "the run's evaluation seed: mean ± std per-agent return, each agent's return, "
+        "task metrics.",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--episodes", type=int, help="episodes (default: the run's experiment.eval_episodes)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (the shape of eval.json)")
@@ -388,35 +458,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("plot", help="plot learning curves of one or more runs",
-                       description="Plot train/episode_return and eval/episode_return against env-steps. Runs of "
-                                   "the same algorithm and env (seeds) are drawn as their mean with a shaded band. "
-                                   "A learning-benchmark JSON (benchmarks/learning.py --json) counts as its seeds' "
-                                   "runs (greedy evaluations only) plus a dashed line for the random policy.")
+    p = sub.add_parser(
+        "plot",
+        help="plot learning curves of one or more runs",
+        description="Plot train/episode_return and eval/episode_return against env-steps. Runs of "
+        "the same algorithm and env (seeds) are drawn as their mean with a shaded band. "
+        "A learning-benchmark JSON (benchmarks/learning.py --json) counts as its seeds' "
+        "runs (greedy evaluations only) plus a dashed line for the random policy.",
+    )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR_OR_JSON")
-    p.add_argument("--out", metavar="PNG",
-                   help="output image (default FIRST_RUN/media/learning_curves.png, or FIRST.png for a JSON)")
-    p.add_argument("--key", action="append", metavar="KEY",
-                   help="metric to plot, one panel each (repeatable; default train/episode_return and "
-                        "eval/episode_return), e.g. eval/capture")
-    p.add_argument("--band", choices=("minmax", "std"), default="minmax",
-                   help="spread across seeds: min-max (default) or ± one std")
+    p.add_argument(
+        "--out",
+        metavar="PNG",
+        help="output image (default FIRST_RUN/media/learning_curves.png, or FIRST.png for a JSON)",
+    )
+    p.add_argument(
+        "--key",
+        action="append",
+        metavar="KEY",
+        help="metric to plot, one panel each (repeatable; default train/episode_return and "
+        "eval/episode_return), e.g. eval/capture",
+    )
+    p.add_argument(
+        "--band",
+        choices=("minmax", "std"),
+        default="minmax",
+        help="spread across seeds: min-max (default) or ± one std",
+    )
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("algos", help="list algorithms with their action spaces and config")
     p.set_defaults(func=cmd_algos)
 
-    p = sub.add_parser("serve", help="serve a local Hugging Face model as an OpenAI-compatible chat API",
-                       description="Serve MODEL_DIR (a local model folder; nothing is downloaded) at "
-                                   "http://HOST:PORT/v1 with POST /chat/completions and GET /models (needs the llm "
-                                   "extra). See docs/llm.md.")
+    p = sub.add_parser(
+        "serve",
+        help="serve a local Hugging Face model as an OpenAI-compatible chat API",
+        description="Serve MODEL_DIR (a local model folder; nothing is downloaded) at "
+        "http://HOST:PORT/v1 with POST /chat/completions and GET /models (needs the llm "
+        "extra). See docs/llm.md.",
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--name", help="model name clients send (default: the folder's name)")
     p.add_argument("--api-key-env", metavar="VAR", help="require the key held in this environment variable")
-    p.add_argument("--allow-insecure-bind", action="store_true",
-                   help="allow a non-loopback --host without --api-key-env (anyone who can reach it can use the model)")
+    p.add_argument(
+        "--allow-insecure-bind",
+        action="store_true",
+        help="allow a non-loopback --host without --api-key-env (anyone who can reach it can use the model)",
+    )
     p.add_argument("--gguf-file", metavar="FILE", help="load this GGUF file inside MODEL_DIR (dequantized at load)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length when a request sets none")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
@@ -433,8 +523,14 @@ def main(argv: list[str] | None = None) -> int:
 
     default_show = warnings.showwarning
 
-    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
-             line: str | None = None) -> None:
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
         if issubclass(category, CheckpointWarning):  # a skipped checkpoint: one line, as errors are
             print(f"marlkit {args.command}: warning: {message}", file=sys.stderr)
         else:

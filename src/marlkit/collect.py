@@ -24,8 +24,9 @@ class Collector:
     state is the env's generator (restoring it resets every copy from that generator: episodes in progress are
     dropped, and everything after is a pure function of the state)."""
 
-    def __init__(self, env: MultiAgentEnv, policy: Actor, steps: int, seed: int | None = None,
-                 store_state: bool | None = None) -> None:
+    def __init__(
+        self, env: MultiAgentEnv, policy: Actor, steps: int, seed: int | None = None, store_state: bool | None = None
+    ) -> None:
         self.env, self.policy, self.steps = env, policy, steps
         self.store_state = policy.uses_state if store_state is None else store_state
         self.obs, self.info = env.reset(seed=seed)
@@ -77,8 +78,9 @@ class Collector:
                 buf.truncated[g][t] = truncated[g]
                 buf.next_obs[g][t] = info["final_obs"][g]
                 if buf.next_mask:
-                    buf.next_mask[g][t] = (info["final_action_mask"] if "final_action_mask" in info
-                                           else info["action_mask"])[g]
+                    buf.next_mask[g][t] = (
+                        info["final_action_mask"] if "final_action_mask" in info else info["action_mask"]
+                    )[g]
             if buf.next_state is not None:  # allocated when store_state
                 self.env_state = env.state()
                 buf.next_state[t] = self.env_state
@@ -91,8 +93,9 @@ class Collector:
         return buf.rollout(), stats
 
 
-def evaluate(env: MultiAgentEnv, policy: Actor, episodes: int, seed: int | None = None,
-             explore: bool = False) -> EpisodeStats:
+def evaluate(
+    env: MultiAgentEnv, policy: Actor, episodes: int, seed: int | None = None, explore: bool = False
+) -> EpisodeStats:
     """Run ``policy`` (greedy unless ``explore``) for ``episodes`` episodes spread evenly over the copies.
 
     Each copy contributes at most ``ceil(episodes / num_envs)`` episodes, counted in the order they start, so
@@ -117,5 +120,6 @@ def evaluate(env: MultiAgentEnv, policy: Actor, episodes: int, seed: int | None 
 
 def _first(stats: EpisodeStats, n: int) -> EpisodeStats:
     """Keep the first ``n`` episodes (the last batch of copies to finish may overshoot)."""
-    return EpisodeStats({g: r[:n] for g, r in stats.returns.items()}, stats.lengths[:n],
-                        {k: v[:n] for k, v in stats.metrics.items()})
+    return EpisodeStats(
+        {g: r[:n] for g, r in stats.returns.items()}, stats.lengths[:n], {k: v[:n] for k, v in stats.metrics.items()}
+    )

@@ -86,15 +86,17 @@ class CommunicationCost:
     """Mean tokens per message x log2(vocab_size); None when no vocabulary size was given."""
 
 
-def communication_efficiency(success: Any, messages: Any, tokens: Any,
-                             vocab_size: int | None = None) -> CommunicationCost:
+def communication_efficiency(
+    success: Any, messages: Any, tokens: Any, vocab_size: int | None = None
+) -> CommunicationCost:
     """Messages and tokens spent over all episodes per successful episode, and the bits a message uses."""
     s = _bools(success, "success")
     m = np.asarray(messages, dtype=np.float64)
     t = np.asarray(tokens, dtype=np.float64)
     if m.shape != s.shape or t.shape != s.shape:
-        raise ValueError(f"success, messages and tokens need one entry per episode; got shapes {s.shape}, "
-                         f"{m.shape}, {t.shape}")
+        raise ValueError(
+            f"success, messages and tokens need one entry per episode; got shapes {s.shape}, {m.shape}, {t.shape}"
+        )
     n = s.sum()
     per = (lambda x: float(x.sum() / n)) if n else (lambda x: float("inf"))
     bits = None
@@ -108,8 +110,11 @@ def communication_efficiency(success: Any, messages: Any, tokens: Any,
 def outcome_arrays(outcomes: Iterable[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(completed, messages, tokens)`` arrays from text-game outcomes (anything with those attributes)."""
     outs = list(outcomes)
-    return (np.array([bool(o.completed) for o in outs], dtype=bool),
-            np.array([o.messages for o in outs], dtype=np.int64), np.array([o.tokens for o in outs], dtype=np.int64))
+    return (
+        np.array([bool(o.completed) for o in outs], dtype=bool),
+        np.array([o.messages for o in outs], dtype=np.int64),
+        np.array([o.tokens for o in outs], dtype=np.int64),
+    )
 
 
 # ----------------------------------------------------------------------------------- messages, compositionality
@@ -168,7 +173,7 @@ def bosdis(meanings: Any, messages: Any, eos: Hashable | None = None) -> float:
     mean = _meanings(meanings)
     padded, _ = _sequences(messages, eos)
     symbols = np.unique(padded[padded >= 0])
-    counts = (padded[:, :, None] == symbols[None, None, :]).sum(1)    # (N, n_symbols)
+    counts = (padded[:, :, None] == symbols[None, None, :]).sum(1)  # (N, n_symbols)
     return _information_gap(mean, counts, "bosdis")
 
 
@@ -212,13 +217,13 @@ def context_independence(meanings: Any, messages: Any, eos: Hashable | None = No
     padded, _ = _sequences(messages, eos)
     if len(padded) != len(mean):
         raise ValueError(f"one message per meaning: got {len(mean)} meanings and {len(padded)} messages")
-    concepts = mean + np.arange(mean.shape[1]) * (mean.max() + 1)     # (attribute, value) -> one concept id
+    concepts = mean + np.arange(mean.shape[1]) * (mean.max() + 1)  # (attribute, value) -> one concept id
     n_concepts = int(concepts.max()) + 1
     symbols = np.unique(padded[padded >= 0])
     has_c = np.zeros((len(mean), n_concepts), dtype=bool)
     has_c[np.arange(len(mean))[:, None], concepts] = True
-    has_m = (padded[:, :, None] == symbols[None, None, :]).any(1)      # (N, n_symbols)
-    n_cm = has_c.T.astype(np.float64) @ has_m                           # episodes where both occur
+    has_m = (padded[:, :, None] == symbols[None, None, :]).any(1)  # (N, n_symbols)
+    n_cm = has_c.T.astype(np.float64) @ has_m  # episodes where both occur
     n_c, n_m = has_c.sum(0).astype(np.float64), has_m.sum(0).astype(np.float64)
     present = n_c > 0
     if not present.any() or len(symbols) == 0:
@@ -258,10 +263,12 @@ def causal_influence_of_communication(action_probs: Any, message_probs: Any) -> 
     pa = _distributions(action_probs, "action_probs")
     pm = _distributions(message_probs, "message_probs")
     if pa.ndim != 3 or pm.shape != pa.shape[:2]:
-        raise ValueError(f"action_probs must be (N, n_messages, n_actions) and message_probs (N, n_messages); got "
-                         f"{pa.shape} and {pm.shape}")
-    marginal = np.einsum("nm,nma->na", pm, pa)                          # p(a | o) with the message integrated out
-    kl = _kl(pa, marginal[:, None, :])                                   # inf only for messages never sent
+        raise ValueError(
+            f"action_probs must be (N, n_messages, n_actions) and message_probs (N, n_messages); got "
+            f"{pa.shape} and {pm.shape}"
+        )
+    marginal = np.einsum("nm,nma->na", pm, pa)  # p(a | o) with the message integrated out
+    kl = _kl(pa, marginal[:, None, :])  # inf only for messages never sent
     return float(np.where(pm > 0, pm * np.where(pm > 0, kl, 0.0), 0.0).sum(-1).mean())
 
 
@@ -296,8 +303,9 @@ def coordination_rate(actions: Any, compatible: Any = None) -> float:
         return float((a == a[:, :1]).all(1).mean())
     table = np.asarray(compatible, dtype=bool)
     if a.shape[1] != 2 or table.ndim != 2:
-        raise ValueError(f"a compatibility table needs two agents and an (n, n) table; got actions {a.shape}, "
-                         f"table {table.shape}")
+        raise ValueError(
+            f"a compatibility table needs two agents and an (n, n) table; got actions {a.shape}, table {table.shape}"
+        )
     if not np.issubdtype(a.dtype, np.integer) or a.min() < 0 or (a >= np.array(table.shape)).any():
         raise ValueError(f"with a compatibility table of shape {table.shape}, actions must be integers indexing it")
     return float(table[a[:, 0], a[:, 1]].mean())
@@ -316,8 +324,9 @@ def _bools(x: Any, name: str) -> np.ndarray:
 def _meanings(meanings: Any) -> np.ndarray:
     m = np.asarray(meanings)
     if m.ndim != 2 or not np.issubdtype(m.dtype, np.integer) or m.size == 0 or m.min() < 0:
-        raise ValueError(f"meanings must be a non-empty (N, n_attributes) array of non-negative integers, got "
-                         f"{m.dtype} {m.shape}")
+        raise ValueError(
+            f"meanings must be a non-empty (N, n_attributes) array of non-negative integers, got {m.dtype} {m.shape}"
+        )
     return m.astype(np.int64)
 
 
@@ -327,7 +336,7 @@ def _iter_messages(messages: Any, eos: Hashable | None) -> Iterable[Sequence[Has
     for msg in messages:
         seq = list(msg.tolist() if isinstance(msg, np.ndarray) else msg)
         if eos is not None and eos in seq:
-            seq = seq[:seq.index(eos)]
+            seq = seq[: seq.index(eos)]
         yield seq
 
 
@@ -337,7 +346,7 @@ def _pad(seqs: list[Sequence[Hashable]]) -> tuple[np.ndarray, np.ndarray]:
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     out = np.full((len(seqs), max(int(lengths.max(initial=0)), 1)), -1, dtype=np.int64)
     for i, s in enumerate(seqs):
-        out[i, :len(s)] = [vocab.setdefault(tok, len(vocab)) for tok in s]
+        out[i, : len(s)] = [vocab.setdefault(tok, len(vocab)) for tok in s]
     return out, lengths
 
 
@@ -385,8 +394,9 @@ def _mutual_information(xi: np.ndarray, yi: np.ndarray) -> float:
 def _information_gap(meanings: np.ndarray, features: np.ndarray, name: str) -> float:
     """Mean over non-constant feature columns of (I(f; best attr) - I(f; second attr)) / H(f)."""
     if meanings.shape[1] < 2:
-        raise ValueError(f"{name} compares the two most informative attributes: it needs at least 2, got "
-                         f"{meanings.shape[1]}")
+        raise ValueError(
+            f"{name} compares the two most informative attributes: it needs at least 2, got {meanings.shape[1]}"
+        )
     if len(features) != len(meanings):
         raise ValueError(f"one message per meaning: got {len(meanings)} meanings and {len(features)} messages")
     attrs = [_value_ids(meanings[:, k]) for k in range(meanings.shape[1])]
@@ -406,7 +416,7 @@ def _edit(a: np.ndarray, la: np.ndarray, b: np.ndarray, lb: np.ndarray) -> np.nd
     cells of the table, each cell a vector op over pairs (row i of the table is kept while i <= len(a))."""
     P, La, Lb = len(a), a.shape[1], b.shape[1]
     out = np.where(la == 0, lb, 0).astype(np.int64)
-    prev = np.broadcast_to(np.arange(Lb + 1), (P, Lb + 1)).copy()      # row 0: j insertions
+    prev = np.broadcast_to(np.arange(Lb + 1), (P, Lb + 1)).copy()  # row 0: j insertions
     for i in range(1, La + 1):
         cur = np.empty_like(prev)
         cur[:, 0] = i
@@ -425,7 +435,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     xs = x[order]
     starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
     bounds = np.r_[starts, len(x)]
-    mean_rank = (bounds[:-1] + 1 + bounds[1:]) / 2                      # ranks start+1 .. end, averaged
+    mean_rank = (bounds[:-1] + 1 + bounds[1:]) / 2  # ranks start+1 .. end, averaged
     group = np.cumsum(np.r_[True, xs[1:] != xs[:-1]]) - 1
     ranks = np.empty(len(x))
     ranks[order] = mean_rank[group]
@@ -435,8 +445,10 @@ def _ranks(x: np.ndarray) -> np.ndarray:
 def _distributions(p: Any, name: str) -> np.ndarray:
     a = np.asarray(p, dtype=np.float64)
     if a.ndim < 2 or (a < -1e-9).any() or not np.allclose(a.sum(-1), 1.0, atol=1e-5):
-        raise ValueError(f"{name} must hold probability distributions along its last axis (non-negative, summing "
-                         f"to 1), shape (..., n); got shape {a.shape}")
+        raise ValueError(
+            f"{name} must hold probability distributions along its last axis (non-negative, summing "
+            f"to 1), shape (..., n); got shape {a.shape}"
+        )
     return np.clip(a, 0.0, None)
 
 

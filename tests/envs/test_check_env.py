@@ -36,8 +36,12 @@ class Unseeded(MatrixGame):
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
         self._rng = np.random.default_rng()
-        self._set_spaces(self.groups, {"players": spaces.Box(-10, 10, (8,), np.float32)},
-                         {"players": spaces.Discrete(3)}, spaces.Box(-10, 10, (16,), np.float32))
+        self._set_spaces(
+            self.groups,
+            {"players": spaces.Box(-10, 10, (8,), np.float32)},
+            {"players": spaces.Discrete(3)},
+            spaces.Box(-10, 10, (16,), np.float32),
+        )
 
     def _reset_copies(self, mask):
         super()._reset_copies(mask)
@@ -68,15 +72,18 @@ class WrongBookkeeping(MatrixGame):
         return obs, r, te, tr, info
 
 
-@pytest.mark.parametrize("cls, message", [
-    (Clipping, "accepted an invalid action"),
-    (WrongDtype, "dtype float64"),
-    (OutOfBounds, "outside the space bounds"),
-    (BadState, "state"),
-    (Unseeded, "twice gave different observations"),
-    (WrongBookkeeping, "episode_return"),
-    (RendersUndeclared, "renders is False but render\\(\\) returned"),
-])
+@pytest.mark.parametrize(
+    "cls, message",
+    [
+        (Clipping, "accepted an invalid action"),
+        (WrongDtype, "dtype float64"),
+        (OutOfBounds, "outside the space bounds"),
+        (BadState, "state"),
+        (Unseeded, "twice gave different observations"),
+        (WrongBookkeeping, "episode_return"),
+        (RendersUndeclared, "renders is False but render\\(\\) returned"),
+    ],
+)
 def test_checker_catches(cls, message):
     env = cls(CLIMBING, episode_length=3, num_envs=2)
     with pytest.raises(AssertionError, match=message):

@@ -28,8 +28,9 @@ def _episode_steps(env: MultiAgentEnv) -> int:
     return 2 * (env.max_steps or 50) + 3
 
 
-def _lockstep(original: MultiAgentEnv, copies: list[MultiAgentEnv], info: dict[str, Any], steps: int,
-              rng: np.random.Generator) -> tuple[int, dict[str, Any]]:
+def _lockstep(
+    original: MultiAgentEnv, copies: list[MultiAgentEnv], info: dict[str, Any], steps: int, rng: np.random.Generator
+) -> tuple[int, dict[str, Any]]:
     """Step ``original`` and ``copies`` with the same random actions; assert every output is equal. Returns the
     number of episodes that ended and the last info."""
     ended = 0
@@ -37,8 +38,9 @@ def _lockstep(original: MultiAgentEnv, copies: list[MultiAgentEnv], info: dict[s
         actions = sample_actions(original, info.get("action_mask"), rng)
         out = original.step(actions)
         for c in copies:
-            np.testing.assert_equal(c.step({g: a.copy() for g, a in actions.items()}), out,
-                                    err_msg=f"step {t}: the copy diverged")
+            np.testing.assert_equal(
+                c.step({g: a.copy() for g, a in actions.items()}), out, err_msg=f"step {t}: the copy diverged"
+            )
             np.testing.assert_equal(c.state(), original.state(), err_msg=f"step {t}: state() diverged")
         info = out[4]
         ended += int(info["episode_done"].sum())
@@ -186,16 +188,33 @@ def test_bridged_pettingzoo_env_copies():
 
 
 # ------------------------------------------------------------------------------------------------ text games
-WORDS = ["B2", "A1", "C3", "stag", "hare", "cooperate", "defect", "propose: books=1 hats=1", "accept", "meet at C3",
-         "red", "green", "blue", "hello"]
+WORDS = [
+    "B2",
+    "A1",
+    "C3",
+    "stag",
+    "hare",
+    "cooperate",
+    "defect",
+    "propose: books=1 hats=1",
+    "accept",
+    "meet at C3",
+    "red",
+    "green",
+    "blue",
+    "hello",
+]
 
 
 def _text_actions(env: Any, to_act: tuple[str, ...], rng: np.random.Generator) -> dict[str, Any]:
     actions: dict[str, Any] = {}
     for a in to_act:
         space = env.action_space(a)
-        actions[a] = str(rng.choice(WORDS)) if not hasattr(space, "low") and not hasattr(space, "n") \
+        actions[a] = (
+            str(rng.choice(WORDS))
+            if not hasattr(space, "low") and not hasattr(space, "n")
             else _sample(space, None, rng)
+        )
     return actions
 
 

@@ -97,8 +97,14 @@ def test_movement_collisions():
         env.set_state(k, p, [1, 1], *food)
     actions = np.array([[EAST, WEST], [EAST, NONE], [EAST, EAST], [EAST, WEST], [EAST, EAST], [NONE, NORTH]])
     _, _, _, _, info = env.step({"agents": actions})
-    expected = [[[2, 1], [2, 3]], [[2, 1], [2, 2]], [[2, 2], [2, 3]], [[2, 2], [2, 1]], [[2, 2], [3, 2]],
-                [[0, 0], [1, 0]]]
+    expected = [
+        [[2, 1], [2, 3]],
+        [[2, 1], [2, 2]],
+        [[2, 2], [2, 3]],
+        [[2, 2], [2, 1]],
+        [[2, 2], [3, 2]],
+        [[0, 0], [1, 0]],
+    ]
     np.testing.assert_array_equal(env._agent_pos, expected)
     np.testing.assert_array_equal(info["episode_metrics"]["blocked_moves"], [2, 1, 0, 0, 0, 1])
 
@@ -122,8 +128,13 @@ def test_masks_follow_walls_and_food_not_agents():
     env.set_state(0, [[0, 0], [0, 1]], [1, 1], [[1, 1]], [1])
     mask = env._action_mask()["agents"][0]
     #                      NONE  NORTH  SOUTH  WEST   EAST  LOAD
-    np.testing.assert_array_equal(mask, [[True, False, True, False, True, False],   # east is agent 1: allowed
-                                         [True, False, False, True, True, True]])  # south is food: masked
+    np.testing.assert_array_equal(
+        mask,
+        [
+            [True, False, True, False, True, False],  # east is agent 1: allowed
+            [True, False, False, True, True, True],
+        ],
+    )  # south is food: masked
     env.validate_actions = False
     env.step({"agents": np.array([[NORTH, SOUTH]])})  # invalid actions become NONE, as in lbforaging
     np.testing.assert_array_equal(env._agent_pos[0], [[0, 0], [0, 1]])
@@ -219,8 +230,8 @@ def test_render_shape():
 def _load_allowed_from_obs(obs, num_food):
     """LOAD is allowed where some food (level > 0) is 4-adjacent to the agent, read off the full-sight observation:
     food triples first, then the agent itself."""
-    food = obs[..., :3 * num_food].reshape(*obs.shape[:-1], num_food, 3)
-    me = obs[..., 3 * num_food:3 * num_food + 2]
+    food = obs[..., : 3 * num_food].reshape(*obs.shape[:-1], num_food, 3)
+    me = obs[..., 3 * num_food : 3 * num_food + 2]
     dist = np.abs(food[..., :2] - me[..., None, :]).sum(-1)
     return ((dist == 1) & (food[..., 2] > 0)).any(-1)
 

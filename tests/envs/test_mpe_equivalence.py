@@ -33,9 +33,11 @@ STEPS = 1250  # 50 episodes of 25 steps
 def mpe2_state(penv) -> dict:
     """mpe2's world state in the form our ``set_state`` takes."""
     world = penv.unwrapped.world
-    state = {"pos": np.array([e.state.p_pos for e in world.entities]),
-             "vel": np.array([e.state.p_vel for e in world.entities]),
-             "comm": np.array([a.state.c for a in world.agents])}
+    state = {
+        "pos": np.array([e.state.p_pos for e in world.entities]),
+        "vel": np.array([e.state.p_vel for e in world.entities]),
+        "comm": np.array([a.state.c for a in world.agents]),
+    }
     goal = getattr(world.agents[0], "_goal_b", None)
     if goal is not None:  # speaker-listener: which landmark is the goal
         state["goal"] = next(i for i, lm in enumerate(world.landmarks) if lm is goal)
@@ -68,17 +70,25 @@ def assert_close(actual, expected, where: str, atol: float = ATOL) -> None:
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_same_transitions_as_mpe2(scenario, continuous):
     module, cls = SCENARIOS[scenario]
-    run_side_by_side(module.parallel_env(continuous_actions=continuous), cls(continuous_actions=continuous),
-                     continuous, STEPS)
+    run_side_by_side(
+        module.parallel_env(continuous_actions=continuous), cls(continuous_actions=continuous), continuous, STEPS
+    )
 
 
-@pytest.mark.parametrize("scenario, ours, theirs", [
-    ("spread", {"num_agents": 4, "local_ratio": 0.25}, {"N": 4, "local_ratio": 0.25}),
-    ("spread", {"num_agents": 1}, {"N": 1}),
-    ("tag", {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1}, {"num_good": 2, "num_adversaries": 2,
-                                                                      "num_obstacles": 1}),
-    ("tag", {"num_obstacles": 0}, {"num_obstacles": 0}),
-], ids=["spread-N4", "spread-N1", "tag-2v2-1", "tag-no-obstacles"])
+@pytest.mark.parametrize(
+    "scenario, ours, theirs",
+    [
+        ("spread", {"num_agents": 4, "local_ratio": 0.25}, {"N": 4, "local_ratio": 0.25}),
+        ("spread", {"num_agents": 1}, {"N": 1}),
+        (
+            "tag",
+            {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1},
+            {"num_good": 2, "num_adversaries": 2, "num_obstacles": 1},
+        ),
+        ("tag", {"num_obstacles": 0}, {"num_obstacles": 0}),
+    ],
+    ids=["spread-N4", "spread-N1", "tag-2v2-1", "tag-no-obstacles"],
+)
 def test_same_transitions_as_mpe2_other_sizes(scenario, ours, theirs):
     module, cls = SCENARIOS[scenario]
     run_side_by_side(module.parallel_env(**theirs), cls(**ours), False, 250)
@@ -103,8 +113,9 @@ def run_side_by_side(penv, env, continuous: bool, steps: int) -> None:
                 assert_close(obs[g][0], stacked(mobs, ids), f"first observation, episode {episodes}")
             assert_close(env.state()[0], penv.state(), f"first state, episode {episodes}")
         actions = random_actions(env, rng, continuous)
-        mobs, mrew, mterm, mtrunc, _ = penv.step({a: actions[g][0, i] for g, ids in env.groups.items()
-                                                  for i, a in enumerate(ids)})
+        mobs, mrew, mterm, mtrunc, _ = penv.step(
+            {a: actions[g][0, i] for g, ids in env.groups.items() for i, a in enumerate(ids)}
+        )
         obs, rew, term, trunc, info = env.step(actions)
         t += 1
         where = f"{scenario} step {step} (episode {episodes}, t={t})"
@@ -162,10 +173,14 @@ def test_batched_copies_do_not_interact(scenario, continuous, num_envs):
                 obs_b = batched.set_state(i, **s.get_state(0))
         actions = random_actions(batched, rng, continuous)
         obs_b, rew_b, term_b, trunc_b, info_b = batched.step(actions)
-        outs = [s.step({g: a[i:i + 1] for g, a in actions.items()}) for i, s in enumerate(singles)]
+        outs = [s.step({g: a[i : i + 1] for g, a in actions.items()}) for i, s in enumerate(singles)]
         for g in batched.groups:  # copy i of the batch against single env i, all copies at once
-            assert_close(info_b["final_obs"][g], np.concatenate([o[4]["final_obs"][g] for o in outs]),
-                         f"step {step}: observations of {g!r}", atol=1e-9)
+            assert_close(
+                info_b["final_obs"][g],
+                np.concatenate([o[4]["final_obs"][g] for o in outs]),
+                f"step {step}: observations of {g!r}",
+                atol=1e-9,
+            )
             assert_close(rew_b[g], np.concatenate([o[1][g] for o in outs]), f"step {step}: rewards of {g!r}", atol=1e-9)
             np.testing.assert_array_equal(trunc_b[g], np.concatenate([o[3][g] for o in outs]))
         np.testing.assert_array_equal(info_b["episode_done"], np.concatenate([o[4]["episode_done"] for o in outs]))

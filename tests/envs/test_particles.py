@@ -110,8 +110,9 @@ def test_discrete_action_moves_the_agent_that_way(action, direction):
 def test_continuous_action_is_a2_minus_a1_and_a4_minus_a3():
     env = Spread(num_envs=1, seed=0, continuous_actions=True)
     env.reset()
-    env.set_state(0, pos=[[-0.8, -0.8], [0.8, -0.8], [0.0, 0.8], [0.5, 0.5], [-0.5, 0.5], [0.0, 0.0]],
-                  vel=np.zeros((6, 2)))
+    env.set_state(
+        0, pos=[[-0.8, -0.8], [0.8, -0.8], [0.0, 0.8], [0.5, 0.5], [-0.5, 0.5], [0.0, 0.0]], vel=np.zeros((6, 2))
+    )
     a = np.zeros((1, 3, 5), dtype=np.float32)
     a[0, 0] = [0.9, 0.25, 1.0, 0.5, 0.0]
     env.step({"agents": a})
@@ -213,10 +214,11 @@ def test_tag_shaped_reward_is_mpe2s_disabled_shape_branch():
     _, r0, *_ = plain.step(actions)
     _, r1, *_ = shaped.step(actions)
     p = shaped.world.pos
-    d = np.linalg.norm(p[:, 3:5, None] - p[:, None, :3], axis=-1)      # (E, good, adversaries)
+    d = np.linalg.norm(p[:, 3:5, None] - p[:, None, :3], axis=-1)  # (E, good, adversaries)
     np.testing.assert_allclose(r1["good"], r0["good"] + 0.1 * d.sum(axis=2), rtol=1e-6)
-    np.testing.assert_allclose(r1["adversaries"], r0["adversaries"] - 0.1 * d.min(axis=1).sum(axis=1)[:, None],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        r1["adversaries"], r0["adversaries"] - 0.1 * d.min(axis=1).sum(axis=1)[:, None], rtol=1e-6
+    )
 
 
 def test_speaker_listener_message_and_reward():

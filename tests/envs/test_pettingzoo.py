@@ -45,8 +45,12 @@ def test_registered_env_values_live_in_their_spaces(env_id):
         if not env.agents:
             obs, infos = env.reset()
         masks = {a: infos[a].get("action_mask") for a in env.agents}
-        obs, _, _, _, infos = env.step({a: env.action_space(a).sample() if m is None
-                                        else np.int64(rng.choice(np.flatnonzero(m))) for a, m in masks.items()})
+        obs, _, _, _, infos = env.step(
+            {
+                a: env.action_space(a).sample() if m is None else np.int64(rng.choice(np.flatnonzero(m)))
+                for a, m in masks.items()
+            }
+        )
 
 
 def test_last_step_shows_final_obs_and_hides_the_next_episode():
@@ -151,13 +155,13 @@ def test_batched_copies_equal_separately_seeded_copies():
         obs, rew, term, trunc, info = batched.step(actions)
         out.append((obs, rew, term, trunc, info["final_obs"], info["episode_done"]))
         for i, e in enumerate(single):
-            o, r, te, tr, inf = e.step({g: a[i:i + 1] for g, a in actions.items()})
+            o, r, te, tr, inf = e.step({g: a[i : i + 1] for g, a in actions.items()})
             outs[i].append((o, r, te, tr, inf["final_obs"], inf["episode_done"]))
     assert any(step[-1].any() for step in out[1:])
     for i in range(4):
-        np.testing.assert_equal({g: o[i:i + 1] for g, o in out[0].items()}, outs[i][0])
+        np.testing.assert_equal({g: o[i : i + 1] for g, o in out[0].items()}, outs[i][0])
         for step, ref in zip(out[1:], outs[i][1:]):
-            copy_i = tuple({g: x[i:i + 1] for g, x in d.items()} for d in step[:5]) + (step[5][i:i + 1],)
+            copy_i = tuple({g: x[i : i + 1] for g, x in d.items()} for d in step[:5]) + (step[5][i : i + 1],)
             np.testing.assert_equal(copy_i, ref)
 
 
@@ -193,8 +197,9 @@ def _kaz(**kwargs):
     pytest.importorskip("pygame")
     # spawn_delay=1: KAZ keeps its zombie spawn timer across resets, so only then is reset(seed) reproducible.
     # line_death: agents that touch the top or bottom wall die, so random agents die mid-episode.
-    return functools.partial(pettingzoo.make, "parallel", "butterfly/knights_archers_zombies-v11", spawn_delay=1,
-                             line_death=True, **kwargs)
+    return functools.partial(
+        pettingzoo.make, "parallel", "butterfly/knights_archers_zombies-v11", spawn_delay=1, line_death=True, **kwargs
+    )
 
 
 def test_butterfly_heterogeneous_agents_that_die():
@@ -249,12 +254,18 @@ class Squad(ParallelEnv):
     def __init__(self, length=4, appear=False, action_space=None, masked=True):
         self.possible_agents = ["scout_0", "tank_0", "drone_0"]
         scout = spaces.Box(-1, 1, (2,), np.float32)
-        self._obs = {"scout_0": spaces.Dict({"observation": scout, "action_mask": spaces.Box(0, 1, (4,), np.int8)})
-                     if masked else scout,
-                     "tank_0": spaces.Discrete(3),
-                     "drone_0": spaces.Box(0, 5, (3,), np.float32)}
-        self._act = {"scout_0": spaces.Discrete(4), "tank_0": spaces.MultiDiscrete([2, 3]),
-                     "drone_0": action_space or spaces.Box(-1, 1, (2,), np.float32)}
+        self._obs = {
+            "scout_0": spaces.Dict({"observation": scout, "action_mask": spaces.Box(0, 1, (4,), np.int8)})
+            if masked
+            else scout,
+            "tank_0": spaces.Discrete(3),
+            "drone_0": spaces.Box(0, 5, (3,), np.float32),
+        }
+        self._act = {
+            "scout_0": spaces.Discrete(4),
+            "tank_0": spaces.MultiDiscrete([2, 3]),
+            "drone_0": action_space or spaces.Box(-1, 1, (2,), np.float32),
+        }
         self.length, self.appear, self.masked, self.received = length, appear, masked, []
 
     def observation_space(self, agent):
@@ -342,12 +353,15 @@ def test_seeds_of_copies_and_state_from_the_env():
     np.testing.assert_array_equal(env.state()[1], ref.state())
 
 
-@pytest.mark.parametrize("factory, error, message", [
-    (functools.partial(Squad, appear=True), ValueError, "appeared mid-episode"),
-    (functools.partial(Squad, action_space=spaces.MultiBinary(2)), TypeError, "Discrete, Box and MultiDiscrete"),
-    (lambda: _kaz(obs_method="vector-sequence")(), TypeError, "cannot be flattened"),
-    (3, TypeError, "builds a new env"),
-])
+@pytest.mark.parametrize(
+    "factory, error, message",
+    [
+        (functools.partial(Squad, appear=True), ValueError, "appeared mid-episode"),
+        (functools.partial(Squad, action_space=spaces.MultiBinary(2)), TypeError, "Discrete, Box and MultiDiscrete"),
+        (lambda: _kaz(obs_method="vector-sequence")(), TypeError, "cannot be flattened"),
+        (3, TypeError, "builds a new env"),
+    ],
+)
 def test_from_pettingzoo_rejects_what_it_cannot_bridge(factory, error, message):
     with pytest.raises(error, match=message):
         env = from_pettingzoo(factory)

@@ -48,23 +48,35 @@ def test_readme_snippet_passes_check_env_and_says_it_does_not_render():
 # family -> (factory arguments, expected groups, a check of what makes the family what it is)
 FAMILIES: dict[str, tuple[dict[str, Any], dict[str, int], Callable[[Any], bool]]] = {
     "continuous-control/mpe2-spread": (
-        {"module": "mpe2.simple_spread_v3", "max_cycles": 12, "continuous_actions": True}, {"agent": 3},
-        lambda env: isinstance(env.action_space("agent_0"), spaces.Box)),
+        {"module": "mpe2.simple_spread_v3", "max_cycles": 12, "continuous_actions": True},
+        {"agent": 3},
+        lambda env: isinstance(env.action_space("agent_0"), spaces.Box),
+    ),
     "continuous-control/sisl-multiwalker": (
-        {"module": "pettingzoo.sisl.multiwalker_v9", "needs": "Box2D", "max_cycles": 12}, {"walker": 3},
-        lambda env: env.action_space("walker_0") == spaces.Box(-1, 1, (4,), np.float32)),
+        {"module": "pettingzoo.sisl.multiwalker_v9", "needs": "Box2D", "max_cycles": 12},
+        {"walker": 3},
+        lambda env: env.action_space("walker_0") == spaces.Box(-1, 1, (4,), np.float32),
+    ),
     "many-agents/mpe2-spread-12": (
-        {"module": "mpe2.simple_spread_v3", "N": 12, "max_cycles": 12}, {"agent": 12},
-        lambda env: env.observation_space("agent_0").shape == (4 + 2 * 12 + 4 * 11,)),
+        {"module": "mpe2.simple_spread_v3", "N": 12, "max_cycles": 12},
+        {"agent": 12},
+        lambda env: env.observation_space("agent_0").shape == (4 + 2 * 12 + 4 * 11,),
+    ),
     "many-agents/sisl-pursuit": (
-        {"module": "pettingzoo.sisl.pursuit_v5", "max_cycles": 12}, {"pursuer": 8},
-        lambda env: env.observation_space("pursuer_0").shape == (7, 7, 3) and env.state_space.shape == (16, 16, 3)),
+        {"module": "pettingzoo.sisl.pursuit_v5", "max_cycles": 12},
+        {"pursuer": 8},
+        lambda env: env.observation_space("pursuer_0").shape == (7, 7, 3) and env.state_space.shape == (16, 16, 3),
+    ),
     "communication/mpe2-speaker-listener": (
         {"module": "mpe2.simple_speaker_listener_v4", "max_cycles": 12, "continuous_actions": True},
-        {"speaker": 1, "listener": 1}, lambda env: env.action_space("speaker_0").shape == (3,)),
+        {"speaker": 1, "listener": 1},
+        lambda env: env.action_space("speaker_0").shape == (3,),
+    ),
     "communication/mpe2-reference": (
-        {"module": "mpe2.simple_reference_v3", "max_cycles": 12}, {"agent": 2},
-        lambda env: env.action_space("agent_0") == spaces.Discrete(50)),  # 5 moves x 10 words
+        {"module": "mpe2.simple_reference_v3", "max_cycles": 12},
+        {"agent": 2},
+        lambda env: env.action_space("agent_0") == spaces.Discrete(50),
+    ),  # 5 moves x 10 words
 }
 
 
@@ -149,8 +161,13 @@ class Fragile(ParallelEnv):
         self.t += 1
         over = self.t >= self.length
         obs = {a: np.array([self.t], np.float32) for a in self.agents}
-        out = obs, dict.fromkeys(self.agents, 1.0), dict.fromkeys(self.agents, over), \
-            dict.fromkeys(self.agents, False), {a: {} for a in self.agents}
+        out = (
+            obs,
+            dict.fromkeys(self.agents, 1.0),
+            dict.fromkeys(self.agents, over),
+            dict.fromkeys(self.agents, False),
+            {a: {} for a in self.agents},
+        )
         if over:
             self.agents = []
         return out
@@ -190,8 +207,11 @@ def test_state_that_breaks_mid_episode_is_a_clear_error():
     env.reset(seed=0)
     env.step({"agent": np.zeros((1, 2), np.int64)})
     env.step({"agent": np.zeros((1, 2), np.int64)})
-    with pytest.raises(RuntimeError, match=r"fragile_v0\.state\(\) failed on copy 0 while its episode runs "
-                                           r"\(AttributeError: .*\); build the bridge with state_source="):
+    with pytest.raises(
+        RuntimeError,
+        match=r"fragile_v0\.state\(\) failed on copy 0 while its episode runs "
+        r"\(AttributeError: .*\); build the bridge with state_source=",
+    ):
         env.state()
     env = from_pettingzoo(functools.partial(Fragile, length=5, broken_from=2), state_source="observations")
     assert env.state_space.shape == (2,)

@@ -13,7 +13,7 @@ NOOP = np.zeros((1, 2), dtype=np.int64)
 def far_layout(env, pursuers, target, obstacles=None):
     """Positions for set_state: the given pursuers and target, obstacles parked in far corners by default."""
     corners = [[0.8, -0.8], [-0.8, -0.8], [0.8, 0.8], [-0.8, 0.8]]
-    obstacles = corners[:env.n_obstacles] if obstacles is None else obstacles
+    obstacles = corners[: env.n_obstacles] if obstacles is None else obstacles
     return np.array([*pursuers, target, *obstacles], dtype=float)
 
 
@@ -144,8 +144,7 @@ def test_observation_layout():
     pos = far_layout(env, [[0.1, 0.2], [-0.3, 0.4]], [0.5, -0.5], [[0.0, -0.3], [-0.6, -0.6]])
     obs = env.set_state(0, pos=pos, vel=np.zeros((5, 2)))["pursuers"][0]
     assert obs.shape == (2, 14)
-    np.testing.assert_allclose(obs[0], [0, 0, 0.1, 0.2, 0.4, -0.7, 0, 0, -0.4, 0.2, -0.1, -0.5, -0.7, -0.8],
-                               atol=1e-6)
+    np.testing.assert_allclose(obs[0], [0, 0, 0.1, 0.2, 0.4, -0.7, 0, 0, -0.4, 0.2, -0.1, -0.5, -0.7, -0.8], atol=1e-6)
     np.testing.assert_allclose(env.state()[0], obs.ravel(), atol=1e-6)
 
 

@@ -88,16 +88,19 @@ def test_reward_and_message_lengths():
         game.message_lengths(msgs + 3)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"n_values": 1}, "n_values must be >= 2"),
-    ({"n_candidates": 1}, "n_candidates must be >= 2"),
-    ({"max_len": 0}, "max_len must be >= 1"),
-    ({"n_attributes": 2.0}, "must be an int"),
-    ({"vocab_size": 2, "eos": True}, "vocab_size must be >= 3"),
-    ({"heldout_fraction": 1.0}, r"heldout_fraction must be in \(0, 1\)"),
-    ({"n_attributes": 1, "n_values": 3, "heldout_fraction": 0.1}, "holds none out"),
-    ({"n_attributes": 1, "n_values": 4, "n_candidates": 4, "heldout_fraction": 0.25}, "cannot fill a game"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_values": 1}, "n_values must be >= 2"),
+        ({"n_candidates": 1}, "n_candidates must be >= 2"),
+        ({"max_len": 0}, "max_len must be >= 1"),
+        ({"n_attributes": 2.0}, "must be an int"),
+        ({"vocab_size": 2, "eos": True}, "vocab_size must be >= 3"),
+        ({"heldout_fraction": 1.0}, r"heldout_fraction must be in \(0, 1\)"),
+        ({"n_attributes": 1, "n_values": 3, "heldout_fraction": 0.1}, "holds none out"),
+        ({"n_attributes": 1, "n_values": 4, "n_candidates": 4, "heldout_fraction": 0.25}, "cannot fill a game"),
+    ],
+)
 def test_config_errors_say_what_is_allowed(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         ReferentialConfig(**kwargs)

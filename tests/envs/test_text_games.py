@@ -33,7 +33,7 @@ def test_registry_lists_and_builds_every_text_game():
         env = make_text(env_id, seed=0)
         obs, info = env.reset()
         assert set(obs) == set(env.agents) and info["to_act"]
-        text_agents = env.agents if isinstance(env, TextEnv) else ("speaker_0",)   # the hybrid's listener: arrays
+        text_agents = env.agents if isinstance(env, TextEnv) else ("speaker_0",)  # the hybrid's listener: arrays
         assert all(isinstance(obs[a], str) and obs[a] for a in text_agents)
 
 
@@ -49,8 +49,20 @@ def test_cli_envs_lists_the_text_games(capsys):
 def test_every_text_game_in_a_vec_env_is_seeded_and_ends(env_id):
     """Several copies answered by a seeded babbler that sometimes says a plausible move: every episode ends with an
     outcome, and the same seed gives the same transcripts."""
-    words = ["B2", "A1", "C3", "stag", "hare", "cooperate", "defect", "propose: books=1 hats=1", "accept",
-             "meet at C3", "hello", "nonsense"]
+    words = [
+        "B2",
+        "A1",
+        "C3",
+        "stag",
+        "hare",
+        "cooperate",
+        "defect",
+        "propose: books=1 hats=1",
+        "accept",
+        "meet at C3",
+        "hello",
+        "nonsense",
+    ]
 
     def run(seed):
         vec = TextVecEnv(lambda: make_text(env_id), num_envs=3, seed=seed)
@@ -82,7 +94,7 @@ def test_reset_without_seed_continues_the_generator():
     for _ in range(8):
         obs, _ = env.reset()
         openings.append(env.board.index("X"))
-        play(env, [{"player_0": "resign"}] * env.max_invalid)   # forfeit: the episode ends
+        play(env, [{"player_0": "resign"}] * env.max_invalid)  # forfeit: the episode ends
     assert len(set(openings)) > 1
     again = make_text("tictactoe-v0", seed=3, opponent="random", mark="O")
     again.reset()
@@ -90,23 +102,44 @@ def test_reset_without_seed_continues_the_generator():
 
 
 # ================================================================================================ tic-tac-toe
-@pytest.mark.parametrize("text, cell", [
-    ("B2", "B2"), ("b2", "B2"), ("2B", "B2"), ("C1", "C1"), ("Move: A3", "A3"), ("I play c3.", "C3"),
-    ("row 2 col 3", "C2"), ("Row 1, Column 2", "B1"), ("r3c1", "A3"), ("column 1 row 3", "A3"),
-    ("5", "B2"), ("cell 7!", "A3"), ("I play 9.", "C3"),
-    ("row 1 col 1, not B2", "A1"),        # row/col has priority over letter-number
-    ("3 or maybe B2", "B2"),              # letter-number has priority over a bare number
-    ("A1 then C3", "A1"),                 # within one pattern, the leftmost occurrence
-])
+@pytest.mark.parametrize(
+    "text, cell",
+    [
+        ("B2", "B2"),
+        ("b2", "B2"),
+        ("2B", "B2"),
+        ("C1", "C1"),
+        ("Move: A3", "A3"),
+        ("I play c3.", "C3"),
+        ("row 2 col 3", "C2"),
+        ("Row 1, Column 2", "B1"),
+        ("r3c1", "A3"),
+        ("column 1 row 3", "A3"),
+        ("5", "B2"),
+        ("cell 7!", "A3"),
+        ("I play 9.", "C3"),
+        ("row 1 col 1, not B2", "A1"),  # row/col has priority over letter-number
+        ("3 or maybe B2", "B2"),  # letter-number has priority over a bare number
+        ("A1 then C3", "A1"),  # within one pattern, the leftmost occurrence
+    ],
+)
 def test_parse_move_reads_canonical_and_variants(text, cell):
     assert ttt.ALL_MOVES[ttt.parse_move(text)] == cell
 
 
-@pytest.mark.parametrize("text, message", [
-    ("D4", "off the board: columns are A-C"), ("A4", "off the board"), ("10", "cell number 10 is off the board"),
-    ("0", "off the board"), ("row 4 col 1", "row 4, column 1 is off the board"),
-    ("hello there", "no move found"), ("2.5", "no move found"), ("", "no move found"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("D4", "off the board: columns are A-C"),
+        ("A4", "off the board"),
+        ("10", "cell number 10 is off the board"),
+        ("0", "off the board"),
+        ("row 4 col 1", "row 4, column 1 is off the board"),
+        ("hello there", "no move found"),
+        ("2.5", "no move found"),
+        ("", "no move found"),
+    ],
+)
 def test_parse_move_rejects_with_a_reason(text, message):
     with pytest.raises(ttt.MoveParseError, match=message):
         ttt.parse_move(text)
@@ -151,18 +184,19 @@ def test_invalid_moves_error_penalty_same_agent_then_forfeit():
     env = make_text("tictactoe-v0", seed=0, max_invalid=3, invalid_penalty=-0.2)
     env.reset()
     env.step({"player_0": "B2"})
-    obs, rewards, term, _, info = env.step({"player_1": "B2"})          # occupied
+    obs, rewards, term, _, info = env.step({"player_1": "B2"})  # occupied
     assert not term and info["to_act"] == ("player_1",)
     assert rewards == {"player_0": 0.0, "player_1": -0.2}
     assert obs["player_1"].startswith("Error: B2 is already taken by X. Legal moves: A1, B1, C1, A2, C2, A3, B3, C3.")
     assert not obs["player_0"].startswith("Error")
     obs, rewards, term, _, info = env.step({"player_1": "somewhere nice"})  # unparseable
     assert not term and "no move found" in obs["player_1"] and info["errors"].keys() == {"player_1"}
-    obs, rewards, term, _, info = env.step({"player_1": "Z9"})             # third in a row: forfeit
+    obs, rewards, term, _, info = env.step({"player_1": "Z9"})  # third in a row: forfeit
     assert term and rewards == {"player_0": 1.0, "player_1": -1.0 - 0.2}
     out = info["outcome"]
-    assert out.winner == "player_0" and out.extra["result"] == "forfeit" and out.invalid == {"player_0": 0,
-                                                                                             "player_1": 3}
+    assert (
+        out.winner == "player_0" and out.extra["result"] == "forfeit" and out.invalid == {"player_0": 0, "player_1": 3}
+    )
     assert "by forfeit" in obs["player_0"]
     assert out.scores["player_1"] == pytest.approx(-1.0 - 3 * 0.2)
 
@@ -204,19 +238,23 @@ def test_opponent_makes_the_game_single_agent_and_moves_first_as_x():
     assert env.agents == ("player_0",) and info["to_act"] == ("player_0",)
     assert env.board.count("X") == 1 and "Last move: opponent (X)" in obs["player_0"]
     obs, *_ = env.step({"player_0": env.legal_moves()[0]})
-    assert env.board.count("X") == 2 and env.board.count("O") == 1     # the opponent answered inside step
-    marks = {make_text("tictactoe-v0", seed=s, opponent="random", mark="random").reset()[0]["player_0"]
-             .split(" and play ")[1][0] for s in range(10)}
+    assert env.board.count("X") == 2 and env.board.count("O") == 1  # the opponent answered inside step
+    marks = {
+        make_text("tictactoe-v0", seed=s, opponent="random", mark="random")
+        .reset()[0]["player_0"]
+        .split(" and play ")[1][0]
+        for s in range(10)
+    }
     assert marks == {"X", "O"}
 
 
 def test_heuristic_wins_then_blocks_then_centre():
     rng = np.random.default_rng(0)
     board = list("XX.OO....")
-    assert ttt.heuristic_move(board, "X", rng) == 2                      # win
-    assert ttt.heuristic_move(board, "O", rng) == 5                      # win for O (row 2) before blocking
-    assert ttt.heuristic_move(list("XX.......") , "O", rng) == 2          # block
-    assert ttt.heuristic_move(list("X........"), "O", rng) == 4           # centre
+    assert ttt.heuristic_move(board, "X", rng) == 2  # win
+    assert ttt.heuristic_move(board, "O", rng) == 5  # win for O (row 2) before blocking
+    assert ttt.heuristic_move(list("XX......."), "O", rng) == 2  # block
+    assert ttt.heuristic_move(list("X........"), "O", rng) == 4  # centre
 
 
 def scores_against(policy, opponent, games, seed):
@@ -248,7 +286,7 @@ def test_policies_read_the_observation_and_refuse_other_text():
     board, mark, legal = ttt.read_observation(obs["player_1"])
     assert board == list("........X") and mark == "O" and legal == list(ttt.ALL_MOVES[:8])
     with pytest.raises(ValueError, match="not a tic-tac-toe observation"):
-        ttt.read_observation(obs["player_0"])                            # not player_0's turn
+        ttt.read_observation(obs["player_0"])  # not player_0's turn
     assert ttt.RandomMovePolicy(5).act([obs["player_1"]]) == ttt.RandomMovePolicy(5).act([obs["player_1"]])
 
 
@@ -277,17 +315,36 @@ def test_text_vec_env_checks_its_input():
 
 
 # ================================================================================================ matrix talk
-@pytest.mark.parametrize("text, move", [
-    ("stag", 0), ("Hare.", 1), ("I'll go for the STAG this time", 0), ("hare, then stag", 1), ("s", 0), ("H", 1),
-    ("hunting", None), ("", None), ("stagger", None),
-])
+@pytest.mark.parametrize(
+    "text, move",
+    [
+        ("stag", 0),
+        ("Hare.", 1),
+        ("I'll go for the STAG this time", 0),
+        ("hare, then stag", 1),
+        ("s", 0),
+        ("H", 1),
+        ("hunting", None),
+        ("", None),
+        ("stagger", None),
+    ],
+)
 def test_stag_hunt_moves_are_read_leniently(text, move):
     assert make_text("stag-hunt-talk-v0").parse_action(text) == move
 
 
-@pytest.mark.parametrize("text, move", [
-    ("cooperate", 0), ("I am cooperating", 0), ("Defect!", 1), ("D", 1), ("c", 0), ("defection", 1), ("maybe", None),
-])
+@pytest.mark.parametrize(
+    "text, move",
+    [
+        ("cooperate", 0),
+        ("I am cooperating", 0),
+        ("Defect!", 1),
+        ("D", 1),
+        ("c", 0),
+        ("defection", 1),
+        ("maybe", None),
+    ],
+)
 def test_ipd_moves_are_read_leniently(text, move):
     assert make_text("ipd-talk-v0").parse_action(text) == move
 
@@ -323,7 +380,7 @@ def test_matrix_talk_invalid_move_asks_only_that_agent_then_defaults():
     env.step({"player_0": "hi", "player_1": "hello"})
     obs, rewards, term, _, info = env.step({"player_0": "cooperate", "player_1": "I pass"})
     assert info["to_act"] == ("player_1",) and rewards == {"player_0": 0.0, "player_1": -0.5}
-    assert obs["player_1"].startswith("Error: no move found in 'I pass'; answer \"cooperate\" or \"defect\"")
+    assert obs["player_1"].startswith('Error: no move found in \'I pass\'; answer "cooperate" or "defect"')
     assert "waiting for player_1" in obs["player_0"]
     with pytest.raises(TextActionError):
         env.step({"player_0": "defect", "player_1": "defect"})
@@ -354,18 +411,30 @@ def test_matrix_talk_without_talk_and_with_two_talk_turns():
 
 
 # ================================================================================================ negotiation
-@pytest.mark.parametrize("text, taken", [
-    (": books=1 hats=2 balls=0", (1, 2, 0)), (" 2 books and 1 hat", (2, 1, 0)), (": books: 1, balls 2", (1, 0, 2)),
-    (": Hats=2", (0, 2, 0)), (": book=0 hat=0 ball=0", (0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    "text, taken",
+    [
+        (": books=1 hats=2 balls=0", (1, 2, 0)),
+        (" 2 books and 1 hat", (2, 1, 0)),
+        (": books: 1, balls 2", (1, 0, 2)),
+        (": Hats=2", (0, 2, 0)),
+        (": book=0 hat=0 ball=0", (0, 0, 0)),
+    ],
+)
 def test_parse_proposal(text, taken):
     assert neg.parse_proposal(text, (3, 2, 2)) == taken
 
 
-@pytest.mark.parametrize("text, message", [
-    (": cars=2", "unknown item 'cars'"), (": books=4", "there are 3 books, so take 0-3"),
-    (": balls=-1", "out of range"), (" that we split", "no items found"), (": books=1 books=2", "named twice"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (": cars=2", "unknown item 'cars'"),
+        (": books=4", "there are 3 books, so take 0-3"),
+        (": balls=-1", "out of range"),
+        (" that we split", "no items found"),
+        (": books=1 books=2", "named twice"),
+    ],
+)
 def test_parse_proposal_errors(text, message):
     with pytest.raises(neg.ProposalError, match=message):
         neg.parse_proposal(text, (3, 2, 2))
@@ -390,7 +459,7 @@ def test_negotiation_deal_rewards_and_outcome():
     counts, values = env.counts, env.values
     assert f"book {values['player_0'][0]}, hat {values['player_0'][1]}" in obs["player_0"]
     assert str(values["player_1"]) not in obs["player_0"]
-    take = (counts[0], 0, 0)                                   # player_0 takes all books
+    take = (counts[0], 0, 0)  # player_0 takes all books
     obs, rewards, term, _, info = env.step({"player_0": f"Books for me. propose: books={counts[0]}"})
     assert not term and info["to_act"] == ("player_1",) and "Books for me." in obs["player_1"]
     assert f"you get books=0 hats={counts[1]} balls={counts[2]}" in obs["player_1"]
@@ -411,17 +480,17 @@ def test_negotiation_pareto_check():
     env.reset()
     env.counts, env.values = (1, 2, 3), {"player_0": (4, 0, 2), "player_1": (0, 2, 2)}
     assert env._pareto_optimal({"player_0": (1, 0, 3), "player_1": (0, 2, 0)})
-    assert not env._pareto_optimal({"player_0": (0, 2, 3), "player_1": (1, 0, 0)})   # hats and book misplaced
+    assert not env._pareto_optimal({"player_0": (0, 2, 3), "player_1": (1, 0, 0)})  # hats and book misplaced
 
 
 def test_negotiation_invalid_attempts_then_the_turn_passes():
     env = make_text("negotiation-v0", seed=1, max_invalid=2, invalid_penalty=-0.25)
     env.reset()
-    obs, rewards, term, _, info = env.step({"player_0": "accept"})     # nothing on the table
+    obs, rewards, term, _, info = env.step({"player_0": "accept"})  # nothing on the table
     assert info["to_act"] == ("player_0",) and rewards["player_0"] == -0.25
     assert obs["player_0"].startswith("Error: there is no proposal of player_1's to accept")
     obs, rewards, term, _, info = env.step({"player_0": "propose: books=99"})
-    assert info["to_act"] == ("player_1",) and not term                # second in a row: the turn passes
+    assert info["to_act"] == ("player_1",) and not term  # second in a row: the turn passes
     assert "player_0: (nothing)" in obs["player_1"] and "On the table" not in obs["player_1"]
     obs, *_ = env.step({"player_1": "propose: books=1"})
     obs, rewards, term, _, info = env.step({"player_0": "I propose nothing"})
@@ -482,22 +551,30 @@ def test_meeting_point_alone_is_chance():
         *_, info = env.step({a: "meet at " + mp.cell_name(env.halves[a][0][1]) for a in env.agents})
         convention += info["outcome"].completed
     # Rank of the shared landmark within player_0's half (listed by cell): uniform, each ~n/k = 350 (sd ~16).
-    assert np.all(np.abs(rank_counts - n / k) < 60), rank_counts     # measured 364, 350, 340, 346
+    assert np.all(np.abs(rank_counts - n / k) < 60), rank_counts  # measured 364, 350, 340, 346
     # "Meet at my lowest-cell landmark": both right only when the shared one is lowest of all 2k-1
     # (1/7 ~ 200; measured 204).
     assert abs(convention - n / (2 * k - 1)) < 50, convention
 
 
-@pytest.mark.parametrize("text, cell", [("meet at C4", "C4"), ("c4 please", "C4"), ("the tower", "B2"),
-                                        ("Meet at E5, not A1", "E5")])
+@pytest.mark.parametrize(
+    "text, cell", [("meet at C4", "C4"), ("c4 please", "C4"), ("the tower", "B2"), ("Meet at E5, not A1", "E5")]
+)
 def test_meeting_point_answers(text, cell):
     own = [("tower", 6), ("well", 3), ("well", 20)]
     assert mp.cell_name(mp.parse_answer(text, own)) == cell
 
 
-@pytest.mark.parametrize("text, message", [("meet at F2", "off the grid"), ("meet at A6", "off the grid"),
-                                           ("the well", "which well\\? Yours are at D1, A5"),
-                                           ("the oak", "no oak on your half"), ("over there", "no cell found")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("meet at F2", "off the grid"),
+        ("meet at A6", "off the grid"),
+        ("the well", "which well\\? Yours are at D1, A5"),
+        ("the oak", "no oak on your half"),
+        ("over there", "no cell found"),
+    ],
+)
 def test_meeting_point_answer_errors(text, message):
     with pytest.raises(mp.AnswerError, match=message):
         mp.parse_answer(text, [("tower", 6), ("well", 3), ("well", 20)])
@@ -534,14 +611,24 @@ def follow_message(obs):
     if not heard.any():
         return 0
     g = int(heard.argmax())
-    target = obs[2 + 2 * g:4 + 2 * g] - 0.5 * obs[0:2]
+    target = obs[2 + 2 * g : 4 + 2 * g] - 0.5 * obs[0:2]
     if abs(target[0]) > abs(target[1]):
         return 2 if target[0] > 0 else 1
     return 4 if target[1] > 0 else 3
 
 
-@pytest.mark.parametrize("text, colour", [("blue", 2), ("It's the GREEN one", 1), ("red, not blue", 0), ("g", 1),
-                                          ("greenish", None), ("", None), ("the left one", None)])
+@pytest.mark.parametrize(
+    "text, colour",
+    [
+        ("blue", 2),
+        ("It's the GREEN one", 1),
+        ("red, not blue", 0),
+        ("g", 1),
+        ("greenish", None),
+        ("", None),
+        ("the left one", None),
+    ],
+)
 def test_parse_colour(text, colour):
     assert slt.parse_colour(text) == colour
 
@@ -555,10 +642,12 @@ def test_text_speaker_naming_the_goal_equals_the_particle_env():
     for t in range(25):
         np.testing.assert_array_equal(obs["listener_0"], plain_obs["listener"][0, 0])
         a = int(rng.integers(5))
-        obs, rewards, term, trunc, info = hybrid.step({"speaker_0": f"the {slt.COLOURS[hybrid._goal]} one",
-                                                       "listener_0": a})
-        plain_obs, plain_r, *_, plain_info = plain.step({"speaker": np.array([[plain.goal[0]]]),
-                                                          "listener": np.array([[a]])})
+        obs, rewards, term, trunc, info = hybrid.step(
+            {"speaker_0": f"the {slt.COLOURS[hybrid._goal]} one", "listener_0": a}
+        )
+        plain_obs, plain_r, *_, plain_info = plain.step(
+            {"speaker": np.array([[plain.goal[0]]]), "listener": np.array([[a]])}
+        )
         assert rewards == {"speaker_0": plain_r["speaker"][0, 0], "listener_0": plain_r["listener"][0, 0]}
         assert trunc == (t == 24) and not term
     np.testing.assert_array_equal(obs["listener_0"], plain_info["final_obs"]["listener"][0, 0])
@@ -619,7 +708,7 @@ def test_text_speaker_listener_checks_its_actions_and_seeds():
     with pytest.raises(ActionError, match="5 floats"):
         cont.step({"speaker_0": "red", "listener_0": np.full(5, 2.0)})
     obs, *_ = cont.step({"speaker_0": "red", "listener_0": np.eye(5)[2]})
-    assert obs["listener_0"][0] > 0                                  # pushed in +x
+    assert obs["listener_0"][0] > 0  # pushed in +x
     a, b = slt.SpeakerListenerText(seed=9), slt.SpeakerListenerText(seed=9)
     (oa, _), (ob, _) = a.reset(), b.reset()
     assert oa["speaker_0"] == ob["speaker_0"] and np.array_equal(oa["listener_0"], ob["listener_0"])
@@ -634,4 +723,4 @@ def test_every_text_game_rejects_the_wrong_agents(env_id):
         env.step({a: "hello" for a in others + ["nobody"]})
     with pytest.raises(TextActionError, match="must be a str"):
         env.step({a: None for a in info["to_act"]})
-    env.step({a: "hello" for a in info["to_act"]})                  # the env is still usable afterwards
+    env.step({a: "hello" for a in info["to_act"]})  # the env is still usable afterwards

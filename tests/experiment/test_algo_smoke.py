@@ -15,8 +15,12 @@ import marlkit
 from marlkit.algorithms.registry import algo_spec, list_algos, supports
 from marlkit.experiment.runner import load_run, train
 
-PAIRS = [(a, e) for a in list_algos("batched") for e in marlkit.list_envs()
-         if supports(algo_spec(a), marlkit.make(e, num_envs=1, seed=0))]
+PAIRS = [
+    (a, e)
+    for a in list_algos("batched")
+    for e in marlkit.list_envs()
+    if supports(algo_spec(a), marlkit.make(e, num_envs=1, seed=0))
+]
 
 
 def test_every_algorithm_has_an_env():
@@ -26,10 +30,23 @@ def test_every_algorithm_has_an_env():
 @pytest.mark.parametrize("algo,env_id", PAIRS)
 def test_train_checkpoint_load(algo, env_id, tmp_path):
     torch.set_num_threads(1)
-    config = {"algorithm": algo, "env": {"id": env_id},
-              "algo": algo_spec(algo).config_for(marlkit.make(env_id, num_envs=1, seed=0))}
-    result = train(config=config, steps=300, seed=0, out=str(tmp_path), num_envs=4, eval_every=0, eval_episodes=4,
-                   checkpoint_every=300, progress=False, gif=False)
+    config = {
+        "algorithm": algo,
+        "env": {"id": env_id},
+        "algo": algo_spec(algo).config_for(marlkit.make(env_id, num_envs=1, seed=0)),
+    }
+    result = train(
+        config=config,
+        steps=300,
+        seed=0,
+        out=str(tmp_path),
+        num_envs=4,
+        eval_every=0,
+        eval_episodes=4,
+        checkpoint_every=300,
+        progress=False,
+        gif=False,
+    )
     assert result.env_steps >= 300 and np.isfinite(result.eval_return)
 
     # loaded for evaluation on another number of copies than it trained with (as `marlkit eval` and `render` do)
@@ -51,9 +68,20 @@ def test_a_full_replay_loads_for_evaluation_on_more_copies(tmp_path):
     # Replay capacity is counted in transitions, so its rows depend on the copies: a run trained on 4 copies whose
     # replay is full must still load into an evaluation env of 16 (`marlkit eval` uses its own copy count).
     torch.set_num_threads(1)
-    result = train("vdn", "penalty-v0", steps=400, seed=0, out=str(tmp_path), num_envs=4, eval_every=0,
-                   eval_episodes=4, checkpoint_every=400, progress=False, gif=False,
-                   sets=["algo.buffer_size=64", "algo.warmup_steps=0"])
+    result = train(
+        "vdn",
+        "penalty-v0",
+        steps=400,
+        seed=0,
+        out=str(tmp_path),
+        num_envs=4,
+        eval_every=0,
+        eval_episodes=4,
+        checkpoint_every=400,
+        progress=False,
+        gif=False,
+        sets=["algo.buffer_size=64", "algo.warmup_steps=0"],
+    )
     _, env, loaded, _ = load_run(result.run_dir, num_envs=16)
     obs, info = env.reset(seed=1)
     actions, _ = loaded.act(obs, None, info, explore=False)

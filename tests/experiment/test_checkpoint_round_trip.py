@@ -28,8 +28,9 @@ def build(name: str, env_id: str, seed: int):
     env = marlkit.make(env_id, num_envs=4, seed=0)
     _, cfg_cls = spec.load()
     early = {"warmup_steps": 0, "batch_size": 16} if "warmup_steps" in cfg_cls.__dataclass_fields__ else {}
-    cfg = make_run_config(config={"algorithm": name, "env": {"id": env_id, "num_envs": 4},
-                                  "algo": {**spec.config_for(env), **early}})
+    cfg = make_run_config(
+        config={"algorithm": name, "env": {"id": env_id, "num_envs": 4}, "algo": {**spec.config_for(env), **early}}
+    )
     torch.manual_seed(seed)  # network initialisation
     return build_algo(cfg, env, seed), env
 

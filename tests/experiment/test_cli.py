@@ -19,10 +19,34 @@ def marlkit_cmd():
 
 def test_train_eval_render_plot(tmp_path, tiny, capsys):
     out = subprocess.run(
-        [*marlkit_cmd(), "train", "ippo", "climbing-v0", "--steps", "1200", "--seed", "3", "--num-envs", "4",
-         "--out", str(tmp_path), "--name", "cli", "--set", "experiment.eval_every=600", "experiment.log_every=300",
-         "experiment.checkpoint_every=600", "experiment.eval_episodes=6", "algo.epochs=2", "algo.lr=3e-4"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        [
+            *marlkit_cmd(),
+            "train",
+            "ippo",
+            "climbing-v0",
+            "--steps",
+            "1200",
+            "--seed",
+            "3",
+            "--num-envs",
+            "4",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "cli",
+            "--set",
+            "experiment.eval_every=600",
+            "experiment.log_every=300",
+            "experiment.checkpoint_every=600",
+            "experiment.eval_episodes=6",
+            "algo.epochs=2",
+            "algo.lr=3e-4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     run = tmp_path / "cli"
     assert "final evaluation (6 episodes): mean per-agent return" in out.stdout  # quiet lines: not a TTY
@@ -85,26 +109,42 @@ def test_bad_config_files_and_pairs_are_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("algorithm: ippo\nenv: {id: climbing-v0\n")
     fails_in_one_line(["train", "--config", str(bad)], capsys, f"{bad} is not valid YAML at line 3, column 1")
-    fails_in_one_line(["train", "jal", "spread-v0", "--out", str(tmp_path / "runs")], capsys,
-                      "cannot train jal on spread-v0", "use a function approximator")
-    fails_in_one_line(["train", "iql", "tictactoe-v0", "--out", str(tmp_path / "runs")], capsys,
-                      "cannot train iql on tictactoe-v0: tictactoe-v0 is a text game; algorithms that train on it: "
-                      "token-rl")
+    fails_in_one_line(
+        ["train", "jal", "spread-v0", "--out", str(tmp_path / "runs")],
+        capsys,
+        "cannot train jal on spread-v0",
+        "use a function approximator",
+    )
+    fails_in_one_line(
+        ["train", "iql", "tictactoe-v0", "--out", str(tmp_path / "runs")],
+        capsys,
+        "cannot train iql on tictactoe-v0: tictactoe-v0 is a text game; algorithms that train on it: token-rl",
+    )
     assert not (tmp_path / "runs").exists()
 
 
 def test_eval_counts_and_resume_budget_are_checked(tiny, capsys):
     run = Runner(tiny("done", steps=1000)).run().run_dir
     capsys.readouterr()
-    for flag, value, least in (("--episodes", "-1", 1), ("--episodes", "0", 1), ("--num-envs", "-2", 1),
-                               ("--num-envs", "0", 1), ("--seed", "-1", 0)):
-        fails_in_one_line(["eval", str(run), flag, value], capsys,
-                          f"{flag} = {value} is not allowed: an integer >= {least}")
+    for flag, value, least in (
+        ("--episodes", "-1", 1),
+        ("--episodes", "0", 1),
+        ("--num-envs", "-2", 1),
+        ("--num-envs", "0", 1),
+        ("--seed", "-1", 0),
+    ):
+        fails_in_one_line(
+            ["eval", str(run), flag, value], capsys, f"{flag} = {value} is not allowed: an integer >= {least}"
+        )
     fails_in_one_line(["render", str(run), "--seed", "-1"], capsys, "--seed = -1 is not allowed")
 
     config = (run / "config.yaml").read_bytes()
-    fails_in_one_line(["train", "--resume", str(run), "--steps", "600"], capsys,
-                      "experiment.steps = 600 is not allowed", "the 1,000 env-steps this run has already trained")
+    fails_in_one_line(
+        ["train", "--resume", str(run), "--steps", "600"],
+        capsys,
+        "experiment.steps = 600 is not allowed",
+        "the 1,000 env-steps this run has already trained",
+    )
     assert (run / "config.yaml").read_bytes() == config  # the refused budget was not written
     assert main(["train", "--resume", str(run), "--steps", "1200"]) == 0  # raising the budget still works
     assert "steps: 1200" in (run / "config.yaml").read_text()

@@ -18,19 +18,30 @@ from marlkit.experiment.runner import Runner, eval_num_envs, make_env
 from marlkit.ops import linear
 
 #: IQL on spread-v0: 4 copies x 4 steps = 16 env-steps per update, learning from 64 env-steps on.
-IQL = dict(num_envs=4, eval_every=0, checkpoint_every=0, eval_episodes=4, log_every=160, progress=False, gif=False,
-           warmup_steps=64, epsilon_steps=400, batch_size=16)
+IQL = dict(
+    num_envs=4,
+    eval_every=0,
+    checkpoint_every=0,
+    eval_episodes=4,
+    log_every=160,
+    progress=False,
+    gif=False,
+    warmup_steps=64,
+    epsilon_steps=400,
+    batch_size=16,
+)
 
 
 @pytest.fixture
 def tiny(tmp_path):
     """``tiny(name, steps, algo="iql", **fields)`` -> a RunConfig of a tiny run under ``tmp_path``."""
+
     def make(name: str, steps: int, algo: str = "iql", **fields):
         fields = {**IQL, **fields}
         if algo != "iql":
             fields = {k: v for k, v in fields.items() if k not in ("warmup_steps", "epsilon_steps", "batch_size")}
-        return make_run_config(algo, "spread-v0", out=str(tmp_path), name=name, steps=steps, preset="none",
-                               **fields)
+        return make_run_config(algo, "spread-v0", out=str(tmp_path), name=name, steps=steps, preset="none", **fields)
+
     return make
 
 
@@ -54,8 +65,9 @@ def test_a_learner_goes_on_training_in_a_new_run(tiny):
     # the continued run's evaluation is the learner object's own
     eval_env = make_env(second.config, eval_num_envs(second.config))
     stats = evaluate(eval_env, learner, second.config.experiment.eval_episodes, seed=second.seeds["eval"])
-    assert result.eval["episode_return"]["mean"] == pytest.approx(float(np.mean(
-        np.concatenate([np.asarray(r) for r in stats.returns.values()], axis=1).mean(axis=1))))
+    assert result.eval["episode_return"]["mean"] == pytest.approx(
+        float(np.mean(np.concatenate([np.asarray(r) for r in stats.returns.values()], axis=1).mean(axis=1)))
+    )
     # a fresh learner trained by the same config ends elsewhere
     fresh = Runner(tiny("fresh", steps=320, seed=1), default_callbacks=False).run()
     assert fresh.eval["episode_return"] != result.eval["episode_return"]
@@ -76,9 +88,12 @@ def test_a_learner_continues_on_an_env_with_other_kwargs(tiny):
 def test_mismatched_learners_are_clear_errors_before_a_run_directory_exists(tiny, tmp_path):
     learner = Runner(tiny("three", steps=16), default_callbacks=False).learner
     four = tiny("four", steps=16, **{"env.kwargs": {"num_agents": 4}})
-    with pytest.raises(ConfigError, match=r"the learner given to the run cannot play spread-v0 \(env.kwargs "
-                                          r"\{'num_agents': 4\}\): its groups are agents: \['agent_0', 'agent_1', "
-                                          r"'agent_2'\], these are agents: \['agent_0', .*'agent_3'\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"the learner given to the run cannot play spread-v0 \(env.kwargs "
+        r"\{'num_agents': 4\}\): its groups are agents: \['agent_0', 'agent_1', "
+        r"'agent_2'\], these are agents: \['agent_0', .*'agent_3'\]",
+    ):
         Runner(four, learner=learner)
     continuous = tiny("box", steps=16, **{"env.kwargs": {"continuous_actions": True}})
     with pytest.raises(ConfigError, match=r"the action space of group 'agents' is Discrete\(5\), here it is Box"):
@@ -119,8 +134,9 @@ def test_a_source_of_ones_own_feeds_the_run(tiny):
     assert source.calls == 13 and result.env_steps == 208  # whole batches of 16 until the budget
     assert built.learner.grad_steps == 13 - 3  # learning from 64 env-steps on: the runner's counter
     assert ckpt.load(result.checkpoint)["source"]["calls"] == 13
-    resumed = Runner.resume(result.run_dir, steps=240, source=CountingSource(built.source), learner=built.learner,
-                            default_callbacks=False)
+    resumed = Runner.resume(
+        result.run_dir, steps=240, source=CountingSource(built.source), learner=built.learner, default_callbacks=False
+    )
     assert resumed.source.calls == 13 and resumed.run().env_steps == 240 and resumed.source.calls == 15
 
 
@@ -143,8 +159,9 @@ class FixedSource:
 def test_the_runners_counter_is_what_the_source_says_a_batch_holds(tiny):
     built = Runner(tiny("rollout", steps=16), default_callbacks=False)
     batch, _ = built.source.collect()
-    runner = Runner(tiny("fixed", steps=700), learner=built.learner, source=FixedSource(batch, 100),
-                    default_callbacks=False)
+    runner = Runner(
+        tiny("fixed", steps=700), learner=built.learner, source=FixedSource(batch, 100), default_callbacks=False
+    )
     runner.run()
     assert runner.env_steps == 700 and runner.updates == 7
     assert built.learner.epsilon() == linear(1.0, 0.05, 400)(700)

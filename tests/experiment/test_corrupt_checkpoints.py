@@ -21,8 +21,21 @@ def trained(tmp_path_factory):
     """A finished tiny run with checkpoints at 1000 and 2000 env-steps."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("trained")
-    cfg = make_run_config("ippo", "climbing-v0", out=str(out), name="run", steps=2000, num_envs=8, log_every=400,
-                          eval_every=0, checkpoint_every=1000, eval_episodes=4, progress=False, gif=False, epochs=2)
+    cfg = make_run_config(
+        "ippo",
+        "climbing-v0",
+        out=str(out),
+        name="run",
+        steps=2000,
+        num_envs=8,
+        log_every=400,
+        eval_every=0,
+        checkpoint_every=1000,
+        eval_episodes=4,
+        progress=False,
+        gif=False,
+        epochs=2,
+    )
     run = Runner(cfg).run().run_dir
     assert [s for s, _ in ckpt.list_checkpoints(run / "checkpoints")] == [1000, 2000]
     return run
@@ -38,7 +51,7 @@ def run(trained, tmp_path):
 def _first_float_tensor(x):
     if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel():
         return x
-    for v in (x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else ()):
+    for v in x.values() if isinstance(x, dict) else x if isinstance(x, (list, tuple)) else ():
         if (t := _first_float_tensor(v)) is not None:
             return t
     return None

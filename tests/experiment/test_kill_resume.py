@@ -18,8 +18,13 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 def start(args, **env):
     cmd = [sys.executable, "-m", "marlkit", "train", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
 
 
 def wait_for(proc, condition, timeout=60.0):
@@ -51,9 +56,28 @@ def all_checkpoints_load(folder: Path) -> list[int]:
 def test_killed_mid_run_and_mid_checkpoint_write_then_resumed(tmp_path):
     run = tmp_path / "killed"
     folder = run / "checkpoints"
-    proc = start(["ippo", "climbing-v0", "--steps", "10000", "--num-envs", "8", "--out", str(tmp_path),
-                  "--name", "killed", "--no-progress", "--set", "experiment.checkpoint_every=1000", "experiment.log_every=400",
-                  "experiment.eval_every=0", "experiment.eval_episodes=8", "experiment.gif=false", "algo.epochs=2"])
+    proc = start(
+        [
+            "ippo",
+            "climbing-v0",
+            "--steps",
+            "10000",
+            "--num-envs",
+            "8",
+            "--out",
+            str(tmp_path),
+            "--name",
+            "killed",
+            "--no-progress",
+            "--set",
+            "experiment.checkpoint_every=1000",
+            "experiment.log_every=400",
+            "experiment.eval_every=0",
+            "experiment.eval_episodes=8",
+            "experiment.gif=false",
+            "algo.epochs=2",
+        ]
+    )
     # 1. SIGKILL in the middle of training, once two checkpoints exist
     wait_for(proc, lambda: len(ckpt.list_checkpoints(folder)) >= 2)
     kill(proc)

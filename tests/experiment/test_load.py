@@ -30,9 +30,19 @@ EVAL_EPISODES = 100
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A short MAPPO run on spread-v0: 30k env-steps, one final checkpoint."""
     torch.set_num_threads(1)
-    result = marlkit.train("mappo", "spread-v0", steps=30_000, seed=0, out=str(tmp_path_factory.mktemp("runs")),
-                           name="mappo", progress=False, gif=False, eval_every=0, checkpoint_every=0,
-                           eval_episodes=EVAL_EPISODES)
+    result = marlkit.train(
+        "mappo",
+        "spread-v0",
+        steps=30_000,
+        seed=0,
+        out=str(tmp_path_factory.mktemp("runs")),
+        name="mappo",
+        progress=False,
+        gif=False,
+        eval_every=0,
+        checkpoint_every=0,
+        eval_episodes=EVAL_EPISODES,
+    )
     return result.run_dir
 
 
@@ -73,8 +83,9 @@ def test_a_frozen_team_member_reads_the_policy_without_building_the_learner(run_
     team = Teams(env, TeamsConfig(members={"all": {"groups": ["agents"], "frozen": str(run_dir)}}), seed=0)
     policy = marlkit.load(run_dir)
     for obs, info in _observations(3):
-        np.testing.assert_array_equal(team.act(obs, None, info, explore=True)[0]["agents"],
-                                      policy.act(obs, info=info)[0]["agents"])  # frozen: greedy even then
+        np.testing.assert_array_equal(
+            team.act(obs, None, info, explore=True)[0]["agents"], policy.act(obs, info=info)[0]["agents"]
+        )  # frozen: greedy even then
 
 
 def test_load_takes_a_checkpoint_by_name_or_file(run_dir):
@@ -99,8 +110,9 @@ def _without_policy(run_dir: Path, tmp_path: Path) -> Path:
 def test_a_checkpoint_without_a_policy_falls_back_to_the_learner(run_dir, tmp_path):
     old = _without_policy(run_dir, tmp_path)
     for obs, info in _observations(3):
-        np.testing.assert_array_equal(marlkit.load(old).act(obs, info=info)[0]["agents"],
-                                      marlkit.load(run_dir).act(obs, info=info)[0]["agents"])
+        np.testing.assert_array_equal(
+            marlkit.load(old).act(obs, info=info)[0]["agents"], marlkit.load(run_dir).act(obs, info=info)[0]["agents"]
+        )
 
 
 def test_a_frozen_member_of_a_run_without_a_policy_says_how_to_write_one(run_dir, tmp_path):
@@ -112,9 +124,12 @@ def test_a_frozen_member_of_a_run_without_a_policy_says_how_to_write_one(run_dir
     old = _without_policy(run_dir, tmp_path)
     env = marlkit.make("spread-v0", num_envs=2, seed=0)
     config = TeamsConfig(members={"all": {"groups": ["agents"], "frozen": str(old)}})
-    with pytest.raises(ConfigError, match=r"^algo\.members\.all\.frozen: checkpoint .*step_\d+\.pt holds no "
-                                          r"weights-only policy .* past its ([\d,]+) env-steps \(marlkit train --resume "
-                                          r".*old --steps N\)") as error:
+    with pytest.raises(
+        ConfigError,
+        match=r"^algo\.members\.all\.frozen: checkpoint .*step_\d+\.pt holds no "
+        r"weights-only policy .* past its ([\d,]+) env-steps \(marlkit train --resume "
+        r".*old --steps N\)",
+    ) as error:
         Teams(env, config, seed=0)
     trained_for = int(re.search(r"past its ([\d,]+) env-steps", str(error.value)).group(1).replace(",", ""))
     Runner.resume(old, steps=trained_for + 1, default_callbacks=False).run()
@@ -166,8 +181,9 @@ def test_the_return_in_mpe2_is_the_runs_evaluation_return(run_dir):
     pytest.importorskip("mpe2")
     report = json.loads((run_dir / "eval.json").read_text())
     in_mpe2 = _play_mpe2(marlkit.load(run_dir), episodes=50, seed=123)
-    bound = 4 * np.hypot(report["episode_return"]["std"] / np.sqrt(report["episodes"]),
-                         np.std(in_mpe2) / np.sqrt(len(in_mpe2)))
+    bound = 4 * np.hypot(
+        report["episode_return"]["std"] / np.sqrt(report["episodes"]), np.std(in_mpe2) / np.sqrt(len(in_mpe2))
+    )
     assert abs(np.mean(in_mpe2) - report["episode_return"]["mean"]) < bound
     random_team = -26.0  # the task's random-team return (README): the trained team is clearly better
     assert np.mean(in_mpe2) > random_team + 2

@@ -36,8 +36,13 @@ def flat(cfg: RunConfig) -> dict:
 
 
 def shipped_sections():
-    return [(name, task, algo) for name, data in presets.shipped().items() for task in data["tasks"]
-            for algo in data if algo != "tasks"]
+    return [
+        (name, task, algo)
+        for name, data in presets.shipped().items()
+        for task in data["tasks"]
+        for algo in data
+        if algo != "tasks"
+    ]
 
 
 @pytest.mark.parametrize("name, task, algo", shipped_sections())
@@ -73,8 +78,11 @@ def test_presets_sit_beneath_config_fields_and_sets(tmp_path):
 
 def test_a_preset_is_chosen_by_task_or_file(tmp_path):
     assert make_run_config("ippo", "spread-v0", preset="pursuit-v0").env.num_envs == 64
-    with pytest.raises(ConfigError, match=r"preset 'sprad-v0': no shipped presets for that task; did you mean "
-                                          r"'spread-v0'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"preset 'sprad-v0': no shipped presets for that task; did you mean "
+        r"'spread-v0'\?",
+    ):
         make_run_config("ippo", "spread-v0", preset="sprad-v0")
     with pytest.raises(ConfigError, match="has no section for teams"):
         make_run_config("teams", "spread-v0", preset="spread-v0")
@@ -93,11 +101,14 @@ def test_a_config_names_its_preset_and_an_explicit_one_wins(tmp_path):
     assert make_run_config(config=tmp_path / "short.yaml", preset="none").algo.residual is False
 
 
-@pytest.mark.parametrize("section, config_error", [
-    ("algo: {gama: 0.9}", "algo: {gama: 0.9}"),
-    ("algo: {lr: fast}", "algo: {lr: fast}"),
-    ("env: {num_envs: 0}", "env: {id: spread-v0, num_envs: 0}"),
-])
+@pytest.mark.parametrize(
+    "section, config_error",
+    [
+        ("algo: {gama: 0.9}", "algo: {gama: 0.9}"),
+        ("algo: {lr: fast}", "algo: {lr: fast}"),
+        ("env: {num_envs: 0}", "env: {id: spread-v0, num_envs: 0}"),
+    ],
+)
 def test_a_bad_preset_gets_the_config_files_error_naming_the_preset(section, config_error, tmp_path, capsys):
     env = "" if config_error.startswith("env") else "env: {id: spread-v0}\n"
     (tmp_path / "c.yaml").write_text(f"algorithm: qmix\n{env}{config_error}\n")
@@ -112,13 +123,19 @@ def test_a_bad_preset_gets_the_config_files_error_naming_the_preset(section, con
     assert err.count("\n") == 1 and f"preset {tmp_path / 'p.yaml'} (qmix): " in err
 
 
-@pytest.mark.parametrize("text, message", [
-    ("qmix:\n  env: {kwargs: {continuous_actions: true}}\n", r"env.kwargs is not allowed in a preset: a preset tunes"),
-    ("qmix:\n  experiment: {steps: 10}\n", r"experiment is not allowed in a preset"),
-    ("qmix:\n  algoo: {lr: 0.1}\n", r"unknown config key 'algoo'; did you mean 'algo'\?"),
-    ("qmx:\n  algo: {lr: 0.1}\n", r"unknown algorithm 'qmx'; did you mean 'qmix'\?"),
-    ("qmix: [\n", r"is not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "qmix:\n  env: {kwargs: {continuous_actions: true}}\n",
+            r"env.kwargs is not allowed in a preset: a preset tunes",
+        ),
+        ("qmix:\n  experiment: {steps: 10}\n", r"experiment is not allowed in a preset"),
+        ("qmix:\n  algoo: {lr: 0.1}\n", r"unknown config key 'algoo'; did you mean 'algo'\?"),
+        ("qmx:\n  algo: {lr: 0.1}\n", r"unknown algorithm 'qmx'; did you mean 'qmix'\?"),
+        ("qmix: [\n", r"is not valid YAML"),
+    ],
+)
 def test_a_preset_tunes_the_learner_never_the_task(text, message, tmp_path):
     (tmp_path / "p.yaml").write_text(text)
     with pytest.raises(ConfigError, match=message):
@@ -131,8 +148,11 @@ def test_a_typo_in_a_shipped_preset_is_caught(monkeypatch):
     monkeypatch.setattr(presets, "_shipped", lambda: tuple(texts.items()))
     presets.shipped_tasks.cache_clear()
     try:
-        with pytest.raises(ConfigError, match=r"preset marlkit/experiment/presets/spread-v0.yaml \(qmix\): unknown "
-                                              r"config key 'algo.hypernet_layer'; did you mean 'algo.hypernet_layers'"):
+        with pytest.raises(
+            ConfigError,
+            match=r"preset marlkit/experiment/presets/spread-v0.yaml \(qmix\): unknown "
+            r"config key 'algo.hypernet_layer'; did you mean 'algo.hypernet_layers'",
+        ):
             make_run_config("qmix", "spread-v0")
     finally:
         presets.shipped_tasks.cache_clear()
@@ -144,8 +164,9 @@ def test_pz_simple_spread_v3_gets_the_spread_presets():
     for algo in ("qmix", "maa2c", "maddpg"):
         pz = make_run_config(algo, "pz:simple_spread_v3")
         assert pz.preset == "spread-v0"
-        assert {k: v for k, v in flat(pz).items() if k != "env.id"} == \
-            {k: v for k, v in flat(make_run_config(algo, "spread-v0")).items() if k != "env.id"}
+        assert {k: v for k, v in flat(pz).items() if k != "env.id"} == {
+            k: v for k, v in flat(make_run_config(algo, "spread-v0")).items() if k != "env.id"
+        }
 
 
 def test_a_run_records_its_preset_and_resume_and_eval_never_apply_it(tmp_path, capsys):
@@ -189,8 +210,9 @@ def test_print_config_shows_the_tables_qmix_settings_from_the_preset(tmp_path, c
     assert lines["algo.batch_size"].endswith("# default") and shown["preset"] == "spread-v0"
     assert not (tmp_path / "runs").exists()  # printed, not trained
     (tmp_path / "printed.yaml").write_text(out)  # the output is a config file that builds the same run
-    assert make_run_config(config=tmp_path / "printed.yaml") == make_run_config("qmix", "spread-v0",
-                                                                              out=str(tmp_path / "runs"))
+    assert make_run_config(config=tmp_path / "printed.yaml") == make_run_config(
+        "qmix", "spread-v0", out=str(tmp_path / "runs")
+    )
 
     assert main(["train", "qmix", "spread-v0", "--preset", "none", "--print-config"]) == 0
     out = capsys.readouterr().out
@@ -202,14 +224,31 @@ def test_print_config_shows_the_tables_qmix_settings_from_the_preset(tmp_path, c
 
 def test_print_config_names_every_source(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text("algo: {gamma: 0.9}\nexperiment: {seed: 5}\n")
-    assert main(["train", "qmix", "spread-v0", "--config", str(tmp_path / "c.yaml"), "--steps", "10",
-                 "--no-progress", "--set", "algo.lr=0.01", "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "qmix",
+                "spread-v0",
+                "--config",
+                str(tmp_path / "c.yaml"),
+                "--steps",
+                "10",
+                "--no-progress",
+                "--set",
+                "algo.lr=0.01",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     lines = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()[1:]}
     assert lines["algorithm"].endswith("# ALGO") and lines["id"].endswith("# ENV")
     assert lines["gamma"].endswith(f"# config {tmp_path / 'c.yaml'}") and lines["seed"].endswith("c.yaml")
     assert lines["steps"].endswith("# --steps") and lines["progress"].endswith("# --no-progress")
-    assert lines["lr"].endswith("# --set") and lines["residual"].endswith("# preset marlkit/experiment/presets/"
-                                                                          "spread-v0.yaml")
+    assert lines["lr"].endswith("# --set") and lines["residual"].endswith(
+        "# preset marlkit/experiment/presets/spread-v0.yaml"
+    )
     assert lines["tau"].endswith("# default")
     with pytest.raises(SystemExit, match="not --preset, --print-config"):
         main(["train", "--resume", str(tmp_path), "--preset", "none", "--print-config"])
@@ -230,20 +269,46 @@ def test_learning_records_its_preset_and_reproduce_resolves_it(reproduce, tmp_pa
     preset = tmp_path / "mine.yaml"
     preset.write_text("ippo:\n  env: {num_envs: 4}\n  algo: {epochs: 2, rollout_steps: 10}\n")
     out = tmp_path / "l.json"
-    assert learning.main(["--algo", "ippo", "--env", "climbing-v0", "--steps", "200", "--seeds", "1", "--episodes",
-                          "4", "--preset", str(preset), "--set", "algo.lr=0.001", "--out", str(tmp_path / "runs"),
-                          "--json", str(out)]) == 0
+    assert (
+        learning.main(
+            [
+                "--algo",
+                "ippo",
+                "--env",
+                "climbing-v0",
+                "--steps",
+                "200",
+                "--seeds",
+                "1",
+                "--episodes",
+                "4",
+                "--preset",
+                str(preset),
+                "--set",
+                "algo.lr=0.001",
+                "--out",
+                str(tmp_path / "runs"),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     record = doc["records"][0]
     assert record["preset"] == str(preset) and record["num_envs"] == 4
     assert record["preset_settings"] == {"env.num_envs": 4, "algo.epochs": 2, "algo.rollout_steps": 10}
     Row = reproduce.Row
-    assert reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, sets=("algo.lr=0.001",), preset=str(preset)),
-                              doc) == []
+    assert (
+        reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, sets=("algo.lr=0.001",), preset=str(preset)), doc) == []
+    )
     same = ("algo.lr=0.001", "algo.epochs=2", "algo.rollout_steps=10")  # the preset's settings given as --set
     assert reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, 4, same, preset="none"), doc) == []
     assert reproduce.mismatch(Row("ippo", "climbing-v0", 200, 1, sets=("algo.lr=0.001",)), doc) == [
-        "env.num_envs 4 (row: 128)", "algo.rollout_steps 10 (row: 25)", "algo.epochs 2 (row: 10)"]
+        "env.num_envs 4 (row: 128)",
+        "algo.rollout_steps 10 (row: 25)",
+        "algo.epochs 2 (row: 10)",
+    ]
 
 
 def test_reproduce_matches_a_json_made_before_presets(reproduce):

@@ -22,8 +22,15 @@ from marlkit.experiment.runner import Runner, load_run, train
 
 PLANT = "marlkit_planted_pkg"
 PLANTED_ID = f"pz:{PLANT}.game_v0"
-QUICK = {"num_envs": 2, "eval_every": 0, "checkpoint_every": 0, "eval_episodes": 1, "log_every": 1000,
-         "progress": False, "gif": False}
+QUICK = {
+    "num_envs": 2,
+    "eval_every": 0,
+    "checkpoint_every": 0,
+    "eval_episodes": 1,
+    "log_every": 1000,
+    "progress": False,
+    "gif": False,
+}
 
 
 def plant(folder: Path, marker: Path) -> None:
@@ -84,9 +91,13 @@ def test_train_resume_eval_in_process_never_import_it(shared_run, tmp_path, monk
     plant(tmp_path, marker)
     monkeypatch.syspath_prepend(str(tmp_path))
     cfg = make_run_config("ippo", PLANTED_ID, out=str(tmp_path / "runs"), steps=100, **QUICK)
-    for attempt in (lambda: Runner(cfg), lambda: train("ippo", PLANTED_ID, out=str(tmp_path / "runs"), **QUICK),
-                    lambda: Runner.resume(shared_run), lambda: load_run(shared_run),
-                    lambda: marlkit.make(PLANTED_ID)):
+    for attempt in (
+        lambda: Runner(cfg),
+        lambda: train("ippo", PLANTED_ID, out=str(tmp_path / "runs"), **QUICK),
+        lambda: Runner.resume(shared_run),
+        lambda: load_run(shared_run),
+        lambda: marlkit.make(PLANTED_ID),
+    ):
         with pytest.raises((ConfigError, UnknownEnvError)) as e:
             attempt()
         assert_refused(str(e.value))
@@ -94,20 +105,30 @@ def test_train_resume_eval_in_process_never_import_it(shared_run, tmp_path, monk
     assert not (tmp_path / "runs").exists()  # refused before a run directory was made
 
 
-@pytest.mark.parametrize("command", [
-    ["train", "ippo", PLANTED_ID, "--steps", "100", "--out", "new-runs"],
-    ["train", "--resume", "."],
-    ["eval", "."],
-    ["render", "."],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "ippo", PLANTED_ID, "--steps", "100", "--out", "new-runs"],
+        ["train", "--resume", "."],
+        ["eval", "."],
+        ["render", "."],
+    ],
+)
 def test_python_m_marlkit_in_a_shared_run_directory_never_imports_it(shared_run, tmp_path, command):
     run = tmp_path / "run"
     shutil.copytree(shared_run, run)
     marker = tmp_path / "MARKER"
     plant(run, marker)
     register_entry_point(run)  # an entry point found in the current directory is not an allowed one either
-    out = subprocess.run([sys.executable, "-m", "marlkit", *command], check=False, cwd=run, capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(
+        [sys.executable, "-m", "marlkit", *command],
+        check=False,
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert_refused(out.stderr)
@@ -122,9 +143,30 @@ def test_trust_module_imports_it(tmp_path, monkeypatch, capsys):
     env = marlkit.make(PLANTED_ID, num_envs=2, trust_module=True)
     assert marker.exists() and len(env.agents) == 3
     marker.unlink()
-    assert main(["train", "ippo", PLANTED_ID, "--trust-module", "--steps", "50", "--num-envs", "2", "--out",
-                 str(tmp_path / "runs"), "--name", "trusted", "--no-progress", "--set", "experiment.gif=false",
-                 "experiment.eval_episodes=1", "experiment.eval_every=0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "ippo",
+                PLANTED_ID,
+                "--trust-module",
+                "--steps",
+                "50",
+                "--num-envs",
+                "2",
+                "--out",
+                str(tmp_path / "runs"),
+                "--name",
+                "trusted",
+                "--no-progress",
+                "--set",
+                "experiment.gif=false",
+                "experiment.eval_episodes=1",
+                "experiment.eval_every=0",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "runs" / "trusted" / "eval.json").exists()
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "runs" / "trusted"), "--episodes", "1"]) == 2  # trust is per command

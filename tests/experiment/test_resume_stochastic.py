@@ -13,8 +13,15 @@ from marlkit.experiment.logging import read_metrics
 from marlkit.experiment.runner import Runner
 
 #: IPPO on spread-v0, 4 copies x 25 steps = 100 env-steps per update, a checkpoint every 200.
-SPREAD = {"env": "spread-v0", "num_envs": 4, "log_every": 100, "eval_every": 0, "checkpoint_every": 200,
-          "eval_episodes": 4, "epochs": 1}
+SPREAD = {
+    "env": "spread-v0",
+    "num_envs": 4,
+    "log_every": 100,
+    "eval_every": 0,
+    "checkpoint_every": 200,
+    "eval_episodes": 4,
+    "epochs": 1,
+}
 
 
 def rows(run_dir):

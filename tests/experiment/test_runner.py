@@ -29,8 +29,16 @@ def test_run_directory_and_keys(tiny):
 
     rows = read_metrics(d)
     keys = set().union(*rows)
-    assert {"env_steps", "train/episode_return", "train/episode_length", "loss/policy", "loss/value",
-            "perf/env_steps_per_s", "eval/episode_return", "eval/episode_length"} <= keys
+    assert {
+        "env_steps",
+        "train/episode_return",
+        "train/episode_length",
+        "loss/policy",
+        "loss/value",
+        "perf/env_steps_per_s",
+        "eval/episode_return",
+        "eval/episode_length",
+    } <= keys
     assert all("/" in k for k in keys - {"env_steps"})
     assert [r["env_steps"] for r in rows if "train/episode_return" in r] == [400, 800, 1200, 1600, 2000]
     assert [r["env_steps"] for r in rows if "eval/episode_return" in r] == [1000, 2000]
@@ -57,23 +65,43 @@ def test_callbacks_see_every_event(tiny):
     seen = []
 
     class Spy(Callback):
-        def on_start(self, runner): seen.append(("start", runner.env_steps))
-        def on_update(self, runner, metrics): seen.append(("update", runner.env_steps))
-        def on_log(self, runner, row): seen.append(("log", runner.env_steps))
-        def on_eval(self, runner, results): seen.append(("eval", runner.env_steps))
-        def on_checkpoint(self, runner, path): seen.append(("checkpoint", runner.env_steps))
-        def on_end(self, runner, result): seen.append(("end", result.env_steps))
+        def on_start(self, runner):
+            seen.append(("start", runner.env_steps))
+
+        def on_update(self, runner, metrics):
+            seen.append(("update", runner.env_steps))
+
+        def on_log(self, runner, row):
+            seen.append(("log", runner.env_steps))
+
+        def on_eval(self, runner, results):
+            seen.append(("eval", runner.env_steps))
+
+        def on_checkpoint(self, runner, path):
+            seen.append(("checkpoint", runner.env_steps))
+
+        def on_end(self, runner, result):
+            seen.append(("end", result.env_steps))
 
     class OnlyEval:  # any object with some of the hooks will do
-        def __init__(self): self.returns = []
-        def on_eval(self, runner, results): self.returns.append(results["eval/episode_return"])
+        def __init__(self):
+            self.returns = []
+
+        def on_eval(self, runner, results):
+            self.returns.append(results["eval/episode_return"])
 
     only = OnlyEval()
     Runner(tiny("cb", log_every=1000), callbacks=[Spy(), only]).run()
     assert seen[0] == ("start", 0) and seen[-1] == ("end", 2000)
     assert [s for e, s in seen if e == "update"] == list(range(200, 2001, 200))
     assert [(e, s) for e, s in seen if e != "update"][1:-1] == [
-        ("log", 1000), ("eval", 1000), ("checkpoint", 1000), ("log", 2000), ("eval", 2000), ("checkpoint", 2000)]
+        ("log", 1000),
+        ("eval", 1000),
+        ("checkpoint", 1000),
+        ("log", 2000),
+        ("eval", 2000),
+        ("checkpoint", 2000),
+    ]
     assert len(only.returns) == 2
 
 
@@ -155,8 +183,19 @@ def test_a_new_run_refuses_an_existing_named_directory(tiny):
 def test_python_api(tmp_path):
     import marlkit
 
-    result = marlkit.train("ippo", "climbing-v0", steps=400, seed=1, out=str(tmp_path), name="api", progress=False,
-                           gif=False, eval_episodes=4, epochs=1, **{"env.num_envs": 4})
+    result = marlkit.train(
+        "ippo",
+        "climbing-v0",
+        steps=400,
+        seed=1,
+        out=str(tmp_path),
+        name="api",
+        progress=False,
+        gif=False,
+        eval_episodes=4,
+        epochs=1,
+        **{"env.num_envs": 4},
+    )
     assert result.run_dir == tmp_path / "api" and result.env_steps == 400
     assert RunConfig.load(result.run_dir).algo.epochs == 1
     assert "eval/episode_return" in result.metrics

@@ -19,13 +19,24 @@ from marlkit.experiment.runner import Runner, derive_seeds
 
 GAME = {"n_attributes": 3, "n_values": 4, "n_candidates": 3, "max_len": 2, "vocab_size": 6}
 #: 64 plays (16 games x 4) per update.
-FIELDS = dict(batch_size=64, hidden=16, embed=8, eval_episodes=40, eval_every=256, checkpoint_every=256,
-              log_every=128, progress=False, gif=False, **{"env.kwargs": GAME})
+FIELDS = dict(
+    batch_size=64,
+    hidden=16,
+    embed=8,
+    eval_episodes=40,
+    eval_every=256,
+    checkpoint_every=256,
+    log_every=128,
+    progress=False,
+    gif=False,
+    **{"env.kwargs": GAME},
+)
 
 
 def config(tmp_path, name, steps=512, **fields):
-    return make_run_config("signalling", "referential-v0", out=str(tmp_path), name=name, steps=steps,
-                           **{**FIELDS, **fields})
+    return make_run_config(
+        "signalling", "referential-v0", out=str(tmp_path), name=name, steps=steps, **{**FIELDS, **fields}
+    )
 
 
 def rows(run_dir):
@@ -39,8 +50,9 @@ def test_the_runner_updates_the_pair_as_train_step_does(tmp_path, method):
     result = runner.run()
     assert result.env_steps == 512 and runner.updates == 8
     seeds = derive_seeds(0)
-    alone = Signalling(ReferentialGame(ReferentialConfig(**GAME), seed=seeds["env"]), runner.learner.config,
-                       seed=seeds["algo"])
+    alone = Signalling(
+        ReferentialGame(ReferentialConfig(**GAME), seed=seeds["env"]), runner.learner.config, seed=seeds["algo"]
+    )
     for _ in range(runner.updates):
         alone.train_step()
     for (name, p), q in zip(runner.learner.state_dict().items(), alone.state_dict().values()):
@@ -74,9 +86,25 @@ def test_loss_terms_reach_the_signallers_loss():
 
 
 def test_the_command_line_trains_and_resumes_the_referential_game(tmp_path, capsys):
-    argv = ["train", "signalling", "referential-v0", "--steps", "128", "--out", str(tmp_path), "--name", "cli",
-            "--no-progress", "--set", "algo.batch_size=64", "algo.hidden=16", "algo.embed=8",
-            "experiment.eval_episodes=20", "env.kwargs.n_attributes=3", "env.kwargs.max_len=2"]
+    argv = [
+        "train",
+        "signalling",
+        "referential-v0",
+        "--steps",
+        "128",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "cli",
+        "--no-progress",
+        "--set",
+        "algo.batch_size=64",
+        "algo.hidden=16",
+        "algo.embed=8",
+        "experiment.eval_episodes=20",
+        "env.kwargs.n_attributes=3",
+        "env.kwargs.max_len=2",
+    ]
     assert main(argv) == 0
     assert "training signalling on referential-v0" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "cli"), "--steps", "256", "--no-progress"]) == 0
@@ -90,8 +118,11 @@ def test_the_command_line_trains_and_resumes_the_referential_game(tmp_path, caps
 
 
 def test_what_signalling_cannot_train_on_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match=r"cannot train mappo on referential-v0: referential-v0 is the referential "
-                                          r"game; algorithms that train on it: signalling"):
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot train mappo on referential-v0: referential-v0 is the referential "
+        r"game; algorithms that train on it: signalling",
+    ):
         make_run_config("mappo", "referential-v0")
     with pytest.raises(ConfigError, match=r"cannot train signalling on spread-v0: spread-v0 is a batched env"):
         make_run_config("signalling", "spread-v0")

@@ -30,31 +30,57 @@ def teams(members, env=None, **env_kwargs):
 
 
 # ------------------------------------------------------------------------------------------- config errors
-@pytest.mark.parametrize("members, message", [
-    ({"p": {"groups": ["adversaries"], "algorithm": "maddpg", "config": {"actor_lrr": 1e-3}}, "r": PREY_RANDOM},
-     r"unknown config key 'algo.members.p.config.actor_lrr'; did you mean 'algo.members.p.config.actor_lr'"),
-    ({"p": {"groups": ["adversaries"], "algorithm": "madpg"}, "r": PREY_RANDOM},
-     r"algo.members.p.algorithm: unknown algorithm 'madpg'; did you mean 'maddpg'"),
-    ({"p": {"groups": ["adversaries"], "algorithm": "mappo", "config": {"centralised_critic": False}},
-      "r": PREY_RANDOM},
-     r"algo.members.p.config.centralised_critic = False is not allowed: True for algorithm 'mappo'"),
-    ({"p": {"groups": ["adversaries", "good"], "algorithm": "mappo"}, "r": PREY_RANDOM},
-     r"group 'good' is assigned twice, to members 'p' and 'r'"),
-    ({"p": {"groups": ["adversaries"]}, "r": PREY_RANDOM}, r"algo.members.p needs exactly one of algorithm"),
-    ({"p": {"groups": ["adversaries"], "algorithm": "mappo", "policy": "random"}, "r": PREY_RANDOM},
-     r"got algorithm, policy"),
-    ({"p": {"algorithm": "mappo"}, "r": PREY_RANDOM}, r"algo.members.p.groups is missing"),
-    ({"p": {"groups": ["adversaries"], "policy": "randm"}, "r": PREY_RANDOM},
-     r"algo.members.p.policy = 'randm' matches none of"),
-    ({"p": {"groups": ["adversaries"], "policy": "constant"}, "r": PREY_RANDOM}, r"policy: constant needs an action"),
-    ({"p": {"groups": ["adversaries"], "policy": "random", "config": {"lr": 1}}, "r": PREY_RANDOM},
-     r"algo.members.p.config is only for a learning member"),
-    ({"p": {"groups": ["adversaries"], "algorithm": "teams"}, "r": PREY_RANDOM}, r"'teams' is not allowed"),
-    ({"p": {"groups": ["adversaries"], "algorithm": "mappo"}, "q": {"groups": ["good"], "algorithm": "maddpg"}},
-     r"algo.members.q.config.rollout_steps = 4 does not divide the 25 steps .* common multiple \(100\)"),
-    ({"p": {"groups": ["adversaries"], "algorithm": "maddpg", "grups": 1}, "r": PREY_RANDOM},
-     r"unknown config key 'algo.members.p.grups'; did you mean 'algo.members.p.groups'"),
-])
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        (
+            {"p": {"groups": ["adversaries"], "algorithm": "maddpg", "config": {"actor_lrr": 1e-3}}, "r": PREY_RANDOM},
+            r"unknown config key 'algo.members.p.config.actor_lrr'; did you mean 'algo.members.p.config.actor_lr'",
+        ),
+        (
+            {"p": {"groups": ["adversaries"], "algorithm": "madpg"}, "r": PREY_RANDOM},
+            r"algo.members.p.algorithm: unknown algorithm 'madpg'; did you mean 'maddpg'",
+        ),
+        (
+            {
+                "p": {"groups": ["adversaries"], "algorithm": "mappo", "config": {"centralised_critic": False}},
+                "r": PREY_RANDOM,
+            },
+            r"algo.members.p.config.centralised_critic = False is not allowed: True for algorithm 'mappo'",
+        ),
+        (
+            {"p": {"groups": ["adversaries", "good"], "algorithm": "mappo"}, "r": PREY_RANDOM},
+            r"group 'good' is assigned twice, to members 'p' and 'r'",
+        ),
+        ({"p": {"groups": ["adversaries"]}, "r": PREY_RANDOM}, r"algo.members.p needs exactly one of algorithm"),
+        (
+            {"p": {"groups": ["adversaries"], "algorithm": "mappo", "policy": "random"}, "r": PREY_RANDOM},
+            r"got algorithm, policy",
+        ),
+        ({"p": {"algorithm": "mappo"}, "r": PREY_RANDOM}, r"algo.members.p.groups is missing"),
+        (
+            {"p": {"groups": ["adversaries"], "policy": "randm"}, "r": PREY_RANDOM},
+            r"algo.members.p.policy = 'randm' matches none of",
+        ),
+        (
+            {"p": {"groups": ["adversaries"], "policy": "constant"}, "r": PREY_RANDOM},
+            r"policy: constant needs an action",
+        ),
+        (
+            {"p": {"groups": ["adversaries"], "policy": "random", "config": {"lr": 1}}, "r": PREY_RANDOM},
+            r"algo.members.p.config is only for a learning member",
+        ),
+        ({"p": {"groups": ["adversaries"], "algorithm": "teams"}, "r": PREY_RANDOM}, r"'teams' is not allowed"),
+        (
+            {"p": {"groups": ["adversaries"], "algorithm": "mappo"}, "q": {"groups": ["good"], "algorithm": "maddpg"}},
+            r"algo.members.q.config.rollout_steps = 4 does not divide the 25 steps .* common multiple \(100\)",
+        ),
+        (
+            {"p": {"groups": ["adversaries"], "algorithm": "maddpg", "grups": 1}, "r": PREY_RANDOM},
+            r"unknown config key 'algo.members.p.grups'; did you mean 'algo.members.p.groups'",
+        ),
+    ],
+)
 def test_config_errors_name_what_is_wrong(members, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_dict({"algorithm": "teams", "env": {"id": "tag-v0"}, "algo": {"members": members}})
@@ -73,27 +99,37 @@ def test_env_dependent_errors_name_the_env_groups():
     with pytest.raises(ConfigError, match=r"algo.members.p: iql cannot play \['adversaries'\]: iql supports Discrete"):
         teams({"p": {"groups": ["adversaries"], "algorithm": "iql"}, "r": PREY_RANDOM}, continuous_actions=True)
     with pytest.raises(ConfigError, match=r"action = 7 is not an action of group 'good'.*0..4"):
-        teams({"p": {"groups": ["adversaries"], "algorithm": "maddpg"},
-               "r": {"groups": ["good"], "policy": "constant", "action": 7}})
+        teams(
+            {
+                "p": {"groups": ["adversaries"], "algorithm": "maddpg"},
+                "r": {"groups": ["good"], "policy": "constant", "action": 7},
+            }
+        )
 
 
 def test_the_runner_rejects_a_bad_assignment_before_making_a_run_directory(tmp_path):
-    cfg = make_run_config("teams", "tag-v0", {"algo": {"members": {"p": {"groups": ["adversaries"],
-                                                                           "algorithm": "mappo"}}}}, out=str(tmp_path))
+    cfg = make_run_config(
+        "teams",
+        "tag-v0",
+        {"algo": {"members": {"p": {"groups": ["adversaries"], "algorithm": "mappo"}}}},
+        out=str(tmp_path),
+    )
     with pytest.raises(ConfigError, match="belong to no member"):
         Runner(cfg, default_callbacks=False)
     assert not any(tmp_path.iterdir())
 
 
 def test_set_reaches_into_a_member_config():
-    cfg = make_run_config(config=EXAMPLES / "tag_maddpg_vs_random.yaml",
-                          sets=["algo.members.predators.config.batch_size=64"])
+    cfg = make_run_config(
+        config=EXAMPLES / "tag_maddpg_vs_random.yaml", sets=["algo.members.predators.config.batch_size=64"]
+    )
     assert cfg.algo.members["predators"].config.batch_size == 64
     assert cfg.algo.members["predators"].config.actor_lr == 1e-3  # the rest of the member is kept
     assert cfg.algo.members["prey"].policy == "random"
     with pytest.raises(ConfigError, match=r"algo\.members\.predators\.config\.batch_size must be an integer"):
-        make_run_config(config=EXAMPLES / "tag_maddpg_vs_random.yaml",
-                        sets=["algo.members.predators.config.batch_size=big"])
+        make_run_config(
+            config=EXAMPLES / "tag_maddpg_vs_random.yaml", sets=["algo.members.predators.config.batch_size=big"]
+        )
     # the resolved config survives a YAML round trip
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
 
@@ -163,8 +199,9 @@ def test_random_member_honours_action_masks():
 
 # ----------------------------------------------------------------------------- runs, checkpoints, resume
 def test_mappo_predators_against_a_random_prey(tmp_path):
-    cfg = make_run_config(config=EXAMPLES / "tag_mappo_vs_random.yaml", steps=400, num_envs=8, out=str(tmp_path),
-                          name="run", **QUIET)
+    cfg = make_run_config(
+        config=EXAMPLES / "tag_mappo_vs_random.yaml", steps=400, num_envs=8, out=str(tmp_path), name="run", **QUIET
+    )
     result = Runner(cfg, default_callbacks=False).run()
     report = json.loads((result.run_dir / "eval.json").read_text())
     assert set(report["group_return"]) == {"adversaries", "good"} and "catches" in report["metrics"]
@@ -180,11 +217,26 @@ def test_mappo_predators_against_a_random_prey(tmp_path):
 def test_two_learning_teams_checkpoint_and_resume(tmp_path):
     """MADDPG adversaries against IPPO prey; the checkpoint holds both; resuming one checkpoint twice gives the
     same numbers; a loaded run acts as the trained one."""
-    members = {"predators": {"groups": ["adversaries"], "algorithm": "maddpg",
-                             "config": {"rollout_steps": 5, "warmup_steps": 100, "batch_size": 32}},
-               "prey": {"groups": ["good"], "algorithm": "ippo", "config": {"epochs": 2}}}
-    cfg = make_run_config("teams", "tag-v0", {"algo": {"members": members}}, steps=400, num_envs=4, seed=3,
-                          out=str(tmp_path), name="a", checkpoint_every=400, **QUIET)
+    members = {
+        "predators": {
+            "groups": ["adversaries"],
+            "algorithm": "maddpg",
+            "config": {"rollout_steps": 5, "warmup_steps": 100, "batch_size": 32},
+        },
+        "prey": {"groups": ["good"], "algorithm": "ippo", "config": {"epochs": 2}},
+    }
+    cfg = make_run_config(
+        "teams",
+        "tag-v0",
+        {"algo": {"members": members}},
+        steps=400,
+        num_envs=4,
+        seed=3,
+        out=str(tmp_path),
+        name="a",
+        checkpoint_every=400,
+        **QUIET,
+    )
     assert cfg.algo.rollout_steps is None  # resolved by the algorithm: the longest learner's, 25
     result = Runner(cfg, default_callbacks=False).run()
     state = torch.load(result.checkpoint, weights_only=True)["algo"]
@@ -210,12 +262,31 @@ def test_two_learning_teams_checkpoint_and_resume(tmp_path):
 
 
 def test_frozen_member_plays_a_trained_run_and_does_not_learn(tmp_path):
-    trained = Runner(make_run_config(config=EXAMPLES / "tag_mappo_vs_random.yaml", steps=400, num_envs=8,
-                                     out=str(tmp_path), name="trained", **QUIET), default_callbacks=False).run()
-    members = {"predators": {"groups": ["adversaries"], "frozen": str(trained.run_dir)},
-               "prey": {"groups": ["good"], "algorithm": "ippo", "config": {"epochs": 2}}}
-    cfg = make_run_config("teams", "tag-v0", {"algo": {"members": members}}, steps=400, num_envs=8,
-                          out=str(tmp_path), name="against", **QUIET)
+    trained = Runner(
+        make_run_config(
+            config=EXAMPLES / "tag_mappo_vs_random.yaml",
+            steps=400,
+            num_envs=8,
+            out=str(tmp_path),
+            name="trained",
+            **QUIET,
+        ),
+        default_callbacks=False,
+    ).run()
+    members = {
+        "predators": {"groups": ["adversaries"], "frozen": str(trained.run_dir)},
+        "prey": {"groups": ["good"], "algorithm": "ippo", "config": {"epochs": 2}},
+    }
+    cfg = make_run_config(
+        "teams",
+        "tag-v0",
+        {"algo": {"members": members}},
+        steps=400,
+        num_envs=8,
+        out=str(tmp_path),
+        name="against",
+        **QUIET,
+    )
     runner = Runner(cfg, default_callbacks=False)
     _, env, original, _ = load_run(trained.run_dir, num_envs=4)
     obs, info = env.reset(seed=5)
@@ -226,8 +297,9 @@ def test_frozen_member_plays_a_trained_run_and_does_not_learn(tmp_path):
     assert runner.learner.members["predators"].policy.checkpoint.endswith(".pt")
 
     # a frozen run must have played exactly the member's groups
-    both = marlkit.train("mappo", "tag-v0", steps=50, num_envs=2, out=str(tmp_path), name="both", checkpoint_every=0,
-                         **QUIET)
+    both = marlkit.train(
+        "mappo", "tag-v0", steps=50, num_envs=2, out=str(tmp_path), name="both", checkpoint_every=0, **QUIET
+    )
     with pytest.raises(ConfigError, match=r"trained the groups \['adversaries', 'good'\], this member plays "):
         teams({"p": {"groups": ["adversaries"], "frozen": str(both.run_dir)}, "r": PREY_RANDOM})
     with pytest.raises(ConfigError, match="is not a run directory"):

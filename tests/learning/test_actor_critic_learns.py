@@ -20,8 +20,19 @@ def test_a2c_coordination_game_solved(algo, seed, tmp_path):
     """Penalty game with k=0: (a, a) and (c, c) pay 10, the safe (b, b) 2, miscoordination 0. 20k env-steps in
     one-step rollouts of 64 copies (one gradient step each); the greedy joint action must pay 10 (it did for all
     three seeds of both presets, by 10k env-steps the exploring return was already above 7)."""
-    result = marlkit.train(algo, "penalty-v0", steps=20_000, seed=seed, out=str(tmp_path), num_envs=64,
-                           eval_every=0, eval_episodes=64, rollout_steps=1, **{"env.kwargs": {"k": 0}}, **QUIET)
+    result = marlkit.train(
+        algo,
+        "penalty-v0",
+        steps=20_000,
+        seed=seed,
+        out=str(tmp_path),
+        num_envs=64,
+        eval_every=0,
+        eval_episodes=64,
+        rollout_steps=1,
+        **{"env.kwargs": {"k": 0}},
+        **QUIET,
+    )
     assert result.eval_return == pytest.approx(10.0)
 
 
@@ -32,9 +43,18 @@ def test_a2c_spread_learns_above_random(algo, continuous, tmp_path):
     2.3 above standing still. Measured at 300k with the preset (seed 0): IA2C -19.5, MAA2C -19.9, MAA2C with
     continuous actions (Gaussian policy, Box(0, 1, (5,))) -18.2; with the code defaults (preset="none"): IA2C -19.5
     (seed 0) / -20.2 (seed 1), MAA2C -20.1 / -19.3, continuous -20.8 (seed 0); about 25 s each."""
-    result = marlkit.train(algo, "spread-v0", steps=300_000, seed=0, out=str(tmp_path), num_envs=32,
-                           eval_every=0, eval_episodes=200, **{"env.kwargs": {"continuous_actions": continuous}},
-                           **QUIET)
+    result = marlkit.train(
+        algo,
+        "spread-v0",
+        steps=300_000,
+        seed=0,
+        out=str(tmp_path),
+        num_envs=32,
+        eval_every=0,
+        eval_episodes=200,
+        **{"env.kwargs": {"continuous_actions": continuous}},
+        **QUIET,
+    )
     assert result.eval_return >= -22.0, result.eval
 
 
@@ -44,8 +64,18 @@ def test_maddpg_continuous_spread_learns_above_random(tmp_path):
     deterministic greedy team must score at least -22 per agent. Measured at 100k with the preset: -18.8 (seed 0);
     with the code defaults (preset="none", 64x64, 1-step): -20.4, -21.0, -20.4 (seeds 0, 1, 2), the exploring return
     passing through about -43 near 20k env-steps first."""
-    result = marlkit.train("maddpg", "spread-v0", steps=100_000, seed=0, out=str(tmp_path), num_envs=16,
-                           eval_every=0, eval_episodes=200, **{"env.kwargs": {"continuous_actions": True}}, **QUIET)
+    result = marlkit.train(
+        "maddpg",
+        "spread-v0",
+        steps=100_000,
+        seed=0,
+        out=str(tmp_path),
+        num_envs=16,
+        eval_every=0,
+        eval_episodes=200,
+        **{"env.kwargs": {"continuous_actions": True}},
+        **QUIET,
+    )
     assert result.eval_return >= -22.0, result.eval
 
 
@@ -54,6 +84,17 @@ def test_maddpg_gumbel_softmax_solves_coordination_game(seed, tmp_path):
     """The discrete path (straight-through Gumbel-softmax actors, one-hot actions in the critic) on the penalty
     game with k=0: 20k env-steps of 64 copies, one gradient step per step of the copies; the greedy joint action
     must pay 10 (it did for all three seeds)."""
-    result = marlkit.train("maddpg", "penalty-v0", steps=20_000, seed=seed, out=str(tmp_path), num_envs=64,
-                           eval_every=0, eval_episodes=64, rollout_steps=1, **{"env.kwargs": {"k": 0}}, **QUIET)
+    result = marlkit.train(
+        "maddpg",
+        "penalty-v0",
+        steps=20_000,
+        seed=seed,
+        out=str(tmp_path),
+        num_envs=64,
+        eval_every=0,
+        eval_episodes=64,
+        rollout_steps=1,
+        **{"env.kwargs": {"k": 0}},
+        **QUIET,
+    )
     assert result.eval_return == pytest.approx(10.0)

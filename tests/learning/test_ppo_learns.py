@@ -20,9 +20,20 @@ def test_coordination_game_solved(algo, seed, tmp_path):
 
     A one-step game is a bandit: 4 epochs per batch instead of the default 10 (with 10, MAPPO's policies can
     saturate on a miscoordinated pair before they agree: 1 seed in 6 in our runs, 0 in 6 with 4 epochs)."""
-    result = marlkit.train(algo, "penalty-v0", steps=20_000, seed=seed, out=str(tmp_path), num_envs=64,
-                           eval_every=0, eval_episodes=64, rollout_steps=4, epochs=4, **{"env.kwargs": {"k": 0}},
-                           **QUIET)
+    result = marlkit.train(
+        algo,
+        "penalty-v0",
+        steps=20_000,
+        seed=seed,
+        out=str(tmp_path),
+        num_envs=64,
+        eval_every=0,
+        eval_episodes=64,
+        rollout_steps=4,
+        epochs=4,
+        **{"env.kwargs": {"k": 0}},
+        **QUIET,
+    )
     assert result.eval_return == pytest.approx(10.0)
 
 
@@ -32,6 +43,15 @@ def test_spread_learns_well_above_random(algo, steps, tmp_path):
     above uniform random (-26.3) and 2.3 above standing still (-24.3). IPPO gets twice MAPPO's budget: its
     independent critics first learn to flee collisions (the return dips to about -33 near 40k env-steps) and
     only then to cover the landmarks."""
-    result = marlkit.train(algo, "spread-v0", steps=steps, seed=0, out=str(tmp_path), num_envs=128,
-                           eval_every=0, eval_episodes=200, **QUIET)
+    result = marlkit.train(
+        algo,
+        "spread-v0",
+        steps=steps,
+        seed=0,
+        out=str(tmp_path),
+        num_envs=128,
+        eval_every=0,
+        eval_episodes=200,
+        **QUIET,
+    )
     assert result.eval_return >= -22.0, result.eval

@@ -24,8 +24,7 @@ STEPS = {"reinforce": 1500, "gumbel": 500}
 def train(method, seed=0, steps=None):
     torch.set_num_threads(1)
     game = ReferentialGame(GAME, seed=seed)
-    agents = Signalling(game, SignallingConfig(method=method, hidden=64, embed=32, batch_size=256, lr=2e-3),
-                        seed=seed)
+    agents = Signalling(game, SignallingConfig(method=method, hidden=64, embed=32, batch_size=256, lr=2e-3), seed=seed)
     for _ in range(steps if steps is not None else STEPS[method]):
         agents.train_step()
     return game, agents
@@ -53,8 +52,9 @@ def test_same_seed_same_agents_and_state_dict_round_trip():
     fresh.load_state_dict(a.state_dict())
     batch = game_a.eval_batch("train", seed=0)
     assert (fresh.messages(game_a.objects) == a.messages(game_a.objects)).all()
-    assert np.allclose(fresh.listener_probs(batch, a.messages(batch.targets)),
-                       a.listener_probs(batch, a.messages(batch.targets)))
+    assert np.allclose(
+        fresh.listener_probs(batch, a.messages(batch.targets)), a.listener_probs(batch, a.messages(batch.targets))
+    )
 
 
 def test_config_errors():
@@ -68,8 +68,9 @@ def test_config_errors():
 
 @pytest.mark.parametrize("method", ["reinforce", "gumbel"])
 def test_end_of_message_games_train_and_read_messages_up_to_the_end(method):
-    game = ReferentialGame(ReferentialConfig(n_attributes=3, n_values=4, n_candidates=3, max_len=4, vocab_size=6,
-                                             eos=True), seed=0)
+    game = ReferentialGame(
+        ReferentialConfig(n_attributes=3, n_values=4, n_candidates=3, max_len=4, vocab_size=6, eos=True), seed=0
+    )
     agents = Signalling(game, SignallingConfig(method=method, hidden=32, embed=16, batch_size=64), seed=0)
     for _ in range(5):
         out = agents.train_step()

@@ -108,6 +108,7 @@ def test_state_spaces_too_large_for_a_table_are_refused_with_their_size():
     from gymnasium import spaces
 
     from marlkit.algorithms.tabular import space_size
+
     assert space_size(spaces.MultiDiscrete([10, 10, 10])) == 1000 and space_size(spaces.Box(0, 1, (3,))) is None
 
 

@@ -29,8 +29,17 @@ def test_trained_predators_catch_a_random_prey_far_more_often_than_random_predat
     5.52 / 1.94 / 4.12 (seeds 0 / 1 / 2; 5.52 also re-measured by this test) against random predators 0.31 /
     0.385 / 0.505 on each seed's evaluation episodes; all three seeds pass, seed 0 runs here. 80 s on our loaded
     machine (about a third of a core free), so roughly 30 s on an idle core."""
-    result = marlkit.train(config=CONFIG, steps=200_000, seed=0, out=str(tmp_path), eval_every=0, eval_episodes=200,
-                           checkpoint_every=0, progress=False, gif=False)
+    result = marlkit.train(
+        config=CONFIG,
+        steps=200_000,
+        seed=0,
+        out=str(tmp_path),
+        eval_every=0,
+        eval_episodes=200,
+        checkpoint_every=0,
+        progress=False,
+        gif=False,
+    )
     trained = result.eval["metrics"]["catches"]["mean"]
 
     cfg = RunConfig.load(result.run_dir)

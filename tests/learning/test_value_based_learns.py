@@ -17,13 +17,23 @@ import torch
 from marlkit.experiment.run import make_run_config
 from marlkit.experiment.runner import Runner, learn
 
-FAST = dict(num_envs=16, rollout_steps=4, gradient_steps=4, epsilon_steps=10_000, eval_every=0, eval_episodes=64,
-            progress=False, gif=False, checkpoint_every=0)
+FAST = dict(
+    num_envs=16,
+    rollout_steps=4,
+    gradient_steps=4,
+    epsilon_steps=10_000,
+    eval_every=0,
+    eval_episodes=64,
+    progress=False,
+    gif=False,
+    checkpoint_every=0,
+)
 
 
 def train(algo, env, tmp_path, seed, steps=20_000, env_kwargs=None, **fields):
-    cfg = make_run_config(algo, env, steps=steps, seed=seed, out=str(tmp_path),
-                          **{**FAST, **fields, "env.kwargs": env_kwargs or {}})
+    cfg = make_run_config(
+        algo, env, steps=steps, seed=seed, out=str(tmp_path), **{**FAST, **fields, "env.kwargs": env_kwargs or {}}
+    )
     runner = Runner(cfg, default_callbacks=False)
     result = runner.run()
     return runner.learner, runner.eval_env, result
@@ -116,8 +126,18 @@ def test_two_step_game_qmix_finds_8_vdn_settles_for_7(seed, tmp_path):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_recurrent_qmix_on_the_two_step_game(seed, tmp_path):
     """The GRU agents trained on whole episodes (episode replay) reach the same optimum and values."""
-    qmix, env, result = train("qmix", "two-step-v0", tmp_path, seed, steps=40_000, epsilon_start=1.0,
-                              epsilon_end=1.0, recurrent=True, episode_limit=2, batch_episodes=32)
+    qmix, env, result = train(
+        "qmix",
+        "two-step-v0",
+        tmp_path,
+        seed,
+        steps=40_000,
+        epsilon_start=1.0,
+        epsilon_end=1.0,
+        recurrent=True,
+        episode_limit=2,
+        batch_episodes=32,
+    )
     assert result.eval_return == pytest.approx(8.0)
     obs, info = env.reset(seed=0)
     g = "agents"
@@ -199,8 +219,7 @@ def test_recurrent_hidden_state_resets_where_an_episode_ended():
     first = algo._recurrent_q("agents", obs["agents"], info, explore=False)
     again = algo._recurrent_q("agents", obs["agents"], {"episode_done": np.zeros(3, bool)}, explore=False)
     assert not np.allclose(first, again)  # the hidden state carried over
-    reset = algo._recurrent_q("agents", obs["agents"], {"episode_done": np.array([True, False, False])},
-                              explore=False)
+    reset = algo._recurrent_q("agents", obs["agents"], {"episode_done": np.array([True, False, False])}, explore=False)
     np.testing.assert_allclose(reset[0], first[0])
     assert not np.allclose(reset[1:], first[1:])
 
@@ -214,8 +233,15 @@ def test_checkpoint_restores_everything(algo_name, recurrent):
 
     spec = algo_spec(algo_name)
     cls, cfg_cls = spec.load()
-    cfg = cfg_cls(warmup_steps=32, batch_size=16, batch_episodes=4, recurrent=recurrent, n_step=2,
-                  episode_limit=2 if recurrent else 0, target_update_every=3)
+    cfg = cfg_cls(
+        warmup_steps=32,
+        batch_size=16,
+        batch_episodes=4,
+        recurrent=recurrent,
+        n_step=2,
+        episode_limit=2 if recurrent else 0,
+        target_update_every=3,
+    )
 
     def build():
         env = marlkit.make("two-step-v0", num_envs=4, seed=1)

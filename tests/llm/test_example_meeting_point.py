@@ -23,23 +23,25 @@ def test_the_example_prints_completion_rate_and_communication_costs(example, cap
     metrics = example.main(["--episodes", "4", "--num-envs", "2", "--max-new-tokens", "8", "--seed", "1"])
     assert json.loads(capsys.readouterr().out) == metrics
     assert metrics["episodes"] == 4 and 0 <= metrics["completion_rate"] <= 1
-    assert metrics["invalid_per_episode"] == 0   # answers are constrained to the agent's own landmark cells
-    assert metrics["completion_rate"] > 0   # this seed has successes (chance ones: the tiny model talks noise)
+    assert metrics["invalid_per_episode"] == 0  # answers are constrained to the agent's own landmark cells
+    assert metrics["completion_rate"] > 0  # this seed has successes (chance ones: the tiny model talks noise)
     successes = metrics["completion_rate"] * 4
-    assert metrics["messages_per_success"] == 4 * 4 / successes   # two talk turns of two agents, in every episode
-    most = 4 * 8 + 2 * len("meet at A1")   # per episode: 4 messages of at most 8 tokens, 2 answers (1 char = 1 token)
+    assert metrics["messages_per_success"] == 4 * 4 / successes  # two talk turns of two agents, in every episode
+    most = 4 * 8 + 2 * len("meet at A1")  # per episode: 4 messages of at most 8 tokens, 2 answers (1 char = 1 token)
     assert 0 < metrics["tokens_per_success"] <= 4 * most / successes
 
 
 def test_summary_charges_every_message_to_the_successes(example):
     from marlkit.envs.text import TextOutcome
 
-    outcomes = [TextOutcome(completed=True, messages=4, tokens=30), TextOutcome(completed=False, messages=4,
-                                                                                 tokens=90, invalid={"a": 2}),
-                TextOutcome(completed=True, messages=2, tokens=10)]
+    outcomes = [
+        TextOutcome(completed=True, messages=4, tokens=30),
+        TextOutcome(completed=False, messages=4, tokens=90, invalid={"a": 2}),
+        TextOutcome(completed=True, messages=2, tokens=10),
+    ]
     summary = example.summarize(outcomes)
     assert summary["completion_rate"] == pytest.approx(2 / 3)
-    assert summary["messages_per_success"] == 10 / 2 and summary["tokens_per_success"] == 130 / 2   # failures count
+    assert summary["messages_per_success"] == 10 / 2 and summary["tokens_per_success"] == 130 / 2  # failures count
     assert summary["invalid_per_episode"] == pytest.approx(2 / 3)
 
 

@@ -27,14 +27,14 @@ def test_batched_logprobs_equal_alone_under_left_padding(model_and_tokenizer):
     policy = HFPolicy(model, tok, system_prompt="You play a game.", max_new_tokens=10, temperature=0.7, seed=3)
     gen = policy.act_with_logprobs(OBS)
     lengths = {len(p) for p in gen.prompt_ids}
-    assert len(lengths) == len(OBS)   # the prompts really have different lengths, so the batch is padded
+    assert len(lengths) == len(OBS)  # the prompts really have different lengths, so the batch is padded
     for i, obs in enumerate(OBS):
         alone = policy.score([obs], [gen.token_ids[i]])[0]
         assert alone.shape == gen.logprobs[i].shape == (len(gen.token_ids[i]),)
-        torch.testing.assert_close(alone, gen.logprobs[i], atol=1e-5, rtol=0)   # sampled in a batch vs scored alone
+        torch.testing.assert_close(alone, gen.logprobs[i], atol=1e-5, rtol=0)  # sampled in a batch vs scored alone
     batched = policy.score(OBS, gen.token_ids)
     for b, g in zip(batched, gen.logprobs):
-        torch.testing.assert_close(b, g, atol=1e-5, rtol=0)                     # scored in a batch
+        torch.testing.assert_close(b, g, atol=1e-5, rtol=0)  # scored in a batch
     assert all(float(lp.max()) <= 0 for lp in gen.logprobs)
     # They are log-probs of the distribution sampled from (temperature 0.7), not of the model at temperature 1.
     with torch.no_grad():
@@ -47,7 +47,7 @@ def test_score_matches_an_unpadded_forward_pass(llama):
     prompt, completion = tok("hello there")["input_ids"], tok("abc")["input_ids"]
     with torch.no_grad():
         logits = model(torch.tensor([prompt + completion])).logits[0].float()
-    expected = torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
+    expected = torch.log_softmax(logits[len(prompt) - 1 : -1], -1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
     short = tok("q")["input_ids"]
     got = score_pairs(model, [short, prompt], [[3, 4, 5, 6, 7], completion], pad_id=tok.pad_token_id)[1]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
@@ -57,7 +57,7 @@ def test_score_matches_an_unpadded_forward_pass(llama):
 def test_options_scored_from_one_prompt_pass_equal_full_passes(model_and_tokenizer, batch_size):
     model, tok = model_and_tokenizer
     prompts = [tok(o)["input_ids"] for o in OBS[:3]]
-    options = [[[5], [6, 7, 8], [9, 10]], [[11, 12, 13, 14, 15]], [[16], [17]]]   # mixed lengths, one-token ones
+    options = [[[5], [6, 7, 8], [9, 10]], [[11, 12, 13, 14, 15]], [[16], [17]]]  # mixed lengths, one-token ones
     with torch.no_grad():
         got = option_logprobs(model, prompts, options, tok.pad_token_id, batch_size=batch_size)
         for p, opts, scores in zip(prompts, options, got):
@@ -80,7 +80,7 @@ def test_same_seed_same_answers_other_seed_other_answers(llama):
     a1, a2 = first.act(OBS), first.act(OBS)
     again = HFPolicy(model, tok, max_new_tokens=12, seed=7)
     assert again.act(OBS) == a1 and again.act(OBS) == a2
-    assert a1 != a2   # the generator moves on between calls
+    assert a1 != a2  # the generator moves on between calls
     assert HFPolicy(model, tok, max_new_tokens=12, seed=8).act(OBS) != a1
 
 
@@ -108,14 +108,15 @@ def test_end_of_text_and_stop_strings_end_rows_separately(llama):
     assert gen.finish_reasons[0] == "stop" and gen.token_ids[0] == free.token_ids[0][:1]
     for i in range(1, len(OBS)):
         stops_early = free.token_ids[0][0] in free.token_ids[i]
-        assert gen.token_ids[i] == (free.token_ids[i][:free.token_ids[i].index(free.token_ids[0][0]) + 1]
-                                    if stops_early else free.token_ids[i])
+        assert gen.token_ids[i] == (
+            free.token_ids[i][: free.token_ids[i].index(free.token_ids[0][0]) + 1] if stops_early else free.token_ids[i]
+        )
     # A stop string cuts the text before it, keeps the token that completed it.
     stop_char = free.completions[1][2]
     stopped = HFPolicy(model, tok, max_new_tokens=6, temperature=0, stop=[stop_char]).act_with_logprobs(OBS[1:2])
     assert stopped.completions[0] == free.completions[1].split(stop_char)[0]
-    cut = free.completions[1].index(stop_char)   # one token per character
-    assert stopped.finish_reasons == ["stop"] and stopped.token_ids[0] == free.token_ids[1][:cut + 1]
+    cut = free.completions[1].index(stop_char)  # one token per character
+    assert stopped.finish_reasons == ["stop"] and stopped.token_ids[0] == free.token_ids[1][: cut + 1]
 
 
 def test_constrained_actions_are_exact_and_always_allowed(llama):
@@ -130,8 +131,9 @@ def test_constrained_actions_are_exact_and_always_allowed(llama):
             scores = {a: float(greedy.score([obs], [tok(a)["input_ids"] + [eos]])[0].sum()) for a in actions}
         assert gen.action_logprobs[i] == pytest.approx(scores, abs=1e-5)
         assert gen.texts[i] == max(scores, key=scores.get)
-        assert gen.token_ids[i][-1] == eos and float(gen.logprobs[i].sum()) == pytest.approx(scores[gen.texts[i]],
-                                                                                              abs=1e-5)
+        assert gen.token_ids[i][-1] == eos and float(gen.logprobs[i].sum()) == pytest.approx(
+            scores[gen.texts[i]], abs=1e-5
+        )
     sampled = HFPolicy(model, tok, actions=lambda obs: ["x", obs[:1]], seed=0).act(OBS * 5)
     assert all(s in ("x", o[:1]) for s, o in zip(sampled, OBS * 5))
     assert len(set(sampled)) > 1
@@ -145,7 +147,7 @@ def test_parse_mode_uses_the_parser_then_falls_back(llama):
     gen = never.act_with_logprobs(OBS)
     assert gen.how == ["fallback"] * len(OBS) and set(gen.texts) <= {"yes", "no"}
     raw = HFPolicy(model, tok, parse=lambda text: None, max_new_tokens=4, seed=5).act_with_logprobs(OBS)
-    assert raw.how == ["free"] * len(OBS) and raw.texts == raw.completions   # nothing to fall back to
+    assert raw.how == ["free"] * len(OBS) and raw.texts == raw.completions  # nothing to fall back to
     assert first_action_named("I will go Down, then up", ["up", "down"]) == "down"
     assert first_action_named("upward", ["up"]) is None
 

@@ -9,9 +9,11 @@ pytestmark = pytest.mark.llm
 
 
 def test_public_names_resolve_without_importing_transformers_or_httpx():
-    code = ("import sys, marlkit.llm as L\n"
-            "names = [L.HFPolicy, L.OpenAIChatPolicy, L.ChatServer, L.Sampling, L.TokenBucket, L.APIError]\n"
-            "print(sorted(m for m in ('transformers', 'httpx', 'tokenizers') if m in sys.modules))")
+    code = (
+        "import sys, marlkit.llm as L\n"
+        "names = [L.HFPolicy, L.OpenAIChatPolicy, L.ChatServer, L.Sampling, L.TokenBucket, L.APIError]\n"
+        "print(sorted(m for m in ('transformers', 'httpx', 'tokenizers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

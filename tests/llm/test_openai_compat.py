@@ -36,7 +36,7 @@ class ScriptedServer(ThreadingHTTPServer):
         self.bodies = []
         self.auth = []
         self.lock = threading.Lock()
-        self.release = threading.Event()   # lets a hanging handler go when the test ends
+        self.release = threading.Event()  # lets a hanging handler go when the test ends
         self.thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
@@ -73,9 +73,12 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
 
 def completion(text, prompt_tokens=5, completion_tokens=2):
-    return json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                    "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}}).encode()
+    return json.dumps(
+        {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens},
+        }
+    ).encode()
 
 
 def echo(server, n, body):
@@ -102,13 +105,14 @@ def test_answers_in_order_with_concurrency_seeds_and_usage():
 
     def script(server, n, body):
         if n < 3:
-            barrier.wait()   # the first three requests must be in flight together, or this times out
+            barrier.wait()  # the first three requests must be in flight together, or this times out
         return echo(server, n, body)
 
     observations = [f"obs {i}" for i in range(7)]
     with ScriptedServer(script) as server:
-        policy = OpenAIChatPolicy(server.url, "m", system_prompt="sys", concurrency=3, seed=100, temperature=0.5,
-                                  max_tokens=9)
+        policy = OpenAIChatPolicy(
+            server.url, "m", system_prompt="sys", concurrency=3, seed=100, temperature=0.5, max_tokens=9
+        )
         assert policy.act(observations) == [f"echo {o}" for o in observations]
         assert policy.act(["again"]) == ["echo again"]
     by_text = {b["messages"][-1]["content"]: b for b in server.bodies}
@@ -119,7 +123,7 @@ def test_answers_in_order_with_concurrency_seeds_and_usage():
     assert policy.usage.requests == 8 and policy.usage.retries == 0
     assert policy.usage.prompt_tokens == 5 * 8
     assert policy.usage.completion_tokens == sum(len(o) for o in observations) + len("again")
-    assert server.auth == [None] * 8   # no key in the environment: no Authorization header
+    assert server.auth == [None] * 8  # no key in the environment: no Authorization header
 
 
 @pytest.mark.parametrize("status", [503, 429])
@@ -134,7 +138,7 @@ def test_retries_respect_retry_after_then_succeed(status):
         policy = OpenAIChatPolicy(server.url, "m", max_retries=3, sleep=sleep)
         assert policy.act(["hi"]) == ["echo hi"]
     assert len(server.bodies) == 3
-    assert sleep.waits == [2.0, 3.0]   # exactly what the server asked for
+    assert sleep.waits == [2.0, 3.0]  # exactly what the server asked for
     assert policy.usage.retries == 2 and policy.usage.requests == 1
 
 
@@ -145,10 +149,10 @@ def test_backoff_is_exponential_with_jitter_and_gives_up_with_the_status():
         with pytest.raises(APIStatusError, match=r"HTTP 500 .* after 5 attempts; server said: model crashed") as e:
             policy.act(["hi"])
     assert e.value.status == 500 and len(server.bodies) == 5
-    caps = [0.25, 0.5, 1.0, 1.5]   # backoff * 2**attempt, capped at max_backoff
+    caps = [0.25, 0.5, 1.0, 1.5]  # backoff * 2**attempt, capped at max_backoff
     assert len(sleep.waits) == 4
     assert all(cap / 2 <= w <= cap for w, cap in zip(sleep.waits, caps))
-    assert len({w / cap for w, cap in zip(sleep.waits, caps)}) == 4   # jittered: not the same factor every time
+    assert len({w / cap for w, cap in zip(sleep.waits, caps)}) == 4  # jittered: not the same factor every time
 
 
 def test_a_hanging_server_times_out_and_is_retried():
@@ -165,7 +169,7 @@ def test_a_hanging_server_times_out_and_is_retried():
 
 
 def test_connection_refused_is_retried_then_explained():
-    with socket.socket() as s:   # a port that nothing listens on
+    with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     sleep = Recorder()
@@ -211,9 +215,9 @@ def test_errors_say_what_was_wrong(monkeypatch):
 def test_token_bucket_waits_with_a_fake_clock():
     now = [0.0]
     bucket = TokenBucket(rate=2.0, burst=1, clock=lambda: now[0])
-    assert [bucket.reserve() for _ in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]   # one every 1/rate seconds
+    assert [bucket.reserve() for _ in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]  # one every 1/rate seconds
     now[0] = 10.0
-    assert bucket.reserve() == 0.0   # refilled, but never past the burst
+    assert bucket.reserve() == 0.0  # refilled, but never past the burst
     assert bucket.reserve() == 0.5
     burst = TokenBucket(rate=4.0, burst=3, clock=lambda: 0.0)
     assert [burst.reserve() for _ in range(5)] == [0.0, 0.0, 0.0, 0.25, 0.5]
@@ -224,11 +228,12 @@ def test_token_bucket_waits_with_a_fake_clock():
 def test_the_policy_waits_what_the_limiter_says():
     sleep = Recorder()
     with ScriptedServer(echo) as server:
-        policy = OpenAIChatPolicy(server.url, "m", requests_per_second=4, burst=2, clock=lambda: 0.0, sleep=sleep,
-                                  concurrency=3)
+        policy = OpenAIChatPolicy(
+            server.url, "m", requests_per_second=4, burst=2, clock=lambda: 0.0, sleep=sleep, concurrency=3
+        )
         assert len(policy.act([str(i) for i in range(6)])) == 6
     assert len(server.bodies) == 6
-    assert sorted(sleep.waits) == [0.25, 0.5, 0.75, 1.0]   # 2 free (burst), then one every 0.25 s
+    assert sorted(sleep.waits) == [0.25, 0.5, 0.75, 1.0]  # 2 free (burst), then one every 0.25 s
 
 
 def test_parse_retry_after():
@@ -238,6 +243,7 @@ def test_parse_retry_after():
 
 
 # -------------------------------------------------------------------------------- server-controlled waits and bodies
+
 
 def mock_policy(handler, **kwargs):
     """An OpenAIChatPolicy whose requests go to ``handler(request) -> httpx.Response`` (no network)."""
@@ -264,7 +270,7 @@ class FakeClock:
 def test_retry_after_is_capped_by_max_backoff():
     import httpx
 
-    asks = iter(["86400", "Fri, 01 Jan 2100 00:00:00 GMT"])   # a day, and a date decades away
+    asks = iter(["86400", "Fri, 01 Jan 2100 00:00:00 GMT"])  # a day, and a date decades away
 
     def handler(request):
         ask = next(asks, None)
@@ -292,10 +298,13 @@ def test_the_deadline_covers_retries_and_waits():
 
     clock = FakeClock()
     policy = mock_policy(handler, max_retries=10, deadline=5.0, clock=clock, sleep=clock.sleep)
-    with pytest.raises(APIDeadlineError, match=r"within the deadline of 5 s \(3 attempts\); the last attempt: HTTP 503"
-                                               r"; server said: busy"):
+    with pytest.raises(
+        APIDeadlineError,
+        match=r"within the deadline of 5 s \(3 attempts\); the last attempt: HTTP 503"
+        r"; server said: busy",
+    ):
         policy.act(["hi"])
-    assert clock.waits == [2.0, 2.0] and len(calls) == 3   # a third wait would end past the deadline: not taken
+    assert clock.waits == [2.0, 2.0] and len(calls) == 3  # a third wait would end past the deadline: not taken
     assert policy.usage.retries == 2
     assert issubclass(APIDeadlineError, APIConnectionError)
 
@@ -311,12 +320,13 @@ def test_the_deadline_stops_an_answer_that_trickles_in():
 
     def body():
         for piece in (completion("slow")[:10], completion("slow")[10:20], completion("slow")[20:]):
-            clock.now += 4.0   # four (fake) seconds per piece
+            clock.now += 4.0  # four (fake) seconds per piece
             pieces.append(piece)
             yield piece
 
-    policy = mock_policy(lambda request: httpx.Response(200, content=body()), deadline=10.0, clock=clock,
-                         sleep=clock.sleep)
+    policy = mock_policy(
+        lambda request: httpx.Response(200, content=body()), deadline=10.0, clock=clock, sleep=clock.sleep
+    )
     with pytest.raises(APIDeadlineError, match="the answer was still arriving"):
         policy.act(["hi"])
     assert len(pieces) == 3 and clock.waits == []
@@ -337,25 +347,38 @@ def test_the_deadline_bounds_a_stalled_server_whatever_the_read_timeout():
         assert len(server.bodies) == 1 and sleep.waits == []
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"[1, 2]", "the body is a JSON array, not an object"),
-    (b'{"result": "x"}', r"choices is missing \(expected choices\[0\].message.content\)"),
-    (b'{"choices": []}', "choices must be a non-empty list, got \\[\\]"),
-    (b'{"choices": {"0": 1}}', "choices must be a non-empty list"),
-    (b'{"choices": [5]}', r"choices\[0\] must be an object, got 5"),
-    (b'{"choices": [{"message": "hi"}]}', r'choices\[0\].message must be an object, got "hi"'),
-    (b'{"choices": [{"message": {"content": 5}}]}', r"choices\[0\].message.content must be a string or null, got 5"),
-    (b'{"choices": [{"message": {"content": "a"}, "finish_reason": 1}]}', r"choices\[0\].finish_reason must be"),
-    (b'{"choices": [{"message": {"content": "a"}}], "usage": []}', r"usage must be an object or null, got \[\]"),
-    (b'{"choices": [{"message": {"content": "a"}}], "usage": "lots"}', 'usage must be an object or null, got "lots"'),
-    (b'{"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "5"}}',
-     'usage.prompt_tokens must be a non-negative integer, got "5"'),
-    (b'{"choices": [{"message": {"content": "a"}}], "usage": {"completion_tokens": true}}',
-     "usage.completion_tokens must be a non-negative integer, got true"),
-    (b"<html>hello</html>", "not JSON.*<html>hello"),
-    (b"\xff\xfe\x00garbage", "not JSON"),
-    (b"[" * 100_000, "not JSON.*nested too deeply"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"[1, 2]", "the body is a JSON array, not an object"),
+        (b'{"result": "x"}', r"choices is missing \(expected choices\[0\].message.content\)"),
+        (b'{"choices": []}', "choices must be a non-empty list, got \\[\\]"),
+        (b'{"choices": {"0": 1}}', "choices must be a non-empty list"),
+        (b'{"choices": [5]}', r"choices\[0\] must be an object, got 5"),
+        (b'{"choices": [{"message": "hi"}]}', r'choices\[0\].message must be an object, got "hi"'),
+        (
+            b'{"choices": [{"message": {"content": 5}}]}',
+            r"choices\[0\].message.content must be a string or null, got 5",
+        ),
+        (b'{"choices": [{"message": {"content": "a"}, "finish_reason": 1}]}', r"choices\[0\].finish_reason must be"),
+        (b'{"choices": [{"message": {"content": "a"}}], "usage": []}', r"usage must be an object or null, got \[\]"),
+        (
+            b'{"choices": [{"message": {"content": "a"}}], "usage": "lots"}',
+            'usage must be an object or null, got "lots"',
+        ),
+        (
+            b'{"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "5"}}',
+            'usage.prompt_tokens must be a non-negative integer, got "5"',
+        ),
+        (
+            b'{"choices": [{"message": {"content": "a"}}], "usage": {"completion_tokens": true}}',
+            "usage.completion_tokens must be a non-negative integer, got true",
+        ),
+        (b"<html>hello</html>", "not JSON.*<html>hello"),
+        (b"\xff\xfe\x00garbage", "not JSON"),
+        (b"[" * 100_000, "not JSON.*nested too deeply"),
+    ],
+)
 def test_malformed_answers_raise_the_clients_own_error(body, message):
     import httpx
 
@@ -385,14 +408,21 @@ def test_a_key_over_plain_http_to_another_host_warns_once(monkeypatch):
     from marlkit.llm.openai_compat import PlaintextKeyWarning
 
     monkeypatch.setenv("MY_KEY", "sk-secret-123")
-    with pytest.warns(PlaintextKeyWarning, match=r"key from MY_KEY will be sent unencrypted over plain http:// to "
-                                                 r"'api.example.test'") as record:
+    with pytest.warns(
+        PlaintextKeyWarning,
+        match=r"key from MY_KEY will be sent unencrypted over plain http:// to "
+        r"'api.example.test'",
+    ) as record:
         OpenAIChatPolicy("http://api.example.test/v1", "m", api_key_env="MY_KEY")
     assert "sk-secret-123" not in str(record[0].message)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")   # any warning below fails the test
-        OpenAIChatPolicy("http://api.example.test/v1", "m", api_key_env="MY_KEY")   # once per host
-        for url in ("https://api.example.test/v1", "http://127.0.0.1:8000/v1", "http://localhost:8000/v1",
-                    "http://[::1]:8000/v1"):
+        warnings.simplefilter("error")  # any warning below fails the test
+        OpenAIChatPolicy("http://api.example.test/v1", "m", api_key_env="MY_KEY")  # once per host
+        for url in (
+            "https://api.example.test/v1",
+            "http://127.0.0.1:8000/v1",
+            "http://localhost:8000/v1",
+            "http://[::1]:8000/v1",
+        ):
             OpenAIChatPolicy(url, "m", api_key_env="MY_KEY")
         OpenAIChatPolicy("http://keyless.example.test/v1", "m", api_key_env="UNSET_KEY_VAR")

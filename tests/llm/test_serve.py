@@ -27,12 +27,14 @@ def no_key(monkeypatch):
 
 
 def test_greedy_answers_over_http_equal_local_ones(policy):
-    local = HFPolicy(policy.model, policy.tokenizer, system_prompt="Answer.", max_new_tokens=8,
-                     temperature=0).act_with_logprobs(OBS)
+    local = HFPolicy(
+        policy.model, policy.tokenizer, system_prompt="Answer.", max_new_tokens=8, temperature=0
+    ).act_with_logprobs(OBS)
     with ChatServer(policy, model_name="tiny") as server:
-        client = OpenAIChatPolicy(server.url, "tiny", system_prompt="Answer.", temperature=0, max_tokens=8,
-                                  concurrency=4)
-        replies = client.act_with_replies(OBS)   # concurrent requests, batched together by the server
+        client = OpenAIChatPolicy(
+            server.url, "tiny", system_prompt="Answer.", temperature=0, max_tokens=8, concurrency=4
+        )
+        replies = client.act_with_replies(OBS)  # concurrent requests, batched together by the server
     assert [r.text for r in replies] == local.texts
     assert [r.prompt_tokens for r in replies] == [len(p) for p in local.prompt_ids]
     assert [r.completion_tokens for r in replies] == [len(t) for t in local.token_ids]
@@ -43,24 +45,36 @@ def test_greedy_answers_over_http_equal_local_ones(policy):
 
 def test_seeded_requests_repeat_and_n_gives_several_answers(policy):
     with ChatServer(policy, model_name="tiny") as server:
-        body = {"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "seed": 11, "n": 3,
-                "temperature": 1.0, "max_tokens": 6}
+        body = {
+            "model": "tiny",
+            "messages": [{"role": "user", "content": "hello"}],
+            "seed": 11,
+            "n": 3,
+            "temperature": 1.0,
+            "max_tokens": 6,
+        }
         first = httpx.post(server.url + "/chat/completions", json=body).json()
         again = httpx.post(server.url + "/chat/completions", json=body).json()
         models = httpx.get(server.url + "/models").json()
     texts = [c["message"]["content"] for c in first["choices"]]
     assert texts == [c["message"]["content"] for c in again["choices"]]
     assert len(texts) == 3 and len(set(texts)) > 1
-    assert first["object"] == "chat.completion" and first["usage"]["total_tokens"] == \
-        first["usage"]["prompt_tokens"] + first["usage"]["completion_tokens"]
+    assert (
+        first["object"] == "chat.completion"
+        and first["usage"]["total_tokens"] == first["usage"]["prompt_tokens"] + first["usage"]["completion_tokens"]
+    )
     assert models["data"][0]["id"] == "tiny"
 
 
 def test_bad_requests_get_openai_style_errors(policy):
     with ChatServer(policy, model_name="tiny") as server:
+
         def post(body, path="/chat/completions", **kw):
-            return httpx.post(server.url + path, json=body, **kw) if body is not None else \
-                httpx.post(server.url + path, content=b"{not json", **kw)
+            return (
+                httpx.post(server.url + path, json=body, **kw)
+                if body is not None
+                else httpx.post(server.url + path, content=b"{not json", **kw)
+            )
 
         ok = [{"role": "user", "content": "hi"}]
         cases = [
@@ -132,7 +146,7 @@ def test_a_request_whose_client_hung_up_is_dropped_before_generation(policy):
     server = ChatServer(policy, model_name="tiny")
     real_generate = server.policy.generate
 
-    class Blocking:   # the policy as the server sees it, with a generate that waits for the test
+    class Blocking:  # the policy as the server sees it, with a generate that waits for the test
         def __getattr__(self, name):
             return getattr(policy, name)
 
@@ -143,6 +157,7 @@ def test_a_request_whose_client_hung_up_is_dropped_before_generation(policy):
 
     server.policy = Blocking()
     with server:
+
         def ask(text):
             with pytest.raises(APIConnectionError):
                 OpenAIChatPolicy(server.url, "tiny", timeout=0.3, max_retries=0, max_tokens=2).act([text])
@@ -150,20 +165,21 @@ def test_a_request_whose_client_hung_up_is_dropped_before_generation(policy):
         first = threading.Thread(target=ask, args=("first",))
         first.start()
         deadline = time.monotonic() + 10
-        while not calls and time.monotonic() < deadline:   # A is being generated (blocked)
+        while not calls and time.monotonic() < deadline:  # A is being generated (blocked)
             time.sleep(0.01)
-        ask("second")                                       # B waits in the queue, times out, hangs up
+        ask("second")  # B waits in the queue, times out, hangs up
         first.join()
         while server.cancelled < 1 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert server.cancelled == 1
         release.set()
-        replies = OpenAIChatPolicy(server.url, "tiny", max_tokens=2).act(["third"])   # the server still serves
-    assert len(replies) == 1 and len(calls) == 2   # A and the third request: B was never generated
+        replies = OpenAIChatPolicy(server.url, "tiny", max_tokens=2).act(["third"])  # the server still serves
+    assert len(replies) == 1 and len(calls) == 2  # A and the third request: B was never generated
 
 
 # ----------------------------------------------------------------------------------------------------------- limits
 # Every socket in these tests has a timeout, so a server that holds a client shows as a failure, never a hang.
+
 
 def headers_only(server, method, path, headers):
     """Send a request line and headers but no body; return (status, headers, JSON body) of the reply."""
@@ -205,11 +221,13 @@ def blocking_generation(server):
 def test_a_stalled_client_is_dropped_while_others_are_served(policy):
     import socket
 
-    with ChatServer(policy, model_name="tiny", read_timeout=0.5) as server, \
-            socket.create_connection(server.server_address, timeout=10) as stalled:
-        stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")   # half a header, then nothing
+    with (
+        ChatServer(policy, model_name="tiny", read_timeout=0.5) as server,
+        socket.create_connection(server.server_address, timeout=10) as stalled,
+    ):
+        stalled.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")  # half a header, then nothing
         assert httpx.get(server.url + "/models", timeout=10).status_code == 200
-        assert stalled.recv(1024) == b""   # closed by the server (a held connection would time out here)
+        assert stalled.recv(1024) == b""  # closed by the server (a held connection would time out here)
 
 
 def test_a_client_that_trickles_its_request_is_dropped_at_the_request_deadline(policy):
@@ -218,17 +236,19 @@ def test_a_client_that_trickles_its_request_is_dropped_at_the_request_deadline(p
     import socket
     import time
 
-    with ChatServer(policy, model_name="tiny", read_timeout=10, request_timeout=0.3) as server, \
-            socket.create_connection(server.server_address, timeout=10) as slow:
+    with (
+        ChatServer(policy, model_name="tiny", read_timeout=10, request_timeout=0.3) as server,
+        socket.create_connection(server.server_address, timeout=10) as slow,
+    ):
         slow.sendall(b"GET /v1/models HTTP/1.1\r\nX-Pad: ")
         dropped = False
-        for _ in range(500):   # up to ~10 s of trickling
+        for _ in range(500):  # up to ~10 s of trickling
             try:
                 if select.select([slow], [], [], 0)[0] and slow.recv(1024) == b"":
                     dropped = True
                     break
                 slow.sendall(b"a")
-            except OSError:   # reset by the server
+            except OSError:  # reset by the server
                 dropped = True
                 break
             time.sleep(0.02)
@@ -245,10 +265,11 @@ def test_a_full_queue_gets_503_with_retry_after(policy):
     first = []
     with server:
         try:
-            asker = threading.Thread(target=lambda: first.append(
-                httpx.post(server.url + "/chat/completions", json=body, timeout=30)))
+            asker = threading.Thread(
+                target=lambda: first.append(httpx.post(server.url + "/chat/completions", json=body, timeout=30))
+            )
             asker.start()
-            assert started.wait(10)   # the first request holds the only place, in generation
+            assert started.wait(10)  # the first request holds the only place, in generation
             busy = httpx.post(server.url + "/chat/completions", json=body, timeout=10)
             assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
             assert busy.json()["error"]["type"] == "server_error"
@@ -257,7 +278,7 @@ def test_a_full_queue_gets_503_with_retry_after(policy):
             release.set()
             asker.join(30)
         assert first[0].status_code == 200
-        assert httpx.post(server.url + "/chat/completions", json=body, timeout=30).status_code == 200   # place freed
+        assert httpx.post(server.url + "/chat/completions", json=body, timeout=30).status_code == 200  # place freed
 
 
 def test_connections_beyond_max_connections_get_503_without_being_read(policy):
@@ -266,11 +287,11 @@ def test_connections_beyond_max_connections_get_503_without_being_read(policy):
 
     with ChatServer(policy, model_name="tiny", max_connections=1) as server:
         with socket.create_connection(server.server_address, timeout=10) as holder:
-            holder.sendall(b"GET /v1/models HTTP/1.1\r\n")   # accepted first: holds the one handler thread
+            holder.sendall(b"GET /v1/models HTTP/1.1\r\n")  # accepted first: holds the one handler thread
             status, headers, body = headers_only(server, "GET", "/v1/models", {})
             assert status == 503 and headers["Retry-After"] == "1"
             assert "1 connections are already being served" in body["error"]["message"]
-        deadline = time.monotonic() + 10   # the holder hung up: its thread ends and frees the place
+        deadline = time.monotonic() + 10  # the holder hung up: its thread ends and frees the place
         while (status := headers_only(server, "GET", "/v1/models", {})[0]) == 503 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert status == 200
@@ -279,13 +300,13 @@ def test_connections_beyond_max_connections_get_503_without_being_read(policy):
 def test_deeply_nested_json_gets_400_not_a_dropped_connection(policy):
     ok = b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "x": '
     with ChatServer(policy, model_name="tiny") as server:
-        for depth in (100_000, 40):   # past Python's recursion limit, and past MAX_DEPTH only
-            response = httpx.post(server.url + "/chat/completions", content=ok + b"[" * depth + b"]" * depth + b"}",
-                                  timeout=10)
+        for depth in (100_000, 40):  # past Python's recursion limit, and past MAX_DEPTH only
+            response = httpx.post(
+                server.url + "/chat/completions", content=ok + b"[" * depth + b"]" * depth + b"}", timeout=10
+            )
             assert response.status_code == 400
             assert "nests JSON arrays/objects more than 32 levels deep" in response.json()["error"]["message"]
-        response = httpx.post(server.url + "/chat/completions", timeout=10,
-                              content=ok.replace(b"2", b"NaN") + b"1}")
+        response = httpx.post(server.url + "/chat/completions", timeout=10, content=ok.replace(b"2", b"NaN") + b"1}")
         assert response.status_code == 400 and "NaN is not a JSON number" in response.json()["error"]["message"]
 
 
@@ -295,9 +316,15 @@ def test_oversize_bodies_get_413(policy):
         response = httpx.post(server.url + "/chat/completions", json=big, timeout=10)
         assert response.status_code == 413 and "over the limit of 1000" in response.json()["error"]["message"]
         status, _, _ = headers_only(server, "POST", "/v1/chat/completions", {"Content-Length": str(10**12)})
-        assert status == 413   # refused on the header: nothing of it is read
-        assert httpx.post(server.url + "/chat/completions", timeout=30,
-                          json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).status_code == 200
+        assert status == 413  # refused on the header: nothing of it is read
+        assert (
+            httpx.post(
+                server.url + "/chat/completions",
+                timeout=30,
+                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+            ).status_code
+            == 200
+        )
 
 
 def test_the_key_is_checked_before_the_body_is_read(policy):
@@ -306,12 +333,22 @@ def test_the_key_is_checked_before_the_body_is_read(policy):
     with ChatServer(policy, model_name="tiny", api_key="s3cret", read_timeout=60) as server:
         for length in (1000, 10**12):
             for extra in ({}, {"Authorization": "Bearer wrong"}, {"Expect": "100-continue"}):
-                status, _, body = headers_only(server, "POST", "/v1/chat/completions",
-                                               {"Content-Type": "application/json", "Content-Length": str(length),
-                                                **extra})
+                status, _, body = headers_only(
+                    server,
+                    "POST",
+                    "/v1/chat/completions",
+                    {"Content-Type": "application/json", "Content-Length": str(length), **extra},
+                )
                 assert status == 401 and body["error"]["type"] == "authentication_error"
-        assert httpx.post(server.url + "/chat/completions", headers={"Authorization": "Bearer s3cret"}, timeout=30,
-                          json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).status_code == 200
+        assert (
+            httpx.post(
+                server.url + "/chat/completions",
+                headers={"Authorization": "Bearer s3cret"},
+                timeout=30,
+                json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+            ).status_code
+            == 200
+        )
 
 
 def test_a_keyless_server_binds_only_loopback_unless_allowed(policy, tmp_path, capsys):
@@ -364,11 +401,15 @@ def test_request_fields_are_type_checked(policy):
         for fields, param, message in cases:
             response = httpx.post(server.url + "/chat/completions", json={"messages": ok, **fields}, timeout=30)
             error = response.json()["error"]
-            assert (response.status_code, error["param"], error["type"]) == (400, param, "invalid_request_error"), \
+            assert (response.status_code, error["param"], error["type"]) == (400, param, "invalid_request_error"), (
                 fields
+            )
             assert message in error["message"], (fields, error["message"])
-        overflow = httpx.post(server.url + "/chat/completions", timeout=30,   # 1e999 parses to inf
-                              content=b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}')
+        overflow = httpx.post(
+            server.url + "/chat/completions",
+            timeout=30,  # 1e999 parses to inf
+            content=b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}',
+        )
         assert overflow.status_code == 400
         assert "temperature must be a finite number, got Infinity" in overflow.json()["error"]["message"]
         fine = {"messages": ok, "max_tokens": 2, "stop": None, "temperature": None, "n": None, "stream": False}

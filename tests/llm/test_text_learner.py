@@ -18,14 +18,29 @@ from marlkit.experiment.runner import Runner, derive_seeds
 pytestmark = pytest.mark.llm
 
 #: Tic-tac-toe as O against the random opponent: 4 copies, 4 games per update, the board and legal-move lines.
-TICTACTOE = dict(num_envs=4, episodes_per_update=4, epochs=1, max_new_tokens=2, width=16, heads=2, vocab_episodes=4,
-                 eval_episodes=4, eval_every=60, checkpoint_every=60, log_every=30, progress=False, gif=False,
-                 prompt_lines=(" ", "Your turn"), **{"env.kwargs": {"opponent": "random", "mark": "O"}})
+TICTACTOE = dict(
+    num_envs=4,
+    episodes_per_update=4,
+    epochs=1,
+    max_new_tokens=2,
+    width=16,
+    heads=2,
+    vocab_episodes=4,
+    eval_episodes=4,
+    eval_every=60,
+    checkpoint_every=60,
+    log_every=30,
+    progress=False,
+    gif=False,
+    prompt_lines=(" ", "Your turn"),
+    **{"env.kwargs": {"opponent": "random", "mark": "O"}},
+)
 
 
 def config(tmp_path, name, steps=120, **fields):
-    return make_run_config("token-rl", "tictactoe-v0", out=str(tmp_path), name=name, steps=steps,
-                           **{**TICTACTOE, **fields})
+    return make_run_config(
+        "token-rl", "tictactoe-v0", out=str(tmp_path), name=name, steps=steps, **{**TICTACTOE, **fields}
+    )
 
 
 def rows(run_dir):
@@ -37,10 +52,18 @@ def test_a_token_rl_run_writes_what_every_run_writes(tmp_path):
     names = sorted(p.name for p in result.run_dir.iterdir())
     assert {"config.yaml", "metrics.csv", "eval.json", "checkpoints"} <= set(names)
     keys = set().union(*(r.keys() for r in read_metrics(result.run_dir)))
-    assert {"train/episode_return", "train/completed", "loss/policy", "loss/approx_kl", "perf/env_steps_per_s",
-            "eval/episode_return"} <= keys
+    assert {
+        "train/episode_return",
+        "train/completed",
+        "loss/policy",
+        "loss/approx_kl",
+        "perf/env_steps_per_s",
+        "eval/episode_return",
+    } <= keys
     report = json.loads((result.run_dir / "eval.json").read_text())
-    assert report["algorithm"] == "token-rl" and report["episodes"] == 4 and list(report["group_return"]) == ["player_0"]
+    assert (
+        report["algorithm"] == "token-rl" and report["episodes"] == 4 and list(report["group_return"]) == ["player_0"]
+    )
     assert result.env_steps >= 120 and [s for s, _ in ckpt.list_checkpoints(result.run_dir / "checkpoints")]
     assert "policy" not in ckpt.load(result.checkpoint)  # no array policy for marlkit.load
 
@@ -60,8 +83,11 @@ def test_the_runner_trains_exactly_as_token_rl_train(tmp_path):
 
 
 def test_a_resumed_token_rl_run_is_the_uninterrupted_one(tmp_path):
-    done = Runner(config(tmp_path, "straight", steps=180), callbacks=[MetricsLogger()],
-                  default_callbacks=False).run().run_dir
+    done = (
+        Runner(config(tmp_path, "straight", steps=180), callbacks=[MetricsLogger()], default_callbacks=False)
+        .run()
+        .run_dir
+    )
     first = ckpt.list_checkpoints(done / "checkpoints")[0][0]
     runs = []
     for name in ("r1", "r2"):
@@ -80,10 +106,29 @@ def test_a_resumed_token_rl_run_is_the_uninterrupted_one(tmp_path):
 
 
 def test_the_command_line_trains_and_resumes_a_text_game(tmp_path, capsys):
-    argv = ["train", "token-rl", "tictactoe-v0", "--steps", "40", "--num-envs", "4", "--out", str(tmp_path),
-            "--name", "cli", "--no-progress", "--set", "algo.episodes_per_update=4", "algo.epochs=1",
-            "algo.width=16", "algo.heads=2", "algo.vocab_episodes=4", "experiment.eval_episodes=4",
-            "experiment.gif=false", "env.kwargs.opponent=random"]
+    argv = [
+        "train",
+        "token-rl",
+        "tictactoe-v0",
+        "--steps",
+        "40",
+        "--num-envs",
+        "4",
+        "--out",
+        str(tmp_path),
+        "--name",
+        "cli",
+        "--no-progress",
+        "--set",
+        "algo.episodes_per_update=4",
+        "algo.epochs=1",
+        "algo.width=16",
+        "algo.heads=2",
+        "algo.vocab_episodes=4",
+        "experiment.eval_episodes=4",
+        "experiment.gif=false",
+        "env.kwargs.opponent=random",
+    ]
     assert main(argv) == 0
     assert "training token-rl on tictactoe-v0" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "cli"), "--steps", "80", "--no-progress"]) == 0
@@ -96,13 +141,25 @@ def test_the_command_line_trains_and_resumes_a_text_game(tmp_path, capsys):
 
 def test_what_token_rl_cannot_train_on_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match=r"speaker-listener-text-v0 is not a TextEnv game"):
-        Runner(make_run_config("token-rl", "speaker-listener-text-v0", out=str(tmp_path), name="hybrid", steps=10,
-                               num_envs=2, progress=False))
+        Runner(
+            make_run_config(
+                "token-rl",
+                "speaker-listener-text-v0",
+                out=str(tmp_path),
+                name="hybrid",
+                steps=10,
+                num_envs=2,
+                progress=False,
+            )
+        )
     with pytest.raises(ConfigError, match=r"algo.heads = 3 is not allowed: a divisor of algo.width = 16"):
         config(tmp_path, "heads", heads=3)
     with pytest.raises(ConfigError, match=r"algo.lr must be > 0, got -1"):
         config(tmp_path, "lr", lr=-1)
-    with pytest.raises(ConfigError, match=r"env.kwargs = \{'oponent': 'random'\} is not allowed: tictactoe-v0 has no "
-                                          r"option 'oponent'; did you mean 'opponent'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"env.kwargs = \{'oponent': 'random'\} is not allowed: tictactoe-v0 has no "
+        r"option 'oponent'; did you mean 'opponent'",
+    ):
         Runner(config(tmp_path, "typo", **{"env.kwargs": {"oponent": "random"}}))
     assert not any(tmp_path.iterdir())

@@ -61,8 +61,18 @@ def tiny(tok, seed=0):
 
 def say_trainer(**overrides):
     tok = word_tokenizer(game_texts(SayTheWord, choose_word, 20, seed=0))
-    config = TokenRLConfig(**{"episodes_per_update": 64, "num_envs": 64, "lr": 1e-2, "epochs": 2,
-                              "minibatch_turns": 64, "max_new_tokens": 2, "seed": 0, **overrides})
+    config = TokenRLConfig(
+        **{
+            "episodes_per_update": 64,
+            "num_envs": 64,
+            "lr": 1e-2,
+            "epochs": 2,
+            "minibatch_turns": 64,
+            "max_new_tokens": 2,
+            "seed": 0,
+            **overrides,
+        }
+    )
     return TokenRL(SayTheWord, tiny(tok), tok, config, actions=choose_word)
 
 
@@ -81,8 +91,9 @@ def test_kl_estimators_by_hand():
     logp, ref = torch.tensor([math.log(0.5), math.log(0.2)]), torch.tensor([math.log(0.25), math.log(0.4)])
     # k1 = log pi - log pi_ref; k3 = r - 1 - log r with r = pi_ref / pi.
     torch.testing.assert_close(kl_estimate(logp, ref, "k1"), torch.tensor([math.log(2.0), math.log(0.5)]))
-    torch.testing.assert_close(kl_estimate(logp, ref, "k3"),
-                               torch.tensor([0.5 - 1 - math.log(0.5), 2.0 - 1 - math.log(2.0)]))
+    torch.testing.assert_close(
+        kl_estimate(logp, ref, "k3"), torch.tensor([0.5 - 1 - math.log(0.5), 2.0 - 1 - math.log(2.0)])
+    )
     assert float(kl_estimate(ref, ref, "k3").abs().max()) == 0.0
     # Both are unbiased for KL(pi || pi_ref): the exact expectation over a 3-token distribution.
     pi, pr = torch.tensor([0.6, 0.3, 0.1]), torch.tensor([0.2, 0.5, 0.3])
@@ -93,7 +104,7 @@ def test_kl_estimators_by_hand():
 
 def test_clipped_surrogate_by_hand():
     old = torch.log(torch.tensor([0.5, 0.5, 0.5, 0.5]))
-    new = torch.log(torch.tensor([0.75, 0.75, 0.25, 0.25]))          # ratios 1.5, 1.5, 0.5, 0.5
+    new = torch.log(torch.tensor([0.75, 0.75, 0.25, 0.25]))  # ratios 1.5, 1.5, 0.5, 0.5
     adv = torch.tensor([1.0, -1.0, 1.0, -1.0])
     # A > 0, r = 1.5: clipped to 1.2 -> -1.2; A < 0, r = 1.5: min(-1.5, -1.2) = -1.5 -> 1.5;
     # A > 0, r = 0.5: min(0.5, 0.8) = 0.5 -> -0.5; A < 0, r = 0.5: min(-0.5, -0.8) = -0.8 -> 0.8.
@@ -107,9 +118,13 @@ def test_clipped_surrogate_by_hand():
 def test_baselines_by_hand():
     returns = torch.tensor([1.0, 0.0, 2.0, 4.0])
     agents = ["a", "a", "b", "b"]
-    running = {"a": RunningMean(0.9, 0.5), "b": RunningMean(0.9)}   # b has seen nothing yet: baseline 0
-    torch.testing.assert_close(advantages_of(returns, agents, "batch", running, False), torch.tensor([.5, -.5, -1., 1.]))
-    torch.testing.assert_close(advantages_of(returns, agents, "running", running, False), torch.tensor([.5, -.5, 2., 4.]))
+    running = {"a": RunningMean(0.9, 0.5), "b": RunningMean(0.9)}  # b has seen nothing yet: baseline 0
+    torch.testing.assert_close(
+        advantages_of(returns, agents, "batch", running, False), torch.tensor([0.5, -0.5, -1.0, 1.0])
+    )
+    torch.testing.assert_close(
+        advantages_of(returns, agents, "running", running, False), torch.tensor([0.5, -0.5, 2.0, 4.0])
+    )
     torch.testing.assert_close(advantages_of(returns, agents, "none", running, False), returns)
     normed = advantages_of(returns, agents, "batch", running, True)
     assert float(normed.std()) == pytest.approx(1.0, abs=1e-6)
@@ -136,10 +151,13 @@ def test_config_errors_say_what_is_allowed():
 
 
 # ------------------------------------------------------------------------------------------------ learning
-@pytest.mark.parametrize("algorithm, overrides, updates", [
-    ("ppo", {"epochs": 2}, 25),                                                  # 1600 episodes, 50 steps
-    ("reinforce", {"epochs": 1, "episodes_per_update": 32, "minibatch_turns": 32}, 50),   # 1600 episodes, 50 steps
-])
+@pytest.mark.parametrize(
+    "algorithm, overrides, updates",
+    [
+        ("ppo", {"epochs": 2}, 25),  # 1600 episodes, 50 steps
+        ("reinforce", {"epochs": 1, "episodes_per_update": 32, "minibatch_turns": 32}, 50),  # 1600 episodes, 50 steps
+    ],
+)
 def test_short_run_learns_to_say_the_word(algorithm, overrides, updates):
     """From chance (1/4: the untrained model under the constraint) to >= 0.9 success with 1600 one-turn episodes
     and 50 gradient steps (REINFORCE takes one step per batch, so it gets batches half as large)."""
@@ -206,8 +224,7 @@ def test_separate_weights_train_separate_models_on_a_talk_game():
     make = lambda: make_text("stag-hunt-talk-v0", rounds=2)
     actions = lambda env, agent: list(env.actions) if env.phase == "move" else None
     tok = word_tokenizer(game_texts(make, actions, 3, seed=0))
-    config = TokenRLConfig(episodes_per_update=4, num_envs=4, epochs=1, max_new_tokens=3, shared_weights=False,
-                           seed=0)
+    config = TokenRLConfig(episodes_per_update=4, num_envs=4, epochs=1, max_new_tokens=3, shared_weights=False, seed=0)
     trainer = TokenRL(make, tiny(tok), tok, config, actions=actions)
     assert sorted(trainer.groups) == ["player_0", "player_1"]
     batch = trainer.play(4, seed=0)
@@ -217,7 +234,7 @@ def test_separate_weights_train_separate_models_on_a_talk_game():
     assert len(moves) == 8 and all(tok.decode(t.completion[:-1]) in ("stag", "hare") for t in moves)
     trainer.update(batch)
     w0, w1 = (trainer.groups[a].model.transformer.wte.weight for a in ("player_0", "player_1"))
-    assert not torch.equal(w0, w1)   # same initial weights, different updates
+    assert not torch.equal(w0, w1)  # same initial weights, different updates
 
 
 # ----------------------------------------------------------------------------------------------- checkpoints
@@ -227,7 +244,7 @@ def test_checkpoint_round_trip_resumes_exactly(tmp_path):
     path = a.save(tmp_path / "rl.pt")
     a.train(3)
     b = say_trainer(kl_coef=0.1, baseline="running")
-    b.load(path)                                  # read with weights_only=True by the house loader
+    b.load(path)  # read with weights_only=True by the house loader
     assert b.updates_done == 2
     b.train(3)
     for (name, pa), pb in zip(a.groups["shared"].model.named_parameters(), b.groups["shared"].model.parameters()):

@@ -17,8 +17,32 @@ from marlkit.llm.tokens import (
 
 pytestmark = pytest.mark.llm
 
-WORDS = ["<pad>", "<eos>", "<unk>", "the", "board", "is", "empty", "you", "play", "X", "O", "move", "A1", "B2", "C3",
-         "stag", "hare", "1", "10", "100", ".", ",", "?", "!"]
+WORDS = [
+    "<pad>",
+    "<eos>",
+    "<unk>",
+    "the",
+    "board",
+    "is",
+    "empty",
+    "you",
+    "play",
+    "X",
+    "O",
+    "move",
+    "A1",
+    "B2",
+    "C3",
+    "stag",
+    "hare",
+    "1",
+    "10",
+    "100",
+    ".",
+    ",",
+    "?",
+    "!",
+]
 PAD, EOS = 0, 1
 
 
@@ -36,11 +60,19 @@ def tiny_model(arch: str, seed: int = 0):
 
     common = dict(vocab_size=len(WORDS), pad_token_id=PAD, eos_token_id=EOS, bos_token_id=EOS)
     if arch == "gpt2":
-        config = GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0,
-                            attn_pdrop=0.0, **common)
+        config = GPT2Config(
+            n_embd=32, n_layer=2, n_head=4, n_positions=128, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **common
+        )
     else:
-        config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                             num_key_value_heads=2, max_position_embeddings=128, **common)
+        config = LlamaConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=128,
+            **common,
+        )
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config).eval()
 
@@ -71,17 +103,26 @@ def test_padding_helpers():
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
 def test_sampled_logprobs_equal_rescored(model, prompts, temperature):
-    s = sample(model, prompts, pad_id=PAD, eos_ids=EOS, max_new_tokens=6, temperature=temperature,
-               generator=torch.Generator().manual_seed(0))
+    s = sample(
+        model,
+        prompts,
+        pad_id=PAD,
+        eos_ids=EOS,
+        max_new_tokens=6,
+        temperature=temperature,
+        generator=torch.Generator().manual_seed(0),
+    )
     lengths = s.completion_mask.sum(1)
-    assert int(lengths.max()) > 1                                   # really generated several tokens somewhere
+    assert int(lengths.max()) > 1  # really generated several tokens somewhere
     with torch.no_grad():
-        again = sequence_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask,
-                                  temperature=temperature)
+        again = sequence_logprobs(
+            model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask, temperature=temperature
+        )
     torch.testing.assert_close(again, s.logprobs, atol=1e-5, rtol=0)
-    assert bool((s.logprobs[s.completion_mask.bool()] < 0).all()) and bool((s.logprobs[~s.completion_mask.bool()]
-                                                                            == 0).all())
-    for i, toks in enumerate(s.completions()):      # a row stops at its first end-of-text token, or at the limit
+    assert bool((s.logprobs[s.completion_mask.bool()] < 0).all()) and bool(
+        (s.logprobs[~s.completion_mask.bool()] == 0).all()
+    )
+    for i, toks in enumerate(s.completions()):  # a row stops at its first end-of-text token, or at the limit
         assert (EOS not in toks[:-1]) and (bool(s.finished[i]) == (toks[-1] == EOS))
         assert bool(s.finished[i]) or len(toks) == 6
 
@@ -96,14 +137,14 @@ def test_batched_equals_one_at_a_time_and_an_unpadded_pass(model, prompts):
             alone = sequence_logprobs(model, ids, mask, cids, cmask)[0]
             # No padding, no position ids: the plain forward pass that the padded batch must reproduce.
             logits = model(torch.tensor([p + c])).logits[0]
-        plain = torch.log_softmax(logits[len(p) - 1:-1].float(), -1).gather(-1, torch.tensor(c)[:, None])[:, 0]
-        torch.testing.assert_close(alone, s.logprobs[i, :len(c)], atol=1e-5, rtol=0)
-        torch.testing.assert_close(plain, s.logprobs[i, :len(c)], atol=1e-5, rtol=0)
+        plain = torch.log_softmax(logits[len(p) - 1 : -1].float(), -1).gather(-1, torch.tensor(c)[:, None])[:, 0]
+        torch.testing.assert_close(alone, s.logprobs[i, : len(c)], atol=1e-5, rtol=0)
+        torch.testing.assert_close(plain, s.logprobs[i, : len(c)], atol=1e-5, rtol=0)
     greedy = sample(model, prompts, pad_id=PAD, eos_ids=EOS, max_new_tokens=5, temperature=0)
-    for i, p in enumerate(prompts):                 # greedy answers in a padded batch equal those generated alone
+    for i, p in enumerate(prompts):  # greedy answers in a padded batch equal those generated alone
         alone = sample(model, [p], pad_id=PAD, eos_ids=EOS, max_new_tokens=5, temperature=0)
         assert alone.completions()[0] == greedy.completions()[i]
-        torch.testing.assert_close(alone.logprobs[0], greedy.logprobs[i, :alone.logprobs.shape[1]], atol=1e-5, rtol=0)
+        torch.testing.assert_close(alone.logprobs[0], greedy.logprobs[i, : alone.logprobs.shape[1]], atol=1e-5, rtol=0)
 
 
 def test_constrained_sampling_emits_only_allowed_sequences(model, prompts):
@@ -113,13 +154,21 @@ def test_constrained_sampling_emits_only_allowed_sequences(model, prompts):
     allowed = {tuple(x) + (EOS,) for x in seqs}
     constraint = AllowedSequences(seqs, EOS)
     rows = prompts * 25
-    s = sample(model, rows, pad_id=PAD, eos_ids=EOS, max_new_tokens=8, constraints=[constraint] * len(rows),
-               generator=torch.Generator().manual_seed(2))
+    s = sample(
+        model,
+        rows,
+        pad_id=PAD,
+        eos_ids=EOS,
+        max_new_tokens=8,
+        constraints=[constraint] * len(rows),
+        generator=torch.Generator().manual_seed(2),
+    )
     got = [tuple(c) for c in s.completions()]
     assert set(got) <= allowed and len(set(got)) >= 4 and bool(s.finished.all())
     with torch.no_grad():
-        again = sequence_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask,
-                                  constraints=s.constraints)
+        again = sequence_logprobs(
+            model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask, constraints=s.constraints
+        )
     torch.testing.assert_close(again, s.logprobs, atol=1e-5, rtol=0)
     # The constrained policy is a distribution over the allowed sequences: their probabilities sum to 1 per prompt.
     for p in prompts:
@@ -135,12 +184,20 @@ def test_constrained_sampling_emits_only_allowed_sequences(model, prompts):
 def test_token_constraint_and_greedy(model, prompts):
     tok = word_tokenizer()
     words = tok.convert_tokens_to_ids(["stag", "hare", "<eos>"])
-    s = sample(model, prompts, pad_id=PAD, eos_ids=EOS, max_new_tokens=4, constraints=[AllowedTokens(words), None,
-               AllowedTokens(words), None], generator=torch.Generator().manual_seed(3))
+    s = sample(
+        model,
+        prompts,
+        pad_id=PAD,
+        eos_ids=EOS,
+        max_new_tokens=4,
+        constraints=[AllowedTokens(words), None, AllowedTokens(words), None],
+        generator=torch.Generator().manual_seed(3),
+    )
     for i in (0, 2):
         assert set(s.completions()[i]) <= set(words)
-    scored = score_tokens(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask,
-                          constraints=s.constraints)
+    scored = score_tokens(
+        model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask, constraints=s.constraints
+    )
     torch.testing.assert_close(scored.logprobs.detach(), s.logprobs, atol=1e-5, rtol=0)
     # Entropy of a 3-token constrained distribution is at most log 3; the free rows range over the whole vocabulary.
     m = s.completion_mask.bool()
@@ -150,8 +207,10 @@ def test_token_constraint_and_greedy(model, prompts):
 
 def test_same_seed_same_samples(model, prompts):
     def draw(seed):
-        return sample(model, prompts * 4, pad_id=PAD, eos_ids=EOS, max_new_tokens=6,
-                      generator=torch.Generator().manual_seed(seed))
+        return sample(
+            model, prompts * 4, pad_id=PAD, eos_ids=EOS, max_new_tokens=6, generator=torch.Generator().manual_seed(seed)
+        )
+
     a, b, c = draw(7), draw(7), draw(8)
     assert a.completions() == b.completions() and torch.equal(a.logprobs, b.logprobs)
     assert a.completions() != c.completions()

@@ -39,13 +39,13 @@ def test_algorithm_is_read_first_and_presets_apply():
 
 def test_a_preset_cannot_be_contradicted():
     with pytest.raises(ConfigError, match=r"algo.centralised_critic = False is not allowed: True for algorithm 'mapp"):
-        RunConfig.from_dict({"algorithm": "mappo", "env": {"id": "climbing-v0"},
-                             "algo": {"centralised_critic": False}})
+        RunConfig.from_dict({"algorithm": "mappo", "env": {"id": "climbing-v0"}, "algo": {"centralised_critic": False}})
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = make_run_config("mappo", "penalty-v0", steps=5000, seed=3, hidden=(32, 16),
-                          sets=["env.kwargs.k=-50", "experiment.name=x"])
+    cfg = make_run_config(
+        "mappo", "penalty-v0", steps=5000, seed=3, hidden=(32, 16), sets=["env.kwargs.k=-50", "experiment.name=x"]
+    )
     cfg.save(tmp_path / "c.yaml")
     again = RunConfig.load(tmp_path / "c.yaml")
     assert again == cfg
@@ -99,13 +99,16 @@ def test_config_file_and_command_line_must_agree_on_the_algorithm(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------- errors
-@pytest.mark.parametrize("assignment, message", [
-    ("algo.lrr=1", r"unknown config key 'algo.lrr'; did you mean 'algo.lr'\?"),
-    ("experiment.stesp=1", r"did you mean 'experiment.steps'\?"),
-    ("env.num_env=1", r"did you mean 'env.num_envs'\?"),
-    ("expriment.steps=1", r"did you mean 'experiment'\?"),
-    ("algo.lr.x=1", r"algo.lr is a float, it has no field 'x'"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("algo.lrr=1", r"unknown config key 'algo.lrr'; did you mean 'algo.lr'\?"),
+        ("experiment.stesp=1", r"did you mean 'experiment.steps'\?"),
+        ("env.num_env=1", r"did you mean 'env.num_envs'\?"),
+        ("expriment.steps=1", r"did you mean 'experiment'\?"),
+        ("algo.lr.x=1", r"algo.lr is a float, it has no field 'x'"),
+    ],
+)
 def test_unknown_keys_name_the_nearest(assignment, message):
     with pytest.raises(ConfigError, match=message):
         override(base(), assignment)
@@ -120,28 +123,34 @@ def test_unknown_keys_in_yaml_name_the_nearest():
         base(experimnt={})
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("algo.lr=abc", r"algo.lr must be a number, got 'abc'"),
-    ("experiment.steps=1.5", r"experiment.steps must be an integer, got 1.5"),
-    ("experiment.progress=maybe", r"experiment.progress must be true or false"),
-    ("env.kwargs=3", r"env.kwargs must be a mapping"),
-    ("algo.hidden=64", r"algo.hidden must be a list"),
-    ("env.eval_num_envs=x", r"env.eval_num_envs = 'x' matches none of"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("algo.lr=abc", r"algo.lr must be a number, got 'abc'"),
+        ("experiment.steps=1.5", r"experiment.steps must be an integer, got 1.5"),
+        ("experiment.progress=maybe", r"experiment.progress must be true or false"),
+        ("env.kwargs=3", r"env.kwargs must be a mapping"),
+        ("algo.hidden=64", r"algo.hidden must be a list"),
+        ("env.eval_num_envs=x", r"env.eval_num_envs = 'x' matches none of"),
+    ],
+)
 def test_wrong_types_name_the_field_and_the_type(assignment, message):
     with pytest.raises(ConfigError, match=message):
         override(base(), assignment)
 
 
-@pytest.mark.parametrize("assignment, message", [
-    ("algo.lr=-1", r"algo.lr = -1.0 is not allowed: a positive number"),
-    ("algo.gamma=1.5", r"algo.gamma = 1.5 is not allowed: a number in \[0, 1\]"),
-    ("experiment.steps=0", r"experiment.steps = 0 is not allowed: an integer >= 1"),
-    ("experiment.eval_every=-1", r"experiment.eval_every = -1 is not allowed: an integer >= 0"),
-    ("experiment.name=a/b", r"experiment.name = 'a/b' is not allowed: a plain folder name"),
-    ("env.num_envs=0", r"env.num_envs = 0 is not allowed: an integer >= 1"),
-    ("algorithm=mappo", r"algo.centralised_critic = False is not allowed"),
-])
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("algo.lr=-1", r"algo.lr = -1.0 is not allowed: a positive number"),
+        ("algo.gamma=1.5", r"algo.gamma = 1.5 is not allowed: a number in \[0, 1\]"),
+        ("experiment.steps=0", r"experiment.steps = 0 is not allowed: an integer >= 1"),
+        ("experiment.eval_every=-1", r"experiment.eval_every = -1 is not allowed: an integer >= 0"),
+        ("experiment.name=a/b", r"experiment.name = 'a/b' is not allowed: a plain folder name"),
+        ("env.num_envs=0", r"env.num_envs = 0 is not allowed: an integer >= 1"),
+        ("algorithm=mappo", r"algo.centralised_critic = False is not allowed"),
+    ],
+)
 def test_out_of_range_values_say_what_is_allowed(assignment, message):
     with pytest.raises(ConfigError, match=message):
         override(base(), assignment)

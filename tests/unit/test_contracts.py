@@ -90,8 +90,14 @@ def _observations(env_id: str, kwargs: dict, steps: int = 6) -> list[dict[str, A
     obs, info = env.reset(seed=1)
     out = []
     for _ in range(steps):
-        out.append({"obs": obs, "mask": info.get("action_mask"), "episode_done": info.get("episode_done"),
-                    "state": env.state()})
+        out.append(
+            {
+                "obs": obs,
+                "mask": info.get("action_mask"),
+                "episode_done": info.get("episode_done"),
+                "state": env.state(),
+            }
+        )
         obs, _, _, _, info = env.step(sample_actions(env, info.get("action_mask"), rng))
     return out
 
@@ -141,8 +147,9 @@ def cases() -> dict[str, Case]:
         learner = cls(env, _config(algo, env, variant), seed=0)
         # The collector stores the state exactly when the learner declares it reads it: training then also checks
         # that a learner declaring uses_state=False never needs it.
-        collector = Collector(env, learner, learner.config.rollout_steps, seed=0,
-                              store_state=learner.capabilities.uses_state)
+        collector = Collector(
+            env, learner, learner.config.rollout_steps, seed=0, store_state=learner.capabilities.uses_state
+        )
         case = Case(name, env, learner, collector, learner.policy().policy_state(), _observations(env_id, kwargs))
         _train(case, TRAIN_STEPS)
         built[name] = case
@@ -235,16 +242,25 @@ def test_snapshots_act_as_their_learners_in_a_fresh_process(cases, tmp_path):
     for name, case in cases.items():
         state = case.learner.policy().policy_state()
         expected = _act_all(case.learner, case.steps)
-        payload[name] = {"policy": state, "steps": [
-            {"obs": _as_tensors(s["obs"]), "mask": _as_tensors(s["mask"]),
-             "episode_done": None if s["episode_done"] is None else torch.from_numpy(s["episode_done"]),
-             "state": torch.from_numpy(s["state"]), "expected": _as_tensors(a)}
-            for s, a in zip(case.steps, expected)]}
+        payload[name] = {
+            "policy": state,
+            "steps": [
+                {
+                    "obs": _as_tensors(s["obs"]),
+                    "mask": _as_tensors(s["mask"]),
+                    "episode_done": None if s["episode_done"] is None else torch.from_numpy(s["episode_done"]),
+                    "state": torch.from_numpy(s["state"]),
+                    "expected": _as_tensors(a),
+                }
+                for s, a in zip(case.steps, expected)
+            ],
+        }
     path = tmp_path / "policies.pt"
     torch.save(payload, path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", SUBPROCESS, str(path)], capture_output=True, text=True, env=env,
-                          timeout=600, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", SUBPROCESS, str(path)], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stderr
     verdicts = json.loads(done.stdout.strip().splitlines()[-1])
     assert verdicts.pop("_modules") == []  # rebuilding a policy needs neither the runner nor a run directory
@@ -292,8 +308,13 @@ def test_spaces_round_trip_as_plain_data():
 
     from marlkit.core.spaces import space_from_data, space_to_data
 
-    for space in (spaces.Discrete(5, start=1), spaces.Box(-np.inf, 1.0, (2, 3), np.float32),
-                  spaces.Box(0, 255, (4,), np.uint8), spaces.MultiDiscrete([3, 4]), spaces.MultiBinary(6)):
+    for space in (
+        spaces.Discrete(5, start=1),
+        spaces.Box(-np.inf, 1.0, (2, 3), np.float32),
+        spaces.Box(0, 255, (4,), np.uint8),
+        spaces.MultiDiscrete([3, 4]),
+        spaces.MultiBinary(6),
+    ):
         data = space_to_data(space)
         buffer = io.BytesIO()
         torch.save(data, buffer)
@@ -349,8 +370,11 @@ def test_a_q_policy_state_with_box_actions_is_a_clear_error():
 
     state = DQN(marlkit.make("penalty-v0", num_envs=1, seed=0), DQNConfig(), seed=0).policy().policy_state()
     state["spaces"]["action"]["players"] = space_to_data(spaces.Box(0.0, 1.0, (2,), np.float32))
-    with pytest.raises(ValueError, match=r"a q policy acts on Discrete actions; this policy state gives group "
-                                         r"'players' Box"):
+    with pytest.raises(
+        ValueError,
+        match=r"a q policy acts on Discrete actions; this policy state gives group "
+        r"'players' Box",
+    ):
         policy_from_state(state)
 
 

@@ -30,10 +30,16 @@ class FixedQ(nn.Module):
 
 def transitions(B: int, n: int, d: int, next_mask: torch.Tensor | None = None) -> GroupTransitions:
     """``B`` samples of zero observations, action 0, zero returns and discount 1, bootstrapping from ones."""
-    return GroupTransitions(obs=torch.zeros(B, n, d), actions=torch.zeros(B, n, dtype=torch.int64),
-                            returns=torch.zeros(B, n), discount=torch.ones(B, n), next_obs=torch.ones(B, n, d),
-                            active=torch.ones(B, n, dtype=torch.bool), mask=None,
-                            next_mask=None if next_mask is None else next_mask.expand(B, n, 3))
+    return GroupTransitions(
+        obs=torch.zeros(B, n, d),
+        actions=torch.zeros(B, n, dtype=torch.int64),
+        returns=torch.zeros(B, n),
+        discount=torch.ones(B, n),
+        next_obs=torch.ones(B, n, d),
+        active=torch.ones(B, n, dtype=torch.bool),
+        mask=None,
+        next_mask=None if next_mask is None else next_mask.expand(B, n, 3),
+    )
 
 
 def next_values(double_q: bool, next_mask: torch.Tensor | None = None) -> torch.Tensor:

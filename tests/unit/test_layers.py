@@ -88,22 +88,31 @@ def layer_of(module: str, package: Path, layers: tuple[tuple[int, str, tuple[str
     for floor, name, paths in layers:
         if any(path.startswith(p) if p.endswith("/") else path == p for p in paths):
             return floor, name
-    raise AssertionError(f"{module} ({path}) is in no layer: add it to LAYERS in tests/unit/test_layers.py and to "
-                         f"the table in docs/architecture.md")
+    raise AssertionError(
+        f"{module} ({path}) is in no layer: add it to LAYERS in tests/unit/test_layers.py and to "
+        f"the table in docs/architecture.md"
+    )
 
 
 def upward_imports(package: Path, layers: tuple[tuple[int, str, tuple[str, ...]], ...] = LAYERS) -> list[str]:
     """One line per import that breaks the layer rule: file, line, what imports what, and the rule broken."""
     problems = []
     for imp in imports(package):
-        (floor, layer), (their_floor, theirs) = layer_of(imp.source, package, layers), layer_of(imp.target, package,
-                                                                                               layers)
+        (floor, layer), (their_floor, theirs) = (
+            layer_of(imp.source, package, layers),
+            layer_of(imp.target, package, layers),
+        )
         if layer == theirs or their_floor < floor:
             continue
-        why = ("a layer imports only its own modules and the floors below it" if their_floor > floor else
-               "layers that share a floor do not import each other")
-        problems.append(f"{imp.file}:{imp.line}: {imp.source} ({layer}, floor {floor}) imports {imp.target} "
-                        f"({theirs}, floor {their_floor}): {why}")
+        why = (
+            "a layer imports only its own modules and the floors below it"
+            if their_floor > floor
+            else "layers that share a floor do not import each other"
+        )
+        problems.append(
+            f"{imp.file}:{imp.line}: {imp.source} ({layer}, floor {floor}) imports {imp.target} "
+            f"({theirs}, floor {their_floor}): {why}"
+        )
     return problems
 
 
@@ -196,8 +205,13 @@ def test_a_planted_upward_import_and_a_cycle_are_reported(tmp_path: Path) -> Non
     for name, text in files.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
         (package / name).write_text(text)
-    layers = ((0, "core", ("core/",)), (1, "envs", ("envs/",)), (1, "nn", ("nn/",)),
-              (4, "algorithms", ("algorithms/",)), (6, "entry points", ("__init__.py",)))
+    layers = (
+        (0, "core", ("core/",)),
+        (1, "envs", ("envs/",)),
+        (1, "nn", ("nn/",)),
+        (4, "algorithms", ("algorithms/",)),
+        (6, "entry points", ("__init__.py",)),
+    )
     assert upward_imports(package, layers) == [
         "src/marlkit/core/errors.py:2: marlkit.core.errors (core, floor 0) imports marlkit.algorithms.registry "
         "(algorithms, floor 4): a layer imports only its own modules and the floors below it",

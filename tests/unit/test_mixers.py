@@ -70,6 +70,7 @@ def test_state_norm_makes_the_mixing_depend_on_the_state_direction_only():
 def test_weight_gain_sets_the_initial_effective_mixing_weights():
     """The effective weight dQ_tot/dQ_i at initialisation scales with weight_gain squared (two weight layers);
     spread-v0's sizes (3 agents, a 54-dim state): ~12 at gain 1, ~0.5 at QMIX's default 0.2."""
+
     def effective(gain):
         torch.manual_seed(0)
         mixer = QMixer(3, 54, embed=32, state_norm=True, weight_gain=gain)

@@ -45,19 +45,29 @@ def hand_built(terminated, truncated, after=100.0):
     def flags(rows):  # (T, E) per copy -> (T, E, n): every agent of a copy alike
         return torch.tensor(rows, dtype=torch.bool)[..., None].expand(shape).clone()
 
-    return Rollout(obs={"players": obs}, actions={"players": torch.zeros(shape, dtype=torch.int64)},
-                   rewards={"players": torch.ones(shape)}, terminated={"players": flags(terminated)},
-                   truncated={"players": flags(truncated)}, next_obs={"players": next_obs},
-                   active={"players": torch.ones(shape, dtype=torch.bool)}, action_mask=None, state=None,
-                   next_state=None, extras={"players": {"logp": torch.zeros(shape)}})
+    return Rollout(
+        obs={"players": obs},
+        actions={"players": torch.zeros(shape, dtype=torch.int64)},
+        rewards={"players": torch.ones(shape)},
+        terminated={"players": flags(terminated)},
+        truncated={"players": flags(truncated)},
+        next_obs={"players": next_obs},
+        active={"players": torch.ones(shape, dtype=torch.bool)},
+        action_mask=None,
+        state=None,
+        next_state=None,
+        extras={"players": {"logp": torch.zeros(shape)}},
+    )
 
 
 def test_truncation_bootstraps_from_the_final_observation_and_termination_does_not():
     env = marlkit.make("iterated-prisoners-dilemma-v0", num_envs=2, seed=0)
     algo = ppo_with_value(env, lambda x: x[..., 0])
     # copy 0: the episode is truncated at step 1; copy 1: it terminates at step 1
-    rollout = hand_built(terminated=[[False, False], [False, True], [False, False]],
-                         truncated=[[False, False], [True, False], [False, False]])
+    rollout = hand_built(
+        terminated=[[False, False], [False, True], [False, False]],
+        truncated=[[False, False], [True, False], [False, False]],
+    )
     ret = targets(algo, rollout)
     assert ret[1, 0].tolist() == pytest.approx([1 + GAMMA * 4] * 2)  # V(final_obs) = 4 bootstrapped
     assert ret[1, 1].tolist() == pytest.approx([1.0] * 2)  # terminal: nothing after it

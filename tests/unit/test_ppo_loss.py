@@ -21,16 +21,22 @@ def t(x):
     return torch.tensor(x, dtype=torch.float64)
 
 
-def loss(logp=None, old_logp=None, adv=None, entropy=None, value=None, value_old=None, returns=None, active=None,
-         **kw):
+def loss(logp=None, old_logp=None, adv=None, entropy=None, value=None, value_old=None, returns=None, active=None, **kw):
     """``ppo_loss`` on five samples; unspecified inputs are neutral (no policy, value or entropy term)."""
     n = 5
     zeros = t([0.0] * n)
     kw = {"clip": CLIP, "value_clip": 0.0, "huber_delta": 0.0, "value_coef": 1.0, "entropy_coef": 0.0, **kw}
-    return ppo_loss(zeros if logp is None else logp, zeros if old_logp is None else old_logp,
-                    zeros if adv is None else adv, zeros if entropy is None else entropy,
-                    zeros if value is None else value, zeros if value_old is None else value_old,
-                    zeros if returns is None else returns, t([1.0] * n) if active is None else active, **kw)
+    return ppo_loss(
+        zeros if logp is None else logp,
+        zeros if old_logp is None else old_logp,
+        zeros if adv is None else adv,
+        zeros if entropy is None else entropy,
+        zeros if value is None else value,
+        zeros if value_old is None else value_old,
+        zeros if returns is None else returns,
+        t([1.0] * n) if active is None else active,
+        **kw,
+    )
 
 
 def test_the_ratio_is_clipped_on_both_sides_in_the_direction_the_advantage_favours():
@@ -94,8 +100,14 @@ def test_value_clipping_takes_the_worse_of_the_clipped_and_unclipped_errors():
 def test_inactive_samples_count_for_nothing():
     logp = t([math.log(r) for r in RATIOS])
     active = t([1.0, 1.0, 0.0, 0.0, 0.0])
-    out = loss(logp=logp, adv=t(ADVANTAGES), entropy=t([1.0, 3.0, 100.0, 100.0, 100.0]),
-               value=t([1.0, 1.0, 50.0, 50.0, 50.0]), active=active, entropy_coef=0.1)
+    out = loss(
+        logp=logp,
+        adv=t(ADVANTAGES),
+        entropy=t([1.0, 3.0, 100.0, 100.0, 100.0]),
+        value=t([1.0, 1.0, 50.0, 50.0, 50.0]),
+        active=active,
+        entropy_coef=0.1,
+    )
     assert out.policy.item() == pytest.approx(-(1.2 + 0.5) / 2)
     assert out.entropy.item() == pytest.approx(2.0)
     assert out.value.item() == pytest.approx(0.5)
@@ -106,8 +118,16 @@ def test_inactive_samples_count_for_nothing():
 def test_ppo_passes_its_config_to_the_loss(monkeypatch):
     import marlkit.algorithms.ppo as ppo_module
 
-    cfg = PPOConfig(rollout_steps=4, epochs=1, minibatches=1, clip=0.3, value_clip=0.7, huber_delta=2.5,
-                    value_coef=0.4, entropy_coef=0.06)
+    cfg = PPOConfig(
+        rollout_steps=4,
+        epochs=1,
+        minibatches=1,
+        clip=0.3,
+        value_clip=0.7,
+        huber_delta=2.5,
+        value_coef=0.4,
+        entropy_coef=0.06,
+    )
     env = marlkit.make("climbing-v0", num_envs=2, seed=0)
     algo = PPO(env, cfg, seed=0)
     seen = []
@@ -135,7 +155,8 @@ def test_the_entropy_bonus_raises_the_entropy_of_a_ppo_update():
         algo.update(rollout)
         obs = rollout.obs["players"][0]
         with torch.no_grad():
-            _, entropy = algo.nets["players"].log_prob_entropy(algo.nets["players"].dist_params(obs, None),
-                                                               rollout.actions["players"][0])
+            _, entropy = algo.nets["players"].log_prob_entropy(
+                algo.nets["players"].dist_params(obs, None), rollout.actions["players"][0]
+            )
         entropies.append(entropy.mean().item())
     assert entropies[1] > entropies[0] + 0.2

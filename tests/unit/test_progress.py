@@ -81,9 +81,12 @@ def test_teams_tell_each_member_its_slices_progress():
     """A member updated on slices of its own rollout_steps is told the progress as if each slice had been
     collected on its own: what it would have been told by a runner collecting that length."""
     env = marlkit.make("tag-v0", num_envs=3, seed=0)
-    cfg = TeamsConfig(members={"p": {"groups": ["adversaries"], "algorithm": "iql",
-                                     "config": {"rollout_steps": 5, "warmup_steps": 10**6}},
-                               "r": {"groups": ["good"], "algorithm": "ippo", "config": {"rollout_steps": 10}}})
+    cfg = TeamsConfig(
+        members={
+            "p": {"groups": ["adversaries"], "algorithm": "iql", "config": {"rollout_steps": 5, "warmup_steps": 10**6}},
+            "r": {"groups": ["good"], "algorithm": "ippo", "config": {"rollout_steps": 10}},
+        }
+    )
     team = Teams(env, cfg, seed=0)
     rollout = Collector(env, team, 10, seed=0).collect()[0]  # 30 env-steps
     told: dict[str, list[Progress]] = {"p": [], "r": []}

@@ -20,8 +20,11 @@ def test_the_registry_answers_for_text_games_too():
     assert env_kind("spread-v0") == env_kind("pz:simple_spread_v3") == "batched"
     assert env_kind("tictactoe-v0") == "text"
     check_id("negotiation-v0")  # a known id, of a text game
-    with pytest.raises(KeyError, match=r"'tictactoe-v0' is a text game, not a batched env: "
-                                       r"marlkit\.envs\.text\.make_text builds it"):
+    with pytest.raises(
+        KeyError,
+        match=r"'tictactoe-v0' is a text game, not a batched env: "
+        r"marlkit\.envs\.text\.make_text builds it",
+    ):
         marlkit.make("tictactoe-v0")
     with pytest.raises(KeyError, match=r"did you mean 'tictactoe-v0'.*text games: .*tictactoe-v0"):
         env_kind("tictacto-v0")
@@ -31,11 +34,17 @@ def test_an_array_algorithm_on_a_text_game_names_what_trains_on_it():
     from marlkit.core.config import ConfigError
     from marlkit.experiment.run import make_run_config
 
-    with pytest.raises(ConfigError, match=r"cannot train mappo on meeting-point-v0: meeting-point-v0 is a text "
-                                          r"game; algorithms that train on it: token-rl$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot train mappo on meeting-point-v0: meeting-point-v0 is a text "
+        r"game; algorithms that train on it: token-rl$",
+    ):
         make_run_config("mappo", "meeting-point-v0")
-    with pytest.raises(ConfigError, match=r"cannot train token-rl on spread-v0: spread-v0 is a batched env; "
-                                          r"algorithms that train on it: ia2c, ippo, "):
+    with pytest.raises(
+        ConfigError,
+        match=r"cannot train token-rl on spread-v0: spread-v0 is a batched env; "
+        r"algorithms that train on it: ia2c, ippo, ",
+    ):
         make_run_config("token-rl", "spread-v0")
 
 
@@ -83,8 +92,10 @@ def test_step_before_reset_is_an_error():
 
 
 def test_import_is_light():
-    code = ("import sys, marlkit, marlkit.envs; "
-            "heavy = [m for m in ('torch', 'pettingzoo', 'ray', 'transformers', 'matplotlib', 'imageio', 'mpe2') "
-            "if m in sys.modules]; print(heavy)")
+    code = (
+        "import sys, marlkit, marlkit.envs; "
+        "heavy = [m for m in ('torch', 'pettingzoo', 'ray', 'transformers', 'matplotlib', 'imageio', 'mpe2') "
+        "if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]", f"import marlkit pulled in {out}"

@@ -38,8 +38,19 @@ def make_rollout(T, E, n=2, start=0, rewards=None, terminated=None, truncated=No
     st = torch.from_numpy(obs[:, :, 0].copy()) if state else None
     nst = torch.from_numpy(next_obs[:, :, 0].copy()) if state else None
     f = torch.from_numpy
-    return Rollout({"g": f(obs)}, {"g": f(actions)}, {"g": f(r)}, {"g": f(term)}, {"g": f(trunc)},
-                   {"g": f(next_obs)}, {"g": f(np.ones((T, E, n), bool))}, mask, st, nst, {"g": {}})
+    return Rollout(
+        {"g": f(obs)},
+        {"g": f(actions)},
+        {"g": f(r)},
+        {"g": f(term)},
+        {"g": f(trunc)},
+        {"g": f(next_obs)},
+        {"g": f(np.ones((T, E, n), bool))},
+        mask,
+        st,
+        nst,
+        {"g": {}},
+    )
 
 
 def per_step(values, T, E=1, n=2):
@@ -144,7 +155,7 @@ def test_n_step_targets_by_hand():
     # the helper directly, with the window running off the end of the given steps at t=5..7
     ret, disc, last = n_step_returns(rewards[None, :, 0], term[None, :, 0], (term | trunc)[None, :, 0, 0], 0.5, 3)
     np.testing.assert_allclose(ret[0, :, 0], [2.75, 3.5, 3, 8, 8, 6, 7 + 4, 8])
-    np.testing.assert_allclose(disc[0, :, 0], [0, 0, 0, .125, .25, .5, .25, .5])
+    np.testing.assert_allclose(disc[0, :, 0], [0, 0, 0, 0.125, 0.25, 0.5, 0.25, 0.5])
     np.testing.assert_array_equal(last[0], [2, 2, 2, 5, 5, 5, 7, 7])
 
 
@@ -205,7 +216,9 @@ def test_stored_next_action_mask_is_used_at_a_truncation(episodes):
         step, next_masks = b.obs[:, 0, 0].numpy().astype(int), b.next_mask[:, 0].numpy()
     assert set(step.tolist()) >= {1, 2}
     for s, next_mask in zip(step, next_masks):
-        assert next_mask.tolist() == ([a == 2 for a in range(3)] if s in (1, 5) else [a == (s + 1) % 3 for a in range(3)])
+        assert next_mask.tolist() == (
+            [a == 2 for a in range(3)] if s in (1, 5) else [a == (s + 1) % 3 for a in range(3)]
+        )
 
 
 def test_cut_ends_the_newest_row_without_terminating_it():
@@ -231,8 +244,7 @@ def _roundtrip(state):
 def test_transition_checkpoint_round_trip():
     buf = TransitionReplay(capacity=14, n_step=2, gamma=0.9)  # 7 rows of 2 copies
     for k in range(5):  # wraps around
-        buf.insert(make_rollout(3, 2, start=3 * k, rewards=per_step(np.arange(3.0) + k, 3, 2), masks=True,
-                                state=True))
+        buf.insert(make_rollout(3, 2, start=3 * k, rewards=per_step(np.arange(3.0) + k, 3, 2), masks=True, state=True))
     restored = TransitionReplay(capacity=14, n_step=2, gamma=0.9)
     restored.load_state_dict(_roundtrip(buf.state_dict()))
     a, b = buf.sample(64, np.random.default_rng(5)), restored.sample(64, np.random.default_rng(5))
@@ -243,8 +255,10 @@ def test_transition_checkpoint_round_trip():
     # and both go on the same way
     buf.insert(make_rollout(3, 2, start=50, masks=True, state=True))
     restored.insert(make_rollout(3, 2, start=50, masks=True, state=True))
-    torch.testing.assert_close(buf.sample(64, np.random.default_rng(6)).groups["g"].obs,
-                               restored.sample(64, np.random.default_rng(6)).groups["g"].obs)
+    torch.testing.assert_close(
+        buf.sample(64, np.random.default_rng(6)).groups["g"].obs,
+        restored.sample(64, np.random.default_rng(6)).groups["g"].obs,
+    )
 
 
 def test_episodes_assembled_across_rollouts_and_padded():
@@ -259,8 +273,9 @@ def test_episodes_assembled_across_rollouts_and_padded():
     buf = EpisodeReplay(capacity=10, max_len=4, n_step=1, gamma=0.5)
     buf.insert(make_rollout(T1, 2, rewards=rewards[:T1], terminated=term[:T1], truncated=trunc[:T1], masks=True))
     assert len(buf) == 2  # copy 0's first episode and copy 1's first piece of 4
-    buf.insert(make_rollout(T2, 2, start=T1, rewards=rewards[T1:], terminated=term[T1:], truncated=trunc[T1:],
-                            masks=True))
+    buf.insert(
+        make_rollout(T2, 2, start=T1, rewards=rewards[T1:], terminated=term[T1:], truncated=trunc[T1:], masks=True)
+    )
     assert len(buf) == 4 and buf.cursor[LOCAL_SOURCE].tolist() == [2, 1]  # copy 0: steps 7, 8; copy 1: step 8
     stored = buf.slots.groups["g"]["obs"][:4, :, 0, :]  # (slot, t, [step, copy])
     filled = buf.filled[:4]
@@ -317,7 +332,7 @@ def reference_targets(rewards, terminated, truncated, gamma, n):
         ret, u = 0.0, t
         for k in range(n):
             u = t + k
-            ret += gamma ** k * rewards[u]
+            ret += gamma**k * rewards[u]
             if terminated[u] or truncated[u] or u == len(rewards) - 1:
                 break
         out.append((ret, 0.0 if terminated[u] else gamma ** (u - t + 1), u))
@@ -329,9 +344,15 @@ def source_rollouts(T, E, count, start, rewards, terminated, truncated, source):
     out = []
     for k in range(count):
         s = slice(k * T, (k + 1) * T)
-        r = make_rollout(T, E, start=start + k * T, rewards=np.repeat(rewards[s, :, None], 2, 2),
-                         terminated=np.repeat(terminated[s, :, None], 2, 2),
-                         truncated=np.repeat(truncated[s, :, None], 2, 2), state=True)
+        r = make_rollout(
+            T,
+            E,
+            start=start + k * T,
+            rewards=np.repeat(rewards[s, :, None], 2, 2),
+            terminated=np.repeat(terminated[s, :, None], 2, 2),
+            truncated=np.repeat(truncated[s, :, None], 2, 2),
+            state=True,
+        )
         out.append(r._replace(source=source))
     return out
 
@@ -379,9 +400,15 @@ def test_two_sources_of_different_copy_counts_give_the_n_step_targets_of_their_o
     assert seen == {("a", 0): [0, 1, 2, 3, 4], ("a", 1): [0, 1, 2, 3, 4], ("b", 0): [0, 1, 2]}
     # the windows that cross a rollout boundary read the same source's next rollout, not what came in between
     assert reference_targets(truth["a"][1][:, 0], truth["a"][2][:, 0], truth["a"][3][:, 0], gamma, n)[3] == (
-        4 + 0.5 * 5 + 0.25 * 6, 0.0, 5)  # terminated at step 5
+        4 + 0.5 * 5 + 0.25 * 6,
+        0.0,
+        5,
+    )  # terminated at step 5
     assert reference_targets(truth["b"][1][:, 0], truth["b"][2][:, 0], truth["b"][3][:, 0], gamma, n)[2] == (
-        102 + 0.5 * 103 + 0.25 * 104, 0.125, 4)  # truncated at step 104: bootstrapped
+        102 + 0.5 * 103 + 0.25 * 104,
+        0.125,
+        4,
+    )  # truncated at step 104: bootstrapped
     counts = np.unique(np.stack([step, copy], 1), axis=0, return_counts=True)[1]
     assert len(counts) == 13 and counts.min() > 4000 / 13 * 0.7 and counts.max() < 4000 / 13 * 1.3  # uniform
 
@@ -394,10 +421,16 @@ def test_sampled_batches_are_typed_with_the_documented_shapes():
     assert isinstance(batch, TransitionBatch) and set(batch.groups) == {"g"}
     g = batch.groups["g"]
     assert isinstance(g, GroupTransitions)
-    expected = {"obs": ((B, 2, 2), torch.float32), "actions": ((B, 2), torch.int64),
-                "returns": ((B, 2), torch.float32), "discount": ((B, 2), torch.float32),
-                "next_obs": ((B, 2, 2), torch.float32), "active": ((B, 2), torch.bool),
-                "mask": ((B, 2, 3), torch.bool), "next_mask": ((B, 2, 3), torch.bool)}
+    expected = {
+        "obs": ((B, 2, 2), torch.float32),
+        "actions": ((B, 2), torch.int64),
+        "returns": ((B, 2), torch.float32),
+        "discount": ((B, 2), torch.float32),
+        "next_obs": ((B, 2, 2), torch.float32),
+        "active": ((B, 2), torch.bool),
+        "mask": ((B, 2, 3), torch.bool),
+        "next_mask": ((B, 2, 3), torch.bool),
+    }
     assert {k: (tuple(getattr(g, k).shape), getattr(g, k).dtype) for k in g._fields} == expected
     assert batch.state.shape == batch.next_state.shape == (B, 2)
 
@@ -447,10 +480,15 @@ def test_a_source_keeps_its_copies_and_every_source_must_be_the_same_env():
     buf.insert(make_rollout(3, 2))
     with pytest.raises(ValueError, match="source 'local' gave rollouts of 2 copies and now one of 3"):
         buf.insert(make_rollout(3, 3))
-    with pytest.raises(ValueError, match=r"source 'other' does not fit this replay: its rollouts hold int64 items of "
-                                         r"shape \(3,\) for 'g/actions', the replay stores int64 items of shape \(2,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"source 'other' does not fit this replay: its rollouts hold int64 items of "
+        r"shape \(3,\) for 'g/actions', the replay stores int64 items of shape \(2,\)",
+    ):
         buf.insert(make_rollout(3, 2, n=3)._replace(source="other"))  # 3 agents, not 2
-    with pytest.raises(ValueError, match=r"source 'other' does not fit this replay: .* for 'next_state', the replay stores nothing"):
+    with pytest.raises(
+        ValueError, match=r"source 'other' does not fit this replay: .* for 'next_state', the replay stores nothing"
+    ):
         buf.insert(make_rollout(3, 2, state=True)._replace(source="other"))
     episodes = EpisodeReplay(capacity=4, max_len=3)
     episodes.insert(make_rollout(3, 2))
@@ -496,8 +534,12 @@ def test_episodes_of_two_sources_are_assembled_within_their_own_copies():
     assert buf.cursor["a"].tolist() == [2, 1] and buf.cursor["b"].tolist() == [0]
     stored = buf.slots.groups["g"]["obs"][:4, :, 0, :]
     episodes = sorted((tuple(stored[i, buf.filled[i], 0].tolist()), int(stored[i, 0, 1])) for i in range(4))
-    assert episodes == [((0, 1, 2, 3, 4, 5), 0), ((0, 1, 2, 3, 4, 5, 6), 1), ((100, 101, 102, 103, 104), 0),
-                        ((105,), 0)]
+    assert episodes == [
+        ((0, 1, 2, 3, 4, 5), 0),
+        ((0, 1, 2, 3, 4, 5, 6), 1),
+        ((100, 101, 102, 103, 104), 0),
+        ((105,), 0),
+    ]
     b = buf.sample(50, np.random.default_rng(0))
     g = b.groups["g"]
     first = g.obs[:, 0, 0, 0].numpy()
@@ -515,8 +557,16 @@ def test_a_learner_trains_from_a_replay_fed_by_two_sources_of_different_copy_cou
     from marlkit.algorithms.dqn import DQN, DQNConfig
     from marlkit.collect import Collector
 
-    cfg = DQNConfig(rollout_steps=4, warmup_steps=0, batch_size=16, batch_episodes=4, buffer_size=300,
-                    recurrent=recurrent, episode_limit=8, n_step=2)
+    cfg = DQNConfig(
+        rollout_steps=4,
+        warmup_steps=0,
+        batch_size=16,
+        batch_episodes=4,
+        buffer_size=300,
+        recurrent=recurrent,
+        episode_limit=8,
+        n_step=2,
+    )
     env = marlkit.make("spread-v0", num_envs=4, seed=0, max_steps=8)
     algo = DQN(env, cfg, seed=0)
     other_env = marlkit.make("spread-v0", num_envs=2, seed=1, max_steps=8)

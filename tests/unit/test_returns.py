@@ -20,7 +20,7 @@ def test_gae_single_episode_by_hand():
     # gamma 0.9, lambda 0.5, three steps, terminal at the end.
     r, v, nv = t([1.0, 2.0, 3.0]), t([0.5, 1.0, 1.5]), t([1.0, 1.5, 9.0])
     adv, ret = gae(r, v, nv, b([F, F, T_]), b([F, F, F]), gamma=0.9, lam=0.5)
-    d2 = 3.0 - 1.5                      # terminal: next value ignored
+    d2 = 3.0 - 1.5  # terminal: next value ignored
     d1 = 2.0 + 0.9 * 1.5 - 1.0
     d0 = 1.0 + 0.9 * 1.0 - 0.5
     a2 = d2

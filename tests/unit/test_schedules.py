@@ -31,18 +31,21 @@ def test_exponential_decays_per_step_down_to_its_floor():
     temperature = exponential(16.0, 0.5, 0.05)
     assert [temperature(s) for s in range(4)] == [16.0, 8.0, 4.0, 2.0]
     assert temperature(100) == 0.05
-    assert exponential(16.0, 0.995, 0.05)(300) == max(0.05, 16.0 * 0.995 ** 300)
+    assert exponential(16.0, 0.995, 0.05)(300) == max(0.05, 16.0 * 0.995**300)
 
 
 def test_constant():
     assert constant(3)(0) == constant(3)(10**6) == 3.0
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: linear(1.0, 0.0, -1), r"duration = -1 is not allowed: a number of steps >= 0"),
-    (lambda: exponential(1.0, 0.0, 0.1), r"decay = 0.0 is not allowed: a number in \(0, 1\]"),
-    (lambda: exponential(1.0, 1.5, 0.1), r"decay = 1.5 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: linear(1.0, 0.0, -1), r"duration = -1 is not allowed: a number of steps >= 0"),
+        (lambda: exponential(1.0, 0.0, 0.1), r"decay = 0.0 is not allowed: a number in \(0, 1\]"),
+        (lambda: exponential(1.0, 1.5, 0.1), r"decay = 1.5 is not allowed"),
+    ],
+)
 def test_bad_parameters_are_named(make, message):
     with pytest.raises(ValueError, match=message):
         make()

@@ -118,8 +118,7 @@ class A2C(ActorCriticTeam):
         grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         actor, critic, entropy = torch.stack(stats).mean(0).tolist()
-        return {"loss/actor": actor, "loss/critic": critic, "loss/entropy": entropy,
-                "loss/grad_norm": float(grad_norm)}
+        return {"loss/actor": actor, "loss/critic": critic, "loss/entropy": entropy, "loss/grad_norm": float(grad_norm)}
 
     @torch.no_grad()
     def _targets(self, g: str, batch: Rollout, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

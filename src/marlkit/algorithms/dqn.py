@@ -113,8 +113,16 @@ class DQNConfig:
     """Longest episode stored in recurrent mode; 0 uses the env's max_steps (longer episodes are split)."""
 
     def __post_init__(self) -> None:
-        for name in ("rollout_steps", "gradient_steps", "buffer_size", "batch_size", "batch_episodes", "n_step",
-                     "target_update_every", "rnn_hidden"):
+        for name in (
+            "rollout_steps",
+            "gradient_steps",
+            "buffer_size",
+            "batch_size",
+            "batch_episodes",
+            "n_step",
+            "target_update_every",
+            "rnn_hidden",
+        ):
             check(getattr(self, name) >= 1, f"algo.{name}", "an integer >= 1", getattr(self, name))
         for name in ("warmup_steps", "epsilon_steps", "episode_limit"):
             check(getattr(self, name) >= 0, f"algo.{name}", "an integer >= 0", getattr(self, name))
@@ -138,8 +146,11 @@ class AgentQ(nn.Module):
         self.ids = cfg.agent_id and n_agents > 1
         in_dim = obs_dim + (n_agents if self.ids else 0)
         self.recurrent = cfg.recurrent
-        self.net: GRUNet | MLP = (GRUNet(in_dim, n_actions, cfg.rnn_hidden) if cfg.recurrent
-                                  else MLP(in_dim, n_actions, cfg.hidden, activation=cfg.activation))
+        self.net: GRUNet | MLP = (
+            GRUNet(in_dim, n_actions, cfg.rnn_hidden)
+            if cfg.recurrent
+            else MLP(in_dim, n_actions, cfg.hidden, activation=cfg.activation)
+        )
 
     def inputs(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.ids:
@@ -173,8 +184,9 @@ NET_FIELDS = ("hidden", "activation", "agent_id", "recurrent", "rnn_hidden")
 
 
 @torch.no_grad()
-def recurrent_q(net: AgentQ, hidden: dict[Any, torch.Tensor], key: Any, obs: np.ndarray,
-                info: dict[str, Any]) -> np.ndarray:
+def recurrent_q(
+    net: AgentQ, hidden: dict[Any, torch.Tensor], key: Any, obs: np.ndarray, info: dict[str, Any]
+) -> np.ndarray:
     """One GRU step for every copy and agent, the hidden state kept in ``hidden[key]``: zeroed where an episode
     ended, and everywhere after a reset (an ``info`` without ``episode_done``)."""
     rnn = net.net
@@ -188,8 +200,15 @@ def recurrent_q(net: AgentQ, hidden: dict[Any, torch.Tensor], key: Any, obs: np.
     return q.numpy()
 
 
-def q_act(agents: Mapping[str, AgentQ], hidden: dict[Any, torch.Tensor], obs: dict[str, np.ndarray],
-          info: dict[str, Any], eps: float, rng: np.random.Generator, explore: bool) -> dict[str, np.ndarray]:
+def q_act(
+    agents: Mapping[str, AgentQ],
+    hidden: dict[Any, torch.Tensor],
+    obs: dict[str, np.ndarray],
+    info: dict[str, Any],
+    eps: float,
+    rng: np.random.Generator,
+    explore: bool,
+) -> dict[str, np.ndarray]:
     """ε-greedy actions of every group (greedy when ``eps`` is 0); masked actions are never chosen, not even at
     random. Recurrent networks keep their hidden state in ``hidden``, per group and explore flag (so an evaluation
     between collections does not disturb the collection's)."""
@@ -242,8 +261,9 @@ class DQN(LearnerBase, nn.Module):
             max_len = cfg.episode_limit or env.max_steps
             check(bool(max_len), "algo.episode_limit", f"an integer >= 1 ({env!r} has no max_steps)", max_len)
             assert max_len is not None  # for the type checker: check() raised unless it is an integer >= 1
-            self.replay: TransitionReplay | EpisodeReplay = EpisodeReplay(max(cfg.buffer_size // max_len, 1), max_len,
-                                                                          cfg.n_step, cfg.gamma)
+            self.replay: TransitionReplay | EpisodeReplay = EpisodeReplay(
+                max(cfg.buffer_size // max_len, 1), max_len, cfg.n_step, cfg.gamma
+            )
         else:
             self.replay = TransitionReplay(cfg.buffer_size, cfg.n_step, cfg.gamma)
         self.epsilon_schedule = linear(cfg.epsilon_start, cfg.epsilon_end, cfg.epsilon_steps)
@@ -260,8 +280,9 @@ class DQN(LearnerBase, nn.Module):
         return self.epsilon_schedule(self.progress.env_steps)
 
     @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any], explore: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         eps = self.epsilon() if explore else self.config.eval_epsilon
         rng = self.rng if explore else self.eval_rng
         agents = cast("Mapping[str, AgentQ]", self.online["agents"])  # a ModuleDict does not know its items' type
@@ -309,9 +330,9 @@ class DQN(LearnerBase, nn.Module):
         for g in cast(nn.ModuleDict, self.online["agents"]):
             b = batch.groups[g]
             returns = b.returns / self.reward_norm.std() if self.config.scale_rewards else b.returns
-            q_taken, q_next, valid, state, next_state = (self._values_recurrent(g, b, batch)
-                                                         if isinstance(batch, EpisodeBatch) else
-                                                         self._values(g, b, batch))
+            q_taken, q_next, valid, state, next_state = (
+                self._values_recurrent(g, b, batch) if isinstance(batch, EpisodeBatch) else self._values(g, b, batch)
+            )
             if g in mixers:  # VDN / QMIX: one TD error per team
                 q_tot = mixers[g](q_taken, state)
                 with torch.no_grad():
@@ -373,9 +394,14 @@ class DQN(LearnerBase, nn.Module):
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
-        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state, "eval_rng": self.eval_rng.bit_generator.state,
-                "grad_steps": self.grad_steps, "replay": self.replay.state_dict()}
+        return {
+            "model": self.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "eval_rng": self.eval_rng.bit_generator.state,
+            "grad_steps": self.grad_steps,
+            "replay": self.replay.state_dict(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
@@ -395,8 +421,15 @@ class QPolicy(PolicyBase):
     ``epsilon``-greedy when exploring. A recurrent network's hidden state lives here, per copy, and is zeroed
     where ``info["episode_done"]`` says an episode ended (everywhere after a reset)."""
 
-    def __init__(self, spaces: PolicySpaces, agents: dict[str, AgentQ], net: dict[str, Any], epsilon: float = 0.0,
-                 eval_epsilon: float = 0.0, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        spaces: PolicySpaces,
+        agents: dict[str, AgentQ],
+        net: dict[str, Any],
+        epsilon: float = 0.0,
+        eval_epsilon: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
         self.spaces, self.agents, self.net = spaces, agents, dict(net)
         self.epsilon, self.eval_epsilon = float(epsilon), float(eval_epsilon)
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
@@ -404,15 +437,25 @@ class QPolicy(PolicyBase):
         self.eval_rng = np.random.default_rng(None if seed is None else [seed, 1])  # eval_epsilon's draws
         self._hidden: dict[Any, torch.Tensor] = {}
 
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self,
+        obs: dict[str, np.ndarray],
+        state: np.ndarray | None = None,
+        info: dict[str, Any] | None = None,
+        explore: bool = False,
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         eps, rng = (self.epsilon, self.rng) if explore else (self.eval_epsilon, self.eval_rng)
         return q_act(self.agents, self._hidden, obs, info or {}, eps, rng, explore), {}
 
     def policy_state(self) -> dict[str, Any]:
         net = {**self.net, "hidden": list(self.net["hidden"])}
-        return {**self.header(), "net": net, "epsilon": self.epsilon, "eval_epsilon": self.eval_epsilon,
-                "agents": {g: weights_of(a) for g, a in self.agents.items()}}
+        return {
+            **self.header(),
+            "net": net,
+            "epsilon": self.epsilon,
+            "eval_epsilon": self.eval_epsilon,
+            "agents": {g: weights_of(a) for g, a in self.agents.items()},
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], seed: int | None = None) -> QPolicy:

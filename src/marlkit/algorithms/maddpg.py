@@ -135,9 +135,16 @@ class _WithId(nn.Module):
 NET_FIELDS = ("hidden", "activation", "agent_id")
 
 
-def maddpg_act(actors: Mapping[str, _WithId], discrete: Mapping[str, bool],
-               bounds: Mapping[str, tuple[np.ndarray, np.ndarray]], noise_std: float, obs: dict[str, np.ndarray],
-               info: dict[str, Any], rng: np.random.Generator, explore: bool) -> dict[str, np.ndarray]:
+def maddpg_act(
+    actors: Mapping[str, _WithId],
+    discrete: Mapping[str, bool],
+    bounds: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    noise_std: float,
+    obs: dict[str, np.ndarray],
+    info: dict[str, Any],
+    rng: np.random.Generator,
+    explore: bool,
+) -> dict[str, np.ndarray]:
     """Every group's actions, one batched NumPy pass per group: the greedy action, or when exploring a Gumbel-max
     sample of the (masked) logits (``Discrete``) or the action plus Gaussian noise of ``noise_std`` times the
     action range (``Box``)."""
@@ -184,8 +191,12 @@ class MADDPG(LearnerBase, nn.Module):
             self.act_dim[g] = int(space.n) if isinstance(space, Discrete) else int(np.prod(space.shape))
             if isinstance(space, Box):
                 low, high = space.low.astype(np.float32), space.high.astype(np.float32)
-                check(bool(np.isfinite(low).all() and np.isfinite(high).all()), "env action space",
-                      "a Box with finite bounds (MADDPG squashes its actions into them)", space)
+                check(
+                    bool(np.isfinite(low).all() and np.isfinite(high).all()),
+                    "env action space",
+                    "a Box with finite bounds (MADDPG squashes its actions into them)",
+                    space,
+                )
                 self.bounds[g] = (low, high)
         # The critics' input: the state, then every agent's action (one-hot if discrete), groups in env order.
         joint_dim = sum(len(ids) * self.act_dim[g] for g, ids in env.groups.items())
@@ -206,8 +217,9 @@ class MADDPG(LearnerBase, nn.Module):
 
     # ------------------------------------------------------------------------------------------------ acting
     @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any], explore: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         actors = cast("Mapping[str, _WithId]", self.online["actors"])  # a ModuleDict does not know its items' type
         actions = maddpg_act(actors, self.discrete, self.bounds, self.config.noise_std, obs, info, self.rng, explore)
         return actions, {g: {} for g in actions}
@@ -220,8 +232,9 @@ class MADDPG(LearnerBase, nn.Module):
         return MADDPGPolicy(self.spaces, actors, net, self.config.noise_std, seed)
 
     # ----------------------------------------------------------------------------------------------- learning
-    def _policy(self, actors: nn.ModuleDict, g: str, obs: torch.Tensor,
-                mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _policy(
+        self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The critic-ready action of every agent of group ``g`` (differentiable) and the pre-activations."""
         pre = actors[g](obs)
         if not self.discrete[g]:
@@ -256,8 +269,14 @@ class MADDPG(LearnerBase, nn.Module):
         for _ in range(cfg.gradient_steps):
             stats.append(self._step(self.replay.sample(cfg.batch_size, self.rng)))
         critic, actor, q, gn_c, gn_a = torch.stack(stats).mean(0).tolist()
-        return {**metrics, "loss/critic": critic, "loss/actor": actor, "loss/q": q,
-                "loss/critic_grad_norm": gn_c, "loss/actor_grad_norm": gn_a}
+        return {
+            **metrics,
+            "loss/critic": critic,
+            "loss/actor": actor,
+            "loss/q": q,
+            "loss/critic_grad_norm": gn_c,
+            "loss/actor_grad_norm": gn_a,
+        }
 
     def _step(self, batch: TransitionBatch) -> torch.Tensor:
         """One critic step, one actor step and the target update; returns the step's statistics."""
@@ -276,8 +295,15 @@ class MADDPG(LearnerBase, nn.Module):
 
         # critics: y_i = r_i + discount_i * Q'_i(s', mu'(o'))
         with torch.no_grad():
-            next_joint = torch.cat([self._policy(target_actors, g, batch.groups[g].next_obs,
-                                                 batch.groups[g].next_mask)[0].reshape(B, -1) for g in groups], -1)
+            next_joint = torch.cat(
+                [
+                    self._policy(target_actors, g, batch.groups[g].next_obs, batch.groups[g].next_mask)[0].reshape(
+                        B, -1
+                    )
+                    for g in groups
+                ],
+                -1,
+            )
         critic_loss = torch.zeros(())
         for g in groups:
             b, n = batch.groups[g], len(self.groups[g])
@@ -299,13 +325,14 @@ class MADDPG(LearnerBase, nn.Module):
             own, pre = self._policy(actors, g, b.obs, b.mask)  # (B, n, k)
             eye = torch.eye(n, dtype=torch.bool).view(1, n, n, 1)
             mixed = torch.where(eye, own.unsqueeze(1), stored[g].unsqueeze(1))  # (B, row, agent, k)
-            parts = [mixed.reshape(B, n, n * k) if h == g else stored[h].reshape(B, 1, -1).expand(B, n, -1)
-                     for h in groups]
+            parts = [
+                mixed.reshape(B, n, n * k) if h == g else stored[h].reshape(B, 1, -1).expand(B, n, -1) for h in groups
+            ]
             q = critics[g](self._critic_in(state, torch.cat(parts, -1), n)).squeeze(-1)
             active = b.active.float()
             count = active.sum().clamp(min=1.0)
             actor_loss = actor_loss - (q * active).sum() / count
-            actor_loss = actor_loss + cfg.action_reg * ((pre ** 2).mean(-1) * active).sum() / count
+            actor_loss = actor_loss + cfg.action_reg * ((pre**2).mean(-1) * active).sum() / count
             q_means.append((q.detach() * active).sum() / count)
         self.actor_optimizer.zero_grad()
         self.with_loss_terms("actor", actor_loss, batch).backward(inputs=list(actors.parameters()))
@@ -316,15 +343,21 @@ class MADDPG(LearnerBase, nn.Module):
             for p_target, p in zip(self.target.parameters(), self.online.parameters()):
                 p_target.lerp_(p, cfg.tau)
         self.grad_steps += 1
-        return torch.stack([critic_loss.detach(), actor_loss.detach(), torch.stack(q_means).mean(),
-                            gn_critic, gn_actor])
+        return torch.stack(
+            [critic_loss.detach(), actor_loss.detach(), torch.stack(q_means).mean(), gn_critic, gn_actor]
+        )
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
-        return {"model": self.state_dict(), "actor_optimizer": self.actor_optimizer.state_dict(),
-                "critic_optimizer": self.critic_optimizer.state_dict(), "rng": self.rng.bit_generator.state,
-                "generator": self.generator.get_state(), "grad_steps": self.grad_steps,
-                "replay": self.replay.state_dict()}
+        return {
+            "model": self.state_dict(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "grad_steps": self.grad_steps,
+            "replay": self.replay.state_dict(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
@@ -342,25 +375,44 @@ class MADDPGPolicy(PolicyBase):
     """The actors of an MADDPG learner, weights only: deterministic (``Box``: squashed into the bounds) or the
     argmax of the logits (``Discrete``) by default; exploring as the learner does (``noise_std``, Gumbel-max)."""
 
-    def __init__(self, spaces: PolicySpaces, actors: dict[str, _WithId], net: dict[str, Any], noise_std: float,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        spaces: PolicySpaces,
+        actors: dict[str, _WithId],
+        net: dict[str, Any],
+        noise_std: float,
+        seed: int | None = None,
+    ) -> None:
         self.spaces, self.actors, self.net, self.noise_std = spaces, actors, dict(net), float(noise_std)
         self.discrete = {g: isinstance(s, Discrete) for g, s in spaces.action.items()}
-        self.bounds = {g: (s.low.astype(np.float32), s.high.astype(np.float32))
-                       for g, s in spaces.action.items() if isinstance(s, Box)}
+        self.bounds = {
+            g: (s.low.astype(np.float32), s.high.astype(np.float32))
+            for g, s in spaces.action.items()
+            if isinstance(s, Box)
+        }
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
         self.rng = np.random.default_rng(seed)  # exploration
 
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        actions = maddpg_act(self.actors, self.discrete, self.bounds, self.noise_std, obs, info or {}, self.rng,
-                             explore)
+    def act(
+        self,
+        obs: dict[str, np.ndarray],
+        state: np.ndarray | None = None,
+        info: dict[str, Any] | None = None,
+        explore: bool = False,
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        actions = maddpg_act(
+            self.actors, self.discrete, self.bounds, self.noise_std, obs, info or {}, self.rng, explore
+        )
         return actions, {g: {} for g in actions}
 
     def policy_state(self) -> dict[str, Any]:
         net = {**self.net, "hidden": list(self.net["hidden"])}
-        return {**self.header(), "net": net, "noise_std": self.noise_std,
-                "actors": {g: weights_of(a) for g, a in self.actors.items()}}
+        return {
+            **self.header(),
+            "net": net,
+            "noise_std": self.noise_std,
+            "actors": {g: weights_of(a) for g, a in self.actors.items()},
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], seed: int | None = None) -> MADDPGPolicy:

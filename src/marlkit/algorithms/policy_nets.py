@@ -47,8 +47,9 @@ class GroupActing:
     low_np: np.ndarray
     high_np: np.ndarray
 
-    def act_numpy(self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator,
-                  explore: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def act_numpy(
+        self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, explore: bool
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
         if self.ids:
             obs = append_agent_ids(obs)
@@ -70,9 +71,14 @@ class GroupActing:
         return np.clip(a, self.low_np, self.high_np), {"logp": logp, "raw_action": a}
 
 
-def act_groups(nets: SupportsItems[str, GroupActing], extras_spec: dict[str, dict[str, tuple[int, ...]]],
-               obs: dict[str, np.ndarray], info: dict[str, Any], rng: np.random.Generator,
-               explore: bool) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+def act_groups(
+    nets: SupportsItems[str, GroupActing],
+    extras_spec: dict[str, dict[str, tuple[int, ...]]],
+    obs: dict[str, np.ndarray],
+    info: dict[str, Any],
+    rng: np.random.Generator,
+    explore: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     """Every group's actions and the extras ``extras_spec`` names. Acting runs the actor in NumPy on the
     parameters' own memory (``MLP.forward_numpy``): on a few dozen agents per step torch's per-op dispatch costs
     more than the arithmetic. The update recomputes log-probabilities in torch from the same parameters (PPO's
@@ -88,8 +94,7 @@ def act_groups(nets: SupportsItems[str, GroupActing], extras_spec: dict[str, dic
 class GroupNets(GroupActing, nn.Module):
     """Actor and critic of one group (for PPO and A2C)."""
 
-    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: ActionSpace,
-                 cfg: Any) -> None:
+    def __init__(self, obs_dim: int, critic_dim: int, n_agents: int, action_space: ActionSpace, cfg: Any) -> None:
         super().__init__()
         self.discrete = isinstance(action_space, spaces.Discrete)
         self.n_agents = n_agents
@@ -99,8 +104,9 @@ class GroupNets(GroupActing, nn.Module):
         self.value_per_copy = cfg.centralised_critic and cfg.share_parameters and not self.ids
         n_models = None if cfg.share_parameters else n_agents
         extra = n_agents if self.ids else 0
-        out = self.act_dim = (int(action_space.n) if isinstance(action_space, spaces.Discrete)
-                              else int(np.prod(action_space.shape)))
+        out = self.act_dim = (
+            int(action_space.n) if isinstance(action_space, spaces.Discrete) else int(np.prod(action_space.shape))
+        )
         self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, cfg.activation, out_gain=0.01)
         self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
         if not self.discrete:
@@ -122,15 +128,18 @@ class GroupNets(GroupActing, nn.Module):
         return out
 
     @overload
-    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
-                         entropy: Literal[True] = ...) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def log_prob_entropy(
+        self, params: torch.Tensor, actions: torch.Tensor, entropy: Literal[True] = ...
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     @overload
-    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
-                         entropy: bool) -> tuple[torch.Tensor, torch.Tensor | None]: ...
+    def log_prob_entropy(
+        self, params: torch.Tensor, actions: torch.Tensor, entropy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]: ...
 
-    def log_prob_entropy(self, params: torch.Tensor, actions: torch.Tensor,
-                         entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def log_prob_entropy(
+        self, params: torch.Tensor, actions: torch.Tensor, entropy: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probability of ``actions`` and the policy's entropy (``None`` unless ``entropy``; acting skips it)."""
         if self.discrete:
             logp_all = F.log_softmax(params, dim=-1)
@@ -177,21 +186,25 @@ class ActorCriticTeam(LearnerBase, nn.Module):
         if not self.config.centralised_critic:
             return obs
         if state is None:
-            raise TypeError(f"the centralised critic of group {g!r} reads the global state, and the batch has none "
-                            f"(this learner declares capabilities.uses_state: collect with the state)")
+            raise TypeError(
+                f"the centralised critic of group {g!r} reads the global state, and the batch has none "
+                f"(this learner declares capabilities.uses_state: collect with the state)"
+            )
         if self.nets[g].value_per_copy:
             return state
         return state.unsqueeze(-2).expand(*state.shape[:-1], self.nets[g].n_agents, state.shape[-1])
 
     @torch.no_grad()
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any], explore: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         return act_groups(self.nets, self.extras_spec, obs, info, self.rng, explore)
 
     def policy(self, seed: int | None = None) -> ActorCriticPolicy:
         """The actors as they are now, copied: a weights-only policy that acts as this learner does."""
-        return ActorCriticPolicy(self.spaces, {g: GroupActor.copy_of(net) for g, net in self.nets.items()},
-                                 self.extras_spec, seed)
+        return ActorCriticPolicy(
+            self.spaces, {g: GroupActor.copy_of(net) for g, net in self.nets.items()}, self.extras_spec, seed
+        )
 
     def set_progress(self, progress: Progress) -> None:
         """With ``anneal_lr``, the learning rate of the coming update falls linearly from ``lr`` (nothing trained
@@ -203,8 +216,11 @@ class ActorCriticTeam(LearnerBase, nn.Module):
                 group["lr"] = self.config.lr * factor
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "rng": self.rng.bit_generator.state}
+        return {
+            "model": self.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
@@ -217,16 +233,21 @@ def mlp_spec(mlp: MLP) -> dict[str, Any]:
     """The sizes an ``MLP`` is built from, as plain data."""
     layers = cast("Sequence[Linear]", mlp.layers)  # a ModuleList does not know its items' type
     n_models = layers[0].n_models
-    return {"in_dim": int(mlp.in_dim), "out_dim": int(mlp.out_dim),
-            "hidden": [int(layer.weight.shape[-1]) for layer in layers[:-1]],
-            "n_models": None if n_models is None else int(n_models), "activation": mlp.activation_name}
+    return {
+        "in_dim": int(mlp.in_dim),
+        "out_dim": int(mlp.out_dim),
+        "hidden": [int(layer.weight.shape[-1]) for layer in layers[:-1]],
+        "n_models": None if n_models is None else int(n_models),
+        "activation": mlp.activation_name,
+    }
 
 
 class GroupActor(GroupActing, nn.Module):
     """The acting half of a group's ``GroupNets``: its actor and, for ``Box`` actions, log-std and bounds."""
 
-    def __init__(self, actor: MLP, ids: bool, log_std: torch.Tensor | None,
-                 bounds: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def __init__(
+        self, actor: MLP, ids: bool, log_std: torch.Tensor | None, bounds: tuple[np.ndarray, np.ndarray] | None
+    ) -> None:
         super().__init__()
         self.actor, self.ids, self.discrete = actor, ids, log_std is None
         if log_std is not None:
@@ -251,8 +272,10 @@ class GroupActor(GroupActing, nn.Module):
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> GroupActor:
         spec = dict(state["mlp"])
-        actor = build_module(partial(MLP, spec["in_dim"], spec["out_dim"], tuple(spec["hidden"]), spec["n_models"],
-                                     spec["activation"]), state["weights"])
+        actor = build_module(
+            partial(MLP, spec["in_dim"], spec["out_dim"], tuple(spec["hidden"]), spec["n_models"], spec["activation"]),
+            state["weights"],
+        )
         if "log_std" not in state:
             return cls(actor, bool(state["ids"]), None, None)
         bounds = (np.asarray(state["low"], np.float32), np.asarray(state["high"], np.float32))
@@ -264,23 +287,36 @@ class ActorCriticPolicy(PolicyBase):
     """The actors of a PPO or A2C learner (categorical or Gaussian), weights only; acts as the learner does and
     returns the same extras (``extras_spec``), so it can collect for that learner in another process."""
 
-    def __init__(self, spaces: PolicySpaces, actors: dict[str, GroupActor],
-                 extras_spec: dict[str, dict[str, tuple[int, ...]]], seed: int | None = None) -> None:
+    def __init__(
+        self,
+        spaces: PolicySpaces,
+        actors: dict[str, GroupActor],
+        extras_spec: dict[str, dict[str, tuple[int, ...]]],
+        seed: int | None = None,
+    ) -> None:
         self.spaces, self.actors = spaces, actors
         self.extras_spec = {g: dict(spec) for g, spec in extras_spec.items()}
         self.rng = np.random.default_rng(seed)  # sampling when explore
 
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self,
+        obs: dict[str, np.ndarray],
+        state: np.ndarray | None = None,
+        info: dict[str, Any] | None = None,
+        explore: bool = False,
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         return act_groups(self.actors, self.extras_spec, obs, info or {}, self.rng, explore)
 
     def policy_state(self) -> dict[str, Any]:
         extras = {g: {k: list(v) for k, v in e.items()} for g, e in self.extras_spec.items()}
-        return {**self.header(), "extras_spec": extras,
-                "actors": {g: a.policy_state() for g, a in self.actors.items()}}
+        return {**self.header(), "extras_spec": extras, "actors": {g: a.policy_state() for g, a in self.actors.items()}}
 
     @classmethod
     def from_state(cls, state: dict[str, Any], seed: int | None = None) -> ActorCriticPolicy:
         extras = {g: {k: tuple(v) for k, v in e.items()} for g, e in state["extras_spec"].items()}
-        return cls(PolicySpaces.from_data(state["spaces"]),
-                   {g: GroupActor.from_state(a) for g, a in state["actors"].items()}, extras, seed)
+        return cls(
+            PolicySpaces.from_data(state["spaces"]),
+            {g: GroupActor.from_state(a) for g, a in state["actors"].items()},
+            extras,
+            seed,
+        )

@@ -103,8 +103,10 @@ class PPO(ActorCriticTeam):
         super().__init__(env, config, seed)
         # What acting stores besides actions. Not the values: the update computes them for all steps in one batch
         # (the parameters have not changed since collection, so they are the same numbers, at a fraction of the cost).
-        self.extras_spec = {g: {"logp": ()} if net.discrete else {"logp": (), "raw_action": (net.act_dim,)}
-                            for g, net in self.nets.items()}
+        self.extras_spec = {
+            g: {"logp": ()} if net.discrete else {"logp": (), "raw_action": (net.act_dim,)}
+            for g, net in self.nets.items()
+        }
         self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
 
@@ -147,8 +149,15 @@ class PPO(ActorCriticTeam):
             value_old_raw, next_value = norm.denormalize(value_old), norm.denormalize(next_value)
         else:
             value_old_raw = value_old
-        adv, returns = gae(batch.rewards[g], value_old_raw, next_value, batch.terminated[g], batch.truncated[g],
-                           cfg.gamma, cfg.gae_lambda)
+        adv, returns = gae(
+            batch.rewards[g],
+            value_old_raw,
+            next_value,
+            batch.terminated[g],
+            batch.truncated[g],
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
         if cfg.value_norm:
             norm.update(returns[batch.active[g]])
             returns = norm.normalize(returns)
@@ -157,9 +166,16 @@ class PPO(ActorCriticTeam):
             a = adv[active]
             adv = (adv - a.mean()) / (a.std() + 1e-8)
         actions = batch.actions[g] if net.discrete else batch.extras[g]["raw_action"]
-        s = {"obs": batch.obs[g], "critic_in": critic_in, "actions": actions,
-             "logp": batch.extras[g]["logp"], "adv": adv, "returns": returns, "value_old": value_old,
-             "active": active.float()}
+        s = {
+            "obs": batch.obs[g],
+            "critic_in": critic_in,
+            "actions": actions,
+            "logp": batch.extras[g]["logp"],
+            "adv": adv,
+            "returns": returns,
+            "value_old": value_old,
+            "active": active.float(),
+        }
         if batch.action_mask is not None and g in batch.action_mask:
             s["mask"] = batch.action_mask[g]
         # One sample per (step, copy); the agents of a copy stay together so the batched per-agent networks apply.
@@ -170,12 +186,25 @@ class PPO(ActorCriticTeam):
         params = net.dist_params(s["obs"], s.get("mask"))
         logp, entropy = net.log_prob_entropy(params, s["actions"])
         value = net.value(s["critic_in"])
-        terms = ppo_loss(logp, s["logp"], s["adv"], entropy, value, s["value_old"], s["returns"], s["active"],
-                         clip=cfg.clip, value_clip=cfg.value_clip, huber_delta=cfg.huber_delta,
-                         value_coef=cfg.value_coef, entropy_coef=cfg.entropy_coef)
+        terms = ppo_loss(
+            logp,
+            s["logp"],
+            s["adv"],
+            entropy,
+            value,
+            s["value_old"],
+            s["returns"],
+            s["active"],
+            clip=cfg.clip,
+            value_clip=cfg.value_clip,
+            huber_delta=cfg.huber_delta,
+            value_coef=cfg.value_coef,
+            entropy_coef=cfg.entropy_coef,
+        )
         with torch.no_grad():
-            stats = torch.stack([terms.policy, terms.value, terms.entropy, terms.approx_kl,
-                                 terms.clip_fraction])  # in _LOSS_STATS order
+            stats = torch.stack(
+                [terms.policy, terms.value, terms.entropy, terms.approx_kl, terms.clip_fraction]
+            )  # in _LOSS_STATS order
         return terms.total, stats
 
     # -------------------------------------------------------------------------------------------- checkpoints

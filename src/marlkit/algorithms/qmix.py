@@ -66,5 +66,13 @@ class QMIX(DQN):
 
     def make_mixer(self, n_agents: int, state_dim: int) -> nn.Module:
         cfg = self.config
-        return QMixer(n_agents, state_dim, cfg.mixing_embed, cfg.hypernet_layers, cfg.hypernet_embed,
-                      cfg.state_norm, cfg.weight_gain, cfg.residual)
+        return QMixer(
+            n_agents,
+            state_dim,
+            cfg.mixing_embed,
+            cfg.hypernet_layers,
+            cfg.hypernet_embed,
+            cfg.state_norm,
+            cfg.weight_gain,
+            cfg.residual,
+        )

@@ -87,12 +87,17 @@ def algo_config(algorithm: str, algo: Any = None, where: str = "algo", algorithm
     elif isinstance(algo, dict):
         algo = from_dict(config_cls, {**asdict(spec.default_config()), **algo}, f"{where}.")
     elif not isinstance(algo, config_cls):
-        raise ConfigError(f"{where} must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
-                          f"{algorithm!r}, got {type(algo).__name__}")
+        raise ConfigError(
+            f"{where} must be a {config_cls.__name__} (or a mapping of its fields) for algorithm "
+            f"{algorithm!r}, got {type(algo).__name__}"
+        )
     for key, value in spec.preset.items():  # e.g. mappo is ppo *with* a centralised critic
-        check(getattr(algo, key) == value, f"{where}.{key}",
-              f"{value!r} for algorithm {algorithm!r} (that is what {algorithm} means; pick another "
-              f"algorithm instead)", getattr(algo, key))
+        check(
+            getattr(algo, key) == value,
+            f"{where}.{key}",
+            f"{value!r} for algorithm {algorithm!r} (that is what {algorithm} means; pick another algorithm instead)",
+            getattr(algo, key),
+        )
     return algo
 
 
@@ -121,47 +126,139 @@ def unsupported_reason(spec: AlgoSpec, env: Any) -> str | None:
     if spec.tabular and not getattr(env, "finite_observations", False):
         from marlkit.algorithms.tabular import space_size
 
-        uncountable = {g: str(env.group_observation_space(g)) for g in env.groups
-                       if space_size(env.group_observation_space(g)) is None}
+        uncountable = {
+            g: str(env.group_observation_space(g))
+            for g in env.groups
+            if space_size(env.group_observation_space(g)) is None
+        }
         if uncountable:
-            return (f"{spec.name} keeps a table row per observation, but this env's observations are not countable "
-                    f"({uncountable}); use a function approximator such as iql, vdn, qmix, ippo or mappo")
+            return (
+                f"{spec.name} keeps a table row per observation, but this env's observations are not countable "
+                f"({uncountable}); use a function approximator such as iql, vdn, qmix, ippo or mappo"
+            )
     return None
 
 
 # ------------------------------------------------------------------------------------ the registered algorithms
-register_algo(AlgoSpec("ippo", "marlkit.algorithms.ppo:PPO", "marlkit.algorithms.ppo:PPOConfig",
-                       {"centralised_critic": False}, description="independent PPO (de Witt et al. 2020)"))
-register_algo(AlgoSpec("mappo", "marlkit.algorithms.ppo:PPO", "marlkit.algorithms.ppo:PPOConfig",
-                       {"centralised_critic": True}, description="PPO with a centralised critic on state() (Yu et al. 2022)"))
-register_algo(AlgoSpec("iql-tabular", "marlkit.algorithms.tabular:TabularQ", "marlkit.algorithms.tabular:TabularConfig",
-                       action_spaces=("Discrete",), tabular=True,
-                       description="independent tabular Q-learners (Watkins & Dayan 1992; Claus & Boutilier 1998)"))
-register_algo(AlgoSpec("jal", "marlkit.algorithms.tabular:JointActionLearner",
-                       "marlkit.algorithms.tabular:TabularConfig", action_spaces=("Discrete",), tabular=True,
-                       description="joint-action learners with opponent models (Claus & Boutilier 1998)"))
-register_algo(AlgoSpec("iql", "marlkit.algorithms.dqn:DQN", "marlkit.algorithms.dqn:DQNConfig",
-                       action_spaces=("Discrete",), description="independent deep Q-learning (Tampuu et al. 2017)"))
-register_algo(AlgoSpec("vdn", "marlkit.algorithms.vdn:VDN", "marlkit.algorithms.vdn:VDNConfig",
-                       action_spaces=("Discrete",), description="value-decomposition networks (Sunehag et al. 2018)"))
-register_algo(AlgoSpec("qmix", "marlkit.algorithms.qmix:QMIX", "marlkit.algorithms.qmix:QMIXConfig",
-                       action_spaces=("Discrete",), description="monotonic value mixing on state() (Rashid et al. 2018)"))
-register_algo(AlgoSpec("ia2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithms.a2c:A2CConfig",
-                       {"centralised_critic": False}, description="independent A2C (Mnih et al. 2016)"))
-register_algo(AlgoSpec("maa2c", "marlkit.algorithms.a2c:A2C", "marlkit.algorithms.a2c:A2CConfig",
-                       {"centralised_critic": True},
-                       description="A2C with a centralised critic on state() (Papoudakis et al. 2021)"))
-register_algo(AlgoSpec("maddpg", "marlkit.algorithms.maddpg:MADDPG", "marlkit.algorithms.maddpg:MADDPGConfig",
-                       action_spaces=("Discrete", "Box"),
-                       description="centralised critics on state() and all actions (Lowe et al. 2017)"))
-register_algo(AlgoSpec("token-rl", "marlkit.llm.text_learner:TokenRLLearner",
-                       "marlkit.llm.text_learner:TokenRLRunConfig", action_spaces=("Text",), env_kind="text",
-                       description="PPO or REINFORCE on the tokens of a tiny language model playing a text game"))
-register_algo(AlgoSpec("signalling", "marlkit.algorithms.signalling:Signalling",
-                       "marlkit.algorithms.signalling:SignallingConfig", action_spaces=("MultiDiscrete", "Discrete"),
-                       env_kind="referential",
-                       description="a speaker and a listener trained end to end, REINFORCE or Gumbel-softmax "
-                                   "(Lazaridou et al. 2017; Havrylov & Titov 2017)"))
-register_algo(AlgoSpec("teams", "marlkit.algorithms.teams:Teams", "marlkit.algorithms.teams:TeamsConfig",
-                       example_config="marlkit.algorithms.teams:example_config",
-                       description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey"))
+register_algo(
+    AlgoSpec(
+        "ippo",
+        "marlkit.algorithms.ppo:PPO",
+        "marlkit.algorithms.ppo:PPOConfig",
+        {"centralised_critic": False},
+        description="independent PPO (de Witt et al. 2020)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "mappo",
+        "marlkit.algorithms.ppo:PPO",
+        "marlkit.algorithms.ppo:PPOConfig",
+        {"centralised_critic": True},
+        description="PPO with a centralised critic on state() (Yu et al. 2022)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "iql-tabular",
+        "marlkit.algorithms.tabular:TabularQ",
+        "marlkit.algorithms.tabular:TabularConfig",
+        action_spaces=("Discrete",),
+        tabular=True,
+        description="independent tabular Q-learners (Watkins & Dayan 1992; Claus & Boutilier 1998)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "jal",
+        "marlkit.algorithms.tabular:JointActionLearner",
+        "marlkit.algorithms.tabular:TabularConfig",
+        action_spaces=("Discrete",),
+        tabular=True,
+        description="joint-action learners with opponent models (Claus & Boutilier 1998)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "iql",
+        "marlkit.algorithms.dqn:DQN",
+        "marlkit.algorithms.dqn:DQNConfig",
+        action_spaces=("Discrete",),
+        description="independent deep Q-learning (Tampuu et al. 2017)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "vdn",
+        "marlkit.algorithms.vdn:VDN",
+        "marlkit.algorithms.vdn:VDNConfig",
+        action_spaces=("Discrete",),
+        description="value-decomposition networks (Sunehag et al. 2018)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "qmix",
+        "marlkit.algorithms.qmix:QMIX",
+        "marlkit.algorithms.qmix:QMIXConfig",
+        action_spaces=("Discrete",),
+        description="monotonic value mixing on state() (Rashid et al. 2018)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "ia2c",
+        "marlkit.algorithms.a2c:A2C",
+        "marlkit.algorithms.a2c:A2CConfig",
+        {"centralised_critic": False},
+        description="independent A2C (Mnih et al. 2016)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "maa2c",
+        "marlkit.algorithms.a2c:A2C",
+        "marlkit.algorithms.a2c:A2CConfig",
+        {"centralised_critic": True},
+        description="A2C with a centralised critic on state() (Papoudakis et al. 2021)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "maddpg",
+        "marlkit.algorithms.maddpg:MADDPG",
+        "marlkit.algorithms.maddpg:MADDPGConfig",
+        action_spaces=("Discrete", "Box"),
+        description="centralised critics on state() and all actions (Lowe et al. 2017)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "token-rl",
+        "marlkit.llm.text_learner:TokenRLLearner",
+        "marlkit.llm.text_learner:TokenRLRunConfig",
+        action_spaces=("Text",),
+        env_kind="text",
+        description="PPO or REINFORCE on the tokens of a tiny language model playing a text game",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "signalling",
+        "marlkit.algorithms.signalling:Signalling",
+        "marlkit.algorithms.signalling:SignallingConfig",
+        action_spaces=("MultiDiscrete", "Discrete"),
+        env_kind="referential",
+        description="a speaker and a listener trained end to end, REINFORCE or Gumbel-softmax "
+        "(Lazaridou et al. 2017; Havrylov & Titov 2017)",
+    )
+)
+register_algo(
+    AlgoSpec(
+        "teams",
+        "marlkit.algorithms.teams:Teams",
+        "marlkit.algorithms.teams:TeamsConfig",
+        example_config="marlkit.algorithms.teams:example_config",
+        description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey",
+    )
+)

@@ -93,9 +93,11 @@ class SignallingConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"SignallingConfig.{name} must be a positive integer, got {value!r}")
         if self.batch_size < 2 or self.batch_size % self.samples_per_game:
-            raise ValueError(f"SignallingConfig.batch_size must be >= 2 and a multiple of samples_per_game (the "
-                             f"leave-one-out baseline needs two plays); got batch_size={self.batch_size}, "
-                             f"samples_per_game={self.samples_per_game}")
+            raise ValueError(
+                f"SignallingConfig.batch_size must be >= 2 and a multiple of samples_per_game (the "
+                f"leave-one-out baseline needs two plays); got batch_size={self.batch_size}, "
+                f"samples_per_game={self.samples_per_game}"
+            )
         for name in ("lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"SignallingConfig.{name} must be > 0, got {getattr(self, name)!r}")
@@ -116,8 +118,9 @@ class Speaker(nn.Module):
         self.cell = nn.GRUCell(embed, hidden)
         self.head = nn.Linear(hidden, vocab_size)
 
-    def forward(self, x: torch.Tensor, mode: str, generator: torch.Generator | None = None,
-                temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, mode: str, generator: torch.Generator | None = None, temperature: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Symbols ``(B, L)``, the symbols as one-hots ``(B, L, vocab)`` (straight-through under ``"gumbel"``) and
         the logits ``(B, L, vocab)``; ``mode`` is ``"sample"``, ``"gumbel"`` or ``"greedy"``."""
         h = torch.tanh(self.encoder(x))
@@ -154,7 +157,7 @@ class Listener(nn.Module):
         self.candidates = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
 
     def forward(self, message: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        codes, _ = self.rnn(self.embedding(message))                      # (B, L, H)
+        codes, _ = self.rnn(self.embedding(message))  # (B, L, H)
         return torch.einsum("blh,bkh->blk", codes, self.candidates(candidates))
 
 
@@ -243,8 +246,11 @@ class Signalling(LearnerBase, nn.Module):
         raise TypeError("signalling has no weights-only array policy: both agents are in its state()")
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state()}
+        return {
+            "model": self.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.load_state_dict(state["model"])
@@ -255,7 +261,7 @@ class Signalling(LearnerBase, nn.Module):
     def _reinforce_loss(self, x, cands, target) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         symbols, one_hots, logits = self.speaker(x, "sample", self.generator)
-        sent = self._sent_mask(symbols)                                   # (B, L) symbols that count
+        sent = self._sent_mask(symbols)  # (B, L) symbols that count
         log_p = F.log_softmax(logits, -1)
         speaker_logp = (log_p.gather(-1, symbols.unsqueeze(-1)).squeeze(-1) * sent).sum(1)
         speaker_ent = (-(log_p.exp() * log_p).sum(-1) * sent).sum(1) / sent.sum(1)
@@ -268,20 +274,24 @@ class Signalling(LearnerBase, nn.Module):
 
         reward = (choice == target).float()
         k = cfg.samples_per_game
-        plays = reward.view(-1, k) if k > 1 else reward.view(1, -1)      # leave-one-out within a game (or batch)
+        plays = reward.view(-1, k) if k > 1 else reward.view(1, -1)  # leave-one-out within a game (or batch)
         baseline = ((plays.sum(1, keepdim=True) - plays) / (plays.shape[1] - 1)).view(-1)
         advantage = reward - baseline
         policy_loss = -(advantage * (speaker_logp + listener_logp)).mean()
         entropy_loss = -(cfg.speaker_entropy * speaker_ent.mean() + cfg.listener_entropy * listener_ent.mean())
         return policy_loss + entropy_loss, {
-            "reward": reward.mean().item(), "speaker_entropy": speaker_ent.mean().item(),
-            "listener_entropy": listener_ent.mean().item(), "message_length": sent.sum(1).mean().item()}
+            "reward": reward.mean().item(),
+            "speaker_entropy": speaker_ent.mean().item(),
+            "listener_entropy": listener_ent.mean().item(),
+            "message_length": sent.sum(1).mean().item(),
+        }
 
     def _gumbel_loss(self, x, cands, target) -> tuple[torch.Tensor, dict[str, float]]:
         symbols, one_hots, _ = self.speaker(x, "gumbel", self.generator, self.config.temperature)
-        scores = self.listener(one_hots, cands)                           # (B, L, K)
-        per_step = F.cross_entropy(scores.transpose(1, 2), target[:, None].expand(-1, scores.shape[1]),
-                                   reduction="none")                      # (B, L)
+        scores = self.listener(one_hots, cands)  # (B, L, K)
+        per_step = F.cross_entropy(
+            scores.transpose(1, 2), target[:, None].expand(-1, scores.shape[1]), reduction="none"
+        )  # (B, L)
         if self.game.config.eos:
             # P(the message ends at t) = P(no 0 before t) * P(0 at t); the last symbol takes what is left.
             stop = one_hots[..., 0]
@@ -318,20 +328,22 @@ class Signalling(LearnerBase, nn.Module):
         """Greedy play on ``batch``: accuracy, the messages sent and the choices made."""
         messages = self.messages(batch.targets)
         choices = self.listener_probs(batch, messages).argmax(-1)
-        return {"accuracy": float(self.game.reward(batch, choices).mean()), "messages": messages,
-                "choices": choices}
+        return {"accuracy": float(self.game.reward(batch, choices).mean()), "messages": messages, "choices": choices}
 
     # ------------------------------------------------------------------------------------------- helpers
     def _tensors(self, batch: ReferentialBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (torch.as_tensor(self.game.one_hot(batch.targets)), torch.as_tensor(self.game.one_hot(batch.candidates)),
-                torch.as_tensor(batch.target_index))
+        return (
+            torch.as_tensor(self.game.one_hot(batch.targets)),
+            torch.as_tensor(self.game.one_hot(batch.candidates)),
+            torch.as_tensor(batch.target_index),
+        )
 
     def _sent_mask(self, symbols: torch.Tensor) -> torch.Tensor:
         """``(B, L)`` float: 1 for the symbols that are part of the message (up to and including the first 0)."""
         if not self.game.config.eos:
             return torch.ones(symbols.shape, dtype=torch.float32)
         is_eos = (symbols == 0).float()
-        before = torch.cumsum(is_eos, 1) - is_eos                          # 0s strictly before position t
+        before = torch.cumsum(is_eos, 1) - is_eos  # 0s strictly before position t
         return (before == 0).float()
 
     @staticmethod

@@ -80,16 +80,29 @@ class TabularConfig:
         check(self.rollout_steps >= 1, "algo.rollout_steps", "an integer >= 1", self.rollout_steps)
         check(0 < self.lr <= 1, "algo.lr", "a number in (0, 1]", self.lr)
         check(0 <= self.gamma <= 1, "algo.gamma", "a number in [0, 1]", self.gamma)
-        check(self.exploration in ("boltzmann", "epsilon"), "algo.exploration", "'boltzmann' or 'epsilon'",
-              self.exploration)
-        check(self.temperature_start > 0 and self.temperature_end > 0, "algo.temperature_start/end",
-              "positive numbers", (self.temperature_start, self.temperature_end))
+        check(
+            self.exploration in ("boltzmann", "epsilon"),
+            "algo.exploration",
+            "'boltzmann' or 'epsilon'",
+            self.exploration,
+        )
+        check(
+            self.temperature_start > 0 and self.temperature_end > 0,
+            "algo.temperature_start/end",
+            "positive numbers",
+            (self.temperature_start, self.temperature_end),
+        )
         check(0 < self.temperature_decay <= 1, "algo.temperature_decay", "a number in (0, 1]", self.temperature_decay)
-        check(0 <= self.epsilon_end <= self.epsilon_start <= 1, "algo.epsilon_start/end",
-              "0 <= epsilon_end <= epsilon_start <= 1", (self.epsilon_start, self.epsilon_end))
+        check(
+            0 <= self.epsilon_end <= self.epsilon_start <= 1,
+            "algo.epsilon_start/end",
+            "0 <= epsilon_end <= epsilon_start <= 1",
+            (self.epsilon_start, self.epsilon_end),
+        )
         check(self.epsilon_plays >= 1, "algo.epsilon_plays", "an integer >= 1", self.epsilon_plays)
-        check(self.opponent_model in ("counts", "last"), "algo.opponent_model", "'counts' or 'last'",
-              self.opponent_model)
+        check(
+            self.opponent_model in ("counts", "last"), "algo.opponent_model", "'counts' or 'last'", self.opponent_model
+        )
         check(self.max_states >= 1, "algo.max_states", "an integer >= 1", self.max_states)
 
 
@@ -123,9 +136,11 @@ class StateIndex:
             row = self.rows.get(key)
             if row is None:
                 if len(self.rows) >= self.limit:
-                    raise ValueError(f"{self.what}: more than {self.limit:,} distinct observations seen, so a table "
-                                     "cannot hold this state space; raise algo.max_states if it is finite, or use a "
-                                     "function approximator (iql, vdn, qmix, ippo, mappo)")
+                    raise ValueError(
+                        f"{self.what}: more than {self.limit:,} distinct observations seen, so a table "
+                        "cannot hold this state space; raise algo.max_states if it is finite, or use a "
+                        "function approximator (iql, vdn, qmix, ippo, mappo)"
+                    )
                 row = self.rows[key] = len(self.rows)
             rows[k] = row
         return rows[inverse.reshape(-1)].reshape(obs.shape[:-1])
@@ -133,12 +148,16 @@ class StateIndex:
     def state(self) -> dict[str, Any]:
         """The rows as one byte tensor (checkpoints hold tensors and plain values only)."""
         keys = sorted(self.rows, key=self.rows.__getitem__)
-        return {"keys": torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8) if keys else
-                torch.zeros(0, dtype=torch.uint8), "key_bytes": len(keys[0]) if keys else 0}
+        return {
+            "keys": torch.frombuffer(bytearray(b"".join(keys)), dtype=torch.uint8)
+            if keys
+            else torch.zeros(0, dtype=torch.uint8),
+            "key_bytes": len(keys[0]) if keys else 0,
+        }
 
     def load(self, state: dict[str, Any]) -> None:
         raw, width = state["keys"].numpy().tobytes(), int(state["key_bytes"])
-        self.rows = {raw[i:i + width]: k for k, i in enumerate(range(0, len(raw), width))} if width else {}
+        self.rows = {raw[i : i + width]: k for k, i in enumerate(range(0, len(raw), width))} if width else {}
 
     def copy(self) -> StateIndex:
         out = StateIndex(self.limit, self.what)
@@ -159,9 +178,18 @@ def table_values(t: dict[str, Any], rows: np.ndarray, copies: int, joint: bool) 
     return np.einsum("enao,eno->ena", q, belief)
 
 
-def tabular_act(tables: dict[str, dict[str, Any]], copies: int, joint: bool, obs: dict[str, np.ndarray],
-                info: dict[str, Any], explore: bool, exploration: str, temperature: float, epsilon: float,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
+def tabular_act(
+    tables: dict[str, dict[str, Any]],
+    copies: int,
+    joint: bool,
+    obs: dict[str, np.ndarray],
+    info: dict[str, Any],
+    explore: bool,
+    exploration: str,
+    temperature: float,
+    epsilon: float,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
     """Greedy actions over ``table_values`` (masked actions never chosen), or when exploring a Boltzmann sample at
     ``temperature`` or an ``epsilon``-greedy choice."""
     actions = {}
@@ -209,18 +237,24 @@ class TabularQ(LearnerBase):
             n, na = len(ids), int(act_space.n)
             known = space_size(obs_space)
             if known is not None and known > cfg.max_states:
-                raise ValueError(f"group {g!r}: the observation space {obs_space} has {known:,} states, more than "
-                                 f"algo.max_states={cfg.max_states:,}; a table cannot hold it")
+                raise ValueError(
+                    f"group {g!r}: the observation space {obs_space} has {known:,} states, more than "
+                    f"algo.max_states={cfg.max_states:,}; a table cannot hold it"
+                )
             states = min(known or cfg.max_states, cfg.max_states)
             others = na ** (n - 1) if self.joint else 1  # joint actions of the other agents
             entries = self.copies * n * states * na * others
             if entries > cfg.max_table_entries:
-                raise ValueError(f"group {g!r}: tables of {self.copies} copies x {n} agents x {states:,} states x "
-                                 f"{na} actions x {others:,} joint actions of the others = {entries:,} entries, "
-                                 f"more than algo.max_table_entries={cfg.max_table_entries:,}")
+                raise ValueError(
+                    f"group {g!r}: tables of {self.copies} copies x {n} agents x {states:,} states x "
+                    f"{na} actions x {others:,} joint actions of the others = {entries:,} entries, "
+                    f"more than algo.max_table_entries={cfg.max_table_entries:,}"
+                )
             shape = (self.copies, n, states, na, others)
             self.groups[g] = {
-                "index": StateIndex(states, f"group {g!r}"), "n": n, "na": na,
+                "index": StateIndex(states, f"group {g!r}"),
+                "n": n,
+                "na": na,
                 "q": np.zeros(shape),
                 # JAL beliefs: counts of the others' joint actions per state (uniform prior of one each), or the last
                 "model": np.ones((self.copies, n, states, others)),
@@ -231,19 +265,40 @@ class TabularQ(LearnerBase):
         """What each agent acts on in its state: Q_i(s, .) or EV_i(s, .), shaped ``(num_envs, n, na)``."""
         return table_values(self.groups[g], rows, self.copies, self.joint)
 
-    def act(self, obs: dict[str, np.ndarray], state: Any, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any, info: dict[str, Any], explore: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         cfg = self.config
-        actions = tabular_act(self.groups, self.copies, self.joint, obs, info, explore, cfg.exploration,
-                              self.temperature(), self.epsilon(), self.rng)
+        actions = tabular_act(
+            self.groups,
+            self.copies,
+            self.joint,
+            obs,
+            info,
+            explore,
+            cfg.exploration,
+            self.temperature(),
+            self.epsilon(),
+            self.rng,
+        )
         return actions, {g: {} for g in self.groups}
 
     def policy(self, seed: int | None = None) -> TabularPolicy:
         """The tables and beliefs as they are now, copied; exploring with the current temperature or ε."""
-        tables = {g: {**t, "index": t["index"].copy(), "q": t["q"].copy(), "model": t["model"].copy()}
-                  for g, t in self.groups.items()}
-        return TabularPolicy(self.spaces, tables, self.copies, self.joint, self.config.exploration,
-                             self.temperature(), self.epsilon(), seed)
+        tables = {
+            g: {**t, "index": t["index"].copy(), "q": t["q"].copy(), "model": t["model"].copy()}
+            for g, t in self.groups.items()
+        }
+        return TabularPolicy(
+            self.spaces,
+            tables,
+            self.copies,
+            self.joint,
+            self.config.exploration,
+            self.temperature(),
+            self.epsilon(),
+            seed,
+        )
 
     @property
     def plays(self) -> int:
@@ -266,16 +321,38 @@ class TabularQ(LearnerBase):
             actions, rewards = batch.actions[g].numpy().astype(np.int64), batch.rewards[g].numpy()
             terminated, active = batch.terminated[g].numpy(), batch.active[g].numpy()
             for step in range(obs.shape[0]):  # the loop is over time; copies and agents are vectorised
-                td_abs.append(self._learn(g, t, t["index"](obs[step]), actions[step], rewards[step],
-                                          t["index"](next_obs[step]), terminated[step], active[step]))
-        out = {"loss/td_abs": float(np.mean(np.concatenate(td_abs))) if td_abs else 0.0,
-               "train/states": float(sum(len(t["index"].rows) for t in self.groups.values()))}
+                td_abs.append(
+                    self._learn(
+                        g,
+                        t,
+                        t["index"](obs[step]),
+                        actions[step],
+                        rewards[step],
+                        t["index"](next_obs[step]),
+                        terminated[step],
+                        active[step],
+                    )
+                )
+        out = {
+            "loss/td_abs": float(np.mean(np.concatenate(td_abs))) if td_abs else 0.0,
+            "train/states": float(sum(len(t["index"].rows) for t in self.groups.values())),
+        }
         out["train/temperature" if cfg.exploration == "boltzmann" else "train/epsilon"] = (
-            self.temperature() if cfg.exploration == "boltzmann" else self.epsilon())
+            self.temperature() if cfg.exploration == "boltzmann" else self.epsilon()
+        )
         return out
 
-    def _learn(self, g: str, t: dict[str, Any], s: np.ndarray, a: np.ndarray, r: np.ndarray, s2: np.ndarray,
-               terminated: np.ndarray, active: np.ndarray) -> np.ndarray:
+    def _learn(
+        self,
+        g: str,
+        t: dict[str, Any],
+        s: np.ndarray,
+        a: np.ndarray,
+        r: np.ndarray,
+        s2: np.ndarray,
+        terminated: np.ndarray,
+        active: np.ndarray,
+    ) -> np.ndarray:
         """One Q update for every (copy, agent) from arrays shaped ``(num_envs, n)``; returns |TD| of the active."""
         cfg, n, na = self.config, t["n"], t["na"]
         E = s.shape[0]
@@ -321,9 +398,13 @@ class TabularQ(LearnerBase):
 
     # -------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state,
-                "groups": {g: {"q": torch.from_numpy(t["q"]), "model": torch.from_numpy(t["model"]),
-                               **t["index"].state()} for g, t in self.groups.items()}}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "groups": {
+                g: {"q": torch.from_numpy(t["q"]), "model": torch.from_numpy(t["model"]), **t["index"].state()}
+                for g, t in self.groups.items()
+            },
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
@@ -346,18 +427,41 @@ class TabularPolicy(PolicyBase):
     or over the expected value under the opponent model EV_i (joint-action learners). Observations never seen in
     training index fresh rows (Q 0, a uniform belief), as in the learner."""
 
-    def __init__(self, spaces: PolicySpaces, tables: dict[str, dict[str, Any]], copies: int, joint: bool,
-                 exploration: str = "boltzmann", temperature: float = 1.0, epsilon: float = 0.0,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        spaces: PolicySpaces,
+        tables: dict[str, dict[str, Any]],
+        copies: int,
+        joint: bool,
+        exploration: str = "boltzmann",
+        temperature: float = 1.0,
+        epsilon: float = 0.0,
+        seed: int | None = None,
+    ) -> None:
         self.spaces, self.tables, self.copies, self.joint = spaces, tables, int(copies), bool(joint)
         self.exploration, self.temperature, self.epsilon = exploration, float(temperature), float(epsilon)
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
         self.rng = np.random.default_rng(seed)  # exploration
 
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-        actions = tabular_act(self.tables, self.copies, self.joint, obs, info or {}, explore, self.exploration,
-                              self.temperature, self.epsilon, self.rng)
+    def act(
+        self,
+        obs: dict[str, np.ndarray],
+        state: np.ndarray | None = None,
+        info: dict[str, Any] | None = None,
+        explore: bool = False,
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        actions = tabular_act(
+            self.tables,
+            self.copies,
+            self.joint,
+            obs,
+            info or {},
+            explore,
+            self.exploration,
+            self.temperature,
+            self.epsilon,
+            self.rng,
+        )
         return actions, {g: {} for g in self.tables}
 
     def greedy_joint_action(self, g: str, obs: np.ndarray) -> np.ndarray:
@@ -369,11 +473,23 @@ class TabularPolicy(PolicyBase):
         groups = {}
         for g, t in self.tables.items():
             filled = len(t["index"].rows)  # rows past these were never updated: zeros (Q) and ones (counts)
-            groups[g] = {"n": t["n"], "na": t["na"], "capacity": t["index"].limit,
-                         "q": torch.from_numpy(t["q"][:, :, :filled].copy()),
-                         "model": torch.from_numpy(t["model"][:, :, :filled].copy()), **t["index"].state()}
-        return {**self.header(), "copies": self.copies, "joint": self.joint, "exploration": self.exploration,
-                "temperature": self.temperature, "epsilon": self.epsilon, "tables": groups}
+            groups[g] = {
+                "n": t["n"],
+                "na": t["na"],
+                "capacity": t["index"].limit,
+                "q": torch.from_numpy(t["q"][:, :, :filled].copy()),
+                "model": torch.from_numpy(t["model"][:, :, :filled].copy()),
+                **t["index"].state(),
+            }
+        return {
+            **self.header(),
+            "copies": self.copies,
+            "joint": self.joint,
+            "exploration": self.exploration,
+            "temperature": self.temperature,
+            "epsilon": self.epsilon,
+            "tables": groups,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], seed: int | None = None) -> TabularPolicy:
@@ -386,7 +502,14 @@ class TabularPolicy(PolicyBase):
             full_q[:, :, :filled], full_model[:, :, :filled] = q, model
             index = StateIndex(capacity, f"group {g!r}")
             index.load(saved)
-            tables[g] = {"index": index, "n": int(saved["n"]), "na": int(saved["na"]), "q": full_q,
-                         "model": full_model}
-        return cls(PolicySpaces.from_data(state["spaces"]), tables, state["copies"], state["joint"],
-                   state["exploration"], state["temperature"], state["epsilon"], seed)
+            tables[g] = {"index": index, "n": int(saved["n"]), "na": int(saved["na"]), "q": full_q, "model": full_model}
+        return cls(
+            PolicySpaces.from_data(state["spaces"]),
+            tables,
+            state["copies"],
+            state["joint"],
+            state["exploration"],
+            state["temperature"],
+            state["epsilon"],
+            seed,
+        )

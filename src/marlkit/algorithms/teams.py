@@ -109,13 +109,17 @@ class TeamsConfig:
         for name, m in members.items():
             for g in m.groups:
                 if g in owner:
-                    raise ConfigError(f"group {g!r} is assigned twice, to members {owner[g]!r} and {name!r}; "
-                                      f"a group belongs to exactly one member")
+                    raise ConfigError(
+                        f"group {g!r} is assigned twice, to members {owner[g]!r} and {name!r}; "
+                        f"a group belongs to exactly one member"
+                    )
                 owner[g] = name
         object.__setattr__(self, "members", members)
         if self.rollout_steps is not None and self.rollout_steps < 1:
-            raise ConfigError(f"algo.rollout_steps = {self.rollout_steps!r} is not allowed: an integer >= 1, or null "
-                              f"for the longest rollout_steps of the learning members")
+            raise ConfigError(
+                f"algo.rollout_steps = {self.rollout_steps!r} is not allowed: an integer >= 1, or null "
+                f"for the longest rollout_steps of the learning members"
+            )
         collection_steps(self)  # the learners' rollout_steps must divide it
 
 
@@ -125,32 +129,42 @@ def _member(name: str, data: Any) -> MemberConfig:
     if isinstance(data, MemberConfig):
         data = {f.name: getattr(data, f.name) for f in dataclasses.fields(MemberConfig)}
     if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping such as {{groups: [adversaries], algorithm: maddpg}} or "
-                          f"{{groups: [good], policy: random}}, got {data!r}")
+        raise ConfigError(
+            f"{where} must be a mapping such as {{groups: [adversaries], algorithm: maddpg}} or "
+            f"{{groups: [good], policy: random}}, got {data!r}"
+        )
     data = dict(data)
     if isinstance(data.get("groups"), str):
         data["groups"] = [data["groups"]]
     m = from_dict(MemberConfig, data, f"{where}.")
     if not m.groups:
-        raise ConfigError(f"{where}.groups is missing: name the env groups this member controls, e.g. "
-                          f"groups: [adversaries] (see `marlkit envs`)")
+        raise ConfigError(
+            f"{where}.groups is missing: name the env groups this member controls, e.g. "
+            f"groups: [adversaries] (see `marlkit envs`)"
+        )
     kinds = [k for k in ("algorithm", "policy", "frozen") if getattr(m, k) is not None]
     if len(kinds) != 1:
-        raise ConfigError(f"{where} needs exactly one of algorithm (a registered learner), policy "
-                          f"({' or '.join(FIXED_POLICIES)}) or frozen (a run directory), got "
-                          f"{', '.join(kinds) or 'none'}")
+        raise ConfigError(
+            f"{where} needs exactly one of algorithm (a registered learner), policy "
+            f"({' or '.join(FIXED_POLICIES)}) or frozen (a run directory), got "
+            f"{', '.join(kinds) or 'none'}"
+        )
     if m.algorithm is not None:
         if m.algorithm == "teams":
-            raise ConfigError(f"{where}.algorithm = 'teams' is not allowed: a member is one learner (or a fixed "
-                              f"policy); give the groups of the inner teams their own members instead")
-        m = dataclasses.replace(m, config=algo_config(m.algorithm, m.config, f"{where}.config",
-                                                      f"{where}.algorithm"))
+            raise ConfigError(
+                f"{where}.algorithm = 'teams' is not allowed: a member is one learner (or a fixed "
+                f"policy); give the groups of the inner teams their own members instead"
+            )
+        m = dataclasses.replace(m, config=algo_config(m.algorithm, m.config, f"{where}.config", f"{where}.algorithm"))
     elif m.config is not None:
-        raise ConfigError(f"{where}.config is only for a learning member (algorithm: ...); a {kinds[0]} member has "
-                          f"no hyper-parameters")
+        raise ConfigError(
+            f"{where}.config is only for a learning member (algorithm: ...); a {kinds[0]} member has "
+            f"no hyper-parameters"
+        )
     if (m.action is not None) != (m.policy == "constant"):
-        raise ConfigError(f"{where}.action goes with policy: constant, and policy: constant needs an action "
-                          f"(e.g. action: 0)")
+        raise ConfigError(
+            f"{where}.action goes with policy: constant, and policy: constant needs an action (e.g. action: 0)"
+        )
     if m.frozen is None and (m.checkpoint is not None or m.explore):
         raise ConfigError(f"{where}: checkpoint and explore are options of a frozen member (frozen: RUN_DIR)")
     return m
@@ -167,7 +181,8 @@ def collection_steps(config: TeamsConfig) -> int:
                 f"algo.members.{name}.config.rollout_steps = {r} does not divide the {steps} steps collected per "
                 f"update (the longest learner's, or algo.rollout_steps); each learner is updated on slices of its "
                 f"own rollout_steps: make it a divisor of {steps} or set algo.rollout_steps to a common multiple "
-                f"({np.lcm.reduce(list(own.values()))})")
+                f"({np.lcm.reduce(list(own.values()))})"
+            )
     return steps
 
 
@@ -225,6 +240,7 @@ def split_info(info: dict[str, Any], groups: dict[str, Any]) -> dict[str, Any]:
 def split_rollout(rollout: Rollout, groups: dict[str, Any], with_state: bool, steps: slice = slice(None)) -> Rollout:
     """The part of ``rollout`` that belongs to ``groups``, time steps ``steps``; the global state only if
     ``with_state``. Tensors are views of the original."""
+
     def part(d: dict[str, Any]) -> dict[str, Any]:
         return {g: d[g][steps] for g in groups if g in d}
 
@@ -232,10 +248,21 @@ def split_rollout(rollout: Rollout, groups: dict[str, Any], with_state: bool, st
     next_mask = None if rollout.next_action_mask is None else part(rollout.next_action_mask)
     state = rollout.state[steps] if with_state and rollout.state is not None else None
     next_state = rollout.next_state[steps] if with_state and rollout.next_state is not None else None
-    return Rollout(part(rollout.obs), part(rollout.actions), part(rollout.rewards), part(rollout.terminated),
-                   part(rollout.truncated), part(rollout.next_obs), part(rollout.active), mask or None, state,
-                   next_state, {g: {k: v[steps] for k, v in rollout.extras[g].items()} for g in groups},
-                   next_mask or None, rollout.source)
+    return Rollout(
+        part(rollout.obs),
+        part(rollout.actions),
+        part(rollout.rewards),
+        part(rollout.terminated),
+        part(rollout.truncated),
+        part(rollout.next_obs),
+        part(rollout.active),
+        mask or None,
+        state,
+        next_state,
+        {g: {k: v[steps] for k, v in rollout.extras[g].items()} for g in groups},
+        next_mask or None,
+        rollout.source,
+    )
 
 
 # ---------------------------------------------------------------------------------------------- fixed policies
@@ -259,14 +286,16 @@ class RandomPolicy(PolicyBase):
         self.eval_rng = np.random.default_rng([seed, 1])
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
 
-    def act(self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None, explore: bool = False
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         info = info or {}
         if not explore and "episode_done" not in info:
             self.eval_rng = np.random.default_rng([self.seed, 1])
         copies = next(iter(obs.values())).shape[0]  # the evaluation env may have other copies than the training one
-        return sample_actions(_Copies(self.spaces, copies), info.get("action_mask"),
-                              self.rng if explore else self.eval_rng), {}
+        return sample_actions(
+            _Copies(self.spaces, copies), info.get("action_mask"), self.rng if explore else self.eval_rng
+        ), {}
 
     def policy(self, seed: int | None = None) -> RandomPolicy:
         return RandomPolicy(self.spaces, self.seed if seed is None else seed)
@@ -298,8 +327,11 @@ class ConstantPolicy(PolicyBase):
             space = spaces.action[g]
             value, ok = None, False
             if isinstance(space, Discrete):
-                ok = isinstance(action, (int, np.integer)) and not isinstance(action, bool) \
+                ok = (
+                    isinstance(action, (int, np.integer))
+                    and not isinstance(action, bool)
                     and space.start <= action < space.start + space.n
+                )
                 value = np.int64(action) if ok else None
                 allowed = f"an integer in {space.start}..{space.start + space.n - 1} (Discrete({space.n}))"
             elif isinstance(space, Box):
@@ -315,8 +347,9 @@ class ConstantPolicy(PolicyBase):
                 raise ConfigError(f"{where}.action = {action!r} is not an action of group {g!r}: allowed is {allowed}")
             self.action[g] = value
 
-    def act(self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None, explore: bool = False
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         masks = (info or {}).get("action_mask") or {}
         actions = {}
         for g, ids in self.spaces.groups.items():
@@ -327,8 +360,10 @@ class ConstantPolicy(PolicyBase):
                 allowed = masks[g][..., int(a.flat[0]) - space.start]
                 if not allowed.all():
                     e, i = (int(x) for x in np.argwhere(~allowed)[0])
-                    raise ValueError(f"the constant action {a.flat[0]} of group {g!r} is masked out for agent "
-                                     f"{ids[i]!r} (copy {e}); use policy: random, which honours masks")
+                    raise ValueError(
+                        f"the constant action {a.flat[0]} of group {g!r} is masked out for agent "
+                        f"{ids[i]!r} (copy {e}); use policy: random, which honours masks"
+                    )
         return {g: a.copy() for g, a in actions.items()}, {}
 
     def policy(self, seed: int | None = None) -> ConstantPolicy:
@@ -359,16 +394,31 @@ class FrozenPolicy(PolicyBase):
     no code runs, and no learner is rebuilt.
     """
 
-    def __init__(self, spaces: PolicySpaces, parts: list[tuple[dict[str, Any], Policy]], explore: bool,
-                 checkpoint: str, env_steps: int, run_dir: str | None = None, where: str = "frozen") -> None:
+    def __init__(
+        self,
+        spaces: PolicySpaces,
+        parts: list[tuple[dict[str, Any], Policy]],
+        explore: bool,
+        checkpoint: str,
+        env_steps: int,
+        run_dir: str | None = None,
+        where: str = "frozen",
+    ) -> None:
         self.spaces, self.parts, self.explore = spaces, parts, bool(explore)
         self.checkpoint, self.env_steps, self.run_dir, self.where = checkpoint, int(env_steps), run_dir, where
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in spaces.groups}
         self.uses_state = any(p.uses_state for _, p in parts)
 
     @classmethod
-    def from_run(cls, spaces: PolicySpaces, run_dir: str, checkpoint: str | None, explore: bool, where: str,
-                 seed: int | None = None) -> FrozenPolicy:
+    def from_run(
+        cls,
+        spaces: PolicySpaces,
+        run_dir: str,
+        checkpoint: str | None,
+        explore: bool,
+        where: str,
+        seed: int | None = None,
+    ) -> FrozenPolicy:
         """The policy of run ``run_dir`` (its newest intact checkpoint, or ``checkpoint``) for ``spaces``' groups."""
         try:
             path, state = rundir.find_checkpoint(run_dir, checkpoint)
@@ -376,53 +426,68 @@ class FrozenPolicy(PolicyBase):
             raise ConfigError(f"{where}.frozen: {e}") from None
         found = rundir.policy_of(state, seed)
         if found is None:
-            raise ConfigError(f"{where}.frozen: checkpoint {path} holds no weights-only policy (it was written before "
-                              f"checkpoints held one), and a frozen member reads nothing else; resume that run past "
-                              f"its {int(state['env_steps']):,} env-steps (marlkit train --resume {run_dir} --steps N) "
-                              f"so that its newest checkpoint holds one")
+            raise ConfigError(
+                f"{where}.frozen: checkpoint {path} holds no weights-only policy (it was written before "
+                f"checkpoints held one), and a frozen member reads nothing else; resume that run past "
+                f"its {int(state['env_steps']):,} env-steps (marlkit train --resume {run_dir} --steps N) "
+                f"so that its newest checkpoint holds one"
+            )
         policy, env_steps = found
         wanted = set(spaces.groups)
         if isinstance(policy, TeamsPolicy):
             parts = [(groups, p) for groups, p in policy.members.values() if set(groups) <= wanted]
             if {g for groups, _ in parts for g in groups} != wanted:
-                raise ConfigError(f"{where}: no members of the teams run {run_dir} play exactly the groups "
-                                  f"{sorted(wanted)} (its members: "
-                                  f"{ {n: list(groups) for n, (groups, _) in policy.members.items()} })")
+                raise ConfigError(
+                    f"{where}: no members of the teams run {run_dir} play exactly the groups "
+                    f"{sorted(wanted)} (its members: "
+                    f"{ {n: list(groups) for n, (groups, _) in policy.members.items()} })"
+                )
         elif set(policy.spaces.groups) == wanted:
             parts = [(dict(policy.spaces.groups), policy)]
         else:
-            raise ConfigError(f"{where}: run {run_dir} trained the groups {list(policy.spaces.groups)}, this member "
-                              f"plays {sorted(wanted)}; a frozen run must have played exactly its member's groups")
+            raise ConfigError(
+                f"{where}: run {run_dir} trained the groups {list(policy.spaces.groups)}, this member "
+                f"plays {sorted(wanted)}; a frozen run must have played exactly its member's groups"
+            )
         theirs_spaces = policy.spaces
         for g in spaces.groups:
             theirs = (theirs_spaces.observation[g], theirs_spaces.action[g], len(theirs_spaces.groups[g]))
             ours = (spaces.observation[g], spaces.action[g], len(spaces.groups[g]))
             if theirs != ours:
-                raise ConfigError(f"{where}: group {g!r} of run {run_dir} had (observation space, action space, "
-                                  f"agents) {theirs}, here {ours}")
+                raise ConfigError(
+                    f"{where}: group {g!r} of run {run_dir} had (observation space, action space, "
+                    f"agents) {theirs}, here {ours}"
+                )
         frozen = cls(spaces, parts, explore, str(path), env_steps, str(run_dir), where)
         if frozen.uses_state and theirs_spaces.state != spaces.state:
-            raise ConfigError(f"{where}: run {run_dir} used a global state {theirs_spaces.state}, here "
-                              f"{spaces.state}")
+            raise ConfigError(f"{where}: run {run_dir} used a global state {theirs_spaces.state}, here {spaces.state}")
         return frozen
 
-    def act(self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: Any = None, info: dict[str, Any] | None = None, explore: bool = False
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         return act_parts(self.parts, obs, state, info or {}, self.explore)[0], {}
 
     def policy(self, seed: int | None = None) -> FrozenPolicy:
         return FrozenPolicy.from_state(self.policy_state(), seed)
 
     def policy_state(self) -> dict[str, Any]:
-        return {**self.header(), "explore": self.explore, "checkpoint": self.checkpoint, "env_steps": self.env_steps,
-                "parts": [{"groups": list(groups), "policy": p.policy_state()} for groups, p in self.parts]}
+        return {
+            **self.header(),
+            "explore": self.explore,
+            "checkpoint": self.checkpoint,
+            "env_steps": self.env_steps,
+            "parts": [{"groups": list(groups), "policy": p.policy_state()} for groups, p in self.parts],
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], seed: int | None = None) -> FrozenPolicy:
         spaces = PolicySpaces.from_data(state["spaces"])
         seeds = _member_seeds(seed, len(state["parts"]))
-        parts = [({g: spaces.groups[g] for g in part["groups"]}, policy_from_state(part["policy"], s))
-                 for part, s in zip(state["parts"], seeds)]
+        parts = [
+            ({g: spaces.groups[g] for g in part["groups"]}, policy_from_state(part["policy"], s))
+            for part, s in zip(state["parts"], seeds)
+        ]
         return cls(spaces, parts, state["explore"], state["checkpoint"], state["env_steps"])
 
     def state(self) -> dict[str, Any]:
@@ -430,18 +495,25 @@ class FrozenPolicy(PolicyBase):
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state["checkpoint"] != self.checkpoint:  # the frozen run went on training since: use what was used
-            again = FrozenPolicy.from_run(self.spaces, self.run_dir or "", state["checkpoint"], self.explore,
-                                          self.where)
+            again = FrozenPolicy.from_run(
+                self.spaces, self.run_dir or "", state["checkpoint"], self.explore, self.where
+            )
             self.parts, self.checkpoint, self.env_steps = again.parts, again.checkpoint, again.env_steps
 
 
-def act_parts(parts: list[tuple[dict[str, Any], Any]], obs: dict[str, np.ndarray], state: np.ndarray | None,
-              info: dict[str, Any], explore: bool) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+def act_parts(
+    parts: list[tuple[dict[str, Any], Any]],
+    obs: dict[str, np.ndarray],
+    state: np.ndarray | None,
+    info: dict[str, Any],
+    explore: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     """Each policy acts on its groups' observations and info (and the state if it uses it); actions merged."""
     actions, extras = {}, {}
     for groups, policy in parts:
-        a, e = policy.act({g: obs[g] for g in groups}, state if policy.uses_state else None,
-                          split_info(info, groups), explore)
+        a, e = policy.act(
+            {g: obs[g] for g in groups}, state if policy.uses_state else None, split_info(info, groups), explore
+        )
         actions.update(a)
         extras.update(e)
     return actions, extras
@@ -463,20 +535,31 @@ class TeamsPolicy(PolicyBase):
         self.extras_spec = {g: spec for _, p in members.values() for g, spec in p.extras_spec.items()}
         self.uses_state = any(p.uses_state for _, p in members.values())
 
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self,
+        obs: dict[str, np.ndarray],
+        state: np.ndarray | None = None,
+        info: dict[str, Any] | None = None,
+        explore: bool = False,
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         return act_parts(list(self.members.values()), obs, state, info or {}, explore)
 
     def policy_state(self) -> dict[str, Any]:
-        return {**self.header(), "members": {name: {"groups": list(groups), "policy": p.policy_state()}
-                                             for name, (groups, p) in self.members.items()}}
+        return {
+            **self.header(),
+            "members": {
+                name: {"groups": list(groups), "policy": p.policy_state()} for name, (groups, p) in self.members.items()
+            },
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], seed: int | None = None) -> TeamsPolicy:
         spaces = PolicySpaces.from_data(state["spaces"])
         seeds = _member_seeds(seed, len(state["members"]))
-        members = {name: ({g: spaces.groups[g] for g in m["groups"]}, policy_from_state(m["policy"], s))
-                   for (name, m), s in zip(state["members"].items(), seeds)}
+        members = {
+            name: ({g: spaces.groups[g] for g in m["groups"]}, policy_from_state(m["policy"], s))
+            for (name, m), s in zip(state["members"].items(), seeds)
+        }
         return cls(spaces, members)
 
 
@@ -502,14 +585,20 @@ class Teams(LearnerBase):
         for g, name in assigned.items():
             if g not in env.groups:
                 hint = did_you_mean(g, env.groups)
-                raise ConfigError(f"algo.members.{name}.groups: {g!r} is not a group of this env{hint} "
-                                  f"(its groups: {', '.join(env.groups)})")
+                raise ConfigError(
+                    f"algo.members.{name}.groups: {g!r} is not a group of this env{hint} "
+                    f"(its groups: {', '.join(env.groups)})"
+                )
         if not config.members:
-            raise ConfigError(f"teams needs algo.members: who plays each of this env's groups ({', '.join(env.groups)}), "
-                              f"e.g. in a --config file as examples/configs/tag_maddpg_vs_random.yaml does")
+            raise ConfigError(
+                f"teams needs algo.members: who plays each of this env's groups ({', '.join(env.groups)}), "
+                f"e.g. in a --config file as examples/configs/tag_maddpg_vs_random.yaml does"
+            )
         if missing := [g for g in env.groups if g not in assigned]:
-            raise ConfigError(f"group(s) {', '.join(map(repr, missing))} of this env belong to no member; every group "
-                              f"({', '.join(env.groups)}) needs one (e.g. {{groups: [{missing[0]}], policy: random}})")
+            raise ConfigError(
+                f"group(s) {', '.join(map(repr, missing))} of this env belong to no member; every group "
+                f"({', '.join(env.groups)}) needs one (e.g. {{groups: [{missing[0]}], policy: random}})"
+            )
         seeds = np.random.SeedSequence(seed).spawn(len(config.members))
         self.members: dict[str, Member] = {}
         for (name, m), child in zip(config.members.items(), seeds):
@@ -525,10 +614,16 @@ class Teams(LearnerBase):
                 policy = ConstantPolicy(PolicySpaces.from_env(view), m.action, where)
             else:
                 assert m.frozen is not None, "a member is one of algorithm, policy and frozen (checked on its config)"
-                policy = FrozenPolicy.from_run(PolicySpaces.from_env(view), m.frozen, m.checkpoint, m.explore, where,
-                                               member_seed)
-            self.members[name] = Member(name, view, policy, m.algorithm is not None,
-                                        m.config.rollout_steps if m.algorithm is not None else steps)
+                policy = FrozenPolicy.from_run(
+                    PolicySpaces.from_env(view), m.frozen, m.checkpoint, m.explore, where, member_seed
+                )
+            self.members[name] = Member(
+                name,
+                view,
+                policy,
+                m.algorithm is not None,
+                m.config.rollout_steps if m.algorithm is not None else steps,
+            )
         self._parts = [(m.view.groups, m.policy) for m in self.members.values()]
         self.spaces = PolicySpaces.from_env(env)
         learners = [m.policy.capabilities for m in self.members.values() if m.learns]
@@ -536,11 +631,13 @@ class Teams(LearnerBase):
         # own learner (``members[name].policy.add_loss_term``), not to the team.
         self.capabilities = Capabilities(
             "rollout" if any(c.batch_kind == "rollout" for c in learners) else "transitions",
-            uses_state=any(m.policy.uses_state for m in self.members.values()))
+            uses_state=any(m.policy.uses_state for m in self.members.values()),
+        )
         self.extras_spec = {g: spec for m in self.members.values() for g, spec in m.policy.extras_spec.items()}
 
-    def act(self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+    def act(
+        self, obs: dict[str, np.ndarray], state: np.ndarray | None, info: dict[str, Any], explore: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
         return act_parts(self._parts, obs, state, info, explore)
 
     def update(self, rollout: Rollout) -> dict[str, float]:
@@ -577,8 +674,10 @@ class Teams(LearnerBase):
     def policy(self, seed: int | None = None) -> TeamsPolicy:
         """Every member's snapshot (member seeds drawn from ``seed``, as the members' own were)."""
         seeds = _member_seeds(seed, len(self.members))
-        return TeamsPolicy(self.spaces, {name: (m.view.groups, m.policy.policy(s))
-                                         for (name, m), s in zip(self.members.items(), seeds)})
+        return TeamsPolicy(
+            self.spaces,
+            {name: (m.view.groups, m.policy.policy(s)) for (name, m), s in zip(self.members.items(), seeds)},
+        )
 
     def state(self) -> dict[str, Any]:
         return {"members": {name: m.policy.state() for name, m in self.members.items()}}
@@ -586,8 +685,9 @@ class Teams(LearnerBase):
     def load_state(self, state: dict[str, Any]) -> None:
         saved = state["members"]
         if set(saved) != set(self.members):
-            raise ValueError(f"the checkpoint holds the members {sorted(saved)}, this config has "
-                             f"{sorted(self.members)}")
+            raise ValueError(
+                f"the checkpoint holds the members {sorted(saved)}, this config has {sorted(self.members)}"
+            )
         for name, m in self.members.items():
             m.policy.load_state(saved[name])
 
@@ -602,8 +702,11 @@ class Teams(LearnerBase):
         for name, cfg in self.config.members.items():
             agents = [a for g in self.members[name].view.groups for a in self.members[name].view.groups[g]]
             kind = cfg.algorithm or (f"frozen {cfg.frozen}" if cfg.frozen else cfg.policy)
-            out[name] = {"groups": list(self.members[name].view.groups), "plays": kind,
-                         "return": float(np.mean([report["per_agent_return"][a]["mean"] for a in agents]))}
+            out[name] = {
+                "groups": list(self.members[name].view.groups),
+                "plays": kind,
+                "return": float(np.mean([report["per_agent_return"][a]["mean"] for a in agents])),
+            }
         return out
 
 

@@ -26,6 +26,27 @@ from marlkit.core.learners import LearnerBase
 from marlkit.core.policies import POLICY_FORMAT, PolicyBase, policy_from_state, policy_kinds, register_policy_kind
 from marlkit.core.spaces import PolicySpaces
 
-__all__ = ["BATCH_KINDS", "POLICY_FORMAT", "Actions", "Actor", "BatchKind", "BatchSource", "Capabilities", "Extras",
-           "ExtrasSpec", "GameLearner", "Learner", "LearnerBase", "LossContext", "LossTerm", "Obs", "Policy",
-           "PolicyBase", "PolicySpaces", "Progress", "policy_from_state", "policy_kinds", "register_policy_kind"]
+__all__ = [
+    "BATCH_KINDS",
+    "POLICY_FORMAT",
+    "Actions",
+    "Actor",
+    "BatchKind",
+    "BatchSource",
+    "Capabilities",
+    "Extras",
+    "ExtrasSpec",
+    "GameLearner",
+    "Learner",
+    "LearnerBase",
+    "LossContext",
+    "LossTerm",
+    "Obs",
+    "Policy",
+    "PolicyBase",
+    "PolicySpaces",
+    "Progress",
+    "policy_from_state",
+    "policy_kinds",
+    "register_policy_kind",
+]

@@ -94,8 +94,9 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def _write_atomic(path: Path, write: Callable[[BinaryIO], Any],
-                  before_rename: Callable[[Path], None] | None = None) -> None:
+def _write_atomic(
+    path: Path, write: Callable[[BinaryIO], Any], before_rename: Callable[[Path], None] | None = None
+) -> None:
     """``write(file)`` into a temporary beside ``path``, fsync it, then rename it onto ``path``."""
     tmp = path.parent / f"{_TMP_PREFIX}{path.name}.{os.getpid()}"
     try:
@@ -187,12 +188,12 @@ def load_latest(folder: str | Path) -> tuple[Path, dict[str, Any]] | None:
             skipped.append((path, e.reason))
             continue
         for bad, reason in skipped:
-            warnings.warn(CheckpointWarning(f"skipped checkpoint {bad}: it {reason}; using {path.name}"),
-                          stacklevel=2)
+            warnings.warn(CheckpointWarning(f"skipped checkpoint {bad}: it {reason}; using {path.name}"), stacklevel=2)
         return path, state
     if skipped:
-        raise CheckpointError(f"no intact checkpoint in {folder}: "
-                              + "; ".join(f"{p.name} {reason}" for p, reason in skipped))
+        raise CheckpointError(
+            f"no intact checkpoint in {folder}: " + "; ".join(f"{p.name} {reason}" for p, reason in skipped)
+        )
     return None
 
 
@@ -202,17 +203,23 @@ def global_rng_state() -> dict[str, Any]:
     legacy = np.random.get_state(legacy=True)
     assert isinstance(legacy, tuple), "the global NumPy generator is an MT19937, whose state is a tuple"
     key, keys, pos, has_gauss, cached = legacy
-    return {"torch": torch.get_rng_state(),
-            "numpy": {"key": key, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                      "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "python": random.getstate()}
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "key": key,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "python": random.getstate(),
+    }
 
 
 def set_global_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
+    np.random.set_state((n["key"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
 

@@ -179,8 +179,9 @@ class Actor(Protocol):
     #: Whether the caller must pass ``env.state()`` (for a learner: whether the collector stores it).
     uses_state: bool
 
-    def act(self, obs: Obs, state: np.ndarray | None, info: dict[str, Any],
-            explore: bool = True) -> tuple[Actions, Extras]:
+    def act(
+        self, obs: Obs, state: np.ndarray | None, info: dict[str, Any], explore: bool = True
+    ) -> tuple[Actions, Extras]:
         """Return actions (dict group -> array as ``env.step`` takes) and extras (group -> name -> array)."""
         ...
 
@@ -194,8 +195,9 @@ class Policy(Actor, Protocol):
     #: Groups, agent ids and spaces it acts for.
     spaces: PolicySpaces
 
-    def act(self, obs: Obs, state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[Actions, Extras]:
+    def act(
+        self, obs: Obs, state: np.ndarray | None = None, info: dict[str, Any] | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         """Greedy actions unless ``explore``; ``info`` may be omitted when the env has no masks."""
         ...
 
@@ -207,8 +209,13 @@ class Policy(Actor, Protocol):
         """The next ``act_pettingzoo`` call starts a new episode (memory such as a GRU's hidden state is cleared)."""
         ...
 
-    def act_pettingzoo(self, obs: Mapping[str, Any], infos: Mapping[str, Any] | None = None,
-                       state: np.ndarray | None = None, explore: bool = False) -> dict[str, Any]:
+    def act_pettingzoo(
+        self,
+        obs: Mapping[str, Any],
+        infos: Mapping[str, Any] | None = None,
+        state: np.ndarray | None = None,
+        explore: bool = False,
+    ) -> dict[str, Any]:
         """Actions ``{agent: action}`` for the live agents of one PettingZoo ``ParallelEnv`` step."""
         ...
 

@@ -39,19 +39,24 @@ class LearnerBase:
         ``capabilities.losses``) before every backward pass; returns a function that removes it again."""
         declared = self.capabilities.losses
         if not declared:
-            raise TypeError(f"{type(self).__name__} takes no loss terms (capabilities.losses is empty: it does not "
-                            f"learn by gradient descent on a loss)")
+            raise TypeError(
+                f"{type(self).__name__} takes no loss terms (capabilities.losses is empty: it does not "
+                f"learn by gradient descent on a loss)"
+            )
         if not callable(fn):
             raise TypeError(f"a loss term is a function ctx -> scalar tensor, got {fn!r}")
         chosen = declared if losses is None else tuple(losses)
         if isinstance(losses, str) or not chosen or any(n not in declared for n in chosen):
-            raise ValueError(f"losses = {losses!r} is not allowed for {type(self).__name__}: a tuple of some of "
-                             f"its losses {declared} (or None for all)")
+            raise ValueError(
+                f"losses = {losses!r} is not allowed for {type(self).__name__}: a tuple of some of "
+                f"its losses {declared} (or None for all)"
+            )
         entry = (fn, frozenset(chosen))
         self._loss_terms = (*self._loss_terms, entry)
 
         def remove() -> None:
             self._loss_terms = tuple(e for e in self._loss_terms if e is not entry)
+
         return remove
 
     def with_loss_terms(self, name: str, loss: torch.Tensor, batch: Any) -> torch.Tensor:
@@ -65,8 +70,10 @@ class LearnerBase:
         for fn in terms:
             extra = fn(ctx)
             if not isinstance(extra, torch.Tensor) or extra.ndim != 0:
-                raise ValueError(f"the loss term {getattr(fn, '__name__', fn)!r} must return a scalar tensor, got "
-                                 f"{type(extra).__name__} of shape {getattr(extra, 'shape', ())}")
+                raise ValueError(
+                    f"the loss term {getattr(fn, '__name__', fn)!r} must return a scalar tensor, got "
+                    f"{type(extra).__name__} of shape {getattr(extra, 'shape', ())}"
+                )
             loss = loss + extra
         return loss
 
@@ -82,6 +89,7 @@ class LearnerBase:
         return {}
 
     if TYPE_CHECKING:  # what every learner writes (the ``Learner`` contract); declared for the two methods below
+
         def state(self) -> dict[str, Any]: ...
 
         def load_state(self, state: dict[str, Any]) -> None: ...

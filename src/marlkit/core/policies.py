@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 #: Version of the policy-state layout; ``policy_from_state`` refuses others.
 POLICY_FORMAT = 1
 #: Modules whose import registers marlkit's own policy kinds.
-BUILTIN_POLICY_MODULES = ("marlkit.algorithms.policy_nets", "marlkit.algorithms.dqn", "marlkit.algorithms.maddpg",
-                          "marlkit.algorithms.tabular", "marlkit.algorithms.teams")
+BUILTIN_POLICY_MODULES = (
+    "marlkit.algorithms.policy_nets",
+    "marlkit.algorithms.dqn",
+    "marlkit.algorithms.maddpg",
+    "marlkit.algorithms.tabular",
+    "marlkit.algorithms.teams",
+)
 
 _KINDS: dict[str, Any] = {}  # kind -> policy class (with ``from_state(state, seed)``)
 _builtins_loaded = False
@@ -40,12 +45,14 @@ M = TypeVar("M", bound="nn.Module")
 
 def register_policy_kind(kind: str) -> Callable[[P], P]:
     """Class decorator: ``policy_from_state`` rebuilds states of ``kind`` with ``cls.from_state(state, seed)``."""
+
     def register(cls: P) -> P:
         if kind in _KINDS and _KINDS[kind] is not cls:
             raise ValueError(f"policy kind {kind!r} is already registered by {_KINDS[kind].__qualname__}")
         cls.kind = kind
         _KINDS[kind] = cls
         return cls
+
     return register
 
 
@@ -68,21 +75,24 @@ def policy_from_state(state: Mapping[str, Any], seed: int | None = None) -> Poli
     members). Only registered kinds are built."""
     if not isinstance(state, Mapping) or "kind" not in state:
         keys = f" with keys {sorted(state)}" if isinstance(state, Mapping) else ""
-        raise ValueError(f"not a policy state: expected a dict with a 'kind' (from Policy.policy_state()), got "
-                         f"{type(state).__name__}{keys}")
+        raise ValueError(
+            f"not a policy state: expected a dict with a 'kind' (from Policy.policy_state()), got "
+            f"{type(state).__name__}{keys}"
+        )
     if state.get("format") != POLICY_FORMAT:
-        raise ValueError(f"policy state format {state.get('format')!r} is not supported (this marlkit reads format "
-                         f"{POLICY_FORMAT})")
+        raise ValueError(
+            f"policy state format {state.get('format')!r} is not supported (this marlkit reads format {POLICY_FORMAT})"
+        )
     kind = state["kind"]
     _load_builtins()
     if kind not in _KINDS:
-        raise ValueError(f"unknown policy kind {kind!r}{did_you_mean(str(kind), _KINDS)} (registered kinds: "
-                         f"{', '.join(sorted(_KINDS))}); a policy class registers its kind with "
-                         f"@register_policy_kind, and its module must be imported first")
+        raise ValueError(
+            f"unknown policy kind {kind!r}{did_you_mean(str(kind), _KINDS)} (registered kinds: "
+            f"{', '.join(sorted(_KINDS))}); a policy class registers its kind with "
+            f"@register_policy_kind, and its module must be imported first"
+        )
     policy: Policy = _KINDS[kind].from_state(state, seed)
     return policy
-
-
 
 
 # ---------------------------------------------------------------------------------------- what policies share
@@ -103,8 +113,9 @@ class PolicyBase:
     def groups(self) -> dict[str, tuple[str, ...]]:
         return self.spaces.groups
 
-    def act(self, obs: Obs, state: np.ndarray | None = None, info: dict[str, Any] | None = None,
-            explore: bool = False) -> tuple[Actions, Extras]:
+    def act(
+        self, obs: Obs, state: np.ndarray | None = None, info: dict[str, Any] | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         raise NotImplementedError
 
     def header(self) -> dict[str, Any]:
@@ -114,8 +125,13 @@ class PolicyBase:
     def reset(self) -> None:
         self._new_episode = True
 
-    def act_pettingzoo(self, obs: Mapping[str, Any], infos: Mapping[str, Any] | None = None,
-                       state: np.ndarray | None = None, explore: bool = False) -> dict[str, Any]:
+    def act_pettingzoo(
+        self,
+        obs: Mapping[str, Any],
+        infos: Mapping[str, Any] | None = None,
+        state: np.ndarray | None = None,
+        explore: bool = False,
+    ) -> dict[str, Any]:
         """Act for one copy of a PettingZoo ``ParallelEnv``: ``obs`` is ``{agent: observation}`` of the live agents
         (an observation may be a dict with ``"observation"`` and ``"action_mask"``), ``infos`` the step's
         ``{agent: info}`` (an ``"action_mask"`` there is honoured too). Returns ``{agent: action}`` for those agents
@@ -124,8 +140,7 @@ class PolicyBase:
         infos = infos or {}
         unknown = [a for a in obs if a not in self.spaces.agents]
         if unknown:
-            raise KeyError(f"agent(s) {unknown} are not agents of this policy (its agents: "
-                           f"{list(self.spaces.agents)})")
+            raise KeyError(f"agent(s) {unknown} are not agents of this policy (its agents: {list(self.spaces.agents)})")
         batch: Obs = {}
         masks: dict[str, np.ndarray] = {}
         for g, ids in self.spaces.groups.items():

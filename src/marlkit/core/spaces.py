@@ -21,15 +21,25 @@ def space_to_data(space: gym_spaces.Space[Any]) -> dict[str, Any]:
     if isinstance(space, gym_spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, gym_spaces.Box):
-        return {"type": "Box", "low": space.low.tolist(), "high": space.high.tolist(), "shape": list(space.shape),
-                "dtype": space.dtype.name}
+        return {
+            "type": "Box",
+            "low": space.low.tolist(),
+            "high": space.high.tolist(),
+            "shape": list(space.shape),
+            "dtype": space.dtype.name,
+        }
     if isinstance(space, gym_spaces.MultiDiscrete):
-        return {"type": "MultiDiscrete", "nvec": space.nvec.tolist(), "start": space.start.tolist(),
-                "dtype": space.dtype.name}
+        return {
+            "type": "MultiDiscrete",
+            "nvec": space.nvec.tolist(),
+            "start": space.start.tolist(),
+            "dtype": space.dtype.name,
+        }
     if isinstance(space, gym_spaces.MultiBinary):
         return {"type": "MultiBinary", "n": np.asarray(space.n).tolist()}
-    raise TypeError(f"cannot write the space {space} as plain data (supported: Discrete, Box, MultiDiscrete, "
-                    f"MultiBinary)")
+    raise TypeError(
+        f"cannot write the space {space} as plain data (supported: Discrete, Box, MultiDiscrete, MultiBinary)"
+    )
 
 
 def space_from_data(data: Mapping[str, Any]) -> gym_spaces.Space[Any]:
@@ -39,16 +49,19 @@ def space_from_data(data: Mapping[str, Any]) -> gym_spaces.Space[Any]:
         return gym_spaces.Discrete(int(data["n"]), start=int(data["start"]))
     if kind == "Box":
         dtype = np.dtype(data["dtype"])
-        return gym_spaces.Box(np.asarray(data["low"], dtype), np.asarray(data["high"], dtype), tuple(data["shape"]),
-                              dtype)
+        return gym_spaces.Box(
+            np.asarray(data["low"], dtype), np.asarray(data["high"], dtype), tuple(data["shape"]), dtype
+        )
     if kind == "MultiDiscrete":
-        return gym_spaces.MultiDiscrete(np.asarray(data["nvec"]), np.dtype(data["dtype"]),
-                                        start=np.asarray(data["start"]))
+        return gym_spaces.MultiDiscrete(
+            np.asarray(data["nvec"]), np.dtype(data["dtype"]), start=np.asarray(data["start"])
+        )
     if kind == "MultiBinary":
         n = data["n"]
         return gym_spaces.MultiBinary(n if isinstance(n, int) else list(n))
-    raise ValueError(f"unknown space type {kind!r} in a policy state (known: Discrete, Box, MultiDiscrete, "
-                     f"MultiBinary)")
+    raise ValueError(
+        f"unknown space type {kind!r} in a policy state (known: Discrete, Box, MultiDiscrete, MultiBinary)"
+    )
 
 
 @dataclass(frozen=True)
@@ -67,8 +80,12 @@ class PolicySpaces:
     def from_env(cls, env: Any) -> PolicySpaces:
         """Of a batched env, or of anything with its ``groups``, ``group_*_space`` and ``state_space``."""
         groups = {g: tuple(ids) for g, ids in env.groups.items()}
-        return cls(groups, {g: env.group_observation_space(g) for g in groups},
-                   {g: env.group_action_space(g) for g in groups}, env.state_space)
+        return cls(
+            groups,
+            {g: env.group_observation_space(g) for g in groups},
+            {g: env.group_action_space(g) for g in groups},
+            env.state_space,
+        )
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -87,24 +104,30 @@ class PolicySpaces:
         for what in ("observation", "action"):
             for g in self.groups:
                 if getattr(self, what)[g] != getattr(other, what)[g]:
-                    return (f"the {what} space of group {g!r} is {getattr(self, what)[g]}, here it is "
-                            f"{getattr(other, what)[g]}")
+                    return (
+                        f"the {what} space of group {g!r} is {getattr(self, what)[g]}, here it is "
+                        f"{getattr(other, what)[g]}"
+                    )
         if self.state != other.state:
             return f"its state space is {self.state}, here it is {other.state}"
         return None
 
     def to_data(self) -> dict[str, Any]:
-        return {"groups": {g: list(ids) for g, ids in self.groups.items()},
-                "observation": {g: space_to_data(s) for g, s in self.observation.items()},
-                "action": {g: space_to_data(s) for g, s in self.action.items()},
-                "state": None if self.state is None else space_to_data(self.state)}
+        return {
+            "groups": {g: list(ids) for g, ids in self.groups.items()},
+            "observation": {g: space_to_data(s) for g, s in self.observation.items()},
+            "action": {g: space_to_data(s) for g, s in self.action.items()},
+            "state": None if self.state is None else space_to_data(self.state),
+        }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PolicySpaces:
-        return cls({g: tuple(ids) for g, ids in data["groups"].items()},
-                   {g: space_from_data(s) for g, s in data["observation"].items()},
-                   {g: space_from_data(s) for g, s in data["action"].items()},
-                   None if data.get("state") is None else space_from_data(data["state"]))
+        return cls(
+            {g: tuple(ids) for g, ids in data["groups"].items()},
+            {g: space_from_data(s) for g, s in data["observation"].items()},
+            {g: space_from_data(s) for g, s in data["action"].items()},
+            None if data.get("state") is None else space_from_data(data["state"]),
+        )
 
 
 def _groups(groups: Mapping[str, tuple[str, ...]]) -> str:

@@ -108,8 +108,9 @@ class EpisodeBatch(NamedTuple):
     """``(B, L, *state_shape)`` float32: the global state after each step; None when not stored."""
 
 
-def n_step_returns(rewards: np.ndarray, terminated: np.ndarray, ends: np.ndarray, gamma: float,
-                   n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def n_step_returns(
+    rewards: np.ndarray, terminated: np.ndarray, ends: np.ndarray, gamma: float, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n-step returns along axis 1 of ``(B, L, ...)`` arrays; ``ends (B, L)`` marks the last step of an episode.
 
     Returns ``(returns, discount, last)``: ``returns`` and ``discount`` shaped like ``rewards``, and ``last (B, L)``
@@ -127,12 +128,12 @@ def n_step_returns(rewards: np.ndarray, terminated: np.ndarray, ends: np.ndarray
         inside = idx < L
         idx = np.minimum(idx, L - 1)
         open_ &= inside
-        returns += (gamma ** k) * open_.reshape(B, L, *extra) * rewards[:, idx]
+        returns += (gamma**k) * open_.reshape(B, L, *extra) * rewards[:, idx]
         last = np.where(open_, idx, last)
         open_ = open_ & ~ends[:, idx]
     m = (last - t + 1).reshape(B, L, *extra)
     term = np.take_along_axis(terminated, last.reshape(B, L, *extra), axis=1)
-    discount = (gamma ** m * ~term).astype(np.float32)
+    discount = (gamma**m * ~term).astype(np.float32)
     return returns, discount, last
 
 
@@ -140,8 +141,14 @@ def _group_arrays(rollout: Rollout) -> dict[str, dict[str, torch.Tensor]]:
     """What a buffer stores of each group, as ``name -> (T, E, n, ...)``."""
     out = {}
     for g in rollout.obs:
-        d = {"obs": rollout.obs[g], "next_obs": rollout.next_obs[g], "actions": rollout.actions[g],
-             "rewards": rollout.rewards[g], "terminated": rollout.terminated[g], "active": rollout.active[g]}
+        d = {
+            "obs": rollout.obs[g],
+            "next_obs": rollout.next_obs[g],
+            "actions": rollout.actions[g],
+            "rewards": rollout.rewards[g],
+            "terminated": rollout.terminated[g],
+            "active": rollout.active[g],
+        }
         if rollout.action_mask is not None and g in rollout.action_mask:
             d["mask"] = rollout.action_mask[g]
             if rollout.next_action_mask is not None and g in rollout.next_action_mask:
@@ -175,21 +182,32 @@ def _check_same(source: str, shapes: Shapes, stored: Shapes) -> None:
     """A new source must hold what the replay already stores, shaped alike (the same env, any copy count)."""
     for key in sorted(set(shapes) | set(stored)):
         if shapes.get(key) != stored.get(key):
-            raise ValueError(f"source {source!r} does not fit this replay: its rollouts hold "
-                             f"{_describe(shapes.get(key))} for {key!r}, the replay stores {_describe(stored.get(key))} "
-                             f"(every source must be the same env; only the copy count may differ)")
+            raise ValueError(
+                f"source {source!r} does not fit this replay: its rollouts hold "
+                f"{_describe(shapes.get(key))} for {key!r}, the replay stores {_describe(stored.get(key))} "
+                f"(every source must be the same env; only the copy count may differ)"
+            )
 
 
 def _group_sample(d: dict[str, np.ndarray], g: str) -> GroupTransitions:
     """Group ``g``'s fields of ``d`` (keyed ``"g/name"``) as tensors."""
+
     def t(name: str) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(d[f"{g}/{name}"]))
 
     def maybe(name: str) -> torch.Tensor | None:
         return t(name) if f"{g}/{name}" in d else None
 
-    return GroupTransitions(t("obs"), t("actions"), t("returns"), t("discount"), t("next_obs"), t("active"),
-                            maybe("mask"), maybe("next_mask"))
+    return GroupTransitions(
+        t("obs"),
+        t("actions"),
+        t("returns"),
+        t("discount"),
+        t("next_obs"),
+        t("active"),
+        maybe("mask"),
+        maybe("next_mask"),
+    )
 
 
 class _Storage:
@@ -210,8 +228,11 @@ class _Storage:
     @staticmethod
     def shapes_of(rollout: Rollout) -> Shapes:
         """The per-item shapes of a rollout's ``(T, E, ...)`` arrays."""
-        out = {f"{g}/{k}": (tuple(v.shape[2:]), v.numpy().dtype)
-               for g, d in _group_arrays(rollout).items() for k, v in d.items()}
+        out = {
+            f"{g}/{k}": (tuple(v.shape[2:]), v.numpy().dtype)
+            for g, d in _group_arrays(rollout).items()
+            for k, v in d.items()
+        }
         if rollout.state is not None:
             out["state"] = out["next_state"] = (tuple(rollout.state.shape[2:]), np.dtype(np.float32))
         return out
@@ -263,12 +284,12 @@ class _Stream:
         """Make the ring ``rows`` rows long, keeping the newest ``min(size, rows)`` rows (oldest first)."""
         if rows == self.rows:
             return
-        keep = self.oldest_first()[max(self.size - rows, 0):]
+        keep = self.oldest_first()[max(self.size - rows, 0) :]
         old = self.arrays()
         self.storage = _Storage((rows, self.copies), self.shapes)
         self.ends = np.zeros((rows, self.copies), bool)
         for k, a in self.arrays().items():
-            a[:len(keep)] = old[k][keep]
+            a[: len(keep)] = old[k][keep]
         self.rows, self.size, self.pos = rows, len(keep), len(keep) % rows
 
     def write(self, rollout: Rollout) -> None:
@@ -292,12 +313,20 @@ class _Stream:
         row0, ee = window[:, 0], e[:, None]
         out: dict[str, np.ndarray] = {}
         for g, s in self.storage.groups.items():
-            ret, disc, last = n_step_returns(s["rewards"][window[:, :n], ee], s["terminated"][window[:, :n], ee],
-                                             ends, gamma, n)
+            ret, disc, last = n_step_returns(
+                s["rewards"][window[:, :n], ee], s["terminated"][window[:, :n], ee], ends, gamma, n
+            )
             u = window[np.arange(B), last[:, 0]]  # row whose next_obs is bootstrapped from
-            out.update({f"{g}/obs": s["obs"][row0, e], f"{g}/actions": s["actions"][row0, e],
-                        f"{g}/active": s["active"][row0, e], f"{g}/returns": ret[:, 0],
-                        f"{g}/discount": disc[:, 0], f"{g}/next_obs": s["next_obs"][u, e]})
+            out.update(
+                {
+                    f"{g}/obs": s["obs"][row0, e],
+                    f"{g}/actions": s["actions"][row0, e],
+                    f"{g}/active": s["active"][row0, e],
+                    f"{g}/returns": ret[:, 0],
+                    f"{g}/discount": disc[:, 0],
+                    f"{g}/next_obs": s["next_obs"][u, e],
+                }
+            )
             if "next_mask" in s:
                 out[f"{g}/mask"], out[f"{g}/next_mask"] = s["mask"][row0, e], s["next_mask"][u, e]
             elif "mask" in s:
@@ -318,15 +347,22 @@ class _Stream:
     def state_dict(self) -> dict[str, Any]:
         """Only the rows held, oldest first."""
         order = self.oldest_first()
-        return {"rows": self.rows, "min_rows": self.min_rows, "size": self.size,
-                "data": {k: torch.from_numpy(a[order]) for k, a in self.arrays().items()}}
+        return {
+            "rows": self.rows,
+            "min_rows": self.min_rows,
+            "size": self.size,
+            "data": {k: torch.from_numpy(a[order]) for k, a in self.arrays().items()},
+        }
 
     @classmethod
     def from_state(cls, saved: dict[str, Any], rows: int | None = None) -> _Stream:
         """A stream restored from ``state_dict()``; ``rows`` when the state does not say."""
         data, size = saved["data"], int(saved["size"])
-        stream = cls(int(saved.get("rows", rows or size)), int(data["ends"].shape[1]),
-                     _Storage.shapes_saved(data, skip="ends", lead=2))
+        stream = cls(
+            int(saved.get("rows", rows or size)),
+            int(data["ends"].shape[1]),
+            _Storage.shapes_saved(data, skip="ends", lead=2),
+        )
         for k, a in stream.arrays().items():
             a[:size] = data[k].numpy()
         stream.size, stream.pos, stream.min_rows = size, size % stream.rows, int(saved.get("min_rows", 0))
@@ -364,8 +400,10 @@ class TransitionReplay:
             self.streams[source] = stream
             self._share()  # the others give up rows to the new copies
         elif stream.copies != E:
-            raise ValueError(f"source {source!r} gave rollouts of {stream.copies} copies and now one of {E}: a source "
-                             f"keeps its copies (their episodes continue); give other copies another Rollout.source")
+            raise ValueError(
+                f"source {source!r} gave rollouts of {stream.copies} copies and now one of {E}: a source "
+                f"keeps its copies (their episodes continue); give other copies another Rollout.source"
+            )
         if need > stream.min_rows:
             stream.min_rows = need
             stream.resize(max(stream.rows, need))
@@ -405,8 +443,9 @@ class TransitionReplay:
                     out[name] = np.empty((batch, *a.shape[1:]), a.dtype)
                 out[name][at] = a
         tensor = {k: torch.from_numpy(out[k]) for k in ("state", "next_state") if k in out}
-        return TransitionBatch({g: _group_sample(out, g) for g in streams[0].storage.groups},
-                               tensor.get("state"), tensor.get("next_state"))
+        return TransitionBatch(
+            {g: _group_sample(out, g) for g in streams[0].storage.groups}, tensor.get("state"), tensor.get("next_state")
+        )
 
     def cut(self) -> None:
         """Mark every source's newest row as an episode end (not a termination): its next insert does not continue
@@ -465,9 +504,11 @@ class EpisodeReplay:
             self.current[source] = _Storage((E, self.max_len), self.shapes)
             self.cursor[source] = np.zeros(E, np.int64)
         elif len(self.cursor[source]) != E:
-            raise ValueError(f"source {source!r} gave rollouts of {len(self.cursor[source])} copies and now one of "
-                             f"{E}: a source keeps its copies (their episodes continue); give other copies another "
-                             f"Rollout.source")
+            raise ValueError(
+                f"source {source!r} gave rollouts of {len(self.cursor[source])} copies and now one of "
+                f"{E}: a source keeps its copies (their episodes continue); give other copies another "
+                f"Rollout.source"
+            )
         current, cursor = self.current[source], self.cursor[source]
         copies = np.arange(E)
         arrays = _group_arrays(rollout)
@@ -477,13 +518,15 @@ class EpisodeReplay:
             for g, d in arrays.items():
                 for k, v in d.items():
                     current.groups[g][k][copies, cursor] = v[t].numpy()
-            current.write_state((copies, cursor), None if state is None else state[t],
-                                None if next_state is None else next_state[t])
+            current.write_state(
+                (copies, cursor), None if state is None else state[t], None if next_state is None else next_state[t]
+            )
             cursor += 1
             self._store(ends[t] | (cursor == self.max_len), self.slots, current, self.filled, cursor)
 
-    def _store(self, done: np.ndarray, slot_data: _Storage, current: _Storage, filled: np.ndarray,
-               cursor: np.ndarray) -> None:
+    def _store(
+        self, done: np.ndarray, slot_data: _Storage, current: _Storage, filled: np.ndarray, cursor: np.ndarray
+    ) -> None:
         """Move the episodes of the ``done`` copies into the next slots and start them afresh."""
         k = int(done.sum())
         if k == 0:
@@ -510,16 +553,22 @@ class EpisodeReplay:
         last = np.zeros(filled.shape, np.int64)
         for g, s in self.slots.groups.items():
             d = {k: a[idx] for k, a in s.items()}
-            d["returns"], d["discount"], last = n_step_returns(d.pop("rewards"), d.pop("terminated"), ends,
-                                                               self.gamma, self.n_step)
+            d["returns"], d["discount"], last = n_step_returns(
+                d.pop("rewards"), d.pop("terminated"), ends, self.gamma, self.n_step
+            )
             if "mask" in d and "next_mask" not in d:  # no stored next mask: mask[t + 1], all true at the end
                 d["next_mask"] = np.concatenate([d["mask"][:, 1:], np.ones_like(d["mask"][:, :1])], axis=1)
                 d["next_mask"] |= ends[:, :, None, None]
             out.update({f"{g}/{k}": v for k, v in d.items()})
         state = None if self.slots.state is None else torch.from_numpy(self.slots.state["state"][idx])
         next_state = None if self.slots.state is None else torch.from_numpy(self.slots.state["next_state"][idx])
-        return EpisodeBatch({g: _group_sample(out, g) for g in self.slots.groups}, torch.from_numpy(filled),
-                            torch.from_numpy(last), state, next_state)
+        return EpisodeBatch(
+            {g: _group_sample(out, g) for g in self.slots.groups},
+            torch.from_numpy(filled),
+            torch.from_numpy(last),
+            state,
+            next_state,
+        )
 
     def cut(self) -> None:
         """Drop the episodes in progress (a resumed run resets every copy, so they will not continue)."""
@@ -547,4 +596,4 @@ class EpisodeReplay:
         self.slots = _Storage((self.capacity, self.max_len), self.shapes)
         self.filled = np.zeros((self.capacity, self.max_len), bool)
         for k, a in {**self.slots.arrays(), "filled": self.filled}.items():
-            a[:self.size] = data[k].numpy()
+            a[: self.size] = data[k].numpy()

@@ -73,8 +73,11 @@ class EpisodeStats:
     def summary(self, prefix: str = "") -> dict[str, float]:
         if not self.lengths:
             return {}
-        out = {f"{prefix}episode_return": self.mean_return(), f"{prefix}episode_length": float(np.mean(self.lengths)),
-               f"{prefix}episodes": float(len(self.lengths))}
+        out = {
+            f"{prefix}episode_return": self.mean_return(),
+            f"{prefix}episode_length": float(np.mean(self.lengths)),
+            f"{prefix}episodes": float(len(self.lengths)),
+        }
         if len(self.returns) > 1:
             for g, r in self.returns.items():
                 out[f"{prefix}episode_return/{g}"] = float(np.mean(r))
@@ -86,8 +89,14 @@ class EpisodeStats:
 class RolloutBuffer:
     """Preallocated storage for ``steps`` steps of ``env``; ``add`` writes one step, ``rollout`` hands it out."""
 
-    def __init__(self, env: MultiAgentEnv, steps: int, with_state: bool,
-                 extras: dict[str, dict[str, tuple[int, ...]]], with_mask: bool) -> None:
+    def __init__(
+        self,
+        env: MultiAgentEnv,
+        steps: int,
+        with_state: bool,
+        extras: dict[str, dict[str, tuple[int, ...]]],
+        with_mask: bool,
+    ) -> None:
         T, E = steps, env.num_envs
         self.steps = steps
         self.obs: dict[str, np.ndarray] = {}
@@ -126,10 +135,17 @@ class RolloutBuffer:
         def tree(d: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
             return {g: t(a) for g, a in d.items()}
 
-        return Rollout(tree(self.obs), tree(self.actions), tree(self.rewards), tree(self.terminated),
-                       tree(self.truncated), tree(self.next_obs), tree(self.active),
-                       tree(self.mask) if self.mask else None,
-                       None if self.state is None else t(self.state),
-                       None if self.next_state is None else t(self.next_state),
-                       {g: tree(x) for g, x in self.extras.items()},
-                       tree(self.next_mask) if self.next_mask else None)
+        return Rollout(
+            tree(self.obs),
+            tree(self.actions),
+            tree(self.rewards),
+            tree(self.terminated),
+            tree(self.truncated),
+            tree(self.next_obs),
+            tree(self.active),
+            tree(self.mask) if self.mask else None,
+            None if self.state is None else t(self.state),
+            None if self.next_state is None else t(self.next_state),
+            {g: tree(x) for g, x in self.extras.items()},
+            tree(self.next_mask) if self.next_mask else None,
+        )

@@ -11,8 +11,18 @@ if TYPE_CHECKING:
     from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo
 
 __all__ = [
-    "ActionError", "CheckReport", "EnvSpec", "MultiAgentEnv", "check_env", "from_pettingzoo", "list_envs", "make",
-    "register", "sample_actions", "spec", "to_pettingzoo",
+    "ActionError",
+    "CheckReport",
+    "EnvSpec",
+    "MultiAgentEnv",
+    "check_env",
+    "from_pettingzoo",
+    "list_envs",
+    "make",
+    "register",
+    "sample_actions",
+    "spec",
+    "to_pettingzoo",
 ]
 
 
@@ -20,8 +30,10 @@ def __getattr__(name: str) -> Any:
     # The checker and the PettingZoo bridges import pettingzoo lazily: keep `import marlkit.envs` light.
     if name in ("check_env", "CheckReport"):
         from marlkit.envs import check as _check
+
         return getattr(_check, name)
     if name in ("to_pettingzoo", "from_pettingzoo"):
         from marlkit.envs import pettingzoo as _pz
+
         return getattr(_pz, name)
     raise AttributeError(f"module 'marlkit.envs' has no attribute {name!r}")

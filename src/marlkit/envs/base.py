@@ -121,8 +121,9 @@ class _ViewStandIn:
         return _rebuild_view, (self.owner, self.offset, self.shape, self.strides, self.dtype, self.writeable)
 
 
-def _rebuild_view(owner: np.ndarray, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: np.dtype,
-                  writeable: bool) -> np.ndarray:
+def _rebuild_view(
+    owner: np.ndarray, offset: int, shape: tuple[int, ...], strides: tuple[int, ...], dtype: np.dtype, writeable: bool
+) -> np.ndarray:
     buffer = owner.ravel(order="K").view(np.uint8)
     view: np.ndarray = np.ndarray(shape, dtype, buffer=buffer, offset=offset, strides=strides)
     if not writeable:
@@ -137,8 +138,12 @@ def _views_as_stand_ins(value: Any, memo: dict[int, Any]) -> Any:
         owner = value
         while isinstance(owner.base, np.ndarray):
             owner = owner.base
-        if (owner is value or owner.base is not None or value.dtype.hasobject
-                or not (owner.flags.c_contiguous or owner.flags.f_contiguous)):
+        if (
+            owner is value
+            or owner.base is not None
+            or value.dtype.hasobject
+            or not (owner.flags.c_contiguous or owner.flags.f_contiguous)
+        ):
             return value  # owns its memory, or borrows it from something that is not an array: copied as usual
         return _ViewStandIn(value, owner)
     if type(value) not in (dict, list, tuple):
@@ -251,8 +256,9 @@ class MultiAgentEnv(SharedBuffers):
         self._add_masks(info)
         return self._observe(), info
 
-    def step(self, actions: Mapping[str, Any]) -> tuple[Obs, dict[str, np.ndarray], dict[str, np.ndarray],
-                                                       dict[str, np.ndarray], Info]:
+    def step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[Obs, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray], Info]:
         """Advance every copy one step; copies whose episode ends are reset in the same call."""
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
@@ -273,8 +279,9 @@ class MultiAgentEnv(SharedBuffers):
         if own_truncation is not None:
             truncated = {g: truncated[g] | own_truncation[g] for g in truncated}
         done = time_up  # a fresh array, owned by info
-        if (np.count_nonzero(done) < n and any(np.count_nonzero(term) for term in terminated.values())) \
-                or own_truncation is not None:
+        if (
+            np.count_nonzero(done) < n and any(np.count_nonzero(term) for term in terminated.values())
+        ) or own_truncation is not None:
             all_ended = np.ones(n, dtype=bool)
             for g, term in terminated.items():
                 all_ended &= (term | truncated[g]).all(axis=1)
@@ -333,12 +340,15 @@ class MultiAgentEnv(SharedBuffers):
     def check_actions(self, actions: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Return ``actions`` as arrays after checking them against the spaces and masks; raise ``ActionError``."""
         if not isinstance(actions, Mapping):
-            raise ActionError(f"actions must be a dict keyed by group {tuple(self.groups)}, got {type(actions).__name__}")
+            raise ActionError(
+                f"actions must be a dict keyed by group {tuple(self.groups)}, got {type(actions).__name__}"
+            )
         if actions.keys() != self.groups.keys():
             missing = [g for g in self.groups if g not in actions]
             extra = [g for g in actions if g not in self.groups]
-            raise ActionError(f"actions must have exactly the groups {tuple(self.groups)}; "
-                              f"missing {missing}, unexpected {extra}")
+            raise ActionError(
+                f"actions must have exactly the groups {tuple(self.groups)}; missing {missing}, unexpected {extra}"
+            )
         masks = self._action_mask()
         out: dict[str, np.ndarray] = {}
         expected: tuple[int, ...]
@@ -348,45 +358,59 @@ class MultiAgentEnv(SharedBuffers):
             if isinstance(space, spaces.Discrete):
                 expected = (self.num_envs, len(ids))
                 if a.shape != expected:
-                    raise ActionError(f"actions[{g!r}] must have shape (num_envs, n_agents) = {expected} of integers "
-                                      f"in [{space.start}, {space.start + space.n - 1}], got shape {a.shape}")
+                    raise ActionError(
+                        f"actions[{g!r}] must have shape (num_envs, n_agents) = {expected} of integers "
+                        f"in [{space.start}, {space.start + space.n - 1}], got shape {a.shape}"
+                    )
                 if a.dtype.kind not in "iu":  # np.issubdtype(a.dtype, np.integer), without its cost
                     raise ActionError(f"actions[{g!r}] must be integers (Discrete({space.n})), got dtype {a.dtype}")
                 # One comparison: values below start wrap around to huge unsigned numbers.
                 if np.count_nonzero((a if space.start == 0 else a - space.start).astype(np.uint64) >= space.n):
                     bad = (a < space.start) | (a >= space.start + space.n)
                     e, i = (int(x) for x in np.argwhere(bad)[0])
-                    raise ActionError(f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is outside "
-                                      f"Discrete({space.n}): allowed values are {space.start}..{space.start + space.n - 1}")
+                    raise ActionError(
+                        f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is outside "
+                        f"Discrete({space.n}): allowed values are {space.start}..{space.start + space.n - 1}"
+                    )
                 if masks is not None and g in masks:
                     allowed = np.take_along_axis(masks[g], (a - space.start)[..., None], axis=-1)[..., 0]
                     if not allowed.all():
                         e, i = (int(x) for x in np.argwhere(~allowed)[0])
                         legal = np.flatnonzero(masks[g][e, i]) + space.start
-                        raise ActionError(f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is masked "
-                                          f"out by info['action_mask']; allowed now: {legal.tolist()}")
+                        raise ActionError(
+                            f"actions[{g!r}][{e}, {i}] = {a[e, i]} (agent {ids[i]!r}, copy {e}) is masked "
+                            f"out by info['action_mask']; allowed now: {legal.tolist()}"
+                        )
             elif isinstance(space, spaces.Box):
                 expected = (self.num_envs, len(ids), *space.shape)
                 if a.shape != expected:
-                    raise ActionError(f"actions[{g!r}] must have shape (num_envs, n_agents, *action_shape) = {expected}, "
-                                      f"got shape {a.shape}")
+                    raise ActionError(
+                        f"actions[{g!r}] must have shape (num_envs, n_agents, *action_shape) = {expected}, "
+                        f"got shape {a.shape}"
+                    )
                 if a.dtype.kind != "f":  # np.issubdtype(a.dtype, np.floating)
                     raise ActionError(f"actions[{g!r}] must be floating point (Box), got dtype {a.dtype}")
                 bad = ~((a >= space.low) & (a <= space.high))  # also catches NaN
                 if np.count_nonzero(bad):
                     idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                    raise ActionError(f"actions[{g!r}]{list(idx)} = {a[idx]} (agent {ids[idx[1]]!r}, copy {idx[0]}) is "
-                                      f"outside the Box bounds [{space.low[idx[2:]]}, {space.high[idx[2:]]}]; "
-                                      f"actions are rejected, not clipped")
+                    raise ActionError(
+                        f"actions[{g!r}]{list(idx)} = {a[idx]} (agent {ids[idx[1]]!r}, copy {idx[0]}) is "
+                        f"outside the Box bounds [{space.low[idx[2:]]}, {space.high[idx[2:]]}]; "
+                        f"actions are rejected, not clipped"
+                    )
             elif isinstance(space, spaces.MultiDiscrete):
                 expected = (self.num_envs, len(ids), *space.shape)
                 if a.shape != expected or not np.issubdtype(a.dtype, np.integer):
-                    raise ActionError(f"actions[{g!r}] must be integers of shape {expected} (MultiDiscrete{space.nvec.tolist()}), "
-                                      f"got {a.dtype} of shape {a.shape}")
+                    raise ActionError(
+                        f"actions[{g!r}] must be integers of shape {expected} (MultiDiscrete{space.nvec.tolist()}), "
+                        f"got {a.dtype} of shape {a.shape}"
+                    )
                 bad = (a < space.start) | (a >= space.start + space.nvec)
                 if bad.any():
                     idx = tuple(int(i) for i in np.argwhere(bad)[0])
-                    raise ActionError(f"actions[{g!r}]{list(idx)} = {a[idx]} is outside MultiDiscrete{space.nvec.tolist()}")
+                    raise ActionError(
+                        f"actions[{g!r}]{list(idx)} = {a[idx]} is outside MultiDiscrete{space.nvec.tolist()}"
+                    )
             else:  # pragma: no cover - a subclass declared a space this check does not know
                 raise TypeError(f"action space {space} of group {g!r} is not supported by check_actions")
             out[g] = a

@@ -82,32 +82,42 @@ def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render:
             episodes_ended += int(done.sum())
             if env.max_steps is not None:
                 assert (lengths[done] <= env.max_steps).all(), f"{where}: an episode ran past max_steps={env.max_steps}"
-            np.testing.assert_array_equal(info["episode_length"][done], lengths[done],
-                                          err_msg=f"{where}: info['episode_length'] disagrees with the steps taken")
+            np.testing.assert_array_equal(
+                info["episode_length"][done],
+                lengths[done],
+                err_msg=f"{where}: info['episode_length'] disagrees with the steps taken",
+            )
             for g in env.groups:
-                np.testing.assert_allclose(info["episode_return"][g][done], returns[g][done], rtol=1e-6, atol=1e-6,
-                                           err_msg=f"{where}: info['episode_return'][{g!r}] is not the sum of the "
-                                                   "episode's rewards")
+                np.testing.assert_allclose(
+                    info["episode_return"][g][done],
+                    returns[g][done],
+                    rtol=1e-6,
+                    atol=1e-6,
+                    err_msg=f"{where}: info['episode_return'][{g!r}] is not the sum of the episode's rewards",
+                )
                 returns[g][done] = 0.0
             lengths[done] = 0
         trajectory.append(obs)
-    assert episodes_ended > 0, (f"{name}: no episode ended within {steps} random steps, so autoreset was not "
-                                "checked; pass a larger `steps`")
+    assert episodes_ended > 0, (
+        f"{name}: no episode ended within {steps} random steps, so autoreset was not checked; pass a larger `steps`"
+    )
 
     # Seeding: the same seed and the same actions reproduce every observation.
     obs2, info2 = env.reset(seed=seed)
     _assert_tree_equal(trajectory[0], obs2, f"{name}: reset(seed={seed}) twice gave different observations")
     for t, actions in enumerate(actions_taken):
         obs2, *_ = env.step(actions)
-        _assert_tree_equal(trajectory[t + 1], obs2,
-                           f"{name}: same seed and same actions gave different observations at step {t}")
+        _assert_tree_equal(
+            trajectory[t + 1], obs2, f"{name}: same seed and same actions gave different observations at step {t}"
+        )
 
     notes: list[str] = []
     renders = bool(env.renders)
     if check_render and renders:
         frame = env.render(0)
-        assert isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8, \
+        assert isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3 and frame.dtype == np.uint8, (
             f"{name}.render() must return an (H, W, 3) uint8 array, got {getattr(frame, 'shape', frame)!r}"
+        )
     elif check_render:
         notes.append("does not render")
         try:
@@ -115,11 +125,18 @@ def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render:
         except NotImplementedError:
             pass
         else:
-            raise AssertionError(f"{name}.renders is False but render() returned {type(frame).__name__}; an env that "
-                                 "does not render must raise NotImplementedError (or declare renders=True)")
+            raise AssertionError(
+                f"{name}.renders is False but render() returned {type(frame).__name__}; an env that "
+                "does not render must raise NotImplementedError (or declare renders=True)"
+            )
     env.reset(seed=seed)
-    return CheckReport(steps=steps, episodes_ended=episodes_ended, renders=renders,
-                       render_checked=check_render and renders, notes=tuple(notes))
+    return CheckReport(
+        steps=steps,
+        episodes_ended=episodes_ended,
+        renders=renders,
+        render_checked=check_render and renders,
+        notes=tuple(notes),
+    )
 
 
 # --------------------------------------------------------------------------------------------------- pieces
@@ -127,16 +144,19 @@ def _check_declarations(env: MultiAgentEnv, name: str) -> None:
     assert isinstance(env, MultiAgentEnv), f"{name} must subclass marlkit.envs.MultiAgentEnv"
     assert env.metadata.get("autoreset_mode") == "same-step", f"{name}.metadata must declare autoreset_mode 'same-step'"
     assert env.groups and all(env.groups.values()), f"{name}.groups must be a non-empty dict of non-empty agent tuples"
-    assert tuple(env.agents) == tuple(a for ids in env.groups.values() for a in ids), \
+    assert tuple(env.agents) == tuple(a for ids in env.groups.values() for a in ids), (
         f"{name}.agents must list the agents of every group, in group order"
+    )
     for g, ids in env.groups.items():
         o, a = env.observation_space(ids[0]), env.action_space(ids[0])
         for agent in ids[1:]:
-            assert env.observation_space(agent) == o and env.action_space(agent) == a, \
+            assert env.observation_space(agent) == o and env.action_space(agent) == a, (
                 f"{name}: agents of group {g!r} must share observation and action spaces ({agent!r} differs)"
+            )
         assert isinstance(o, spaces.Box), f"{name}: observation space of group {g!r} must be a Box, got {o}"
-        assert isinstance(a, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)), \
+        assert isinstance(a, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)), (
             f"{name}: action space of group {g!r} must be Discrete, Box or MultiDiscrete, got {a}"
+        )
     assert isinstance(env.state_space, spaces.Box), f"{name}.state_space must be a Box, got {env.state_space}"
     assert isinstance(env.num_envs, int) and env.num_envs >= 1, f"{name}.num_envs must be a positive int"
     assert hasattr(env, "validate_actions"), f"{name} must have a validate_actions switch"
@@ -151,14 +171,17 @@ def _check_array(x: Any, space: spaces.Box, shape: tuple[int, ...], where: str) 
     outside = (x < low) | (x > high)
     if outside.any():
         idx = tuple(int(i) for i in np.argwhere(outside)[0])
-        raise AssertionError(f"{where}: value {x[idx]} at {list(idx)} is outside the space bounds "
-                             f"[{low[idx[-len(space.shape):]] if space.shape else low}, "
-                             f"{high[idx[-len(space.shape):]] if space.shape else high}]")
+        raise AssertionError(
+            f"{where}: value {x[idx]} at {list(idx)} is outside the space bounds "
+            f"[{low[idx[-len(space.shape) :]] if space.shape else low}, "
+            f"{high[idx[-len(space.shape) :]] if space.shape else high}]"
+        )
 
 
 def _check_obs(env: MultiAgentEnv, obs: Mapping[str, np.ndarray], where: str) -> None:
-    assert isinstance(obs, Mapping) and set(obs) == set(env.groups), \
+    assert isinstance(obs, Mapping) and set(obs) == set(env.groups), (
         f"{where}: must be a dict keyed by the groups {tuple(env.groups)}, got keys {list(obs) if isinstance(obs, Mapping) else obs}"
+    )
     for g, ids in env.groups.items():
         space = env.group_observation_space(g)
         _check_array(obs[g], space, (env.num_envs, len(ids), *space.shape), f"{where}[{g!r}]")
@@ -175,31 +198,47 @@ def _check_step_arrays(env: MultiAgentEnv, rewards: Any, terminated: Any, trunca
     for g, ids in env.groups.items():
         shape = (env.num_envs, len(ids))
         r, te, tr = rewards[g], terminated[g], truncated[g]
-        assert isinstance(r, np.ndarray) and r.shape == shape and np.issubdtype(r.dtype, np.floating), \
+        assert isinstance(r, np.ndarray) and r.shape == shape and np.issubdtype(r.dtype, np.floating), (
             f"{where}: rewards[{g!r}] must be a float array of shape {shape}, got {getattr(r, 'dtype', type(r))} {getattr(r, 'shape', '')}"
+        )
         assert np.isfinite(r).all(), f"{where}: rewards[{g!r}] must be finite"
         for label, x in (("terminated", te), ("truncated", tr)):
-            assert isinstance(x, np.ndarray) and x.shape == shape and x.dtype == np.bool_, \
+            assert isinstance(x, np.ndarray) and x.shape == shape and x.dtype == np.bool_, (
                 f"{where}: {label}[{g!r}] must be a bool array of shape {shape}, got {getattr(x, 'dtype', type(x))} {getattr(x, 'shape', '')}"
+            )
 
 
-def _check_info(env: MultiAgentEnv, obs: Mapping[str, np.ndarray], terminated: Mapping[str, np.ndarray],
-                truncated: Mapping[str, np.ndarray], info: Mapping[str, Any], where: str) -> None:
+def _check_info(
+    env: MultiAgentEnv,
+    obs: Mapping[str, np.ndarray],
+    terminated: Mapping[str, np.ndarray],
+    truncated: Mapping[str, np.ndarray],
+    info: Mapping[str, Any],
+    where: str,
+) -> None:
     for key in _INFO_KEYS:
         assert key in info, f"{where}: info lacks {key!r} (the base class provides it; did step() get overridden?)"
     done = info["episode_done"]
-    assert isinstance(done, np.ndarray) and done.shape == (env.num_envs,) and done.dtype == np.bool_, \
+    assert isinstance(done, np.ndarray) and done.shape == (env.num_envs,) and done.dtype == np.bool_, (
         f"{where}: info['episode_done'] must be a bool array of shape (num_envs,)"
+    )
     _check_obs(env, info["final_obs"], f"{where} info['final_obs']")
     ended = np.ones(env.num_envs, dtype=bool)
     for g in env.groups:
         ended &= (terminated[g] | truncated[g]).all(axis=1)
-    np.testing.assert_array_equal(done, ended, err_msg=f"{where}: info['episode_done'] must be true exactly for the "
-                                                       "copies where every agent is terminated or truncated")
+    np.testing.assert_array_equal(
+        done,
+        ended,
+        err_msg=f"{where}: info['episode_done'] must be true exactly for the "
+        "copies where every agent is terminated or truncated",
+    )
     for g in env.groups:
         keep = ~done
-        np.testing.assert_array_equal(info["final_obs"][g][keep], obs[g][keep],
-                                      err_msg=f"{where}: final_obs[{g!r}] must equal obs for copies that did not end")
+        np.testing.assert_array_equal(
+            info["final_obs"][g][keep],
+            obs[g][keep],
+            err_msg=f"{where}: final_obs[{g!r}] must equal obs for copies that did not end",
+        )
     if done.any():
         assert "final_state" in info, f"{where}: info lacks 'final_state' although a copy's episode ended"
         _check_state(env, info["final_state"], f"{where} info['final_state']")
@@ -215,18 +254,21 @@ def _check_masks(env: MultiAgentEnv, info: Mapping[str, Any], where: str) -> Non
             space = env.group_action_space(g)
             assert isinstance(space, spaces.Discrete), f"{where}: action masks need a Discrete action space ({g!r})"
             m = info["action_mask"][g]
-            assert m.shape == (env.num_envs, len(ids), space.n) and m.dtype == np.bool_, \
+            assert m.shape == (env.num_envs, len(ids), space.n) and m.dtype == np.bool_, (
                 f"{where}: action_mask[{g!r}] must be bool of shape {(env.num_envs, len(ids), space.n)}, got {m.dtype} {m.shape}"
+            )
             assert m.any(axis=-1).all(), f"{where}: action_mask[{g!r}] leaves some agent with no allowed action"
     if "active" in info:
         for g, ids in env.groups.items():
             m = info["active"][g]
-            assert m.shape == (env.num_envs, len(ids)) and m.dtype == np.bool_, \
+            assert m.shape == (env.num_envs, len(ids)) and m.dtype == np.bool_, (
                 f"{where}: active[{g!r}] must be bool of shape {(env.num_envs, len(ids))}"
+            )
 
 
-def _check_invalid_actions_rejected(env: MultiAgentEnv, info: Mapping[str, Any], rng: np.random.Generator,
-                                    name: str) -> None:
+def _check_invalid_actions_rejected(
+    env: MultiAgentEnv, info: Mapping[str, Any], rng: np.random.Generator, name: str
+) -> None:
     """Each bad action must raise ActionError before anything changes; then a good action still steps."""
     good = sample_actions(env, info.get("action_mask"), rng)
     state_before = env.state()
@@ -242,8 +284,11 @@ def _check_invalid_actions_rejected(env: MultiAgentEnv, info: Mapping[str, Any],
         too_big[0, 0] = space.start + space.n
         negative = good[g0].copy()
         negative[0, 0] = space.start - 1
-        bad_cases += [("action == n", {**good, g0: too_big}), ("action below start", {**good, g0: negative}),
-                      ("float actions", {**good, g0: good[g0].astype(np.float32)})]
+        bad_cases += [
+            ("action == n", {**good, g0: too_big}),
+            ("action below start", {**good, g0: negative}),
+            ("float actions", {**good, g0: good[g0].astype(np.float32)}),
+        ]
         mask = info.get("action_mask", {}).get(g0)
         if mask is not None and not mask[0, 0].all():
             masked = good[g0].copy()
@@ -256,20 +301,25 @@ def _check_invalid_actions_rejected(env: MultiAgentEnv, info: Mapping[str, Any],
             high.reshape(env.num_envs, -1)[0, i] = space.high.ravel()[i] + 1.0
             bad_cases.append(("above the Box bound", {**good, g0: high}))
         nan.reshape(env.num_envs, -1)[0, 0] = np.nan
-        bad_cases += [("NaN action", {**good, g0: nan}),
-                      ("integer actions", {**good, g0: np.zeros(good[g0].shape, dtype=np.int64)})]
+        bad_cases += [
+            ("NaN action", {**good, g0: nan}),
+            ("integer actions", {**good, g0: np.zeros(good[g0].shape, dtype=np.int64)}),
+        ]
     for label, actions in bad_cases:
         try:
             env.step(actions)
         except ActionError as e:
             assert str(e), f"{name}: ActionError for {label} has no message"
         except Exception as e:  # any other failure is a broken promise too
-            raise AssertionError(f"{name}.step() accepted an invalid action ({label}) and failed later with "
-                                 f"{type(e).__name__}: {e}; it must raise ActionError up front") from e
+            raise AssertionError(
+                f"{name}.step() accepted an invalid action ({label}) and failed later with "
+                f"{type(e).__name__}: {e}; it must raise ActionError up front"
+            ) from e
         else:
             raise AssertionError(f"{name}.step() accepted an invalid action ({label}); it must raise ActionError")
-        np.testing.assert_array_equal(env.state(), state_before,
-                                      err_msg=f"{name}: a rejected action ({label}) changed the state")
+        np.testing.assert_array_equal(
+            env.state(), state_before, err_msg=f"{name}: a rejected action ({label}) changed the state"
+        )
 
 
 def _assert_tree_equal(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], msg: str) -> None:

@@ -22,33 +22,26 @@ from marlkit.envs.base import Dynamics, MultiAgentEnv, Obs
 
 #: Climbing game, common payoff. Claus & Boutilier (1998), "The Dynamics of Reinforcement Learning in Cooperative
 #: Multiagent Systems", AAAI, Table 3. Optimum (a, a) = 11 is guarded by -30 penalties.
-CLIMBING = [[11, -30, 0],
-            [-30, 7, 6],
-            [0, 0, 5]]
+CLIMBING = [[11, -30, 0], [-30, 7, 6], [0, 0, 5]]
 
 
 def penalty_payoffs(k: float) -> list[list[float]]:
     """Penalty game, common payoff, ``k <= 0``. Claus & Boutilier (1998), Table 4: two optimal joint actions
     (a, a) and (c, c) worth 10, miscoordination between them costs ``k``, and the safe (b, b) pays 2."""
-    return [[10, 0, k],
-            [0, 2, 0],
-            [k, 0, 10]]
+    return [[10, 0, k], [0, 2, 0], [k, 0, 10]]
 
 
 #: Prisoner's dilemma, action 0 = cooperate, 1 = defect, with Axelrod's payoffs R=3, S=0, T=5, P=1.
 #: Axelrod & Hamilton (1981), "The Evolution of Cooperation", Science 211.
-PRISONERS_DILEMMA = [[(3, 3), (0, 5)],
-                     [(5, 0), (1, 1)]]
+PRISONERS_DILEMMA = [[(3, 3), (0, 5)], [(5, 0), (1, 1)]]
 
 #: Stag hunt, action 0 = stag, 1 = hare: stag together 4, hare is a safe 3 whatever the other does, stag alone 0.
 #: Skyrms (2004), "The Stag Hunt and the Evolution of Social Structure", Cambridge University Press, ch. 1.
-STAG_HUNT = [[(4, 4), (0, 3)],
-             [(3, 0), (3, 3)]]
+STAG_HUNT = [[(4, 4), (0, 3)], [(3, 0), (3, 3)]]
 
 #: Matching pennies, action 0 = heads, 1 = tails: player 0 wins (+1) on a match, player 1 on a mismatch. Zero sum.
 #: von Neumann & Morgenstern (1944), "Theory of Games and Economic Behavior".
-MATCHING_PENNIES = [[(1, -1), (-1, 1)],
-                    [(-1, 1), (1, -1)]]
+MATCHING_PENNIES = [[(1, -1), (-1, 1)], [(-1, 1), (1, -1)]]
 
 
 class MatrixGame(MultiAgentEnv):
@@ -58,8 +51,14 @@ class MatrixGame(MultiAgentEnv):
     max_steps: int  # the episode length
     finite_observations = True  # the last joint action and the step: (n_actions + 1)^2 * episode_length values
 
-    def __init__(self, payoffs: npt.ArrayLike, episode_length: int = 1, name: str = "matrix",
-                 num_envs: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        payoffs: npt.ArrayLike,
+        episode_length: int = 1,
+        name: str = "matrix",
+        num_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(num_envs, seed)
         table = np.asarray(payoffs, dtype=np.float64)
         if table.ndim == 2:  # common payoff: both players get the same entry
@@ -74,9 +73,12 @@ class MatrixGame(MultiAgentEnv):
         self.max_steps = int(episode_length)
         obs_dim = 2 * self.n_actions + 2
         obs_space = spaces.Box(0.0, 1.0, (obs_dim,), np.float32)
-        self._set_spaces({"players": self.PLAYERS}, {"players": obs_space},
-                         {"players": spaces.Discrete(self.n_actions)},
-                         spaces.Box(0.0, 1.0, (2 * obs_dim,), np.float32))
+        self._set_spaces(
+            {"players": self.PLAYERS},
+            {"players": obs_space},
+            {"players": spaces.Discrete(self.n_actions)},
+            spaces.Box(0.0, 1.0, (2 * obs_dim,), np.float32),
+        )
         self._last = np.full((self.num_envs, 2), -1, dtype=np.int64)  # previous joint action, -1 before the first
 
     def _reset_copies(self, mask: np.ndarray) -> None:
@@ -114,13 +116,18 @@ class MatrixGame(MultiAgentEnv):
         for r in range(n):
             for c in range(n):
                 g = int(80 + 175 * (p[r, c] - p.min()) / span)
-                rendering.draw_rect(frame, c * cell + 2, r * cell + 2, (c + 1) * cell - 2, (r + 1) * cell - 2,
-                                    (255 - g // 2, g, 90))
+                rendering.draw_rect(
+                    frame, c * cell + 2, r * cell + 2, (c + 1) * cell - 2, (r + 1) * cell - 2, (255 - g // 2, g, 90)
+                )
         a0, a1 = self._last[index]
         if a0 >= 0:
             x, y = a1 * cell, a0 * cell
-            for x0, y0, x1, y1 in ((x, y, x + cell, y + 3), (x, y + cell - 3, x + cell, y + cell),
-                                   (x, y, x + 3, y + cell), (x + cell - 3, y, x + cell, y + cell)):
+            for x0, y0, x1, y1 in (
+                (x, y, x + cell, y + 3),
+                (x, y + cell - 3, x + cell, y + cell),
+                (x, y, x + 3, y + cell),
+                (x + cell - 3, y, x + cell, y + cell),
+            ):
                 rendering.draw_rect(frame, x0, y0, x1, y1, (0, 0, 0))
         return frame
 

@@ -31,8 +31,7 @@ __all__ = ["MarlkitParallelEnv", "PettingZooEnv", "from_pettingzoo", "to_petting
 
 
 # ===================================================================================== marlkit -> PettingZoo
-def to_pettingzoo(env_or_id: MultiAgentEnv | str, render_mode: str | None = None,
-                  **kwargs: Any) -> MarlkitParallelEnv:
+def to_pettingzoo(env_or_id: MultiAgentEnv | str, render_mode: str | None = None, **kwargs: Any) -> MarlkitParallelEnv:
     """One copy of a marlkit env as a ``pettingzoo.ParallelEnv``.
 
     ``env_or_id`` is an env with ``num_envs=1`` or a registered id, built with ``marlkit.make(id, **kwargs)``.
@@ -45,8 +44,9 @@ def to_pettingzoo(env_or_id: MultiAgentEnv | str, render_mode: str | None = None
     if kwargs:
         raise TypeError(f"keyword arguments {sorted(kwargs)} only apply when passing an env id, not an env instance")
     if not isinstance(env_or_id, MultiAgentEnv):
-        raise TypeError("to_pettingzoo takes a marlkit MultiAgentEnv or a registered env id, "
-                        f"got {type(env_or_id).__name__}")
+        raise TypeError(
+            f"to_pettingzoo takes a marlkit MultiAgentEnv or a registered env id, got {type(env_or_id).__name__}"
+        )
     return MarlkitParallelEnv(env_or_id, type(env_or_id).__name__, render_mode)
 
 
@@ -69,15 +69,20 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
 
     def __init__(self, env: MultiAgentEnv, name: str, render_mode: str | None = None) -> None:
         if env.num_envs != 1:
-            raise ValueError(f"to_pettingzoo wraps a single copy; got an env with num_envs={env.num_envs} "
-                             "(build it with num_envs=1)")
+            raise ValueError(
+                f"to_pettingzoo wraps a single copy; got an env with num_envs={env.num_envs} (build it with num_envs=1)"
+            )
         modes = ["rgb_array"] if env.renders else []
         if render_mode is not None and render_mode not in modes:
             raise ValueError(f"render_mode {render_mode!r} is not supported by {name}; supported: {modes or 'none'}")
         self.env = env
         self.render_mode = render_mode
-        self.metadata = {"name": name, "is_parallelizable": True, "render_modes": modes,
-                         "render_fps": env.metadata.get("render_fps", 10)}
+        self.metadata = {
+            "name": name,
+            "is_parallelizable": True,
+            "render_modes": modes,
+            "render_fps": env.metadata.get("render_fps", 10),
+        }
         self.possible_agents = list(env.agents)
         self.agents: list[str] = []
         self._slot = {a: (g, i) for g, ids in env.groups.items() for i, a in enumerate(ids)}
@@ -94,8 +99,9 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
     def action_space(self, agent: str) -> spaces.Space[Any]:
         return self._act_spaces[agent]
 
-    def reset(self, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         obs, info = self.env.reset(seed=seed, options=options)
         self._finished = set()
         self._final_state = None
@@ -103,15 +109,17 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
         self.agents = self._in_play(info)
         return ({a: self._pick(obs, a) for a in self.agents}, {a: self._agent_info(a) for a in self.agents})
 
-    def step(self, actions: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float], dict[str, bool],
-                                                         dict[str, bool], dict[str, dict[str, Any]]]:
+    def step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
         if not self.agents:
             raise RuntimeError("no agent is left in this episode (or reset() was never called): call reset()")
         unknown = [a for a in actions if a not in self._slot]
         missing = [a for a in self.agents if a not in actions]
         if unknown or missing:
-            raise ActionError(f"actions must be keyed by the live agents {self.agents}; "
-                              f"missing {missing}, unknown {unknown}")
+            raise ActionError(
+                f"actions must be keyed by the live agents {self.agents}; missing {missing}, unknown {unknown}"
+            )
         batch, allowed = self._batch(actions)
         validate = self.env.validate_actions
         if batch is not allowed:  # some action is outside the mask: check the rest, then let the env's rule apply
@@ -137,11 +145,13 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
             self._masks = info.get("action_mask")
         keys = before + [a for a in self.agents if a not in before]  # agents that just appeared get an observation
         final_obs = info["final_obs"]
-        return ({a: self._pick(final_obs, a) for a in keys},
-                {a: float(self._pick(rewards, a)) for a in keys},
-                {a: bool(self._pick(terminated, a)) for a in keys},
-                {a: bool(self._pick(truncated, a)) for a in keys},
-                {a: self._agent_info(a) for a in keys})
+        return (
+            {a: self._pick(final_obs, a) for a in keys},
+            {a: float(self._pick(rewards, a)) for a in keys},
+            {a: bool(self._pick(terminated, a)) for a in keys},
+            {a: bool(self._pick(truncated, a)) for a in keys},
+            {a: self._agent_info(a) for a in keys},
+        )
 
     def state(self) -> np.ndarray:
         return self._final_state if self._final_state is not None else self.env.state()[0]
@@ -151,8 +161,10 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
             logger.warn("render() called without a render_mode; pass render_mode='rgb_array' to to_pettingzoo")
             return None
         if self._final_state is not None:
-            logger.warn("the episode is over and marlkit has already reset this copy (same-step autoreset), so its "
-                        "final frame cannot be drawn; call reset()")
+            logger.warn(
+                "the episode is over and marlkit has already reset this copy (same-step autoreset), so its "
+                "final frame cannot be drawn; call reset()"
+            )
             return None
         return self.env.render(0)
 
@@ -162,8 +174,9 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
     # ------------------------------------------------------------------------------------------------ helpers
     def _in_play(self, info: Info) -> list[str]:
         active = info.get("active")
-        return [a for a in self.possible_agents
-                if a not in self._finished and (active is None or self._pick(active, a))]
+        return [
+            a for a in self.possible_agents if a not in self._finished and (active is None or self._pick(active, a))
+        ]
 
     def _pick(self, arrays: Mapping[str, np.ndarray], agent: str) -> Any:
         g, i = self._slot[agent]
@@ -187,8 +200,9 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
                 if self._masks is not None and isinstance(space, spaces.Discrete) and a in self.agents:
                     x = np.asarray(act)
                     if x.shape != () or not np.issubdtype(x.dtype, np.integer) or not space.contains(int(x)):
-                        raise ActionError(f"action {act!r} of agent {a!r} is not an integer in its action space "
-                                          f"{space}")
+                        raise ActionError(
+                            f"action {act!r} of agent {a!r} is not an integer in its action space {space}"
+                        )
                     if not self._masks[g][0, i, int(x) - int(space.start)]:
                         ok[-1], masked = self._placeholder(space, g, i), True
             batch[g] = np.asarray(rows)[None]  # dtypes as given: the env rejects float actions for Discrete
@@ -211,8 +225,13 @@ class MarlkitParallelEnv(pettingzoo.ParallelEnv):
 STATE_SOURCES = ("auto", "env", "observations")
 
 
-def from_pettingzoo(env_fn: Callable[[], Any], num_envs: int = 1, seed: int | None = None,
-                    groups: Mapping[str, Sequence[str]] | None = None, state_source: str = "auto") -> PettingZooEnv:
+def from_pettingzoo(
+    env_fn: Callable[[], Any],
+    num_envs: int = 1,
+    seed: int | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
+    state_source: str = "auto",
+) -> PettingZooEnv:
     """``num_envs`` copies of a PettingZoo env as one batched marlkit env.
 
     ``env_fn`` builds one PettingZoo ``ParallelEnv`` (or an AEC env whose metadata says ``is_parallelizable``; it
@@ -265,28 +284,43 @@ class PettingZooEnv(MultiAgentEnv):
     Envs that copy their state (e.g. ``to_pettingzoo`` views) give a copy that continues mid-episode.
     """
 
-    def __init__(self, env_fn: Callable[[], Any], num_envs: int = 1, seed: int | None = None,
-                 groups: Mapping[str, Sequence[str]] | None = None, state_source: str = "auto") -> None:
+    def __init__(
+        self,
+        env_fn: Callable[[], Any],
+        num_envs: int = 1,
+        seed: int | None = None,
+        groups: Mapping[str, Sequence[str]] | None = None,
+        state_source: str = "auto",
+    ) -> None:
         super().__init__(num_envs, seed)
         if state_source not in STATE_SOURCES:
             raise ValueError(f"state_source must be one of {STATE_SOURCES}, got {state_source!r}")
         if isinstance(env_fn, types.ModuleType):
             factory = "parallel_env" if hasattr(env_fn, "parallel_env") else "env"
-            raise TypeError(f"from_pettingzoo needs a function that builds an env; got the module {env_fn.__name__}: "
-                            f"pass {env_fn.__name__}.{factory}")
+            raise TypeError(
+                f"from_pettingzoo needs a function that builds an env; got the module {env_fn.__name__}: "
+                f"pass {env_fn.__name__}.{factory}"
+            )
         if not callable(env_fn):
-            raise TypeError(f"from_pettingzoo needs a function that builds a new env for each copy (e.g. "
-                            f"lambda: simple_spread_v3.parallel_env()); got {type(env_fn).__name__}")
+            raise TypeError(
+                f"from_pettingzoo needs a function that builds a new env for each copy (e.g. "
+                f"lambda: simple_spread_v3.parallel_env()); got {type(env_fn).__name__}"
+            )
         self.envs = [_as_parallel(env_fn()) for _ in range(self.num_envs)]
         first = self.envs[0]
         name = first.metadata.get("name", type(first).__name__) if hasattr(first, "metadata") else type(first).__name__
-        self.metadata = {**MultiAgentEnv.metadata, "name": name,
-                         "render_fps": getattr(first, "metadata", {}).get("render_fps", 10)}
+        self.metadata = {
+            **MultiAgentEnv.metadata,
+            "name": name,
+            "render_fps": getattr(first, "metadata", {}).get("render_fps", 10),
+        }
         self._render_mode = getattr(first, "render_mode", None)
         possible = getattr(first, "possible_agents", None)
         if not possible:
-            raise ValueError(f"{name} does not declare possible_agents; from_pettingzoo needs a fixed set of agents "
-                             "(agents appearing mid-episode are not supported)")
+            raise ValueError(
+                f"{name} does not declare possible_agents; from_pettingzoo needs a fixed set of agents "
+                "(agents appearing mid-episode are not supported)"
+            )
         self._obs_in: dict[str, spaces.Space[Any]] = {}
         obs_spaces: dict[str, spaces.Box] = {}
         self._dict_mask: dict[str, bool] = {}
@@ -296,34 +330,50 @@ class PettingZooEnv(MultiAgentEnv):
             obs_spaces[a], self._dict_mask[a] = _observation_box(a, self._obs_in[a])
             act = first.action_space(a)
             if not isinstance(act, (spaces.Discrete, spaces.Box, spaces.MultiDiscrete)):
-                raise TypeError(f"agent {a!r} of {name} has action space {act}; from_pettingzoo supports "
-                                "Discrete, Box and MultiDiscrete actions")
+                raise TypeError(
+                    f"agent {a!r} of {name} has action space {act}; from_pettingzoo supports "
+                    "Discrete, Box and MultiDiscrete actions"
+                )
             act_spaces[a] = act
-        grouping = _default_groups(possible, obs_spaces, act_spaces) if groups is None else \
-            _checked_groups(groups, possible, obs_spaces, act_spaces)
+        grouping = (
+            _default_groups(possible, obs_spaces, act_spaces)
+            if groups is None
+            else _checked_groups(groups, possible, obs_spaces, act_spaces)
+        )
 
         declared = isinstance(getattr(first, "state_space", None), spaces.Space) and first.state_space.is_np_flattenable
         if state_source == "env" and not declared:
-            raise ValueError(f"state_source='env' needs a PettingZoo env that declares a flattenable state_space; "
-                             f"{name} declares {getattr(first, 'state_space', None)}: use state_source='observations'")
+            raise ValueError(
+                f"state_source='env' needs a PettingZoo env that declares a flattenable state_space; "
+                f"{name} declares {getattr(first, 'state_space', None)}: use state_source='observations'"
+            )
         if declared and state_source != "observations":
             self.state_source = "env"
             self._state_in = first.state_space
-            state_space = first.state_space if isinstance(first.state_space, spaces.Box) \
-                else _flattened_box(first.state_space)
+            state_space = (
+                first.state_space if isinstance(first.state_space, spaces.Box) else _flattened_box(first.state_space)
+            )
         else:
             self.state_source = "observations"
             ordered = [obs_spaces[a] for ids in grouping.values() for a in ids]
-            state_space = spaces.Box(np.concatenate([np.broadcast_to(s.low, s.shape).ravel() for s in ordered]),
-                                     np.concatenate([np.broadcast_to(s.high, s.shape).ravel() for s in ordered]),
-                                     dtype=np.result_type(*(s.dtype for s in ordered)))
-        self._set_spaces(grouping, {g: obs_spaces[ids[0]] for g, ids in grouping.items()},
-                         {g: act_spaces[ids[0]] for g, ids in grouping.items()}, state_space)
+            state_space = spaces.Box(
+                np.concatenate([np.broadcast_to(s.low, s.shape).ravel() for s in ordered]),
+                np.concatenate([np.broadcast_to(s.high, s.shape).ravel() for s in ordered]),
+                dtype=np.result_type(*(s.dtype for s in ordered)),
+            )
+        self._set_spaces(
+            grouping,
+            {g: obs_spaces[ids[0]] for g, ids in grouping.items()},
+            {g: act_spaces[ids[0]] for g, ids in grouping.items()},
+            state_space,
+        )
 
         self._slot = {a: (g, i) for g, ids in self.groups.items() for i, a in enumerate(ids)}
         e = self.num_envs
-        self._obs = {g: np.zeros((e, len(ids), *self.group_observation_space(g).shape),
-                                 self.group_observation_space(g).dtype) for g, ids in self.groups.items()}
+        self._obs = {
+            g: np.zeros((e, len(ids), *self.group_observation_space(g).shape), self.group_observation_space(g).dtype)
+            for g, ids in self.groups.items()
+        }
         self._alive = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}
         self._term = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}
         self._trunc = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}
@@ -370,9 +420,11 @@ class PettingZooEnv(MultiAgentEnv):
             obs, infos = self.envs[c].reset(seed=seed, options=self._reset_options)
             present = set(self.envs[c].agents)
             if present != set(self._slot):
-                raise ValueError(f"copy {c} of {self.metadata['name']} reset with agents {sorted(present)}, but "
-                                 f"from_pettingzoo needs every agent of possible_agents {sorted(self._slot)} present "
-                                 "at reset (agents appearing mid-episode are not supported)")
+                raise ValueError(
+                    f"copy {c} of {self.metadata['name']} reset with agents {sorted(present)}, but "
+                    f"from_pettingzoo needs every agent of possible_agents {sorted(self._slot)} present "
+                    "at reset (agents appearing mid-episode are not supported)"
+                )
             for g in self.groups:
                 self._obs[g][c] = 0
                 self._alive[g][c] = True
@@ -395,8 +447,10 @@ class PettingZooEnv(MultiAgentEnv):
             still = set(env.agents)
             alien = sorted(still - set(self._slot))
             if alien:
-                raise ValueError(f"copy {c}: agents {alien} appeared mid-episode; from_pettingzoo supports agents "
-                                 "that die, not agents that appear (a marlkit env has a fixed set of agents)")
+                raise ValueError(
+                    f"copy {c}: agents {alien} appeared mid-episode; from_pettingzoo supports agents "
+                    "that die, not agents that appear (a marlkit env has a fixed set of agents)"
+                )
             for a in live:
                 g, i = self._slot[a]
                 rewards[g][c, i] = float(rew.get(a, 0.0))
@@ -420,8 +474,9 @@ class PettingZooEnv(MultiAgentEnv):
 
     def _state(self) -> np.ndarray:
         if self.state_source == "observations":
-            return np.concatenate([self._obs[g].reshape(self.num_envs, -1) for g in self.groups],
-                                  axis=1).astype(self.state_space.dtype)
+            return np.concatenate([self._obs[g].reshape(self.num_envs, -1) for g in self.groups], axis=1).astype(
+                self.state_space.dtype
+            )
         states = []
         for c in range(self.num_envs):  # a loop, not a comprehension: the warning's stacklevel counts frames
             states.append(self._read_state(c))
@@ -436,14 +491,19 @@ class PettingZooEnv(MultiAgentEnv):
             finished = not any(alive[c].any() for alive in self._alive.values())
             last = self._last_state[c]
             if not finished or last is None:
-                raise RuntimeError(f"{self.metadata['name']}.state() failed on copy {c} while its episode runs "
-                                   f"({type(e).__name__}: {e}); build the bridge with state_source='observations' "
-                                   "to use the concatenated observations as the state") from e
+                raise RuntimeError(
+                    f"{self.metadata['name']}.state() failed on copy {c} while its episode runs "
+                    f"({type(e).__name__}: {e}); build the bridge with state_source='observations' "
+                    "to use the concatenated observations as the state"
+                ) from e
             if not self._warned_final_state:
                 self._warned_final_state = True
-                warnings.warn(f"{self.metadata['name']}.state() fails once an episode is over ({type(e).__name__}: "
-                              f"{e}); info['final_state'] of such copies is the last state read before the end. "
-                              "state_source='observations' gives a state that is always available", stacklevel=4)
+                warnings.warn(
+                    f"{self.metadata['name']}.state() fails once an episode is over ({type(e).__name__}: "
+                    f"{e}); info['final_state'] of such copies is the last state read before the end. "
+                    "state_source='observations' gives a state that is always available",
+                    stacklevel=4,
+                )
             return last
         if not isinstance(self._state_in, spaces.Box):
             state = spaces.flatten(self._state_in, state)
@@ -459,12 +519,16 @@ class PettingZooEnv(MultiAgentEnv):
 
     def _render_copy(self, index: int) -> np.ndarray:
         if not self.renders:
-            raise NotImplementedError(f"{self.metadata['name']} was built with render_mode={self._render_mode!r}, so "
-                                      "it does not render; pass render_mode='rgb_array' in env_fn to get frames")
+            raise NotImplementedError(
+                f"{self.metadata['name']} was built with render_mode={self._render_mode!r}, so "
+                "it does not render; pass render_mode='rgb_array' in env_fn to get frames"
+            )
         frame = self.envs[index].render()
         if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3):
-            raise NotImplementedError(f"{self.metadata['name']} returned {type(frame).__name__} from render(); "
-                                      "build it with render_mode='rgb_array' in env_fn to get frames")
+            raise NotImplementedError(
+                f"{self.metadata['name']} returned {type(frame).__name__} from render(); "
+                "build it with render_mode='rgb_array' in env_fn to get frames"
+            )
         return frame.astype(np.uint8, copy=False)
 
     # ------------------------------------------------------------------------------------------------ helpers
@@ -485,8 +549,10 @@ class PettingZooEnv(MultiAgentEnv):
         if mask is not None and g in self._masks:
             m = np.asarray(mask, dtype=bool)
             if m.shape != self._masks[g].shape[2:]:
-                raise ValueError(f"action mask of agent {agent!r} has shape {m.shape}; its action space "
-                                 f"{self.action_space(agent)} needs {self._masks[g].shape[2:]}")
+                raise ValueError(
+                    f"action mask of agent {agent!r} has shape {m.shape}; its action space "
+                    f"{self.action_space(agent)} needs {self._masks[g].shape[2:]}"
+                )
             self._masks[g][c, i] = m
 
     def _to_pz(self, agent: str, actions: Mapping[str, np.ndarray], c: int) -> Any:
@@ -501,9 +567,11 @@ def _as_parallel(env: Any) -> Any:
     if isinstance(env, pettingzoo.AECEnv):
         meta = getattr(env, "metadata", {}) or {}
         if not meta.get("is_parallelizable", False):
-            raise TypeError(f"{meta.get('name', type(env).__name__)} is a turn-based AEC env (metadata "
-                            "'is_parallelizable' is not True), so it cannot be stepped as simultaneous moves; "
-                            "from_pettingzoo needs a ParallelEnv or a parallelizable AEC env")
+            raise TypeError(
+                f"{meta.get('name', type(env).__name__)} is a turn-based AEC env (metadata "
+                "'is_parallelizable' is not True), so it cannot be stepped as simultaneous moves; "
+                "from_pettingzoo needs a ParallelEnv or a parallelizable AEC env"
+            )
         return aec_to_parallel(env)
     if isinstance(env, pettingzoo.ParallelEnv) or all(hasattr(env, k) for k in ("reset", "step", "action_space")):
         return env
@@ -518,8 +586,10 @@ def _observation_box(agent: str, space: spaces.Space[Any]) -> tuple[spaces.Box, 
         return space, False
     if space.is_np_flattenable:
         return _flattened_box(space), False
-    raise TypeError(f"agent {agent!r} has observation space {space}, which cannot be flattened into an array; "
-                    "from_pettingzoo supports Box, Dict(observation, action_mask) and flattenable spaces")
+    raise TypeError(
+        f"agent {agent!r} has observation space {space}, which cannot be flattened into an array; "
+        "from_pettingzoo supports Box, Dict(observation, action_mask) and flattenable spaces"
+    )
 
 
 def _flattened_box(space: spaces.Space[Any]) -> spaces.Box:
@@ -535,8 +605,9 @@ def _prefix(agent: str) -> str:
     return head if sep and head and tail.isdigit() else agent
 
 
-def _default_groups(agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]],
-                    act: Mapping[str, spaces.Space[Any]]) -> dict[str, tuple[str, ...]]:
+def _default_groups(
+    agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]], act: Mapping[str, spaces.Space[Any]]
+) -> dict[str, tuple[str, ...]]:
     """Agents with the same name prefix and identical spaces; a prefix whose agents differ is split (``_1``, ...)."""
     groups: dict[str, list[str]] = {}
     for a in agents:
@@ -555,20 +626,28 @@ def _default_groups(agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]],
     return {g: tuple(ids) for g, ids in groups.items()}
 
 
-def _checked_groups(groups: Mapping[str, Sequence[str]], agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]],
-                    act: Mapping[str, spaces.Space[Any]]) -> dict[str, tuple[str, ...]]:
+def _checked_groups(
+    groups: Mapping[str, Sequence[str]],
+    agents: Sequence[str],
+    obs: Mapping[str, spaces.Space[Any]],
+    act: Mapping[str, spaces.Space[Any]],
+) -> dict[str, tuple[str, ...]]:
     listed = [a for ids in groups.values() for a in ids]
     unknown = sorted(set(listed) - set(agents))
     missing = [a for a in agents if a not in listed]
     twice = sorted({a for a in listed if listed.count(a) > 1})
     if unknown or missing or twice:
-        raise ValueError(f"groups must list every agent of {list(agents)} exactly once; "
-                         f"unknown {unknown}, missing {missing}, listed twice {twice}")
+        raise ValueError(
+            f"groups must list every agent of {list(agents)} exactly once; "
+            f"unknown {unknown}, missing {missing}, listed twice {twice}"
+        )
     for g, ids in groups.items():
         if not ids:
             raise ValueError(f"group {g!r} is empty")
         for a in ids[1:]:
             if obs[a] != obs[ids[0]] or act[a] != act[ids[0]]:
-                raise ValueError(f"agents of group {g!r} must share spaces: {ids[0]!r} has {obs[ids[0]]} / "
-                                 f"{act[ids[0]]}, {a!r} has {obs[a]} / {act[a]}")
+                raise ValueError(
+                    f"agents of group {g!r} must share spaces: {ids[0]!r} has {obs[ids[0]]} / "
+                    f"{act[ids[0]]}, {a!r} has {obs[a]} / {act[a]}"
+                )
     return {g: tuple(ids) for g, ids in groups.items()}

@@ -99,19 +99,25 @@ def spec(env_id: str) -> EnvSpec:
     if env_id in _REGISTRY:
         return _REGISTRY[env_id]
     if env_id in _text_ids():
-        raise UnknownEnvError(f"{env_id!r} is a text game, not a batched env: marlkit.envs.text.make_text builds "
-                              f"it (make builds {', '.join(list_envs())})")
+        raise UnknownEnvError(
+            f"{env_id!r} is a text game, not a batched env: marlkit.envs.text.make_text builds "
+            f"it (make builds {', '.join(list_envs())})"
+        )
     if env_id in _REFERENTIAL:
-        raise UnknownEnvError(f"{env_id!r} is the referential game, not a batched env: build() makes it (make builds "
-                              f"{', '.join(list_envs())})")
+        raise UnknownEnvError(
+            f"{env_id!r} is the referential game, not a batched env: build() makes it (make builds "
+            f"{', '.join(list_envs())})"
+        )
     raise _unknown(env_id)
 
 
 def _unknown(env_id: str) -> UnknownEnvError:
     hint = did_you_mean(env_id, [*_REGISTRY, *_text_ids(), *_REFERENTIAL], n=3, cutoff=0.4)
-    return UnknownEnvError(f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())}; "
-                           f"text games: {', '.join(_text_ids())}; {', '.join(_REFERENTIAL)}; or "
-                           f"{PETTINGZOO_PREFIX}MODULE for a PettingZoo env)")
+    return UnknownEnvError(
+        f"unknown environment id {env_id!r}{hint} (registered: {', '.join(list_envs())}; "
+        f"text games: {', '.join(_text_ids())}; {', '.join(_REFERENTIAL)}; or "
+        f"{PETTINGZOO_PREFIX}MODULE for a PettingZoo env)"
+    )
 
 
 def env_kind(env_id: str) -> EnvKind:
@@ -126,8 +132,7 @@ def env_kind(env_id: str) -> EnvKind:
     raise _unknown(env_id)
 
 
-def build(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_module: bool = False,
-          **kwargs: Any) -> Any:
+def build(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_module: bool = False, **kwargs: Any) -> Any:
     """What a run of ``env_id`` trains on, whatever its kind: ``make``'s batched env of ``num_envs`` copies; for a
     text game its ``TextGames`` (copies made as they are played, seeded by whoever plays them); the referential
     game seeded with ``seed``. An unknown option raises an error naming the nearest valid one."""
@@ -156,8 +161,9 @@ def check_id(env_id: str) -> None:
         raise UnknownEnvError(f"{env_id!r}: the PettingZoo env module {module} is not installed")
 
 
-def make(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_module: bool = False,
-         **kwargs: Any) -> MultiAgentEnv:
+def make(
+    env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_module: bool = False, **kwargs: Any
+) -> MultiAgentEnv:
     """Build ``num_envs`` copies of a registered environment, or of a ``pz:`` PettingZoo env module.
 
     Keyword arguments override the registered defaults (an unknown one raises an error naming the nearest valid
@@ -178,8 +184,10 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, *, trust_modul
         allowed = [n for n in params if n not in ("self", "num_envs", "seed")]
         for key in kwargs:
             if key not in params or key in ("num_envs", "seed"):
-                raise TypeError(f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
-                                f"(options: {', '.join(allowed) or 'none'})")
+                raise TypeError(
+                    f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
+                    f"(options: {', '.join(allowed) or 'none'})"
+                )
     return ctor(num_envs=num_envs, seed=seed, **{**s.kwargs, **kwargs})
 
 
@@ -224,7 +232,8 @@ def pettingzoo_module(env_id: str, trust_module: bool = False) -> ModuleType:
             f"{env_id!r} is not allowed: importing a module runs its code, so pz: ids name only the env modules of "
             f"{', '.join(PETTINGZOO_PACKAGES)} and those registered under the {PETTINGZOO_ENTRY_POINTS!r} entry-point "
             f"group ({', '.join(sorted(registered)) or 'none installed'}); if you trust {module}, pass "
-            f"--trust-module (marlkit train/eval/render) or trust_module=True (Python)")
+            f"--trust-module (marlkit train/eval/render) or trust_module=True (Python)"
+        )
     if not _installed(module):
         raise UnknownEnvError(f"{env_id!r}: no module {module} is installed")
     return importlib.import_module(module)
@@ -232,10 +241,12 @@ def pettingzoo_module(env_id: str, trust_module: bool = False) -> ModuleType:
 
 def _pettingzoo_target(env_id: str) -> tuple[str, bool]:
     """The module a ``pz:`` id names and whether it is on the allow-list; imports nothing outside it."""
-    name = env_id[len(PETTINGZOO_PREFIX):]
+    name = env_id[len(PETTINGZOO_PREFIX) :]
     if not name or not all(part.isidentifier() for part in name.split(".")):
-        raise UnknownEnvError(f"{env_id!r} is not a PettingZoo env id: write {PETTINGZOO_PREFIX}NAME (e.g. "
-                              f"{PETTINGZOO_PREFIX}simple_spread_v3) or {PETTINGZOO_PREFIX}package.module")
+        raise UnknownEnvError(
+            f"{env_id!r} is not a PettingZoo env id: write {PETTINGZOO_PREFIX}NAME (e.g. "
+            f"{PETTINGZOO_PREFIX}simple_spread_v3) or {PETTINGZOO_PREFIX}package.module"
+        )
     registered = pettingzoo_entry_points()
     if "." in name:
         return name, name.rpartition(".")[0] in PETTINGZOO_PACKAGES or name in registered.values()
@@ -245,10 +256,12 @@ def _pettingzoo_target(env_id: str) -> tuple[str, bool]:
     if name in registered:
         return registered[name], True
     hint = did_you_mean(name, [*registered, *_package_modules()])
-    raise UnknownEnvError(f"{env_id!r}: no PettingZoo env module {name} in {', '.join(PETTINGZOO_PACKAGES)} nor "
-                          f"under the {PETTINGZOO_ENTRY_POINTS!r} entry-point group{hint} (write "
-                          f"{PETTINGZOO_PREFIX}NAME, e.g. {PETTINGZOO_PREFIX}simple_spread_v3, or "
-                          f"{PETTINGZOO_PREFIX}package.module)")
+    raise UnknownEnvError(
+        f"{env_id!r}: no PettingZoo env module {name} in {', '.join(PETTINGZOO_PACKAGES)} nor "
+        f"under the {PETTINGZOO_ENTRY_POINTS!r} entry-point group{hint} (write "
+        f"{PETTINGZOO_PREFIX}NAME, e.g. {PETTINGZOO_PREFIX}simple_spread_v3, or "
+        f"{PETTINGZOO_PREFIX}package.module)"
+    )
 
 
 def _package_modules() -> list[str]:
@@ -276,23 +289,51 @@ def _installed(module: str) -> bool:
 # --------------------------------------------------------------------------------------- the registered envs
 # One line per environment; nothing else in marlkit lists them.
 register("climbing-v0", "marlkit.envs.matrix:climbing", description="Claus & Boutilier climbing game (cooperative)")
-register("penalty-v0", "marlkit.envs.matrix:penalty", description="Claus & Boutilier penalty game, cost k (cooperative)")
+register(
+    "penalty-v0", "marlkit.envs.matrix:penalty", description="Claus & Boutilier penalty game, cost k (cooperative)"
+)
 register("prisoners-dilemma-v0", "marlkit.envs.matrix:prisoners_dilemma", description="Prisoner's dilemma (mixed)")
-register("iterated-prisoners-dilemma-v0", "marlkit.envs.matrix:prisoners_dilemma", {"episode_length": 10},
-         description="Prisoner's dilemma repeated for 10 rounds (mixed)")
+register(
+    "iterated-prisoners-dilemma-v0",
+    "marlkit.envs.matrix:prisoners_dilemma",
+    {"episode_length": 10},
+    description="Prisoner's dilemma repeated for 10 rounds (mixed)",
+)
 register("stag-hunt-v0", "marlkit.envs.matrix:stag_hunt", description="Stag hunt (cooperative, risky)")
 register("matching-pennies-v0", "marlkit.envs.matrix:matching_pennies", description="Matching pennies (competitive)")
-register("two-step-v0", "marlkit.envs.two_step:TwoStepGame",
-         description="QMIX paper's two-step game: 8 needs a joint value VDN cannot represent (cooperative)")
-register("foraging-v0", "marlkit.envs.grid.foraging:Foraging",
-         description="Level-based foraging, 8x8, 2 agents, 2 food (lbforaging rules; mixed)")
-register("foraging-coop-v0", "marlkit.envs.grid.foraging:Foraging", {"force_coop": True},
-         description="Level-based foraging where every food needs all agents (cooperative)")
-register("pursuit-v0", "marlkit.envs.particles.pursuit:Pursuit",
-         description="2 pursuers catch an evasive moving target among obstacles (cooperative, continuous world)")
-register("spread-v0", "marlkit.envs.particles.spread:Spread",
-         description="Cooperative navigation: N agents cover N landmarks (mpe2 simple_spread_v3; cooperative)")
-register("tag-v0", "marlkit.envs.particles.tag:Tag",
-         description="Predator-prey among obstacles (mpe2 simple_tag_v3; competitive)")
-register("speaker-listener-v0", "marlkit.envs.particles.speaker_listener:SpeakerListener",
-         description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)")
+register(
+    "two-step-v0",
+    "marlkit.envs.two_step:TwoStepGame",
+    description="QMIX paper's two-step game: 8 needs a joint value VDN cannot represent (cooperative)",
+)
+register(
+    "foraging-v0",
+    "marlkit.envs.grid.foraging:Foraging",
+    description="Level-based foraging, 8x8, 2 agents, 2 food (lbforaging rules; mixed)",
+)
+register(
+    "foraging-coop-v0",
+    "marlkit.envs.grid.foraging:Foraging",
+    {"force_coop": True},
+    description="Level-based foraging where every food needs all agents (cooperative)",
+)
+register(
+    "pursuit-v0",
+    "marlkit.envs.particles.pursuit:Pursuit",
+    description="2 pursuers catch an evasive moving target among obstacles (cooperative, continuous world)",
+)
+register(
+    "spread-v0",
+    "marlkit.envs.particles.spread:Spread",
+    description="Cooperative navigation: N agents cover N landmarks (mpe2 simple_spread_v3; cooperative)",
+)
+register(
+    "tag-v0",
+    "marlkit.envs.particles.tag:Tag",
+    description="Predator-prey among obstacles (mpe2 simple_tag_v3; competitive)",
+)
+register(
+    "speaker-listener-v0",
+    "marlkit.envs.particles.speaker_listener:SpeakerListener",
+    description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)",
+)

@@ -24,8 +24,13 @@ def blank(height: int, width: int, color: Sequence[int] = (255, 255, 255)) -> np
     return frame
 
 
-def draw_circles(frame: np.ndarray, centers: np.ndarray, radii: np.ndarray | float,
-                 colors: np.ndarray | Sequence[int], outline: Sequence[int] | None = (0, 0, 0)) -> np.ndarray:
+def draw_circles(
+    frame: np.ndarray,
+    centers: np.ndarray,
+    radii: np.ndarray | float,
+    colors: np.ndarray | Sequence[int],
+    outline: Sequence[int] | None = (0, 0, 0),
+) -> np.ndarray:
     """Draw filled circles (pixel coordinates, x right and y down), later circles on top; returns ``frame``."""
     h, w, _ = frame.shape
     centers = np.atleast_2d(np.asarray(centers, dtype=np.float64))
@@ -44,7 +49,7 @@ def draw_circles(frame: np.ndarray, centers: np.ndarray, radii: np.ndarray | flo
 def draw_rect(frame: np.ndarray, x0: int, y0: int, x1: int, y1: int, color: Sequence[int]) -> np.ndarray:
     """Fill the pixel rectangle ``[x0, x1) x [y0, y1)`` (clipped to the frame); returns ``frame``."""
     h, w, _ = frame.shape
-    frame[max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)] = np.asarray(color, dtype=np.uint8)
+    frame[max(y0, 0) : min(y1, h), max(x0, 0) : min(x1, w)] = np.asarray(color, dtype=np.uint8)
     return frame
 
 
@@ -70,8 +75,13 @@ def save_gif(frames: Iterable[np.ndarray], path: str | Path, fps: int = 10) -> P
     return path
 
 
-def record_episode(env: MultiAgentEnv, policy: Callable[[Obs, Info], dict[str, Any]] | None = None,
-                   steps: int | None = None, index: int = 0, seed: int | None = None) -> list[np.ndarray]:
+def record_episode(
+    env: MultiAgentEnv,
+    policy: Callable[[Obs, Info], dict[str, Any]] | None = None,
+    steps: int | None = None,
+    index: int = 0,
+    seed: int | None = None,
+) -> list[np.ndarray]:
     """Frames of copy ``index`` for one episode (or ``steps`` steps) under ``policy(obs, info) -> actions``.
 
     Without a policy, actions are sampled uniformly from the action spaces (respecting action masks).

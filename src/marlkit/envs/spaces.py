@@ -22,8 +22,9 @@ class ActionSpaces(Protocol):
     def group_action_space(self, group: str) -> spaces.Space[Any]: ...
 
 
-def sample_actions(env: ActionSpaces, action_mask: dict[str, np.ndarray] | None = None,
-                   rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+def sample_actions(
+    env: ActionSpaces, action_mask: dict[str, np.ndarray] | None = None, rng: np.random.Generator | None = None
+) -> dict[str, np.ndarray]:
     """Uniformly random valid actions for every copy and agent, as the dict ``step`` takes.
 
     Uses its own generator (``rng``, default a fresh unseeded one) so sampling never disturbs the env's stream.

@@ -23,8 +23,7 @@ from marlkit.envs import rendering
 from marlkit.envs.base import Dynamics, MultiAgentEnv, Obs
 
 #: Payoffs of the second step, by state: ``PAYOFFS[state - 1][a0][a1]`` (state 1 = 2A, 2 = 2B).
-PAYOFFS = np.array([[[7.0, 7.0], [7.0, 7.0]],
-                    [[0.0, 1.0], [1.0, 8.0]]])
+PAYOFFS = np.array([[[7.0, 7.0], [7.0, 7.0]], [[0.0, 1.0], [1.0, 8.0]]])
 
 
 class TwoStepGame(MultiAgentEnv):

@@ -9,8 +9,16 @@ from typing import Any
 
 __all__ = ["Callback", "EnvConfig", "ExperimentConfig", "RunConfig", "RunResult", "Runner", "make_run_config", "train"]
 
-_WHERE = {"Callback": "callbacks", "Runner": "runner", "train": "runner", "EnvConfig": "run", "ExperimentConfig": "run",
-          "RunConfig": "run", "RunResult": "run", "make_run_config": "run"}
+_WHERE = {
+    "Callback": "callbacks",
+    "Runner": "runner",
+    "train": "runner",
+    "EnvConfig": "run",
+    "ExperimentConfig": "run",
+    "RunConfig": "run",
+    "RunResult": "run",
+    "make_run_config": "run",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -57,8 +57,11 @@ def _wait_to_sort_last(run_dir: Path) -> None:
     """TensorBoard reads a folder's event files in name order, and a name starts with its creation second (then host
     and pid): wait for a later second than every existing file's, so that the purge marker of a resumed run is read
     after the events it purges. Waits at most a second, and only on resume."""
-    stamps = [int(p.name.split(".")[3]) for p in run_dir.glob("events.out.tfevents.*")
-              if len(p.name.split(".")) > 3 and p.name.split(".")[3].isdigit()]
+    stamps = [
+        int(p.name.split(".")[3])
+        for p in run_dir.glob("events.out.tfevents.*")
+        if len(p.name.split(".")) > 3 and p.name.split(".")[3].isdigit()
+    ]
     while stamps and int(time.time()) <= max(stamps):
         time.sleep(0.02)
 
@@ -174,14 +177,21 @@ def read_benchmark_curves(path: str | Path) -> tuple[str, list[list[dict[str, fl
     except json.JSONDecodeError as e:
         raise ValueError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("curves"), dict) or not doc.get("records"):
-        raise ValueError(f"{path} is not a learning-benchmark JSON: it needs 'records' and 'curves' "
-                         f"(written by benchmarks/learning.py --json)")
+        raise ValueError(
+            f"{path} is not a learning-benchmark JSON: it needs 'records' and 'curves' "
+            f"(written by benchmarks/learning.py --json)"
+        )
     trained = [r for r in doc["records"] if r.get("algo") != "random"]
     if not trained:
         raise ValueError(f"{path} holds no trained records, only the random policy")
     label = f"{trained[0]['algo']} on {trained[0]['env']}"
-    runs = [[{STEP: float(point[STEP]), **{f"eval/{k}": float(v) for k, v in point.items() if k != STEP}}
-             for point in curve] for curve in doc["curves"].values()]
+    runs = [
+        [
+            {STEP: float(point[STEP]), **{f"eval/{k}": float(v) for k, v in point.items() if k != STEP}}
+            for point in curve
+        ]
+        for curve in doc["curves"].values()
+    ]
     random = {int(r["seed"]): float(r["eval_return_mean"]) for r in doc["records"] if r.get("algo") == "random"}
     return label, runs, random
 
@@ -194,9 +204,13 @@ def _steps_label(x: float, _pos: object = None) -> str:
     return f"{x:.3g}"
 
 
-def plot_runs(paths: list[str | Path], out: str | Path, band: str = "minmax",
-              keys: tuple[str, ...] = ("train/episode_return", "eval/episode_return"),
-              title: str | None = None) -> Path:
+def plot_runs(
+    paths: list[str | Path],
+    out: str | Path,
+    band: str = "minmax",
+    keys: tuple[str, ...] = ("train/episode_return", "eval/episode_return"),
+    title: str | None = None,
+) -> Path:
     """Learning curves of ``keys`` against env-steps, one panel per key, one line per (algorithm, env).
 
     ``paths`` are run directories or learning-benchmark JSON files (``benchmarks/learning.py --json``), whose
@@ -231,13 +245,14 @@ def plot_runs(paths: list[str | Path], out: str | Path, band: str = "minmax",
             raise FileNotFoundError(f"{p}: not a run directory or a learning-benchmark .json file")
     keys = tuple(k for k in keys if any(k in row for runs in groups.values() for rows in runs for row in rows))
     if not keys:
-        raise ValueError(f"nothing to plot: no input has values for the keys asked for "
-                         f"({', '.join(map(str, paths))})")
+        raise ValueError(f"nothing to plot: no input has values for the keys asked for ({', '.join(map(str, paths))})")
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
     for ax, key in zip(axes[0], keys):
         for label, runs in groups.items():
-            series = [(np.array([r[STEP] for r in rows if key in r]), np.array([r[key] for r in rows if key in r]))
-                      for rows in runs]
+            series = [
+                (np.array([r[STEP] for r in rows if key in r]), np.array([r[key] for r in rows if key in r]))
+                for rows in runs
+            ]
             series = [(x, y) for x, y in series if len(x)]
             if not series:
                 continue
@@ -248,16 +263,18 @@ def plot_runs(paths: list[str | Path], out: str | Path, band: str = "minmax",
             grid = np.unique(np.concatenate([x[(x >= start) & (x <= end)] for x, _ in series]))
             ys = np.stack([np.interp(grid, x, y) for x, y in series])
             mean = ys.mean(axis=0)
-            lo, hi = (ys.min(axis=0), ys.max(axis=0)) if band == "minmax" else (mean - ys.std(axis=0),
-                                                                               mean + ys.std(axis=0))
+            lo, hi = (
+                (ys.min(axis=0), ys.max(axis=0)) if band == "minmax" else (mean - ys.std(axis=0), mean + ys.std(axis=0))
+            )
             (line,) = ax.plot(grid, mean, label=f"{label} ({len(series)} seeds)")
             ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.25, linewidth=0)
         if key.endswith("episode_return"):
             for env, by_seed in random.items():
                 if by_seed:
                     name = "random policy" if len(random) == 1 else f"random policy on {env}"
-                    ax.axhline(float(np.mean(list(by_seed.values()))), color="grey", linestyle="--", linewidth=1,
-                               label=name)
+                    ax.axhline(
+                        float(np.mean(list(by_seed.values()))), color="grey", linestyle="--", linewidth=1, label=name
+                    )
         ax.set_title(key)
         ax.set_xlabel("env-steps")
         ax.xaxis.set_major_formatter(FuncFormatter(_steps_label))

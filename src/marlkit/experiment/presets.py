@@ -95,8 +95,10 @@ def shipped_tasks() -> dict[str, str]:
     for name, data in shipped().items():
         for task in data.get("tasks", []):
             if task in tasks:
-                raise ConfigError(f"preset {SHIPPED_DIR}/{name}.yaml: task {task!r} is already in "
-                                  f"{SHIPPED_DIR}/{tasks[task]}.yaml; a task belongs to one file")
+                raise ConfigError(
+                    f"preset {SHIPPED_DIR}/{name}.yaml: task {task!r} is already in "
+                    f"{SHIPPED_DIR}/{tasks[task]}.yaml; a task belongs to one file"
+                )
             tasks[task] = name
     return tasks
 
@@ -125,8 +127,10 @@ def select(preset: str | os.PathLike[str] | None, algorithm: str, env_id: str) -
         tasks = shipped_tasks()
         if preset not in tasks:
             hint = did_you_mean(preset, tasks)
-            raise ConfigError(f"preset {preset!r}: no shipped presets for that task{hint} (shipped: "
-                              f"{', '.join(sorted(tasks))}; or give a YAML file, or none for the code defaults)")
+            raise ConfigError(
+                f"preset {preset!r}: no shipped presets for that task{hint} (shipped: "
+                f"{', '.join(sorted(tasks))}; or give a YAML file, or none for the code defaults)"
+            )
         name = tasks[preset]
         file, data = f"{SHIPPED_DIR}/{name}.yaml", shipped()[name]
     if algorithm not in data:
@@ -174,19 +178,24 @@ def _check(section: Any, name: str, file: str, algorithm: str) -> Preset:
     for key in section:
         if key not in ("env", "algo"):
             if key == "experiment":
-                raise ConfigError(f"{where}: experiment is not allowed in a preset: a preset tunes the learner "
-                                  f"(env.num_envs, env.eval_num_envs, algo); the budget is the run's")
-            raise ConfigError(f"{where}: unknown config key {key!r}{did_you_mean(key, ('env', 'algo'))} "
-                              f"(valid keys: env, algo)")
+                raise ConfigError(
+                    f"{where}: experiment is not allowed in a preset: a preset tunes the learner "
+                    f"(env.num_envs, env.eval_num_envs, algo); the budget is the run's"
+                )
+            raise ConfigError(
+                f"{where}: unknown config key {key!r}{did_you_mean(key, ('env', 'algo'))} (valid keys: env, algo)"
+            )
     env, algo = section.get("env") or {}, section.get("algo") or {}
     for part, value in (("env", env), ("algo", algo)):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {part} must be a mapping of fields, got {value!r}")
     for key in env:
         if key in ("id", "kwargs"):
-            raise ConfigError(f"{where}: env.{key} is not allowed in a preset: a preset tunes the learner "
-                              f"({', '.join(f'env.{k}' for k in ENV_FIELDS)}, algo), env.{key} is the task's; "
-                              f"set it in the run's config or with --set")
+            raise ConfigError(
+                f"{where}: env.{key} is not allowed in a preset: a preset tunes the learner "
+                f"({', '.join(f'env.{k}' for k in ENV_FIELDS)}, algo), env.{key} is the task's; "
+                f"set it in the run's config or with --set"
+            )
     return Preset(name, file, algorithm, dict(env), dict(algo))
 
 
@@ -212,6 +221,7 @@ def explain(config: Mapping[str, Any], origins: Mapping[str, Origin], flags: Map
     """A run config's plain data (``RunConfig.to_dict()``) as YAML (a valid config file) with, after each value,
     where it came from: ``default``, ``preset FILE``, ``config FILE``, ``--set``, or the field given by name
     (``flags`` turns it into the command line's flag, e.g. ``{"steps": "--steps"}``; else ``steps=``)."""
+
     def label(origin: Origin | None) -> str:
         if origin is None or origin.kind == "default":
             return "default"

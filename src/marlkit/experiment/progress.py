@@ -54,8 +54,10 @@ class Progress:
         budget = cfg.experiment.steps
         per = runner.steps_per_collection
         planned = f" ({self._total:,} in whole collections of {per:,})" if self._total > budget else ""
-        head = (f"training {cfg.algorithm} on {cfg.env.id} for {budget:,} env-steps{planned} "
-                f"(seed {cfg.experiment.seed}) -> {runner.run_dir}")
+        head = (
+            f"training {cfg.algorithm} on {cfg.env.id} for {budget:,} env-steps{planned} "
+            f"(seed {cfg.experiment.seed}) -> {runner.run_dir}"
+        )
         if runner.resumed:
             head += f", resumed at {runner.env_steps:,}"
         if self.live:
@@ -65,13 +67,21 @@ class Progress:
 
             console = Console(file=self.stream)
             console.print(head)
-            self._bar = Bar(TextColumn("[bold]{task.description}"), BarColumn(bar_width=20),
-                            TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-                            TextColumn("{task.fields[rate]} steps/s"), TextColumn("return {task.fields[ret]}"),
-                            TextColumn("eta"), TimeRemainingColumn(), console=console, transient=False)
+            self._bar = Bar(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(bar_width=20),
+                TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                TextColumn("{task.fields[rate]} steps/s"),
+                TextColumn("return {task.fields[ret]}"),
+                TextColumn("eta"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
             self._bar.start()
-            self._task = self._bar.add_task(cfg.algorithm, total=self._total,
-                                            completed=runner.env_steps, rate=self._rate, ret=self._return)
+            self._task = self._bar.add_task(
+                cfg.algorithm, total=self._total, completed=runner.env_steps, rate=self._rate, ret=self._return
+            )
         else:
             self._print(head)
 
@@ -92,16 +102,24 @@ class Progress:
         done = runner.env_steps - self._start_steps
         eta = elapsed / done * (total - runner.env_steps) if done > 0 else float("nan")
         width = len(f"{total:,}")
-        self._print(f"[{runner.env_steps:>{width},}/{total:,}] return {self._return} | {self._rate} steps/s | "
-                    f"elapsed {_fmt_duration(elapsed)} | eta {_fmt_duration(eta)}")
+        self._print(
+            f"[{runner.env_steps:>{width},}/{total:,}] return {self._return} | {self._rate} steps/s | "
+            f"elapsed {_fmt_duration(elapsed)} | eta {_fmt_duration(eta)}"
+        )
 
     def on_eval(self, runner: RunView, results: dict[str, float]) -> None:
         line = f"eval at {runner.env_steps:,} env-steps: return {results.get('eval/episode_return', float('nan')):.4g}"
         # with several groups (teams that may be opponents), each group's return; then the task metrics
-        extra = [f"{k.removeprefix('eval/episode_return/')} {v:.3g}" for k, v in results.items()
-                 if k.startswith("eval/episode_return/")]
-        extra += [f"{k.removeprefix('eval/')} {v:.3g}" for k, v in results.items()
-                  if k not in ("eval/episode_return", "eval/episodes") and not k.startswith("eval/episode_return/")]
+        extra = [
+            f"{k.removeprefix('eval/episode_return/')} {v:.3g}"
+            for k, v in results.items()
+            if k.startswith("eval/episode_return/")
+        ]
+        extra += [
+            f"{k.removeprefix('eval/')} {v:.3g}"
+            for k, v in results.items()
+            if k not in ("eval/episode_return", "eval/episodes") and not k.startswith("eval/episode_return/")
+        ]
         if extra:
             line += " (" + ", ".join(extra) + ")"
         self._print(line)
@@ -111,8 +129,10 @@ class Progress:
             self._bar.update(self._task, completed=min(runner.env_steps, self._total))
             self._bar.stop()
         ev = result.eval
-        self._print(f"final evaluation ({ev['episodes']} episodes): mean per-agent return "
-                    f"{ev['episode_return']['mean']:.4g} ± {ev['episode_return']['std']:.3g}")
+        self._print(
+            f"final evaluation ({ev['episodes']} episodes): mean per-agent return "
+            f"{ev['episode_return']['mean']:.4g} ± {ev['episode_return']['std']:.3g}"
+        )
         groups = ev["group_return"] if len(ev["group_return"]) > 1 else {}
         if groups or ev["metrics"]:
             parts = [f"{g} {s['mean']:.4g}" for g, s in groups.items()]
@@ -120,11 +140,15 @@ class Progress:
             self._print("  per group and task metrics (per episode): " + ", ".join(parts))
         budget, per = runner.config.experiment.steps, runner.steps_per_collection
         if runner.env_steps > budget and runner.env_steps == runner.updates * per:
-            self._print(f"trained {runner.env_steps:,} env-steps: {runner.env_steps // per:,} collections of "
-                        f"{per:,}; the budget {budget:,} is not a multiple of {per:,}")
+            self._print(
+                f"trained {runner.env_steps:,} env-steps: {runner.env_steps // per:,} collections of "
+                f"{per:,}; the budget {budget:,} is not a multiple of {per:,}"
+            )
         elif runner.env_steps > budget:  # batches of whole episodes: the last one ended past the budget
-            self._print(f"trained {runner.env_steps:,} env-steps in {runner.updates:,} collections of whole "
-                        f"episodes; the last ended past the budget {budget:,}")
+            self._print(
+                f"trained {runner.env_steps:,} env-steps in {runner.updates:,} collections of whole "
+                f"episodes; the last ended past the budget {budget:,}"
+            )
         self._print(f"run directory: {result.run_dir}")
         gif = result.run_dir / MEDIA_DIR / "final.gif"
         if gif.exists():

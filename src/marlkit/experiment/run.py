@@ -54,8 +54,12 @@ class EnvConfig:
         except UnknownEnvError as e:
             raise ConfigError(f"env.id: {e}") from None
         check(self.num_envs >= 1, "env.num_envs", "an integer >= 1", self.num_envs)
-        check(self.eval_num_envs is None or self.eval_num_envs >= 1, "env.eval_num_envs",
-              "an integer >= 1, or null for the default", self.eval_num_envs)
+        check(
+            self.eval_num_envs is None or self.eval_num_envs >= 1,
+            "env.eval_num_envs",
+            "an integer >= 1, or null for the default",
+            self.eval_num_envs,
+        )
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,12 @@ class ExperimentConfig:
         check(self.steps >= 1, "experiment.steps", "an integer >= 1", self.steps)
         check(self.seed >= 0, "experiment.seed", "an integer >= 0", self.seed)
         for name in ("eval_every", "checkpoint_every"):
-            check(getattr(self, name) >= 0, f"experiment.{name}", "an integer >= 0 (0 = only at the end)",
-                  getattr(self, name))
+            check(
+                getattr(self, name) >= 0,
+                f"experiment.{name}",
+                "an integer >= 0 (0 = only at the end)",
+                getattr(self, name),
+            )
         check(self.eval_episodes >= 1, "experiment.eval_episodes", "an integer >= 1", self.eval_episodes)
         check(self.log_every >= 1, "experiment.log_every", "an integer >= 1", self.log_every)
         check(self.torch_threads >= 1, "experiment.torch_threads", "an integer >= 1", self.torch_threads)
@@ -125,8 +133,9 @@ class RunConfig:
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
         """Build from plain data (a parsed YAML file); ``algorithm`` is read first to type ``algo``."""
         if not isinstance(data, dict):
-            raise ConfigError(f"a run config is a mapping with keys algorithm, env, experiment, algo, preset; "
-                              f"got {data!r}")
+            raise ConfigError(
+                f"a run config is a mapping with keys algorithm, env, experiment, algo, preset; got {data!r}"
+            )
         if "algorithm" not in data:
             raise ConfigError("a run config needs 'algorithm' (e.g. algorithm: mappo); see `marlkit algos`")
         return from_dict(cls, data)
@@ -143,9 +152,14 @@ class RunConfig:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def make_run_config(algorithm: str | None = None, env: str | None = None,
-                    config: RunConfig | dict[str, Any] | str | Path | None = None,
-                    sets: Iterable[str] = (), preset: str | Path | None = "auto", **fields: Any) -> RunConfig:
+def make_run_config(
+    algorithm: str | None = None,
+    env: str | None = None,
+    config: RunConfig | dict[str, Any] | str | Path | None = None,
+    sets: Iterable[str] = (),
+    preset: str | Path | None = "auto",
+    **fields: Any,
+) -> RunConfig:
     """Build a run config the way ``marlkit train`` does.
 
     Start from the defaults of ``algorithm`` on ``env`` with its tuned ``preset`` over them, then read ``config`` (a
@@ -159,9 +173,14 @@ def make_run_config(algorithm: str | None = None, env: str | None = None,
     return resolve_run_config(algorithm, env, config, sets, preset, **fields)[0]
 
 
-def resolve_run_config(algorithm: str | None = None, env: str | None = None,
-                       config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
-                       preset: str | Path | None = "auto", **fields: Any) -> tuple[RunConfig, dict[str, Origin]]:
+def resolve_run_config(
+    algorithm: str | None = None,
+    env: str | None = None,
+    config: RunConfig | dict[str, Any] | str | Path | None = None,
+    sets: Iterable[str] = (),
+    preset: str | Path | None = "auto",
+    **fields: Any,
+) -> tuple[RunConfig, dict[str, Origin]]:
     """``make_run_config``, and where the values it set came from: config paths (``"algo.lr"``, or a section
     such as ``"env.kwargs"``) to origins in the order they were applied; a value under none of them is a default."""
     if isinstance(config, (str, Path)):
@@ -177,8 +196,9 @@ def resolve_run_config(algorithm: str | None = None, env: str | None = None,
     _record(origins, _leaves(data), from_file)
     if algorithm is not None:
         if "algorithm" in data and data["algorithm"] != algorithm:
-            raise ConfigError(f"the config says algorithm: {data['algorithm']} but {algorithm!r} was asked for; "
-                              f"drop one of them")
+            raise ConfigError(
+                f"the config says algorithm: {data['algorithm']} but {algorithm!r} was asked for; drop one of them"
+            )
         data["algorithm"] = algorithm
         _record(origins, ["algorithm"], Origin("field", "algorithm"))
     if env is not None:
@@ -294,8 +314,10 @@ def new_run_dir(cfg: RunConfig) -> Path:
     path = out / name
     if path.exists() and any(path.iterdir()):
         if cfg.experiment.name is not None:
-            raise FileExistsError(f"run directory {path} already exists; use --resume {path} to continue it "
-                                  f"or choose another experiment.name")
+            raise FileExistsError(
+                f"run directory {path} already exists; use --resume {path} to continue it "
+                f"or choose another experiment.name"
+            )
         i = 1
         while (out / f"{name}-{i}").exists():
             i += 1

@@ -119,9 +119,18 @@ class Runner:
     ``learner.config``), so it resumes like any run.
     """
 
-    def __init__(self, config: RunConfig, callbacks: Iterable[Any] = (), run_dir: str | Path | None = None,
-                 default_callbacks: bool = True, *, learner: Learner | None = None,
-                 source: BatchSource | None = None, trust_module: bool = False, _resume: bool = False) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        callbacks: Iterable[Any] = (),
+        run_dir: str | Path | None = None,
+        default_callbacks: bool = True,
+        *,
+        learner: Learner | None = None,
+        source: BatchSource | None = None,
+        trust_module: bool = False,
+        _resume: bool = False,
+    ) -> None:
         from marlkit.envs.registry import env_kind
         from marlkit.experiment.logging import MetricsLogger
         from marlkit.experiment.progress import Progress as ProgressBar
@@ -195,14 +204,24 @@ class Runner:
         from marlkit.core.config import ConfigError
 
         if not isinstance(self.learner, GameLearner):
-            raise ConfigError(f"{type(self.learner).__name__} cannot train on {self.config.env.id} (a "
-                              f"{self.env_kind} env): it is no GameLearner (source_for, evaluate_on)")
+            raise ConfigError(
+                f"{type(self.learner).__name__} cannot train on {self.config.env.id} (a "
+                f"{self.env_kind} env): it is no GameLearner (source_for, evaluate_on)"
+            )
         return self.learner
 
     @classmethod
-    def resume(cls, run_dir: str | Path, steps: int | None = None, callbacks: Iterable[Any] = (),
-               default_callbacks: bool = True, trust_module: bool = False, *, learner: Learner | None = None,
-               source: BatchSource | None = None) -> Runner:
+    def resume(
+        cls,
+        run_dir: str | Path,
+        steps: int | None = None,
+        callbacks: Iterable[Any] = (),
+        default_callbacks: bool = True,
+        trust_module: bool = False,
+        *,
+        learner: Learner | None = None,
+        source: BatchSource | None = None,
+    ) -> Runner:
         """Continue the run in ``run_dir`` from its latest intact checkpoint (from scratch if it has none);
         ``steps`` changes the budget, to no fewer env-steps than the run has trained. A run fed by a source of
         its own is resumed with a new one of the same kind (``source=``; its state is restored from the checkpoint),
@@ -213,11 +232,23 @@ class Runner:
             from marlkit.core.config import check, override
 
             config = override(config, f"experiment.steps={steps}")
-        runner = cls(config, callbacks, run_dir, default_callbacks, learner=learner, source=source, _resume=True,
-                     trust_module=trust_module)
+        runner = cls(
+            config,
+            callbacks,
+            run_dir,
+            default_callbacks,
+            learner=learner,
+            source=source,
+            _resume=True,
+            trust_module=trust_module,
+        )
         if steps is not None:
-            check(steps >= runner.env_steps, "experiment.steps",
-                  f"at least the {runner.env_steps:,} env-steps this run has already trained", steps)
+            check(
+                steps >= runner.env_steps,
+                "experiment.steps",
+                f"at least the {runner.env_steps:,} env-steps this run has already trained",
+                steps,
+            )
             config.save(run_dir / CONFIG_FILE)
         return runner
 
@@ -312,18 +343,27 @@ class Runner:
         algo = self.learner.state()
         # What marlkit.load reads, weights only (a GameLearner has no array policy).
         policy = {"policy": self.learner.policy().policy_state()} if self.env_kind == "batched" else {}
-        state = {"format": ckpt.FORMAT, "env_steps": self.env_steps, "updates": self.updates,
-                 "wall_s": self._wall(), "algorithm": self.config.algorithm, "algo": algo, **policy,
-                 "rng": ckpt.global_rng_state(), "source": self.source.state(),
-                 "callbacks": {_name(cb): cb.state() for cb in self.callbacks if hasattr(cb, "state")}}
+        state = {
+            "format": ckpt.FORMAT,
+            "env_steps": self.env_steps,
+            "updates": self.updates,
+            "wall_s": self._wall(),
+            "algorithm": self.config.algorithm,
+            "algo": algo,
+            **policy,
+            "rng": ckpt.global_rng_state(),
+            "source": self.source.state(),
+            "callbacks": {_name(cb): cb.state() for cb in self.callbacks if hasattr(cb, "state")},
+        }
         path = ckpt.save_atomic(state, ckpt.path_for(self.run_dir / CHECKPOINT_DIR, self.env_steps))
         self._emit("on_checkpoint", path)
         return path
 
     def render_gif(self, path: Path) -> Path | None:
         """One greedy episode of the current policy as a GIF (None if the env does not render)."""
-        return render_policy_gif(self.config, self.learner, path, seed=self.seeds["eval"],
-                                 trust_module=self.trust_module)
+        return render_policy_gif(
+            self.config, self.learner, path, seed=self.seeds["eval"], trust_module=self.trust_module
+        )
 
 
 # ------------------------------------------------------------------------------------------------- the loop
@@ -333,8 +373,9 @@ def progress_at(env_steps: int, total_steps: int, steps_per_batch: int) -> Progr
     return Progress(env_steps, total_steps, min(steps_per_batch, env_steps))
 
 
-def learn_step(learner: Learner, source: BatchSource, env_steps: int,
-               total_steps: int) -> tuple[int, dict[str, float], EpisodeStats]:
+def learn_step(
+    learner: Learner, source: BatchSource, env_steps: int, total_steps: int
+) -> tuple[int, dict[str, float], EpisodeStats]:
     """One pass of the runner's loop: collect a batch, count its env-steps, tell the learner where the run is,
     update. Returns the counter after the batch, the update's metrics and the episodes that ended meanwhile."""
     batch, stats = source.collect()
@@ -344,8 +385,9 @@ def learn_step(learner: Learner, source: BatchSource, env_steps: int,
     return env_steps, learner.update(batch), stats
 
 
-def learn(learner: Learner, source: BatchSource, updates: int, total_steps: int | None = None,
-          env_steps: int | None = None) -> list[dict[str, float]]:
+def learn(
+    learner: Learner, source: BatchSource, updates: int, total_steps: int | None = None, env_steps: int | None = None
+) -> list[dict[str, float]]:
     """``updates`` passes of the runner's loop (``learn_step``) without a run directory, logging or evaluation;
     returns each update's metrics. The counter starts at ``env_steps``, by default where the learner was last told
     the run is (``learner.progress``, so calls in a row go on counting); ``total_steps`` is the budget schedules
@@ -377,12 +419,15 @@ def check_learner_fits(learner: Learner, config: RunConfig, env: Any) -> None:
 
     config_cls = algo_spec(config.algorithm).load()[1]
     if not isinstance(learner.config, config_cls):
-        raise ConfigError(f"the learner given to the run is a {type(learner).__name__} with a "
-                          f"{type(learner.config).__name__}, but algorithm {config.algorithm!r} takes a "
-                          f"{config_cls.__name__}; name the learner's algorithm in the config")
+        raise ConfigError(
+            f"the learner given to the run is a {type(learner).__name__} with a "
+            f"{type(learner.config).__name__}, but algorithm {config.algorithm!r} takes a "
+            f"{config_cls.__name__}; name the learner's algorithm in the config"
+        )
     if difference := learner.spaces.difference(PolicySpaces.from_env(env)):
-        raise ConfigError(f"the learner given to the run cannot play {config.env.id} "
-                          f"(env.kwargs {config.env.kwargs}): {difference}")
+        raise ConfigError(
+            f"the learner given to the run cannot play {config.env.id} (env.kwargs {config.env.kwargs}): {difference}"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
@@ -433,17 +478,25 @@ def eval_report(env: Any, stats: EpisodeStats, env_steps: int | None = None, see
     per_group = {g: np.stack(stats.returns[g]) for g in groups}  # (episodes, n_agents_in_group)
     per_agent = np.concatenate([per_group[g] for g in groups], axis=1)
     agents = [a for g in groups for a in env.groups[g]]
-    return {"env_steps": env_steps, "eval_seed": seed, "episodes": len(stats),
-            "episode_return": _stat(per_agent.mean(axis=1)),
-            "per_agent_return": {a: _stat(per_agent[:, i]) for i, a in enumerate(agents)},
-            "group_return": {g: _stat(per_group[g].mean(axis=1)) for g in groups},
-            "episode_length": _stat(stats.lengths),
-            "metrics": {k: _stat(v) for k, v in stats.metrics.items()}}
+    return {
+        "env_steps": env_steps,
+        "eval_seed": seed,
+        "episodes": len(stats),
+        "episode_return": _stat(per_agent.mean(axis=1)),
+        "per_agent_return": {a: _stat(per_agent[:, i]) for i, a in enumerate(agents)},
+        "group_return": {g: _stat(per_group[g].mean(axis=1)) for g in groups},
+        "episode_length": _stat(stats.lengths),
+        "metrics": {k: _stat(v) for k, v in stats.metrics.items()},
+    }
 
 
 def _flat_eval(report: dict[str, Any]) -> dict[str, float]:
-    out = {"episode_return": report["episode_return"]["mean"], "episode_return_std": report["episode_return"]["std"],
-           "episode_length": report["episode_length"]["mean"], "episodes": float(report["episodes"])}
+    out = {
+        "episode_return": report["episode_return"]["mean"],
+        "episode_return_std": report["episode_return"]["std"],
+        "episode_length": report["episode_length"]["mean"],
+        "episodes": float(report["episodes"]),
+    }
     out.update({k: v["mean"] for k, v in report["metrics"].items()})
     return out
 
@@ -456,14 +509,17 @@ def _write_json_atomic(path: Path, data: Any) -> None:
 
 def greedy_policy(algo: Any, env: Any):
     """``policy(obs, info) -> actions`` acting greedily, for ``record_episode``."""
+
     def policy(obs: dict, info: dict) -> dict:
         state = env.state() if algo.uses_state else None
         return algo.act(obs, state, info, explore=False)[0]
+
     return policy
 
 
-def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None,
-                      trust_module: bool = False) -> Path | None:
+def render_policy_gif(
+    cfg: RunConfig, algo: Any, path: str | Path, seed: int | None = None, trust_module: bool = False
+) -> Path | None:
     """Record one greedy episode of copy 0 to a GIF; None when the env cannot render (or is not a batched env)."""
     from marlkit.envs.registry import env_kind
     from marlkit.envs.rendering import record_episode, save_gif
@@ -479,10 +535,19 @@ def render_policy_gif(cfg: RunConfig, algo: Any, path: str | Path, seed: int | N
     return save_gif(frames, path, fps=env.metadata.get("render_fps", 10))
 
 
-def train(algo: str | None = None, env: str | None = None, steps: int | None = None, seed: int | None = None, *,
-          config: RunConfig | dict[str, Any] | str | Path | None = None, sets: Iterable[str] = (),
-          preset: str | Path | None = "auto", callbacks: Iterable[Any] = (), trust_module: bool = False,
-          **overrides: Any) -> RunResult:
+def train(
+    algo: str | None = None,
+    env: str | None = None,
+    steps: int | None = None,
+    seed: int | None = None,
+    *,
+    config: RunConfig | dict[str, Any] | str | Path | None = None,
+    sets: Iterable[str] = (),
+    preset: str | Path | None = "auto",
+    callbacks: Iterable[Any] = (),
+    trust_module: bool = False,
+    **overrides: Any,
+) -> RunResult:
     """Train ``algo`` on ``env`` and return the result (run directory, final metrics, evaluation).
 
     The Python mirror of ``marlkit train``: ``overrides`` are config fields by bare name when unambiguous
@@ -500,8 +565,9 @@ def train(algo: str | None = None, env: str | None = None, steps: int | None = N
     return Runner(cfg, callbacks, trust_module=trust_module).run()
 
 
-def load_run(run_dir: str | Path, num_envs: int = 1, checkpoint: str | Path | None = None,
-             trust_module: bool = False) -> tuple[RunConfig, Any, Any, int]:
+def load_run(
+    run_dir: str | Path, num_envs: int = 1, checkpoint: str | Path | None = None, trust_module: bool = False
+) -> tuple[RunConfig, Any, Any, int]:
     """The config, an env of ``num_envs`` copies and the trained algorithm of a run directory (latest intact
     checkpoint unless ``checkpoint`` is given); returns ``(config, env, algo, env_steps)``."""
     run_dir = Path(run_dir)

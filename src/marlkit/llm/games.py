@@ -25,8 +25,9 @@ from marlkit.envs.text.base import TextEnv, TextOutcome, TextVecEnv
 from marlkit.llm.policy import TextPolicy
 
 
-def play(env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episodes: int,
-         max_steps: int = 100_000) -> list[TextOutcome]:
+def play(
+    env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episodes: int, max_steps: int = 100_000
+) -> list[TextOutcome]:
     """Play ``episodes`` full episodes on ``env`` (reset first) and return their outcomes, copy by copy.
 
     ``policies`` is one policy for every agent, or a mapping agent id -> policy (the same object may serve several
@@ -39,8 +40,9 @@ def play(env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episo
         missing = [a for a in agents if a not in policies]
         unknown = [a for a in policies if a not in agents]
         if missing or unknown:
-            raise ValueError(f"policies must cover the agents {list(agents)} exactly; missing {missing}, "
-                             f"unknown {unknown}")
+            raise ValueError(
+                f"policies must cover the agents {list(agents)} exactly; missing {missing}, unknown {unknown}"
+            )
         by_agent: dict[str, Any] = dict(policies)
     else:
         by_agent = {a: policies for a in agents}
@@ -63,8 +65,9 @@ def play(env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episo
         for policy, rows in groups.values():
             answers = policy.act([asked[k][2] for k in rows])
             if len(answers) != len(rows):
-                raise ValueError(f"{type(policy).__name__}.act returned {len(answers)} texts for {len(rows)} "
-                                 "observations")
+                raise ValueError(
+                    f"{type(policy).__name__}.act returned {len(answers)} texts for {len(rows)} observations"
+                )
             for k, text in zip(rows, answers):
                 texts[k] = text
         _, ended = env.step(texts)
@@ -74,8 +77,9 @@ def play(env: TextVecEnv, policies: TextPolicy | Mapping[str, TextPolicy], episo
     raise RuntimeError(f"{episodes} episodes did not finish within max_steps={max_steps} steps")
 
 
-def game_texts(make_env: Callable[[], TextEnv], actions: Callable[[TextEnv, str], Sequence[str] | None],
-               episodes: int, seed: int) -> list[str]:
+def game_texts(
+    make_env: Callable[[], TextEnv], actions: Callable[[TextEnv, str], Sequence[str] | None], episodes: int, seed: int
+) -> list[str]:
     """Observations and allowed answers seen in ``episodes`` episodes of uniformly random allowed answers (empty
     text where ``actions`` allows free text): the material of a game's vocabulary."""
     rng = np.random.default_rng(seed)

@@ -87,19 +87,25 @@ class Generation:
     temperature for generated tokens, at temperature 1 (the model's own) for an action's tokens.
     """
 
-    texts: list[str]                    # what ``act`` returns: the answer, or the action when constrained/parsed
-    completions: list[str]              # the decoded text of ``token_ids`` (cut at a stop string)
+    texts: list[str]  # what ``act`` returns: the answer, or the action when constrained/parsed
+    completions: list[str]  # the decoded text of ``token_ids`` (cut at a stop string)
     prompt_ids: list[list[int]]
     token_ids: list[list[int]]
-    logprobs: list[torch.Tensor]        # float32, one per token of token_ids
-    finish_reasons: list[str]           # "stop" (end-of-text or stop string), "length", or "action" (constrained)
-    how: list[str] = field(default_factory=list)   # "free", "parsed", "constrained" or "fallback", per row
+    logprobs: list[torch.Tensor]  # float32, one per token of token_ids
+    finish_reasons: list[str]  # "stop" (end-of-text or stop string), "length", or "action" (constrained)
+    how: list[str] = field(default_factory=list)  # "free", "parsed", "constrained" or "fallback", per row
     action_logprobs: list[dict[str, float]] = field(default_factory=list)  # constrained rows: log p of every action
 
 
 # ------------------------------------------------------------------------------------------------ token level
-def score_pairs(model: Any, prompts: Sequence[Sequence[int]], completions: Sequence[Sequence[int]],
-                pad_id: int, batch_size: int = 64, temperature: float = 1.0) -> list[torch.Tensor]:
+def score_pairs(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    completions: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int = 64,
+    temperature: float = 1.0,
+) -> list[torch.Tensor]:
     """Per-token ``log p(completion_t | prompt, completion_<t)`` of every (prompt, completion) pair, as one tensor
     per pair, in chunks of ``batch_size``: ``marlkit.llm.tokens.score_tokens`` (left-padded prompts, right-padded
     completions, positions over real tokens), unconstrained. Runs under the caller's grad mode."""
@@ -110,17 +116,23 @@ def score_pairs(model: Any, prompts: Sequence[Sequence[int]], completions: Seque
     device = next(model.parameters()).device
     out: list[torch.Tensor] = []
     for start in range(0, len(prompts), batch_size):
-        ps, cs = prompts[start:start + batch_size], completions[start:start + batch_size]
+        ps, cs = prompts[start : start + batch_size], completions[start : start + batch_size]
         if any(len(c) == 0 for c in cs):
             raise ValueError("every completion must hold at least one token")
-        logp = score_tokens(model, *left_pad(ps, pad_id, device), *right_pad(cs, pad_id, device),
-                            temperature=temperature).logprobs
-        out.extend(logp[i, :len(c)] for i, c in enumerate(cs))
+        logp = score_tokens(
+            model, *left_pad(ps, pad_id, device), *right_pad(cs, pad_id, device), temperature=temperature
+        ).logprobs
+        out.extend(logp[i, : len(c)] for i, c in enumerate(cs))
     return out
 
 
-def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Sequence[Sequence[Sequence[int]]],
-                    pad_id: int, batch_size: int = 64) -> list[list[torch.Tensor]]:
+def option_logprobs(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    options: Sequence[Sequence[Sequence[int]]],
+    pad_id: int,
+    batch_size: int = 64,
+) -> list[list[torch.Tensor]]:
     """Per-token log-probs of every option after its prompt: ``out[i][k]`` scores ``options[i][k]`` after
     ``prompts[i]``, equal to ``score_pairs`` of the pair.
 
@@ -140,15 +152,14 @@ def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Seque
     out: list[list[torch.Tensor]] = []
     start = 0
     while start < len(prompts):
-        stop, rows = start + 1, len(options[start])       # prompts whose options fit in one batch (at least one)
+        stop, rows = start + 1, len(options[start])  # prompts whose options fit in one batch (at least one)
         while stop < len(prompts) and rows + len(options[stop]) <= batch_size:
             rows += len(options[stop])
             stop += 1
         ids, mask = left_pad(prompts[start:stop], pad_id, device)
         positions = position_ids(mask)
-        prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                        logits_to_keep=1)
-        first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)     # predicts each option's first token
+        prefill = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(prefill.logits[:, -1].float(), dim=-1)  # predicts each option's first token
         owner = [i for i, opts in enumerate(options[start:stop]) for _ in opts]
         flat = [list(o) for opts in options[start:stop] for o in opts]
         width = max(len(o) for o in flat) - 1
@@ -156,15 +167,20 @@ def option_logprobs(model: Any, prompts: Sequence[Sequence[int]], options: Seque
         if width > 0:
             index = torch.tensor(owner, device=device)
             cache = prefill.past_key_values
-            cache.reorder_cache(index)                      # one copy of the prompt's cache per option
+            cache.reorder_cache(index)  # one copy of the prompt's cache per option
             block = torch.full((len(flat), width), pad_id, dtype=torch.long, device=device)
             block_mask = torch.zeros((len(flat), width), dtype=mask.dtype, device=device)
             for r, tokens in enumerate(flat):
-                block[r, :len(tokens) - 1] = torch.tensor(tokens[:-1])
-                block_mask[r, :len(tokens) - 1] = 1
+                block[r, : len(tokens) - 1] = torch.tensor(tokens[:-1])
+                block_mask[r, : len(tokens) - 1] = 1
             block_pos = positions[index, -1:] + 1 + torch.arange(width, device=device)
-            logits = model(input_ids=block, attention_mask=torch.cat([mask[index], block_mask], dim=1),
-                           position_ids=block_pos, past_key_values=cache, use_cache=True).logits
+            logits = model(
+                input_ids=block,
+                attention_mask=torch.cat([mask[index], block_mask], dim=1),
+                position_ids=block_pos,
+                past_key_values=cache,
+                use_cache=True,
+            ).logits
             rest = torch.log_softmax(logits.float(), dim=-1)
         k = 0
         for i, opts in enumerate(options[start:stop]):
@@ -184,15 +200,20 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     import torch
 
     sorted_p, order = probs.sort(dim=-1, descending=True)
-    outside = sorted_p.cumsum(-1) - sorted_p >= top_p      # mass before this token already reaches top_p
+    outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # mass before this token already reaches top_p
     sorted_p = sorted_p.masked_fill(outside, 0.0)
     return torch.zeros_like(probs).scatter(-1, order, sorted_p)
 
 
-def sample_tokens(model: Any, prompts: Sequence[Sequence[int]], sampling: Sampling, pad_id: int,
-                  eos_ids: set[int], generator: torch.Generator | None = None,
-                  stopped: Callable[[int, list[int]], bool] | None = None
-                  ) -> tuple[list[list[int]], list[torch.Tensor], list[str]]:
+def sample_tokens(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    sampling: Sampling,
+    pad_id: int,
+    eos_ids: set[int],
+    generator: torch.Generator | None = None,
+    stopped: Callable[[int, list[int]], bool] | None = None,
+) -> tuple[list[list[int]], list[torch.Tensor], list[str]]:
     """Sample continuations of a left-padded batch with the KV cache; return tokens, their log-probs, finish reasons.
 
     ``stopped(row, tokens)`` may end a row early (stop strings). Rows that finished keep being fed a pad token so the
@@ -215,8 +236,14 @@ def sample_tokens(model: Any, prompts: Sequence[Sequence[int]], sampling: Sampli
     step_ids, step_pos = ids, positions
     with torch.inference_mode():
         for _ in range(sampling.max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
-                        use_cache=True, logits_to_keep=1)
+            out = model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=step_pos,
+                past_key_values=past,
+                use_cache=True,
+                logits_to_keep=1,
+            )
             past = out.past_key_values
             logits = out.logits[:, -1].float()
             logp = torch.log_softmax(logits / sampling.temperature if sampling.temperature > 0 else logits, dim=-1)
@@ -265,35 +292,51 @@ class HFPolicy:
     ``torch.Generator`` seeded with ``seed``: the same seed and the same calls give the same answers.
     """
 
-    def __init__(self, model: Any, tokenizer: Any, *, system_prompt: str | None = None,
-                 max_new_tokens: int = 32, temperature: float = 1.0, top_p: float = 1.0,
-                 stop: Sequence[str] = (), seed: int | None = 0, actions: Actions | None = None,
-                 parse: Callable[[str], str | None] | None = None, mode: Mode | None = None,
-                 chat_template: bool | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        system_prompt: str | None = None,
+        max_new_tokens: int = 32,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] = (),
+        seed: int | None = 0,
+        actions: Actions | None = None,
+        parse: Callable[[str], str | None] | None = None,
+        mode: Mode | None = None,
+        chat_template: bool | None = None,
+        batch_size: int = 64,
+    ) -> None:
         import torch
 
         if tokenizer is None or model is None:
             raise ValueError("HFPolicy needs a model and its tokenizer (or use HFPolicy.from_pretrained(path))")
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                 stop=tuple(stop))
+        self.sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=tuple(stop))
         self.system_prompt = system_prompt
         if mode is None:
             mode = "parse" if parse is not None else "constrained" if actions is not None else "free"
         if mode not in ("free", "constrained", "parse"):
             raise ValueError(f"unknown mode {mode!r}; allowed: 'free', 'constrained', 'parse'")
         if mode == "constrained" and actions is None:
-            raise ValueError("mode='constrained' needs actions (a list of allowed strings or a function of the "
-                             "observation returning one)")
+            raise ValueError(
+                "mode='constrained' needs actions (a list of allowed strings or a function of the "
+                "observation returning one)"
+            )
         self.mode: Mode = mode
         self.actions = actions
         self.parse = parse
         if chat_template and not getattr(tokenizer, "chat_template", None):
-            raise ValueError("chat_template=True but the tokenizer has no chat template; pass chat_template=None "
-                             "to use the plain prompt format")
-        self.use_chat_template = bool(getattr(tokenizer, "chat_template", None)) if chat_template is None \
-            else chat_template
+            raise ValueError(
+                "chat_template=True but the tokenizer has no chat template; pass chat_template=None "
+                "to use the plain prompt format"
+            )
+        self.use_chat_template = (
+            bool(getattr(tokenizer, "chat_template", None)) if chat_template is None else chat_template
+        )
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
@@ -307,8 +350,16 @@ class HFPolicy:
 
     # ---------------------------------------------------------------------------------------------- loading
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *, allow_download: bool = False,
-                        gguf_file: str | None = None, device: str = "cpu", dtype: Any = None, **kwargs: Any) -> HFPolicy:
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        allow_download: bool = False,
+        gguf_file: str | None = None,
+        device: str = "cpu",
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> HFPolicy:
         """Load a model folder (``config.json`` + weights + tokenizer files); nothing is downloaded unless
         ``allow_download=True`` (then ``path`` may be a Hub id). ``gguf_file`` loads a GGUF file inside ``path``
         (dequantized on every load: convert it once with ``convert_gguf`` instead). ``kwargs`` go to ``HFPolicy``."""
@@ -317,15 +368,17 @@ class HFPolicy:
             raise FileNotFoundError(
                 f"no local model folder at {path!r}; pass a folder holding config.json, the weights and the tokenizer "
                 "files (see docs/llm.md for converting SmolLM2 from a GGUF file), or allow_download=True to fetch a "
-                "Hub id")
+                "Hub id"
+            )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=not allow_download, **extra)
             # Any: mypy cannot call PreTrainedModel.to through transformers' functools.wraps decorator.
-            model: Any = AutoModelForCausalLM.from_pretrained(path, local_files_only=not allow_download, dtype=dtype,
-                                                              **extra)
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                path, local_files_only=not allow_download, dtype=dtype, **extra
+            )
         except OSError as e:
             raise FileNotFoundError(f"could not load a causal LM from {path!r}: {e}") from e
         return cls(model.to(device), tokenizer, **kwargs)
@@ -356,18 +409,30 @@ class HFPolicy:
         if self.mode == "constrained":
             import torch
 
-            n = len(prompts)   # every row of this empty generation is filled by _choose
-            empty = Generation(texts=[""] * n, completions=[""] * n, prompt_ids=prompts, token_ids=[[] for _ in
-                               range(n)], logprobs=[torch.zeros(0)] * n, finish_reasons=[""] * n, how=[""] * n,
-                               action_logprobs=[{} for _ in range(n)])
+            n = len(prompts)  # every row of this empty generation is filled by _choose
+            empty = Generation(
+                texts=[""] * n,
+                completions=[""] * n,
+                prompt_ids=prompts,
+                token_ids=[[] for _ in range(n)],
+                logprobs=[torch.zeros(0)] * n,
+                finish_reasons=[""] * n,
+                how=[""] * n,
+                action_logprobs=[{} for _ in range(n)],
+            )
             return self._choose(observations, prompts, list(range(n)), empty)
         gen = self.generate(prompts)
         if self.mode == "parse":
             failed = []
             for i, (obs, text) in enumerate(zip(observations, gen.completions)):
                 allowed = self._allowed(obs) if self.actions is not None else None
-                action = self.parse(text) if self.parse is not None else \
-                    first_action_named(text, allowed) if allowed is not None else None
+                action = (
+                    self.parse(text)
+                    if self.parse is not None
+                    else first_action_named(text, allowed)
+                    if allowed is not None
+                    else None
+                )
                 if action is not None and (allowed is None or action in allowed):
                     gen.texts[i], gen.how[i] = action, "parsed"
                 elif allowed is not None:
@@ -378,22 +443,35 @@ class HFPolicy:
                     gen.how[i] = "fallback"
         return gen
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: Sampling | None = None,
-                 generator: torch.Generator | None = None) -> Generation:
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        sampling: Sampling | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Generation:
         """Sample a continuation of every prompt (token ids), in batches of ``batch_size``."""
         sampling = sampling or self.sampling
         generator = generator or self.generator
-        gen = Generation(texts=[], completions=[], prompt_ids=[list(p) for p in prompts], token_ids=[], logprobs=[],
-                         finish_reasons=[])
+        gen = Generation(
+            texts=[],
+            completions=[],
+            prompt_ids=[list(p) for p in prompts],
+            token_ids=[],
+            logprobs=[],
+            finish_reasons=[],
+        )
         for start in range(0, len(prompts), self.batch_size):
-            chunk = gen.prompt_ids[start:start + self.batch_size]
+            chunk = gen.prompt_ids[start : start + self.batch_size]
             stopped = None
             if sampling.stop:
+
                 def stopped(_: int, toks: list[int]) -> bool:
                     text = self._decode(toks)
                     return any(s in text for s in sampling.stop)
-            toks, logps, reasons = sample_tokens(self.model, chunk, sampling, self.pad_id, self.eos_ids,
-                                                 generator, stopped)
+
+            toks, logps, reasons = sample_tokens(
+                self.model, chunk, sampling, self.pad_id, self.eos_ids, generator, stopped
+            )
             for t, lp, r in zip(toks, logps, reasons):
                 text = self._decode(t)
                 for s in sampling.stop:
@@ -407,8 +485,9 @@ class HFPolicy:
         gen.action_logprobs = [{} for _ in prompts]
         return gen
 
-    def score(self, observations: Sequence[str], completions: Sequence[str | Sequence[int]],
-              temperature: float | None = None) -> list[torch.Tensor]:
+    def score(
+        self, observations: Sequence[str], completions: Sequence[str | Sequence[int]], temperature: float | None = None
+    ) -> list[torch.Tensor]:
         """Per-token log-probabilities of given completions (texts, or token ids) after each observation's prompt.
 
         Texts are tokenized without special tokens; pass token ids (e.g. ``Generation.token_ids``) to score exactly
@@ -420,8 +499,10 @@ class HFPolicy:
         observations = _check_texts(observations)
         if len(completions) != len(observations):
             raise ValueError(f"got {len(observations)} observations but {len(completions)} completions")
-        ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] if isinstance(c, str) else list(c)
-               for c in completions]
+        ids = [
+            self.tokenizer(c, add_special_tokens=False)["input_ids"] if isinstance(c, str) else list(c)
+            for c in completions
+        ]
         return score_pairs(self.model, self.prompt_ids(observations), ids, self.pad_id, self.batch_size, temperature)
 
     # -------------------------------------------------------------------------------------------- internals
@@ -432,18 +513,21 @@ class HFPolicy:
             raise ValueError(f"actions must be a non-empty list of non-empty strings, got {allowed!r}")
         return allowed
 
-    def _choose(self, observations: Sequence[str], prompts: list[list[int]], rows: list[int],
-                gen: Generation) -> Generation:
+    def _choose(
+        self, observations: Sequence[str], prompts: list[list[int]], rows: list[int], gen: Generation
+    ) -> Generation:
         """Pick an allowed action for each of ``rows`` by scoring every option after the prompt (exact, batched)."""
         import torch
 
         end = [min(self.eos_ids)] if self.eos_ids else []
         options = {i: self._allowed(observations[i]) for i in rows}
-        option_ids = {i: [self.tokenizer(a, add_special_tokens=False)["input_ids"] + end for a in options[i]]
-                      for i in rows}
+        option_ids = {
+            i: [self.tokenizer(a, add_special_tokens=False)["input_ids"] + end for a in options[i]] for i in rows
+        }
         with torch.inference_mode():
-            scored = option_logprobs(self.model, [prompts[i] for i in rows], [option_ids[i] for i in rows],
-                                     self.pad_id, self.batch_size)
+            scored = option_logprobs(
+                self.model, [prompts[i] for i in rows], [option_ids[i] for i in rows], self.pad_id, self.batch_size
+            )
         per_row = dict(zip(rows, scored))
         t = self.sampling.temperature
         for i in rows:
@@ -473,8 +557,12 @@ class HFPolicy:
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
-        for source in (self.tokenizer.eos_token_id, getattr(self.model.generation_config, "eos_token_id", None)
-                       if getattr(self.model, "generation_config", None) is not None else None):
+        for source in (
+            self.tokenizer.eos_token_id,
+            getattr(self.model.generation_config, "eos_token_id", None)
+            if getattr(self.model, "generation_config", None) is not None
+            else None,
+        ):
             if isinstance(source, int):
                 ids.add(source)
             elif isinstance(source, (list, tuple)):
@@ -507,8 +595,9 @@ def convert_gguf(folder: str | os.PathLike[str], gguf_file: str, out_dir: str | 
     if not os.path.isfile(os.path.join(folder, gguf_file)):
         raise FileNotFoundError(f"no GGUF file {gguf_file!r} in {folder!r}")
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True,
-                                                  dtype=torch.float32)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        folder, gguf_file=gguf_file, local_files_only=True, dtype=torch.float32
+    )
     config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file, local_files_only=True)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict(), strict=True)

@@ -93,7 +93,7 @@ def _warn_plaintext_key(url: Any, api_key_env: str) -> None:
     host = url.host
     try:
         loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:   # a name: only localhost is known to be this machine without asking DNS
+    except ValueError:  # a name: only localhost is known to be this machine without asking DNS
         loopback = host == "localhost" or host.endswith(".localhost")
     if url.scheme != "http" or loopback:
         return
@@ -102,8 +102,12 @@ def _warn_plaintext_key(url: Any, api_key_env: str) -> None:
         if where in _warned_hosts:
             return
         _warned_hosts.add(where)
-    warnings.warn(f"the API key from {api_key_env} will be sent unencrypted over plain http:// to {host!r}, which is "
-                  "not this machine: anyone on the way can read it; use https://", PlaintextKeyWarning, stacklevel=3)
+    warnings.warn(
+        f"the API key from {api_key_env} will be sent unencrypted over plain http:// to {host!r}, which is "
+        "not this machine: anyone on the way can read it; use https://",
+        PlaintextKeyWarning,
+        stacklevel=3,
+    )
 
 
 class _DeadlinePassed(Exception):
@@ -187,19 +191,38 @@ class OpenAIChatPolicy:
     checks rate-limit, backoff and deadline waits without waiting).
     """
 
-    def __init__(self, base_url: str, model: str, *, system_prompt: str | None = None,
-                 api_key_env: str = "OPENAI_API_KEY", temperature: float = 1.0, top_p: float = 1.0,
-                 max_tokens: int = 64, stop: Sequence[str] = (), seed: int | None = None,
-                 timeout: float = 60.0, connect_timeout: float = 10.0, deadline: float | None = 600.0,
-                 max_retries: int = 5, backoff: float = 0.5, max_backoff: float = 30.0,
-                 requests_per_second: float | None = None, burst: int = 1, concurrency: int = 8,
-                 extra_body: Mapping[str, Any] | None = None, transport: Any = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        system_prompt: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_tokens: int = 64,
+        stop: Sequence[str] = (),
+        seed: int | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        deadline: float | None = 600.0,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        requests_per_second: float | None = None,
+        burst: int = 1,
+        concurrency: int = 8,
+        extra_body: Mapping[str, Any] | None = None,
+        transport: Any = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         import httpx
 
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1), "
-                             f"got {base_url!r}")
+            raise ValueError(
+                f"base_url must start with http:// or https:// (e.g. http://127.0.0.1:8000/v1), got {base_url!r}"
+            )
         if not model or not isinstance(model, str):
             raise ValueError(f"model must be the server's model name (a non-empty string), got {model!r}")
         for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout), ("max_backoff", max_backoff)):
@@ -240,14 +263,15 @@ class OpenAIChatPolicy:
         self._key_state = "set" if key else "not set"
         if key:
             _warn_plaintext_key(httpx.URL(self.base_url), api_key_env)
-        self._client = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout),
-                                    transport=transport)
+        self._client = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout), transport=transport
+        )
         self._timeout, self._connect_timeout = timeout, connect_timeout
         self._lock = threading.Lock()
         self._jitter = random.Random(seed)
         self._requests_made = 0
 
-    def __repr__(self) -> str:   # never shows the key
+    def __repr__(self) -> str:  # never shows the key
         return f"OpenAIChatPolicy(base_url={self.base_url!r}, model={self.model!r})"
 
     # ---------------------------------------------------------------------------------------------------- api
@@ -294,13 +318,13 @@ class OpenAIChatPolicy:
             return min(self.max_backoff, retry_after)
         with self._lock:
             factor = self._jitter.uniform(0.5, 1.0)
-        return min(self.max_backoff, self.backoff * 2 ** attempt) * factor
+        return min(self.max_backoff, self.backoff * 2**attempt) * factor
 
     def _request(self, body: dict[str, Any]) -> ChatReply:
         import httpx
 
         end = math.inf if self.deadline is None else self.clock() + self.deadline
-        failure = ""   # what went wrong last, for the deadline's message
+        failure = ""  # what went wrong last, for the deadline's message
         for attempt in range(self.max_retries + 1):
             last = attempt == self.max_retries
             if self.limiter is not None:
@@ -321,7 +345,8 @@ class OpenAIChatPolicy:
                 if last:
                     raise APIConnectionError(
                         f"no answer from {self.url} within {self._timeout:g} s ({type(e).__name__}) after "
-                        f"{attempt + 1} attempts; raise timeout= or check the server") from e
+                        f"{attempt + 1} attempts; raise timeout= or check the server"
+                    ) from e
                 failure = type(e).__name__
                 self._retry(attempt, None, end, failure)
                 continue
@@ -329,7 +354,8 @@ class OpenAIChatPolicy:
                 if last:
                     raise APIConnectionError(
                         f"could not reach {self.url} after {attempt + 1} attempts ({type(e).__name__}: {e}); "
-                        "is the server running and is base_url right?") from e
+                        "is the server running and is base_url right?"
+                    ) from e
                 failure = f"{type(e).__name__}: {e}"
                 self._retry(attempt, None, end, failure)
                 continue
@@ -349,8 +375,10 @@ class OpenAIChatPolicy:
             for chunk in response.iter_bytes():
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
-                    raise APIResponseError(f"{self.url} sent more than {MAX_RESPONSE_BYTES} bytes; a chat completion "
-                                           "is far smaller: is base_url an OpenAI-compatible API root?")
+                    raise APIResponseError(
+                        f"{self.url} sent more than {MAX_RESPONSE_BYTES} bytes; a chat completion "
+                        "is far smaller: is base_url an OpenAI-compatible API root?"
+                    )
                 chunks.append(chunk)
                 if self.clock() > end:
                     raise _DeadlinePassed
@@ -369,18 +397,23 @@ class OpenAIChatPolicy:
 
     def _deadline_error(self, attempts: int, failure: str) -> APIDeadlineError:
         last = f"; the last attempt: {failure}" if failure else ""
-        return APIDeadlineError(f"no answer from {self.url} within the deadline of {self.deadline:g} s ({attempts} "
-                                f"attempts){last}; raise deadline= or check the server")
+        return APIDeadlineError(
+            f"no answer from {self.url} within the deadline of {self.deadline:g} s ({attempts} "
+            f"attempts){last}; raise deadline= or check the server"
+        )
 
     def _parse(self, status: int, content: bytes, attempts: int) -> ChatReply:
         if status in (401, 403):
             raise APIAuthError(
                 f"HTTP {status} from {self.url}: the server refused the API key (read from the environment variable "
-                f"{self.api_key_env}, which is {self._key_state}){_server_says(content)}")
+                f"{self.api_key_env}, which is {self._key_state}){_server_says(content)}"
+            )
         if status == 404:
             raise APIStatusError(
                 f"HTTP 404 from {self.url}: no such endpoint or model {self.model!r}{_server_says(content)}; "
-                "base_url should be the API root that holds /chat/completions (usually ending in /v1)", status)
+                "base_url should be the API root that holds /chat/completions (usually ending in /v1)",
+                status,
+            )
         if status >= 400:
             tried = f" after {attempts} attempts" if attempts > 1 else ""
             raise APIStatusError(f"HTTP {status} from {self.url}{tried}{_server_says(content)}", status)
@@ -390,12 +423,14 @@ class OpenAIChatPolicy:
             why = "nested too deeply to parse" if isinstance(e, RecursionError) else _text(content)[:200]
             raise APIResponseError(
                 f"{self.url} answered HTTP {status} with a body that is not JSON ({why!r}); is base_url an "
-                "OpenAI-compatible API root (usually ending in /v1)?") from None
+                "OpenAI-compatible API root (usually ending in /v1)?"
+            ) from None
         try:
             text, finish_reason, prompt_tokens, completion_tokens = _read_completion(data)
         except _Malformed as e:
-            raise APIResponseError(f"{self.url} answered JSON that is not a chat completion: {e}; got "
-                                   f"{_short(data, 200)}") from None
+            raise APIResponseError(
+                f"{self.url} answered JSON that is not a chat completion: {e}; got {_short(data, 200)}"
+            ) from None
         with self._lock:
             self.usage.requests += 1
             self.usage.prompt_tokens += prompt_tokens
@@ -462,7 +497,7 @@ def _short(value: Any, limit: int = 80) -> str:
             text = repr(value)
         except RecursionError:
             text = f"(a deeply nested {_json_type(value)})"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _text(content: bytes) -> str:

@@ -73,8 +73,9 @@ RETRY_AFTER = 1
 #: to this many seconds before closing, so the client's unsent body does not reset the connection under the reply.
 LINGER_BYTES, LINGER_SECONDS = 1 << 16, 1.0
 _CHAT_PATHS = ("/v1/chat/completions", "/chat/completions")
-_AUTH_MESSAGE = ("missing or wrong API key: send the header 'Authorization: Bearer <key>' with the key this server "
-                 "was started with")
+_AUTH_MESSAGE = (
+    "missing or wrong API key: send the header 'Authorization: Bearer <key>' with the key this server was started with"
+)
 
 
 class ClientGone(Exception):
@@ -84,8 +85,14 @@ class ClientGone(Exception):
 class RequestError(ValueError):
     """A request the server refuses; becomes an OpenAI-style error reply with ``status`` (and ``Retry-After``)."""
 
-    def __init__(self, message: str, status: int = 400, param: str | None = None,
-                 kind: str = "invalid_request_error", retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        param: str | None = None,
+        kind: str = "invalid_request_error",
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.param, self.kind, self.retry_after = status, param, kind, retry_after
 
@@ -110,15 +117,18 @@ def check_bind(host: str, api_key: str | None, allow_insecure_bind: bool) -> str
         raise InsecureBindError(
             f"refusing to serve on {host!r} without an API key: anyone who can reach it could use the model. Require "
             "a key (api_key=..., --api-key-env VAR), listen on 127.0.0.1, or accept the risk with "
-            "allow_insecure_bind=True (--allow-insecure-bind)")
-    return (f"serving on {host!r} with NO API KEY: anyone who can reach this address can use the model "
-            "(--api-key-env VAR requires a key)")
+            "allow_insecure_bind=True (--allow-insecure-bind)"
+        )
+    return (
+        f"serving on {host!r} with NO API KEY: anyone who can reach this address can use the model "
+        "(--api-key-env VAR requires a key)"
+    )
 
 
 def _is_loopback(host: str) -> bool:
     """Whether ``host`` (an IPv4 address or a name, resolved as the server's IPv4 socket would) is this machine only."""
     if not host:
-        return False   # "" binds every interface
+        return False  # "" binds every interface
     try:
         return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
     except (OSError, ValueError):
@@ -143,12 +153,30 @@ class ChatServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, policy: HFPolicy, host: str = "127.0.0.1", port: int = 0, model_name: str = "local",
-                 api_key: str | None = None, max_batch: int = 32, max_tokens_limit: int = 2048, *,
-                 read_timeout: float = 30.0, request_timeout: float = 60.0, max_connections: int = 64,
-                 max_queue: int = 32, max_body: int = MAX_BODY, allow_insecure_bind: bool = False) -> None:
-        for name, value in (("max_batch", max_batch), ("max_tokens_limit", max_tokens_limit),
-                            ("max_connections", max_connections), ("max_queue", max_queue), ("max_body", max_body)):
+    def __init__(
+        self,
+        policy: HFPolicy,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        model_name: str = "local",
+        api_key: str | None = None,
+        max_batch: int = 32,
+        max_tokens_limit: int = 2048,
+        *,
+        read_timeout: float = 30.0,
+        request_timeout: float = 60.0,
+        max_connections: int = 64,
+        max_queue: int = 32,
+        max_body: int = MAX_BODY,
+        allow_insecure_bind: bool = False,
+    ) -> None:
+        for name, value in (
+            ("max_batch", max_batch),
+            ("max_tokens_limit", max_tokens_limit),
+            ("max_connections", max_connections),
+            ("max_queue", max_queue),
+            ("max_body", max_body),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name, seconds in (("read_timeout", read_timeout), ("request_timeout", request_timeout)):
@@ -168,10 +196,10 @@ class ChatServer(ThreadingHTTPServer):
         self.read_timeout, self.request_timeout = float(read_timeout), float(request_timeout)
         self.max_connections, self.max_queue, self.max_body = max_connections, max_queue, max_body
         self.created = int(time.time())
-        self.cancelled = 0   # jobs dropped because their client hung up before generation started
+        self.cancelled = 0  # jobs dropped because their client hung up before generation started
         self._lock = threading.Lock()
-        self._connections = threading.BoundedSemaphore(max_connections)   # one per handler thread
-        self._admitted = threading.BoundedSemaphore(max_queue)             # one per job queued or generating
+        self._connections = threading.BoundedSemaphore(max_connections)  # one per handler thread
+        self._admitted = threading.BoundedSemaphore(max_queue)  # one per job queued or generating
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._worker = threading.Thread(target=self._generate_forever, name="marlkit-serve-generate", daemon=True)
         self._worker.start()
@@ -186,8 +214,9 @@ class ChatServer(ThreadingHTTPServer):
 
     def start(self) -> ChatServer:
         """Serve in a background thread (tests, notebooks); ``close()`` stops it."""
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="marlkit-serve", daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="marlkit-serve", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -226,33 +255,50 @@ class ChatServer(ThreadingHTTPServer):
 
     def _refuse_connection(self, request: socket.socket) -> None:
         """503 on the accepting thread: never blocks on the client (non-blocking writes) and reads nothing of it."""
-        e = RequestError(f"the server is busy: {self.max_connections} connections are already being served; retry "
-                         f"after {RETRY_AFTER} s", status=503, kind="server_error", retry_after=RETRY_AFTER)
+        e = RequestError(
+            f"the server is busy: {self.max_connections} connections are already being served; retry "
+            f"after {RETRY_AFTER} s",
+            status=503,
+            kind="server_error",
+            retry_after=RETRY_AFTER,
+        )
         data = json.dumps(e.payload()).encode()
-        head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-                f"\r\nRetry-After: {RETRY_AFTER}\r\nConnection: close\r\n\r\n").encode()
+        head = (
+            f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
+            f"\r\nRetry-After: {RETRY_AFTER}\r\nConnection: close\r\n\r\n"
+        ).encode()
         try:
             request.setblocking(False)
-            request.sendall(head + data)   # a few hundred bytes into an empty send buffer
-            while request.recv(1 << 16):   # drop what already arrived, so closing does not reset the reply
+            request.sendall(head + data)  # a few hundred bytes into an empty send buffer
+            while request.recv(1 << 16):  # drop what already arrived, so closing does not reset the reply
                 pass
         except OSError:
             pass
         self.shutdown_request(request)
 
     # ---------------------------------------------------------------------------------------------- generation
-    def generate(self, prompts: list[list[int]], sampling: Sampling, seed: int | None,
-                 client_connected: Callable[[], bool] | None = None) -> Any:
+    def generate(
+        self,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        seed: int | None,
+        client_connected: Callable[[], bool] | None = None,
+    ) -> Any:
         """Queue prompts for the generation thread and wait for their ``Generation``.
 
         While the job waits in the queue, ``client_connected`` is polled: a client that hung up (typically one that
         timed out and will retry) has its job cancelled, so retries do not pile up duplicate work behind it.
         """
         if not self._admitted.acquire(blocking=False):
-            raise RequestError(f"the server is busy: {self.max_queue} requests are already waiting or being generated; "
-                               f"retry after {RETRY_AFTER} s", status=503, kind="server_error", retry_after=RETRY_AFTER)
+            raise RequestError(
+                f"the server is busy: {self.max_queue} requests are already waiting or being generated; "
+                f"retry after {RETRY_AFTER} s",
+                status=503,
+                kind="server_error",
+                retry_after=RETRY_AFTER,
+            )
         job = _Job(prompts, sampling, seed, Future())
-        job.future.add_done_callback(lambda _: self._admitted.release())   # answered, failed or cancelled
+        job.future.add_done_callback(lambda _: self._admitted.release())  # answered, failed or cancelled
         self._jobs.put(job)
         while True:
             try:
@@ -271,9 +317,9 @@ class ChatServer(ThreadingHTTPServer):
             if job is None:
                 return
             if not job.future.set_running_or_notify_cancel():
-                continue   # its client hung up while it waited
+                continue  # its client hung up while it waited
             batch = [job]
-            if job.seed is None:   # gather what else is waiting with the same settings
+            if job.seed is None:  # gather what else is waiting with the same settings
                 waiting: list[_Job | None] = []
                 while True:
                     try:
@@ -282,13 +328,17 @@ class ChatServer(ThreadingHTTPServer):
                         break
                 size = len(job.prompts)
                 for other in waiting:
-                    if other is not None and other.seed is None and other.sampling == job.sampling \
-                            and size + len(other.prompts) <= self.max_batch:
+                    if (
+                        other is not None
+                        and other.seed is None
+                        and other.sampling == job.sampling
+                        and size + len(other.prompts) <= self.max_batch
+                    ):
                         if other.future.set_running_or_notify_cancel():
                             batch.append(other)
                             size += len(other.prompts)
                     else:
-                        self._jobs.put(other)   # later (a None sentinel goes back too, so close() still stops us)
+                        self._jobs.put(other)  # later (a None sentinel goes back too, so close() still stops us)
             try:
                 generator = None
                 if job.seed is not None:
@@ -305,8 +355,10 @@ class ChatServer(ThreadingHTTPServer):
 
     # -------------------------------------------------------------------------------------------------- api
     def models(self) -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": self.model_name, "object": "model", "created": self.created,
-                                            "owned_by": "marlkit"}]}
+        return {
+            "object": "list",
+            "data": [{"id": self.model_name, "object": "model", "created": self.created, "owned_by": "marlkit"}],
+        }
 
     def chat_completion(self, body: Any, client_connected: Callable[[], bool] | None = None) -> dict[str, Any]:
         """The reply to a ``/v1/chat/completions`` request body (raises ``RequestError`` on bad input)."""
@@ -323,22 +375,40 @@ class ChatServer(ThreadingHTTPServer):
         if not isinstance(model, str):
             raise RequestError(f"model must be a string, got {_show(model)}", param="model")
         if model != self.model_name:
-            raise RequestError(f"unknown model {model!r}; this server serves {self.model_name!r}", status=404,
-                               param="model", kind="not_found_error")
+            raise RequestError(
+                f"unknown model {model!r}; this server serves {self.model_name!r}",
+                status=404,
+                param="model",
+                kind="not_found_error",
+            )
         messages = _messages(body.get("messages"))
         n = _integer(body, "n", 1, 1, MAX_N)
-        seed = _integer(body, "seed", None, -(1 << 63), (1 << 64) - 1)   # what a torch.Generator takes
+        seed = _integer(body, "seed", None, -(1 << 63), (1 << 64) - 1)  # what a torch.Generator takes
         sampling = self._sampling(body)
         prompt = self.policy.chat_prompt(messages)
         gen = self.generate([prompt] * n, sampling, seed, client_connected)
-        choices = [{"index": i, "message": {"role": "assistant", "content": text},
-                    "finish_reason": "length" if reason == "length" else "stop", "logprobs": None}
-                   for i, (text, reason) in enumerate(zip(gen.completions, gen.finish_reasons))]
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "length" if reason == "length" else "stop",
+                "logprobs": None,
+            }
+            for i, (text, reason) in enumerate(zip(gen.completions, gen.finish_reasons))
+        ]
         completion_tokens = sum(len(t) for t in gen.token_ids)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.model_name, "choices": choices,
-                "usage": {"prompt_tokens": len(prompt), "completion_tokens": completion_tokens,
-                          "total_tokens": len(prompt) + completion_tokens}}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model_name,
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": len(prompt),
+                "completion_tokens": completion_tokens,
+                "total_tokens": len(prompt) + completion_tokens,
+            },
+        }
 
     def _sampling(self, body: dict[str, Any]) -> Sampling:
         default = self.policy.sampling
@@ -347,8 +417,9 @@ class ChatServer(ThreadingHTTPServer):
         stop = body.get("stop")
         stops = () if stop is None else (stop,) if isinstance(stop, str) else stop
         if not isinstance(stops, (list, tuple)) or len(stops) > 4 or not all(isinstance(s, str) and s for s in stops):
-            raise RequestError(f"stop must be a string or a list of up to 4 non-empty strings, got {_show(stop)}",
-                               param="stop")
+            raise RequestError(
+                f"stop must be a string or a list of up to 4 non-empty strings, got {_show(stop)}", param="stop"
+            )
         temperature = _number(body, "temperature", 1.0)
         top_p = _number(body, "top_p", 1.0)
         try:
@@ -417,13 +488,14 @@ def parse_body(raw: bytes) -> Any:
     Python's parser recurses once per level and raises ``RecursionError`` on deep input; that is caught, and the
     depth of what did parse is checked, so a deep body is a 400 rather than a dead request thread.
     """
-    too_deep = RequestError(f"the request body nests JSON arrays/objects more than {MAX_DEPTH} levels deep, the most "
-                            "this server accepts")
+    too_deep = RequestError(
+        f"the request body nests JSON arrays/objects more than {MAX_DEPTH} levels deep, the most this server accepts"
+    )
     try:
         body = json.loads(raw, parse_constant=_reject_constant)
     except RecursionError:
         raise too_deep from None
-    except ValueError as e:   # includes a body that is not UTF-8
+    except ValueError as e:  # includes a body that is not UTF-8
         raise RequestError(f"the request body is not valid JSON: {e}") from None
     if _nested_deeper_than(body, MAX_DEPTH):
         raise too_deep
@@ -437,17 +509,22 @@ def _messages(messages: Any) -> list[dict[str, str]]:
     out = []
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("system", "developer", "user", "assistant"):
-            raise RequestError(f"messages[{i}] must be an object with a role of 'system', 'developer', 'user' or "
-                               f"'assistant', got {str(m)[:100]!r}", param="messages")
+            raise RequestError(
+                f"messages[{i}] must be an object with a role of 'system', 'developer', 'user' or "
+                f"'assistant', got {str(m)[:100]!r}",
+                param="messages",
+            )
         content = m.get("content")
         if isinstance(content, list):
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+            ):
                 raise RequestError(f"messages[{i}].content: only text parts are supported", param="messages")
             content = "".join(p["text"] for p in content)
         if not isinstance(content, str):
-            raise RequestError(f"messages[{i}].content must be a string, got {type(content).__name__}",
-                               param="messages")
+            raise RequestError(
+                f"messages[{i}].content must be a string, got {type(content).__name__}", param="messages"
+            )
         out.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
     return out
 
@@ -455,25 +532,31 @@ def _messages(messages: Any) -> list[dict[str, str]]:
 def _slice(gen: Any, start: int, stop: int) -> Any:
     from marlkit.llm.hf import Generation
 
-    return Generation(texts=gen.texts[start:stop], completions=gen.completions[start:stop],
-                      prompt_ids=gen.prompt_ids[start:stop], token_ids=gen.token_ids[start:stop],
-                      logprobs=gen.logprobs[start:stop], finish_reasons=gen.finish_reasons[start:stop],
-                      how=gen.how[start:stop], action_logprobs=gen.action_logprobs[start:stop])
+    return Generation(
+        texts=gen.texts[start:stop],
+        completions=gen.completions[start:stop],
+        prompt_ids=gen.prompt_ids[start:stop],
+        token_ids=gen.token_ids[start:stop],
+        logprobs=gen.logprobs[start:stop],
+        finish_reasons=gen.finish_reasons[start:stop],
+        how=gen.how[start:stop],
+        action_logprobs=gen.action_logprobs[start:stop],
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: ChatServer
     protocol_version = "HTTP/1.1"
-    _length = 0   # the body's declared size, once _check_headers accepted it
+    _length = 0  # the body's declared size, once _check_headers accepted it
 
     def setup(self) -> None:
         super().setup()
-        self.rfile.close()   # replaced by a reader that knows the request's deadline (closing frees the socket's ref)
+        self.rfile.close()  # replaced by a reader that knows the request's deadline (closing frees the socket's ref)
         self._deadline: float | None = None
         self.rfile = io.BufferedReader(_DeadlineReader(self))
 
     def handle_one_request(self) -> None:
-        self._deadline = None   # set when the request's first byte arrives
+        self._deadline = None  # set when the request's first byte arrives
         super().handle_one_request()
 
     def read_into(self, buffer: Any) -> int:
@@ -504,8 +587,13 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.path.rstrip("/") in ("/v1/models", "/models"):
             self._send(200, self.server.models())
         else:
-            self._error(RequestError(f"no route GET {self.path}; this server answers GET /v1/models and "
-                                     "POST /v1/chat/completions", status=404, kind="not_found_error"))
+            self._error(
+                RequestError(
+                    f"no route GET {self.path}; this server answers GET /v1/models and POST /v1/chat/completions",
+                    status=404,
+                    kind="not_found_error",
+                )
+            )
 
     def do_POST(self) -> None:
         error = self._check_headers()
@@ -515,11 +603,16 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             raw = self.rfile.read(self._length)
         except TimeoutError:
-            self._refuse(RequestError(f"the request body did not arrive in time (a read may wait "
-                                      f"{self.server.read_timeout:g} s, the whole request "
-                                      f"{self.server.request_timeout:g} s)", status=408))
+            self._refuse(
+                RequestError(
+                    f"the request body did not arrive in time (a read may wait "
+                    f"{self.server.read_timeout:g} s, the whole request "
+                    f"{self.server.request_timeout:g} s)",
+                    status=408,
+                )
+            )
             return
-        if len(raw) < self._length:   # the client closed before sending all of it
+        if len(raw) < self._length:  # the client closed before sending all of it
             self.close_connection = True
             return
         try:
@@ -540,11 +633,15 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "POST":
             return None
         if self.path.rstrip("/") not in _CHAT_PATHS:
-            return RequestError(f"no route POST {self.path}; this server answers POST /v1/chat/completions and "
-                                "GET /v1/models", status=404, kind="not_found_error")
+            return RequestError(
+                f"no route POST {self.path}; this server answers POST /v1/chat/completions and GET /v1/models",
+                status=404,
+                kind="not_found_error",
+            )
         if self.headers.get("Transfer-Encoding"):
-            return RequestError("send the body with a Content-Length header; Transfer-Encoding is not supported",
-                                status=411)
+            return RequestError(
+                "send the body with a Content-Length header; Transfer-Encoding is not supported", status=411
+            )
         try:
             self._length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -552,8 +649,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._length < 0:
             return RequestError("the Content-Length header must be a non-negative integer")
         if self._length > self.server.max_body:
-            return RequestError(f"request body of {self._length} bytes is over the limit of {self.server.max_body}",
-                                status=413)
+            return RequestError(
+                f"request body of {self._length} bytes is over the limit of {self.server.max_body}", status=413
+            )
         return None
 
     def _refuse(self, e: RequestError) -> None:
@@ -570,7 +668,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 left -= len(chunk)
-        except OSError:   # includes the timeout
+        except OSError:  # includes the timeout
             pass
 
     def _client_connected(self) -> bool:
@@ -597,11 +695,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(data)
-        except OSError:   # the client hung up while we were generating
+        except OSError:  # the client hung up while we were generating
             self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # http.server's signature
-        log.info("%s - %s", self.address_string(), format % args)   # the request line only: never headers
+        log.info("%s - %s", self.address_string(), format % args)  # the request line only: never headers
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -617,9 +715,18 @@ class _DeadlineReader(io.RawIOBase):
         return self.handler.read_into(buffer)
 
 
-def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, model_name: str | None = None,
-          api_key: str | None = None, gguf_file: str | None = None, max_new_tokens: int = 256,
-          max_batch: int = 32, threads: int | None = None, allow_insecure_bind: bool = False) -> None:
+def serve(
+    model_dir: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_name: str | None = None,
+    api_key: str | None = None,
+    gguf_file: str | None = None,
+    max_new_tokens: int = 256,
+    max_batch: int = 32,
+    threads: int | None = None,
+    allow_insecure_bind: bool = False,
+) -> None:
     """Load ``model_dir`` (no download) and serve it until interrupted (what ``marlkit serve`` runs).
 
     ``threads`` sets torch's CPU threads; on a machine shared with other jobs, fewer threads than cores avoids
@@ -638,10 +745,17 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, model_name:
         torch.set_num_threads(threads)
     policy = HFPolicy.from_pretrained(model_dir, gguf_file=gguf_file, max_new_tokens=max_new_tokens)
     name = model_name or os.path.basename(os.path.normpath(model_dir))
-    with warnings.catch_warnings():   # announced above, once
+    with warnings.catch_warnings():  # announced above, once
         warnings.simplefilter("ignore", InsecureBindWarning)
-        server = ChatServer(policy, host, port, model_name=name, api_key=api_key, max_batch=max_batch,
-                            allow_insecure_bind=allow_insecure_bind)
+        server = ChatServer(
+            policy,
+            host,
+            port,
+            model_name=name,
+            api_key=api_key,
+            max_batch=max_batch,
+            allow_insecure_bind=allow_insecure_bind,
+        )
     print(f"serving {name!r} at {server.url} (POST /chat/completions, GET /models); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()

@@ -99,8 +99,9 @@ class TokenRLLearner(LearnerBase):
         model = tiny_gpt2(tokenizer, seed, width=config.width, layers=config.layers, heads=config.heads)
         rl = TokenRLConfig(**dataclasses.asdict(config.settings()), num_envs=env.num_envs, seed=seed)
         prompt = keep_lines(*config.prompt_lines) if config.prompt_lines else observation_prompt
-        self.trainer = TokenRL(env.make, model, tokenizer, rl, actions=answers if config.constrain else None,
-                               prompt=prompt)
+        self.trainer = TokenRL(
+            env.make, model, tokenizer, rl, actions=answers if config.constrain else None, prompt=prompt
+        )
 
     # ------------------------------------------------------------------------------------------------ acting
     def act(self, obs: Any, state: Any, info: dict[str, Any], explore: bool = True) -> Any:
@@ -115,8 +116,9 @@ class TokenRLLearner(LearnerBase):
 
     def evaluate_on(self, games: TextGames, episodes: int, seed: int) -> EpisodeStats:
         """Episodes of ``games`` played by the current policy (sampling, from a generator seeded with ``seed``)."""
-        return outcome_stats(self.trainer.evaluate(episodes, seed, make_env=games.make, num_envs=games.num_envs),
-                             games.agents)
+        return outcome_stats(
+            self.trainer.evaluate(episodes, seed, make_env=games.make, num_envs=games.num_envs), games.agents
+        )
 
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, batch: Batch) -> dict[str, float]:
@@ -156,8 +158,9 @@ class TextGameSource:
     def collect(self) -> tuple[Batch, EpisodeStats]:
         trainer = self.learner.trainer
         seed = int(np.random.SeedSequence([trainer.config.seed, self.batches]).generate_state(1)[0])
-        batch = trainer.play(trainer.config.episodes_per_update, seed, make_env=self.games.make,
-                             num_envs=self.games.num_envs)
+        batch = trainer.play(
+            trainer.config.episodes_per_update, seed, make_env=self.games.make, num_envs=self.games.num_envs
+        )
         self.batches += 1
         self.steps_per_batch = sum(o.turns for o in batch.outcomes)
         return batch, outcome_stats(batch.outcomes, self.games.agents)
@@ -177,10 +180,19 @@ def outcome_stats(outcomes: list[TextOutcome], agents: tuple[str, ...]) -> Episo
         for a in agents:
             stats.returns.setdefault(a, []).append(np.array([o.scores.get(a, 0.0)]))
         stats.lengths.append(o.turns)
-        counts = {"completed": float(o.completed), "invalid": float(sum(o.invalid.values())),
-                  "messages": float(o.messages), "tokens": float(o.tokens)}
-        counts.update({k: float(v) for k, v in o.extra.items()
-                       if isinstance(v, (int, float, bool, np.number)) and not isinstance(v, np.ndarray)})
+        counts = {
+            "completed": float(o.completed),
+            "invalid": float(sum(o.invalid.values())),
+            "messages": float(o.messages),
+            "tokens": float(o.tokens),
+        }
+        counts.update(
+            {
+                k: float(v)
+                for k, v in o.extra.items()
+                if isinstance(v, (int, float, bool, np.number)) and not isinstance(v, np.ndarray)
+            }
+        )
         for k, v in counts.items():
             stats.metrics.setdefault(k, []).append(v)
     return stats

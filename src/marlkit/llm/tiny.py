@@ -42,15 +42,17 @@ def char_tokenizer(chat_template: bool = True) -> Any:
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))  # no merges: one token per character
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(specials)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token="<unk>",
-                                   padding_side="left")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=PAD, eos_token=EOS, unk_token="<unk>", padding_side="left"
+    )
     if chat_template:
         fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
-def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = True, hidden_size: int = 32,
-                   num_layers: int = 2) -> tuple[Any, Any]:
+def tiny_causal_lm(
+    seed: int = 0, arch: str = "llama", chat_template: bool = True, hidden_size: int = 32, num_layers: int = 2
+) -> tuple[Any, Any]:
     """``(model, tokenizer)``: a randomly initialised causal LM (``"llama"`` or ``"gpt2"``) over ``char_tokenizer``.
 
     The same ``seed`` gives the same weights. The model is in eval mode, float32, on the CPU.
@@ -58,12 +60,23 @@ def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = Tru
     from transformers import GPT2Config, LlamaConfig
 
     tokenizer = char_tokenizer(chat_template)
-    common = dict(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                  eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    common = dict(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
     config: PretrainedConfig
     if arch == "llama":
-        config = LlamaConfig(hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=num_layers,
-                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, **common)
+        config = LlamaConfig(
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            **common,
+        )
     elif arch == "gpt2":
         config = GPT2Config(n_embd=hidden_size, n_layer=num_layers, n_head=4, n_positions=2048, **common)
     else:
@@ -71,8 +84,9 @@ def tiny_causal_lm(seed: int = 0, arch: str = "llama", chat_template: bool = Tru
     return _from_config(config, seed), tokenizer
 
 
-def tiny_gpt2(tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, heads: int = 4,
-              max_positions: int = 512) -> Any:
+def tiny_gpt2(
+    tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, heads: int = 4, max_positions: int = 512
+) -> Any:
     """A randomly initialised GPT-2 over any ``tokenizer`` (e.g. ``word_tokenizer`` below), dropout off.
 
     The same ``seed`` gives the same weights; the global torch RNG is left as it was. With ``word_tokenizer`` over
@@ -80,10 +94,19 @@ def tiny_gpt2(tokenizer: Any, seed: int = 0, width: int = 64, layers: int = 2, h
     """
     from transformers import GPT2Config
 
-    config = GPT2Config(vocab_size=len(tokenizer), n_embd=width, n_layer=layers, n_head=heads,
-                        n_positions=max_positions, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                        bos_token_id=tokenizer.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=width,
+        n_layer=layers,
+        n_head=heads,
+        n_positions=max_positions,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
     return _from_config(config, seed)
 
 
@@ -114,6 +137,7 @@ def word_tokenizer(texts: Sequence[str], extra_words: Sequence[str] = ()) -> Any
     vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<unk>", *words])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)   # joins words with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>",
-                                   padding_side="left")
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>", padding_side="left"
+    )

@@ -118,8 +118,13 @@ class TokenRLSettings:
     """Learning agents share one model (True) or each trains its own copy of the initial model (False)."""
 
     def __post_init__(self) -> None:
-        choices = {"algorithm": ("ppo", "reinforce"), "credit": ("to_go", "episode"),
-                   "baseline": ("batch", "running", "none"), "kl_estimator": ("k1", "k3"), "kl_in": ("reward", "loss")}
+        choices = {
+            "algorithm": ("ppo", "reinforce"),
+            "credit": ("to_go", "episode"),
+            "baseline": ("batch", "running", "none"),
+            "kl_estimator": ("k1", "k3"),
+            "kl_in": ("reward", "loss"),
+        }
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -138,15 +143,20 @@ class TokenRLSettings:
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 while training (sampling is the policy), got "
-                             f"{self.temperature!r}; greedy play is TokenRL.evaluate(..., greedy=True)")
+            raise ValueError(
+                f"temperature must be > 0 while training (sampling is the policy), got "
+                f"{self.temperature!r}; greedy play is TokenRL.evaluate(..., greedy=True)"
+            )
         if self.algorithm == "reinforce" and self.epochs != 1:
-            raise ValueError(f"algorithm='reinforce' takes one pass over each batch (epochs=1), got "
-                             f"epochs={self.epochs}; use algorithm='ppo' to reuse a batch")
+            raise ValueError(
+                f"algorithm='reinforce' takes one pass over each batch (epochs=1), got "
+                f"epochs={self.epochs}; use algorithm='ppo' to reuse a batch"
+            )
         if self.kl_estimator == "k1" and self.kl_in == "loss" and self.kl_coef > 0:
-            raise ValueError("kl_estimator='k1' with kl_in='loss' has zero expected gradient (E_pi[grad log pi] = "
-                             "0); use kl_in='reward' (the RLHF recipe) or kl_estimator='k3' (GRPO)")
-
+            raise ValueError(
+                "kl_estimator='k1' with kl_in='loss' has zero expected gradient (E_pi[grad log pi] = "
+                "0); use kl_in='reward' (the RLHF recipe) or kl_estimator='k3' (GRPO)"
+            )
 
 
 def _positive_int(config: Any, name: str) -> None:
@@ -202,8 +212,9 @@ def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> t
     raise ValueError(f"unknown KL estimator {estimator!r}; allowed: 'k1', 'k3'")
 
 
-def clipped_surrogate(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
-                      clip: float) -> torch.Tensor:
+def clipped_surrogate(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, clip: float
+) -> torch.Tensor:
     """PPO's per-token loss ``-min(r A, clip(r, 1-clip, 1+clip) A)`` with ``r = exp(logp - old_logp)``."""
     ratio = torch.exp(logp - old_logp)
     return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)
@@ -219,8 +230,9 @@ class RunningMean:
         self.value = x if self.value is None else self.momentum * self.value + (1 - self.momentum) * x
 
 
-def advantages_of(returns: torch.Tensor, agents: Sequence[str], baseline: str, running: Mapping[str, RunningMean],
-                  normalize: bool) -> torch.Tensor:
+def advantages_of(
+    returns: torch.Tensor, agents: Sequence[str], baseline: str, running: Mapping[str, RunningMean], normalize: bool
+) -> torch.Tensor:
     """``returns - baseline`` per agent (batch mean, running mean before this batch, or 0), optionally / std."""
     adv = returns.clone()
     for agent in sorted(set(agents)):
@@ -243,11 +255,11 @@ class Turn:
     agent: str
     prompt: list[int]
     completion: list[int]
-    logprobs: torch.Tensor              # [len(completion)] under the behaviour policy
+    logprobs: torch.Tensor  # [len(completion)] under the behaviour policy
     constraint: Constraint | None
-    reward: float = 0.0                 # rewards to this agent after this turn, until its next turn
-    kl_penalty: float = 0.0             # kl_coef * sum of k1 over the turn's tokens (kl_in="reward")
-    ret: float = 0.0                    # the turn's return, set by ``update``
+    reward: float = 0.0  # rewards to this agent after this turn, until its next turn
+    kl_penalty: float = 0.0  # kl_coef * sum of k1 over the turn's tokens (kl_in="reward")
+    ret: float = 0.0  # the turn's return, set by ``update``
 
 
 @dataclass
@@ -255,7 +267,7 @@ class Batch:
     """The turns of one batch, per group of shared weights, with the outcomes of the episodes they came from."""
 
     turns: dict[str, list[Turn]]
-    episodes: dict[str, list[list[Turn]]]     # per group: each agent-episode's turns, in order
+    episodes: dict[str, list[list[Turn]]]  # per group: each agent-episode's turns, in order
     outcomes: list[TextOutcome]
 
 
@@ -300,9 +312,17 @@ class TokenRL:
     the allowed answers (None: free text); ``fixed`` maps agents to fixed ``TextPolicy`` partners.
     """
 
-    def __init__(self, make_env: Callable[[], TextEnv], model: Any, tokenizer: Any, config: TokenRLConfig, *,
-                 actions: Actions | None = None, prompt: Prompt = observation_prompt,
-                 fixed: Mapping[str, TextPolicy] | None = None) -> None:
+    def __init__(
+        self,
+        make_env: Callable[[], TextEnv],
+        model: Any,
+        tokenizer: Any,
+        config: TokenRLConfig,
+        *,
+        actions: Actions | None = None,
+        prompt: Prompt = observation_prompt,
+        fixed: Mapping[str, TextPolicy] | None = None,
+    ) -> None:
         if not isinstance(config, TokenRLConfig):
             raise TypeError(f"config must be a TokenRLConfig, got {type(config).__name__}")
         self.config, self.make_env, self.tokenizer = config, make_env, tokenizer
@@ -327,7 +347,7 @@ class TokenRL:
         self.groups: dict[str, _Group] = {}
         for name in names:
             m = model if name == names[0] else copy.deepcopy(model)
-            m.eval()   # no dropout: sampled and re-scored log-probs must agree
+            m.eval()  # no dropout: sampled and re-scored log-probs must agree
             ref = None
             if config.kl_coef > 0:
                 ref = copy.deepcopy(m).eval()
@@ -353,9 +373,17 @@ class TokenRL:
     def _decode(self, tokens: Sequence[int]) -> str:
         return self.tokenizer.decode([t for t in tokens if t != self.eos_id], skip_special_tokens=True).strip()
 
-    def play(self, episodes: int, seed: int, *, temperature: float | None = None, greedy: bool = False,
-             record: bool = True, make_env: Callable[[], TextEnv] | None = None,
-             num_envs: int | None = None) -> Batch:
+    def play(
+        self,
+        episodes: int,
+        seed: int,
+        *,
+        temperature: float | None = None,
+        greedy: bool = False,
+        record: bool = True,
+        make_env: Callable[[], TextEnv] | None = None,
+        num_envs: int | None = None,
+    ) -> Batch:
         """Play ``episodes`` whole episodes (games seeded from ``seed``); with ``record``, keep every learner turn.
         ``make_env`` and ``num_envs`` play another game of the same agents, or another number of copies, than the
         trainer was built with."""
@@ -385,17 +413,36 @@ class TokenRL:
                 rows = [k for k in live if asked[k][1] in group.agents]
                 if not rows:
                     continue
-                prompts = [self.tokenizer(self.prompt(asked[k][1], asked[k][2]), add_special_tokens=False)
-                           ["input_ids"] for k in rows]
+                prompts = [
+                    self.tokenizer(self.prompt(asked[k][1], asked[k][2]), add_special_tokens=False)["input_ids"]
+                    for k in rows
+                ]
                 constraints = [self._constraint(vec.envs[asked[k][0]], asked[k][1]) for k in rows]
-                s = sample(group.model, prompts, pad_id=self.pad_id, eos_ids=self.eos_id,
-                           max_new_tokens=self.config.max_new_tokens, temperature=temperature,
-                           constraints=constraints, generator=self.generator)
+                s = sample(
+                    group.model,
+                    prompts,
+                    pad_id=self.pad_id,
+                    eos_ids=self.eos_id,
+                    max_new_tokens=self.config.max_new_tokens,
+                    temperature=temperature,
+                    constraints=constraints,
+                    generator=self.generator,
+                )
                 for j, (k, completion) in enumerate(zip(rows, s.completions())):
                     texts[k] = self._decode(completion)
                     if record:
-                        new_turns.append((asked[k][0], Turn(asked[k][1], prompts[j], completion,
-                                                            s.logprobs[j, :len(completion)].clone(), constraints[j])))
+                        new_turns.append(
+                            (
+                                asked[k][0],
+                                Turn(
+                                    asked[k][1],
+                                    prompts[j],
+                                    completion,
+                                    s.logprobs[j, : len(completion)].clone(),
+                                    constraints[j],
+                                ),
+                            )
+                        )
             for copy_index, turn in new_turns:
                 current[copy_index][turn.agent].append(turn)
             rewards, ended = vec.step(texts)
@@ -415,14 +462,20 @@ class TokenRL:
                     current[i] = {a: [] for a in self.learners}
         raise RuntimeError(f"{episodes} episodes did not finish within 100000 steps")
 
-    def evaluate(self, episodes: int, seed: int, *, greedy: bool = False, make_env: Callable[[], TextEnv] | None = None,
-                 num_envs: int | None = None) -> list[TextOutcome]:
+    def evaluate(
+        self,
+        episodes: int,
+        seed: int,
+        *,
+        greedy: bool = False,
+        make_env: Callable[[], TextEnv] | None = None,
+        num_envs: int | None = None,
+    ) -> list[TextOutcome]:
         """Outcomes of ``episodes`` episodes played with the current policy (no learning, the trainer's generator
         untouched: evaluation draws from its own, seeded with ``seed``); ``make_env``/``num_envs`` as in ``play``."""
         saved, self.generator = self.generator, torch.Generator().manual_seed(seed)
         try:
-            return self.play(episodes, seed, greedy=greedy, record=False, make_env=make_env,
-                             num_envs=num_envs).outcomes
+            return self.play(episodes, seed, greedy=greedy, record=False, make_env=make_env, num_envs=num_envs).outcomes
         finally:
             self.generator = saved
 
@@ -432,9 +485,15 @@ class TokenRL:
         c_ids, c_mask = right_pad([t.completion for t in turns], self.pad_id)
         old = torch.zeros(c_ids.shape)
         for i, t in enumerate(turns):
-            old[i, :len(t.completion)] = t.logprobs
-        return {"p_ids": p_ids, "p_mask": p_mask, "c_ids": c_ids, "c_mask": c_mask, "old": old,
-                "constraints": [t.constraint for t in turns]}
+            old[i, : len(t.completion)] = t.logprobs
+        return {
+            "p_ids": p_ids,
+            "p_mask": p_mask,
+            "c_ids": c_ids,
+            "c_mask": c_mask,
+            "old": old,
+            "constraints": [t.constraint for t in turns],
+        }
 
     @staticmethod
     def _rows(data: dict[str, Any], index: torch.Tensor) -> dict[str, Any]:
@@ -443,9 +502,14 @@ class TokenRL:
         first = int(p_mask.any(0).nonzero()[0])
         width = int(c_mask.any(0).nonzero()[-1]) + 1
         idx = index.tolist()
-        return {"p_ids": data["p_ids"][index, first:], "p_mask": p_mask[:, first:],
-                "c_ids": data["c_ids"][index, :width], "c_mask": c_mask[:, :width], "old": data["old"][index, :width],
-                "constraints": [data["constraints"][i] for i in idx]}
+        return {
+            "p_ids": data["p_ids"][index, first:],
+            "p_mask": p_mask[:, first:],
+            "c_ids": data["c_ids"][index, :width],
+            "c_mask": c_mask[:, :width],
+            "old": data["old"][index, :width],
+            "constraints": [data["constraints"][i] for i in idx],
+        }
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One policy-gradient update of every group from ``batch``; returns namespaced metrics."""
@@ -458,7 +522,7 @@ class TokenRL:
             data = self._tensors(turns)
             if group.reference is not None:
                 data["ref"] = self._reference_logprobs(group.reference, data)
-                if cfg.kl_in == "reward":    # k1 per token, summed over the turn, taken from the turn's reward
+                if cfg.kl_in == "reward":  # k1 per token, summed over the turn, taken from the turn's reward
                     k1 = kl_estimate(data["old"], data["ref"], "k1") * data["c_mask"]
                     for t, penalty in zip(turns, k1.sum(1).tolist()):
                         t.kl_penalty = cfg.kl_coef * penalty
@@ -484,9 +548,16 @@ class TokenRL:
             for start in range(0, n, self.config.minibatch_turns):
                 idx = torch.arange(start, min(n, start + self.config.minibatch_turns))
                 rows = self._rows(data, idx)
-                lp = score_tokens(reference, rows["p_ids"], rows["p_mask"], rows["c_ids"], rows["c_mask"],
-                                  constraints=rows["constraints"], temperature=self.config.temperature).logprobs
-                out[idx, :lp.shape[1]] = lp
+                lp = score_tokens(
+                    reference,
+                    rows["p_ids"],
+                    rows["p_mask"],
+                    rows["c_ids"],
+                    rows["c_mask"],
+                    constraints=rows["constraints"],
+                    temperature=self.config.temperature,
+                ).logprobs
+                out[idx, : lp.shape[1]] = lp
         return out
 
     def _optimize(self, group: _Group, data: dict[str, Any]) -> dict[str, float]:
@@ -497,13 +568,19 @@ class TokenRL:
         for _ in range(cfg.epochs):
             order = torch.randperm(n, generator=self.generator)
             for start in range(0, n, cfg.minibatch_turns):
-                idx = order[start:start + cfg.minibatch_turns]
+                idx = order[start : start + cfg.minibatch_turns]
                 rows = self._rows(data, idx)
                 mask = rows["c_mask"].float()
                 adv = data["adv"][idx][:, None]
-                logp, entropy = score_tokens(group.model, rows["p_ids"], rows["p_mask"], rows["c_ids"],
-                                             rows["c_mask"], constraints=rows["constraints"],
-                                             temperature=cfg.temperature)
+                logp, entropy = score_tokens(
+                    group.model,
+                    rows["p_ids"],
+                    rows["p_mask"],
+                    rows["c_ids"],
+                    rows["c_mask"],
+                    constraints=rows["constraints"],
+                    temperature=cfg.temperature,
+                )
                 if cfg.algorithm == "ppo":
                     per_token = clipped_surrogate(logp, rows["old"], adv, cfg.clip)
                 else:
@@ -511,12 +588,12 @@ class TokenRL:
                 policy_loss = per_token
                 kl_ref = torch.zeros_like(logp)
                 if "ref" in data:
-                    kl_ref = kl_estimate(logp, data["ref"][idx, :logp.shape[1]], cfg.kl_estimator)
+                    kl_ref = kl_estimate(logp, data["ref"][idx, : logp.shape[1]], cfg.kl_estimator)
                     if cfg.kl_in == "loss":
                         per_token = per_token + cfg.kl_coef * kl_ref
                 if cfg.entropy_coef:
                     per_token = per_token - cfg.entropy_coef * entropy
-                loss = (per_token * mask).sum() / len(idx)      # sum over a turn's tokens, mean over turns
+                loss = (per_token * mask).sum() / len(idx)  # sum over a turn's tokens, mean over turns
                 group.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm:
@@ -536,8 +613,9 @@ class TokenRL:
         per_step = ("loss", "policy")
         return {f"losses/{k}": v / (steps if k in per_step else max(tokens_seen, 1)) for k, v in sums.items()}
 
-    def train(self, updates: int, callback: Callable[[int, dict[str, float], Batch], None] | None = None
-              ) -> list[dict[str, float]]:
+    def train(
+        self, updates: int, callback: Callable[[int, dict[str, float], Batch], None] | None = None
+    ) -> list[dict[str, float]]:
         """Run updates until ``updates`` have been done in total (a resumed trainer continues where it stopped)."""
         history = []
         while self.updates_done < updates:
@@ -545,8 +623,9 @@ class TokenRL:
             seed = int(np.random.SeedSequence([self.config.seed, self.updates_done]).generate_state(1)[0])
             batch = self.play(self.config.episodes_per_update, seed)
             metrics = self.update(batch)
-            metrics["charts/episodic_return"] = float(np.mean([np.mean(list(o.scores[a] for a in self.learners))
-                                                               for o in batch.outcomes]))
+            metrics["charts/episodic_return"] = float(
+                np.mean([np.mean(list(o.scores[a] for a in self.learners)) for o in batch.outcomes])
+            )
             metrics["charts/turns"] = float(sum(len(t) for t in batch.turns.values()))
             metrics["time/update_s"] = time.perf_counter() - start
             history.append(metrics)
@@ -557,20 +636,32 @@ class TokenRL:
     # --------------------------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Plain data (tensors, numbers, strings): loads with ``torch.load(weights_only=True)``."""
-        return {"format": checkpoint.FORMAT, "kind": "token_rl", "config": asdict(self.config),
-                "updates_done": self.updates_done,
-                "groups": {name: {"model": g.model.state_dict(), "optimizer": g.optimizer.state_dict(),
-                                  "reference": None if g.reference is None else g.reference.state_dict()}
-                           for name, g in self.groups.items()},
-                "running": {a: r.value for a, r in self.running.items()},
-                "generator": self.generator.get_state(), "rng": checkpoint.global_rng_state()}
+        return {
+            "format": checkpoint.FORMAT,
+            "kind": "token_rl",
+            "config": asdict(self.config),
+            "updates_done": self.updates_done,
+            "groups": {
+                name: {
+                    "model": g.model.state_dict(),
+                    "optimizer": g.optimizer.state_dict(),
+                    "reference": None if g.reference is None else g.reference.state_dict(),
+                }
+                for name, g in self.groups.items()
+            },
+            "running": {a: r.value for a, r in self.running.items()},
+            "generator": self.generator.get_state(),
+            "rng": checkpoint.global_rng_state(),
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state.get("kind") != "token_rl":
             raise ValueError(f"not a TokenRL checkpoint (kind {state.get('kind')!r})")
         if set(state["groups"]) != set(self.groups):
-            raise ValueError(f"the checkpoint trains groups {sorted(state['groups'])} but this trainer has "
-                             f"{sorted(self.groups)} (shared_weights differs?)")
+            raise ValueError(
+                f"the checkpoint trains groups {sorted(state['groups'])} but this trainer has "
+                f"{sorted(self.groups)} (shared_weights differs?)"
+            )
         if state["config"] != asdict(self.config):
             diff = sorted(k for k in state["config"] if state["config"][k] != asdict(self.config).get(k))
             raise ValueError(f"the checkpoint was trained with another config (fields differ: {diff})")
@@ -595,5 +686,18 @@ class TokenRL:
         self.load_state_dict(checkpoint.load(path))
 
 
-__all__ = ["Actions", "Batch", "RunningMean", "TokenRL", "TokenRLConfig", "TokenRLSettings", "Turn", "advantages_of",
-           "clipped_surrogate", "kl_estimate", "keep_lines", "observation_prompt", "turn_returns"]
+__all__ = [
+    "Actions",
+    "Batch",
+    "RunningMean",
+    "TokenRL",
+    "TokenRLConfig",
+    "TokenRLSettings",
+    "Turn",
+    "advantages_of",
+    "clipped_surrogate",
+    "kl_estimate",
+    "keep_lines",
+    "observation_prompt",
+    "turn_returns",
+]

@@ -42,13 +42,14 @@ def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu") ->
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.as_tensor(list(r), dtype=torch.long)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.as_tensor(list(r), dtype=torch.long)
+        mask[i, width - len(r) :] = 1
     return ids.to(device), mask.to(device)
 
 
-def right_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu",
-              width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def right_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu", width: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(ids, mask)`` of token rows padded on the right to ``width`` (default: the longest row)."""
     width = max((len(r) for r in rows), default=0) if width is None else width
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -56,8 +57,8 @@ def right_pad(rows: Sequence[Sequence[int]], pad_id: int, device: Any = "cpu",
     for i, r in enumerate(rows):
         if len(r) > width:
             raise ValueError(f"row {i} has {len(r)} tokens, more than the width {width}")
-        ids[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-        mask[i, :len(r)] = 1
+        ids[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+        mask[i, : len(r)] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -92,8 +93,10 @@ class AllowedSequences:
     def allowed(self, prefix: Sequence[int]) -> Sequence[int]:
         key = tuple(int(t) for t in prefix)
         if key not in self._children:
-            raise ValueError(f"tokens {list(key)} are not a prefix of any allowed sequence "
-                             f"(allowed: {[list(s) for s in self.sequences]}, each followed by {self.eos_id})")
+            raise ValueError(
+                f"tokens {list(key)} are not a prefix of any allowed sequence "
+                f"(allowed: {[list(s) for s in self.sequences]}, each followed by {self.eos_id})"
+            )
         return sorted(self._children[key])
 
     def __repr__(self) -> str:
@@ -128,8 +131,12 @@ def _allowed_row(constraint: Constraint | None, prefix: Sequence[int], vocab_siz
     return row
 
 
-def constraint_mask(constraints: Sequence[Constraint | None] | None, completion_ids: torch.Tensor,
-                    completion_mask: torch.Tensor, vocab_size: int) -> torch.Tensor | None:
+def constraint_mask(
+    constraints: Sequence[Constraint | None] | None,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    vocab_size: int,
+) -> torch.Tensor | None:
     """``[B, T, V]`` bool: the tokens allowed at every completion position (all True for unconstrained rows and
     after a row's end), or None when no row is constrained."""
     if constraints is None or all(c is None for c in constraints):
@@ -146,8 +153,10 @@ def constraint_mask(constraints: Sequence[Constraint | None] | None, completion_
             row = _allowed_row(c, ids[i][:k], vocab_size)
             if row is not None:
                 if not row[ids[i][k]]:
-                    raise ValueError(f"row {i}: token {ids[i][k]} at completion position {k} is not allowed by "
-                                     f"{c!r} after {ids[i][:k]}")
+                    raise ValueError(
+                        f"row {i}: token {ids[i][k]} at completion position {k} is not allowed by "
+                        f"{c!r} after {ids[i][:k]}"
+                    )
                 out[i, k] = row
     return out.to(completion_ids.device)
 
@@ -167,22 +176,30 @@ def _log_policy(logits: torch.Tensor, allowed: torch.Tensor | None, temperature:
 class Samples:
     """A batch of sampled completions, padded: what a policy-gradient update needs."""
 
-    prompt_ids: torch.Tensor        # [B, P] long, left-padded
-    prompt_mask: torch.Tensor       # [B, P] 0/1
-    completion_ids: torch.Tensor    # [B, T] long, right-padded with pad_id after each row's end
-    completion_mask: torch.Tensor   # [B, T] 0/1: 1 for generated tokens (the end-of-text token included)
-    logprobs: torch.Tensor          # [B, T] float32: log-prob of each generated token under the policy; 0 at pads
-    finished: torch.Tensor          # [B] bool: the row ended with end-of-text (False: cut at max_new_tokens)
+    prompt_ids: torch.Tensor  # [B, P] long, left-padded
+    prompt_mask: torch.Tensor  # [B, P] 0/1
+    completion_ids: torch.Tensor  # [B, T] long, right-padded with pad_id after each row's end
+    completion_mask: torch.Tensor  # [B, T] 0/1: 1 for generated tokens (the end-of-text token included)
+    logprobs: torch.Tensor  # [B, T] float32: log-prob of each generated token under the policy; 0 at pads
+    finished: torch.Tensor  # [B] bool: the row ended with end-of-text (False: cut at max_new_tokens)
     constraints: list[Constraint | None]
 
     def completions(self) -> list[list[int]]:
         """The generated token ids of every row, without padding."""
-        return [row[:int(n)] for row, n in zip(self.completion_ids.tolist(), self.completion_mask.sum(1).tolist())]
+        return [row[: int(n)] for row, n in zip(self.completion_ids.tolist(), self.completion_mask.sum(1).tolist())]
 
 
-def sample(model: Any, prompts: Sequence[Sequence[int]], *, pad_id: int, eos_ids: int | Sequence[int],
-           max_new_tokens: int, temperature: float = 1.0, constraints: Sequence[Constraint | None] | None = None,
-           generator: torch.Generator | None = None) -> Samples:
+def sample(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    pad_id: int,
+    eos_ids: int | Sequence[int],
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    constraints: Sequence[Constraint | None] | None = None,
+    generator: torch.Generator | None = None,
+) -> Samples:
     """Sample a completion of every prompt (token ids) in one left-padded batch, with the KV cache.
 
     A row stops after generating one of ``eos_ids`` or ``max_new_tokens`` tokens; rows that stopped are fed a
@@ -210,8 +227,9 @@ def sample(model: Any, prompts: Sequence[Sequence[int]], *, pad_id: int, eos_ids
     mask, step_ids, step_pos, past = prompt_mask, prompt_ids, position_ids(prompt_mask), None
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past,
-                        use_cache=True)
+            out = model(
+                input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True
+            )
             past = out.past_key_values
             logits = out.logits[:, -1].float().cpu()
             vocab = logits.shape[-1]
@@ -242,9 +260,8 @@ def sample(model: Any, prompts: Sequence[Sequence[int]], *, pad_id: int, eos_ids
     completion_ids, completion_mask = right_pad(tokens, pad_id, device)
     logprobs = torch.zeros(completion_ids.shape, dtype=torch.float32)
     for i, lp in enumerate(logps):
-        logprobs[i, :len(lp)] = torch.tensor(lp, dtype=torch.float32)
-    return Samples(prompt_ids, prompt_mask, completion_ids, completion_mask, logprobs.to(device), finished,
-                   constraints)
+        logprobs[i, : len(lp)] = torch.tensor(lp, dtype=torch.float32)
+    return Samples(prompt_ids, prompt_mask, completion_ids, completion_mask, logprobs.to(device), finished, constraints)
 
 
 # --------------------------------------------------------------------------------------------------- scoring
@@ -252,12 +269,19 @@ class Scored(NamedTuple):
     """Per-token quantities of given completions under the policy, ``[B, T]``, 0 at padding."""
 
     logprobs: torch.Tensor
-    entropy: torch.Tensor      # entropy of the (constrained) next-token distribution at each completion position
+    entropy: torch.Tensor  # entropy of the (constrained) next-token distribution at each completion position
 
 
-def score_tokens(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
-                 completion_mask: torch.Tensor, *, constraints: Sequence[Constraint | None] | None = None,
-                 temperature: float = 1.0) -> Scored:
+def score_tokens(
+    model: Any,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    constraints: Sequence[Constraint | None] | None = None,
+    temperature: float = 1.0,
+) -> Scored:
     """Log-probabilities and entropies of the completions after their prompts, in one forward pass.
 
     Runs under the caller's grad mode, so a loss can backpropagate through it. The sequence of row ``i`` is its
@@ -266,29 +290,46 @@ def score_tokens(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor
     them out of everything that is kept.
     """
     if prompt_ids.shape != prompt_mask.shape or completion_ids.shape != completion_mask.shape:
-        raise ValueError("ids and masks must have the same shapes: got prompt "
-                         f"{tuple(prompt_ids.shape)}/{tuple(prompt_mask.shape)}, completion "
-                         f"{tuple(completion_ids.shape)}/{tuple(completion_mask.shape)}")
+        raise ValueError(
+            "ids and masks must have the same shapes: got prompt "
+            f"{tuple(prompt_ids.shape)}/{tuple(prompt_mask.shape)}, completion "
+            f"{tuple(completion_ids.shape)}/{tuple(completion_mask.shape)}"
+        )
     if prompt_ids.shape[0] != completion_ids.shape[0]:
         raise ValueError(f"got {prompt_ids.shape[0]} prompts but {completion_ids.shape[0]} completions")
     t = completion_ids.shape[1]
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     mask = torch.cat([prompt_mask, completion_mask], dim=1)
     # The last t + 1 columns' logits; dropping the final one leaves the t that predict completion tokens.
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                   logits_to_keep=t + 1).logits[:, :-1]
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), logits_to_keep=t + 1).logits[
+        :, :-1
+    ]
     allowed = constraint_mask(constraints, completion_ids, completion_mask, logits.shape[-1])
     logp_all = _log_policy(logits, allowed, temperature)
     logprobs = logp_all.gather(-1, completion_ids[..., None]).squeeze(-1)
     probs = logp_all.exp()
-    entropy = -(probs * logp_all.masked_fill(probs == 0, 0.0)).sum(-1)   # 0 * log 0 = 0 at masked tokens
+    entropy = -(probs * logp_all.masked_fill(probs == 0, 0.0)).sum(-1)  # 0 * log 0 = 0 at masked tokens
     keep = completion_mask.bool()
     return Scored(logprobs.masked_fill(~keep, 0.0), entropy.masked_fill(~keep, 0.0))
 
 
-def sequence_logprobs(model: Any, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
-                      completion_mask: torch.Tensor, *, constraints: Sequence[Constraint | None] | None = None,
-                      temperature: float = 1.0) -> torch.Tensor:
+def sequence_logprobs(
+    model: Any,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    constraints: Sequence[Constraint | None] | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
     """``[B, T]`` per-token log-probabilities of given completions (0 at padding); see ``score_tokens``."""
-    return score_tokens(model, prompt_ids, prompt_mask, completion_ids, completion_mask, constraints=constraints,
-                        temperature=temperature).logprobs
+    return score_tokens(
+        model,
+        prompt_ids,
+        prompt_mask,
+        completion_ids,
+        completion_mask,
+        constraints=constraints,
+        temperature=temperature,
+    ).logprobs

@@ -16,6 +16,7 @@ class ModuleMap(nn.ModuleDict, Generic[M]):
     ``nn.Module``."""
 
     if TYPE_CHECKING:
+
         def __getitem__(self, key: str) -> M: ...
 
         def items(self) -> ItemsView[str, M]: ...

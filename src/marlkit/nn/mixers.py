@@ -45,9 +45,17 @@ class VDNMixer(nn.Module):
 class QMixer(nn.Module):
     """QMIX's monotonic mixing network, its weights and biases produced from the state by hypernetworks."""
 
-    def __init__(self, n_agents: int, state_dim: int, embed: int = 32, hypernet_layers: int = 1,
-                 hypernet_embed: int = 64, state_norm: bool = False, weight_gain: float = 1.0,
-                 residual: bool = False) -> None:
+    def __init__(
+        self,
+        n_agents: int,
+        state_dim: int,
+        embed: int = 32,
+        hypernet_layers: int = 1,
+        hypernet_embed: int = 64,
+        state_norm: bool = False,
+        weight_gain: float = 1.0,
+        residual: bool = False,
+    ) -> None:
         super().__init__()
         if hypernet_layers not in (1, 2):
             raise ValueError(f"hypernet_layers must be 1 or 2, got {hypernet_layers!r}")
@@ -58,8 +66,9 @@ class QMixer(nn.Module):
         def hyper(out: int) -> nn.Module:
             if hypernet_layers == 1:
                 return Linear(state_dim, out, gain=weight_gain)
-            return nn.Sequential(Linear(state_dim, hypernet_embed), nn.ReLU(),
-                                 Linear(hypernet_embed, out, gain=weight_gain))
+            return nn.Sequential(
+                Linear(state_dim, hypernet_embed), nn.ReLU(), Linear(hypernet_embed, out, gain=weight_gain)
+            )
 
         self.hyper_w1 = hyper(n_agents * embed)
         self.hyper_b1 = Linear(state_dim, embed, gain=1.0)

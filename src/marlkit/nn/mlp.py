@@ -50,7 +50,9 @@ def tanh(x: torch.Tensor) -> torch.Tensor:
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"tanh": tanh, "relu": torch.relu}
 #: The same activations in place on NumPy arrays (for ``MLP.forward_numpy``).
 NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], Any]] = {
-    "tanh": lambda h: np.tanh(h, out=h), "relu": lambda h: np.maximum(h, 0.0, out=h)}
+    "tanh": lambda h: np.tanh(h, out=h),
+    "relu": lambda h: np.maximum(h, 0.0, out=h),
+}
 
 
 class Linear(nn.Module):
@@ -90,8 +92,15 @@ class MLP(nn.Module):
     """``in_dim -> hidden... -> out_dim`` with an activation (``"tanh"`` or ``"relu"``) between layers.
     ``out_gain`` sets the last layer's initial scale: 0.01 for policy heads (near-uniform start), 1.0 for values."""
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), n_models: int | None = None,
-                 activation: str = "tanh", out_gain: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        hidden: Sequence[int] = (64, 64),
+        n_models: int | None = None,
+        activation: str = "tanh",
+        out_gain: float = 1.0,
+    ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")

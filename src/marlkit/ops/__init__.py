@@ -4,5 +4,16 @@ from marlkit.ops.losses import PPOLoss, ppo_loss, value_error
 from marlkit.ops.returns import discounted_returns, gae, lambda_returns, nstep_returns
 from marlkit.ops.schedules import Schedule, constant, exponential, linear
 
-__all__ = ["PPOLoss", "Schedule", "constant", "discounted_returns", "exponential", "gae", "lambda_returns", "linear",
-           "nstep_returns", "ppo_loss", "value_error"]
+__all__ = [
+    "PPOLoss",
+    "Schedule",
+    "constant",
+    "discounted_returns",
+    "exponential",
+    "gae",
+    "lambda_returns",
+    "linear",
+    "nstep_returns",
+    "ppo_loss",
+    "value_error",
+]

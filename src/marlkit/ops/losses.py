@@ -37,9 +37,22 @@ def value_error(pred: Tensor, target: Tensor, huber_delta: float) -> Tensor:
     return 0.5 * (pred - target) ** 2
 
 
-def ppo_loss(logp: Tensor, old_logp: Tensor, advantages: Tensor, entropy: Tensor, value: Tensor, value_old: Tensor,
-             returns: Tensor, active: Tensor, *, clip: float, value_clip: float, huber_delta: float,
-             value_coef: float, entropy_coef: float) -> PPOLoss:
+def ppo_loss(
+    logp: Tensor,
+    old_logp: Tensor,
+    advantages: Tensor,
+    entropy: Tensor,
+    value: Tensor,
+    value_old: Tensor,
+    returns: Tensor,
+    active: Tensor,
+    *,
+    clip: float,
+    value_clip: float,
+    huber_delta: float,
+    value_coef: float,
+    entropy_coef: float,
+) -> PPOLoss:
     """PPO's loss (Schulman et al. 2017, eqs. 7 and 9) with the value clipping of the MAPPO paper.
 
     With ``ratio = exp(logp - old_logp)`` the policy term is ``-min(ratio * A, clip(ratio, 1 - clip, 1 + clip) * A)``,

@@ -20,8 +20,15 @@ import torch
 from torch import Tensor
 
 
-def gae(rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, truncated: Tensor,
-        gamma: float, lam: float) -> tuple[Tensor, Tensor]:
+def gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation (Schulman et al. 2016); returns ``(advantages, returns)``.
 
     ``delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t`` and
@@ -39,8 +46,9 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor
     return advantages, advantages + values
 
 
-def lambda_returns(rewards: Tensor, next_values: Tensor, terminated: Tensor, truncated: Tensor,
-                   gamma: float, lam: float) -> Tensor:
+def lambda_returns(
+    rewards: Tensor, next_values: Tensor, terminated: Tensor, truncated: Tensor, gamma: float, lam: float
+) -> Tensor:
     """TD(λ) returns: ``G_t = r_t + gamma * (1 - terminated_t) * ((1 - lam) * V'_t + lam * G_{t+1})``, where
     ``G_{t+1}`` is replaced by ``V'_t`` at the end of an episode or of the rollout."""
     not_term = 1.0 - terminated.to(rewards.dtype)
@@ -54,8 +62,9 @@ def lambda_returns(rewards: Tensor, next_values: Tensor, terminated: Tensor, tru
     return out
 
 
-def nstep_returns(rewards: Tensor, next_values: Tensor, terminated: Tensor, truncated: Tensor,
-                  gamma: float, n: int) -> Tensor:
+def nstep_returns(
+    rewards: Tensor, next_values: Tensor, terminated: Tensor, truncated: Tensor, gamma: float, n: int
+) -> Tensor:
     """n-step returns ``G_t = sum_{k<m} gamma^k r_{t+k} + gamma^m V'_{t+m-1}``, where m <= n stops at the end of
     the episode or rollout, and the bootstrap is dropped when the episode terminated."""
     if n < 1:
@@ -80,8 +89,9 @@ def nstep_returns(rewards: Tensor, next_values: Tensor, terminated: Tensor, trun
     return out
 
 
-def discounted_returns(rewards: Tensor, terminated: Tensor, truncated: Tensor, gamma: float,
-                       next_values: Tensor | None = None) -> Tensor:
+def discounted_returns(
+    rewards: Tensor, terminated: Tensor, truncated: Tensor, gamma: float, next_values: Tensor | None = None
+) -> Tensor:
     """Monte-Carlo returns within each episode (REINFORCE); bootstraps from ``next_values`` where an episode is
     truncated or the rollout ends, if given."""
     if next_values is None:

@@ -23,6 +23,7 @@ def constant(value: float) -> Schedule:
 
     def schedule(step: float) -> float:
         return value
+
     return schedule
 
 
@@ -35,6 +36,7 @@ def linear(start: float, end: float, duration: float) -> Schedule:
     def schedule(step: float) -> float:
         frac = min(step / duration, 1.0) if duration else 1.0
         return start + frac * (end - start)
+
     return schedule
 
 
@@ -45,5 +47,6 @@ def exponential(start: float, decay: float, end: float) -> Schedule:
         raise ValueError(f"exponential schedule: decay = {decay!r} is not allowed: a number in (0, 1]")
 
     def schedule(step: float) -> float:
-        return max(end, start * decay ** step)
+        return max(end, start * decay**step)
+
     return schedule

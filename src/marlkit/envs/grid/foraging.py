@@ -66,10 +66,22 @@ ACTION_NAMES = ("NONE", "NORTH", "SOUTH", "WEST", "EAST", "LOAD")
 #: (row, col) displacement of each action.
 _DELTAS = np.array([[0, 0], [-1, 0], [1, 0], [0, -1], [0, 1], [0, 0]], dtype=np.int64)
 #: Offsets around a placed food item where no further item may go: its 3x3 neighbourhood and two cells in line.
-_FOOD_EXCLUSION = np.array([(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)]
-                           + [(-2, 0), (2, 0), (0, -2), (0, 2)], dtype=np.int64)
-_AGENT_COLORS = np.array([(31, 119, 180), (214, 39, 40), (148, 103, 189), (255, 127, 14),
-                          (23, 190, 207), (140, 86, 75), (227, 119, 194), (127, 127, 127)], dtype=np.uint8)
+_FOOD_EXCLUSION = np.array(
+    [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)] + [(-2, 0), (2, 0), (0, -2), (0, 2)], dtype=np.int64
+)
+_AGENT_COLORS = np.array(
+    [
+        (31, 119, 180),
+        (214, 39, 40),
+        (148, 103, 189),
+        (255, 127, 14),
+        (23, 190, 207),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+    ],
+    dtype=np.uint8,
+)
 
 
 class Foraging(MultiAgentEnv):
@@ -90,15 +102,33 @@ class Foraging(MultiAgentEnv):
         observe_agent_levels: include agents' levels in the observation.
     """
 
-    def __init__(self, size: int = 8, num_agents: int = 2, num_food: int = 2, min_agent_level: int = 1,
-                 max_agent_level: int = 2, min_food_level: int = 1, max_food_level: int | None = None,
-                 sight: int | None = None, force_coop: bool = False, max_steps: int = 50, penalty: float = 0.0,
-                 normalize_reward: bool = True, observe_agent_levels: bool = True,
-                 num_envs: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        size: int = 8,
+        num_agents: int = 2,
+        num_food: int = 2,
+        min_agent_level: int = 1,
+        max_agent_level: int = 2,
+        min_food_level: int = 1,
+        max_food_level: int | None = None,
+        sight: int | None = None,
+        force_coop: bool = False,
+        max_steps: int = 50,
+        penalty: float = 0.0,
+        normalize_reward: bool = True,
+        observe_agent_levels: bool = True,
+        num_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(num_envs, seed)
-        for name, value, low in (("size", size, 3), ("num_agents", num_agents, 1), ("num_food", num_food, 1),
-                                 ("min_agent_level", min_agent_level, 1), ("min_food_level", min_food_level, 1),
-                                 ("max_steps", max_steps, 1)):
+        for name, value, low in (
+            ("size", size, 3),
+            ("num_agents", num_agents, 1),
+            ("num_food", num_food, 1),
+            ("min_agent_level", min_agent_level, 1),
+            ("min_food_level", min_food_level, 1),
+            ("max_steps", max_steps, 1),
+        ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if num_agents > size * size:
@@ -122,20 +152,29 @@ class Foraging(MultiAgentEnv):
         self.normalize_reward = bool(normalize_reward)
         self.observe_agent_levels = bool(observe_agent_levels)
         # The highest food level any copy can draw: the default is the sum of the three lowest agent levels.
-        self._food_level_cap = (self.max_food_level if self.max_food_level is not None
-                                else min(self.n_agents, 3) * self.max_agent_level)
+        self._food_level_cap = (
+            self.max_food_level if self.max_food_level is not None else min(self.n_agents, 3) * self.max_agent_level
+        )
 
         a_width = 3 if self.observe_agent_levels else 2
         hi = self.size - 1
         obs_low = np.array([-1, -1, 0] * self.n_food + [-1, -1, 0][:a_width] * self.n_agents, dtype=np.float32)
-        obs_high = np.array([hi, hi, self._food_level_cap] * self.n_food
-                            + [hi, hi, self.max_agent_level][:a_width] * self.n_agents, dtype=np.float32)
+        obs_high = np.array(
+            [hi, hi, self._food_level_cap] * self.n_food + [hi, hi, self.max_agent_level][:a_width] * self.n_agents,
+            dtype=np.float32,
+        )
         state_low = np.array([-1, -1, 0] * (self.n_food + self.n_agents), dtype=np.float32)
-        state_high = np.array([hi, hi, self._food_level_cap] * self.n_food
-                              + [hi, hi, self.max_agent_level] * self.n_agents, dtype=np.float32)
+        state_high = np.array(
+            [hi, hi, self._food_level_cap] * self.n_food + [hi, hi, self.max_agent_level] * self.n_agents,
+            dtype=np.float32,
+        )
         ids = tuple(f"agent_{i}" for i in range(self.n_agents))
-        self._set_spaces({"agents": ids}, {"agents": spaces.Box(obs_low, obs_high, dtype=np.float32)},
-                         {"agents": spaces.Discrete(6)}, spaces.Box(state_low, state_high, dtype=np.float32))
+        self._set_spaces(
+            {"agents": ids},
+            {"agents": spaces.Box(obs_low, obs_high, dtype=np.float32)},
+            {"agents": spaces.Discrete(6)},
+            spaces.Box(state_low, state_high, dtype=np.float32),
+        )
 
         e, n, f = self.num_envs, self.n_agents, self.n_food
         self._agent_pos = np.zeros((e, n, 2), dtype=np.int64)
@@ -193,8 +232,14 @@ class Foraging(MultiAgentEnv):
         self._food_count[idx] = np.maximum(placed.sum(axis=1), 1)
         self._cache = None
 
-    def set_state(self, index: int, agent_positions: npt.ArrayLike, agent_levels: npt.ArrayLike,
-                  food_positions: npt.ArrayLike, food_levels: npt.ArrayLike) -> None:
+    def set_state(
+        self,
+        index: int,
+        agent_positions: npt.ArrayLike,
+        agent_levels: npt.ArrayLike,
+        food_positions: npt.ArrayLike,
+        food_levels: npt.ArrayLike,
+    ) -> None:
         """Place agents and food in copy ``index`` by hand (tests, curricula, demos); positions are ``(row, col)``.
 
         Up to ``num_food`` items may be given; the rest of the food slots stay empty. The reward normaliser and the
@@ -225,8 +270,8 @@ class Foraging(MultiAgentEnv):
         self._agent_level[index] = al
         self._food_pos[index] = 0
         self._food_level[index] = 0
-        self._food_pos[index, :len(fp)] = fp
-        self._food_level[index, :len(fl)] = fl
+        self._food_pos[index, : len(fp)] = fp
+        self._food_level[index, : len(fl)] = fl
         self._food_total[index] = fl.sum()
         self._food_count[index] = len(fl)
         self._cache = None
@@ -238,8 +283,9 @@ class Foraging(MultiAgentEnv):
             target = self._agent_pos[:, :, None, :] + _DELTAS[None, None, 1:5]  # (E, N, 4, 2)
             inside = ((target >= 0) & (target < self.size)).all(axis=-1)
             alive = self._food_level > 0
-            food_next = ((target[:, :, :, None, :] == self._food_pos[:, None, None, :, :]).all(axis=-1)
-                         & alive[:, None, None, :])
+            food_next = (target[:, :, :, None, :] == self._food_pos[:, None, None, :, :]).all(axis=-1) & alive[
+                :, None, None, :
+            ]
             food_at = food_next.any(axis=-1)
             mask = np.ones((self.num_envs, self.n_agents, 6), dtype=bool)
             mask[..., 1:5] = inside & ~food_at
@@ -334,8 +380,9 @@ class Foraging(MultiAgentEnv):
         food = np.concatenate([self._food_pos, self._food_level[..., None]], axis=-1)
         food = np.where(alive[..., None], food, np.array([-1, -1, 0]))
         agents = np.concatenate([self._agent_pos, self._agent_level[..., None]], axis=-1)
-        return np.concatenate([food.reshape(self.num_envs, -1), agents.reshape(self.num_envs, -1)],
-                              axis=-1).astype(np.float32)
+        return np.concatenate([food.reshape(self.num_envs, -1), agents.reshape(self.num_envs, -1)], axis=-1).astype(
+            np.float32
+        )
 
     # ------------------------------------------------------------------------------------------- rendering
     def _render_copy(self, index: int) -> np.ndarray:
@@ -355,8 +402,14 @@ class Foraging(MultiAgentEnv):
         alive = self._food_level[index] > 0
         for (r, c), lv in zip(self._food_pos[index][alive], self._food_level[index][alive]):
             center = np.array([(c + 0.5) * cell, (r + 0.5) * cell])
-            rendering.draw_rect(frame, int(c * cell + 5), int(r * cell + 5), int((c + 1) * cell - 5),
-                                int((r + 1) * cell - 5), (60, 160, 70))
+            rendering.draw_rect(
+                frame,
+                int(c * cell + 5),
+                int(r * cell + 5),
+                int((c + 1) * cell - 5),
+                int((r + 1) * cell - 5),
+                (60, 160, 70),
+            )
             pips(center, lv)
         for i, ((r, c), lv) in enumerate(zip(self._agent_pos[index], self._agent_level[index])):
             center = np.array([(c + 0.5) * cell, (r + 0.5) * cell])

@@ -113,10 +113,19 @@ class World(SharedBuffers):
     (``SharedBuffers``), and so do a scenario's own views into the world's arrays.
     """
 
-    def __init__(self, agents: Sequence[Entity], landmarks: Sequence[Entity], num_envs: int, dim_c: int = 0,
-                 extras: Mapping[str, int | tuple[int, ...]] | None = None, dtype: Any = np.float64,
-                 dt: float = 0.1, damping: float = 0.25, contact_force: float = 1e2,
-                 contact_margin: float = 1e-3) -> None:
+    def __init__(
+        self,
+        agents: Sequence[Entity],
+        landmarks: Sequence[Entity],
+        num_envs: int,
+        dim_c: int = 0,
+        extras: Mapping[str, int | tuple[int, ...]] | None = None,
+        dtype: Any = np.float64,
+        dt: float = 0.1,
+        damping: float = 0.25,
+        contact_force: float = 1e2,
+        contact_margin: float = 1e-3,
+    ) -> None:
         self.agents = tuple(agents)
         self.landmarks = tuple(landmarks)
         self.entities = self.agents + self.landmarks
@@ -133,8 +142,13 @@ class World(SharedBuffers):
         # ---- storage: copy-last. Every section is (..., num_envs) in memory, so each array operation runs along
         # the copies in its inner loop; with the (x, y) axis innermost NumPy would iterate in steps of two.
         # (name, natural shape, memory order of the natural axes)
-        sections = [("vel", (N, 2), (1, 0)), ("pos", (N, 2), (1, 0)), ("comm", (A, self.dim_c), (1, 0)),
-                    ("rel", (A, N, 2), (2, 0, 1)), ("zero", (1,), (0,))]
+        sections = [
+            ("vel", (N, 2), (1, 0)),
+            ("pos", (N, 2), (1, 0)),
+            ("comm", (A, self.dim_c), (1, 0)),
+            ("rel", (A, N, 2), (2, 0, 1)),
+            ("zero", (1,), (0,)),
+        ]
         for name, shape in (extras or {}).items():
             if name in {s[0] for s in sections}:
                 raise ValueError(f"extra section {name!r} clashes with a built-in section")
@@ -153,7 +167,7 @@ class World(SharedBuffers):
             size = int(np.prod(shape))
             inverse = tuple(int(i) for i in np.argsort(order))
             self.layout[name] = np.arange(start, start + size).reshape(mem_shape).transpose(inverse)
-            soa[name] = self.data[start:start + size].reshape(*mem_shape, E)
+            soa[name] = self.data[start : start + size].reshape(*mem_shape, E)
             public[name] = soa[name].transpose(len(shape), *inverse)
             start += size
         #: Copy-last views, the fast way to compute over all copies: ``pos_cl``/``vel_cl`` ``(2, N, E)``, ``rel_cl``
@@ -184,10 +198,14 @@ class World(SharedBuffers):
         mov_idx = np.arange(N)[self._mov]
         self._mass_is_one = bool(np.all(self.mass[mov_idx] == 1.0))
         self._mass_mov = self.mass[mov_idx][:, None].astype(self.dtype)
-        max_speed = np.array([np.inf if self.entities[i].max_speed is None else self.entities[i].max_speed
-                              for i in mov_idx])
-        self._max_speed = (np.where(np.isfinite(max_speed), max_speed, np.finfo(self.dtype).max)[:, None]
-                           .astype(self.dtype) if np.isfinite(max_speed).any() else None)
+        max_speed = np.array(
+            [np.inf if self.entities[i].max_speed is None else self.entities[i].max_speed for i in mov_idx]
+        )
+        self._max_speed = (
+            np.where(np.isfinite(max_speed), max_speed, np.finfo(self.dtype).max)[:, None].astype(self.dtype)
+            if np.isfinite(max_speed).any()
+            else None
+        )
         self._tmp = np.zeros((2, len(mov_idx), E), dtype=self.dtype)
         self._pos_mov, self._vel_mov = self.pos_cl[:, self._mov], self.vel_cl[:, self._mov]  # views, if a slice
 
@@ -200,7 +218,7 @@ class World(SharedBuffers):
             self._contact_recv: slice | np.ndarray | None = _as_slice(recv)
             # data rows of rel[i, j] for every pair, x rows then y rows: (2 * R * D,)
             self._contact_rel_rows = np.moveaxis(self.layout["rel"][recv[:, None], partners], -1, 0).reshape(-1)
-            self._contact_dist_rows = (recv[:, None] * N + partners).reshape(-1)               # into dist_cl (A*N, E)
+            self._contact_dist_rows = (recv[:, None] * N + partners).reshape(-1)  # into dist_cl (A*N, E)
             self._contact_shape = (len(recv), partners.shape[1])
             self._contact_dmin = (self.size[recv][:, None] + self.size[partners])[..., None].astype(self.dtype)
             # Vectorised exp/log beat the scalar logaddexp loop from ~8k pairs on (1.4x at 20k); below, one call wins.
@@ -219,7 +237,7 @@ class World(SharedBuffers):
     def refresh(self) -> None:
         """Recompute the derived ``rel`` and ``dist`` from ``pos`` (call after writing ``pos`` directly)."""
         P, R = self.pos_cl, self.rel_cl
-        np.subtract(P[:, None, :, :], P[:, :self.n_agents, None, :], out=R)
+        np.subtract(P[:, None, :, :], P[:, : self.n_agents, None, :], out=R)
         if self.num_envs <= 16:  # one call where call overhead dominates; it may differ from the below in the last bit
             np.hypot(R[0], R[1], out=self.dist_cl)
         else:  # sqrt(dx^2 + dy^2), mpe2's formula, as vectorised loops (np.hypot is a scalar loop)
@@ -265,11 +283,11 @@ class World(SharedBuffers):
         ``(num_envs, n, 5)`` in ``[0, 1]``. ``step`` ignores the rows of immovable agents.
         """
         if continuous:
-            a = np.asarray(actions).transpose(2, 1, 0)                  # (5, n, E)
+            a = np.asarray(actions).transpose(2, 1, 0)  # (5, n, E)
             # a2 - a1 in the action's own precision, then scaled: mpe2's order of operations
             force = np.multiply(a[2::2] - a[1:4:2], self._accel[agents], dtype=self.dtype)
         else:
-            force = self._action_table[:, self._agent_rows[agents], np.asarray(actions).T]   # (2, n, E)
+            force = self._action_table[:, self._agent_rows[agents], np.asarray(actions).T]  # (2, n, E)
         return force.transpose(2, 1, 0)
 
     # ---------------------------------------------------------------------------------------------- physics
@@ -279,7 +297,7 @@ class World(SharedBuffers):
 
         Scenario forces beyond actions and contacts (walls, scripted pushes) are simply added to ``force`` first.
         """
-        F = force.transpose(2, 1, 0)                                    # copy-last (2, n_agents, E)
+        F = force.transpose(2, 1, 0)  # copy-last (2, n_agents, E)
         if self._contact_recv is not None:
             fc = self._contact_forces()
             if fc is not None:
@@ -293,20 +311,20 @@ class World(SharedBuffers):
             P, V = self._pos_mov, self._vel_mov
         else:  # fancy indexing gathers copies: written back below
             P, V = self.pos_cl[:, mov], self.vel_cl[:, mov]
-        np.multiply(V, self.dt, out=tmp)                                # p += v dt (with the old velocity)
+        np.multiply(V, self.dt, out=tmp)  # p += v dt (with the old velocity)
         P += tmp
-        V *= 1.0 - self.damping                                         # v = v (1 - damping) + F / m dt
+        V *= 1.0 - self.damping  # v = v (1 - damping) + F / m dt
         if self._mass_is_one:
             np.multiply(F[:, mov], self.dt, out=tmp)
         else:
             np.divide(F[:, mov], self._mass_mov, out=tmp)
             tmp *= self.dt
         V += tmp
-        if self._max_speed is not None:                                 # faster than max_speed: rescale to it
+        if self._max_speed is not None:  # faster than max_speed: rescale to it
             np.multiply(V, V, out=tmp)
             speed = np.sqrt(tmp[0] + tmp[1])
             np.maximum(speed, self._max_speed, out=speed)
-            np.divide(self._max_speed, speed, out=speed)                # exactly 1 where not too fast
+            np.divide(self._max_speed, speed, out=speed)  # exactly 1 where not too fast
             V *= speed
         if not isinstance(mov, slice):
             self.pos_cl[:, mov], self.vel_cl[:, mov] = P, V
@@ -320,7 +338,7 @@ class World(SharedBuffers):
         if self._skip_far and not np.count_nonzero(self.dist_cl < self._reach):
             return None
         d = self.dist_cl.reshape(-1, E).take(self._contact_dist_rows, axis=0).reshape(R, D, E)
-        x = self._contact_dmin - d                                      # penetration depth (negative: apart)
+        x = self._contact_dmin - d  # penetration depth (negative: apart)
         x *= 1.0 / self.contact_margin
         if self._softplus_simd:  # softplus(x) = max(x, 0) + log(1 + exp(-|x|)), as vectorised exp/log
             y = np.abs(x)
@@ -357,8 +375,12 @@ class World(SharedBuffers):
         frame = rendering.blank(size, size)
         colors = np.array([e.color for e in self.entities]) if colors is None else np.asarray(colors)
         scale = size / (2.0 * extent)
-        rendering.draw_circles(frame, rendering.world_to_pixels(pos, extent, size), self.size * scale,
-                               np.clip(colors * 200, 0, 255).astype(np.uint8))
+        rendering.draw_circles(
+            frame,
+            rendering.world_to_pixels(pos, extent, size),
+            self.size * scale,
+            np.clip(colors * 200, 0, 255).astype(np.uint8),
+        )
         bar = max(size // 40, 2)
         for row, i in enumerate(i for i, e in enumerate(self.agents) if not e.silent):
             top = bar + row * 5 * bar
@@ -404,8 +426,9 @@ class ParticleEnvMixin:
     def _render_copy(self, index: int) -> np.ndarray:
         return self.world.render(index, self._entity_colors(index))
 
-    def set_state(self, index: int = 0, *, pos: Any = None, vel: Any = None, comm: Any = None,
-                  **extras: Any) -> dict[str, np.ndarray]:
+    def set_state(
+        self, index: int = 0, *, pos: Any = None, vel: Any = None, comm: Any = None, **extras: Any
+    ) -> dict[str, np.ndarray]:
         """Place copy ``index`` in a given state and return the observations of every copy.
 
         ``pos``/``vel`` ``(n_entities, 2)`` (agents first, then landmarks, in mpe2's order), ``comm``

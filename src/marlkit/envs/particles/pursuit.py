@@ -86,26 +86,48 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
         continuous_actions: ``Box(0, 1, (5,))`` actions instead of ``Discrete(5)``.
     """
 
-    def __init__(self, num_pursuers: int = 2, num_obstacles: int = 2, target_policy: str = "evasive",
-                 target_speed: float = 0.8, pursuer_speed: float = 1.0, capture_radius: float = 0.15,
-                 obstacle_size: float = 0.15, arena_size: float = 1.0, max_steps: int = 100,
-                 capture_reward: float = 10.0, distance_weight: float = 0.1, collision_penalty: float = 1.0,
-                 continuous_actions: bool = False, num_envs: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        num_pursuers: int = 2,
+        num_obstacles: int = 2,
+        target_policy: str = "evasive",
+        target_speed: float = 0.8,
+        pursuer_speed: float = 1.0,
+        capture_radius: float = 0.15,
+        obstacle_size: float = 0.15,
+        arena_size: float = 1.0,
+        max_steps: int = 100,
+        capture_reward: float = 10.0,
+        distance_weight: float = 0.1,
+        collision_penalty: float = 1.0,
+        continuous_actions: bool = False,
+        num_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(num_envs, seed)
-        for name, value, low in (("num_pursuers", num_pursuers, 1), ("num_obstacles", num_obstacles, 0),
-                                 ("max_steps", max_steps, 1)):
+        for name, value, low in (
+            ("num_pursuers", num_pursuers, 1),
+            ("num_obstacles", num_obstacles, 0),
+            ("max_steps", max_steps, 1),
+        ):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if target_policy not in TARGET_POLICIES:
             raise ValueError(f"target_policy must be one of {TARGET_POLICIES}, got {target_policy!r}")
-        for name, amount in (("target_speed", target_speed), ("pursuer_speed", pursuer_speed),
-                             ("capture_radius", capture_radius), ("obstacle_size", obstacle_size),
-                             ("arena_size", arena_size)):
+        for name, amount in (
+            ("target_speed", target_speed),
+            ("pursuer_speed", pursuer_speed),
+            ("capture_radius", capture_radius),
+            ("obstacle_size", obstacle_size),
+            ("arena_size", arena_size),
+        ):
             if not amount > 0:
                 raise ValueError(f"{name} must be positive, got {amount!r}")
         if obstacle_size >= (1.0 - OBSTACLE_SPREAD) * arena_size:
-            raise ValueError(f"obstacles of size {obstacle_size} would touch the walls of an arena of half side "
-                             f"{arena_size}: need obstacle_size < {(1.0 - OBSTACLE_SPREAD) * arena_size:g}")
+            raise ValueError(
+                f"obstacles of size {obstacle_size} would touch the walls of an arena of half side "
+                f"{arena_size}: need obstacle_size < {(1.0 - OBSTACLE_SPREAD) * arena_size:g}"
+            )
         n, m = int(num_pursuers), int(num_obstacles)
         self.n_pursuers, self.n_obstacles = n, m
         self.target_policy = target_policy
@@ -115,33 +137,66 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
         self.collision_penalty = float(collision_penalty)
         self.continuous_actions = bool(continuous_actions)
         self.world = World(
-            [agent(f"pursuer_{i}", size=PURSUER_SIZE, accel=PURSUER_ACCEL, max_speed=float(pursuer_speed),
-                   color=(0.85, 0.35, 0.35)) for i in range(n)]
-            + [agent("target", size=TARGET_SIZE, accel=TARGET_ACCEL, max_speed=float(target_speed),
-                     color=(0.35, 0.85, 0.35))],
+            [
+                agent(
+                    f"pursuer_{i}",
+                    size=PURSUER_SIZE,
+                    accel=PURSUER_ACCEL,
+                    max_speed=float(pursuer_speed),
+                    color=(0.85, 0.35, 0.35),
+                )
+                for i in range(n)
+            ]
+            + [
+                agent(
+                    "target",
+                    size=TARGET_SIZE,
+                    accel=TARGET_ACCEL,
+                    max_speed=float(target_speed),
+                    color=(0.35, 0.85, 0.35),
+                )
+            ],
             [landmark(f"obstacle_{k}", size=float(obstacle_size), color=(0.25, 0.25, 0.25)) for k in range(m)],
-            self.num_envs, dim_c=1)  # silent; dim_c=0 would give World an empty section, which it rejects
+            self.num_envs,
+            dim_c=1,
+        )  # silent; dim_c=0 would give World an empty section, which it rejects
         self._target = n  # the target's entity (and world-agent) index; obstacles follow it
         size = self.world.size
         # Positions a movable entity's centre may take: the arena shrunk by its radius.
-        self._limit = (self.arena_size - size[:n + 1])[:, None].astype(self.world.dtype)
+        self._limit = (self.arena_size - size[: n + 1])[:, None].astype(self.world.dtype)
         # Contact distances: pursuer pairs (diagonal -1, never in contact) and pursuer-obstacle pairs.
         self._pp_contact = np.where(np.eye(n, dtype=bool), -1.0, 2 * PURSUER_SIZE)
-        self._po_contact = PURSUER_SIZE + size[n + 1:]
+        self._po_contact = PURSUER_SIZE + size[n + 1 :]
         self._heading = np.zeros(self.num_envs)  # the random-walk target's direction
 
         lay, t = self.world.layout, self._target
         obstacles = np.arange(n + 1, n + 1 + m)
-        self._obs_cols = {"pursuers": np.stack([
-            np.concatenate([lay["vel"][i], lay["pos"][i], lay["rel"][i, t], lay["vel"][t],
-                            lay["rel"][i, [j for j in range(n) if j != i]].ravel(), lay["rel"][i, obstacles].ravel()])
-            for i in range(n)])}
+        self._obs_cols = {
+            "pursuers": np.stack(
+                [
+                    np.concatenate(
+                        [
+                            lay["vel"][i],
+                            lay["pos"][i],
+                            lay["rel"][i, t],
+                            lay["vel"][t],
+                            lay["rel"][i, [j for j in range(n) if j != i]].ravel(),
+                            lay["rel"][i, obstacles].ravel(),
+                        ]
+                    )
+                    for i in range(n)
+                ]
+            )
+        }
         self._set_state_cols()
         obs_dim = self._obs_cols["pursuers"].shape[1]
         act = spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions else spaces.Discrete(5)
-        self._set_spaces({"pursuers": tuple(f"pursuer_{i}" for i in range(n))},
-                         {"pursuers": spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)}, {"pursuers": act},
-                         spaces.Box(-np.inf, np.inf, (n * obs_dim,), np.float32))
+        self._set_spaces(
+            {"pursuers": tuple(f"pursuer_{i}" for i in range(n))},
+            {"pursuers": spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)},
+            {"pursuers": act},
+            spaces.Box(-np.inf, np.inf, (n * obs_dim,), np.float32),
+        )
 
     # ---------------------------------------------------------------------------------------------- reset
     def _reset_copies(self, mask: np.ndarray) -> None:
@@ -153,13 +208,20 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
         # Rejection sampling per copy: only the copies whose layout breaks a rule are drawn again.
         for _ in range(1000):
             k = rows.size
-            draw = np.concatenate([rng.uniform(-1.0, 1.0, (k, n + 1, 2)) * self._limit,
-                                   rng.uniform(-1.0, 1.0, (k, m, 2)) * (OBSTACLE_SPREAD * self.arena_size)], axis=1)
+            draw = np.concatenate(
+                [
+                    rng.uniform(-1.0, 1.0, (k, n + 1, 2)) * self._limit,
+                    rng.uniform(-1.0, 1.0, (k, m, 2)) * (OBSTACLE_SPREAD * self.arena_size),
+                ],
+                axis=1,
+            )
             gap = np.linalg.norm(draw[:, :, None] - draw[:, None], axis=-1) - (size[:, None] + size[None])
-            ok = ((gap[:, :n + 1, n + 1:] > 0.05).all(axis=(1, 2))                # movers clear of obstacles
-                  & (gap[:, n + 1:, n + 1:] + apart_o > 0.1).all(axis=(1, 2))     # obstacles apart
-                  & (gap[:, :n, :n] + apart_p > 0.0).all(axis=(1, 2))             # pursuers apart
-                  & (np.linalg.norm(draw[:, :n] - draw[:, t:t + 1], axis=-1) > MIN_START_DISTANCE).all(axis=1))
+            ok = (
+                (gap[:, : n + 1, n + 1 :] > 0.05).all(axis=(1, 2))  # movers clear of obstacles
+                & (gap[:, n + 1 :, n + 1 :] + apart_o > 0.1).all(axis=(1, 2))  # obstacles apart
+                & (gap[:, :n, :n] + apart_p > 0.0).all(axis=(1, 2))  # pursuers apart
+                & (np.linalg.norm(draw[:, :n] - draw[:, t : t + 1], axis=-1) > MIN_START_DISTANCE).all(axis=1)
+            )
             pos[rows[ok]] = draw[ok]
             rows = rows[~ok]
             if rows.size == 0:
@@ -182,26 +244,26 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
             d = np.where(((p >= limit) & (d > 0)) | ((p <= -limit) & (d < 0)), -d, d)
             self._heading = np.arctan2(d[:, 1], d[:, 0])
             return d
-        rel = world.rel[:, t, :n].astype(np.float64)                       # pursuers relative to the target
+        rel = world.rel[:, t, :n].astype(np.float64)  # pursuers relative to the target
         dist = np.maximum(world.dist[:, t, :n].astype(np.float64), 1e-3)
-        away = -(rel / dist[..., None] ** 3).sum(axis=1)                    # -sum u_j / d_j^2
+        away = -(rel / dist[..., None] ** 3).sum(axis=1)  # -sum u_j / d_j^2
         away /= np.maximum(np.linalg.norm(away, axis=-1, keepdims=True), 1e-9)
         # Near a wall or obstacle (weight w from 0 at AVOID_MARGIN to 1 at contact) the part of the flight heading
         # into it is cancelled and a small push away is added, so the target slides along it: d += w (into + 1/2) n.
-        w_low = np.clip(1.0 - (p + limit) / AVOID_MARGIN, 0.0, 1.0)    # west/south walls, normal +e
-        w_high = np.clip(1.0 - (limit - p) / AVOID_MARGIN, 0.0, 1.0)   # east/north walls, normal -e
+        w_low = np.clip(1.0 - (p + limit) / AVOID_MARGIN, 0.0, 1.0)  # west/south walls, normal +e
+        w_high = np.clip(1.0 - (limit - p) / AVOID_MARGIN, 0.0, 1.0)  # east/north walls, normal -e
         d = away + w_low * (np.maximum(-away, 0.0) + 0.5) - w_high * (np.maximum(away, 0.0) + 0.5)
         if self.n_obstacles:
-            o_dist = np.maximum(world.dist[:, t, t + 1:].astype(np.float64), 1e-9)
-            normal = -world.rel[:, t, t + 1:].astype(np.float64) / o_dist[..., None]  # obstacle -> target
-            w = np.clip(1.0 - (o_dist - world.size[t + 1:] - world.size[t]) / AVOID_MARGIN, 0.0, 1.0)
+            o_dist = np.maximum(world.dist[:, t, t + 1 :].astype(np.float64), 1e-9)
+            normal = -world.rel[:, t, t + 1 :].astype(np.float64) / o_dist[..., None]  # obstacle -> target
+            w = np.clip(1.0 - (o_dist - world.size[t + 1 :] - world.size[t]) / AVOID_MARGIN, 0.0, 1.0)
             into = np.maximum(-(away[:, None, :] * normal).sum(axis=-1), 0.0)
             d += ((w * (into + 0.5))[..., None] * normal).sum(axis=1)
         return d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-9)
 
     def _keep_inside(self) -> None:
         """Hard walls: a mover past a wall is put back on it and loses the velocity component into it."""
-        pos, vel, limit = self.world.pos[:, :self._target + 1], self.world.vel[:, :self._target + 1], self._limit
+        pos, vel, limit = self.world.pos[:, : self._target + 1], self.world.vel[:, : self._target + 1], self._limit
         high, low = pos > limit, pos < -limit
         if high.any() or low.any():
             np.clip(pos, -limit, limit, out=pos)
@@ -218,12 +280,16 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
         self._keep_inside()
 
         dist = world.dist
-        to_target = dist[:, :n, t]                                          # (E, n)
+        to_target = dist[:, :n, t]  # (E, n)
         captured = (to_target < self.capture_radius).any(axis=1)
-        collisions = ((dist[:, :n, :n] < self._pp_contact).sum(axis=(1, 2)) / 2
-                      + (dist[:, :n, t + 1:] < self._po_contact).sum(axis=(1, 2)))
-        reward = (self.capture_reward * captured - self.distance_weight * to_target.min(axis=1)
-                  - self.collision_penalty * collisions)
+        collisions = (dist[:, :n, :n] < self._pp_contact).sum(axis=(1, 2)) / 2 + (
+            dist[:, :n, t + 1 :] < self._po_contact
+        ).sum(axis=(1, 2))
+        reward = (
+            self.capture_reward * captured
+            - self.distance_weight * to_target.min(axis=1)
+            - self.collision_penalty * collisions
+        )
         rewards = np.broadcast_to(reward[:, None], (self.num_envs, n)).astype(np.float64)
         terminated = np.broadcast_to(captured[:, None], (self.num_envs, n)).copy()
         metrics = {"capture": captured.astype(np.float64), "collisions": collisions.astype(np.float64)}
@@ -234,8 +300,9 @@ class Pursuit(ParticleEnvMixin, MultiAgentEnv):
         """The arena (walls in gray), obstacles (dark), pursuers (red) and the target (green)."""
         px, extent = 400, self.arena_size * 1.05
         frame = rendering.blank(px, px, (235, 235, 235))
-        (x0, y0), (x1, y1) = rendering.world_to_pixels(np.array([[-1.0, 1.0], [1.0, -1.0]]) * self.arena_size,
-                                                        extent, px).astype(int)
+        (x0, y0), (x1, y1) = rendering.world_to_pixels(
+            np.array([[-1.0, 1.0], [1.0, -1.0]]) * self.arena_size, extent, px
+        ).astype(int)
         rendering.draw_rect(frame, x0, y0, x1, y1, (255, 255, 255))
         world = self.world
         colors = np.clip(np.array([e.color for e in world.entities]) * 200, 0, 255).astype(np.uint8)

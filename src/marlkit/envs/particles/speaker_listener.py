@@ -43,34 +43,47 @@ class SpeakerListener(ParticleEnvMixin, MultiAgentEnv):
 
     max_steps: int  # every episode is truncated
 
-    def __init__(self, max_steps: int = 25, continuous_actions: bool = False, num_envs: int = 1,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, max_steps: int = 25, continuous_actions: bool = False, num_envs: int = 1, seed: int | None = None
+    ) -> None:
         super().__init__(num_envs, seed)
         if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
         self.max_steps = int(max_steps)
         self.continuous_actions = bool(continuous_actions)
-        self.world = World([agent("speaker_0", size=0.075, movable=False, collide=False, silent=False),
-                            agent("listener_0", size=0.075, collide=False)],
-                           [landmark(f"landmark_{i}", size=0.04, collide=False, color=tuple(LANDMARK_COLORS[i]))
-                            for i in range(3)],
-                           self.num_envs, dim_c=3, extras={"goal_color": 3})
+        self.world = World(
+            [
+                agent("speaker_0", size=0.075, movable=False, collide=False, silent=False),
+                agent("listener_0", size=0.075, collide=False),
+            ],
+            [landmark(f"landmark_{i}", size=0.04, collide=False, color=tuple(LANDMARK_COLORS[i])) for i in range(3)],
+            self.num_envs,
+            dim_c=3,
+            extras={"goal_color": 3},
+        )
         self.goal = np.zeros(self.num_envs, dtype=np.int64)
         self._rows = np.arange(self.num_envs)
         self._symbols = np.eye(3, dtype=self.world.dtype)
 
         lay = self.world.layout
-        self._obs_cols = {"speaker": lay["goal_color"][None],
-                          "listener": np.concatenate([lay["vel"][LISTENER], lay["rel"][LISTENER, 2:].ravel(),
-                                                      lay["comm"][SPEAKER]])[None]}
+        self._obs_cols = {
+            "speaker": lay["goal_color"][None],
+            "listener": np.concatenate([lay["vel"][LISTENER], lay["rel"][LISTENER, 2:].ravel(), lay["comm"][SPEAKER]])[
+                None
+            ],
+        }
         self._set_state_cols()
         speak = spaces.Box(0.0, 1.0, (3,), np.float32) if self.continuous_actions else spaces.Discrete(3)
         move = spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions else spaces.Discrete(5)
-        self._set_spaces({"speaker": ("speaker_0",), "listener": ("listener_0",)},
-                         {"speaker": spaces.Box(-np.inf, np.inf, (3,), np.float32),
-                          "listener": spaces.Box(-np.inf, np.inf, (11,), np.float32)},
-                         {"speaker": speak, "listener": move},
-                         spaces.Box(-np.inf, np.inf, (14,), np.float32))
+        self._set_spaces(
+            {"speaker": ("speaker_0",), "listener": ("listener_0",)},
+            {
+                "speaker": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                "listener": spaces.Box(-np.inf, np.inf, (11,), np.float32),
+            },
+            {"speaker": speak, "listener": move},
+            spaces.Box(-np.inf, np.inf, (14,), np.float32),
+        )
 
     def _reset_copies(self, mask: np.ndarray) -> None:
         k = int(mask.sum())
@@ -84,18 +97,20 @@ class SpeakerListener(ParticleEnvMixin, MultiAgentEnv):
     def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world = self.world
         force = np.zeros((2, 2, self.num_envs), dtype=world.dtype).transpose(2, 1, 0)  # copy-last, like the world
-        force[:, LISTENER:] = world.action_force(actions["listener"], slice(LISTENER, LISTENER + 1),
-                                                 self.continuous_actions)
+        force[:, LISTENER:] = world.action_force(
+            actions["listener"], slice(LISTENER, LISTENER + 1), self.continuous_actions
+        )
         world.step(force)
         said = actions["speaker"][:, 0]
         world.comm[:, SPEAKER] = said if self.continuous_actions else self._symbols[said]
-        d = world.dist[self._rows, LISTENER, 2 + self.goal]            # (E,), after the move
+        d = world.dist[self._rows, LISTENER, 2 + self.goal]  # (E,), after the move
         reward = (-(d * d)).astype(np.float32)[:, None]
         last = self._t == self.max_steps - 1
-        return ({"speaker": reward, "listener": reward.copy()},
-                {"speaker": np.zeros((self.num_envs, 1), dtype=bool),
-                 "listener": np.zeros((self.num_envs, 1), dtype=bool)},
-                {"final_goal_distance": d * last})
+        return (
+            {"speaker": reward, "listener": reward.copy()},
+            {"speaker": np.zeros((self.num_envs, 1), dtype=bool), "listener": np.zeros((self.num_envs, 1), dtype=bool)},
+            {"final_goal_distance": d * last},
+        )
 
     # ------------------------------------------------------------------------------------- state extras
     def _set_extras(self, index: int, goal: Any = None, **unknown: Any) -> None:

@@ -43,8 +43,15 @@ class Spread(ParticleEnvMixin, MultiAgentEnv):
 
     max_steps: int  # every episode is truncated
 
-    def __init__(self, num_agents: int = 3, local_ratio: float = 0.5, max_steps: int = 25,
-                 continuous_actions: bool = False, num_envs: int = 1, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        num_agents: int = 3,
+        local_ratio: float = 0.5,
+        max_steps: int = 25,
+        continuous_actions: bool = False,
+        num_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(num_envs, seed)
         if not isinstance(num_agents, (int, np.integer)) or num_agents < 1:
             raise ValueError(f"num_agents must be a positive integer, got {num_agents!r}")
@@ -56,26 +63,44 @@ class Spread(ParticleEnvMixin, MultiAgentEnv):
         self.local_ratio = float(local_ratio)
         self.max_steps = int(max_steps)
         self.continuous_actions = bool(continuous_actions)
-        self.world = World([agent(f"agent_{i}", size=AGENT_SIZE, color=(0.35, 0.35, 0.85)) for i in range(n)],
-                           [landmark(f"landmark_{i}", collide=False) for i in range(n)],
-                           self.num_envs, dim_c=2)
+        self.world = World(
+            [agent(f"agent_{i}", size=AGENT_SIZE, color=(0.35, 0.35, 0.85)) for i in range(n)],
+            [landmark(f"landmark_{i}", collide=False) for i in range(n)],
+            self.num_envs,
+            dim_c=2,
+        )
 
         lay = self.world.layout
         others = [[j for j in range(n) if j != i] for i in range(n)]
-        self._obs_cols = {"agents": np.stack([
-            np.concatenate([lay["vel"][i], lay["pos"][i], lay["rel"][i, n:].ravel(),
-                            lay["rel"][i, others[i]].ravel(), lay["comm"][others[i]].ravel()])
-            for i in range(n)])}
+        self._obs_cols = {
+            "agents": np.stack(
+                [
+                    np.concatenate(
+                        [
+                            lay["vel"][i],
+                            lay["pos"][i],
+                            lay["rel"][i, n:].ravel(),
+                            lay["rel"][i, others[i]].ravel(),
+                            lay["comm"][others[i]].ravel(),
+                        ]
+                    )
+                    for i in range(n)
+                ]
+            )
+        }
         self._set_state_cols()
         # Overlap threshold between agents i and j; -1 on the diagonal so an agent never collides with itself.
         self._collide_dist = np.where(np.eye(n, dtype=bool), -1.0, 2 * AGENT_SIZE)[:, :, None]
 
         self._to_landmarks, self._to_agents = self.world.dist_cl[:, n:], self.world.dist_cl[:, :n]  # views
         obs_dim = self._obs_cols["agents"].shape[1]
-        act = (spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions else spaces.Discrete(5))
-        self._set_spaces({"agents": tuple(a.name for a in self.world.agents)},
-                         {"agents": spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)}, {"agents": act},
-                         spaces.Box(-np.inf, np.inf, (n * obs_dim,), np.float32))
+        act = spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions else spaces.Discrete(5)
+        self._set_spaces(
+            {"agents": tuple(a.name for a in self.world.agents)},
+            {"agents": spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)},
+            {"agents": act},
+            spaces.Box(-np.inf, np.inf, (n * obs_dim,), np.float32),
+        )
 
     def _reset_copies(self, mask: np.ndarray) -> None:
         # One draw, agents then landmarks: with one copy this is mpe2's order, so reset(seed=s) gives its state.
@@ -86,13 +111,14 @@ class Spread(ParticleEnvMixin, MultiAgentEnv):
         world, n = self.world, self.world.n_agents
         world.step(world.action_force(actions["agents"], continuous=self.continuous_actions))
         # distances after the move, copy-last: agent-landmark (n, landmarks, E) and agent-agent (n, n, E)
-        nearest = np.minimum.reduce(self._to_landmarks, axis=0)         # (landmarks, E)
-        touching = np.add.reduce(self._to_agents < self._collide_dist, axis=1, dtype=np.float64)   # (n, E)
-        rewards = touching * -self.local_ratio                          # (n, E)
+        nearest = np.minimum.reduce(self._to_landmarks, axis=0)  # (landmarks, E)
+        touching = np.add.reduce(self._to_agents < self._collide_dist, axis=1, dtype=np.float64)  # (n, E)
+        rewards = touching * -self.local_ratio  # (n, E)
         rewards -= np.add.reduce(nearest, axis=0) * (1.0 - self.local_ratio)
         last = self._t == self.max_steps - 1
-        occupied = (np.add.reduce(nearest < OCCUPY_RADIUS, axis=0) * last if np.count_nonzero(last)
-                    else np.zeros(self.num_envs))
+        occupied = (
+            np.add.reduce(nearest < OCCUPY_RADIUS, axis=0) * last if np.count_nonzero(last) else np.zeros(self.num_envs)
+        )
         metrics = {"collisions": np.add.reduce(touching, axis=0) * 0.5, "occupied_landmarks": occupied}
         rewards = rewards.T.astype(np.float32, order="C")
         return {"agents": rewards}, {"agents": np.zeros((self.num_envs, n), dtype=bool)}, metrics

@@ -45,33 +45,57 @@ OBSTACLE: dict[str, Any] = {"size": 0.2, "collide": True, "color": (0.25, 0.25, 
 class Tag(ParticleEnvMixin, MultiAgentEnv):
     """``num_adversaries`` predators, ``num_good`` prey and ``num_obstacles`` obstacles; see the module docstring."""
 
-    def __init__(self, num_good: int = 1, num_adversaries: int = 3, num_obstacles: int = 2, max_steps: int = 25,
-                 continuous_actions: bool = False, shaped_reward: bool = False, num_envs: int = 1,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        num_good: int = 1,
+        num_adversaries: int = 3,
+        num_obstacles: int = 2,
+        max_steps: int = 25,
+        continuous_actions: bool = False,
+        shaped_reward: bool = False,
+        num_envs: int = 1,
+        seed: int | None = None,
+    ) -> None:
         super().__init__(num_envs, seed)
-        for name, value, low in (("num_good", num_good, 1), ("num_adversaries", num_adversaries, 1),
-                                 ("num_obstacles", num_obstacles, 0), ("max_steps", max_steps, 1)):
+        for name, value, low in (
+            ("num_good", num_good, 1),
+            ("num_adversaries", num_adversaries, 1),
+            ("num_obstacles", num_obstacles, 0),
+            ("max_steps", max_steps, 1),
+        ):
             if not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         na, ng, no = int(num_adversaries), int(num_good), int(num_obstacles)
         self.max_steps = int(max_steps)
         self.continuous_actions = bool(continuous_actions)
         self.shaped_reward = bool(shaped_reward)
-        self.world = World([agent(f"adversary_{i}", **ADVERSARY) for i in range(na)]
-                           + [agent(f"agent_{i}", **GOOD) for i in range(ng)],
-                           [landmark(f"landmark_{i}", **OBSTACLE) for i in range(no)],
-                           self.num_envs, dim_c=2)
+        self.world = World(
+            [agent(f"adversary_{i}", **ADVERSARY) for i in range(na)]
+            + [agent(f"agent_{i}", **GOOD) for i in range(ng)],
+            [landmark(f"landmark_{i}", **OBSTACLE) for i in range(no)],
+            self.num_envs,
+            dim_c=2,
+        )
         self._na, self._ng, n = na, ng, na + ng
 
         lay = self.world.layout
 
         def obs_rows(i: int) -> np.ndarray:
             others = [j for j in range(n) if j != i]
-            return np.concatenate([lay["vel"][i], lay["pos"][i], lay["rel"][i, n:].ravel(),
-                                   lay["rel"][i, others].ravel(), lay["vel"][[j for j in others if j >= na]].ravel()])
+            return np.concatenate(
+                [
+                    lay["vel"][i],
+                    lay["pos"][i],
+                    lay["rel"][i, n:].ravel(),
+                    lay["rel"][i, others].ravel(),
+                    lay["vel"][[j for j in others if j >= na]].ravel(),
+                ]
+            )
 
-        self._obs_cols = {"adversaries": np.stack([obs_rows(i) for i in range(na)]),
-                          "good": np.stack([obs_rows(i) for i in range(na, n)])}
+        self._obs_cols = {
+            "adversaries": np.stack([obs_rows(i) for i in range(na)]),
+            "good": np.stack([obs_rows(i) for i in range(na, n)]),
+        }
         self._set_state_cols()
         self._catch_dist = ADVERSARY["size"] + GOOD["size"]  # as mpe2's is_collision: closer than the sizes' sum
         # Initial positions: agents in [-1, 1]^2, obstacles in [-0.9, 0.9]^2 (one draw, mpe2's order for one copy).
@@ -82,8 +106,12 @@ class Tag(ParticleEnvMixin, MultiAgentEnv):
             obs[g] = spaces.Box(-np.inf, np.inf, (self._obs_cols[g].shape[1],), np.float32)
             act[g] = spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions else spaces.Discrete(5)
         names = [a.name for a in self.world.agents]
-        self._set_spaces({"adversaries": tuple(names[:na]), "good": tuple(names[na:])}, obs, act,
-                         spaces.Box(-np.inf, np.inf, (self._state_cols.size,), np.float32))
+        self._set_spaces(
+            {"adversaries": tuple(names[:na]), "good": tuple(names[na:])},
+            obs,
+            act,
+            spaces.Box(-np.inf, np.inf, (self._state_cols.size,), np.float32),
+        )
 
     def _reset_copies(self, mask: np.ndarray) -> None:
         low = self._reset_low
@@ -92,22 +120,28 @@ class Tag(ParticleEnvMixin, MultiAgentEnv):
 
     def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world, na, ng = self.world, self._na, self._ng
-        world.step(world.action_force(np.concatenate([actions["adversaries"], actions["good"]], axis=1),
-                                      continuous=self.continuous_actions))
-        to_good = world.dist_cl[:na, na:na + ng]                       # (adversaries, good, E), after the move
-        hits = np.add.reduce(to_good < self._catch_dist, axis=0, dtype=np.float64)   # (good, E): adversaries on it
-        catches = np.add.reduce(hits, axis=0)                           # (E,)
-        x = np.abs(world.pos_cl[:, na:na + ng])                         # (2, good, E)
+        world.step(
+            world.action_force(
+                np.concatenate([actions["adversaries"], actions["good"]], axis=1), continuous=self.continuous_actions
+            )
+        )
+        to_good = world.dist_cl[:na, na : na + ng]  # (adversaries, good, E), after the move
+        hits = np.add.reduce(to_good < self._catch_dist, axis=0, dtype=np.float64)  # (good, E): adversaries on it
+        catches = np.add.reduce(hits, axis=0)  # (E,)
+        x = np.abs(world.pos_cl[:, na : na + ng])  # (2, good, E)
         # mpe2's bound(x): 0 below 0.9, 10 (x - 0.9) below 1, min(exp(2x - 2), 10) beyond (exp argument capped at
         # 3 > log 10, which changes nothing but avoids overflow far away)
-        boundary = np.where(x < 0.9, 0.0, np.where(x < 1.0, (x - 0.9) * 10.0,
-                                                   np.minimum(np.exp(np.minimum(2.0 * x - 2.0, 3.0)), 10.0)))
-        good = -10.0 * hits - np.add.reduce(boundary, axis=0)          # (good, E)
-        adversaries = np.repeat(10.0 * catches[:, None], na, axis=1)    # (E, adversaries): all get the same
+        boundary = np.where(
+            x < 0.9, 0.0, np.where(x < 1.0, (x - 0.9) * 10.0, np.minimum(np.exp(np.minimum(2.0 * x - 2.0, 3.0)), 10.0))
+        )
+        good = -10.0 * hits - np.add.reduce(boundary, axis=0)  # (good, E)
+        adversaries = np.repeat(10.0 * catches[:, None], na, axis=1)  # (E, adversaries): all get the same
         if self.shaped_reward:
             adversaries -= 0.1 * np.add.reduce(to_good.min(axis=1), axis=0)[:, None]
             good += 0.1 * np.add.reduce(to_good, axis=0)
         E = self.num_envs
-        return ({"adversaries": adversaries.astype(np.float32), "good": good.T.astype(np.float32, order="C")},
-                {"adversaries": np.zeros((E, na), dtype=bool), "good": np.zeros((E, ng), dtype=bool)},
-                {"catches": catches})
+        return (
+            {"adversaries": adversaries.astype(np.float32), "good": good.T.astype(np.float32, order="C")},
+            {"adversaries": np.zeros((E, na), dtype=bool), "good": np.zeros((E, ng), dtype=bool)},
+            {"catches": catches},
+        )

@@ -70,15 +70,15 @@ class Message:
 class TextOutcome:
     """What happened in one episode of a text game."""
 
-    completed: bool = False                      # the task was achieved / the game reached a proper end
-    winner: str | None = None                    # the winning agent, if the game has one
-    scores: dict[str, float] = field(default_factory=dict)   # each agent's return
-    messages: int = 0                            # talk messages sent
-    tokens: int = 0                              # tokens in every talk message and move
-    invalid: dict[str, int] = field(default_factory=dict)    # invalid attempts per agent
+    completed: bool = False  # the task was achieved / the game reached a proper end
+    winner: str | None = None  # the winning agent, if the game has one
+    scores: dict[str, float] = field(default_factory=dict)  # each agent's return
+    messages: int = 0  # talk messages sent
+    tokens: int = 0  # tokens in every talk message and move
+    invalid: dict[str, int] = field(default_factory=dict)  # invalid attempts per agent
     turns: int = 0
     transcript: list[Message] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)      # game-specific facts (e.g. agreed deal, coordination)
+    extra: dict[str, Any] = field(default_factory=dict)  # game-specific facts (e.g. agreed deal, coordination)
 
 
 class TextEnv:
@@ -187,8 +187,11 @@ class TextEnv:
             self._outcome.scores[a] += rewards[a]
         self._turn += 1
         truncated = not over and self._turn >= self.max_turns
-        info: dict[str, Any] = {"to_act": () if over or truncated else self.to_act, "phase": self.phase,
-                                "errors": dict(self._errors)}
+        info: dict[str, Any] = {
+            "to_act": () if over or truncated else self.to_act,
+            "phase": self.phase,
+            "errors": dict(self._errors),
+        }
         if over or truncated:
             self._outcome.turns = self._turn
             self._finish(self._outcome)

@@ -50,18 +50,35 @@ class MatrixTalk(TextEnv):
     index given after ``max_invalid`` invalid attempts in a row.
     """
 
-    def __init__(self, payoffs: npt.ArrayLike, actions: Sequence[str], title: str,
-                 synonyms: dict[str, int] | None = None, default_move: int = 1, rounds: int = 5, talk_turns: int = 1, max_invalid: int = 3,
-                 invalid_penalty: float = -0.1, max_message_chars: int = 300, seed: int | None = None,
-                 count_tokens: Callable[[str], int] = count_words) -> None:
+    def __init__(
+        self,
+        payoffs: npt.ArrayLike,
+        actions: Sequence[str],
+        title: str,
+        synonyms: dict[str, int] | None = None,
+        default_move: int = 1,
+        rounds: int = 5,
+        talk_turns: int = 1,
+        max_invalid: int = 3,
+        invalid_penalty: float = -0.1,
+        max_message_chars: int = 300,
+        seed: int | None = None,
+        count_tokens: Callable[[str], int] = count_words,
+    ) -> None:
         super().__init__(seed, count_tokens)
         table = np.asarray(payoffs, dtype=np.float64)
         n = len(actions)
         if table.shape != (n, n, 2):
-            raise ValueError(f"payoffs must be an {n} x {n} table of (r0, r1) pairs for actions {list(actions)}, "
-                             f"got shape {table.shape}")
-        for name, value, low in (("rounds", rounds, 1), ("talk_turns", talk_turns, 0), ("max_invalid", max_invalid, 1),
-                                 ("max_message_chars", max_message_chars, 1)):
+            raise ValueError(
+                f"payoffs must be an {n} x {n} table of (r0, r1) pairs for actions {list(actions)}, "
+                f"got shape {table.shape}"
+            )
+        for name, value, low in (
+            ("rounds", rounds, 1),
+            ("talk_turns", talk_turns, 0),
+            ("max_invalid", max_invalid, 1),
+            ("max_message_chars", max_message_chars, 1),
+        ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if invalid_penalty > 0:
@@ -80,8 +97,9 @@ class MatrixTalk(TextEnv):
         self.max_turns = rounds * (talk_turns + max_invalid)
         words = {a: i for i, a in enumerate(self.actions)} | {w.lower(): i for w, i in (synonyms or {}).items()}
         self._words = words
-        self._word_re = re.compile(r"\b(" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b",
-                                   re.IGNORECASE)
+        self._word_re = re.compile(
+            r"\b(" + "|".join(sorted(map(re.escape, words), key=len, reverse=True)) + r")\b", re.IGNORECASE
+        )
 
     # ------------------------------------------------------------------------------------------ parsing
     def parse_action(self, text: str) -> int | None:
@@ -112,7 +130,7 @@ class MatrixTalk(TextEnv):
     def _reset(self) -> None:
         self._round = 0
         self._talks_done = 0
-        self._pending: dict[str, int] = {}          # valid moves held while the other agent retries
+        self._pending: dict[str, int] = {}  # valid moves held while the other agent retries
         self._round_talk: list[tuple[str, str]] = []  # (agent, text) of the current round
         self._history: list[tuple[int, int]] = []
         self._defaulted: list[list[str]] = []
@@ -152,11 +170,16 @@ class MatrixTalk(TextEnv):
         me = AGENTS.index(agent)
         other = AGENTS[1 - me]
         a = self.actions
-        table = ", ".join(f"{a[i]}/{a[j]} {self._payoff(i, j, me, 0):g}/{self._payoff(i, j, me, 1):g}"
-                          for i in range(len(a)) for j in range(len(a)))
-        lines = [f"{self.title}, {self.rounds} rounds. You are {agent}; your partner is {other}.",
-                 f"Each round you both choose {self._choices()} at the same time. "
-                 f"Payoffs (you/partner) for your move/partner's move: {table}."]
+        table = ", ".join(
+            f"{a[i]}/{a[j]} {self._payoff(i, j, me, 0):g}/{self._payoff(i, j, me, 1):g}"
+            for i in range(len(a))
+            for j in range(len(a))
+        )
+        lines = [
+            f"{self.title}, {self.rounds} rounds. You are {agent}; your partner is {other}.",
+            f"Each round you both choose {self._choices()} at the same time. "
+            f"Payoffs (you/partner) for your move/partner's move: {table}.",
+        ]
         for k, joint in enumerate(self._history):
             mine, theirs = joint[me], joint[1 - me]
             got, gave = self._payoff(mine, theirs, me, 0), self._payoff(mine, theirs, me, 1)
@@ -170,8 +193,10 @@ class MatrixTalk(TextEnv):
             for who, text in self._round_talk:
                 lines.append(f"  {'you' if who == agent else who}: {clip_text(text, self.max_message_chars)}")
         if self.phase == "talk":
-            lines.append(f"Round {self._round + 1}, talk: send your partner one message (free text; they see it "
-                         f"before you both move).")
+            lines.append(
+                f"Round {self._round + 1}, talk: send your partner one message (free text; they see it "
+                f"before you both move)."
+            )
         elif agent in self.to_act:
             lines.append(f"Round {self._round + 1}, move: answer {self._choices()}.")
         else:
@@ -198,19 +223,49 @@ class MatrixTalk(TextEnv):
         )
 
 
-def stag_hunt_talk(rounds: int = 5, talk_turns: int = 1, max_invalid: int = 3, invalid_penalty: float = -0.1,
-                   seed: int | None = None, count_tokens: Callable[[str], int] = count_words) -> MatrixTalk:
+def stag_hunt_talk(
+    rounds: int = 5,
+    talk_turns: int = 1,
+    max_invalid: int = 3,
+    invalid_penalty: float = -0.1,
+    seed: int | None = None,
+    count_tokens: Callable[[str], int] = count_words,
+) -> MatrixTalk:
     """The stag hunt of ``marlkit.envs.matrix`` repeated with talk; default move "hare"."""
-    return MatrixTalk(STAG_HUNT, ("stag", "hare"), "Iterated stag hunt with talk", {"stags": 0, "hares": 1},
-                      default_move=1, rounds=rounds, talk_turns=talk_turns, max_invalid=max_invalid,
-                      invalid_penalty=invalid_penalty, seed=seed, count_tokens=count_tokens)
+    return MatrixTalk(
+        STAG_HUNT,
+        ("stag", "hare"),
+        "Iterated stag hunt with talk",
+        {"stags": 0, "hares": 1},
+        default_move=1,
+        rounds=rounds,
+        talk_turns=talk_turns,
+        max_invalid=max_invalid,
+        invalid_penalty=invalid_penalty,
+        seed=seed,
+        count_tokens=count_tokens,
+    )
 
 
-def ipd_talk(rounds: int = 5, talk_turns: int = 1, max_invalid: int = 3, invalid_penalty: float = -0.1,
-             seed: int | None = None, count_tokens: Callable[[str], int] = count_words) -> MatrixTalk:
+def ipd_talk(
+    rounds: int = 5,
+    talk_turns: int = 1,
+    max_invalid: int = 3,
+    invalid_penalty: float = -0.1,
+    seed: int | None = None,
+    count_tokens: Callable[[str], int] = count_words,
+) -> MatrixTalk:
     """Axelrod's prisoner's dilemma of ``marlkit.envs.matrix`` repeated with talk; default move "defect"."""
-    return MatrixTalk(PRISONERS_DILEMMA, ("cooperate", "defect"), "Iterated prisoner's dilemma with talk",
-                      {"cooperation": 0, "coop": 0, "cooperates": 0, "cooperating": 0, "defection": 1, "defects": 1,
-                       "defecting": 1},
-                      default_move=1, rounds=rounds, talk_turns=talk_turns, max_invalid=max_invalid,
-                      invalid_penalty=invalid_penalty, seed=seed, count_tokens=count_tokens)
+    return MatrixTalk(
+        PRISONERS_DILEMMA,
+        ("cooperate", "defect"),
+        "Iterated prisoner's dilemma with talk",
+        {"cooperation": 0, "coop": 0, "cooperates": 0, "cooperating": 0, "defection": 1, "defects": 1, "defecting": 1},
+        default_move=1,
+        rounds=rounds,
+        talk_turns=talk_turns,
+        max_invalid=max_invalid,
+        invalid_penalty=invalid_penalty,
+        seed=seed,
+        count_tokens=count_tokens,
+    )

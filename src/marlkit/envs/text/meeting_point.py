@@ -74,15 +74,26 @@ def parse_answer(text: str, own: list[tuple[str, int]]) -> int:
 class MeetingPoint(TextEnv):
     """Two agents, two halves of a map, one shared landmark to find by talking; see the module docstring."""
 
-    def __init__(self, landmarks_per_half: int = 4, talk_turns: int = 2, max_invalid: int = 3,
-                 invalid_penalty: float = -0.1, max_message_chars: int = 300, seed: int | None = None,
-                 count_tokens: Callable[[str], int] = count_words) -> None:
+    def __init__(
+        self,
+        landmarks_per_half: int = 4,
+        talk_turns: int = 2,
+        max_invalid: int = 3,
+        invalid_penalty: float = -0.1,
+        max_message_chars: int = 300,
+        seed: int | None = None,
+        count_tokens: Callable[[str], int] = count_words,
+    ) -> None:
         super().__init__(seed, count_tokens)
         if not isinstance(landmarks_per_half, int) or not 1 <= landmarks_per_half <= (SIZE * SIZE + 1) // 2:
-            raise ValueError(f"landmarks_per_half must be an integer in 1..{(SIZE * SIZE + 1) // 2}, "
-                             f"got {landmarks_per_half!r}")
-        for name, value, low in (("talk_turns", talk_turns, 0), ("max_invalid", max_invalid, 1),
-                                 ("max_message_chars", max_message_chars, 1)):
+            raise ValueError(
+                f"landmarks_per_half must be an integer in 1..{(SIZE * SIZE + 1) // 2}, got {landmarks_per_half!r}"
+            )
+        for name, value, low in (
+            ("talk_turns", talk_turns, 0),
+            ("max_invalid", max_invalid, 1),
+            ("max_message_chars", max_message_chars, 1),
+        ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if invalid_penalty > 0:
@@ -114,9 +125,9 @@ class MeetingPoint(TextEnv):
         self.meeting_point = landmarks[0]
         rest = [landmarks[int(i)] for i in 1 + rng.permutation(n - 1)]
         self.halves = {}
-        for a, part in zip(AGENTS, (rest[:self.k - 1], rest[self.k - 1:])):
+        for a, part in zip(AGENTS, (rest[: self.k - 1], rest[self.k - 1 :])):
             half = part + [self.meeting_point]
-            self.halves[a] = sorted(half, key=lambda kc: kc[1])   # listed by cell: the order reveals nothing
+            self.halves[a] = sorted(half, key=lambda kc: kc[1])  # listed by cell: the order reveals nothing
         self._talks_done = 0
         self._messages: list[tuple[int, str, str]] = []
         self._answers: dict[str, int | None] = {}
@@ -146,19 +157,24 @@ class MeetingPoint(TextEnv):
     def _observe(self, agent: str) -> str:
         other = AGENTS[1 - AGENTS.index(agent)]
         mine = ", ".join(f"{kind} at {cell_name(c)}" for kind, c in self.halves[agent])
-        lines = [f"Meeting point. You ({agent}) and {other} each hold half of the map of a 5x5 town (columns A-E, "
-                 f"rows 1-5). Exactly one landmark (same kind, same cell) is on both halves: you must both name "
-                 f"its cell.",
-                 f"Your half shows: {mine}."]
+        lines = [
+            f"Meeting point. You ({agent}) and {other} each hold half of the map of a 5x5 town (columns A-E, "
+            f"rows 1-5). Exactly one landmark (same kind, same cell) is on both halves: you must both name "
+            f"its cell.",
+            f"Your half shows: {mine}.",
+        ]
         if self._messages:
             lines.append("Messages:")
             for turn, who, text in self._messages:
-                lines.append(f"  talk {turn}, {'you' if who == agent else who}: "
-                             f"{clip_text(text, self.max_message_chars)}")
+                lines.append(
+                    f"  talk {turn}, {'you' if who == agent else who}: {clip_text(text, self.max_message_chars)}"
+                )
         if self._over:
             right = "both named" if self._success() else "you did not both name"
-            lines.append(f"Game over: {right} the meeting point, the {self.meeting_point[0]} at "
-                         f"{cell_name(self.meeting_point[1])}.")
+            lines.append(
+                f"Game over: {right} the meeting point, the {self.meeting_point[0]} at "
+                f"{cell_name(self.meeting_point[1])}."
+            )
         elif self.phase == "talk":
             lines.append(f"Talk {self._talks_done + 1} of {self.talk_turns}: send {other} one message.")
         elif agent in self.to_act:

@@ -72,8 +72,9 @@ def parse_proposal(text: str, counts: tuple[int, ...]) -> tuple[int, ...]:
             raise ProposalError(f"{ITEMS[i]} named twice in one proposal")
         n = int(number)
         if not 0 <= n <= counts[i]:
-            raise ProposalError(f"{ITEMS[i]}={n} is out of range: there are {counts[i]} {ITEMS[i]}, "
-                                f"so take 0-{counts[i]}")
+            raise ProposalError(
+                f"{ITEMS[i]}={n} is out of range: there are {counts[i]} {ITEMS[i]}, so take 0-{counts[i]}"
+            )
         taken[i] = n
     if not taken:
         raise ProposalError(f"no items found in the proposal; {FORMAT_HINT}")
@@ -93,8 +94,12 @@ def draw_game(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...
         if not 5 <= sum(counts) <= 7:
             continue
         vectors = value_vectors(counts)
-        pairs = [(a, b) for a in vectors for b in vectors
-                 if all(x or y for x, y in zip(a, b)) and any(x and y for x, y in zip(a, b))]
+        pairs = [
+            (a, b)
+            for a in vectors
+            for b in vectors
+            if all(x or y for x, y in zip(a, b)) and any(x and y for x, y in zip(a, b))
+        ]
         if pairs:
             a, b = pairs[int(rng.integers(len(pairs)))]
             return counts, a, b
@@ -107,12 +112,21 @@ def describe(taken: tuple[int, ...]) -> str:
 class Negotiation(TextEnv):
     """Divide a pool of items by talking; see the module docstring."""
 
-    def __init__(self, turn_limit: int = 10, max_invalid: int = 3, invalid_penalty: float = -0.1,
-                 max_message_chars: int = 200, seed: int | None = None,
-                 count_tokens: Callable[[str], int] = count_words) -> None:
+    def __init__(
+        self,
+        turn_limit: int = 10,
+        max_invalid: int = 3,
+        invalid_penalty: float = -0.1,
+        max_message_chars: int = 200,
+        seed: int | None = None,
+        count_tokens: Callable[[str], int] = count_words,
+    ) -> None:
         super().__init__(seed, count_tokens)
-        for name, value in (("turn_limit", turn_limit), ("max_invalid", max_invalid),
-                            ("max_message_chars", max_message_chars)):
+        for name, value in (
+            ("turn_limit", turn_limit),
+            ("max_invalid", max_invalid),
+            ("max_message_chars", max_message_chars),
+        ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if invalid_penalty > 0:
@@ -136,13 +150,13 @@ class Negotiation(TextEnv):
         self.values = {"player_0": v0, "player_1": v1}
         self._dialogue_turn = 0
         self._over = False
-        self._table: tuple[str, tuple[int, ...]] | None = None   # (proposer, what the proposer takes)
+        self._table: tuple[str, tuple[int, ...]] | None = None  # (proposer, what the proposer takes)
         self._deal: dict[str, tuple[int, ...]] | None = None
         self._dialogue: list[tuple[str, str]] = []
         self._proposals = 0
 
     def _step(self, actions: dict[str, str]) -> tuple[dict[str, float], bool]:
-        (agent, text), = actions.items()
+        ((agent, text),) = actions.items()
         other = AGENTS[1 - AGENTS.index(agent)]
         m = _KEYWORD.search(text)
         try:
@@ -153,7 +167,7 @@ class Negotiation(TextEnv):
                 rest = tuple(c - t for c, t in zip(self.counts, taken))
                 self._deal = {proposer: taken, agent: rest}
             elif m:
-                taken = parse_proposal(text[m.end():], self.counts)
+                taken = parse_proposal(text[m.end() :], self.counts)
                 self._table = (agent, taken)
                 self._proposals += 1
         except ProposalError as err:
@@ -179,11 +193,12 @@ class Negotiation(TextEnv):
         other = AGENTS[1 - AGENTS.index(agent)]
         pool = ", ".join(f"{c} {ITEMS[i] if c != 1 else SINGULAR[i]}" for i, c in enumerate(self.counts))
         worth = ", ".join(f"{SINGULAR[i]} {v}" for i, v in enumerate(self.values[agent]))
-        lines = [f"Negotiation: divide {pool} between you ({agent}) and {other}. "
-                 f"Turn {min(self._dialogue_turn + 1, self.turn_limit)} of {self.turn_limit}; no deal by then "
-                 f"scores 0 for both.",
-                 f"Your values per item (private; {other}'s differ): {worth}. The whole pool is worth "
-                 f"{TOTAL_VALUE} to you."]
+        lines = [
+            f"Negotiation: divide {pool} between you ({agent}) and {other}. "
+            f"Turn {min(self._dialogue_turn + 1, self.turn_limit)} of {self.turn_limit}; no deal by then "
+            f"scores 0 for both.",
+            f"Your values per item (private; {other}'s differ): {worth}. The whole pool is worth {TOTAL_VALUE} to you.",
+        ]
         if self._dialogue:
             lines.append("Dialogue so far:")
             for who, text in self._dialogue:
@@ -192,11 +207,14 @@ class Negotiation(TextEnv):
         if self._table is not None:
             proposer, taken = self._table
             mine = taken if proposer == agent else tuple(c - t for c, t in zip(self.counts, taken))
-            lines.append(f"On the table, {'your' if proposer == agent else proposer + chr(39) + 's'} proposal: "
-                         f"you get {describe(mine)} (worth {self.value(agent, mine)} to you).")
+            lines.append(
+                f"On the table, {'your' if proposer == agent else proposer + chr(39) + 's'} proposal: "
+                f"you get {describe(mine)} (worth {self.value(agent, mine)} to you)."
+            )
         if self._deal is not None:
-            lines.append(f"Deal: you get {describe(self._deal[agent])}, worth {self.value(agent, self._deal[agent])} "
-                         f"to you.")
+            lines.append(
+                f"Deal: you get {describe(self._deal[agent])}, worth {self.value(agent, self._deal[agent])} to you."
+            )
         elif self._over:
             lines.append("No deal: the turns ran out; 0 for both.")
         elif self.to_act == (agent,):

@@ -76,27 +76,39 @@ class ReferentialConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"ReferentialConfig.{name} must be an int, got {value!r}")
-        for name, low in (("n_attributes", 1), ("n_values", 2), ("n_candidates", 2), ("max_len", 1),
-                          ("vocab_size", 2), ("split_seed", 0)):
+        for name, low in (
+            ("n_attributes", 1),
+            ("n_values", 2),
+            ("n_candidates", 2),
+            ("max_len", 1),
+            ("vocab_size", 2),
+            ("split_seed", 0),
+        ):
             if getattr(self, name) < low:
                 raise ValueError(f"ReferentialConfig.{name} must be >= {low}, got {getattr(self, name)}")
         if self.eos and self.vocab_size < 3:
-            raise ValueError(f"with eos=True symbol 0 only ends messages, so vocab_size must be >= 3 to leave two "
-                             f"content symbols; got vocab_size={self.vocab_size}")
+            raise ValueError(
+                f"with eos=True symbol 0 only ends messages, so vocab_size must be >= 3 to leave two "
+                f"content symbols; got vocab_size={self.vocab_size}"
+            )
         if not 0.0 < self.heldout_fraction < 1.0:
             raise ValueError(f"ReferentialConfig.heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
-        n_objects = self.n_values ** self.n_attributes
+        n_objects = self.n_values**self.n_attributes
         n_heldout = self.n_heldout
         if n_heldout < 1:
-            raise ValueError(f"heldout_fraction={self.heldout_fraction} of {n_objects} objects holds none out; "
-                             f"raise it to at least {1 / n_objects:.3g}")
+            raise ValueError(
+                f"heldout_fraction={self.heldout_fraction} of {n_objects} objects holds none out; "
+                f"raise it to at least {1 / n_objects:.3g}"
+            )
         if n_objects - n_heldout < self.n_candidates:
-            raise ValueError(f"{n_objects - n_heldout} training objects cannot fill a game of n_candidates="
-                             f"{self.n_candidates} distinct objects; lower heldout_fraction or n_candidates")
+            raise ValueError(
+                f"{n_objects - n_heldout} training objects cannot fill a game of n_candidates="
+                f"{self.n_candidates} distinct objects; lower heldout_fraction or n_candidates"
+            )
 
     @property
     def n_objects(self) -> int:
-        return int(self.n_values ** self.n_attributes)
+        return int(self.n_values**self.n_attributes)
 
     @property
     def n_heldout(self) -> int:
@@ -134,14 +146,16 @@ class ReferentialGame:
         powers = cfg.n_values ** np.arange(cfg.n_attributes - 1, -1, -1)
         self.objects = (ids[:, None] // powers[None, :]) % cfg.n_values
         order = np.random.default_rng(cfg.split_seed).permutation(cfg.n_objects)
-        self.splits = {"heldout": np.sort(order[:cfg.n_heldout]), "train": np.sort(order[cfg.n_heldout:])}
+        self.splits = {"heldout": np.sort(order[: cfg.n_heldout]), "train": np.sort(order[cfg.n_heldout :])}
         seen = np.zeros((cfg.n_attributes, cfg.n_values), dtype=bool)
         seen[np.arange(cfg.n_attributes)[None, :], self.objects[self.splits["train"]]] = True
         if not seen.all():
             a, v = np.argwhere(~seen)[0]
-            raise ValueError(f"split_seed={cfg.split_seed} holds out every object with attribute {a} = {v}, so "
-                             f"held-out objects would not be new combinations of seen values; choose another "
-                             f"split_seed or a smaller heldout_fraction")
+            raise ValueError(
+                f"split_seed={cfg.split_seed} holds out every object with attribute {a} = {v}, so "
+                f"held-out objects would not be new combinations of seen values; choose another "
+                f"split_seed or a smaller heldout_fraction"
+            )
         self.np_random = np.random.default_rng(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -191,8 +205,9 @@ class ReferentialGame:
         messages = np.asarray(messages)
         cfg = self.config
         if messages.ndim != 2 or messages.shape[1] != cfg.max_len or not np.issubdtype(messages.dtype, np.integer):
-            raise ValueError(f"messages must be an integer array (B, max_len={cfg.max_len}), got "
-                             f"{messages.dtype} {messages.shape}")
+            raise ValueError(
+                f"messages must be an integer array (B, max_len={cfg.max_len}), got {messages.dtype} {messages.shape}"
+            )
         if messages.size and (messages.min() < 0 or messages.max() >= cfg.vocab_size):
             raise ValueError(f"message symbols must be in [0, {cfg.vocab_size})")
         return messages
@@ -241,11 +256,16 @@ class ReferentialGame:
         slots = np.arange(K)[None, :]
         after = (slots > target_index[:, None]).astype(np.int64)
         gather = np.clip(slots - after, 0, K - 2)
-        candidate_ids = np.where(slots == target_index[:, None], target_ids[:, None],
-                                 np.take_along_axis(distractors, gather, axis=1))
-        return ReferentialBatch(self.objects[target_ids], target_ids.astype(np.int64),
-                                self.objects[candidate_ids], candidate_ids.astype(np.int64),
-                                target_index.astype(np.int64))
+        candidate_ids = np.where(
+            slots == target_index[:, None], target_ids[:, None], np.take_along_axis(distractors, gather, axis=1)
+        )
+        return ReferentialBatch(
+            self.objects[target_ids],
+            target_ids.astype(np.int64),
+            self.objects[candidate_ids],
+            candidate_ids.astype(np.int64),
+            target_index.astype(np.int64),
+        )
 
     def _check_split(self, split: str) -> None:
         if split not in SPLITS:
@@ -258,13 +278,13 @@ def make_referential(seed: int | None = None, **options: Any) -> ReferentialGame
     names = ReferentialConfig.field_names()
     for key in options:
         if key not in names:
-            raise TypeError(f"referential-v0 has no option {key!r}{did_you_mean(key, names)} (options: "
-                            f"{', '.join(names)})")
+            raise TypeError(
+                f"referential-v0 has no option {key!r}{did_you_mean(key, names)} (options: {', '.join(names)})"
+            )
     return ReferentialGame(ReferentialConfig(**options), seed=seed)
 
 
-def _distinct_distractors(rng: np.random.Generator, pool: np.ndarray, target_ids: np.ndarray,
-                          n: int) -> np.ndarray:
+def _distinct_distractors(rng: np.random.Generator, pool: np.ndarray, target_ids: np.ndarray, n: int) -> np.ndarray:
     """``(B, n)`` ids from ``pool``, distinct within each row and different from that row's target.
 
     Drawn by rejection: rows with a repeat or the target are drawn again. A collision is rare (4 draws from 500

@@ -76,8 +76,9 @@ def make_text(env_id: str, seed: int | None = None, **kwargs: Any) -> TextEnv | 
     allowed = [n for n in params if n not in ("self", "seed")]
     for key in kwargs:
         if key not in allowed:
-            raise TypeError(f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} "
-                            f"(options: {', '.join(allowed) or 'none'})")
+            raise TypeError(
+                f"{env_id} has no option {key!r}{did_you_mean(key, allowed)} (options: {', '.join(allowed) or 'none'})"
+            )
     return ctor(seed=seed, **{**s.kwargs, **kwargs})
 
 
@@ -94,8 +95,10 @@ class TextGames:
     def __post_init__(self) -> None:
         game = self.make()  # an unknown option or value is an error here, before anything is built
         if not isinstance(game, TextEnv):
-            raise ValueError(f"{self.id} is not a TextEnv game (a {type(game).__name__}: its agents do not all "
-                             f"answer in text); TextGames plays games whose every agent answers in text")
+            raise ValueError(
+                f"{self.id} is not a TextEnv game (a {type(game).__name__}: its agents do not all "
+                f"answer in text); TextGames plays games whose every agent answers in text"
+            )
 
     def make(self) -> TextEnv:
         """One copy of the game."""
@@ -124,16 +127,34 @@ class TextGames:
 
 # --------------------------------------------------------------------------------------- the registered games
 # One line per game; nothing else in marlkit lists them.
-register_text("tictactoe-v0", "marlkit.envs.text.tictactoe:TicTacToe",
-              description="Tic-tac-toe, two agents or one against opponent='random'/'heuristic' (competitive)")
-register_text("stag-hunt-talk-v0", "marlkit.envs.text.matrix_talk:stag_hunt_talk",
-              description="Stag hunt repeated 5 rounds, free-text talk before each move (cooperative, risky)")
-register_text("ipd-talk-v0", "marlkit.envs.text.matrix_talk:ipd_talk",
-              description="Prisoner's dilemma repeated 5 rounds, free-text talk before each move (mixed)")
-register_text("negotiation-v0", "marlkit.envs.text.negotiation:Negotiation",
-              description="Divide books/hats/balls with private values by talking (Lewis et al. 2017; mixed)")
-register_text("meeting-point-v0", "marlkit.envs.text.meeting_point:MeetingPoint",
-              description="Two halves of a 5x5 map share one landmark; agree on it by talking (cooperative)")
-register_text("speaker-listener-text-v0", "marlkit.envs.text.speaker_listener_text:SpeakerListenerText",
-              description="Particle speaker-listener; the speaker names the goal colour in words, the listener "
-                          "moves with array actions (hybrid, cooperative)")
+register_text(
+    "tictactoe-v0",
+    "marlkit.envs.text.tictactoe:TicTacToe",
+    description="Tic-tac-toe, two agents or one against opponent='random'/'heuristic' (competitive)",
+)
+register_text(
+    "stag-hunt-talk-v0",
+    "marlkit.envs.text.matrix_talk:stag_hunt_talk",
+    description="Stag hunt repeated 5 rounds, free-text talk before each move (cooperative, risky)",
+)
+register_text(
+    "ipd-talk-v0",
+    "marlkit.envs.text.matrix_talk:ipd_talk",
+    description="Prisoner's dilemma repeated 5 rounds, free-text talk before each move (mixed)",
+)
+register_text(
+    "negotiation-v0",
+    "marlkit.envs.text.negotiation:Negotiation",
+    description="Divide books/hats/balls with private values by talking (Lewis et al. 2017; mixed)",
+)
+register_text(
+    "meeting-point-v0",
+    "marlkit.envs.text.meeting_point:MeetingPoint",
+    description="Two halves of a 5x5 map share one landmark; agree on it by talking (cooperative)",
+)
+register_text(
+    "speaker-listener-text-v0",
+    "marlkit.envs.text.speaker_listener_text:SpeakerListenerText",
+    description="Particle speaker-listener; the speaker names the goal colour in words, the listener "
+    "moves with array actions (hybrid, cooperative)",
+)

@@ -63,9 +63,15 @@ class SpeakerListenerText:
 
     agents = (SPEAKER_ID, LISTENER_ID)
 
-    def __init__(self, max_steps: int = 25, continuous_actions: bool = False, invalid_penalty: float = -0.1,
-                 max_text_length: int = 4096, seed: int | None = None,
-                 count_tokens: Callable[[str], int] = count_words) -> None:
+    def __init__(
+        self,
+        max_steps: int = 25,
+        continuous_actions: bool = False,
+        invalid_penalty: float = -0.1,
+        max_text_length: int = 4096,
+        seed: int | None = None,
+        count_tokens: Callable[[str], int] = count_words,
+    ) -> None:
         if invalid_penalty > 0:
             raise ValueError(f"invalid_penalty must be <= 0 (a penalty), got {invalid_penalty}")
         self.world_env = SpeakerListener(max_steps=max_steps, continuous_actions=True, num_envs=1, seed=seed)
@@ -76,8 +82,9 @@ class SpeakerListenerText:
         self.count_tokens = count_tokens
         sizes = [e.size for e in self.world_env.world.entities]
         self.touch_distance = sizes[LISTENER] + sizes[2]  # listener and a landmark (all landmarks are alike)
-        self._listener_action_space = (spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions
-                                       else spaces.Discrete(5))
+        self._listener_action_space = (
+            spaces.Box(0.0, 1.0, (5,), np.float32) if self.continuous_actions else spaces.Discrete(5)
+        )
         self._needs_reset = True
 
     # ------------------------------------------------------------------------------------------- spaces
@@ -116,8 +123,7 @@ class SpeakerListenerText:
         self._outcome = TextOutcome(scores={a: 0.0 for a in self.agents}, invalid={a: 0 for a in self.agents})
         return self._observe(obs["listener"][0, 0]), {"to_act": self.to_act, "phase": "move", "message": None}
 
-    def step(self, actions: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float], bool, bool,
-                                                         dict[str, Any]]:
+    def step(self, actions: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, float], bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise RuntimeError("call reset() before step()")
         if not isinstance(actions, Mapping) or set(actions) != set(self.agents):
@@ -148,9 +154,13 @@ class SpeakerListenerText:
         self._t += 1
         truncated = bool(info["episode_done"][0])  # the particle task has no terminal state, only its time limit
         listener_obs = info["final_obs"]["listener"][0, 0]  # before the particle env's own autoreset
-        out_info: dict[str, Any] = {"to_act": () if truncated else self.agents, "phase": "move",
-                                    "errors": {SPEAKER_ID: self._error} if self._error else {},
-                                    "message": text, "symbol": symbol}
+        out_info: dict[str, Any] = {
+            "to_act": () if truncated else self.agents,
+            "phase": "move",
+            "errors": {SPEAKER_ID: self._error} if self._error else {},
+            "message": text,
+            "symbol": symbol,
+        }
         if truncated:
             self._finish(float(info["episode_metrics"]["final_goal_distance"][0]))
             out_info["outcome"] = self._outcome
@@ -167,19 +177,23 @@ class SpeakerListenerText:
         if self.continuous_actions:
             a = np.asarray(action, dtype=np.float32)
             if a.shape != (5,) or not np.all((a >= 0.0) & (a <= 1.0)):
-                raise ActionError(f"{LISTENER_ID}'s action must be 5 floats in [0, 1] (Box(0, 1, (5,))), got "
-                                  f"{np.asarray(action)!r}")
+                raise ActionError(
+                    f"{LISTENER_ID}'s action must be 5 floats in [0, 1] (Box(0, 1, (5,))), got {np.asarray(action)!r}"
+                )
             return a
         a = np.asarray(action)
         if a.ndim != 0 or a.dtype.kind not in "iu" or not 0 <= int(a) < 5:
-            raise ActionError(f"{LISTENER_ID}'s action must be an integer in 0..4 (0 no-op, 1 -x, 2 +x, 3 -y, "
-                              f"4 +y), got {action!r}")
+            raise ActionError(
+                f"{LISTENER_ID}'s action must be an integer in 0..4 (0 no-op, 1 -x, 2 +x, 3 -y, 4 +y), got {action!r}"
+            )
         return np.eye(5, dtype=np.float32)[int(action)]
 
     def _observe(self, listener_obs: np.ndarray) -> dict[str, Any]:
-        lines = [f"You are the speaker. The listener must reach the {COLOURS[self._goal]} landmark; only you know "
-                 f"which one it is.",
-                 f"Step {min(self._t + 1, self.max_steps)} of {self.max_steps}."]
+        lines = [
+            f"You are the speaker. The listener must reach the {COLOURS[self._goal]} landmark; only you know "
+            f"which one it is.",
+            f"Step {min(self._t + 1, self.max_steps)} of {self.max_steps}.",
+        ]
         if self._needs_reset:
             lines.append("Episode over.")
         else:
@@ -194,6 +208,8 @@ class SpeakerListenerText:
         self._outcome.turns = self._t
         self._outcome.completed = final_distance < self.touch_distance
         self._outcome.extra.update(
-            goal=COLOURS[goal], final_goal_distance=final_distance,
+            goal=COLOURS[goal],
+            final_goal_distance=final_distance,
             message_accuracy=sum(h == goal for h in heard) / len(heard),
-            heard=[None if h is None else COLOURS[h] for h in heard])
+            heard=[None if h is None else COLOURS[h] for h in heard],
+        )

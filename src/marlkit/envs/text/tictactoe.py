@@ -144,26 +144,36 @@ def heuristic_move(board: Sequence[str], mark: str, rng: np.random.Generator) ->
 
 
 _MOVE_FUNCTIONS: dict[str, Callable[[Sequence[str], str, np.random.Generator], int]] = {
-    "random": random_move, "heuristic": heuristic_move}
+    "random": random_move,
+    "heuristic": heuristic_move,
+}
 
 
 def render_board(board: Sequence[str]) -> str:
     lines = ["    A B C"]
     for r in range(3):
-        lines.append(f" {r + 1}  " + " ".join(board[3 * r:3 * r + 3]))
+        lines.append(f" {r + 1}  " + " ".join(board[3 * r : 3 * r + 3]))
     return "\n".join(lines)
 
 
 class TicTacToe(TextEnv):
     """Tic-tac-toe between two text agents, or one against a built-in opponent; see the module docstring."""
 
-    def __init__(self, opponent: str | None = None, mark: str = "X", max_invalid: int = 3,
-                 invalid_penalty: float = -0.1, seed: int | None = None,
-                 count_tokens: Callable[[str], int] = count_words) -> None:
+    def __init__(
+        self,
+        opponent: str | None = None,
+        mark: str = "X",
+        max_invalid: int = 3,
+        invalid_penalty: float = -0.1,
+        seed: int | None = None,
+        count_tokens: Callable[[str], int] = count_words,
+    ) -> None:
         super().__init__(seed, count_tokens)
         if opponent is not None and opponent not in OPPONENTS:
-            raise ValueError(f"opponent must be None (two agents) or one of {OPPONENTS}, got {opponent!r}"
-                             f"{did_you_mean(str(opponent), OPPONENTS)}")
+            raise ValueError(
+                f"opponent must be None (two agents) or one of {OPPONENTS}, got {opponent!r}"
+                f"{did_you_mean(str(opponent), OPPONENTS)}"
+            )
         if mark not in ("X", "O", "random"):
             raise ValueError(f"mark (player_0's mark) must be 'X', 'O' or 'random', got {mark!r}")
         if not isinstance(max_invalid, int) or max_invalid < 1:
@@ -180,8 +190,8 @@ class TicTacToe(TextEnv):
         self.board: list[str] = [EMPTY] * 9
         self.marks: dict[str, str] = {}
         self._to_move = "X"
-        self._result: str | None = None      # "win", "draw" or "forfeit" once over
-        self._winner: str | None = None      # agent id (or "opponent")
+        self._result: str | None = None  # "win", "draw" or "forfeit" once over
+        self._winner: str | None = None  # agent id (or "opponent")
         self._last: tuple[str, str] | None = None  # (who, cell name) of the last move
 
     # --------------------------------------------------------------------------------------------- game
@@ -230,7 +240,7 @@ class TicTacToe(TextEnv):
         self._place("opponent", cell)
 
     def _step(self, actions: dict[str, str]) -> tuple[dict[str, float], bool]:
-        (agent, text), = actions.items()
+        ((agent, text),) = actions.items()
         try:
             cell = parse_move(text)
             if self.board[cell] != EMPTY:
@@ -255,8 +265,11 @@ class TicTacToe(TextEnv):
     def _observe(self, agent: str) -> str:
         mark = self.marks[agent]
         others = ", ".join(f"{w} plays {m}" for w, m in self.marks.items() if w != agent)
-        lines = [f"Tic-tac-toe. You are {agent} and play {mark}; {others}. X moves first.",
-                 "Board (columns A-C, rows 1-3, '.' is empty):", render_board(self.board)]
+        lines = [
+            f"Tic-tac-toe. You are {agent} and play {mark}; {others}. X moves first.",
+            "Board (columns A-C, rows 1-3, '.' is empty):",
+            render_board(self.board),
+        ]
         if self._last is not None:
             who, cell = self._last
             lines.append(f"Last move: {'you' if who == agent else who} ({self.marks[who]}) played {cell}.")
@@ -275,8 +288,7 @@ class TicTacToe(TextEnv):
     def _finish(self, outcome: TextOutcome) -> None:
         outcome.completed = self._result is not None
         outcome.winner = self._winner
-        outcome.extra.update(result=self._result or "unfinished", marks=dict(self.marks),
-                             board="".join(self.board))
+        outcome.extra.update(result=self._result or "unfinished", marks=dict(self.marks), board="".join(self.board))
 
 
 # ------------------------------------------------------------------------------------------ scripted policies
