@@ -9,7 +9,7 @@ run() {
   echo "+ $*"
   "$@" || status=1
 }
-run ruff check src tests benchmarks examples
-run ruff format --check --output-format concise src tests benchmarks examples  # the fix is `ruff format`
+run ruff check src tests benchmarks examples tools
+run ruff format --check --output-format concise src tests benchmarks examples tools  # the fix is `ruff format`
 run mypy src
 exit "$status"
