@@ -44,6 +44,7 @@ from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.core.config import check
+from marlkit.core.contracts import Actions, Extras, Info, Obs
 from marlkit.core.policies import build_module, weights_of
 from marlkit.data.replay import EpisodeBatch, EpisodeReplay, GroupTransitions, TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
@@ -438,12 +439,8 @@ class QPolicy(PolicyBase):
         self._hidden: dict[Any, torch.Tensor] = {}
 
     def act(
-        self,
-        obs: dict[str, np.ndarray],
-        state: np.ndarray | None = None,
-        info: dict[str, Any] | None = None,
-        explore: bool = False,
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        self, obs: Obs, state: np.ndarray | None = None, info: Info | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         eps, rng = (self.epsilon, self.rng) if explore else (self.eval_epsilon, self.eval_rng)
         return q_act(self.agents, self._hidden, obs, info or {}, eps, rng, explore), {}
 

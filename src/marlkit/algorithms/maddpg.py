@@ -49,6 +49,7 @@ from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.core.config import check
+from marlkit.core.contracts import Actions, Extras, Info, Obs
 from marlkit.core.policies import build_module, weights_of
 from marlkit.data.replay import TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
@@ -394,12 +395,8 @@ class MADDPGPolicy(PolicyBase):
         self.rng = np.random.default_rng(seed)  # exploration
 
     def act(
-        self,
-        obs: dict[str, np.ndarray],
-        state: np.ndarray | None = None,
-        info: dict[str, Any] | None = None,
-        explore: bool = False,
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        self, obs: Obs, state: np.ndarray | None = None, info: Info | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         actions = maddpg_act(
             self.actors, self.discrete, self.bounds, self.noise_std, obs, info or {}, self.rng, explore
         )

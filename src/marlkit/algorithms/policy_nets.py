@@ -26,6 +26,7 @@ from gymnasium import spaces
 from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, Progress, register_policy_kind
+from marlkit.core.contracts import Actions, Extras, Info, Obs
 from marlkit.core.policies import build_module, weights_of
 from marlkit.envs.base import ActionSpace, MultiAgentEnv
 from marlkit.nn import MLP, Linear, ModuleMap, RunningNorm, append_agent_ids
@@ -299,12 +300,8 @@ class ActorCriticPolicy(PolicyBase):
         self.rng = np.random.default_rng(seed)  # sampling when explore
 
     def act(
-        self,
-        obs: dict[str, np.ndarray],
-        state: np.ndarray | None = None,
-        info: dict[str, Any] | None = None,
-        explore: bool = False,
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        self, obs: Obs, state: np.ndarray | None = None, info: Info | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         return act_groups(self.actors, self.extras_spec, obs, info or {}, self.rng, explore)
 
     def policy_state(self) -> dict[str, Any]:

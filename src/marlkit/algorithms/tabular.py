@@ -38,6 +38,7 @@ from gymnasium import spaces
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, register_policy_kind
 from marlkit.core.config import check
+from marlkit.core.contracts import Actions, Extras, Info, Obs
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.ops.schedules import exponential, linear
@@ -444,12 +445,8 @@ class TabularPolicy(PolicyBase):
         self.rng = np.random.default_rng(seed)  # exploration
 
     def act(
-        self,
-        obs: dict[str, np.ndarray],
-        state: np.ndarray | None = None,
-        info: dict[str, Any] | None = None,
-        explore: bool = False,
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        self, obs: Obs, state: np.ndarray | None = None, info: Info | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         actions = tabular_act(
             self.tables,
             self.copies,

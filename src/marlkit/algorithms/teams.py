@@ -57,6 +57,7 @@ from marlkit.core import (
     rundir,
 )
 from marlkit.core.config import ConfigError, from_dict
+from marlkit.core.contracts import Actions, Extras, Info, Obs
 from marlkit.core.errors import did_you_mean
 from marlkit.core.policies import policy_from_state
 from marlkit.data.rollout import Rollout
@@ -536,12 +537,8 @@ class TeamsPolicy(PolicyBase):
         self.uses_state = any(p.uses_state for _, p in members.values())
 
     def act(
-        self,
-        obs: dict[str, np.ndarray],
-        state: np.ndarray | None = None,
-        info: dict[str, Any] | None = None,
-        explore: bool = False,
-    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+        self, obs: Obs, state: np.ndarray | None = None, info: Info | None = None, explore: bool = False
+    ) -> tuple[Actions, Extras]:
         return act_parts(list(self.members.values()), obs, state, info or {}, explore)
 
     def policy_state(self) -> dict[str, Any]:

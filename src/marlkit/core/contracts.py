@@ -94,6 +94,8 @@ Actions = dict[str, np.ndarray]
 """Group -> actions ``(num_envs, n_agents, ...)``, as ``env.step`` takes them."""
 Extras = dict[str, dict[str, np.ndarray]]
 """Group -> name -> what acting stores besides the action, ``(num_envs, n_agents, *shape)``."""
+Info = dict[str, Any]
+"""What the env returned with the observations (``action_mask``, ``active``, ``episode_done``, ...)."""
 ExtrasSpec = dict[str, dict[str, tuple[int, ...]]]
 """Group -> name -> per-agent shape of each extra."""
 BatchKind = Literal["rollout", "transitions"]
