@@ -1,5 +1,5 @@
 """Populations and game theory: payoff tensors of normal-form games, NashConv and exploitability, Nash equilibria
-of zero-sum games by linear programming, replicator dynamics. scipy is imported when a solver needs it."""
+of zero-sum games by linear programming, replicator dynamics, and PSRO. scipy is imported when a solver needs it."""
 
 from marlkit.population.game_theory import (
     ZeroSumSolution,
@@ -20,6 +20,7 @@ from marlkit.population.game_theory import (
     zero_sum,
     zero_sum_nash,
 )
+from marlkit.population.psro import META_SOLVERS, PSROResult, psro
 
 __all__ = [
     "as_payoffs",
@@ -39,4 +40,7 @@ __all__ = [
     "zero_sum_nash",
     "replicator_step",
     "replicator_dynamics",
+    "META_SOLVERS",
+    "PSROResult",
+    "psro",
 ]
