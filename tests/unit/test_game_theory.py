@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -167,7 +169,8 @@ def test_bad_input_is_a_one_line_error(call: object, match: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------- OpenSpiel
-def _openspiel_nash_conv(game: np.ndarray, strategies: list[np.ndarray]) -> float:
+def _openspiel(game: np.ndarray, strategies: list[np.ndarray], zero_sum: bool) -> tuple[float, float | None]:
+    """OpenSpiel's NashConv of the profile on the same game, and its exploitability when the game is zero-sum."""
     pyspiel = pytest.importorskip("pyspiel")
     from open_spiel.python import policy
     from open_spiel.python.algorithms import exploitability as os_exploitability
@@ -177,7 +180,8 @@ def _openspiel_nash_conv(game: np.ndarray, strategies: list[np.ndarray]) -> floa
     tabular = policy.TabularPolicy(turn_based)
     for player, x in enumerate(strategies):  # one information state per player
         tabular.action_probability_array[player] = x
-    return float(os_exploitability.nash_conv(turn_based, tabular))
+    value = float(os_exploitability.exploitability(turn_based, tabular)) if zero_sum else None
+    return float(os_exploitability.nash_conv(turn_based, tabular)), value
 
 
 @pytest.mark.parametrize(
@@ -196,8 +200,12 @@ def test_nash_conv_matches_openspiel(game: np.ndarray) -> None:
     n0, n1 = game.shape[1:]
     profiles = [uniform_strategies(game), [pure(n0, 0), pure(n1, n1 - 1)]]
     profiles += [[rng.dirichlet(np.ones(n0)), rng.dirichlet(np.ones(n1))] for _ in range(5)]
+    zero_sum = bool(np.all(game[0] == -game[1]))
     for profile in profiles:
-        assert nash_conv(game, profile) == pytest.approx(_openspiel_nash_conv(game, profile), abs=1e-9)
+        theirs, their_exploitability = _openspiel(game, profile, zero_sum)
+        assert nash_conv(game, profile) == pytest.approx(theirs, abs=1e-9)
+        if zero_sum:
+            assert exploitability(game, profile) == pytest.approx(their_exploitability, abs=1e-9)
 
 
 def test_replicator_step_matches_openspiel_dynamics() -> None:
@@ -210,3 +218,9 @@ def test_replicator_step_matches_openspiel_dynamics() -> None:
     derivative = dynamics.MultiPopulationDynamics(game, dynamics.replicator)(np.concatenate(x))
     dt = 0.01
     np.testing.assert_allclose(np.concatenate(replicator_step(game, x, dt)), np.concatenate(x) + dt * derivative)
+
+
+def test_importing_the_population_package_loads_neither_scipy_nor_openspiel() -> None:
+    code = "import sys, marlkit.population; print(sorted({'scipy', 'pyspiel', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

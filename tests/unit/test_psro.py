@@ -67,3 +67,11 @@ def test_bad_arguments_are_one_line_errors() -> None:
         psro(game, -1)
     with pytest.raises(ValueError, match="initial must be one action per player"):
         psro(game, 3, initial=[0, 3])
+
+
+def test_psro_with_replicator_dynamics_on_a_general_sum_game() -> None:
+    pd = env_payoffs("prisoners-dilemma-v0")  # from (cooperate, cooperate) both best responses are defect
+    result = psro(pd, iterations=3, meta_solver="replicator")
+    assert result.populations == [[0, 1, 1, 1], [0, 1, 1, 1]]
+    assert result.nash_conv[0] == pytest.approx(4.0)
+    assert result.nash_conv[-1] < 0.01  # the meta-strategies have (nearly) all moved to defection
