@@ -28,8 +28,9 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (3, "collect", ("collect.py",)),
     (4, "algorithms", ("algorithms/",)),
     (4, "llm", ("llm/",)),
-    (5, "experiment", ("experiment/",)),
-    (6, "entry points", ("__init__.py", "__main__.py", "cli.py")),
+    (5, "population", ("population/",)),
+    (6, "experiment", ("experiment/",)),
+    (7, "entry points", ("__init__.py", "__main__.py", "cli.py")),
 )
 
 
