@@ -351,7 +351,8 @@ def cmd_algos(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from marlkit.llm.serve import InsecureBindError, serve
+    from marlkit.llm.serve import serve
+    from marlkit.llm.serve_http import InsecureBindError
 
     api_key = None
     if args.api_key_env:
