@@ -1,8 +1,8 @@
 """The ``marlkit`` command line.
 
-``marlkit envs`` lists the registered environments with their groups and spaces; ``marlkit demo`` steps every
-registered environment with random actions (batched), prints a table of throughput and random-policy returns, and
-writes one GIF per environment. ``marlkit train`` trains an algorithm into a run directory (``--resume`` continues
+``marlkit envs`` lists every registered id with its kind (batched envs with their groups and spaces, then the text
+games and the referential game); ``marlkit demo`` steps every registered batched environment with random actions,
+prints a table of throughput and random-policy returns, and writes one GIF per environment. ``marlkit train`` trains an algorithm into a run directory (``--resume`` continues
 one); ``eval``, ``render`` and ``plot`` read run directories; ``algos`` lists the algorithms.
 
 Heavy modules (torch, matplotlib) are imported inside the commands that need them, so ``--help`` stays fast.
@@ -43,7 +43,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
     import marlkit
     from marlkit.envs.registry import spec
 
-    table = Table(title="marlkit environments")
+    table = Table(title="marlkit batched environments (marlkit.make)")
     for col in ("id", "groups (agents)", "observation", "action", "state", "description"):
         table.add_column(col)
     for env_id in marlkit.list_envs():
@@ -55,14 +55,20 @@ def cmd_envs(args: argparse.Namespace) -> int:
         env.close()
     _console().print(table)
 
-    from marlkit.envs.text import list_text_envs, make_text, text_spec
+    from marlkit.envs.registry import build, env_kinds
+    from marlkit.envs.text import make_text, text_spec
 
-    text_table = Table(title="marlkit text games (marlkit.envs.text.make_text)")
-    for col in ("id", "agents", "description"):
-        text_table.add_column(col)
-    for env_id in list_text_envs():
-        text_table.add_row(env_id, ", ".join(make_text(env_id).agents), text_spec(env_id).description)
-    _console().print(text_table)
+    games = Table(title="games a learner plays itself: text games and the referential game (marlkit train ENV)")
+    for col in ("id", "kind", "agents", "description"):
+        games.add_column(col)
+    for env_id, kind in env_kinds().items():
+        if kind == "text":
+            games.add_row(env_id, kind, ", ".join(make_text(env_id).agents), text_spec(env_id).description)
+        elif kind == "referential":
+            game = build(env_id, seed=0)
+            doc = (sys.modules[type(game).__module__].__doc__ or "").strip().splitlines()
+            games.add_row(env_id, kind, ", ".join(game.groups), doc[0] if doc else "")
+    _console().print(games)
     return 0
 
 
@@ -345,7 +351,8 @@ def cmd_algos(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
-    from marlkit.llm.serve import InsecureBindError, serve
+    from marlkit.llm.serve import serve
+    from marlkit.llm.serve_http import InsecureBindError
 
     api_key = None
     if args.api_key_env:
@@ -379,7 +386,9 @@ TRUST_HELP = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("envs", help="list registered environments with their groups and spaces")
+    p = sub.add_parser(
+        "envs", help="list every registered env id with its kind (batched: groups and spaces; games: agents)"
+    )
     p.set_defaults(func=cmd_envs)
     p = sub.add_parser("demo", help="step every environment with random actions; print a table; write GIFs")
     p.add_argument("--envs", nargs="*", help="env ids (default: all registered)")

@@ -160,3 +160,19 @@ def test_a_budget_between_collections_says_what_was_trained(tiny, capsys):
     Runner(tiny("exact", steps=400)).run()
     out = capsys.readouterr().out
     assert "for 400 env-steps (seed 0)" in out and "[400/400]" in out and "is not a multiple" not in out
+
+
+def test_envs_lists_every_id_the_registry_answers_for_with_its_kind(capsys):
+    from marlkit.envs.registry import env_kind, env_kinds, list_envs
+    from marlkit.envs.text import list_text_envs
+
+    kinds = env_kinds()
+    assert set(kinds) == {*list_envs(), *list_text_envs(), "referential-v0"}
+    assert all(env_kind(env_id) == kind for env_id, kind in kinds.items())
+    assert main(["envs"]) == 0
+    rows = [line.split("│") for line in capsys.readouterr().out.splitlines() if "│" in line]
+    listed = {cells[1].strip(): cells[2].strip() for cells in rows if len(cells) > 2}
+    for env_id, kind in kinds.items():
+        assert env_id in listed, env_id
+        if kind != "batched":  # the batched table's columns are their groups and spaces
+            assert listed[env_id] == kind, env_id

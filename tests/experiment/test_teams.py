@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import marlkit
-from marlkit.algorithms.teams import GroupView, Teams, TeamsConfig, split_info, split_rollout
+from marlkit.algorithms.team_policies import split_info
+from marlkit.algorithms.teams import GroupView, Teams, TeamsConfig, split_rollout
 from marlkit.collect import Collector
 from marlkit.core.config import ConfigError
 from marlkit.experiment.run import RunConfig, make_run_config

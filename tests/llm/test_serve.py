@@ -353,7 +353,7 @@ def test_the_key_is_checked_before_the_body_is_read(policy):
 
 def test_a_keyless_server_binds_only_loopback_unless_allowed(policy, tmp_path, capsys):
     from marlkit.cli import main
-    from marlkit.llm.serve import InsecureBindError, InsecureBindWarning
+    from marlkit.llm.serve_http import InsecureBindError, InsecureBindWarning
 
     with pytest.raises(InsecureBindError, match=r"refusing to serve on '0\.0\.0\.0' without an API key"):
         ChatServer(policy, host="0.0.0.0")

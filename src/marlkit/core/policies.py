@@ -34,7 +34,7 @@ BUILTIN_POLICY_MODULES = (
     "marlkit.algorithms.dqn",
     "marlkit.algorithms.maddpg",
     "marlkit.algorithms.tabular",
-    "marlkit.algorithms.teams",
+    "marlkit.algorithms.team_policies",
 )
 
 _KINDS: dict[str, Any] = {}  # kind -> policy class (with ``from_state(state, seed)``)

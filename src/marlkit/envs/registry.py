@@ -93,6 +93,15 @@ def _text_ids() -> list[str]:
     return list_text_envs()
 
 
+def env_kinds() -> dict[str, EnvKind]:
+    """Every id ``env_kind`` answers for (``pz:`` ids aside), with its kind: the batched envs, then the text games,
+    then the referential game, each sorted."""
+    kinds: dict[str, EnvKind] = dict.fromkeys(list_envs(), "batched")
+    kinds.update(dict.fromkeys(_text_ids(), "text"))
+    kinds.update(dict.fromkeys(sorted(_REFERENTIAL), "referential"))
+    return kinds
+
+
 def spec(env_id: str) -> EnvSpec:
     """The spec of a registered batched env; a text game's id or an unknown id raises an error saying so (naming
     the nearest ids)."""

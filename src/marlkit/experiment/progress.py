@@ -26,6 +26,11 @@ def _fmt_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    """``n`` and the noun, singular for 1: ``1 collection``, ``3 collections``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 class Progress:
     """A runner callback that shows how training goes (bar on a TTY, lines otherwise)."""
 
@@ -42,6 +47,9 @@ class Progress:
         self._start_time = 0.0
         self._start_steps = 0
         self._total = 0
+        self._per = 0  # env-steps per collection when the run starts; 0 for batches not known ahead
+        self._last_steps = 0
+        self._batch_sizes: set[int] = set()
 
     def on_start(self, runner: RunView) -> None:
         cfg = runner.config
@@ -53,6 +61,7 @@ class Progress:
         self._total = runner.planned_steps()
         budget = cfg.experiment.steps
         per = runner.steps_per_collection
+        self._per, self._last_steps, self._batch_sizes = per, runner.env_steps, set()
         planned = f" ({self._total:,} in whole collections of {per:,})" if self._total > budget else ""
         head = (
             f"training {cfg.algorithm} on {cfg.env.id} for {budget:,} env-steps{planned} "
@@ -86,6 +95,8 @@ class Progress:
             self._print(head)
 
     def on_update(self, runner: RunView, metrics: dict[str, float]) -> None:
+        self._batch_sizes.add(runner.env_steps - self._last_steps)
+        self._last_steps = runner.env_steps
         if self.live:
             self._bar.update(self._task, completed=min(runner.env_steps, self._total))
 
@@ -138,15 +149,16 @@ class Progress:
             parts = [f"{g} {s['mean']:.4g}" for g, s in groups.items()]
             parts += [f"{k} {s['mean']:.4g}" for k, s in ev["metrics"].items()]
             self._print("  per group and task metrics (per episode): " + ", ".join(parts))
-        budget, per = runner.config.experiment.steps, runner.steps_per_collection
-        if runner.env_steps > budget and runner.env_steps == runner.updates * per:
+        budget, per = runner.config.experiment.steps, self._per
+        fixed = per > 0 and self._batch_sizes <= {per} and runner.env_steps == runner.updates * per
+        if runner.env_steps > budget and fixed:
             self._print(
-                f"trained {runner.env_steps:,} env-steps: {runner.env_steps // per:,} collections of "
+                f"trained {runner.env_steps:,} env-steps: {_count(runner.env_steps // per, 'collection')} of "
                 f"{per:,}; the budget {budget:,} is not a multiple of {per:,}"
             )
         elif runner.env_steps > budget:  # batches of whole episodes: the last one ended past the budget
             self._print(
-                f"trained {runner.env_steps:,} env-steps in {runner.updates:,} collections of whole "
+                f"trained {runner.env_steps:,} env-steps in {_count(runner.updates, 'batch', 'batches')} of whole "
                 f"episodes; the last ended past the budget {budget:,}"
             )
         self._print(f"run directory: {result.run_dir}")
