@@ -134,7 +134,11 @@ def build_game(rules: GameRules[S]) -> ExtensiveGame:
     """Walk the whole tree of ``rules`` once and return it as arrays. Checks that every information state belongs
     to one player, has the same legal actions and lies at one depth at all of its histories (true whenever both
     players see how many moves have been made, as in poker), which the level-by-level passes rely on."""
-    player, infostate, depth, utility, histories = [], [], [], [], []
+    player: list[int] = []
+    infostate: list[int] = []
+    depth: list[int] = []
+    utility: list[float] = []
+    histories: list[tuple[int, ...]] = []
     edges: list[tuple[int, int, int, int, float, int]] = []  # (depth, parent, action, child, chance prob, owner)
     keys: dict[str, int] = {}
     key_player: list[int] = []
@@ -223,14 +227,14 @@ def build_game(rules: GameRules[S]) -> ExtensiveGame:
 # ------------------------------------------------------------------------------------------------------ policies
 def uniform_policy(game: ExtensiveGame) -> np.ndarray:
     """Every information state's uniform mixture over its legal actions."""
-    return game.legal / game.legal.sum(axis=1, keepdims=True)
+    return np.asarray(game.legal / game.legal.sum(axis=1, keepdims=True))
 
 
 def random_policy(game: ExtensiveGame, seed: int) -> np.ndarray:
     """A policy drawn uniformly at random from each information state's simplex (Dirichlet(1) over legal actions)."""
     rng = np.random.default_rng(seed)
     x = np.where(game.legal, rng.exponential(size=game.legal.shape), 0.0)
-    return x / x.sum(axis=1, keepdims=True)
+    return np.asarray(x / x.sum(axis=1, keepdims=True))
 
 
 def check_policy(game: ExtensiveGame, policy: npt.ArrayLike, tol: float = 1e-6) -> np.ndarray:
@@ -284,7 +288,7 @@ def node_values(game: ExtensiveGame, policy: npt.ArrayLike) -> np.ndarray:
 
 
 def _values(game: ExtensiveGame, p: np.ndarray) -> np.ndarray:
-    values = game.utility.copy()
+    values = np.array(game.utility)
     for level in reversed(game.levels):
         _backup(game, level, p[level[0] : level[1]], values)
     return values
@@ -304,14 +308,22 @@ def mix_policies(game: ExtensiveGame, policies: Sequence[npt.ArrayLike], weights
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (len(xs),) or len(xs) == 0 or (w < 0).any() or not np.isclose(w.sum(), 1.0):
         raise ValueError(f"weights must be one non-negative number per policy ({len(xs)}) summing to 1, got {w}")
-    own = np.zeros((len(xs), game.num_infostates))
-    for k, x in enumerate(xs):
-        reach = _reach(game, _edge_probs(game, x))
-        own[k] = reach[game.infostate_player, game.infostate_node]
-    realisation = w[:, None] * own  # (K, n_infostates)
+    own = np.stack([own_reach(game, x) for x in xs])
+    return _mix(np.stack(xs), own, w)
+
+
+def own_reach(game: ExtensiveGame, policy: np.ndarray) -> np.ndarray:
+    """``(n_infostates,)``: the probability that the moves of each information state's own player under ``policy``
+    lead to it (the same at all of its histories, by perfect recall)."""
+    return np.asarray(_reach(game, _edge_probs(game, policy))[game.infostate_player, game.infostate_node])
+
+
+def _mix(policies: np.ndarray, own: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``mix_policies`` of stacked policies ``(K, n_infostates, num_actions)`` whose ``own_reach`` is ``own``."""
+    realisation = weights[:, None] * own  # (K, n_infostates)
     total = realisation.sum(axis=0)
-    share = np.where(total > 0, realisation / np.where(total > 0, total, 1.0), w[:, None])
-    return np.einsum("ks,ksa->sa", share, np.stack(xs))
+    share = np.where(total > 0, realisation / np.where(total > 0, total, 1.0), weights[:, None])
+    return np.asarray(np.einsum("ks,ksa->sa", share, policies))
 
 
 # ------------------------------------------------------------------------------------------------ best responses
