@@ -99,4 +99,6 @@ def test_xfp_is_openspiels_while_best_responses_are_unique(name: str, iterations
     for _ in range(iterations):
         ours.step()
         theirs.iteration()
-        np.testing.assert_allclose(ours.average_policy(), _theirs(game, theirs.average_policy().to_tabular()), atol=1e-9)
+        np.testing.assert_allclose(
+            ours.average_policy(), _theirs(game, theirs.average_policy().to_tabular()), atol=1e-9
+        )

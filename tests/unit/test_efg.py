@@ -157,7 +157,7 @@ class _Forgetful:
 
 
 def test_an_information_state_at_two_depths_is_refused() -> None:
-    with pytest.raises(ValueError, match="information state 'same' is reached by player 0 .* at depth 0 .* depth 1"):
+    with pytest.raises(ValueError, match=r"information state 'same' is reached by player 0 .* at depth 0 .* depth 1"):
         build_game(_Forgetful())
 
 
@@ -198,10 +198,12 @@ def test_every_history_matches_openspiel(name: str) -> None:
 @pytest.mark.parametrize("name", ["kuhn_poker", "leduc_poker"])
 def test_nash_conv_and_values_match_openspiel(name: str) -> None:
     pyspiel = pytest.importorskip("pyspiel")
-    from open_spiel.python.algorithms import exploitability, expected_game_score
+    from open_spiel.python.algorithms import expected_game_score, exploitability
 
     game, os_game = efg.GAMES[name](), pyspiel.load_game(name)
-    policies = [efg.uniform_policy(game)] + [efg.random_policy(game, seed) for seed in range(3 if name[0] == "k" else 1)]
+    policies = [efg.uniform_policy(game)] + [
+        efg.random_policy(game, seed) for seed in range(3 if name[0] == "k" else 1)
+    ]
     if name == "kuhn_poker":
         policies.append(kuhn_equilibrium(0.25))
     for policy in policies:
