@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pin_one_core, print_table, write_json
 
@@ -147,7 +145,11 @@ SECTIONS: dict[str, Section] = {
 
 
 def markdown(records: list[dict[str, Any]], command: str) -> str:
-    lines = ["# Competition — `competition.json`", "", f"`{command}` (one core). Written by `benchmarks/competition.py`."]
+    lines = [
+        "# Competition — `competition.json`",
+        "",
+        f"`{command}` (one core). Written by `benchmarks/competition.py`.",
+    ]
     for name, section in SECTIONS.items():
         rows = [r for r in records if r.get("section") == name]
         if not rows:
