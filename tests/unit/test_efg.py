@@ -152,6 +152,9 @@ class _Forgetful:
     def infostate(self, s: tuple[int, ...]) -> str:
         return "same"
 
+    def features(self, s: tuple[int, ...]) -> list[float]:
+        return [0.0]
+
     def apply(self, s: tuple[int, ...], a: int) -> tuple[int, ...]:
         return (*s, a)
 
@@ -191,6 +194,7 @@ def test_every_history_matches_openspiel(name: str) -> None:
             assert state.current_player() == game.node_player[node]
             assert state.information_state_string() == game.infostate_keys[s]
             assert state.legal_actions() == np.flatnonzero(game.legal[s]).tolist()
+            np.testing.assert_array_equal(state.information_state_tensor(), game.features[s])
             seen.add(s)
     assert len(seen) == game.num_infostates == len(to_openspiel(game, efg.uniform_policy(game), os_game).states)
 

@@ -61,6 +61,10 @@ class GameRules(Protocol[S]):
         """What the player to move knows: equal strings for histories it cannot tell apart (perfect recall)."""
         ...
 
+    def features(self, state: S) -> list[float]:
+        """The information state as a fixed-length vector, for networks (equal for equal ``infostate`` strings)."""
+        ...
+
     def apply(self, state: S, action: int) -> S: ...
 
 
@@ -96,6 +100,8 @@ class ExtensiveGame:
     """``(n_infostates, num_actions)`` bool."""
     infostate_node: np.ndarray
     """``(n_infostates,)``: one node of each information state (its player's own reach is the same at every one)."""
+    features: np.ndarray
+    """``(n_infostates, n_features)`` float32: each information state as its rules' feature vector."""
 
     @property
     def num_infostates(self) -> int:
@@ -145,6 +151,7 @@ def build_game(rules: GameRules[S]) -> ExtensiveGame:
     key_legal: list[list[int]] = []
     key_depth: list[int] = []
     key_node: list[int] = []
+    key_features: list[list[float]] = []
     stack: list[tuple[S, tuple[int, ...], int, int, float, int]] = [(rules.initial(), (), -1, -1, 1.0, -1)]
     while stack:  # depth-first; a node's number is the order it is popped
         state, history, parent, action, prob, owner = stack.pop()
@@ -175,6 +182,7 @@ def build_game(rules: GameRules[S]) -> ExtensiveGame:
                 key_legal.append(legal)
                 key_depth.append(d)
                 key_node.append(node)
+                key_features.append(list(rules.features(state)))
             s = keys[key]
             if (key_player[s], key_legal[s], key_depth[s]) != (p, legal, d):
                 raise ValueError(
@@ -218,6 +226,7 @@ def build_game(rules: GameRules[S]) -> ExtensiveGame:
         infostate_player=np.array(key_player, dtype=np.int64),
         legal=legal_mask,
         infostate_node=np.array(key_node, dtype=np.int64),
+        features=np.array(key_features, dtype=np.float32),
     )
     for name in ("node_player", "node_infostate", "node_depth", "utility", "edge_parent", "edge_child"):
         getattr(game, name).flags.writeable = False
@@ -423,6 +432,14 @@ class _Kuhn:
     def infostate(self, s: tuple[int, ...]) -> str:
         return str(s[self.player(s)]) + "".join("pb"[a] for a in s[2:])
 
+    def features(self, s: tuple[int, ...]) -> list[float]:
+        """OpenSpiel's information-state tensor: the player (2), its card (3), then a pass and a bet bit per move."""
+        p, x = self.player(s), [0.0] * 11
+        x[p] = x[2 + s[p]] = 1.0
+        for i, a in enumerate(s[2:]):
+            x[5 + 2 * i + a] = 1.0
+        return x
+
     def apply(self, s: tuple[int, ...], a: int) -> tuple[int, ...]:
         return (*s, a)
 
@@ -502,6 +519,18 @@ class _Leduc:
             f"[Observer: {p}][Private: {s.cards[p]}][Round {len(s.rounds)}][Player: {p}][Pot: {sum(spent)}]"
             f"[Money: {100 - spent[0]} {100 - spent[1]}]{public}[Round1: {rounds[0]}][Round2: {rounds[1]}]"
         )
+
+    def features(self, s: _LeducState) -> list[float]:
+        """OpenSpiel's information-state tensor: the player (2), its card (6), the public card (6), then a call and
+        a raise bit for each of up to four moves of each round (16)."""
+        p, x = self.player(s), [0.0] * 30
+        x[p] = x[2 + s.cards[p]] = 1.0
+        if len(s.cards) == 3:
+            x[8 + s.cards[2]] = 1.0
+        for r, actions in enumerate(s.rounds):
+            for i, a in enumerate(actions):
+                x[14 + 8 * r + 2 * i + (a - 1)] = 1.0
+        return x
 
     def apply(self, s: _LeducState, a: int) -> _LeducState:
         if self.player(s) == CHANCE:
