@@ -20,7 +20,7 @@ divided by 2 (OpenSpiel's conventions). Values are player 0's unless named other
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, TypeVar
 
@@ -555,3 +555,59 @@ def leduc_poker() -> ExtensiveGame:
 
 #: The games known by name.
 GAMES = {"kuhn_poker": kuhn_poker, "leduc_poker": leduc_poker}
+
+
+# --------------------------------------------------------------------------------------------------- sampling
+class Move(NamedTuple):
+    games: np.ndarray
+    """Which of the games played moved (indices into the batch)."""
+    states: np.ndarray
+    """The information state each was at."""
+    actions: np.ndarray
+
+
+class Played(NamedTuple):
+    moves: list[list[Move]]
+    """Per player, its moves in the order made: one ``Move`` per step of the batch at which any game had it move."""
+    payoff: np.ndarray
+    """``(n,)``: player 0's payoff of each game."""
+
+
+Actor = Callable[[int, np.ndarray, np.ndarray], np.ndarray]
+"""``act(player, games, states) -> probabilities (len(games), num_actions)``: how ``player`` moves in each game."""
+
+
+def play(game: ExtensiveGame, act: Actor, n: int, rng: np.random.Generator) -> Played:
+    """Play ``n`` games at once, as arrays walking the tree: chance samples its outcomes, and each player samples
+    its moves from ``act``."""
+    cdf = _chance_cdf(game)
+    node = np.zeros(n, dtype=np.int64)
+    moves: list[list[Move]] = [[], []]
+    while True:
+        kind = game.node_player[node]
+        if (kind == TERMINAL).all():
+            return Played(moves, game.utility[node])
+        at_chance = np.flatnonzero(kind == CHANCE)
+        if len(at_chance):
+            u = rng.random(len(at_chance))[:, None]
+            outcome = np.minimum((u >= cdf[node[at_chance]]).sum(axis=1), cdf.shape[1] - 1)
+            node[at_chance] = game.child_table[node[at_chance], outcome]
+        for p in (0, 1):
+            games = np.flatnonzero(kind == p)
+            if not len(games):
+                continue
+            states = game.node_infostate[node[games]]
+            probs = act(p, games, states)
+            actions = (rng.random(len(games))[:, None] >= np.cumsum(probs, axis=1)).sum(axis=1)
+            actions = np.minimum(actions, game.num_actions - 1)  # rounding of the cumulative sum
+            actions = np.where(game.legal[states, actions], actions, np.argmax(probs, axis=1))
+            moves[p].append(Move(games, states, actions))
+            node[games] = game.child_table[node[games], actions]
+
+
+def _chance_cdf(game: ExtensiveGame) -> np.ndarray:
+    """Per node, the cumulative probabilities of chance's outcomes by outcome number (zeros at other nodes)."""
+    probs = np.zeros(game.child_table.shape)
+    chance = game.edge_owner == 2
+    probs[game.edge_parent[chance], game.edge_action[chance]] = game.edge_chance[chance]
+    return np.cumsum(probs, axis=1)

@@ -49,6 +49,14 @@ from marlkit.population.game_theory import (
 MetaSolver = Callable[[np.ndarray], list[np.ndarray]]
 """Meta-game payoff tensor ``(n, K_1, ..., K_n)`` -> one mixture over each player's population."""
 
+Oracle = Callable[[ExtensiveGame, np.ndarray, int], np.ndarray]
+"""``oracle(game, profile, player)``: ``profile`` with ``player``'s rows replaced by a (best) response to the rest."""
+
+
+def exact_oracle(game: ExtensiveGame, profile: np.ndarray, player: int) -> np.ndarray:
+    """The exact pure best response (``efg.best_response``)."""
+    return _best_response(game, profile, player).policy
+
 
 def nash_meta_solver(meta: np.ndarray) -> list[np.ndarray]:
     """A Nash equilibrium of a two-player constant-sum meta-game, by linear programming."""
@@ -158,10 +166,12 @@ def extensive_psro(
     iterations: int,
     meta_solver: str | MetaSolver = "nash",
     initial: npt.ArrayLike | None = None,
+    oracle: Oracle = exact_oracle,
 ) -> ExtensivePSROResult:
     """Run ``iterations`` rounds of PSRO on the extensive-form ``game``, starting from one tabular policy per player
     (``initial``, both players' rows; default uniform), with the named meta-solver (``META_SOLVERS``) or a callable
-    one. Each round adds each player's exact best response to the other's meta-strategy."""
+    one. Each round adds each player's response from ``oracle`` (default: the exact best response; a learned one:
+    ``rl_oracle.DQNOracle``) to the other's meta-strategy."""
     solve = _solver(meta_solver)
     if not isinstance(iterations, (int, np.integer)) or iterations < 0:
         raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
@@ -187,7 +197,7 @@ def extensive_psro(
         result.policy = profile
         if round_ < iterations:
             for i in (0, 1):
-                response = _best_response(game, profile, i).policy
+                response = check_policy(game, oracle(game, profile, i))
                 populations[i].append(response)
                 realised[i].append(_terminal_reach(game, response, i, terminal))
                 own[i].append(own_reach(game, response))
