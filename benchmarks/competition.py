@@ -10,7 +10,9 @@ Sections (``SECTIONS``; ``--only NAME`` runs some of them, and the JSON keeps th
   average policy, player 0's expected value (Kuhn's is −1/18), the wall time of the iterations alone (NashConv
   measured outside the clock) and the NashConv curve. OpenSpiel's own solver of the same name (its C++ CFR, CFR+
   and CFR-BR through pyspiel; its Python XFP on Kuhn) runs the same iterations in the same process: its NashConv,
-  its wall time and the ratio of the two times.
+  its wall time and the ratio of the two times. Then the neural learners, one thread of torch: PSRO whose oracle is
+  a DQN trained from sampled games against the opponent's meta-strategy (iterations: PSRO rounds; the meta-game's
+  payoffs and the NashConv are exact), and NFSP (iterations: games); ``games`` counts the games they played.
 
 Every record has ``section``; the markdown table (``--markdown``, default beside the JSON) has one table per section.
 """
@@ -38,7 +40,9 @@ EFG_RUNS: dict[str, dict[str, tuple[int, int]]] = {
 EFG_COLUMNS = [
     "game",
     "method",
+    "seed",
     "iterations",
+    "games",
     "nash_conv",
     "value",
     "wall_s",
@@ -112,6 +116,44 @@ def _openspiel(name: str, method: str, iterations: int) -> dict[str, Any] | None
     return {"openspiel_nash_conv": curve[-1][1], "openspiel_wall_s": wall, "openspiel_curve": curve}
 
 
+# neural learners: (game, method, seed, iterations or games: full, quick)
+NEURAL_RUNS: list[tuple[str, str, int, tuple[int, int]]] = [
+    ("kuhn_poker", "psro-dqn", 0, (8, 3)),
+    ("kuhn_poker", "psro-dqn", 1, (8, 0)),
+    ("kuhn_poker", "psro-dqn", 2, (8, 0)),
+    ("kuhn_poker", "nfsp", 0, (300_000, 20_000)),
+    ("leduc_poker", "psro-dqn", 0, (10, 0)),
+    ("leduc_poker", "nfsp", 0, (100_000, 0)),
+]
+
+
+def _neural(game: Any, method: str, seed: int, n: int) -> dict[str, Any]:
+    """PSRO with a DQN oracle (``n`` iterations; the oracle learns from sampled games, the meta-game is exact) or
+    NFSP (``n`` games). Wall time includes everything the method runs but NFSP's periodic NashConv."""
+    from marlkit.population import efg, extensive_psro
+    from marlkit.population.nfsp import NFSP
+    from marlkit.population.rl_oracle import DQNOracle
+
+    if method == "psro-dqn":
+        oracle = DQNOracle(seed=seed)
+        start = time.perf_counter()
+        result = extensive_psro(game, n, oracle=oracle)
+        wall = time.perf_counter() - start
+        policy, games = result.policy, oracle.games
+        curve = list(enumerate(result.nash_conv))
+    else:
+        agent = NFSP(game, seed=seed)
+        trained = agent.train(n, eval_every=max(1, n // 10))
+        policy, wall, games, curve = agent.average_policy(), trained.wall_s, agent.games, trained.nash_conv
+    return {
+        "nash_conv": curve[-1][1],
+        "value": efg.expected_value(game, policy),
+        "wall_s": wall,
+        "games": games,
+        "curve": curve,
+    }
+
+
 def efg_section(args: argparse.Namespace) -> list[dict[str, Any]]:
     from marlkit.population import efg
 
@@ -128,6 +170,14 @@ def efg_section(args: argparse.Namespace) -> list[dict[str, Any]]:
                 rec["openspiel_over_ours"] = theirs["openspiel_wall_s"] / rec["wall_s"]
             records.append(rec)
             print(f"{name} {method} {iterations}: NashConv {rec['nash_conv']:.6f} in {rec['wall_s']:.2f} s", flush=True)
+    for name, method, seed, (full, quick) in NEURAL_RUNS:
+        n = quick if args.quick else full
+        if n == 0:
+            continue
+        rec = {"game": name, "method": method, "seed": seed, "iterations": n}
+        rec |= _neural(efg.GAMES[name](), method, seed, n)
+        records.append(rec)
+        print(f"{name} {method} seed {seed}: NashConv {rec['nash_conv']:.4f} in {rec['wall_s']:.1f} s", flush=True)
     return records
 
 
@@ -163,7 +213,8 @@ def markdown(records: list[dict[str, Any]], command: str) -> str:
             lines += ["", "NashConv curves (iteration: NashConv):", ""]
             for r in curves:
                 points = ", ".join(f"{i}: {v:.4g}" for i, v in r["curve"])
-                lines.append(f"- {r['game']} {r['method']}: {points}")
+                seed = f" seed {r['seed']}" if "seed" in r else ""
+                lines.append(f"- {r['game']} {r['method']}{seed}: {points}")
     return "\n".join(lines) + "\n"
 
 

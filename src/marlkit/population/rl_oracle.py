@@ -128,14 +128,15 @@ class DQN:
 
 @dataclass
 class DQNOracleConfig:
-    games: int = 20_000
+    games: int = 10_000
     """Games played against the opponent per best response."""
     games_per_round: int = 128
     """Games played at once between rounds of updates."""
     hidden: tuple[int, ...] = (64,)
     lr: float = 0.05
+    """SGD learning rate of the Q-network."""
     batch_size: int = 128
-    updates_per_round: int = 4
+    updates_per_round: int = 32
     """SGD steps after each round of games."""
     epsilon_start: float = 0.5
     """ε of ε-greedy exploration, decaying linearly to ``epsilon_end`` over the games."""
