@@ -155,11 +155,11 @@ def _neural(game: Any, method: str, seed: int, n: int) -> dict[str, Any]:
 
 
 def efg_section(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from marlkit.population import efg
+    from marlkit.population import GAMES
 
     records = []
     for name, methods in EFG_RUNS.items():
-        game = efg.GAMES[name]()
+        game = GAMES[name]()
         for method, (full, quick) in methods.items():
             iterations = quick if args.quick else full
             rec: dict[str, Any] = {"game": name, "method": method, "iterations": iterations}
@@ -175,7 +175,7 @@ def efg_section(args: argparse.Namespace) -> list[dict[str, Any]]:
         if n == 0:
             continue
         rec = {"game": name, "method": method, "seed": seed, "iterations": n}
-        rec |= _neural(efg.GAMES[name](), method, seed, n)
+        rec |= _neural(GAMES[name](), method, seed, n)
         records.append(rec)
         print(f"{name} {method} seed {seed}: NashConv {rec['nash_conv']:.4f} in {rec['wall_s']:.1f} s", flush=True)
     return records

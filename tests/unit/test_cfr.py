@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marlkit.population import CFRBRSolver, CFRSolver, XFPSolver, efg, kuhn_poker, leduc_poker
+from marlkit.population import GAMES, CFRBRSolver, CFRSolver, XFPSolver, efg, kuhn_poker, leduc_poker
 from marlkit.population.cfr import regret_matching
 
 # OpenSpiel's cfr_br_test.py: NashConv of CFR-BR's average policy after iterations 1..5
@@ -77,7 +77,7 @@ def test_average_policy_is_openspiels(name: str, iterations: int, method: str) -
     pyspiel = pytest.importorskip("pyspiel")
     from open_spiel.python.algorithms import cfr, cfr_br
 
-    game, os_game = efg.GAMES[name](), pyspiel.load_game(name)
+    game, os_game = GAMES[name](), pyspiel.load_game(name)
     ours = {"cfr": CFRSolver(game), "cfr+": CFRSolver(game, plus=True), "cfr-br": CFRBRSolver(game)}[method]
     theirs = {"cfr": cfr.CFRSolver, "cfr+": cfr.CFRPlusSolver, "cfr-br": cfr_br.CFRBRSolver}[method](os_game)
     for _ in range(iterations):
@@ -94,7 +94,7 @@ def test_xfp_is_openspiels_while_best_responses_are_unique(name: str, iterations
     pyspiel = pytest.importorskip("pyspiel")
     from open_spiel.python.algorithms import fictitious_play
 
-    game, os_game = efg.GAMES[name](), pyspiel.load_game(name)
+    game, os_game = GAMES[name](), pyspiel.load_game(name)
     ours, theirs = XFPSolver(game), fictitious_play.XFPSolver(os_game)
     for _ in range(iterations):
         ours.step()

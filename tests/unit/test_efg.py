@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from marlkit.population import build_game, efg, kuhn_poker, leduc_poker
+from marlkit.population import GAMES, build_game, efg, kuhn_poker, leduc_poker
 
 
 def kuhn_equilibrium(alpha: float) -> np.ndarray:
@@ -178,7 +178,7 @@ def to_openspiel(game: efg.ExtensiveGame, policy: np.ndarray, os_game: object) -
 @pytest.mark.parametrize("name", ["kuhn_poker", "leduc_poker"])
 def test_every_history_matches_openspiel(name: str) -> None:
     pyspiel = pytest.importorskip("pyspiel")
-    game, os_game = efg.GAMES[name](), pyspiel.load_game(name)
+    game, os_game = GAMES[name](), pyspiel.load_game(name)
     assert game.num_actions == os_game.num_distinct_actions()
     seen = set()
     for node, history in enumerate(game.histories):
@@ -204,7 +204,7 @@ def test_nash_conv_and_values_match_openspiel(name: str) -> None:
     pyspiel = pytest.importorskip("pyspiel")
     from open_spiel.python.algorithms import expected_game_score, exploitability
 
-    game, os_game = efg.GAMES[name](), pyspiel.load_game(name)
+    game, os_game = GAMES[name](), pyspiel.load_game(name)
     policies = [efg.uniform_policy(game)] + [
         efg.random_policy(game, seed) for seed in range(3 if name[0] == "k" else 1)
     ]

@@ -5,7 +5,7 @@ policy)``), and the tabular solvers CFR, CFR+, CFR-BR and XFP. scipy is imported
 
 from marlkit.population import efg
 from marlkit.population.cfr import SOLVERS, CFRBRSolver, CFRSolver, XFPSolver
-from marlkit.population.efg import ExtensiveGame, GameRules, build_game, kuhn_poker, leduc_poker
+from marlkit.population.efg import ExtensiveGame, GameRules, build_game
 from marlkit.population.game_theory import (
     ZeroSumSolution,
     action_values,
@@ -25,6 +25,7 @@ from marlkit.population.game_theory import (
     zero_sum,
     zero_sum_nash,
 )
+from marlkit.population.poker import GAMES, kuhn_poker, leduc_poker
 from marlkit.population.psro import META_SOLVERS, ExtensivePSROResult, PSROResult, extensive_psro, psro
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "ExtensiveGame",
     "GameRules",
     "build_game",
+    "GAMES",
     "kuhn_poker",
     "leduc_poker",
     "CFRSolver",
