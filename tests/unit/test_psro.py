@@ -75,3 +75,35 @@ def test_psro_with_replicator_dynamics_on_a_general_sum_game() -> None:
     assert result.populations == [[0, 1, 1, 1], [0, 1, 1, 1]]
     assert result.nash_conv[0] == pytest.approx(4.0)
     assert result.nash_conv[-1] < 0.01  # the meta-strategies have (nearly) all moved to defection
+
+
+# ------------------------------------------------------------------------------------------ extensive-form games
+def test_extensive_psro_on_kuhn_reaches_nash_conv_below_0_01() -> None:
+    from marlkit.population import efg, extensive_psro, kuhn_poker
+
+    game = kuhn_poker()
+    result = extensive_psro(game, iterations=15)
+    assert result.nash_conv[0] == pytest.approx(11 / 12)  # the uniform policy's
+    assert min(result.nash_conv) <= 0.01
+    assert result.nash_conv[-1] <= 0.01
+    assert efg.nash_conv(game, result.policy) == result.nash_conv[-1]
+    assert [len(p) for p in result.populations] == [16, 16]
+    # at the meta-game's equilibrium every policy in a player's support earns the same against the other's mixture:
+    # the value of the meta-strategies, which is Kuhn's -1/18 once NashConv is 0
+    value = efg.expected_value(game, result.policy)
+    assert value == pytest.approx(-1 / 18, abs=1e-3)
+    last = result.meta_strategies[-1]
+    for player in (0, 1):
+        rows = game.infostate_player == player
+        for k in np.flatnonzero(last[player] > 1e-6):
+            alone = np.where(rows[:, None], result.populations[player][k], result.policy)
+            assert efg.expected_value(game, alone) == pytest.approx(value, abs=1e-6)
+
+
+def test_extensive_psro_bad_arguments() -> None:
+    from marlkit.population import extensive_psro, kuhn_poker
+
+    with pytest.raises(ValueError, match="unknown meta-solver 'nashh'; did you mean 'nash'"):
+        extensive_psro(kuhn_poker(), 3, "nashh")
+    with pytest.raises(ValueError, match="iterations must be a non-negative integer"):
+        extensive_psro(kuhn_poker(), -2)

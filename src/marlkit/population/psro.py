@@ -1,4 +1,5 @@
-"""Policy-Space Response Oracles on a normal-form game, with an exact best-response oracle.
+"""Policy-Space Response Oracles with exact best-response oracles: on a normal-form game (``psro``) and on a
+two-player zero-sum extensive-form game with tabular policies (``extensive_psro``).
 
 Lanctot et al. (2017), "A Unified Game-Theoretic Approach to Multiagent Reinforcement Learning", NeurIPS. Each
 player keeps a population of pure strategies (actions of the game, repeats allowed). Every iteration a meta-solver
@@ -6,6 +7,10 @@ turns the game restricted to the populations (the meta-game) into one mixture ov
 player's exact best response to the others' meta-strategies joins its population. The meta-solver decides the
 method: a Nash equilibrium of the meta-game gives double-oracle PSRO, the uniform mixture over the population
 (repeats counted) gives fictitious play, replicator dynamics give PSRO with a replicator meta-solver.
+
+In an extensive-form game a population holds tabular policies (pure best responses, after the uniform policy), the
+meta-game's payoffs are their exact expected values, and a meta-strategy is played as the behaviour policy it is
+equivalent to (``efg.mix_policies``), whose NashConv is measured and to which the next best responses reply.
 """
 
 from __future__ import annotations
@@ -17,6 +22,20 @@ import numpy as np
 import numpy.typing as npt
 
 from marlkit.core.errors import did_you_mean
+from marlkit.population.efg import (
+    TERMINAL,
+    ExtensiveGame,
+    _best_response,
+    _edge_probs,
+    _mix,
+    _reach,
+    check_policy,
+    own_reach,
+    uniform_policy,
+)
+from marlkit.population.efg import (
+    nash_conv as efg_nash_conv,
+)
 from marlkit.population.game_theory import (
     as_payoffs,
     best_response,
@@ -29,6 +48,14 @@ from marlkit.population.game_theory import (
 
 MetaSolver = Callable[[np.ndarray], list[np.ndarray]]
 """Meta-game payoff tensor ``(n, K_1, ..., K_n)`` -> one mixture over each player's population."""
+
+Oracle = Callable[[ExtensiveGame, np.ndarray, int], np.ndarray]
+"""``oracle(game, profile, player)``: ``profile`` with ``player``'s rows replaced by a (best) response to the rest."""
+
+
+def exact_oracle(game: ExtensiveGame, profile: np.ndarray, player: int) -> np.ndarray:
+    """The exact pure best response (``efg.best_response``)."""
+    return _best_response(game, profile, player).policy
 
 
 def nash_meta_solver(meta: np.ndarray) -> list[np.ndarray]:
@@ -75,6 +102,17 @@ class PSROResult:
         return self.profiles[-1]
 
 
+def _solver(meta_solver: str | MetaSolver) -> MetaSolver:
+    if isinstance(meta_solver, str):
+        if meta_solver not in META_SOLVERS:
+            raise ValueError(
+                f"unknown meta-solver {meta_solver!r}{did_you_mean(meta_solver, META_SOLVERS)} "
+                f"(known: {', '.join(META_SOLVERS)}, or a callable)"
+            )
+        return META_SOLVERS[meta_solver]
+    return meta_solver
+
+
 def psro(
     payoffs: npt.ArrayLike,
     iterations: int,
@@ -86,17 +124,9 @@ def psro(
     (``META_SOLVERS``) or a callable one."""
     table = as_payoffs(payoffs)
     n, sizes = table.shape[0], table.shape[1:]
-    if isinstance(meta_solver, str):
-        if meta_solver not in META_SOLVERS:
-            raise ValueError(
-                f"unknown meta-solver {meta_solver!r}{did_you_mean(meta_solver, META_SOLVERS)} "
-                f"(known: {', '.join(META_SOLVERS)}, or a callable)"
-            )
-        solve = META_SOLVERS[meta_solver]
-        if meta_solver == "nash":  # a small meta-game of a general-sum game may happen to be constant-sum
-            nash_meta_solver(table)
-    else:
-        solve = meta_solver
+    solve = _solver(meta_solver)
+    if meta_solver == "nash":  # a small meta-game of a general-sum game may happen to be constant-sum
+        nash_meta_solver(table)
     if not isinstance(iterations, (int, np.integer)) or iterations < 0:
         raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
     start = [0] * n if initial is None else [int(a) for a in initial]
@@ -115,3 +145,65 @@ def psro(
             for population, action in zip(populations, responses):
                 population.append(action)
     return result
+
+
+# ------------------------------------------------------------------------------------------ extensive-form games
+@dataclass
+class ExtensivePSROResult:
+    nash_conv: list[float]
+    """NashConv of the meta-strategies (as behaviour policies) after 0, 1, ..., ``iterations`` rounds."""
+    meta_strategies: list[list[np.ndarray]]
+    """Each round's mixture over each player's population."""
+    populations: list[list[np.ndarray]]
+    """Each player's tabular policies, in the order they joined (the first is the initial one); only the player's
+    own rows of each are its strategy."""
+    policy: np.ndarray
+    """The last round's meta-strategies as one behaviour policy (both players' rows)."""
+
+
+def extensive_psro(
+    game: ExtensiveGame,
+    iterations: int,
+    meta_solver: str | MetaSolver = "nash",
+    initial: npt.ArrayLike | None = None,
+    oracle: Oracle = exact_oracle,
+) -> ExtensivePSROResult:
+    """Run ``iterations`` rounds of PSRO on the extensive-form ``game``, starting from one tabular policy per player
+    (``initial``, both players' rows; default uniform), with the named meta-solver (``META_SOLVERS``) or a callable
+    one. Each round adds each player's response from ``oracle`` (default: the exact best response; a learned one:
+    ``rl_oracle.DQNOracle``) to the other's meta-strategy."""
+    solve = _solver(meta_solver)
+    if not isinstance(iterations, (int, np.integer)) or iterations < 0:
+        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
+    start = uniform_policy(game) if initial is None else check_policy(game, initial)
+    terminal = np.flatnonzero(game.node_player == TERMINAL)
+    populations: list[list[np.ndarray]] = [[start], [start]]
+    # realised[i][k]: the probability that player i's moves under its k-th policy lead to each terminal node; the
+    # value of a pair of policies is then bilinear: sum over terminals of chance * utility * realised0 * realised1
+    realised = [[_terminal_reach(game, start, i, terminal)] for i in (0, 1)]
+    own = [[own_reach(game, start)] for _ in (0, 1)]  # the same per information state, for mixing
+    chance_utility = _reach(game, _edge_probs(game, start))[2, terminal] * game.utility[terminal]
+    result = ExtensivePSROResult([], [], populations, start)
+    player_rows = [game.infostate_player == i for i in (0, 1)]
+    for round_ in range(iterations + 1):
+        M = np.stack(realised[0]) @ (chance_utility[:, None] * np.stack(realised[1]).T)
+        sigma = solve(np.stack([M, -M]))
+        profile = np.zeros_like(start)
+        for i in (0, 1):
+            mixed = _mix(np.stack(populations[i]), np.stack(own[i]), sigma[i])
+            profile[player_rows[i]] = mixed[player_rows[i]]
+        result.meta_strategies.append(sigma)
+        result.nash_conv.append(efg_nash_conv(game, profile))
+        result.policy = profile
+        if round_ < iterations:
+            for i in (0, 1):
+                response = check_policy(game, oracle(game, profile, i))
+                populations[i].append(response)
+                realised[i].append(_terminal_reach(game, response, i, terminal))
+                own[i].append(own_reach(game, response))
+    return result
+
+
+def _terminal_reach(game: ExtensiveGame, policy: np.ndarray, player: int, nodes: np.ndarray) -> np.ndarray:
+    """The probability that ``player``'s own moves under ``policy`` lead to each of ``nodes``."""
+    return np.asarray(_reach(game, _edge_probs(game, policy))[player, nodes])
