@@ -346,3 +346,13 @@ register(
     "marlkit.envs.particles.speaker_listener:SpeakerListener",
     description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)",
 )
+register(
+    "kuhn-poker-v0",
+    "marlkit.envs.poker:KuhnPoker",
+    description="Kuhn poker, OpenSpiel's rules and information states (turn-based, zero-sum)",
+)
+register(
+    "leduc-poker-v0",
+    "marlkit.envs.poker:LeducPoker",
+    description="Leduc hold'em, OpenSpiel's rules and information states (turn-based, zero-sum)",
+)
