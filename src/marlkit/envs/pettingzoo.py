@@ -2,7 +2,8 @@
 
 ``to_pettingzoo``   one copy of a marlkit env as a standard ``pettingzoo.ParallelEnv`` (for PettingZoo's tests, tools
                     and users);
-``from_pettingzoo`` any PettingZoo ``ParallelEnv`` (or parallelizable AEC env) as a batched marlkit env.
+``from_pettingzoo`` any PettingZoo ``ParallelEnv`` or AEC env as a batched marlkit env (turn-based AEC games through
+                    ``marlkit.envs.pettingzoo_aec``).
 
 PettingZoo is an optional extra (``pip install marlkit[pettingzoo]``) and is imported only here.
 """
@@ -20,6 +21,7 @@ from gymnasium import logger, spaces
 from gymnasium.utils import EzPickle
 
 from marlkit.envs.base import ActionError, ActionSpace, Dynamics, Info, MultiAgentEnv, Obs
+from marlkit.envs.pettingzoo_aec import PettingZooTurnEnv
 
 try:
     import pettingzoo
@@ -27,7 +29,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("marlkit.envs.pettingzoo needs PettingZoo: pip install 'marlkit[pettingzoo]'") from e
 
-__all__ = ["MarlkitParallelEnv", "PettingZooEnv", "from_pettingzoo", "to_pettingzoo"]
+__all__ = ["MarlkitParallelEnv", "PettingZooEnv", "PettingZooTurnEnv", "from_pettingzoo", "to_pettingzoo"]
 
 
 # ===================================================================================== marlkit -> PettingZoo
@@ -231,7 +233,7 @@ def from_pettingzoo(
     seed: int | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
     state_source: str = "auto",
-) -> PettingZooEnv:
+) -> PettingZooEnv | PettingZooTurnEnv:
     """``num_envs`` copies of a PettingZoo env as one batched marlkit env.
 
     ``env_fn`` builds one PettingZoo ``ParallelEnv`` (or an AEC env whose metadata says ``is_parallelizable``; it
@@ -242,7 +244,23 @@ def from_pettingzoo(
     ``"observations"`` (every agent's observation, concatenated) or ``"auto"`` (``"env"`` when the env declares a
     ``state_space``). ``reset(seed=s)`` seeds copy ``i`` with ``s + i``. See ``PettingZooEnv`` for how
     observations, deaths and the state are mapped.
+
+    A turn-based AEC env (one that is not parallelizable: the board and card games of ``pettingzoo.classic``)
+    becomes a ``PettingZooTurnEnv``, under marlkit's turn-based contract (``marlkit.envs.base``); its state is the
+    agents' observations (``state_source`` "auto" or "observations").
     """
+    if callable(env_fn) and not isinstance(env_fn, types.ModuleType):
+        first = env_fn()
+        if isinstance(first, pettingzoo.AECEnv) and not (getattr(first, "metadata", {}) or {}).get(
+            "is_parallelizable", False
+        ):
+            if state_source not in ("auto", "observations"):
+                raise ValueError(
+                    f"state_source={state_source!r}: a turn-based AEC env's state is its agents' observations "
+                    "(state_source 'auto' or 'observations')"
+                )
+            return PettingZooTurnEnv(env_fn, num_envs, seed, groups, first=first)
+        first.close()
     return PettingZooEnv(env_fn, num_envs, seed, groups, state_source)
 
 
