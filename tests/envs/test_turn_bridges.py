@@ -11,7 +11,14 @@ pyspiel = pytest.importorskip("pyspiel")
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
-IDS = ["pz:tictactoe_v3", "pz:connect_four_v3", "pz:leduc_holdem_v4", "os:kuhn_poker", "os:tic_tac_toe", "os:leduc_poker"]
+IDS = [
+    "pz:tictactoe_v3",
+    "pz:connect_four_v3",
+    "pz:leduc_holdem_v4",
+    "os:kuhn_poker",
+    "os:tic_tac_toe",
+    "os:leduc_poker",
+]
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -92,8 +92,10 @@ class PettingZooTurnEnv(TurnBased, MultiAgentEnv):
         self._index = {a: k for k, a in enumerate(self.agents)}
         self._slot = {a: (g, i) for g, ids in self.groups.items() for i, a in enumerate(ids)}
         e = self.num_envs
-        self._obs = {g: np.zeros((e, len(ids), *self.group_observation_space(g).shape), np.float32)
-                     for g, ids in self.groups.items()}
+        self._obs = {
+            g: np.zeros((e, len(ids), *self.group_observation_space(g).shape), np.float32)
+            for g, ids in self.groups.items()
+        }
         self._mover = np.full(e, -1, np.int64)
         self._legal = np.ones((e, self.n_moves), bool)
         self._trunc = {g: np.zeros((e, len(ids)), bool) for g, ids in self.groups.items()}

@@ -322,7 +322,9 @@ def _openspiel_name(env_id: str) -> str:
     names = pyspiel.registered_names()
     if name.partition("(")[0] not in names:
         hint = did_you_mean(name, names, n=3, cutoff=0.6)
-        raise UnknownEnvError(f"{env_id!r}: OpenSpiel has no game {name!r}{hint} (pyspiel.registered_names() lists them)")
+        raise UnknownEnvError(
+            f"{env_id!r}: OpenSpiel has no game {name!r}{hint} (pyspiel.registered_names() lists them)"
+        )
     return name
 
 

@@ -20,9 +20,7 @@ def seat_slots(groups: Mapping[str, tuple[str, ...]]) -> list[tuple[str, int]]:
     return [(g, i) for g, ids in groups.items() for i in range(len(ids))]
 
 
-def turn_masks(
-    groups: Mapping[str, tuple[str, ...]], legal: np.ndarray, to_play: np.ndarray
-) -> dict[str, np.ndarray]:
+def turn_masks(groups: Mapping[str, tuple[str, ...]], legal: np.ndarray, to_play: np.ndarray) -> dict[str, np.ndarray]:
     """Action masks of a turn-based game: ``legal`` ``(num_envs, n_moves)`` are the mover's legal moves, ``to_play``
     ``(num_envs,)`` the mover's index in ``agents`` (``-1``: nobody moves). Each group's mask is
     ``(num_envs, n_agents, n_moves + 1)``: the mover may play its legal moves, every other agent only PASS (the
