@@ -21,6 +21,7 @@ from gymnasium import logger, spaces
 from gymnasium.utils import EzPickle
 
 from marlkit.envs.base import ActionError, ActionSpace, Dynamics, Info, MultiAgentEnv, Obs
+from marlkit.envs.grouping import checked_groups, default_groups
 from marlkit.envs.pettingzoo_aec import PettingZooTurnEnv
 
 try:
@@ -354,9 +355,9 @@ class PettingZooEnv(MultiAgentEnv):
                 )
             act_spaces[a] = act
         grouping = (
-            _default_groups(possible, obs_spaces, act_spaces)
+            default_groups(possible, obs_spaces, act_spaces)
             if groups is None
-            else _checked_groups(groups, possible, obs_spaces, act_spaces)
+            else checked_groups(groups, possible, obs_spaces, act_spaces)
         )
 
         declared = isinstance(getattr(first, "state_space", None), spaces.Space) and first.state_space.is_np_flattenable
@@ -616,56 +617,3 @@ def _flattened_box(space: spaces.Space[Any]) -> spaces.Box:
     if not isinstance(flat, spaces.Box):  # pragma: no cover - gymnasium flattens such spaces into a Box
         raise TypeError(f"{space} does not flatten into a Box")
     return flat
-
-
-def _prefix(agent: str) -> str:
-    head, sep, tail = agent.rpartition("_")
-    return head if sep and head and tail.isdigit() else agent
-
-
-def _default_groups(
-    agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]], act: Mapping[str, spaces.Space[Any]]
-) -> dict[str, tuple[str, ...]]:
-    """Agents with the same name prefix and identical spaces; a prefix whose agents differ is split (``_1``, ...)."""
-    groups: dict[str, list[str]] = {}
-    for a in agents:
-        base = _prefix(a)
-        k = 0
-        while True:
-            name = base if k == 0 else f"{base}_{k}"
-            members = groups.get(name)
-            if members is None:
-                groups[name] = [a]
-                break
-            if obs[members[0]] == obs[a] and act[members[0]] == act[a]:
-                members.append(a)
-                break
-            k += 1
-    return {g: tuple(ids) for g, ids in groups.items()}
-
-
-def _checked_groups(
-    groups: Mapping[str, Sequence[str]],
-    agents: Sequence[str],
-    obs: Mapping[str, spaces.Space[Any]],
-    act: Mapping[str, spaces.Space[Any]],
-) -> dict[str, tuple[str, ...]]:
-    listed = [a for ids in groups.values() for a in ids]
-    unknown = sorted(set(listed) - set(agents))
-    missing = [a for a in agents if a not in listed]
-    twice = sorted({a for a in listed if listed.count(a) > 1})
-    if unknown or missing or twice:
-        raise ValueError(
-            f"groups must list every agent of {list(agents)} exactly once; "
-            f"unknown {unknown}, missing {missing}, listed twice {twice}"
-        )
-    for g, ids in groups.items():
-        if not ids:
-            raise ValueError(f"group {g!r} is empty")
-        for a in ids[1:]:
-            if obs[a] != obs[ids[0]] or act[a] != act[ids[0]]:
-                raise ValueError(
-                    f"agents of group {g!r} must share spaces: {ids[0]!r} has {obs[ids[0]]} / "
-                    f"{act[ids[0]]}, {a!r} has {obs[a]} / {act[a]}"
-                )
-    return {g: tuple(ids) for g, ids in groups.items()}

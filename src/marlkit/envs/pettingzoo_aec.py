@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from marlkit.envs.base import Dynamics, MultiAgentEnv, Obs
+from marlkit.envs.grouping import checked_groups, default_groups
 from marlkit.envs.turns import TurnBased
 
 
@@ -44,8 +45,6 @@ class PettingZooTurnEnv(TurnBased, MultiAgentEnv):
         groups: Mapping[str, Sequence[str]] | None = None,
         first: Any = None,
     ) -> None:
-        from marlkit.envs.pettingzoo import _checked_groups, _default_groups
-
         super().__init__(num_envs, seed)
         self.envs = [first if (c == 0 and first is not None) else env_fn() for c in range(self.num_envs)]
         env = self.envs[0]
@@ -75,9 +74,9 @@ class PettingZooTurnEnv(TurnBased, MultiAgentEnv):
             obs_spaces[a] = spaces.Box(flat.low.astype(np.float32), flat.high.astype(np.float32), dtype=np.float32)
         act_spaces = {a: spaces.Discrete(self.n_moves + 1) for a in possible}
         grouping = (
-            _default_groups(possible, obs_spaces, act_spaces)
+            default_groups(possible, obs_spaces, act_spaces)
             if groups is None
-            else _checked_groups(groups, possible, obs_spaces, act_spaces)
+            else checked_groups(groups, possible, obs_spaces, act_spaces)
         )
         ordered = [obs_spaces[a] for ids in grouping.values() for a in ids]
         state = spaces.Box(
