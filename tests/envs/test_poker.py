@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import marlkit
-from marlkit.envs import ActionError, sample_actions
+from marlkit.envs import ActionError, check_env, sample_actions
+from marlkit.envs.poker import KuhnPoker
 
 pyspiel = pytest.importorskip("pyspiel")
 
@@ -116,3 +117,39 @@ def test_leduc_maps_illegal_moves_as_openspiel_does_when_unvalidated():
     _advance_chance(s, _deal(env, 0))
     s.apply_action(1)
     np.testing.assert_array_equal(env._observe()["player"][0, 0], s.information_state_tensor(0))
+
+
+class _PassingMover(KuhnPoker):
+    """Broken: the mover may pass its turn."""
+
+    def _action_mask(self):
+        masks = super()._action_mask()
+        masks["player"][..., -1] = True
+        return masks
+
+
+class _EveryoneMoves(KuhnPoker):
+    """Broken: the player not to move is offered moves too."""
+
+    def _action_mask(self):
+        masks = super()._action_mask()
+        masks["player"][..., :-1] = True
+        return masks
+
+
+class _NoTurns(KuhnPoker):
+    """Broken: declares turns but never says whose."""
+
+    def _add_masks(self, info):
+        super()._add_masks(info)
+        info.pop("to_play")
+
+
+@pytest.mark.parametrize(
+    "broken, message",
+    [(_PassingMover, "mask allows PASS"), (_EveryoneMoves, "only PASS"), (_NoTurns, "to_play")],
+)
+def test_check_env_holds_turn_based_envs_to_the_contract(broken, message):
+    with pytest.raises(AssertionError, match=message):
+        check_env(broken(num_envs=2), steps=50)
+    check_env(KuhnPoker(num_envs=2), steps=50)
