@@ -49,7 +49,7 @@ def test_self_play_beats_random_at_kuhn_poker(algo, steps, tmp_path):
 
 @pytest.mark.slow
 def test_ippo_self_play_beats_random_at_tictactoe(tmp_path):
-    """IPPO, 100k env-steps of self-play on PettingZoo's tic-tac-toe through the AEC bridge (32 copies, about 100 s
+    """IPPO, 100k env-steps of self-play on PettingZoo's tic-tac-toe through the AEC bridge (32 copies, 50 to 100 s
     on one core): greedy, it must win at least 80% of its games as X and 50% as O against uniform random, which
     itself wins 57% as X and 29% as O."""
     torch.set_num_threads(1)
