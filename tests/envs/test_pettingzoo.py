@@ -372,8 +372,8 @@ def test_from_pettingzoo_rejects_what_it_cannot_bridge(factory, error, message):
 def test_turn_based_aec_env_and_bad_factories_are_explained():
     from pettingzoo.test.example_envs import generated_agents_parallel_v0
 
-    with pytest.raises(TypeError, match="turn-based AEC env"):
-        from_pettingzoo(lambda: pettingzoo.make("aec", "classic/tictactoe-v3"))
+    turns = from_pettingzoo(lambda: pettingzoo.make("aec", "classic/tictactoe-v3"))  # bridged turn by turn
+    assert turns.turn_based and type(turns).__name__ == "PettingZooTurnEnv"
     pytest.importorskip("mpe2")
     with pytest.raises(TypeError, match=r"pass mpe2\.simple_spread_v3\.parallel_env"):
         from_pettingzoo(__import__("mpe2.simple_spread_v3").simple_spread_v3)

@@ -8,6 +8,7 @@ from marlkit.envs.spaces import sample_actions
 
 if TYPE_CHECKING:
     from marlkit.envs.check import CheckReport, check_env
+    from marlkit.envs.openspiel import from_openspiel
     from marlkit.envs.pettingzoo import from_pettingzoo, to_pettingzoo
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "EnvSpec",
     "MultiAgentEnv",
     "check_env",
+    "from_openspiel",
     "from_pettingzoo",
     "list_envs",
     "make",
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> Any:
         from marlkit.envs import check as _check
 
         return getattr(_check, name)
+    if name == "from_openspiel":  # imports pyspiel when called
+        from marlkit.envs import openspiel as _os
+
+        return _os.from_openspiel
     if name in ("to_pettingzoo", "from_pettingzoo"):
         from marlkit.envs import pettingzoo as _pz
 

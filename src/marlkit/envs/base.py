@@ -41,6 +41,30 @@ Actions are validated at the boundary (shape, dtype, range, mask) with an ``Acti
 and what is allowed. With ``validate_actions`` switched off they are trusted: an action outside the space or the
 mask is not detected, and each env with masks documents what it does with a masked action (foraging: NONE).
 
+Turn-based games (board and card games, ``turn_based`` true; the ``TurnBased`` mixin of ``marlkit.envs.turns``)
+keep this life cycle, one step per move, and add:
+
+* ``info["to_play"]`` ``(num_envs,)`` int, from ``reset`` and ``step``: the index in ``agents`` of the agent to move
+  in each copy, for the observation it comes with. Chance (cards dealt, who starts) is drawn inside the env from
+  ``np_random``, so an agent never sees a chance turn.
+* Every agent acts at every step and only the mover's action counts. Each group's action space is the game's
+  moves plus one last action, PASS (index ``n - 1`` of ``Discrete(n)``); ``action_mask`` allows the mover its legal
+  moves (never PASS) and every other agent only PASS. A finished game has no mover: ``final_action_mask`` of a
+  copy that terminated allows every agent only PASS.
+* Rewards reach every agent at the step they happen, whoever moved: the outcome of a game reaches every player at
+  the step that ends it, and ``terminated`` is true for all of them then.
+* Observations are each agent's own view (its information state in a game of imperfect information); the players
+  form one group, so parameter sharing (the agent-id input telling the seats apart) is self-play.
+
+Why this shape: every learner trains on it unchanged, with the credit where it belongs. A forced PASS has
+probability 1 under a masked policy, so its log-probability is 0 and it gives no policy gradient (PPO's ratio is
+1, its entropy 0), while the critic learns the value of positions where another player is to move and GAE carries
+the outcome back through the opponents' moves to each player's own decisions; Q-learning's target at a player's
+move bootstraps from ``Q(next, PASS)`` (the max over ``next_action_mask``), which is trained in turn towards the
+player's next decision. Discounting counts every step, the other players' moves included (use ``gamma`` near 1).
+With ``validate_actions`` off the non-movers' actions are ignored, and each env documents what becomes of a
+mover's action outside its mask.
+
 A subclass writes only the dynamics, as array code over all copies at once:
 
 ``_reset_copies(mask)``   draw a fresh initial state for the copies where ``mask`` is true (use ``self.np_random``);
@@ -50,6 +74,7 @@ A subclass writes only the dynamics, as array code over all copies at once:
 ``_action_mask()``        (optional) dict group -> bool mask;
 ``_truncated()``          (optional) dict group -> bool, truncation the env decides itself besides ``max_steps``;
 ``_active()``             (optional) dict group -> bool array of agents alive;
+``_to_play()``            (turn-based games) ``(num_envs,)`` int: the agent to move, ``-1`` in a finished game;
 ``_render_copy(index)``   (optional) an RGB frame ``(H, W, 3)`` uint8 of one copy. ``renders`` says whether the env
                           renders (by default: whether ``_render_copy`` is implemented); one that does not raises
                           ``NotImplementedError`` from ``render()``, and is a valid env all the same.
@@ -180,6 +205,8 @@ class MultiAgentEnv(SharedBuffers):
     #: Observations take few enough distinct values for a table to index them (matrix games), even where the space
     #: is a float Box; tabular learners train only on such envs or on countable spaces (Discrete, MultiDiscrete...).
     finite_observations: ClassVar[bool] = False
+    #: Agents take turns: ``info["to_play"]`` names the mover, the others may only PASS (see the module docstring).
+    turn_based: ClassVar[bool] = False
 
     def __init__(self, num_envs: int = 1, seed: int | None = None) -> None:
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
@@ -423,6 +450,9 @@ class MultiAgentEnv(SharedBuffers):
         active = self._active()
         if active is not None:
             info["active"] = {g: m.copy() for g, m in active.items()}
+        to_play = self._to_play()
+        if to_play is not None:
+            info["to_play"] = to_play.copy()
 
     # ------------------------------------------------------------------------------------- subclass hooks
     def _reset_copies(self, mask: np.ndarray) -> None:
@@ -446,6 +476,11 @@ class MultiAgentEnv(SharedBuffers):
         return None
 
     def _active(self) -> dict[str, np.ndarray] | None:
+        return None
+
+    def _to_play(self) -> np.ndarray | None:
+        """Turn-based games: the index in ``agents`` of the agent to move in each copy (``-1``: nobody, the game is
+        over). ``None``: agents move simultaneously."""
         return None
 
     def _render_copy(self, index: int) -> np.ndarray:

@@ -7,6 +7,11 @@ autoreset and ``final_obs``, episode bookkeeping, action masks, and that invalid
 ``ActionError`` rather than silently clipped or wrapped. Rendering is optional: an env that renders must return
 frames, one that does not (``env.renders`` false) must say so with ``NotImplementedError``; the returned
 ``CheckReport`` tells which it was.
+
+A turn-based env (``env.turn_based``) is held to the turn-based part of the contract as well: ``info["to_play"]``
+names one mover per copy, the mover's mask allows legal moves and never PASS (the last action), everyone else's
+allows only PASS, a finished game's ``final_action_mask`` is PASS for all, and an action other than PASS from an
+agent not to move is rejected.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render:
     _check_obs(env, obs, f"{name}.reset() obs")
     _check_state(env, env.state(), f"{name}.state() after reset")
     _check_masks(env, info, f"{name}.reset() info")
+    _check_turns(env, info, None, f"{name}.reset() info")
 
     _check_invalid_actions_rejected(env, info, rng, name)
 
@@ -73,6 +79,7 @@ def check_env(env: MultiAgentEnv, steps: int = 300, seed: int = 0, check_render:
         _check_step_arrays(env, rewards, terminated, truncated, where)
         _check_info(env, obs, terminated, truncated, info, where)
         _check_masks(env, info, f"{where} info")
+        _check_turns(env, info, terminated, f"{where} info")
         _check_state(env, env.state(), f"{where} state()")
         for g in env.groups:
             returns[g] += rewards[g]
@@ -266,6 +273,51 @@ def _check_masks(env: MultiAgentEnv, info: Mapping[str, Any], where: str) -> Non
             )
 
 
+def _check_turns(
+    env: MultiAgentEnv, info: Mapping[str, Any], terminated: Mapping[str, np.ndarray] | None, where: str
+) -> None:
+    """The turn-based contract (``marlkit.envs.base``): one mover per copy, PASS for everyone else."""
+    if not env.turn_based:
+        assert "to_play" not in info, f"{where}: info has 'to_play' but the env does not declare turn_based"
+        return
+    n = env.num_envs
+    to_play = info.get("to_play")
+    assert isinstance(to_play, np.ndarray) and to_play.shape == (n,) and to_play.dtype.kind in "iu", (
+        f"{where}: a turn-based env must give info['to_play'], an int array of shape ({n},), got {to_play!r}"
+    )
+    assert ((to_play >= 0) & (to_play < env.num_agents)).all(), (
+        f"{where}: info['to_play'] = {to_play.tolist()} must index env.agents (0..{env.num_agents - 1})"
+    )
+    assert "action_mask" in info and set(info["action_mask"]) == set(env.groups), (
+        f"{where}: a turn-based env must give an action_mask for every group"
+    )
+    slots = [(g, i) for g, ids in env.groups.items() for i in range(len(ids))]
+    movers = np.zeros(n, dtype=int)
+    for g, ids in env.groups.items():
+        space = env.group_action_space(g)
+        assert isinstance(space, spaces.Discrete), f"{where}: turn-based group {g!r} needs a Discrete action space"
+        m = info["action_mask"][g]
+        pass_only = m[..., -1] & ~m[..., :-1].any(-1)
+        is_mover = np.array([[slots[int(to_play[e])] == (g, i) for i in range(len(ids))] for e in range(n)])
+        bad = is_mover == pass_only
+        if bad.any():
+            e, i = (int(x) for x in np.argwhere(bad)[0])
+            raise AssertionError(
+                f"{where}: in copy {e} agent {ids[i]!r} ({'the mover' if is_mover[e, i] else 'not to move'}) has "
+                f"mask {m[e, i].astype(int).tolist()}; the mover may play legal moves but not PASS (the last "
+                "action), every other agent only PASS"
+            )
+        assert not (m[..., -1] & is_mover).any(), f"{where}: the mover's mask allows PASS (group {g!r})"
+        movers += is_mover.sum(1)
+        if terminated is not None and "final_action_mask" in info:
+            final = info["final_action_mask"][g]
+            ended = terminated[g].all(1)
+            assert (final[ended][..., -1] & ~final[ended][..., :-1].any(-1)).all(), (
+                f"{where}: a finished game has no mover; final_action_mask[{g!r}] must allow only PASS"
+            )
+    assert (movers == 1).all(), f"{where}: every copy must have exactly one mover"
+
+
 def _check_invalid_actions_rejected(
     env: MultiAgentEnv, info: Mapping[str, Any], rng: np.random.Generator, name: str
 ) -> None:
@@ -294,6 +346,13 @@ def _check_invalid_actions_rejected(
             masked = good[g0].copy()
             masked[0, 0] = int(np.flatnonzero(~mask[0, 0])[0]) + space.start
             bad_cases.append(("masked-out action", {**good, g0: masked}))
+        if env.turn_based and mask is not None:
+            waiting = np.argwhere(~mask[..., :-1].any(-1))  # agents not to move: a move instead of PASS
+            if len(waiting):
+                e, i = (int(x) for x in waiting[0])
+                out_of_turn = good[g0].copy()
+                out_of_turn[e, i] = space.start
+                bad_cases.append(("a move out of turn", {**good, g0: out_of_turn}))
     elif isinstance(space, spaces.Box):
         high, nan = good[g0].copy(), good[g0].copy()
         if np.isfinite(space.high).any():

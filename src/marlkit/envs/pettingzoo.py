@@ -2,7 +2,8 @@
 
 ``to_pettingzoo``   one copy of a marlkit env as a standard ``pettingzoo.ParallelEnv`` (for PettingZoo's tests, tools
                     and users);
-``from_pettingzoo`` any PettingZoo ``ParallelEnv`` (or parallelizable AEC env) as a batched marlkit env.
+``from_pettingzoo`` any PettingZoo ``ParallelEnv`` or AEC env as a batched marlkit env (turn-based AEC games through
+                    ``marlkit.envs.pettingzoo_aec``).
 
 PettingZoo is an optional extra (``pip install marlkit[pettingzoo]``) and is imported only here.
 """
@@ -20,6 +21,8 @@ from gymnasium import logger, spaces
 from gymnasium.utils import EzPickle
 
 from marlkit.envs.base import ActionError, ActionSpace, Dynamics, Info, MultiAgentEnv, Obs
+from marlkit.envs.grouping import checked_groups, default_groups
+from marlkit.envs.pettingzoo_aec import PettingZooTurnEnv
 
 try:
     import pettingzoo
@@ -27,7 +30,7 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the install
     raise ImportError("marlkit.envs.pettingzoo needs PettingZoo: pip install 'marlkit[pettingzoo]'") from e
 
-__all__ = ["MarlkitParallelEnv", "PettingZooEnv", "from_pettingzoo", "to_pettingzoo"]
+__all__ = ["MarlkitParallelEnv", "PettingZooEnv", "PettingZooTurnEnv", "from_pettingzoo", "to_pettingzoo"]
 
 
 # ===================================================================================== marlkit -> PettingZoo
@@ -231,7 +234,7 @@ def from_pettingzoo(
     seed: int | None = None,
     groups: Mapping[str, Sequence[str]] | None = None,
     state_source: str = "auto",
-) -> PettingZooEnv:
+) -> PettingZooEnv | PettingZooTurnEnv:
     """``num_envs`` copies of a PettingZoo env as one batched marlkit env.
 
     ``env_fn`` builds one PettingZoo ``ParallelEnv`` (or an AEC env whose metadata says ``is_parallelizable``; it
@@ -242,7 +245,23 @@ def from_pettingzoo(
     ``"observations"`` (every agent's observation, concatenated) or ``"auto"`` (``"env"`` when the env declares a
     ``state_space``). ``reset(seed=s)`` seeds copy ``i`` with ``s + i``. See ``PettingZooEnv`` for how
     observations, deaths and the state are mapped.
+
+    A turn-based AEC env (one that is not parallelizable: the board and card games of ``pettingzoo.classic``)
+    becomes a ``PettingZooTurnEnv``, under marlkit's turn-based contract (``marlkit.envs.base``); its state is the
+    agents' observations (``state_source`` "auto" or "observations").
     """
+    if callable(env_fn) and not isinstance(env_fn, types.ModuleType):
+        first = env_fn()
+        if isinstance(first, pettingzoo.AECEnv) and not (getattr(first, "metadata", {}) or {}).get(
+            "is_parallelizable", False
+        ):
+            if state_source not in ("auto", "observations"):
+                raise ValueError(
+                    f"state_source={state_source!r}: a turn-based AEC env's state is its agents' observations "
+                    "(state_source 'auto' or 'observations')"
+                )
+            return PettingZooTurnEnv(env_fn, num_envs, seed, groups, first=first)
+        first.close()
     return PettingZooEnv(env_fn, num_envs, seed, groups, state_source)
 
 
@@ -336,9 +355,9 @@ class PettingZooEnv(MultiAgentEnv):
                 )
             act_spaces[a] = act
         grouping = (
-            _default_groups(possible, obs_spaces, act_spaces)
+            default_groups(possible, obs_spaces, act_spaces)
             if groups is None
-            else _checked_groups(groups, possible, obs_spaces, act_spaces)
+            else checked_groups(groups, possible, obs_spaces, act_spaces)
         )
 
         declared = isinstance(getattr(first, "state_space", None), spaces.Space) and first.state_space.is_np_flattenable
@@ -598,56 +617,3 @@ def _flattened_box(space: spaces.Space[Any]) -> spaces.Box:
     if not isinstance(flat, spaces.Box):  # pragma: no cover - gymnasium flattens such spaces into a Box
         raise TypeError(f"{space} does not flatten into a Box")
     return flat
-
-
-def _prefix(agent: str) -> str:
-    head, sep, tail = agent.rpartition("_")
-    return head if sep and head and tail.isdigit() else agent
-
-
-def _default_groups(
-    agents: Sequence[str], obs: Mapping[str, spaces.Space[Any]], act: Mapping[str, spaces.Space[Any]]
-) -> dict[str, tuple[str, ...]]:
-    """Agents with the same name prefix and identical spaces; a prefix whose agents differ is split (``_1``, ...)."""
-    groups: dict[str, list[str]] = {}
-    for a in agents:
-        base = _prefix(a)
-        k = 0
-        while True:
-            name = base if k == 0 else f"{base}_{k}"
-            members = groups.get(name)
-            if members is None:
-                groups[name] = [a]
-                break
-            if obs[members[0]] == obs[a] and act[members[0]] == act[a]:
-                members.append(a)
-                break
-            k += 1
-    return {g: tuple(ids) for g, ids in groups.items()}
-
-
-def _checked_groups(
-    groups: Mapping[str, Sequence[str]],
-    agents: Sequence[str],
-    obs: Mapping[str, spaces.Space[Any]],
-    act: Mapping[str, spaces.Space[Any]],
-) -> dict[str, tuple[str, ...]]:
-    listed = [a for ids in groups.values() for a in ids]
-    unknown = sorted(set(listed) - set(agents))
-    missing = [a for a in agents if a not in listed]
-    twice = sorted({a for a in listed if listed.count(a) > 1})
-    if unknown or missing or twice:
-        raise ValueError(
-            f"groups must list every agent of {list(agents)} exactly once; "
-            f"unknown {unknown}, missing {missing}, listed twice {twice}"
-        )
-    for g, ids in groups.items():
-        if not ids:
-            raise ValueError(f"group {g!r} is empty")
-        for a in ids[1:]:
-            if obs[a] != obs[ids[0]] or act[a] != act[ids[0]]:
-                raise ValueError(
-                    f"agents of group {g!r} must share spaces: {ids[0]!r} has {obs[ids[0]]} / "
-                    f"{act[ids[0]]}, {a!r} has {obs[a]} / {act[a]}"
-                )
-    return {g: tuple(ids) for g, ids in groups.items()}

@@ -132,7 +132,7 @@ def _unknown(env_id: str) -> UnknownEnvError:
 def env_kind(env_id: str) -> EnvKind:
     """Whether ``env_id`` is a batched env (a registered id or a ``pz:`` id) or a text game; an unknown id raises
     ``UnknownEnvError`` naming the nearest ids."""
-    if is_pettingzoo_id(env_id) or env_id in _REGISTRY:
+    if is_pettingzoo_id(env_id) or is_openspiel_id(env_id) or env_id in _REGISTRY:
         return "batched"
     if env_id in _text_ids():
         return "text"
@@ -162,6 +162,9 @@ def check_id(env_id: str) -> None:
     Imports no module outside the allow-list: a ``pz:`` id naming another module passes here and is judged when it
     is made, where ``trust_module`` is known.
     """
+    if is_openspiel_id(env_id):
+        _openspiel_name(env_id)
+        return
     if not is_pettingzoo_id(env_id):
         env_kind(env_id)
         return
@@ -186,6 +189,9 @@ def make(
         if factory is None:
             raise UnknownEnvError(f"{env_id!r}: module {module.__name__} has no parallel_env (or env) to build from")
         return from_pettingzoo(functools.partial(factory, **kwargs), num_envs=num_envs, seed=seed)
+    if is_openspiel_id(env_id):
+        from_openspiel = EnvSpec(env_id, OPENSPIEL_BRIDGE).load()
+        return from_openspiel(_openspiel_name(env_id), num_envs=num_envs, seed=seed, **kwargs)
     s = spec(env_id)
     ctor = s.load()
     params = inspect.signature(ctor).parameters
@@ -295,6 +301,33 @@ def _installed(module: str) -> bool:
         return False
 
 
+# ------------------------------------------------------------------------------------------- OpenSpiel games
+#: An env id ``os:GAME`` names an OpenSpiel game (``os:kuhn_poker``), built by ``marlkit.envs.from_openspiel``;
+#: ``make``'s keyword arguments are the game's parameters. Loading a game runs no code from outside OpenSpiel.
+OPENSPIEL_PREFIX = "os:"
+OPENSPIEL_BRIDGE = "marlkit.envs.openspiel:from_openspiel"
+
+
+def is_openspiel_id(env_id: str) -> bool:
+    return env_id.startswith(OPENSPIEL_PREFIX)
+
+
+def _openspiel_name(env_id: str) -> str:
+    """The game an ``os:`` id names; an error naming the nearest games when OpenSpiel has none by that name."""
+    name = env_id[len(OPENSPIEL_PREFIX) :]
+    if not _installed("pyspiel"):
+        raise UnknownEnvError(f"{env_id!r} needs OpenSpiel: pip install open-spiel")
+    import pyspiel
+
+    names = pyspiel.registered_names()
+    if name.partition("(")[0] not in names:
+        hint = did_you_mean(name, names, n=3, cutoff=0.6)
+        raise UnknownEnvError(
+            f"{env_id!r}: OpenSpiel has no game {name!r}{hint} (pyspiel.registered_names() lists them)"
+        )
+    return name
+
+
 # --------------------------------------------------------------------------------------- the registered envs
 # One line per environment; nothing else in marlkit lists them.
 register("climbing-v0", "marlkit.envs.matrix:climbing", description="Claus & Boutilier climbing game (cooperative)")
@@ -345,4 +378,14 @@ register(
     "speaker-listener-v0",
     "marlkit.envs.particles.speaker_listener:SpeakerListener",
     description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)",
+)
+register(
+    "kuhn-poker-v0",
+    "marlkit.envs.poker:KuhnPoker",
+    description="Kuhn poker, OpenSpiel's rules and information states (turn-based, zero-sum)",
+)
+register(
+    "leduc-poker-v0",
+    "marlkit.envs.poker:LeducPoker",
+    description="Leduc hold'em, OpenSpiel's rules and information states (turn-based, zero-sum)",
 )
