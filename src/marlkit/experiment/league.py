@@ -90,7 +90,9 @@ def rate(cross: CrossPlay, seed: int = 0) -> LeagueTable:
     """Elo (games in a seeded random order), openskill (PlackettLuce) and TrueSkill of a cross-play."""
     n = len(cross.names)
     games = ratings.interleave(cross.games, seed)
-    return LeagueTable(cross, ratings.elo(games, n), ratings.openskill_ratings(games, n), ratings.trueskill_ratings(games, n))
+    return LeagueTable(
+        cross, ratings.elo(games, n), ratings.openskill_ratings(games, n), ratings.trueskill_ratings(games, n)
+    )
 
 
 def league(run_dirs: Sequence[str | Path], games: int = 100, seed: int = 0, explore: bool = False) -> LeagueTable:

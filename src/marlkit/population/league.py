@@ -39,7 +39,9 @@ def _check(role: str, roles: Sequence[str], win_rates: Sequence[float]) -> None:
     if bad := sorted({r for r in roles if r not in ROLES}):
         raise ValueError(f"snapshot roles {bad} are not allowed: each one of {ROLES}")
     if len(roles) != len(win_rates) or not len(roles):
-        raise ValueError(f"need one win rate per snapshot and at least one snapshot, got {len(roles)} and {len(win_rates)}")
+        raise ValueError(
+            f"need one win rate per snapshot and at least one snapshot, got {len(roles)} and {len(win_rates)}"
+        )
 
 
 def _pfsp_among(indices: list[int], win_rates: np.ndarray, n: int, weighting: str) -> np.ndarray:
@@ -78,9 +80,7 @@ def opponent_distribution(
     return _pfsp_among(every, p, n, "hard")
 
 
-def should_reset(
-    role: str, roles: Sequence[str], win_rates: Sequence[float], rng: np.random.Generator
-) -> bool:
+def should_reset(role: str, roles: Sequence[str], win_rates: Sequence[float], rng: np.random.Generator) -> bool:
     """Whether an exploiter starts over from its initial weights (see the module docstring); never a main agent."""
     _check(role, roles, win_rates)
     p = np.asarray(win_rates, dtype=np.float64)

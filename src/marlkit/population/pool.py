@@ -47,12 +47,12 @@ def pfsp_weight(p: np.ndarray, weighting: str = "hard") -> np.ndarray:
         return p * (1.0 - p)
     if weighting == "linear":
         return 1.0 - p
-    raise ValueError(f"PFSP weighting {weighting!r} is not allowed{did_you_mean(weighting, WEIGHTINGS)}: one of {WEIGHTINGS}")
+    raise ValueError(
+        f"PFSP weighting {weighting!r} is not allowed{did_you_mean(weighting, WEIGHTINGS)}: one of {WEIGHTINGS}"
+    )
 
 
-def opponent_weights(
-    sampling: str, win_rates: Sequence[float] | np.ndarray, weighting: str = "hard"
-) -> np.ndarray:
+def opponent_weights(sampling: str, win_rates: Sequence[float] | np.ndarray, weighting: str = "hard") -> np.ndarray:
     """Probabilities of drawing each of the pool's snapshots (oldest first), given the learner's win rate against
     each (``win_rates[i]``, in [0, 1]; only ``pfsp`` reads them)."""
     p = np.asarray(win_rates, dtype=np.float64)
@@ -69,7 +69,9 @@ def opponent_weights(
         w = pfsp_weight(p, weighting)
         total = w.sum()
         return w / total if total > 0 else np.full(n, 1.0 / n)
-    raise ValueError(f"opponent sampling {sampling!r} is not allowed{did_you_mean(sampling, SAMPLING)}: one of {SAMPLING}")
+    raise ValueError(
+        f"opponent sampling {sampling!r} is not allowed{did_you_mean(sampling, SAMPLING)}: one of {SAMPLING}"
+    )
 
 
 @dataclass(frozen=True)

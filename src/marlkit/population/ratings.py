@@ -42,7 +42,7 @@ def _check(games: Sequence[Game], n: int) -> None:
 
 def elo_expected(r_i: float, r_j: float, scale: float = ELO_SCALE) -> float:
     """Elo's expected score of a player rated ``r_i`` against one rated ``r_j``."""
-    return 1.0 / (1.0 + 10.0 ** ((r_j - r_i) / scale))
+    return float(1.0 / (1.0 + 10.0 ** ((r_j - r_i) / scale)))
 
 
 def elo(

@@ -46,7 +46,7 @@ def default_sides(env: Any) -> list[Side]:
     groups = dict(env.groups)
     if len(groups) >= 2:
         return [{g: tuple(range(len(ids)))} for g, ids in groups.items()]
-    (g, ids), = groups.items()
+    ((g, ids),) = groups.items()
     if len(ids) < 2:
         raise ValueError(f"self-play needs at least two sides; env has one group {g!r} of one agent")
     return [{g: (i,)} for i in range(len(ids))]
@@ -287,7 +287,12 @@ class SelfPlaySource:
         seeds = np.random.SeedSequence(seed).spawn(3)
         self.rng = np.random.default_rng(seeds[0])
         self.match_seed = int(seeds[1].generate_state(1)[0])
-        self.collector = Collector(self.env, learner, learner.config.rollout_steps, seed=int(seeds[2].generate_state(1)[0]))  # type: ignore[arg-type]
+        self.collector = Collector(
+            self.env,  # type: ignore[arg-type]  # a MultiAgentEnv in all that the collector reads
+            learner,
+            learner.config.rollout_steps,
+            seed=int(seeds[2].generate_state(1)[0]),
+        )
         self.collections = 0
         self.env_steps = 0
         self.win_rates: list[float] = []
@@ -303,17 +308,30 @@ class SelfPlaySource:
         if self.config.sampling == "pfsp":  # the only sampling that reads them
             current = self.learner.policy(seed=self.match_seed)
             self.win_rates = [
-                float(match(self.match_env, current, s.build(self.match_seed), self.sides, self.match_seed,
-                            self.config.match_explore)[0].mean())
+                float(
+                    match(
+                        self.match_env,
+                        current,
+                        s.build(self.match_seed),
+                        self.sides,
+                        self.match_seed,
+                        self.config.match_explore,
+                    )[0].mean()
+                )
                 for s in self.pool.snapshots
             ]
         else:
             self.win_rates = [0.5] * len(self.pool)
         self.opponent_counts += [0] * (len(self.pool) - len(self.opponent_counts))
         if self.pool.folder is not None:
-            report = {"collections": self.collections, "env_steps": self.env_steps, "names": self.pool.names,
-                      "win_rates": self.win_rates, "opponent_counts": self.opponent_counts,
-                      "weights": self.weights().tolist()}
+            report = {
+                "collections": self.collections,
+                "env_steps": self.env_steps,
+                "names": self.pool.names,
+                "win_rates": self.win_rates,
+                "opponent_counts": self.opponent_counts,
+                "weights": self.weights().tolist(),
+            }
             (self.pool.folder / "win_rates.json").write_text(json.dumps(report, indent=1) + "\n")
 
     def weights(self) -> np.ndarray:
