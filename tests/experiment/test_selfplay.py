@@ -150,6 +150,12 @@ def test_league_command_and_bad_options(tmp_path, capsys) -> None:
     assert "selfplay.sampling = 'pfps' is not allowed" in capsys.readouterr().err
     assert main(["league", str(tmp_path / "nowhere")]) == 2
     assert "not a run directory" in capsys.readouterr().err
+    plain = marlkit.train("ippo", RPS, steps=64, num_envs=16, out=str(tmp_path), name="plain", **QUIET, **FAST)
+    assert main(["selfplay", "--resume", str(plain.run_dir)]) == 2
+    assert "is not a self-play run" in capsys.readouterr().err
+    # A plain run's players are its latest policy: it can join the league.
+    assert main(["league", str(run.run_dir), str(plain.run_dir), "--games", "8", "--explore"]) == 0
+    assert "plain:step_64" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("n", [1])

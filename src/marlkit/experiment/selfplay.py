@@ -22,6 +22,8 @@ import numpy as np
 import torch
 import yaml
 
+from marlkit.core import checkpoint as ckpt
+from marlkit.core.rundir import CHECKPOINT_DIR
 from marlkit.experiment.run import RunConfig, RunResult, make_run_config, new_run_dir
 from marlkit.experiment.runner import Runner, build_algo, derive_seeds, make_env, set_threads
 from marlkit.population.pool import PolicyPool
@@ -67,6 +69,8 @@ def build_selfplay(
     learner = build_algo(cfg, env, seeds["algo"])
     match_env = make_env(cfg, sp.win_rate_games)
     pool = PolicyPool.load(run_dir / POOL_DIR) if resume else PolicyPool(run_dir / POOL_DIR)
+    if resume and not ckpt.list_checkpoints(run_dir / CHECKPOINT_DIR):
+        pool.truncate(0)  # the run starts over: its checkpoint's source state will not cut the pool
     source = SelfPlaySource(learner, env, match_env, pool, sp, seeds["env"] + 1)
     return learner, source
 
