@@ -129,3 +129,73 @@ def plot_cross_play(cross: CrossPlay, path: str | Path, title: str = "cross-play
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# ------------------------------------------------------------------------------------------------ league training
+@dataclass
+class LeagueMember:
+    """One trained agent of a league: its role, learner and source, and the state it resets to."""
+
+    name: str
+    role: str
+    learner: Any
+    source: Any
+    initial: dict[str, Any]
+    resets: int = 0
+
+
+def train_league(
+    algo: str,
+    env: str,
+    updates: int,
+    seed: int = 0,
+    *,
+    agents: Sequence[tuple[str, str]] = (
+        ("main", "main"),
+        ("main_exploiter", "main_exploiter"),
+        ("league_exploiter", "league_exploiter"),
+    ),
+    selfplay: Any = None,
+    pool_dir: str | Path | None = None,
+    preset: str | Path | None = "auto",
+    **overrides: Any,
+) -> tuple[PolicyPool, list[LeagueMember]]:
+    """A league, simply: one learner per ``(name, role)`` of ``agents``, all snapshotting into one pool and each
+    drawing its opponents by its role's rule (``marlkit.population.league``); ``updates`` rounds in which every
+    agent collects and updates once. After each of its snapshots an exploiter may reset to its initial weights
+    (``should_reset``). No run directory or checkpoints: the pool (in ``pool_dir`` if given) is the result."""
+    import copy
+
+    import torch
+
+    from marlkit.experiment.run import make_run_config
+    from marlkit.experiment.runner import build_algo, learn, make_env
+    from marlkit.experiment.selfplay import selfplay_config
+    from marlkit.population.league import ROLES, should_reset
+    from marlkit.population.selfplay import SelfPlaySource
+
+    cfg = make_run_config(algo, env, None, (), preset, seed=seed, **overrides)
+    sp = selfplay_config(selfplay)
+    if bad := [r for _, r in agents if r not in ROLES]:
+        raise ConfigError(f"league roles {bad} are not allowed: each one of {ROLES}")
+    pool = PolicyPool(pool_dir)
+    rng = np.random.default_rng(seed)
+    members = []
+    for (name, role), child in zip(agents, np.random.SeedSequence(seed).spawn(len(agents))):
+        s = int(child.generate_state(1)[0])
+        torch.manual_seed(s)
+        train_env = make_env(cfg, cfg.env.num_envs, s)
+        learner = build_algo(cfg, train_env, s)
+        source = SelfPlaySource(
+            learner, train_env, make_env(cfg, sp.win_rate_games), pool, sp, s + 1, agent=name, role=role
+        )
+        members.append(LeagueMember(name, role, learner, source, copy.deepcopy(learner.state())))
+    for _ in range(updates):
+        for m in members:
+            learn(m.learner, m.source, 1)
+            snapshot_taken = (m.source.collections - 1) % sp.snapshot_every == 0
+            roles = [snap.role for snap in pool.snapshots]
+            if snapshot_taken and should_reset(m.role, roles, m.source.win_rates, rng):
+                m.learner.load_state(copy.deepcopy(m.initial))
+                m.resets += 1
+    return pool, members

@@ -89,6 +89,8 @@ class Snapshot:
     policy: dict[str, Any]
     """The weights-only ``policy_state()``."""
     path: Path | None = None
+    role: str = "main"
+    """The league role of its agent (``marlkit.population.league.ROLES``)."""
 
     def build(self, seed: int | None = None) -> Any:
         """The snapshot as a ``Policy``."""
@@ -118,7 +120,7 @@ class PolicyPool:
     def names(self) -> list[str]:
         return [s.name for s in self.snapshots]
 
-    def add(self, policy: Any, updates: int, env_steps: int, agent: str = "main") -> Snapshot:
+    def add(self, policy: Any, updates: int, env_steps: int, agent: str = "main", role: str = "main") -> Snapshot:
         """Freeze ``policy`` (a ``Policy``: its ``policy_state()`` is stored) as a new snapshot."""
         state = policy.policy_state()
         name = f"{agent}@{updates}"
@@ -131,12 +133,13 @@ class PolicyPool:
                 "format": ckpt.FORMAT,
                 "kind": SNAPSHOT_KIND,
                 "agent": agent,
+                "role": role,
                 "updates": int(updates),
                 "env_steps": int(env_steps),
                 "policy": state,
             }
             ckpt.save_atomic(data, path)
-        snap = Snapshot(name, agent, int(updates), int(env_steps), state, path)
+        snap = Snapshot(name, agent, int(updates), int(env_steps), state, path, role)
         self.snapshots.append(snap)
         return snap
 
@@ -157,6 +160,7 @@ class PolicyPool:
                     int(data["env_steps"]),
                     data["policy"],
                     path,
+                    str(data.get("role", "main")),
                 )
             )
         return pool

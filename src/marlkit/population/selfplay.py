@@ -35,7 +35,7 @@ import numpy as np
 from marlkit.collect import Collector
 from marlkit.core import checkpoint as ckpt
 from marlkit.data.rollout import EpisodeStats, Rollout
-from marlkit.population.pool import PolicyPool, opponent_weights, sample_opponents
+from marlkit.population.pool import PolicyPool, opponent_weights
 
 Side = dict[str, tuple[int, ...]]
 """group -> indices of that group's agents on this side."""
@@ -270,10 +270,13 @@ class SelfPlaySource:
         seed: int,
         sides: Sequence[Side] | None = None,
         agent: str = "main",
+        role: str | None = None,
     ) -> None:
         from marlkit.core.config import ConfigError
 
         self.learner, self.pool, self.config, self.agent = learner, pool, config, agent
+        #: A league role: opponents by its matchmaking rule (``marlkit.population.league``) instead of ``sampling``.
+        self.role = role
         self.sides = list(sides) if sides is not None else default_sides(env)
         trained = config.train_sides if config.train_sides is not None else tuple(range(len(self.sides)))
         if not trained or any(not 0 <= s < len(self.sides) for s in trained):
@@ -304,8 +307,8 @@ class SelfPlaySource:
 
     def take_snapshot(self) -> None:
         """The learner's current policy joins the pool; its win rates against every snapshot are re-measured."""
-        self.pool.add(self.learner.policy(), self.collections, self.env_steps, self.agent)
-        if self.config.sampling == "pfsp":  # the only sampling that reads them
+        self.pool.add(self.learner.policy(), self.collections, self.env_steps, self.agent, self.role or "main")
+        if self.config.sampling == "pfsp" or self.role is not None:  # the samplings that read them
             current = self.learner.policy(seed=self.match_seed)
             self.win_rates = [
                 float(
@@ -336,6 +339,12 @@ class SelfPlaySource:
 
     def weights(self) -> np.ndarray:
         """The current probabilities of drawing each snapshot."""
+        if self.role is not None:
+            from marlkit.population.league import opponent_distribution
+
+            roles = [s.role for s in self.pool.snapshots]
+            own = [s.agent == self.agent for s in self.pool.snapshots]
+            return opponent_distribution(self.role, roles, self.win_rates, own)
         return opponent_weights(self.config.sampling, self.win_rates, self.config.weighting)
 
     def collect(self) -> tuple[Rollout, EpisodeStats]:
@@ -345,7 +354,8 @@ class SelfPlaySource:
         self.win_rates += [0.5] * (len(self.pool) - len(self.win_rates))
         self.opponent_counts += [0] * (len(self.pool) - len(self.opponent_counts))
         k = self.config.opponents_per_batch
-        chosen = sample_opponents(self.rng, k, self.config.sampling, self.win_rates, self.config.weighting)
+        w = self.weights()
+        chosen = [int(i) for i in self.rng.choice(len(w), size=k, p=w)]
         E = self.env.num_envs
         block = np.arange(E) * k // E  # copy -> which of the k opponents plays it
         opponents = []
