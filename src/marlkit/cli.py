@@ -383,6 +383,58 @@ TRUST_HELP = (
 )
 
 
+def cmd_selfplay(args: argparse.Namespace) -> int:
+    from marlkit.experiment.selfplay import resume_selfplay, selfplay
+
+    if args.resume:
+        resume_selfplay(args.resume, steps=args.steps)
+        return 0
+    if args.algo is None or args.env is None:
+        raise SystemExit("marlkit selfplay: error: name ALGO and ENV (e.g. marlkit selfplay mappo tag-v0)")
+    sp = {
+        k: v
+        for k, v in (
+            ("sampling", args.sampling),
+            ("weighting", args.weighting),
+            ("snapshot_every", args.snapshot_every),
+            ("opponents_per_batch", args.opponents),
+            ("win_rate_games", args.win_rate_games),
+            ("match_explore", args.match_explore or None),
+        )
+        if v is not None
+    }
+    fields = {"steps": args.steps, "seed": args.seed, "num_envs": args.num_envs, "out": args.out, "name": args.name}
+    if args.no_progress:
+        fields["progress"] = False
+    selfplay(args.algo, args.env, selfplay=sp, sets=args.set or (), preset=args.preset or "auto", **fields)
+    return 0
+
+
+def cmd_league(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from marlkit.experiment.league import league, plot_cross_play
+
+    table = league(args.run_dirs, games=args.games, seed=args.seed, explore=args.explore)
+    out = Table(title=f"league: {len(table.cross.names)} players, {args.games} paired games per pair")
+    for col in ("rank", "player", "win rate", "Elo (K=16, 400)", "openskill μ ± σ", "TrueSkill μ ± σ"):
+        out.add_column(col)
+    rows = sorted(table.rows(), key=lambda r: r["openskill_mu"] - 3 * r["openskill_sigma"], reverse=True)
+    for rank, r in enumerate(rows, 1):
+        out.add_row(
+            str(rank),
+            r["player"],
+            f"{r['win_rate']:.3f}",
+            f"{r['elo']:.0f}",
+            f"{r['openskill_mu']:.2f} ± {r['openskill_sigma']:.2f}",
+            f"{r['trueskill_mu']:.2f} ± {r['trueskill_sigma']:.2f}",
+        )
+    _console().print(out)
+    if args.heatmap:
+        print(f"cross-play heat map: {plot_cross_play(table.cross, args.heatmap)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -442,6 +494,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "selfplay",
+        help="train an algorithm by self-play against a pool of its own snapshots",
+        description="Train ALGO on a competitive ENV (tag-v0, rock-paper-scissors-v0, ...) against opponents "
+        "drawn from a pool of its snapshots; the run directory also holds pool/ and selfplay.yaml.",
+    )
+    p.add_argument("algo", nargs="?", metavar="ALGO", help="algorithm (see `marlkit algos`)")
+    p.add_argument("env", nargs="?", metavar="ENV", help="environment id (see `marlkit envs`)")
+    p.add_argument("--steps", type=int, help="total env-steps (experiment.steps)")
+    p.add_argument("--seed", type=int, help="seed (experiment.seed)")
+    p.add_argument("--num-envs", type=int, help="copies stepped at once (env.num_envs)")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE", help="override any run config field")
+    p.add_argument("--out", metavar="DIR", help="folder of run directories (experiment.out, default runs)")
+    p.add_argument("--name", help="run directory name (experiment.name)")
+    p.add_argument("--preset", metavar="NAME|FILE", help="as for marlkit train")
+    p.add_argument("--no-progress", action="store_true", help="one line per log event instead of a live bar")
+    p.add_argument("--sampling", help="opponent sampling: latest, uniform (fictitious self-play) or pfsp (default)")
+    p.add_argument("--weighting", help="PFSP weighting: hard (default), variance or linear")
+    p.add_argument("--snapshot-every", type=int, help="updates between snapshots (default 10)")
+    p.add_argument("--opponents", type=int, help="opponents drawn per collection (default 4)")
+    p.add_argument("--win-rate-games", type=int, help="paired games per snapshot for the PFSP win rates (default 32)")
+    p.add_argument("--match-explore", action="store_true", help="win-rate games sample actions (mixed strategies)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a self-play run from its latest checkpoint")
+    p.set_defaults(func=cmd_selfplay)
+
+    p = sub.add_parser(
+        "league",
+        help="rate the policies and pool snapshots of run directories against each other",
+        description="Every pair of players (each run's pool snapshots, or its latest policy) plays paired "
+        "role-swapped games; prints Elo, openskill and TrueSkill ratings with their uncertainty.",
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--games", type=int, default=100, help="paired games per pair of players (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the games and of the rating order (default 0)")
+    p.add_argument("--explore", action="store_true", help="players sample actions instead of acting greedily")
+    p.add_argument("--heatmap", metavar="PNG", help="also write the cross-play win rates as a heat map")
+    p.set_defaults(func=cmd_league)
 
     p = sub.add_parser(
         "eval",

@@ -43,6 +43,10 @@ STAG_HUNT = [[(4, 4), (0, 3)], [(3, 0), (3, 3)]]
 #: von Neumann & Morgenstern (1944), "Theory of Games and Economic Behavior".
 MATCHING_PENNIES = [[(1, -1), (-1, 1)], [(-1, 1), (1, -1)]]
 
+#: Rock-paper-scissors, actions 0 = rock, 1 = paper, 2 = scissors: the winner +1, the loser -1. Zero sum; its one
+#: Nash equilibrium is uniform, and self-play on it cycles.
+ROCK_PAPER_SCISSORS = [[(0, 0), (-1, 1), (1, -1)], [(1, -1), (0, 0), (-1, 1)], [(-1, 1), (1, -1), (0, 0)]]
+
 
 class MatrixGame(MultiAgentEnv):
     """A two-player matrix game; ``payoffs[a0][a1]`` is a common payoff or a pair ``(r0, r1)``."""
@@ -157,3 +161,8 @@ def stag_hunt(episode_length: int = 1, num_envs: int = 1, seed: int | None = Non
 def matching_pennies(episode_length: int = 1, num_envs: int = 1, seed: int | None = None) -> MatrixGame:
     """Matching pennies (0 = heads, 1 = tails), zero sum."""
     return MatrixGame(MATCHING_PENNIES, episode_length, "matching_pennies", num_envs, seed)
+
+
+def rock_paper_scissors(episode_length: int = 1, num_envs: int = 1, seed: int | None = None) -> MatrixGame:
+    """Rock-paper-scissors (0 = rock, 1 = paper, 2 = scissors), zero sum."""
+    return MatrixGame(ROCK_PAPER_SCISSORS, episode_length, "rock_paper_scissors", num_envs, seed)

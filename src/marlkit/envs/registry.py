@@ -344,6 +344,9 @@ register(
 register("stag-hunt-v0", "marlkit.envs.matrix:stag_hunt", description="Stag hunt (cooperative, risky)")
 register("matching-pennies-v0", "marlkit.envs.matrix:matching_pennies", description="Matching pennies (competitive)")
 register(
+    "rock-paper-scissors-v0", "marlkit.envs.matrix:rock_paper_scissors", description="Rock-paper-scissors (zero sum)"
+)
+register(
     "two-step-v0",
     "marlkit.envs.two_step:TwoStepGame",
     description="QMIX paper's two-step game: 8 needs a joint value VDN cannot represent (cooperative)",

@@ -1,0 +1,240 @@
+"""Self-play against a policy pool: tag-v0 predators and prey, and rock-paper-scissors.
+
+    python benchmarks/selfplay.py [--quick] [--json benchmarks/results/selfplay.json]
+
+**tag-v0.** MAPPO learns both sides (predators ``adversaries`` and prey ``good``) by self-play against a pool of its
+own snapshots (``marlkit.experiment.selfplay``: PFSP with the ``hard`` weighting, a snapshot every 20 updates, 4
+opponents per collection). A player is a snapshot of both sides; a game is a paired, role-swapped pair of
+greedy episodes from one initial state (``marlkit.population.selfplay.match``). The floor: the final player beats
+the frozen snapshot taken at 10% of the budget by >= 200 rating points, rated with Elo (online, K = 16, scale
+400, initial 1500, the games in a seeded random order) and openskill (PlackettLuce; its mu difference converted
+to Elo points by ``openskill_elo_scale``) over ``H2H_GAMES`` paired games. Also reported: the predators alone —
+catches per episode of the final and of the earlier predators against the same prey (the final prey) — and the
+cross-play of the whole pool (win rates of every pair, heat map in benchmarks/results/plots/).
+
+**rock-paper-scissors.** IPPO (gamma 0: the game is one shot) by plain self-play (``latest``) and by fictitious
+self-play (``uniform``), a snapshot every update: the first cycles, the average of the second's pool approaches the
+uniform Nash equilibrium. Reported: exploitability (``marlkit.population.exploitability``) of each pool's average
+strategy and of its last snapshot.
+
+``run(quick)`` returns the records (``quick``: a short budget, for a smoke run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import print_table, write_json
+
+RESULTS = Path(__file__).resolve().parent / "results"
+H2H_GAMES = 512
+TAG_STEPS, TAG_STEPS_QUICK = 500_000, 32_000
+RPS_STEPS, RPS_STEPS_QUICK = 160_000, 20_000
+RPS_SETS = {
+    "algo.rollout_steps": 5,
+    "algo.epochs": 1,
+    "algo.minibatches": 1,
+    "algo.advantage_norm": False,
+    "algo.entropy_coef": 0.03,
+    "algo.lr": 2e-3,
+    "algo.gamma": 0.0,
+}
+
+
+def _quiet(**extra: Any) -> dict[str, Any]:
+    return {"progress": False, "gif": False, "eval_every": 0, "log_every": 10**9, **extra}
+
+
+def tag(quick: bool, out: Path, seed: int = 0) -> dict[str, Any]:
+    """Train by self-play on tag-v0 into ``out``, then rate (``tag_report``)."""
+    from marlkit.experiment.selfplay import selfplay
+
+    steps = TAG_STEPS_QUICK if quick else TAG_STEPS
+    sp = {"sampling": "pfsp", "weighting": "hard", "snapshot_every": 2 if quick else 10, "opponents_per_batch": 4}
+    t0 = time.perf_counter()
+    result = selfplay(
+        "mappo",
+        "tag-v0",
+        steps=steps,
+        seed=seed,
+        selfplay=sp,
+        num_envs=128,
+        out=str(out),
+        checkpoint_every=steps // 2,
+        **_quiet(),
+    )
+    record = tag_report(result.run_dir, seed, h2h_games=H2H_GAMES, cross_games=16 if quick else 64, quick=quick)
+    return {**record, "train_wall_s": round(time.perf_counter() - t0, 1)}
+
+
+def tag_report(run_dir: Path, seed: int, h2h_games: int, cross_games: int, quick: bool) -> dict[str, Any]:
+    """The final snapshot of a tag-v0 self-play run against the one at 10% of its budget, and the pool's
+    cross-play (heat map)."""
+    from marlkit.experiment.league import plot_cross_play
+    from marlkit.experiment.run import RunConfig
+    from marlkit.experiment.runner import make_env
+    from marlkit.population import ratings
+    from marlkit.population.pool import PolicyPool
+    from marlkit.population.selfplay import cross_play, default_sides, match, side_returns
+
+    pool = PolicyPool.load(run_dir / "pool")
+    final = pool[-1]
+    earlier = min(pool.snapshots, key=lambda s: abs(s.env_steps - 0.1 * final.env_steps))
+    cfg = RunConfig.load(run_dir)
+    env = make_env(cfg, h2h_games)
+    sides = default_sides(env)
+    outcome, score = match(env, final.build(seed), earlier.build(seed), sides, seed=seed + 1)
+    games = ratings.interleave([(0, 1, float(o)) for o in outcome], seed)
+    elo = ratings.elo(games, 2)
+    skill = ratings.openskill_ratings(games, 2)
+    win = float(outcome.mean())
+    # Predators alone against the same prey (the final prey): catches per episode (a predator's return / 10).
+    new_pred = side_returns(env, [final.build(seed), final.build(seed)], sides, seed + 2)
+    old_pred = side_returns(env, [earlier.build(seed), final.build(seed)], sides, seed + 2)
+    cross_env = make_env(cfg, cross_games)
+    players = [s.build(seed) for s in pool.snapshots]
+    cross = cross_play(cross_env, players, [f"{s.env_steps // 1000}k" for s in pool.snapshots], sides, seed + 3)
+    plot = plot_cross_play(
+        cross,
+        RESULTS / "plots" / f"selfplay_tag{'_quick' if quick else ''}_crossplay.png",
+        "tag-v0 self-play pool: win rate of row vs column",
+    )
+    pool_elo = ratings.elo(ratings.interleave(cross.games, seed), len(players))
+    elo_gap = float(elo[0] - elo[1])
+    return {
+        "task": "tag-v0",
+        "method": "mappo self-play, pfsp hard",
+        "seed": seed,
+        "env_steps": final.env_steps,
+        "pool_size": len(pool),
+        "final": final.name,
+        "earlier": earlier.name,
+        "earlier_env_steps": earlier.env_steps,
+        "h2h_games": len(outcome),
+        "h2h_win_rate": win,
+        "h2h_draw_rate": float((outcome == 0.5).mean()),
+        "h2h_mean_score": float(score.mean()),
+        "elo_final": float(elo[0]),
+        "elo_earlier": float(elo[1]),
+        "elo_gap": elo_gap,
+        "elo_gap_from_win_rate": float(400 * np.log10(max(win, 1e-6) / max(1 - win, 1e-6))),
+        "openskill_final": [skill[0].mu, skill[0].sigma],
+        "openskill_earlier": [skill[1].mu, skill[1].sigma],
+        "openskill_gap_elo_points": float((skill[0].mu - skill[1].mu) * ratings.openskill_elo_scale()),
+        "catches_final_predators_vs_final_prey": float(new_pred[:, 0].mean() / 10),
+        "catches_earlier_predators_vs_final_prey": float(old_pred[:, 0].mean() / 10),
+        "pool_elo": dict(zip(cross.names, np.round(pool_elo, 1).tolist())),
+        "crossplay": cross.to_data(),
+        "heatmap": str(plot.relative_to(RESULTS.parent.parent)),
+        "floor": ">= 200 Elo points over the snapshot at 10% of the budget",
+        "floor_met": bool(elo_gap >= 200),
+    }
+
+
+def rps(quick: bool, out: Path, seed: int = 0) -> list[dict[str, Any]]:
+    import marlkit
+    from marlkit.experiment.selfplay import selfplay
+    from marlkit.population import env_payoffs, exploitability
+    from marlkit.population.pool import PolicyPool
+
+    payoffs = env_payoffs(marlkit.make("rock-paper-scissors-v0"))
+    records = []
+    for sampling in ("latest", "uniform"):
+        t0 = time.perf_counter()
+        result = selfplay(
+            "ippo",
+            "rock-paper-scissors-v0",
+            steps=RPS_STEPS_QUICK if quick else RPS_STEPS,
+            seed=seed,
+            selfplay={"sampling": sampling, "snapshot_every": 1},
+            num_envs=64,
+            out=str(out),
+            preset="none",
+            checkpoint_every=0,
+            **_quiet(),
+            **RPS_SETS,
+        )
+        wall = time.perf_counter() - t0
+        strategies = np.array([pool_strategy(s.build(seed)) for s in PolicyPool.load(result.run_dir / "pool")])
+        avg, last = strategies.mean(axis=0), strategies[-1]
+        records.append(
+            {
+                "task": "rock-paper-scissors-v0",
+                "method": f"ippo self-play, {sampling}",
+                "seed": seed,
+                "env_steps": result.env_steps,
+                "train_wall_s": round(wall, 1),
+                "pool_size": len(strategies),
+                "average_strategy": avg.round(4).tolist(),
+                "last_strategy": last.round(4).tolist(),
+                "exploitability_average": float(exploitability(payoffs, [avg, avg])),
+                "exploitability_last": float(exploitability(payoffs, [last, last])),
+                "argmax_changes": int((np.diff(strategies.argmax(axis=1)) != 0).sum()),
+            }
+        )
+    return records
+
+
+def pool_strategy(policy: Any, samples: int = 4000) -> np.ndarray:
+    """Player 0's mixed strategy in a one-shot matrix game: the frequencies of its sampled actions at the first
+    observation."""
+    obs = np.zeros((samples, 2, 8), np.float32)
+    obs[:, :, 6] = 1.0  # the first-step flag (no previous actions, t = 0)
+    actions, _ = policy.act({"players": obs}, None, {}, explore=True)
+    return np.bincount(actions["players"][:, 0], minlength=3) / samples
+
+
+def run(quick: bool, parts: tuple[str, ...] = ("tag", "rps"), out: str | None = None) -> list[dict[str, Any]]:
+    """Every record of this benchmark (``quick``: short budgets; ``parts``: which of tag and rps; ``out``: keep the
+    run directories there instead of a temporary folder)."""
+    import torch
+
+    torch.set_num_threads(1)
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="selfplay_bench_") as tmp:
+        if "tag" in parts:
+            records.append(tag(quick, Path(out or tmp)))
+        if "rps" in parts:
+            records.extend(rps(quick, Path(out or tmp)))
+    return records
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
+    parser.add_argument("--json", metavar="PATH", help="write the records here (e.g. benchmarks/results/selfplay.json)")
+    parser.add_argument("--only", choices=("tag", "rps"), help="run one part only")
+    parser.add_argument("--out", metavar="DIR", help="keep the run directories here")
+    parser.add_argument("--report", metavar="RUN_DIR", help="only rate an existing tag-v0 self-play run")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    if args.report:
+        records = [tag_report(Path(args.report), 0, H2H_GAMES, 16 if args.quick else 64, args.quick)]
+    else:
+        records = run(args.quick, (args.only,) if args.only else ("tag", "rps"), args.out)
+    tag_rows = [r for r in records if r["task"] == "tag-v0"]
+    print_table(
+        "tag-v0 self-play",
+        tag_rows,
+        ["final", "earlier", "h2h_win_rate", "elo_gap", "openskill_gap_elo_points", "floor_met"],
+    )
+    rps_rows = [r for r in records if r["task"] != "tag-v0"]
+    print_table(
+        "rock-paper-scissors", rps_rows, ["method", "exploitability_average", "exploitability_last", "argmax_changes"]
+    )
+    if args.json:
+        doc = write_json("selfplay", records, args.json, ("openskill", "trueskill", "torch", "numpy"))
+        print(f"wrote {args.json} ({time.perf_counter() - t0:.0f} s)", doc["benchmark"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
