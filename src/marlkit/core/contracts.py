@@ -300,3 +300,27 @@ class GameLearner(Learner, Protocol):
     def evaluate_on(self, env: Any, episodes: int, seed: int) -> Any:
         """``episodes`` episodes of ``env`` played by its current policy, from games seeded with ``seed``."""
         ...
+
+
+@dataclass(frozen=True)
+class ActionDistribution:
+    """One group's action distributions on a batch of observations: ``probs`` ``(..., n_agents, n_actions)`` for
+    categorical policies, or ``mean`` and ``std`` ``(..., n_agents, action_dim)`` for diagonal Gaussians (before any
+    clipping to the action bounds)."""
+
+    probs: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.probs is None) == (self.mean is None) or (self.mean is None) != (self.std is None):
+            raise ValueError("an ActionDistribution holds either probs or mean and std")
+
+
+@runtime_checkable
+class DistributionPolicy(Policy, Protocol):
+    """A policy that also says with which distribution it acts (what behavioural-diversity metrics read)."""
+
+    def action_distributions(self, obs: Obs, info: dict[str, Any] | None = None) -> dict[str, ActionDistribution]:
+        """Group -> the distribution each agent samples from on ``obs`` (masked actions have probability 0)."""
+        ...

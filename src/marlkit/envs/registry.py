@@ -342,6 +342,11 @@ register(
     description="Predator-prey among obstacles (mpe2 simple_tag_v3; competitive)",
 )
 register(
+    "leader-election-v0",
+    "marlkit.envs.leader:LeaderElection",
+    description="3 agents talk for 2 rounds, then must all name the same available leader (cooperative)",
+)
+register(
     "speaker-listener-v0",
     "marlkit.envs.particles.speaker_listener:SpeakerListener",
     description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)",
