@@ -3,9 +3,10 @@ that is able to lead.
 
 A small cooperative game for emergent hierarchy: each episode every agent is privately *available* (able to lead)
 with probability ``p_available`` (at least one is: when the draw leaves none, one agent drawn uniformly becomes
-available). Only the agent itself knows. For ``rounds`` steps every agent broadcasts a message, the name of an
+available; with the default ``p_available=0`` exactly one agent, drawn uniformly, is). Only the agent itself
+knows. For ``rounds`` steps every agent broadcasts a message, the name of an
 agent (``Discrete(num_agents)``), which every agent hears at the next step; at the step after the last round each
-agent names its leader (the same action space) and the episode terminates. Every agent receives 1 when all names
+agent names its leader (the same action space) and the episode terminates (``rounds + 1`` steps). Every agent receives 1 when all names
 agree and the named agent is available, otherwise 0. Naming a fixed agent without talking succeeds only when that
 agent happens to be available, so agreement on a leader who can lead needs the channel: an available agent can
 announce itself and the others follow (when several do, a rule such as "the lowest id" settles it).
@@ -35,8 +36,8 @@ class LeaderElection(MultiAgentEnv):
     def __init__(
         self,
         num_agents: int = 3,
-        rounds: int = 2,
-        p_available: float = 0.5,
+        rounds: int = 1,
+        p_available: float = 0.0,
         num_envs: int = 1,
         seed: int | None = None,
     ) -> None:
@@ -44,8 +45,8 @@ class LeaderElection(MultiAgentEnv):
         for name, value, low in (("num_agents", num_agents, 2), ("rounds", rounds, 1)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not 0.0 < p_available <= 1.0:
-            raise ValueError(f"p_available is a probability in (0, 1], got {p_available!r}")
+        if not 0.0 <= p_available <= 1.0:
+            raise ValueError(f"p_available is a probability in [0, 1], got {p_available!r}")
         self.n, self.rounds, self.p_available = int(num_agents), int(rounds), float(p_available)
         n, e = self.n, self.num_envs
         obs_dim = 1 + self.rounds + 1 + n * n

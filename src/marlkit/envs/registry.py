@@ -344,7 +344,7 @@ register(
 register(
     "leader-election-v0",
     "marlkit.envs.leader:LeaderElection",
-    description="3 agents talk for 2 rounds, then must all name the same available leader (cooperative)",
+    description="3 agents talk for a round, then must all name the one that can lead, known only to itself (cooperative)",
 )
 register(
     "speaker-listener-v0",

@@ -1,6 +1,7 @@
 """Roles emerging during training: a learner trained on a task with sub-tasks, its role metrics measured at
 evaluation points (``role_curve``), next to the same metrics of a random and of the untrained team
-(``role_baselines``).
+(``role_baselines``). ``RoleSetup()`` is the role-emergence run on spread; ``LEADER_SETUP`` the emergent
+hierarchy, agents electing a leader through a message channel (``leader-election-v0``).
 
 What is measured at each point (``measure``): role specialisation and division of labour of greedy episodes
 (``marlkit.population.behaviour.role_report``), the team's System Neural Diversity on its own sampled rollout
@@ -17,11 +18,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from marlkit.envs.registry import make
 from marlkit.collect import Collector, evaluate
 from marlkit.core import PolicySpaces
 from marlkit.core.contracts import Actor, DistributionPolicy
+from marlkit.envs.registry import make
 from marlkit.experiment.runner import learn
+from marlkit.metrics.roles import leader_agreement
 from marlkit.population.behaviour import role_counts, role_report, snd_of_policy
 
 
@@ -40,14 +42,33 @@ class RoleSetup:
     eval_every: int = 100_000
     eval_episodes: int = 300
     eval_seed: int = 12345
+    votes: bool = False
+    """The sub-task of each agent is a vote (leader election): also score agreement on a leader."""
+
+
+#: The emergent-hierarchy run: MAPPO on the leader election, where only the agent able to lead knows it.
+LEADER_SETUP = RoleSetup(
+    env_id="leader-election-v0",
+    algo={"gamma": 0.99, "entropy_coef": 0.1},
+    num_envs=32,
+    steps=100_000,
+    eval_every=8_000,
+    eval_episodes=500,
+    votes=True,
+)
 
 
 def measure(setup: RoleSetup, policy: Actor, explore: bool = False) -> dict[str, float]:
-    """Role metrics, SND and mean per-agent return of ``policy`` (greedy unless ``explore``)."""
+    """Role metrics, SND, mean per-agent return and the env's episode metrics (``metric/<name>``, means over
+    episodes) of ``policy`` (greedy unless ``explore``); with ``setup.votes`` also ``leader_agreement``'s."""
     env = make(setup.env_id, num_envs=100, **setup.env_kwargs)
-    report = role_report(role_counts(env, policy, setup.eval_episodes, setup.eval_seed, explore=explore))
+    counts = role_counts(env, policy, setup.eval_episodes, setup.eval_seed, explore=explore)
     stats = evaluate(env, policy, setup.eval_episodes, seed=setup.eval_seed, explore=explore)
-    out = {**report.as_dict(), "return": float(np.mean([np.mean(r) for r in stats.returns.values()]))}
+    out = {**role_report(counts).as_dict(), "return": float(np.mean([np.mean(r) for r in stats.returns.values()]))}
+    out.update({f"metric/{k}": float(np.mean(v)) for k, v in stats.metrics.items()})
+    if setup.votes:
+        agreement = leader_agreement(counts.argmax(-1), counts.shape[-1])
+        out.update(agreement=agreement.agreement, leader_entropy=agreement.leader_entropy)
     if isinstance(policy, DistributionPolicy):
         out["snd"] = snd_of_policy(env, policy, steps=25, seed=setup.eval_seed)
     return out

@@ -48,18 +48,22 @@ def gaussian_w2(mean_a: Any, std_a: Any, mean_b: Any, std_b: Any) -> np.ndarray:
     sa, sb = np.asarray(std_a, np.float64), np.asarray(std_b, np.float64)
     if (sa < 0).any() or (sb < 0).any():
         raise ValueError("standard deviations must be >= 0 (pass std, not log_std)")
-    return np.sqrt(((ma - mb) ** 2).sum(-1) + ((sa - sb) ** 2).sum(-1))
+    out: np.ndarray = np.sqrt(((ma - mb) ** 2).sum(-1) + ((sa - sb) ** 2).sum(-1))
+    return out
 
 
 def categorical_distance(p: Any, q: Any, distance: CategoricalDistance = "w2") -> np.ndarray:
     """Distance between categorical distributions over the last axis: ``"w2"`` (Wasserstein-2 over the one-hot
     simplex, ``sqrt(2 TV)``), ``"tv"`` or ``"hellinger"`` (see the module docstring)."""
     a, b = _probs(p, "p"), _probs(q, "q")
+    out: np.ndarray
     if distance == "tv" or distance == "w2":
         tv = 0.5 * np.abs(a - b).sum(-1)
-        return np.sqrt(2.0 * tv) if distance == "w2" else tv
+        out = np.sqrt(2.0 * tv) if distance == "w2" else tv
+        return out
     if distance == "hellinger":
-        return np.sqrt(np.clip(1.0 - np.sqrt(a * b).sum(-1), 0.0, None))
+        out = np.sqrt(np.clip(1.0 - np.sqrt(a * b).sum(-1), 0.0, None))
+        return out
     raise ValueError(f"unknown categorical distance {distance!r}; choose one of {CATEGORICAL_DISTANCES}")
 
 

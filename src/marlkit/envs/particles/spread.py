@@ -116,7 +116,9 @@ class Spread(ParticleEnvMixin, MultiAgentEnv):
         n = self.world.n_agents
         rel = info["final_obs"]["agents"][..., 4 : 4 + 2 * n].reshape(self.num_envs, n, n, 2)
         nearest = np.einsum("eald,eald->eal", rel, rel).argmin(-1)
-        return np.eye(n)[nearest] * info["episode_done"][:, None, None]
+        done: np.ndarray = info["episode_done"]
+        counts: np.ndarray = np.eye(n)[nearest] * done[:, None, None]
+        return counts
 
     def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world, n = self.world, self.world.n_agents
