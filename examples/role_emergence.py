@@ -3,8 +3,8 @@
     python examples/role_emergence.py [--steps 1000000] [--seed 0] [--plot role_emergence.png]
 
 One network acts for all three agents (each is told apart only by a one-hot id appended to its observation), yet
-the agents must split the landmarks between them. Every ``--eval-every`` env-steps the greedy team plays 300
-episodes and the script prints role specialisation, I(agent; landmark | episode) / log2(3) (1: every agent on a
+the agents must split the landmarks between them. Every ``--eval-every`` env-steps the greedy team plays
+``--episodes`` episodes and the script prints role specialisation, I(agent; landmark | episode) / log2(3) (1: every agent on a
 landmark of its own; 0: all on one), System Neural Diversity of the agents' action distributions and the return;
 a random and the untrained team are printed first for comparison.
 """
@@ -22,11 +22,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, float]]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=1_000_000, help="env-steps of training")
     p.add_argument("--eval-every", type=int, default=100_000)
+    p.add_argument("--episodes", type=int, default=300, help="episodes per evaluation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", default=None, help="write the curve to this PNG")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    setup = RoleSetup(steps=args.steps, eval_every=args.eval_every)
+    setup = RoleSetup(steps=args.steps, eval_every=args.eval_every, eval_episodes=args.episodes)
     for team, m in role_baselines(setup, args.seed).items():
         print(f"{team:>9}: specialisation {m['specialisation']:.3f}  return {m['return']:7.2f}")
     curve = role_curve(setup, args.seed)

@@ -1,10 +1,13 @@
 """Roles emerge in short runs: MAPPO with shared weights on spread-v0 divides the landmarks among its agents more
-than a random and than its untrained team do (benchmarks/roles.py holds the 1M-step runs)."""
+than a random and than its untrained team do, and elects the one agent able to lead through a round of messages
+(benchmarks/roles.py holds the long runs over three seeds)."""
+
+import dataclasses
 
 import pytest
 import torch
 
-from marlkit.experiment.roles import RoleSetup, role_baselines, role_curve
+from marlkit.experiment.roles import LEADER_SETUP, RoleSetup, role_baselines, role_curve
 
 
 def test_a_short_mappo_run_divides_the_landmarks() -> None:
@@ -28,7 +31,25 @@ def test_the_example_runs(tmp_path, capsys) -> None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    curve = module.main(["--steps", "1600", "--eval-every", "1600", "--plot", str(tmp_path / "roles.png")])
+    curve = module.main(
+        ["--steps", "1600", "--eval-every", "1600", "--episodes", "50", "--plot", str(tmp_path / "r.png")]
+    )
     assert [r["env_steps"] for r in curve] == [0.0, 1600.0]
-    assert (tmp_path / "roles.png").stat().st_size > 0
+    assert (tmp_path / "r.png").stat().st_size > 0
     assert "untrained: specialisation" in capsys.readouterr().out
+
+
+LEADER_STEPS = 48_000
+
+
+def test_mappo_elects_the_agent_able_to_lead() -> None:
+    """On leader-election-v0 only the agent able to lead knows it; naming a fixed agent succeeds 1/3 of the time, so
+    success >= 0.95 means the vote follows what the agents said in the round of talk."""
+    torch.set_num_threads(1)
+    setup = dataclasses.replace(LEADER_SETUP, steps=LEADER_STEPS, eval_every=LEADER_STEPS)
+    curve = role_curve(setup, seed=0)
+    first, last = curve[0], curve[-1]
+    assert first["metric/success"] < 0.4
+    assert last["metric/success"] >= 0.95, last
+    assert last["agreement"] >= 0.95
+    assert last["leader_entropy"] > 1.4  # every agent leads about as often (log2 3 = 1.58)

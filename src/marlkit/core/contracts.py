@@ -23,6 +23,9 @@ registry (``marlkit.core.policies``); nothing named by the data is imported or r
 no replay. It is what crosses a process boundary, fills a self-play pool, teaches a teammate, or is returned by
 ``marlkit.load``. Its ``act`` defaults to ``explore=False``; ``act_pettingzoo`` acts for one copy on a PettingZoo
 ``ParallelEnv``'s ``{agent: obs}`` dict, and ``reset()`` says the next such call starts a new episode.
+A policy that also says *with which distribution* it acts is a ``DistributionPolicy``:
+``action_distributions(obs, info)`` gives each group's ``ActionDistribution`` (categorical probabilities, or a
+diagonal Gaussian's mean and deviation), what behavioural-diversity metrics read (PPO's and A2C's policies are).
 
 **Learner** (``Learner``): an actor that learns. ``update(batch) -> metrics`` (a dict of floats, keys namespaced
 as ``loss/...`` or ``train/...``); ``policy(seed)`` returns a ``Policy`` snapshot — a deep copy of the acting
