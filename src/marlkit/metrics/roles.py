@@ -147,7 +147,7 @@ def _mi(table: np.ndarray) -> float:
 
 def _entropy(p: np.ndarray) -> float:
     q = p[p > 0]
-    return float(-(q * np.log2(q)).sum())
+    return float(-(q * np.log2(q)).sum()) + 0.0  # + 0.0: no negative zero
 
 
 def _counts(x: Any, ndim: int, name: str) -> np.ndarray:
