@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "envs", ("envs/",)),
     (1, "ops", ("ops/",)),
     (1, "nn", ("nn/",)),
-    (1, "metrics", ("metrics.py",)),
+    (1, "metrics", ("metrics/",)),
     (2, "data", ("data/",)),
     (3, "collect", ("collect.py",)),
     (4, "algorithms", ("algorithms/",)),

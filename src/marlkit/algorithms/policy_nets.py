@@ -26,7 +26,7 @@ from gymnasium import spaces
 from torch import nn
 
 from marlkit.core import Capabilities, LearnerBase, PolicyBase, PolicySpaces, Progress, register_policy_kind
-from marlkit.core.contracts import Actions, Extras, Info, Obs
+from marlkit.core.contracts import ActionDistribution, Actions, Extras, Info, Obs
 from marlkit.core.policies import build_module, weights_of
 from marlkit.envs.base import ActionSpace, MultiAgentEnv
 from marlkit.nn import MLP, Linear, ModuleMap, RunningNorm, append_agent_ids
@@ -48,16 +48,30 @@ class GroupActing:
     low_np: np.ndarray
     high_np: np.ndarray
 
+    def params_numpy(self, obs: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """The actor's output for every agent: masked logits (``Discrete``) or the Gaussian means (``Box``)."""
+        if self.ids:
+            obs = append_agent_ids(obs)
+        params = self.actor.forward_numpy(obs)
+        if self.discrete and mask is not None:
+            params = np.where(mask, params, np.float32(-1e9))
+        return params
+
+    def distribution_numpy(self, obs: np.ndarray, mask: np.ndarray | None) -> ActionDistribution:
+        """The distribution every agent samples its action from (a Gaussian's before clipping to the bounds)."""
+        params = self.params_numpy(obs, mask)
+        if self.discrete:
+            z = np.exp(params - params.max(-1, keepdims=True))
+            return ActionDistribution(probs=z / z.sum(-1, keepdims=True))
+        std = np.exp(self.log_std.detach().numpy())
+        return ActionDistribution(mean=params, std=np.broadcast_to(std, params.shape).copy())
+
     def act_numpy(
         self, obs: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator, explore: bool
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Sample (or pick greedily) every agent's action; returns the env action and the extras to store."""
-        if self.ids:
-            obs = append_agent_ids(obs)
-        params = self.actor.forward_numpy(obs)
+        params = self.params_numpy(obs, mask)
         if self.discrete:
-            if mask is not None:
-                params = np.where(mask, params, np.float32(-1e9))
             if explore:  # Gumbel-max: argmax(logits + Gumbel noise) is a sample of softmax(logits)
                 a = (params + rng.gumbel(size=params.shape)).argmax(-1)
             else:
@@ -303,6 +317,12 @@ class ActorCriticPolicy(PolicyBase):
         self, obs: Obs, state: np.ndarray | None = None, info: Info | None = None, explore: bool = False
     ) -> tuple[Actions, Extras]:
         return act_groups(self.actors, self.extras_spec, obs, info or {}, self.rng, explore)
+
+    def action_distributions(self, obs: Obs, info: Info | None = None) -> dict[str, ActionDistribution]:
+        """Group -> the distribution each agent samples from (``act(..., explore=True)``) on ``obs``, for the groups
+        in ``obs``."""
+        masks = (info or {}).get("action_mask") or {}
+        return {g: self.actors[g].distribution_numpy(o, masks.get(g)) for g, o in obs.items()}
 
     def policy_state(self) -> dict[str, Any]:
         extras = {g: {k: list(v) for k, v in e.items()} for g, e in self.extras_spec.items()}

@@ -23,6 +23,9 @@ registry (``marlkit.core.policies``); nothing named by the data is imported or r
 no replay. It is what crosses a process boundary, fills a self-play pool, teaches a teammate, or is returned by
 ``marlkit.load``. Its ``act`` defaults to ``explore=False``; ``act_pettingzoo`` acts for one copy on a PettingZoo
 ``ParallelEnv``'s ``{agent: obs}`` dict, and ``reset()`` says the next such call starts a new episode.
+A policy that also says *with which distribution* it acts is a ``DistributionPolicy``:
+``action_distributions(obs, info)`` gives each group's ``ActionDistribution`` (categorical probabilities, or a
+diagonal Gaussian's mean and deviation), what behavioural-diversity metrics read (PPO's and A2C's policies are).
 
 **Learner** (``Learner``): an actor that learns. ``update(batch) -> metrics`` (a dict of floats, keys namespaced
 as ``loss/...`` or ``train/...``); ``policy(seed)`` returns a ``Policy`` snapshot — a deep copy of the acting
@@ -299,4 +302,28 @@ class GameLearner(Learner, Protocol):
 
     def evaluate_on(self, env: Any, episodes: int, seed: int) -> Any:
         """``episodes`` episodes of ``env`` played by its current policy, from games seeded with ``seed``."""
+        ...
+
+
+@dataclass(frozen=True)
+class ActionDistribution:
+    """One group's action distributions on a batch of observations: ``probs`` ``(..., n_agents, n_actions)`` for
+    categorical policies, or ``mean`` and ``std`` ``(..., n_agents, action_dim)`` for diagonal Gaussians (before any
+    clipping to the action bounds)."""
+
+    probs: np.ndarray | None = None
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.probs is None) == (self.mean is None) or (self.mean is None) != (self.std is None):
+            raise ValueError("an ActionDistribution holds either probs or mean and std")
+
+
+@runtime_checkable
+class DistributionPolicy(Policy, Protocol):
+    """A policy that also says with which distribution it acts (what behavioural-diversity metrics read)."""
+
+    def action_distributions(self, obs: Obs, info: dict[str, Any] | None = None) -> dict[str, ActionDistribution]:
+        """Group -> the distribution each agent samples from on ``obs`` (masked actions have probability 0)."""
         ...

@@ -91,7 +91,7 @@ buffer (``SharedBuffers``), so a subclass may keep such views without extra code
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeAlias, cast
+from typing import Any, ClassVar, Protocol, TypeAlias, cast, runtime_checkable
 
 import numpy as np
 from gymnasium import spaces
@@ -489,3 +489,15 @@ class MultiAgentEnv(SharedBuffers):
     def __repr__(self) -> str:
         groups = ", ".join(f"{g}: {len(ids)}" for g, ids in self.groups.items())
         return f"{type(self).__name__}(num_envs={self.num_envs}, groups={{{groups}}})"
+
+
+@runtime_checkable
+class SubtaskEnv(Protocol):
+    """An env whose agents split the work into sub-tasks (spread's landmarks, foraging's food): what role metrics
+    (``marlkit.metrics.roles``) count."""
+
+    def subtask_counts(self, info: Info) -> np.ndarray:
+        """Called after every ``step`` with its ``info``: ``(num_envs, n_agents, n_subtasks)`` counts of what each
+        agent did in that step (for the episodes that ended in it, before their reset). Sub-tasks are numbered within
+        an episode; the group is the env's only one."""
+        ...

@@ -378,6 +378,11 @@ register(
     description="Predator-prey among obstacles (mpe2 simple_tag_v3; competitive)",
 )
 register(
+    "leader-election-v0",
+    "marlkit.envs.leader:LeaderElection",
+    description="3 agents talk for a round, then must all name the one that can lead, known only to itself (cooperative)",
+)
+register(
     "speaker-listener-v0",
     "marlkit.envs.particles.speaker_listener:SpeakerListener",
     description="Cooperative communication: a speaker guides a listener (mpe2 simple_speaker_listener_v4)",

@@ -38,6 +38,7 @@ An episode terminates when all food is collected and is truncated after ``max_st
 Metrics per episode (``info["episode_metrics"]``): ``food_collected`` (fraction of the episode's food),
 ``joint_collections`` (items collected by two or more agents), ``load_attempts`` (agent-steps choosing LOAD),
 ``failed_loads`` (agent-steps loading food that was too heavy), ``blocked_moves`` (moves stopped by other agents).
+Sub-tasks (``subtask_counts``): the food slots (numbered within an episode) each agent helped collect.
 
 Deliberate differences from lbforaging, each where lbforaging's behaviour is an accident:
 
@@ -52,7 +53,7 @@ Deliberate differences from lbforaging, each where lbforaging's behaviour is an 
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -185,6 +186,7 @@ class Foraging(MultiAgentEnv):
         self._food_count = np.ones(e)  # number of items spawned this episode
         self._eye = np.eye(n, dtype=bool)
         self._cache: tuple[np.ndarray, np.ndarray] | None = None  # (action mask, food next to each agent)
+        self._collected_by = np.zeros((e, n, f), dtype=bool)  # won[e, i, j]: i helped collect item j last step
 
     # ---------------------------------------------------------------------------------------------- reset
     def _reset_copies(self, mask: np.ndarray) -> None:
@@ -328,6 +330,7 @@ class Foraging(MultiAgentEnv):
         gain = won * (level[..., None] * food_level[:, None, :]).astype(np.float64)
         if self.normalize_reward:
             gain = gain / np.maximum(level_sum * self._food_total[:, None], 1)[:, None, :]
+        self._collected_by = won
         failed = (loads & ~collected[:, None, :]).any(axis=-1)
         rewards = gain.sum(axis=-1) - self.penalty * failed
         self._food_level = np.where(collected, 0, food_level)
@@ -344,6 +347,10 @@ class Foraging(MultiAgentEnv):
             "blocked_moves": (wants & ~move).sum(axis=1).astype(np.float64),
         }
         return {"agents": rewards}, {"agents": terminated}, metrics
+
+    def subtask_counts(self, info: dict[str, Any]) -> np.ndarray:
+        """``(num_envs, n_agents, num_food)``: 1 where the agent helped collect that food slot at the last step."""
+        return self._collected_by.astype(np.float64)
 
     # ------------------------------------------------------------------------------------------- observing
     def _observe(self) -> Obs:

@@ -23,9 +23,12 @@ Metrics (``info["episode_metrics"]``, summed over the episode by the base):
   ``collisions``           agent pairs overlapping, counted at every step (a pair touching for 3 steps counts 3);
   ``occupied_landmarks``   landmarks with an agent within 0.1 at the last step of the episode (final coverage,
                            mpe2's benchmark threshold).
+Sub-tasks (``subtask_counts``): the landmark nearest to each agent at the last step of an episode.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -106,6 +109,16 @@ class Spread(ParticleEnvMixin, MultiAgentEnv):
         # One draw, agents then landmarks: with one copy this is mpe2's order, so reset(seed=s) gives its state.
         pos = self.np_random.uniform(-1.0, 1.0, (int(mask.sum()), self.world.n_entities, 2))
         self.world.reset_copies(mask, pos)
+
+    def subtask_counts(self, info: dict[str, Any]) -> np.ndarray:
+        """One-hot ``(num_envs, n_agents, n_landmarks)`` of the landmark nearest to each agent in the episodes that
+        ended at this step (zeros elsewhere), read from ``info["final_obs"]``."""
+        n = self.world.n_agents
+        rel = info["final_obs"]["agents"][..., 4 : 4 + 2 * n].reshape(self.num_envs, n, n, 2)
+        nearest = np.einsum("eald,eald->eal", rel, rel).argmin(-1)
+        done: np.ndarray = info["episode_done"]
+        counts: np.ndarray = np.eye(n)[nearest] * done[:, None, None]
+        return counts
 
     def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
         world, n = self.world, self.world.n_agents

@@ -57,6 +57,14 @@ the first does not imply the second (messages can be informative and ignored), s
   the team over its best member alone.
 * ``coordination_rate`` — share of episodes where the agents' actions match (all equal) or, given a table of
   compatible pairs, are complementary (e.g. a matrix game's cells that pay, or "different" in anti-coordination).
+
+**Diversity and roles** (submodules, re-exported here)
+
+* ``marlkit.metrics.diversity`` — System Neural Diversity (Bettini et al.): ``system_neural_diversity``,
+  ``pairwise_behavioural_distance``, ``gaussian_w2``, ``categorical_distance``.
+* ``marlkit.metrics.roles`` — role specialisation (normalised mutual information of agent and sub-task,
+  ``role_specialisation``), Gorelick et al.'s division of labour (``division_of_labour``) and agreement on a
+  leader (``leader_agreement``).
 """
 
 from __future__ import annotations
@@ -66,6 +74,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from marlkit.metrics.diversity import categorical_distance as categorical_distance
+from marlkit.metrics.diversity import gaussian_w2 as gaussian_w2
+from marlkit.metrics.diversity import pairwise_behavioural_distance as pairwise_behavioural_distance
+from marlkit.metrics.diversity import system_neural_diversity as system_neural_diversity
+from marlkit.metrics.roles import DivisionOfLabour as DivisionOfLabour
+from marlkit.metrics.roles import assignments_to_counts as assignments_to_counts
+from marlkit.metrics.roles import division_of_labour as division_of_labour
+from marlkit.metrics.roles import leader_agreement as leader_agreement
+from marlkit.metrics.roles import role_specialisation as role_specialisation
 
 # ------------------------------------------------------------------------------------------------------- task
 
