@@ -137,14 +137,12 @@ class RaySource:
         import ray
 
         need = workers * worker_cpus
-        free = float(ray.available_resources().get("CPU", 0.0))
-        if need > free + 1e-9:
-            total = float(ray.cluster_resources().get("CPU", 0.0))
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        if need > total + 1e-9:
             self._shutdown()
             raise ConfigError(
                 f"experiment.workers = {workers} with experiment.worker_cpus = {worker_cpus} asks for {need:g} CPUs, "
-                f"but the Ray cluster has {free:g} free (of {total:g}): use fewer workers, a smaller worker_cpus, "
-                f"or a larger cluster"
+                f"but the Ray cluster has {total:g}: use fewer workers, a smaller worker_cpus, or a larger cluster"
             )
         actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0)(RolloutWorker)
         self.actors = [
@@ -166,13 +164,16 @@ class RaySource:
         except ray.exceptions.GetTimeoutError:
             self.close()
             raise RuntimeError(
-                f"{workers} Ray rollout workers did not start within {START_TIMEOUT:.0f} s (is the cluster busy?)"
+                f"{workers} Ray rollout workers did not start within {START_TIMEOUT:.0f} s: the cluster's "
+                f"{total:g} CPUs are taken by other work (ray status shows it)"
             ) from None
         self.nodes = len({p["node_id"] for p in self.placement})
         self.version = 0  # updates the learner has made since this source started (the weights' version)
         self.restarts = 0
         self._published: tuple[int, Any] | None = None  # (version, object ref) of the weights last put
         self._worker_version = [-1] * len(self.actors)
+        #: ``Rollout.source`` of each worker's batches; a restarted worker starts a new stream (its episodes are new)
+        self.streams = [p["name"] for p in self.placement]
         self._pending: dict[int, Any] = {}  # async: worker index -> its request in flight
         self._last_copies = self.copies[0]
         self._metrics: dict[str, float] = {}
@@ -300,8 +301,8 @@ class RaySource:
 
         while True:
             try:
-                result: tuple[Rollout, EpisodeStats, int] = ray.get(ref, timeout=self.sample_timeout)
-                return result
+                rollout, stats, version = ray.get(ref, timeout=self.sample_timeout)
+                return rollout._replace(source=self.streams[i]), stats, version
             except ray.exceptions.GetTimeoutError:
                 if self._healthy(i):
                     continue  # slow, not stuck: keep waiting
@@ -313,9 +314,27 @@ class RaySource:
                 raise RuntimeError(
                     f"Ray rollout workers failed {self.restarts} times (at most {MAX_RESTARTS} restarts); giving up"
                 )
+            self._await_restart(i)
+            self.streams[i] = f"{self.placement[i]['name']}.{self.restarts}"
             fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
             self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})  # runs before the next request
             ref = self.actors[i].sample.remote(weights, version)
+
+    def _await_restart(self, i: int) -> None:
+        """Wait until Ray has restarted worker ``i`` (it answers the probe), at most ``HEALTH_TIMEOUT`` seconds:
+        requests sent while it is still going down would fail with it."""
+        import ray
+
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ray.get(self.actors[i].ping.remote(), timeout=left)
+                return
+            except ray.exceptions.RayActorError:
+                time.sleep(0.1)
+            except ray.exceptions.GetTimeoutError:
+                break
+        raise RuntimeError(f"Ray rollout worker {i} did not come back within {HEALTH_TIMEOUT:.0f} s of failing")
 
     def _healthy(self, i: int) -> bool:
         import ray
