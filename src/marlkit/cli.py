@@ -446,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
-    p.add_argument("--workers", type=int, help="Ray rollout workers sharing the copies (experiment.workers; needs marlkit[ray])")
+    p.add_argument(
+        "--workers", type=int, help="Ray rollout workers sharing the copies (experiment.workers; needs marlkit[ray])"
+    )
     p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster: auto or HOST:PORT (experiment.ray_address)")
     p.set_defaults(func=cmd_train)
 

@@ -144,8 +144,8 @@ class RaySource:
                 f"experiment.workers = {workers} with experiment.worker_cpus = {worker_cpus} asks for {need:g} CPUs, "
                 f"but the Ray cluster has {total:g}: use fewer workers, a smaller worker_cpus, or a larger cluster"
             )
-        actor_cls = ray.remote(num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0)(RolloutWorker)
-        self.actors = [
+        actor_cls: Any = ray.remote(num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0)(RolloutWorker)
+        self.actors: list[Any] = [
             actor_cls.options(scheduling_strategy="SPREAD").remote(
                 env_id,
                 n,
