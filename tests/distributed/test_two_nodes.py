@@ -79,7 +79,15 @@ def test_train_places_one_worker_on_each_of_two_nodes(tmp_path):
             _wait_for(lambda: _alive_nodes(address) == 2, "the second node did not join")
             cmd = [sys.executable, "-m", "marlkit", "train", "mappo", "spread-v0", "--workers", "2"]
             cmd += ["--ray-address", address, "--steps", "400", "--num-envs", "8", "--no-progress"]
-            cmd += ["--out", str(tmp_path), "--name", "two", "--set", "algo.rollout_steps=5", "experiment.worker_cpus=1"]
+            cmd += [
+                "--out",
+                str(tmp_path),
+                "--name",
+                "two",
+                "--set",
+                "algo.rollout_steps=5",
+                "experiment.worker_cpus=1",
+            ]
             cmd += ["experiment.eval_episodes=8", "experiment.gif=false", "experiment.log_every=200"]
             run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=STEP_LIMIT)
             assert run.returncode == 0, run.stdout + run.stderr
