@@ -2,7 +2,8 @@
 
 ``RolloutWorker`` (``worker.py``) is batched envs and a weights-only policy in one process, tested without Ray;
 ``RaySource`` (``ray_source.py``) runs N of them as Ray actors, synchronously for on-policy learners and
-asynchronously for off-policy ones. Ray itself is imported only when a ``RaySource`` starts (``marlkit[ray]``).
+asynchronously for off-policy ones; ``ddp.py`` averages the gradients of several learner processes over a
+``torch.distributed`` gloo group. Ray itself is imported only when a ``RaySource`` starts (``marlkit[ray]``).
 See docs/distributed.md.
 """
 
