@@ -157,7 +157,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, _node_ip_address="127.0.0.1",
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, _node_ip_address="127.0.0.1",
              log_to_driver=False)  # fmt: skip
     steps = args.steps or (16_000 if args.quick else 200_000)
     records: list[dict[str, Any]] = []

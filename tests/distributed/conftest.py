@@ -17,6 +17,7 @@ def ray_local():
     if ray.is_initialized():
         ray.shutdown()
     ray.init(
+        address="local",  # never a cluster another process started on this machine
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=100 * 1024**2,

@@ -6,6 +6,7 @@ per worker, so one fits on each node) must place a worker on each node, read fro
 
 import csv
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,8 +34,11 @@ def _env():
     return {**os.environ, "PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
 
 
-def _node(args, log):
+def _node(args, log, temp_dir):
+    # Its own temp dir: the cluster's address file is written there, not where every ray.init() on the machine
+    # would find it (/tmp/ray/ray_current_cluster) after the nodes are gone.
     cmd = [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--block", "--num-cpus", "1"]
+    cmd += ["--temp-dir", str(temp_dir)]
     cmd += ["--node-ip-address", "127.0.0.1", "--object-store-memory", str(100 * 1024**2), "--disable-usage-stats"]
     return subprocess.Popen(cmd + args, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -73,9 +77,10 @@ def test_train_places_one_worker_on_each_of_two_nodes(tmp_path):
     nodes = []
     with open(tmp_path / "nodes.log", "w") as log:
         try:
-            nodes.append(_node(["--head", "--port", str(port), "--include-dashboard=false"], log))
+            temp_dir = f"/tmp/mkray{port}"  # short: Ray's socket paths must stay under 107 characters
+            nodes.append(_node(["--head", "--port", str(port), "--include-dashboard=false"], log, temp_dir))
             _wait_for(lambda: _alive_nodes(address) == 1, "the head node did not start")
-            nodes.append(_node(["--address", address], log))
+            nodes.append(_node(["--address", address], log, temp_dir))
             _wait_for(lambda: _alive_nodes(address) == 2, "the second node did not join")
             cmd = [sys.executable, "-m", "marlkit", "train", "mappo", "spread-v0", "--workers", "2"]
             cmd += ["--ray-address", address, "--steps", "400", "--num-envs", "8", "--no-progress"]
@@ -94,6 +99,7 @@ def test_train_places_one_worker_on_each_of_two_nodes(tmp_path):
         finally:
             for proc in reversed(nodes):
                 _stop(proc)
+            shutil.rmtree(f"/tmp/mkray{port}", ignore_errors=True)
     with open(tmp_path / "two" / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["env_steps"]) == 400

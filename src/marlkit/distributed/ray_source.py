@@ -71,7 +71,8 @@ def init_ray(address: str | None = None) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+        # "local": a new instance even when `ray start` left a cluster's address on this machine
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     else:
         try:
             ray.init(address=address, log_to_driver=False)
