@@ -186,6 +186,8 @@ _TRAIN_FLAGS = {
     "name": "--name",
     "progress": "--no-progress",
     "preset": "--preset",
+    "workers": "--workers",
+    "ray_address": "--ray-address",
 }
 
 
@@ -207,6 +209,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 ("--name", args.name),
                 ("--preset", args.preset),
                 ("--print-config", args.print_config),
+                ("--workers", args.workers),
+                ("--ray-address", args.ray_address),
             )
             if value
         ]
@@ -224,6 +228,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         fields = {"steps": args.steps, "seed": args.seed, "num_envs": args.num_envs, "out": args.out, "name": args.name}
         if args.no_progress:
             fields["progress"] = False
+        fields.update(workers=args.workers, ray_address=args.ray_address)
         cfg, origins = resolve_run_config(
             args.algo, args.env, args.config, args.set or (), args.preset or "auto", **fields
         )
@@ -493,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its latest checkpoint")
     p.add_argument("--trust-module", action="store_true", help=TRUST_HELP)
+    p.add_argument(
+        "--workers", type=int, help="Ray rollout workers sharing the copies (experiment.workers; needs marlkit[ray])"
+    )
+    p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster: auto or HOST:PORT (experiment.ray_address)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser(

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (4, "algorithms", ("algorithms/",)),
     (4, "llm", ("llm/",)),
     (5, "population", ("population/",)),
+    (5, "distributed", ("distributed/",)),
     (6, "experiment", ("experiment/",)),
     (7, "entry points", ("__init__.py", "__main__.py", "cli.py")),
 )

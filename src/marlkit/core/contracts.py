@@ -293,6 +293,20 @@ class BatchSource(Protocol):
 
 
 @runtime_checkable
+class RemoteSource(BatchSource, Protocol):
+    """A source whose batches are made in other processes (``marlkit.distributed.RaySource``): the runner logs its
+    ``metrics()`` with every update's and calls ``close()`` when the run ends."""
+
+    def metrics(self) -> dict[str, float]:
+        """What the last ``collect()`` measured (``perf/`` keys: policy lag, transfer times, restarts)."""
+        ...
+
+    def close(self) -> None:
+        """Release the processes and resources the source holds."""
+        ...
+
+
+@runtime_checkable
 class GameLearner(Learner, Protocol):
     """A learner that plays an env of another contract than the batched one itself (see the module docstring)."""
 

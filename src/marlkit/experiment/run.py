@@ -88,6 +88,12 @@ class ExperimentConfig:
     """Show a live progress bar on a terminal; otherwise (or when false) print one line per log event."""
     gif: bool = True
     """Record one greedy episode as media/final.gif at the end (for environments that render)."""
+    workers: int = 0
+    """Ray rollout workers sharing env.num_envs between them (docs/distributed.md); 0 collects in this process."""
+    worker_cpus: float = 0.5
+    """CPUs each Ray rollout worker reserves (fractional: two workers and the learner fit on two cores)."""
+    ray_address: str | None = None
+    """The Ray cluster of the workers: auto for the one `ray start` made, HOST:PORT, or null for a local Ray."""
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "experiment.steps", "an integer >= 1", self.steps)
@@ -102,6 +108,8 @@ class ExperimentConfig:
         check(self.eval_episodes >= 1, "experiment.eval_episodes", "an integer >= 1", self.eval_episodes)
         check(self.log_every >= 1, "experiment.log_every", "an integer >= 1", self.log_every)
         check(self.torch_threads >= 1, "experiment.torch_threads", "an integer >= 1", self.torch_threads)
+        check(self.workers >= 0, "experiment.workers", "an integer >= 0 (0: no Ray workers)", self.workers)
+        check(self.worker_cpus > 0, "experiment.worker_cpus", "a positive number of CPUs", self.worker_cpus)
         plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
 

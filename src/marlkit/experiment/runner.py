@@ -42,6 +42,7 @@ import torch
 from marlkit.collect import Collector, evaluate
 from marlkit.core import BatchSource, GameLearner, Learner, PolicySpaces, Progress
 from marlkit.core import checkpoint as ckpt
+from marlkit.core.contracts import RemoteSource
 from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR
 from marlkit.data.rollout import EpisodeStats
 from marlkit.experiment.run import RunConfig, RunResult, new_run_dir
@@ -195,7 +196,24 @@ class Runner:
         self.learner.set_progress(progress_at(self.env_steps, exp.steps, self.source.steps_per_batch))
 
     def _default_source(self, seed: int | None) -> BatchSource:
-        """The Collector of the training env, or what a ``GameLearner`` says feeds it."""
+        """The Collector of the training env, Ray rollout workers (``experiment.workers``), or what a
+        ``GameLearner`` says feeds it."""
+        exp = self.config.experiment
+        if self.env_kind == "batched" and exp.workers:
+            from marlkit.distributed import RaySource
+
+            env = self.config.env
+            return RaySource(
+                self.learner,
+                env.id,
+                env.num_envs,
+                exp.workers,
+                self.seeds["env"],
+                env.kwargs,
+                worker_cpus=exp.worker_cpus,
+                address=exp.ray_address,
+                trust_module=self.trust_module,
+            )
         if self.env_kind == "batched":
             return Collector(self.env, self.learner, self.learner.config.rollout_steps, seed=seed)
         return self._game_learner().source_for(self.env)
@@ -267,6 +285,13 @@ class Runner:
 
     # ----------------------------------------------------------------------------------------------- the loop
     def run(self) -> RunResult:
+        try:
+            return self._run()
+        finally:
+            if isinstance(self.source, RemoteSource):  # Ray workers: stopped once the final checkpoint has their state
+                self.source.close()
+
+    def _run(self) -> RunResult:
         exp = self.config.experiment
         if self.resumed and self.env_steps >= exp.steps and (self.run_dir / EVAL_FILE).exists():
             return self._finish(already_done=True)
@@ -382,7 +407,10 @@ def learn_step(
     steps = source.steps_per_batch
     env_steps += steps
     learner.set_progress(Progress(env_steps, total_steps, steps))
-    return env_steps, learner.update(batch), stats
+    metrics = learner.update(batch)
+    if isinstance(source, RemoteSource):  # how the batch was made: policy lag, transfer times, restarts
+        metrics = {**metrics, **source.metrics()}
+    return env_steps, metrics, stats
 
 
 def learn(

@@ -1,0 +1,22 @@
+"""Scale-out on Ray: rollout workers (plain classes, wrapped as Ray actors) as a ``BatchSource`` of any learner.
+
+``RolloutWorker`` (``worker.py``) is batched envs and a weights-only policy in one process, tested without Ray;
+``RaySource`` (``ray_source.py``) runs N of them as Ray actors, synchronously for on-policy learners and
+asynchronously for off-policy ones; ``ddp.py`` averages the gradients of several learner processes over a
+``torch.distributed`` gloo group. Ray itself is imported only when a ``RaySource`` starts (``marlkit[ray]``).
+See docs/distributed.md.
+"""
+
+from marlkit.distributed.ray_source import MAX_RESTARTS, RaySource, init_ray, split_envs
+from marlkit.distributed.worker import RolloutWorker, merge_rollouts, merge_stats, worker_seed
+
+__all__ = [
+    "MAX_RESTARTS",
+    "RaySource",
+    "RolloutWorker",
+    "init_ray",
+    "merge_rollouts",
+    "merge_stats",
+    "split_envs",
+    "worker_seed",
+]

@@ -1,0 +1,346 @@
+"""Rollout workers on Ray as a ``BatchSource``: what ``experiment.workers > 0`` feeds a learner with.
+
+``RaySource`` starts N ``RolloutWorker`` actors (``marlkit.distributed.worker``), each with its share of the run's
+``env.num_envs`` copies and a fractional CPU (``worker_cpus``, 0.5 by default, so two workers and the learner's
+process fit on two cores), spread over the cluster's nodes. The learner stays in the driver process; only its
+``policy_state()`` (weights only) goes to the workers, through the object store: ``ray.put`` once per update, every
+worker reading the same object.
+
+Two modes, chosen by the learner's ``capabilities.batch_kind``:
+
+* **sync** (``"rollout"``: IPPO, MAPPO, A2C): each ``collect()`` publishes the learner's current weights, asks
+  every worker for ``rollout_steps`` steps of all its copies and returns them side by side as one ``Rollout``
+  (``merge_rollouts``): the batch a local collector of all the copies would make, from the policy the update
+  will improve. Batches are a pure function of the run seed, so the same seed gives the same numbers.
+* **async** (``"transitions"``: IQL, VDN, QMIX, MADDPG): every worker always has a request in flight; ``collect()``
+  returns the first rollout to arrive (``Rollout.source`` names its worker, so the replay keeps one stream per
+  worker) and sends that worker its next request, with fresh weights once ``weights_every`` updates have passed
+  since its last ones. The updates it missed are ``perf/policy_lag``.
+
+Faults. Every ``ray.get`` has a timeout. A worker that dies is restarted by Ray (up to ``MAX_RESTARTS`` times, as
+RLlib's env runners are), reseeded from the run seed and its restart count, and its request is sent again: the
+batch is redone, never dropped, and the run completes with its full step count. A request that outlasts
+``sample_timeout`` triggers a health probe (``HEALTH_TIMEOUT``); a worker that does not answer it is killed and
+restarted the same way. A cluster with fewer free CPUs than the workers ask for is a ``ConfigError`` before any
+actor starts.
+
+``metrics()`` reports, after each ``collect()``: ``perf/policy_lag``, ``perf/weights_s`` (snapshot and
+``ray.put``), ``perf/wait_s`` (waiting for the workers, transfer included), ``perf/worker_restarts`` and
+``perf/ray_nodes`` (the nodes the workers run on).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+
+from marlkit.core.checkpoint import generator_state
+from marlkit.core.config import ConfigError
+from marlkit.core.contracts import Learner
+from marlkit.data.rollout import EpisodeStats, Rollout
+from marlkit.distributed.worker import RolloutWorker, merge_rollouts, merge_stats, worker_seed
+
+Mode = Literal["sync", "async"]
+MODES: tuple[str, ...] = ("sync", "async")
+#: Restarts allowed per source over a run (RLlib's default for its env runners).
+MAX_RESTARTS = 1000
+#: Seconds a worker has to answer the health probe.
+HEALTH_TIMEOUT = 30.0
+#: Seconds to wait for one batch before probing the worker's health.
+SAMPLE_TIMEOUT = 600.0
+#: Seconds to wait for workers to start (and for their checkpoint state).
+START_TIMEOUT = 120.0
+
+
+def init_ray(address: str | None = None) -> bool:
+    """Connect to Ray: a running cluster at ``address`` (``"auto"``: the one ``ray start`` made on this machine),
+    or a new local instance bound to 127.0.0.1 when ``address`` is None. Returns whether it connected here (False:
+    Ray was already initialised by the caller, who then shuts it down). Usage statistics are off unless the
+    environment turned them on (``RAY_USAGE_STATS_ENABLED``)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "experiment.workers > 0 runs rollout workers on Ray, which is not installed: pip install 'marlkit[ray]'"
+        ) from None
+    if ray.is_initialized():
+        return False
+    if address is None:
+        # "local": a new instance even when `ray start` left a cluster's address on this machine
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    else:
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as e:
+            raise ConfigError(
+                f"experiment.ray_address = {address!r}: no Ray cluster answers there ({e}); start one with "
+                f"`ray start --head`, or leave ray_address unset for a local Ray"
+            ) from None
+    return True
+
+
+def split_envs(num_envs: int, workers: int) -> list[int]:
+    """Copies per worker: ``num_envs`` shared as evenly as possible, the first workers taking one more."""
+    if workers < 1 or workers > num_envs:
+        raise ConfigError(
+            f"experiment.workers = {workers} is not allowed with env.num_envs = {num_envs}: each worker steps at "
+            f"least one copy, so 1 <= workers <= num_envs"
+        )
+    return [len(part) for part in np.array_split(np.arange(num_envs), workers)]
+
+
+class RaySource:
+    """N Ray rollout workers feeding ``learner`` (see the module docstring); a ``marlkit.core.BatchSource``.
+
+    ``env_id``/``env_kwargs``/``num_envs``: the run's env and its copies, shared out among the workers; ``seed``: the
+    run's env seed, from which each worker's seeds derive; ``mode``: by default ``"sync"`` for on-policy learners
+    and ``"async"`` for off-policy ones; ``weights_every``: updates between fresh weights in async mode."""
+
+    def __init__(
+        self,
+        learner: Learner,
+        env_id: str,
+        num_envs: int,
+        workers: int,
+        seed: int,
+        env_kwargs: Mapping[str, Any] | None = None,
+        *,
+        worker_cpus: float = 0.5,
+        address: str | None = None,
+        mode: Mode | None = None,
+        weights_every: int = 1,
+        sample_timeout: float = SAMPLE_TIMEOUT,
+        trust_module: bool = False,
+    ) -> None:
+        if mode is None:
+            mode = "sync" if learner.capabilities.batch_kind == "rollout" else "async"
+        if mode not in MODES:
+            raise ConfigError(f"mode = {mode!r} is not allowed: one of {MODES}")
+        if mode == "async" and learner.capabilities.batch_kind == "rollout":
+            raise ConfigError(
+                f"{type(learner).__name__} learns on-policy (batch_kind 'rollout'): its batches must come from its "
+                f"current weights, so it takes mode 'sync', not 'async'"
+            )
+        if not worker_cpus > 0:
+            raise ConfigError(f"experiment.worker_cpus = {worker_cpus} is not allowed: a positive number of CPUs")
+        if weights_every < 1:
+            raise ConfigError(f"weights_every = {weights_every} is not allowed: an integer >= 1")
+        self.learner, self.mode, self.seed = learner, mode, seed
+        self.weights_every, self.sample_timeout = weights_every, sample_timeout
+        self.copies = split_envs(num_envs, workers)
+        self.rollout_steps = int(learner.config.rollout_steps)
+        self.owns_ray = init_ray(address)
+        import ray
+
+        need = workers * worker_cpus
+        total = float(ray.cluster_resources().get("CPU", 0.0))
+        if need > total + 1e-9:
+            self._shutdown()
+            raise ConfigError(
+                f"experiment.workers = {workers} with experiment.worker_cpus = {worker_cpus} asks for {need:g} CPUs, "
+                f"but the Ray cluster has {total:g}: use fewer workers, a smaller worker_cpus, or a larger cluster"
+            )
+        actor_cls: Any = ray.remote(num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0)(RolloutWorker)
+        self.actors: list[Any] = [
+            actor_cls.options(scheduling_strategy="SPREAD").remote(
+                env_id,
+                n,
+                self.rollout_steps,
+                seed,
+                i,
+                dict(env_kwargs or {}),
+                learner.capabilities.uses_state,
+                trust_module,
+                f"ray-{i}",
+            )
+            for i, n in enumerate(self.copies)
+        ]
+        try:
+            self.placement = ray.get([a.where.remote() for a in self.actors], timeout=START_TIMEOUT)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise RuntimeError(
+                f"{workers} Ray rollout workers did not start within {START_TIMEOUT:.0f} s: the cluster's "
+                f"{total:g} CPUs are taken by other work (ray status shows it)"
+            ) from None
+        self.nodes = len({p["node_id"] for p in self.placement})
+        self.version = 0  # updates the learner has made since this source started (the weights' version)
+        self.restarts = 0
+        self._published: tuple[int, Any] | None = None  # (version, object ref) of the weights last put
+        self._worker_version = [-1] * len(self.actors)
+        #: ``Rollout.source`` of each worker's batches; a restarted worker starts a new stream (its episodes are new)
+        self.streams = [p["name"] for p in self.placement]
+        self._pending: dict[int, Any] = {}  # async: worker index -> its request in flight
+        self._last_copies = self.copies[0]
+        self._metrics: dict[str, float] = {}
+
+    # ------------------------------------------------------------------------------------------- BatchSource
+    @property
+    def workers(self) -> int:
+        return len(self.actors)
+
+    @property
+    def steps_per_batch(self) -> int:
+        """Sync: every worker's copies times ``rollout_steps``; async: those of the worker whose batch came last."""
+        copies = sum(self.copies) if self.mode == "sync" else self._last_copies
+        return self.rollout_steps * copies
+
+    def collect(self) -> tuple[Rollout, EpisodeStats]:
+        batch, stats = self._collect_sync() if self.mode == "sync" else self._collect_async()
+        self.version += 1  # the learner updates on this batch next
+        return batch, stats
+
+    def metrics(self) -> dict[str, float]:
+        """What the last ``collect()`` measured (``perf/`` keys; see the module docstring)."""
+        return dict(self._metrics)
+
+    def state(self) -> dict[str, Any]:
+        """Each worker's env generator and the weights' version (in async mode a worker's state includes the
+        request in flight: those steps are not trained on after a resume, like episodes in progress)."""
+        import ray
+
+        states = ray.get([a.state.remote() for a in self.actors], timeout=START_TIMEOUT)
+        return {"version": self.version, "workers": states}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore ``state()``: every worker resets its copies from its restored generator."""
+        import ray
+
+        if len(state["workers"]) != self.workers:
+            raise ConfigError(
+                f"the checkpoint holds the state of {len(state['workers'])} rollout workers, not "
+                f"experiment.workers = {self.workers}; resume with the run's own config"
+            )
+        self.version = int(state["version"])
+        ray.get([a.load_state.remote(s) for a, s in zip(self.actors, state["workers"])], timeout=START_TIMEOUT)
+
+    def close(self) -> None:
+        """Stop the workers (and Ray, when this source started it)."""
+        import ray
+
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors = []
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self.owns_ray:
+            import ray
+
+            ray.shutdown()
+            self.owns_ray = False
+
+    # -------------------------------------------------------------------------------------------------- modes
+    def _weights(self) -> tuple[Any, float]:
+        """The object ref of the learner's current weights, put once per version, and the seconds it took."""
+        import ray
+
+        if self._published is not None and self._published[0] == self.version:
+            return self._published[1], 0.0
+        t0 = time.perf_counter()
+        ref = ray.put(self.learner.policy().policy_state())
+        self._published = (self.version, ref)
+        return ref, time.perf_counter() - t0
+
+    def _submit(self, i: int, weights: Any, version: int) -> Any:
+        self._worker_version[i] = version
+        return self.actors[i].sample.remote(weights, version)
+
+    def _collect_sync(self) -> tuple[Rollout, EpisodeStats]:
+        weights, put_s = self._weights()
+        t0 = time.perf_counter()
+        refs = [self._submit(i, weights, self.version) for i in range(self.workers)]
+        results = [self._result(i, ref, weights, self.version) for i, ref in enumerate(refs)]
+        wait_s = time.perf_counter() - t0
+        batch = merge_rollouts([r[0] for r in results], "ray")
+        self._metrics = self._report(put_s, wait_s, lag=max(self.version - r[2] for r in results))
+        return batch, merge_stats([r[1] for r in results])
+
+    def _collect_async(self) -> tuple[Rollout, EpisodeStats]:
+        import ray
+
+        put_s = 0.0
+        if not self._pending:  # the first call: every worker starts on the first weights
+            weights, put_s = self._weights()
+            self._pending = {i: self._submit(i, weights, self.version) for i in range(self.workers)}
+        t0 = time.perf_counter()
+        order = sorted(self._pending)
+        ready, _ = ray.wait([self._pending[i] for i in order], num_returns=1, timeout=self.sample_timeout)
+        i = order[[self._pending[j] for j in order].index(ready[0])] if ready else order[0]
+        ref = self._pending.pop(i)
+        version = self._worker_version[i]
+        weights = self._published[1] if self._published is not None else None
+        rollout, stats, acted = self._result(i, ref, weights, version)
+        wait_s = time.perf_counter() - t0
+        if self.version - version >= self.weights_every:  # its weights are weights_every updates old: fresh ones
+            weights, put_s = self._weights()
+            version = self.version
+        self._pending[i] = self._submit(i, weights, version)
+        self._last_copies = self.copies[i]
+        self._metrics = self._report(put_s, wait_s, lag=self.version - acted)
+        return rollout, stats
+
+    def _report(self, put_s: float, wait_s: float, lag: int) -> dict[str, float]:
+        return {
+            "perf/policy_lag": float(lag),
+            "perf/weights_s": put_s,
+            "perf/wait_s": wait_s,
+            "perf/worker_restarts": float(self.restarts),
+            "perf/ray_nodes": float(self.nodes),
+        }
+
+    # ------------------------------------------------------------------------------------------------- faults
+    def _result(self, i: int, ref: Any, weights: Any, version: int) -> tuple[Rollout, EpisodeStats, int]:
+        """The answer to request ``ref`` of worker ``i``; a dead or unresponsive worker is restarted, reseeded and
+        asked again (with ``weights`` of ``version``) until it answers or the restarts run out."""
+        import ray
+
+        while True:
+            try:
+                rollout, stats, version = ray.get(ref, timeout=self.sample_timeout)
+                return rollout._replace(source=self.streams[i]), stats, version
+            except ray.exceptions.GetTimeoutError:
+                if self._healthy(i):
+                    continue  # slow, not stuck: keep waiting
+                ray.kill(self.actors[i], no_restart=False)
+            except ray.exceptions.RayActorError:
+                pass  # the actor died; Ray is restarting it
+            self.restarts += 1
+            if self.restarts > MAX_RESTARTS:
+                raise RuntimeError(
+                    f"Ray rollout workers failed {self.restarts} times (at most {MAX_RESTARTS} restarts); giving up"
+                )
+            self._await_restart(i)
+            self.streams[i] = f"{self.placement[i]['name']}.{self.restarts}"
+            fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
+            self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})  # runs before the next request
+            ref = self.actors[i].sample.remote(weights, version)
+
+    def _await_restart(self, i: int) -> None:
+        """Wait until Ray has restarted worker ``i`` (it answers the probe), at most ``HEALTH_TIMEOUT`` seconds:
+        requests sent while it is still going down would fail with it."""
+        import ray
+
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                ray.get(self.actors[i].ping.remote(), timeout=left)
+                return
+            except ray.exceptions.RayActorError:
+                time.sleep(0.1)
+            except ray.exceptions.GetTimeoutError:
+                break
+        raise RuntimeError(f"Ray rollout worker {i} did not come back within {HEALTH_TIMEOUT:.0f} s of failing")
+
+    def _healthy(self, i: int) -> bool:
+        import ray
+
+        try:
+            return bool(ray.get(self.actors[i].ping.remote(), timeout=HEALTH_TIMEOUT))
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            return False

@@ -1,0 +1,158 @@
+"""The rollout worker: batched envs and a weights-only policy in one process, the unit Ray runs N of.
+
+A ``RolloutWorker`` owns its own copies of the run's env and a ``marlkit.collect.Collector`` driven by a policy
+rebuilt from the learner's ``policy_state()`` (``marlkit.core.policy_from_state``: weights only, nothing a state
+names is imported or run). Each ``sample`` returns ``rollout_steps`` steps of *every* copy, as the local collector
+does, so a batch never waits for one long episode. It is a plain class: the tests drive it in-process, and
+``marlkit.distributed.ray_source`` wraps it as a Ray actor.
+
+Seeds. Worker ``i`` of a run seeded ``s`` resets its env with ``worker_seed(s, i, "env")`` and samples its actions
+with a seed derived from ``worker_seed(s, i, "policy")`` and the version of the weights it acts with, so every
+batch is a pure function of the run seed, the worker's index, the weights and the env's generator state (what
+``state()`` holds): the same seed gives the same numbers, and a resumed worker continues its stream.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from marlkit.collect import Collector
+from marlkit.core import policy_from_state
+from marlkit.core.contracts import Policy
+from marlkit.data.rollout import EpisodeStats, Rollout
+
+
+def worker_seed(seed: int, index: int, purpose: str, version: int = 0) -> int:
+    """An independent 32-bit seed for ``purpose`` (``"env"``, ``"policy"``) of worker ``index`` of a run seeded
+    ``seed`` (and, for the policy, of weights ``version``)."""
+    tag = {"env": 0, "policy": 1}[purpose]
+    return int(np.random.SeedSequence([seed, index, tag, version]).generate_state(1)[0])
+
+
+class RolloutWorker:
+    """Steps ``num_envs`` copies of ``env_id`` with the policy of the last weights it was given.
+
+    ``store_state``: keep ``env.state()`` with every step (the learner's ``capabilities.uses_state``).
+    ``name`` becomes ``Rollout.source`` of its batches, so a replay keeps one stream per worker."""
+
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        rollout_steps: int,
+        seed: int,
+        index: int = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        store_state: bool = False,
+        trust_module: bool = False,
+        name: str | None = None,
+    ) -> None:
+        from marlkit.envs.registry import build
+
+        torch.set_num_threads(1)  # one core per worker: a second thread only contends with the other workers
+        self.seed, self.index = seed, index
+        self.name = name if name is not None else f"worker-{index}"
+        self.rollout_steps, self.store_state = rollout_steps, store_state
+        self.env = build(env_id, num_envs=num_envs, trust_module=trust_module, **dict(env_kwargs or {}))
+        self.env_seed = worker_seed(seed, index, "env")
+        self.collector: Collector | None = None
+        self.policy: Policy | None = None
+        self.version = -1
+        self._pending: dict[str, Any] = {}
+
+    @property
+    def steps_per_batch(self) -> int:
+        """Env-steps (summed over copies) in each batch."""
+        return self.rollout_steps * self.env.num_envs
+
+    def set_weights(self, policy_state: Mapping[str, Any], version: int) -> None:
+        """Act from now on with the policy of ``policy_state``, the learner's weights after ``version`` updates."""
+        policy = policy_from_state(policy_state, seed=worker_seed(self.seed, self.index, "policy", version))
+        if self.collector is None:
+            self.collector = Collector(self.env, policy, self.rollout_steps, self.env_seed, self.store_state)
+            if self._pending:
+                self.collector.load_state(self._pending)
+        else:
+            self.collector.policy = policy
+        self.policy, self.version = policy, version
+
+    def sample(
+        self, policy_state: Mapping[str, Any] | None = None, version: int | None = None
+    ) -> tuple[Rollout, EpisodeStats, int]:
+        """``rollout_steps`` steps of every copy, after switching to ``policy_state`` (the weights of ``version``)
+        when given and newer than the current ones. Returns the rollout (its tensors are the worker's buffer until
+        the next call), the episodes that ended meanwhile and the version of the weights that acted."""
+        if policy_state is not None and version is not None and version != self.version:
+            self.set_weights(policy_state, version)
+        if self.collector is None:
+            raise RuntimeError(f"{self.name} has no weights yet: call set_weights (or sample with a policy state)")
+        rollout, stats = self.collector.collect()
+        return rollout._replace(source=self.name), stats, self.version
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue this worker's stream: its env's generator (``{}`` before the first
+        weights: the stream then starts from the seed)."""
+        if self.collector is None:
+            return dict(self._pending)
+        return self.collector.state()
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Continue from ``state()``: every copy is reset from the restored generator (weights are given anew)."""
+        if not state:
+            return
+        if self.collector is None:
+            self._pending = dict(state)  # applied when the first weights build the collector
+        else:
+            self.collector.load_state(dict(state))
+
+    def where(self) -> dict[str, Any]:
+        """Where this worker runs: host name, process id and (under Ray) the node id."""
+        node = None
+        try:
+            import ray
+
+            if ray.is_initialized():
+                node = ray.get_runtime_context().get_node_id()
+        except ImportError:
+            pass
+        return {"host": socket.gethostname(), "pid": os.getpid(), "node_id": node, "name": self.name}
+
+    def ping(self) -> bool:
+        """The health probe: answers at once unless the process is stuck or gone."""
+        return True
+
+
+def merge_rollouts(rollouts: Sequence[Rollout], source: str) -> Rollout:
+    """One rollout of the copies of all ``rollouts`` side by side (the env axis, dim 1), in their order: the batch of
+    a synchronous step, as if one collector had stepped every worker's copies. All must have the same steps."""
+    first = rollouts[0]
+    if len(rollouts) == 1:
+        return first._replace(source=source)
+
+    def cat(parts: Sequence[Any]) -> Any:
+        if parts[0] is None:
+            return None
+        if isinstance(parts[0], dict):
+            return {k: cat([p[k] for p in parts]) for k in parts[0]}
+        return torch.cat(list(parts), dim=1)
+
+    fields = {name: cat([getattr(r, name) for r in rollouts]) for name in Rollout._fields if name != "source"}
+    return Rollout(**fields, source=source)
+
+
+def merge_stats(stats: Sequence[EpisodeStats]) -> EpisodeStats:
+    """The episodes of several collections, in order."""
+    out = EpisodeStats()
+    for s in stats:
+        for g, r in s.returns.items():
+            out.returns.setdefault(g, []).extend(r)
+        out.lengths.extend(s.lengths)
+        for k, v in s.metrics.items():
+            out.metrics.setdefault(k, []).extend(v)
+    return out
