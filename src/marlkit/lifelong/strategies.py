@@ -20,7 +20,8 @@ Strategies (``STRATEGIES``; ``make_strategy("ewc", lam=100)``; ``"heads+replay"`
 * ``replay`` — behaviour cloning of past tasks (ClonEx, Wołczyk et al. 2022): after each task, store observations
   the policy visits and its action distributions there; later, ``lam * KL(stored ‖ current)`` on a sample of them.
 * ``packnet`` — Mallya & Lazebnik 2018: after each task keep the largest ``1 / (tasks left)`` of the free weights
-  for it and free the rest; weights kept by earlier tasks are frozen, and task ``j`` is evaluated with only the
+  for it and free the rest; weights kept by earlier tasks get no gradient (an optimiser's momentum may still
+  nudge them while the next task trains: they are put back at its end), and task ``j`` is evaluated with only the
   weights of tasks up to ``j`` (no retraining after pruning).
 * ``heads`` — a separate output layer of actor and critic per task, the rest shared (needs the task's identity when
   acting, which the trainer gives).
@@ -306,11 +307,6 @@ class PackNet(Strategy):
         for n, p in params.items():
             p.register_hook(lambda g, n=n: g * (self.owner[n] < 0))
 
-        def restore_kept(_: Any) -> torch.Tensor:
-            self._restore()  # Adam's momentum would move frozen weights: put them back before every loss
-            return torch.zeros(())
-
-        learner.add_loss_term(restore_kept)
 
     @torch.no_grad()
     def _restore(self) -> None:

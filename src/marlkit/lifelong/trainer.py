@@ -71,6 +71,8 @@ class LifelongConfig:
     """Also train a fresh learner on each task alone (the from-scratch reference of forward transfer)."""
     out: str = "runs/lifelong"
     """Parent directory of new run directories."""
+    plots: bool = True
+    """Write the heat map of R and the curves (PNGs) at the end."""
 
     def __post_init__(self) -> None:
         for name in ("steps_per_task", "evals_per_task", "eval_episodes", "num_envs"):
@@ -259,7 +261,8 @@ class ContinualTrainer:
         if self.config.reference and self.ref_curves is None:
             self.ref_curves = reference_curves(self.config, self.sequence, self.run_dir / "reference")
             self._save()
-        self.plot()
+        if self.config.plots:
+            self.plot()
         return self.results()
 
     def _run_stage(self, i: int) -> Path:
@@ -359,9 +362,12 @@ class ContinualTrainer:
         return trainer
 
 
-def reference_curves(config: LifelongConfig, task_sequence: TaskSequence, out: Path) -> list[list[float]]:
+def reference_curves(
+    config: LifelongConfig, task_sequence: TaskSequence, out: Path, policies: list[Any] | None = None
+) -> list[list[float]]:
     """Each task's curve for a fresh learner trained on it alone, with the same layout, budget, seed and evaluation
-    points as its stage of the sequence (the from-scratch reference of forward transfer)."""
+    points as its stage of the sequence (the from-scratch reference of forward transfer). Each of those learners'
+    final policy is appended to ``policies`` when given (teammates that mastered a task)."""
     cfg = dataclasses.replace(config, strategy="finetune", strategy_kwargs={}, reference=False)
     trainer = ContinualTrainer(cfg, out, task_sequence=task_sequence)
     trainer._only_own_task = True
@@ -369,6 +375,8 @@ def reference_curves(config: LifelongConfig, task_sequence: TaskSequence, out: P
         if i:
             trainer.learner = trainer._new_learner(i)
         trainer._run_stage(i)
+        if policies is not None:
+            policies.append(trainer.learner.policy())
     return trainer.curves
 
 

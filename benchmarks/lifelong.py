@@ -1,0 +1,190 @@
+"""Lifelong learning on a cooperative task sequence: every strategy x 3 seeds, and peer distillation.
+
+    python benchmarks/lifelong.py --json benchmarks/results/lifelong.json [--quick] [--seeds 0 1 2]
+
+The sequence is ``foraging-controls`` (6 tasks of 2-agent level-based foraging whose controls are relabelled in
+each task; marlkit.lifelong.sequences), learned by IPPO with ``--steps-per-task`` env-steps per stage. For each
+seed a fresh learner is first trained on every task alone (the from-scratch reference of forward transfer and
+plasticity); then each strategy runs the whole sequence. Rows: ``strategy, seed, avg_performance, forgetting
+(Continual World), meal_forgetting, forward_transfer, plasticity, wall_s``. Peer distillation: a fresh learner
+meets the last task, which a teammate (the reference learner of that task) has mastered, and learns it with and
+without the teammate's frozen policy as a teacher; the row records the env-steps each needs to reach the task's
+success threshold. Writes the JSON, a markdown table next to it, and heat maps of R (seed 0) in
+``benchmarks/results/plots/``. ``--quick``: two tasks, one seed, four strategies, a few thousand steps per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from marlkit.lifelong import metrics as M
+from marlkit.lifelong.sequences import sequence
+from marlkit.lifelong.distill import distill_from, steps_to_threshold
+from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig, reference_curves
+
+STRATEGIES = ("finetune", "l2", "ewc", "online-ewc", "replay", "packnet", "heads", "heads+replay", "reset", "multitask")
+QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
+#: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
+SETS = ("algo.entropy_coef=0.03",)
+#: Strategy options (weights of the extra loss terms).
+KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 1.0}, "ewc": {"lam": 1000.0}, "online-ewc": {"lam": 1000.0}}
+
+
+def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path) -> dict:
+    cfg = LifelongConfig(**{**base.to_dict(), "strategy": strategy, "seed": seed, "sets": base.sets,
+                            "strategy_kwargs": KWARGS.get(strategy, {})})
+    t0 = time.perf_counter()
+    trainer = ContinualTrainer(cfg, out / f"{strategy}-s{seed}")
+    res = trainer.run()
+    wall = time.perf_counter() - t0
+    R, hist = np.asarray(res["R"]), np.asarray(res["history"])
+    row = {
+        "strategy": strategy,
+        "seed": seed,
+        "avg_performance": M.average_performance(R),
+        "forgetting": M.forgetting(R),
+        "meal_forgetting": M.meal_forgetting(R, hist, res["stage_ends"]),
+        "forward_transfer": M.forward_transfer(res["curves"], refs),
+        "plasticity": M.plasticity(res["curves"], refs) if len(refs) > 1 else float("nan"),
+        "wall_s": wall,
+        "R": res["R"],
+    }
+    return row, trainer
+
+
+def peer_distillation(base: LifelongConfig, seed: int, teacher_policy, threshold: float, every: int, budget: int) -> dict:
+    """Steps a fresh learner needs on the last task to reach ``threshold``, alone and with the teacher."""
+    from marlkit.experiment.runner import learn
+
+    out = {}
+    for mode in ("alone", "teacher"):
+        cfg = LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed, "strategy": "finetune"})
+        trainer = ContinualTrainer(cfg, Path(tempfile.mkdtemp()) / mode)
+        last = len(trainer.sequence) - 1
+        trainer.learner = trainer._new_learner(last)
+        if mode == "teacher":
+            distill_from(trainer.learner, teacher_policy, weight=1.0)
+        from marlkit.collect import Collector
+        from marlkit.experiment.runner import make_env
+
+        c = trainer.cfgs[last]
+        source = Collector(make_env(c, c.env.num_envs, seed=c.experiment.seed), trainer.learner, trainer.learner.config.rollout_steps)
+        steps, curve, t0 = [0], [trainer.evaluate_all([last])[0]], time.perf_counter()
+        while steps[-1] < budget and curve[-1] < threshold:
+            learn(trainer.learner, source, max(1, every // source.steps_per_batch), total_steps=budget)
+            steps.append(trainer.learner.progress.env_steps)
+            curve.append(trainer.evaluate_all([last])[0])
+        out[mode] = {"steps_to_threshold": steps_to_threshold(steps, curve, threshold), "curve": curve,
+                     "steps": steps, "wall_s": time.perf_counter() - t0}
+        shutil.rmtree(trainer.run_dir.parent, ignore_errors=True)
+    a, t = out["alone"]["steps_to_threshold"], out["teacher"]["steps_to_threshold"]
+    out["ratio"] = (t / a) if a and t is not None else None
+    out["threshold"], out["seed"] = threshold, seed
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", required=True)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seeds", type=int, nargs="*")
+    p.add_argument("--strategies", nargs="*")
+    p.add_argument("--steps-per-task", type=int)
+    p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    quick = args.quick
+    seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1, 2])
+    strategies = args.strategies or (QUICK_STRATEGIES if quick else STRATEGIES)
+    steps = args.steps_per_task or (6000 if quick else 16_000)
+    base = LifelongConfig(
+        sequence="foraging-controls",
+        num_tasks=2 if quick else None,
+        steps_per_task=steps,
+        evals_per_task=2 if quick else 4,
+        eval_episodes=16 if quick else 32,
+        sets=SETS,
+    )
+    work = Path(args.work or tempfile.mkdtemp(prefix="lifelong-bench-"))
+    plots = Path(args.json).parent / "plots"
+    rows, peers, refs_by_seed = [], [], {}
+    t_all = time.perf_counter()
+    for seed in seeds:
+        t0 = time.perf_counter()
+        ref_cfg = LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed})
+        teachers: list = []
+        refs = reference_curves(ref_cfg, sequence(base.sequence, base.num_tasks), work / f"reference-s{seed}", teachers)
+        refs_by_seed[seed] = refs
+        print(f"seed {seed}: reference curves in {time.perf_counter() - t0:.0f}s: {[round(M.auc(c), 2) for c in refs]}", flush=True)
+        for strategy in strategies:
+            row, trainer = run_strategy(strategy, seed, base, refs, work)
+            rows.append(row)
+            print(
+                f"  {strategy:>14} seed {seed}: perf {row['avg_performance']:.2f} forget {row['forgetting']:.2f} "
+                f"meal {row['meal_forgetting']:.2f} FT {row['forward_transfer']:+.2f} plast {row['plasticity']:.2f} "
+                f"({row['wall_s']:.0f}s)",
+                flush=True,
+            )
+            if seed == seeds[0]:
+                plots.mkdir(parents=True, exist_ok=True)
+                shutil.copy(trainer.run_dir / "plots" / "R.png", plots / f"lifelong-R-{strategy.replace('+', '_')}.png")
+                shutil.copy(trainer.run_dir / "plots" / "curves.png", plots / f"lifelong-curves-{strategy.replace('+', '_')}.png")
+        # Peer distillation on the last task: the teammate that mastered it is the reference learner of that task.
+        last = len(refs) - 1
+        threshold = sequence(base.sequence, base.num_tasks).tasks[last].success_threshold
+        peer = peer_distillation(base, seed, teachers[last], threshold, every=800, budget=steps * 2)
+        peer["teacher_success"] = refs[last][-1]
+        peers.append(peer)
+        print(f"  peer distillation seed {seed}: alone {peer['alone']['steps_to_threshold']} steps, with teacher "
+              f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})", flush=True)
+
+    summary = {}
+    for strategy in strategies:
+        sel = [r for r in rows if r["strategy"] == strategy]
+        summary[strategy] = {k: float(np.mean([r[k] for r in sel])) for k in
+                             ("avg_performance", "forgetting", "meal_forgetting", "forward_transfer", "plasticity", "wall_s")}
+    result = {
+        "benchmark": "lifelong",
+        "sequence": "foraging-controls",
+        "algorithm": base.algorithm,
+        "sets": list(SETS),
+        "steps_per_task": steps,
+        "num_tasks": len(refs_by_seed[seeds[0]]),
+        "seeds": seeds,
+        "quick": quick,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "rows": rows,
+        "summary": summary,
+        "reference_curves": {str(s): r for s, r in refs_by_seed.items()},
+        "peer_distillation": peers,
+        "wall_s": time.perf_counter() - t_all,
+    }
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    md = [f"# Lifelong learning: foraging-controls ({result['num_tasks']} tasks, IPPO, {steps:,} env-steps per task, "
+          f"seeds {seeds})", "",
+          "| strategy | avg performance | forgetting (CW) | forgetting (MEAL) | forward transfer | plasticity | wall s |",
+          "| --- | --- | --- | --- | --- | --- | --- |"]
+    for strategy, s in summary.items():
+        md.append(f"| {strategy} | {s['avg_performance']:.3f} | {s['forgetting']:.3f} | {s['meal_forgetting']:.3f} | "
+                  f"{s['forward_transfer']:+.3f} | {s['plasticity']:.2f} | {s['wall_s']:.0f} |")
+    md += ["", "Peer distillation (last task, steps to its success threshold):", ""]
+    for peer in peers:
+        md.append(f"- seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, with the teammate as teacher "
+                  f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})")
+    Path(args.json).with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
