@@ -27,11 +27,11 @@ import numpy as np
 import torch
 
 from marlkit.lifelong import metrics as M
-from marlkit.lifelong.sequences import sequence
 from marlkit.lifelong.distill import distill_from, steps_to_threshold
+from marlkit.lifelong.sequences import sequence
 from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig, reference_curves
 
-STRATEGIES = ("finetune", "l2", "ewc", "online-ewc", "replay", "packnet", "heads", "heads+replay", "reset", "multitask")
+STRATEGIES = ("finetune", "l2", "ewc", "online-ewc", "replay", "packnet", "heads", "reset", "multitask")
 QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
 #: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
 SETS = ("algo.entropy_coef=0.03",)
@@ -40,8 +40,15 @@ KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 1.0}, "ewc": {"lam": 1000.0
 
 
 def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path) -> dict:
-    cfg = LifelongConfig(**{**base.to_dict(), "strategy": strategy, "seed": seed, "sets": base.sets,
-                            "strategy_kwargs": KWARGS.get(strategy, {})})
+    cfg = LifelongConfig(
+        **{
+            **base.to_dict(),
+            "strategy": strategy,
+            "seed": seed,
+            "sets": base.sets,
+            "strategy_kwargs": KWARGS.get(strategy, {}),
+        }
+    )
     t0 = time.perf_counter()
     trainer = ContinualTrainer(cfg, out / f"{strategy}-s{seed}")
     res = trainer.run()
@@ -61,7 +68,9 @@ def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list
     return row, trainer
 
 
-def peer_distillation(base: LifelongConfig, seed: int, teacher_policy, threshold: float, every: int, budget: int) -> dict:
+def peer_distillation(
+    base: LifelongConfig, seed: int, teacher_policy, threshold: float, every: int, budget: int
+) -> dict:
     """Steps a fresh learner needs on the last task to reach ``threshold``, alone and with the teacher."""
     from marlkit.experiment.runner import learn
 
@@ -77,14 +86,20 @@ def peer_distillation(base: LifelongConfig, seed: int, teacher_policy, threshold
         from marlkit.experiment.runner import make_env
 
         c = trainer.cfgs[last]
-        source = Collector(make_env(c, c.env.num_envs, seed=c.experiment.seed), trainer.learner, trainer.learner.config.rollout_steps)
+        source = Collector(
+            make_env(c, c.env.num_envs, seed=c.experiment.seed), trainer.learner, trainer.learner.config.rollout_steps
+        )
         steps, curve, t0 = [0], [trainer.evaluate_all([last])[0]], time.perf_counter()
         while steps[-1] < budget and curve[-1] < threshold:
             learn(trainer.learner, source, max(1, every // source.steps_per_batch), total_steps=budget)
             steps.append(trainer.learner.progress.env_steps)
             curve.append(trainer.evaluate_all([last])[0])
-        out[mode] = {"steps_to_threshold": steps_to_threshold(steps, curve, threshold), "curve": curve,
-                     "steps": steps, "wall_s": time.perf_counter() - t0}
+        out[mode] = {
+            "steps_to_threshold": steps_to_threshold(steps, curve, threshold),
+            "curve": curve,
+            "steps": steps,
+            "wall_s": time.perf_counter() - t0,
+        }
         shutil.rmtree(trainer.run_dir.parent, ignore_errors=True)
     a, t = out["alone"]["steps_to_threshold"], out["teacher"]["steps_to_threshold"]
     out["ratio"] = (t / a) if a and t is not None else None
@@ -100,7 +115,23 @@ def main() -> None:
     p.add_argument("--strategies", nargs="*")
     p.add_argument("--steps-per-task", type=int)
     p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
+    p.add_argument("--merge", nargs="*", help="only merge these JSON files of single-seed runs into --json")
     args = p.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        first = parts[0]
+        write(
+            args.json,
+            {
+                **first,
+                "seeds": [s for q in parts for s in q["seeds"]],
+                "rows": [r for q in parts for r in q["rows"]],
+                "reference_curves": {k: v for q in parts for k, v in q["reference_curves"].items()},
+                "peer_distillation": [x for q in parts for x in q["peer_distillation"]],
+                "wall_s": sum(q["wall_s"] for q in parts),
+            },
+        )
+        return
     torch.set_num_threads(1)
     quick = args.quick
     seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1, 2])
@@ -124,7 +155,10 @@ def main() -> None:
         teachers: list = []
         refs = reference_curves(ref_cfg, sequence(base.sequence, base.num_tasks), work / f"reference-s{seed}", teachers)
         refs_by_seed[seed] = refs
-        print(f"seed {seed}: reference curves in {time.perf_counter() - t0:.0f}s: {[round(M.auc(c), 2) for c in refs]}", flush=True)
+        print(
+            f"seed {seed}: reference curves in {time.perf_counter() - t0:.0f}s: {[round(M.auc(c), 2) for c in refs]}",
+            flush=True,
+        )
         for strategy in strategies:
             row, trainer = run_strategy(strategy, seed, base, refs, work)
             rows.append(row)
@@ -134,24 +168,25 @@ def main() -> None:
                 f"({row['wall_s']:.0f}s)",
                 flush=True,
             )
-            if seed == seeds[0]:
+            if seed == 0:
                 plots.mkdir(parents=True, exist_ok=True)
                 shutil.copy(trainer.run_dir / "plots" / "R.png", plots / f"lifelong-R-{strategy.replace('+', '_')}.png")
-                shutil.copy(trainer.run_dir / "plots" / "curves.png", plots / f"lifelong-curves-{strategy.replace('+', '_')}.png")
+                shutil.copy(
+                    trainer.run_dir / "plots" / "curves.png",
+                    plots / f"lifelong-curves-{strategy.replace('+', '_')}.png",
+                )
         # Peer distillation on the last task: the teammate that mastered it is the reference learner of that task.
         last = len(refs) - 1
         threshold = sequence(base.sequence, base.num_tasks).tasks[last].success_threshold
         peer = peer_distillation(base, seed, teachers[last], threshold, every=800, budget=steps * 2)
         peer["teacher_success"] = refs[last][-1]
         peers.append(peer)
-        print(f"  peer distillation seed {seed}: alone {peer['alone']['steps_to_threshold']} steps, with teacher "
-              f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})", flush=True)
+        print(
+            f"  peer distillation seed {seed}: alone {peer['alone']['steps_to_threshold']} steps, with teacher "
+            f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})",
+            flush=True,
+        )
 
-    summary = {}
-    for strategy in strategies:
-        sel = [r for r in rows if r["strategy"] == strategy]
-        summary[strategy] = {k: float(np.mean([r[k] for r in sel])) for k in
-                             ("avg_performance", "forgetting", "meal_forgetting", "forward_transfer", "plasticity", "wall_s")}
     result = {
         "benchmark": "lifelong",
         "sequence": "foraging-controls",
@@ -164,25 +199,53 @@ def main() -> None:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "rows": rows,
-        "summary": summary,
         "reference_curves": {str(s): r for s, r in refs_by_seed.items()},
         "peer_distillation": peers,
         "wall_s": time.perf_counter() - t_all,
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    md = [f"# Lifelong learning: foraging-controls ({result['num_tasks']} tasks, IPPO, {steps:,} env-steps per task, "
-          f"seeds {seeds})", "",
-          "| strategy | avg performance | forgetting (CW) | forgetting (MEAL) | forward transfer | plasticity | wall s |",
-          "| --- | --- | --- | --- | --- | --- | --- |"]
+    write(args.json, result)
+
+
+def write(path: str, result: dict) -> None:
+    """The JSON (with the per-strategy means) and the markdown table next to it."""
+    rows, peers = result["rows"], result["peer_distillation"]
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    keys = ("avg_performance", "forgetting", "meal_forgetting", "forward_transfer", "plasticity", "wall_s")
+    summary = {}
+    for strategy in strategies:
+        sel = [r for r in rows if r["strategy"] == strategy]
+        summary[strategy] = {k: float(np.mean([r[k] for r in sel])) for k in keys}
+        summary[strategy].update({f"{k}_std": float(np.std([r[k] for r in sel])) for k in keys[:5]})
+    result = {**result, "summary": summary}
+    ratios = [p["ratio"] for p in peers if p["ratio"] is not None]
+    result["peer_distillation_mean_ratio"] = float(np.mean(ratios)) if ratios else None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1) + "\n")
+    md = [
+        f"# Lifelong learning: foraging-controls ({result['num_tasks']} tasks, IPPO {' '.join(result['sets'])}, "
+        f"{result['steps_per_task']:,} env-steps per task, seeds {result['seeds']})",
+        "",
+        "| strategy | avg performance | forgetting (CW) | forgetting (MEAL) | forward transfer | plasticity | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for strategy, s in summary.items():
-        md.append(f"| {strategy} | {s['avg_performance']:.3f} | {s['forgetting']:.3f} | {s['meal_forgetting']:.3f} | "
-                  f"{s['forward_transfer']:+.3f} | {s['plasticity']:.2f} | {s['wall_s']:.0f} |")
-    md += ["", "Peer distillation (last task, steps to its success threshold):", ""]
+        md.append(
+            f"| {strategy} | {s['avg_performance']:.3f} ± {s['avg_performance_std']:.3f} | "
+            f"{s['forgetting']:.3f} ± {s['forgetting_std']:.3f} | {s['meal_forgetting']:.3f} | "
+            f"{s['forward_transfer']:+.3f} ± {s['forward_transfer_std']:.3f} | {s['plasticity']:.2f} | "
+            f"{s['wall_s']:.0f} |"
+        )
+    md += [
+        "",
+        "Peer distillation (last task; env-steps to its success threshold, alone and with a teammate that mastered it as teacher):",
+        "",
+    ]
     for peer in peers:
-        md.append(f"- seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, with the teammate as teacher "
-                  f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})")
-    Path(args.json).with_suffix(".md").write_text("\n".join(md) + "\n")
+        md.append(
+            f"- seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, with the teacher "
+            f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']}; threshold {peer['threshold']})"
+        )
+    Path(path).with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
 

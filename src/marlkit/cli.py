@@ -554,9 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lifelong", help="train one learner through a task sequence with a continual-learning strategy")
     p.add_argument("sequence", nargs="?", default="foraging-controls", help="a built-in task sequence")
     p.add_argument("--algo", default="ippo", help="algorithm (default ippo)")
-    p.add_argument("--strategy", default="finetune", help="finetune, l2, ewc, online-ewc, replay, packnet, heads, "
-                   "reset, multitask, or several joined by + (default finetune)")
-    p.add_argument("--strategy-kwargs", metavar="JSON", help='options of the strategy, e.g. \'{"lam": 100}\'')
+    p.add_argument(
+        "--strategy",
+        default="finetune",
+        help="finetune, l2, ewc, online-ewc, replay, packnet, heads, "
+        "reset, multitask, or several joined by + (default finetune)",
+    )
+    p.add_argument("--strategy-kwargs", metavar="JSON", help="options of the strategy, e.g. '{\"lam\": 100}'")
     p.add_argument("--num-tasks", type=int, help="only the first N tasks of the sequence")
     p.add_argument("--steps-per-task", type=int, default=16_000, help="env-steps of each stage (default 16000)")
     p.add_argument("--seed", type=int, default=0)

@@ -75,7 +75,7 @@ def test_partner_from_a_policy_file(tmp_path):
     torch.save(learner.policy().policy_state(), path)
     seq = partner_sequence(["noop", str(path)])
     assert seq.layout()["num_tasks"] == 2
-    with pytest.raises(ConfigError, match="noop.*random.*path"):
+    with pytest.raises(ConfigError, match=r"noop.*random.*path"):
         TaskEnv("foraging-v0", SMALL, partners=1, partner=str(tmp_path / "missing.pt"))
 
 
@@ -98,7 +98,7 @@ def test_what_cannot_share_a_learner_is_a_clear_error():
     # Three agents with one fixed partner is two learners: it fits (observations padded).
     ok = TaskSequence("ok", (two, Task("c", "spread-v0", {"num_agents": 3}, partners=1)))
     assert ok.layout()["obs_dim"] == make("spread-v0", num_agents=3).group_observation_space("agents").shape[0]
-    with pytest.raises(ConfigError, match="unknown sequence 'foraging-control'.*did you mean"):
+    with pytest.raises(ConfigError, match=r"unknown sequence .foraging-control.*did you mean"):
         sequence("foraging-control")
     with pytest.raises(ConfigError, match="permutation"):
         TaskEnv("foraging-v0", SMALL, action_perm=[0, 0, 1, 2, 3, 4])

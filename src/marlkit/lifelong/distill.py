@@ -59,7 +59,9 @@ def distill_from(learner: Any, teacher: Any, weight: float | Callable[[Any], flo
         total = torch.zeros(())
         for g, acts in targets(batch).items():
             obs = batch.obs[g].reshape(-1, *batch.obs[g].shape[2:])
-            mask = None if batch.action_mask is None else batch.action_mask[g].reshape(-1, *batch.action_mask[g].shape[2:])
+            mask = (
+                None if batch.action_mask is None else batch.action_mask[g].reshape(-1, *batch.action_mask[g].shape[2:])
+            )
             logits = policy_logits(learner, g, obs, mask)
             total = total + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), acts.reshape(-1))
         return w * total

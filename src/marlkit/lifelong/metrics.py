@@ -62,7 +62,9 @@ def forgetting(R: ArrayLike) -> float:
     return float(forgetting_per_task(R).mean())
 
 
-def meal_forgetting_per_task(R: ArrayLike, history: ArrayLike | None = None, stage_ends: Sequence[int] | None = None) -> np.ndarray:
+def meal_forgetting_per_task(
+    R: ArrayLike, history: ArrayLike | None = None, stage_ends: Sequence[int] | None = None
+) -> np.ndarray:
     """MEAL's ``max(best_i - final_i, 0)`` per task. ``history`` rows are evaluations in time order (default: the rows
     of ``R``); ``stage_ends[i]`` is the row of ``history`` at which stage ``i`` ended (default: row ``i``), and only
     rows from the start of task ``i``'s own stage on count towards its best."""
@@ -111,7 +113,9 @@ def plasticity(curves: Sequence[ArrayLike], ref_curves: Sequence[ArrayLike]) -> 
     """Learning speed on the last half of the tasks relative to the first task, each against its reference (see
     the module docstring); ``nan`` when a reference curve has zero area."""
     if len(curves) != len(ref_curves) or len(curves) < 2:
-        raise ValueError(f"plasticity needs >= 2 tasks with one reference each, got {len(curves)} and {len(ref_curves)}")
+        raise ValueError(
+            f"plasticity needs >= 2 tasks with one reference each, got {len(curves)} and {len(ref_curves)}"
+        )
     a = np.array([auc(c) for c in curves])
     r = np.array([auc(c) for c in ref_curves])
     if np.any(r <= 0):

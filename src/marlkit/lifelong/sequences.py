@@ -134,7 +134,7 @@ class TaskSequence:
                 preset="none",
                 steps=steps,
                 seed=seed,
-                **{
+                **{  # type: ignore[arg-type]
                     "env.kwargs": self.env_kwargs(i, lay),
                     "env.num_envs": num_envs,
                     "experiment.eval_episodes": eval_episodes,
@@ -174,7 +174,9 @@ def _foraging_layouts() -> TaskSequence:
         {"size": 6, "num_food": 1, "max_agent_level": 1, "force_coop": True, "max_steps": 25},
         {**_SMALL_FORAGING, "size": 7, "num_food": 2, "max_steps": 25},
     ]
-    return TaskSequence("foraging-layouts", tuple(Task(f"layout-{i}", "foraging-v0", kw) for i, kw in enumerate(layouts)))
+    return TaskSequence(
+        "foraging-layouts", tuple(Task(f"layout-{i}", "foraging-v0", kw) for i, kw in enumerate(layouts))
+    )
 
 
 def partner_sequence(partners: Sequence[str], name: str = "foraging-partners") -> TaskSequence:
@@ -190,7 +192,11 @@ def _foraging_comms() -> TaskSequence:
     kw = {**_SMALL_FORAGING, "size": 6, "force_coop": True, "max_food_level": None, "max_steps": 25}
     on, off = (), (6, 7, 8)
     return TaskSequence(
-        "foraging-comms", tuple(Task(f"comms-{'off' if h else 'on'}-{i}", "foraging-v0", kw, hide=h) for i, h in enumerate((on, off, on, off)))
+        "foraging-comms",
+        tuple(
+            Task(f"comms-{'off' if h else 'on'}-{i}", "foraging-v0", kw, hide=h)
+            for i, h in enumerate((on, off, on, off))
+        ),
     )
 
 
@@ -199,7 +205,13 @@ def _spread_rules() -> TaskSequence:
     tasks = (
         Task("global-reward", "spread-v0", {**base, "local_ratio": 0.0}, success_threshold=0.5),
         Task("mixed-reward", "spread-v0", {**base, "local_ratio": 0.5}, success_threshold=0.5),
-        Task("mirrored-controls", "spread-v0", {**base, "local_ratio": 0.5}, action_perm=(0, 2, 1, 4, 3), success_threshold=0.5),
+        Task(
+            "mirrored-controls",
+            "spread-v0",
+            {**base, "local_ratio": 0.5},
+            action_perm=(0, 2, 1, 4, 3),
+            success_threshold=0.5,
+        ),
         Task("local-reward", "spread-v0", {**base, "local_ratio": 0.9}, success_threshold=0.5),
     )
     return TaskSequence("spread-rules", tasks)
@@ -226,7 +238,9 @@ SEQUENCES = {
 def sequence(name: str, num_tasks: int | None = None) -> TaskSequence:
     """The built-in sequence ``name`` (its first ``num_tasks`` tasks when given)."""
     if name not in SEQUENCES:
-        raise ConfigError(f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)})")
+        raise ConfigError(
+            f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)})"
+        )
     seq = SEQUENCES[name]()
     if num_tasks is not None:
         if not 1 <= num_tasks <= len(seq):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -64,7 +64,8 @@ class StrategyContext:
 # ------------------------------------------------------------------------------------------------ helpers
 def torch_module(learner: Any, strategy: str) -> torch.nn.Module:
     """The learner as a torch module with the loss-term hook, or a ``ConfigError`` naming the strategy."""
-    if not isinstance(learner, torch.nn.Module) or not learner.capabilities.losses:
+    losses = getattr(getattr(learner, "capabilities", None), "losses", ())
+    if not isinstance(learner, torch.nn.Module) or not losses:
         raise ConfigError(
             f"strategy {strategy!r} needs a learner trained by gradient descent with the loss-term hook "
             f"(capabilities.losses); {type(learner).__name__} is not one"
@@ -83,7 +84,7 @@ def policy_logits(learner: Any, group: str, obs: torch.Tensor, mask: torch.Tenso
             raise ConfigError("this strategy needs discrete actions (a categorical policy); the task's are continuous")
         return net.dist_params(obs, mask)
     if isinstance(learner, DQN) and not learner.config.recurrent:
-        q_net = learner.online["agents"][group]
+        q_net = cast("torch.nn.ModuleDict", learner.online["agents"])[group]
         assert isinstance(q_net, AgentQ)
         q = q_net(obs)
         return q if mask is None else q.masked_fill(~mask, -1e9)
@@ -101,7 +102,8 @@ def head_modules(learner: Any) -> list[torch.nn.Module]:
     if isinstance(learner, ActorCriticTeam):
         return [m for net in learner.nets.values() for m in (net.actor.layers[-1], net.critic.layers[-1])]
     if isinstance(learner, DQN) and not learner.config.recurrent:
-        return [q.net.layers[-1] for q in learner.online["agents"].values()]  # type: ignore[union-attr]
+        agents = cast("torch.nn.ModuleDict", learner.online["agents"])
+        return [cast("torch.nn.ModuleList", cast("torch.nn.Module", q.net).layers)[-1] for q in agents.values()]
     raise ConfigError(f"strategy 'heads' supports PPO/A2C and feed-forward DQN learners, not {type(learner).__name__}")
 
 
@@ -173,7 +175,9 @@ class L2(Strategy):
         self.anchor = dict(state["anchor"])
 
 
-def fisher_diagonal(learner: Any, data: dict[str, tuple[torch.Tensor, torch.Tensor | None]], samples: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def fisher_diagonal(
+    learner: Any, data: dict[str, tuple[torch.Tensor, torch.Tensor | None]], samples: int, gen: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Diagonal Fisher of the learner's policy: mean over ``samples`` observations (rows of ``data``) of the squared
     gradient of ``log π(a|s)`` with ``a`` drawn from the policy, summed over the agents of a row."""
     params = _params(learner)
@@ -279,7 +283,11 @@ class Replay(Strategy):
                 m = torch.zeros(0, dtype=torch.bool) if mask is None else mask
                 if g in self.store:
                     o, mm, lp = self.store[g]
-                    self.store[g] = [torch.cat([o, obs]), torch.cat([mm, m]) if m.numel() else mm, torch.cat([lp, logp])]
+                    self.store[g] = [
+                        torch.cat([o, obs]),
+                        torch.cat([mm, m]) if m.numel() else mm,
+                        torch.cat([lp, logp]),
+                    ]
                 else:
                     self.store[g] = [obs, m, logp]
 
@@ -306,7 +314,6 @@ class PackNet(Strategy):
             self.owner = {n: torch.full_like(p, -1, dtype=torch.long) for n, p in params.items()}
         for n, p in params.items():
             p.register_hook(lambda g, n=n: g * (self.owner[n] < 0))
-
 
     @torch.no_grad()
     def _restore(self) -> None:
@@ -476,7 +483,9 @@ def make_strategy(spec: str, **kwargs: Any) -> Strategy:
     names = [s.strip() for s in spec.split("+")]
     for n in names:
         if n not in STRATEGIES:
-            raise ConfigError(f"unknown strategy {n!r}{did_you_mean(n, STRATEGIES)} (strategies: {', '.join(STRATEGIES)})")
+            raise ConfigError(
+                f"unknown strategy {n!r}{did_you_mean(n, STRATEGIES)} (strategies: {', '.join(STRATEGIES)})"
+            )
     if len(names) == 1:
         try:
             return STRATEGIES[names[0]](**kwargs)

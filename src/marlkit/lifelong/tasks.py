@@ -77,10 +77,8 @@ class TaskEnv(MultiAgentEnv):
         inner._t = self._t  # the wrapped dynamics read the episode clock (spread: the last step); share it
         self.max_steps = inner.max_steps
         if len(inner.groups) != 1:
-            raise ConfigError(
-                f"a task wraps an env with one group of agents; {base} has groups {sorted(inner.groups)}"
-            )
-        (self.group, ids), = inner.groups.items()
+            raise ConfigError(f"a task wraps an env with one group of agents; {base} has groups {sorted(inner.groups)}")
+        ((self.group, ids),) = inner.groups.items()
         if not 0 <= partners < len(ids):
             raise ConfigError(f"env.kwargs.partners = {partners} is not allowed: 0 to {len(ids) - 1} for {base}")
         self.n_learn = len(ids) - partners
@@ -89,7 +87,9 @@ class TaskEnv(MultiAgentEnv):
         self.inner_obs_dim = int(np.prod(inner_obs.shape))
         self.obs_pad = self.inner_obs_dim if obs_dim is None else int(obs_dim)
         if self.obs_pad < self.inner_obs_dim:
-            raise ConfigError(f"env.kwargs.obs_dim = {obs_dim} is smaller than {base}'s observation ({self.inner_obs_dim})")
+            raise ConfigError(
+                f"env.kwargs.obs_dim = {obs_dim} is smaller than {base}'s observation ({self.inner_obs_dim})"
+            )
         self.task_id, self.num_tasks = int(task_id), int(num_tasks)
         if self.num_tasks and not 0 <= self.task_id < self.num_tasks:
             raise ConfigError(f"env.kwargs.task_id = {task_id} is not allowed: 0 to {self.num_tasks - 1}")
@@ -99,7 +99,9 @@ class TaskEnv(MultiAgentEnv):
             raise ConfigError(f"env.kwargs.state_dim = {state_dim} is smaller than {base}'s state ({inner_state})")
         self.hide = np.asarray(list(hide), dtype=np.int64)
         if self.hide.size and (self.hide.min() < 0 or self.hide.max() >= self.inner_obs_dim):
-            raise ConfigError(f"env.kwargs.hide = {list(hide)} must index {base}'s observation (0..{self.inner_obs_dim - 1})")
+            raise ConfigError(
+                f"env.kwargs.hide = {list(hide)} must index {base}'s observation (0..{self.inner_obs_dim - 1})"
+            )
 
         self.discrete = isinstance(inner_act, spaces.Discrete)
         if self.discrete:
@@ -116,7 +118,7 @@ class TaskEnv(MultiAgentEnv):
             self.perm = np.asarray(perm, dtype=np.int64)
             act_space: Any = spaces.Discrete(self.n_actions)
         else:
-            if action_perm is not None or (num_actions is not None and num_actions != int(np.prod(inner_act.shape))):
+            if action_perm is not None or (num_actions is not None and num_actions != int(np.prod(inner_act.shape or ()))):
                 raise ConfigError(
                     f"{base} has continuous actions: action_perm and a different num_actions are not supported "
                     f"(only Discrete actions are padded or relabelled)"
@@ -215,7 +217,9 @@ class TaskEnv(MultiAgentEnv):
             return None
         inner = self._inner_mask()
         out = np.zeros((self.num_envs, self.n_learn, self.n_actions), bool)
-        inner_ok = np.ones((self.num_envs, self.n_learn, self.inner_n), bool) if inner is None else inner[:, : self.n_learn]
+        inner_ok = (
+            np.ones((self.num_envs, self.n_learn, self.inner_n), bool) if inner is None else inner[:, : self.n_learn]
+        )
         # The learner's action b is the env's perm[b]: allowed when perm[b] is an allowed action of the env.
         padded = np.zeros((self.num_envs, self.n_learn, self.n_actions), bool)
         padded[..., : self.inner_n] = inner_ok

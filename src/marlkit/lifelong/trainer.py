@@ -198,7 +198,11 @@ class ContinualTrainer:
 
         return MultiTaskSource(
             [
-                Collector(make_env(c, c.env.num_envs, seed=c.experiment.seed + 1), self.learner, self.learner.config.rollout_steps)
+                Collector(
+                    make_env(c, c.env.num_envs, seed=c.experiment.seed + 1),
+                    self.learner,
+                    self.learner.config.rollout_steps,
+                )
                 for c in self.cfgs
             ]
         )
@@ -394,7 +398,9 @@ def plot_results(results: dict[str, Any], out: Path) -> None:
     for i in range(R.shape[0]):
         for j in range(R.shape[1]):
             if np.isfinite(R[i, j]):
-                ax.text(j, i, f"{R[i, j]:.2f}", ha="center", va="center", color="w" if R[i, j] < 0.6 else "k", fontsize=7)
+                ax.text(
+                    j, i, f"{R[i, j]:.2f}", ha="center", va="center", color="w" if R[i, j] < 0.6 else "k", fontsize=7
+                )
     ax.set_xticks(range(len(tasks)), tasks, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(tasks)), [f"after {t}" for t in tasks], fontsize=7)
     ax.set_title(f"{results['sequence']} · {results['strategy']}: success R[stage, task]", fontsize=8)
