@@ -36,7 +36,7 @@ QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
 #: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
 SETS = ("algo.entropy_coef=0.03",)
 #: Strategy options (weights of the extra loss terms).
-KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 1.0}, "ewc": {"lam": 1000.0}, "online-ewc": {"lam": 1000.0}}
+KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0}, "online-ewc": {"lam": 100.0}}
 
 
 def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path) -> dict:
