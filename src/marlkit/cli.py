@@ -400,6 +400,7 @@ def cmd_lifelong(args: argparse.Namespace) -> int:
             strategy=args.strategy,
             strategy_kwargs=kwargs,
             steps_per_task=args.steps_per_task,
+            eval_episodes=args.eval_episodes,
             seed=args.seed,
             sets=tuple(args.set),
             reference=args.reference,
@@ -563,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy-kwargs", metavar="JSON", help="options of the strategy, e.g. '{\"lam\": 100}'")
     p.add_argument("--num-tasks", type=int, help="only the first N tasks of the sequence")
     p.add_argument("--steps-per-task", type=int, default=16_000, help="env-steps of each stage (default 16000)")
+    p.add_argument("--eval-episodes", type=int, default=32, help="greedy episodes per evaluation of a task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="algo.FIELD=VALUE", help="learner config overrides")
     p.add_argument("--reference", action="store_true", help="also train from scratch on each task (forward transfer)")

@@ -77,3 +77,27 @@ def test_skill_library_round_trip(tmp_path):
 def test_steps_to_threshold():
     assert steps_to_threshold([0, 400, 800, 1200], [0.0, 0.5, 0.85, 0.9], 0.8) == 800
     assert steps_to_threshold([0, 400], [0.0, 0.5], 0.8) is None
+
+
+def test_cli_runs_a_tiny_sequence_and_rejects_an_unknown_strategy(tmp_path, capsys):
+    from marlkit.cli import main
+
+    argv = [
+        "lifelong",
+        "foraging-controls",
+        "--num-tasks",
+        "2",
+        "--steps-per-task",
+        "100",
+        "--eval-episodes",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main([*argv, "--strategy", "ewk"]) == 2
+    assert "unknown strategy 'ewk'" in capsys.readouterr().err
+    assert main([*argv, "--set", "algo.rollout_steps=5"]) == 0
+    out = capsys.readouterr().out
+    assert "after" in out and "avg_performance" in out
+    (run,) = tmp_path.iterdir()
+    assert (run / "lifelong.json").exists() and (run / "plots" / "R.png").exists()

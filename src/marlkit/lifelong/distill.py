@@ -66,7 +66,8 @@ def distill_from(learner: Any, teacher: Any, weight: float | Callable[[Any], flo
             total = total + F.cross_entropy(logits.reshape(-1, logits.shape[-1]), acts.reshape(-1))
         return w * total
 
-    return learner.add_loss_term(distill_term)
+    remove: Callable[[], None] = learner.add_loss_term(distill_term)
+    return remove
 
 
 class SkillLibrary:

@@ -54,7 +54,8 @@ def average_performance(R: ArrayLike) -> float:
 def forgetting_per_task(R: ArrayLike) -> np.ndarray:
     """Continual World's ``F_i = R[i, i] - R[T-1, i]`` for every task (the last is 0)."""
     m = _matrix(R)
-    return np.diag(m) - m[-1]
+    out: np.ndarray = np.diag(m) - m[-1]
+    return out
 
 
 def forgetting(R: ArrayLike) -> float:
@@ -76,7 +77,8 @@ def meal_forgetting_per_task(
         raise ValueError(f"history must be (points, {t}) with {t} stage ends, got {h.shape} and {len(ends)} ends")
     starts = [0, *[e + 1 for e in ends[:-1]]]
     best = np.array([h[starts[i] :, i].max() for i in range(t)])
-    return np.maximum(best - m[-1], 0.0)
+    out: np.ndarray = np.maximum(best - m[-1], 0.0)
+    return out
 
 
 def meal_forgetting(R: ArrayLike, history: ArrayLike | None = None, stage_ends: Sequence[int] | None = None) -> float:

@@ -86,7 +86,7 @@ def policy_logits(learner: Any, group: str, obs: torch.Tensor, mask: torch.Tenso
     if isinstance(learner, DQN) and not learner.config.recurrent:
         q_net = cast("torch.nn.ModuleDict", learner.online["agents"])[group]
         assert isinstance(q_net, AgentQ)
-        q = q_net(obs)
+        q: torch.Tensor = q_net(obs)
         return q if mask is None else q.masked_fill(~mask, -1e9)
     raise ConfigError(
         f"this strategy needs the learner's action distribution: supported for PPO/A2C and feed-forward DQN "
@@ -313,7 +313,7 @@ class PackNet(Strategy):
         if not self.owner:
             self.owner = {n: torch.full_like(p, -1, dtype=torch.long) for n, p in params.items()}
         for n, p in params.items():
-            p.register_hook(lambda g, n=n: g * (self.owner[n] < 0))
+            p.register_hook(lambda g, n=n: g * (self.owner[n] < 0))  # type: ignore[no-untyped-call]
 
     @torch.no_grad()
     def _restore(self) -> None:

@@ -118,7 +118,9 @@ class TaskEnv(MultiAgentEnv):
             self.perm = np.asarray(perm, dtype=np.int64)
             act_space: Any = spaces.Discrete(self.n_actions)
         else:
-            if action_perm is not None or (num_actions is not None and num_actions != int(np.prod(inner_act.shape or ()))):
+            if action_perm is not None or (
+                num_actions is not None and num_actions != int(np.prod(inner_act.shape or ()))
+            ):
                 raise ConfigError(
                     f"{base} has continuous actions: action_perm and a different num_actions are not supported "
                     f"(only Discrete actions are padded or relabelled)"
@@ -191,7 +193,8 @@ class TaskEnv(MultiAgentEnv):
             return np.zeros((self.num_envs, n), dtype=np.int64)
         allowed = np.ones((self.num_envs, n, self.inner_n), bool) if mask is None else mask
         keys = np.where(allowed, self.np_random.random(allowed.shape), -1.0)
-        return keys.argmax(-1)
+        out: np.ndarray = keys.argmax(-1)
+        return out
 
     def _observe(self) -> Obs:
         inner = self.inner._observe()[self.group]

@@ -106,7 +106,8 @@ class MultiTaskSource:
     def collect(self) -> tuple[Any, Any]:
         c = self.collectors[self.turn % len(self.collectors)]
         self.turn += 1
-        return c.collect()
+        batch, stats = c.collect()
+        return batch, stats
 
     def state(self) -> dict[str, Any]:
         return {"turn": self.turn, "collectors": [c.state() for c in self.collectors]}
