@@ -116,6 +116,9 @@ def main() -> None:
     p.add_argument("--steps-per-task", type=int)
     p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
     p.add_argument("--merge", nargs="*", help="only merge these JSON files of single-seed runs into --json")
+    p.add_argument("--peers", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)")
+    p.add_argument("--peer-only", action="store_true", help="only peer distillation, for --seeds")
+    p.add_argument("--peer-every", type=int, default=400, help="env-steps between evaluations of peer distillation")
     args = p.parse_args()
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
@@ -146,6 +149,37 @@ def main() -> None:
         sets=SETS,
     )
     work = Path(args.work or tempfile.mkdtemp(prefix="lifelong-bench-"))
+    if args.peer_only:
+        peers = []
+        seq = sequence(base.sequence, base.num_tasks)
+        last = len(seq) - 1
+        for seed in seeds:
+            # The teammate that mastered the last task: a fresh learner trained on it alone (the reference's).
+            teammate = ContinualTrainer(
+                LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed}), work / f"mate-s{seed}"
+            )
+            teammate._only_own_task = True
+            teammate.learner = teammate._new_learner(last)
+            teammate._run_stage(last)
+            peer = peer_distillation(
+                base,
+                seed,
+                teammate.learner.policy(),
+                seq.tasks[last].success_threshold,
+                every=args.peer_every,
+                budget=steps * 2,
+            )
+            peer["teacher_success"] = teammate.curves[last][-1]
+            peers.append(peer)
+            print(
+                f"  peer distillation seed {seed}: alone {peer['alone']['steps_to_threshold']} steps, with teacher "
+                f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})",
+                flush=True,
+            )
+        Path(args.json).write_text(
+            json.dumps({"peer_distillation": peers, "peer_every": args.peer_every}, indent=1) + "\n"
+        )
+        return
     plots = Path(args.json).parent / "plots"
     rows, peers, refs_by_seed = [], [], {}
     t_all = time.perf_counter()
@@ -178,7 +212,7 @@ def main() -> None:
         # Peer distillation on the last task: the teammate that mastered it is the reference learner of that task.
         last = len(refs) - 1
         threshold = sequence(base.sequence, base.num_tasks).tasks[last].success_threshold
-        peer = peer_distillation(base, seed, teachers[last], threshold, every=800, budget=steps * 2)
+        peer = peer_distillation(base, seed, teachers[last], threshold, every=args.peer_every, budget=steps * 2)
         peer["teacher_success"] = refs[last][-1]
         peers.append(peer)
         print(
