@@ -69,9 +69,16 @@ def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list
 
 
 def peer_distillation(
-    base: LifelongConfig, seed: int, teacher_policy, threshold: float, every: int, budget: int
+    base: LifelongConfig,
+    seed: int,
+    teacher_policy,
+    threshold: float,
+    every: int,
+    budget: int,
+    start: Path | None = None,
 ) -> dict:
-    """Steps a fresh learner needs on the last task to reach ``threshold``, alone and with the teacher."""
+    """Steps a learner needs on the last task to reach ``threshold``, alone and with the teacher: a fresh learner, or
+    (``start``: a ``lifelong_state.pt``) the one that has learned the earlier tasks of the sequence."""
     from marlkit.experiment.runner import learn
 
     out = {}
@@ -80,6 +87,8 @@ def peer_distillation(
         trainer = ContinualTrainer(cfg, Path(tempfile.mkdtemp()) / mode)
         last = len(trainer.sequence) - 1
         trainer.learner = trainer._new_learner(last)
+        if start is not None:
+            trainer.learner.load_state(torch.load(start, weights_only=True)["algo"])
         if mode == "teacher":
             distill_from(trainer.learner, teacher_policy, weight=1.0)
         from marlkit.collect import Collector
@@ -119,6 +128,11 @@ def main() -> None:
     p.add_argument("--peers", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)")
     p.add_argument("--peer-only", action="store_true", help="only peer distillation, for --seeds")
     p.add_argument("--peer-every", type=int, default=400, help="env-steps between evaluations of peer distillation")
+    p.add_argument(
+        "--peer-from",
+        help="with --peer-only: the student's lifelong_state.pt, '{seed}' replaced by the seed "
+        "(default: a fresh learner)",
+    )
     args = p.parse_args()
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
