@@ -40,13 +40,15 @@ KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0
 
 
 def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path) -> dict:
+    """One strategy through the sequence; ``name@x`` runs strategy ``name`` with ``lam=x``."""
+    name, _, lam = strategy.partition("@")
     cfg = LifelongConfig(
         **{
             **base.to_dict(),
-            "strategy": strategy,
+            "strategy": name,
             "seed": seed,
             "sets": base.sets,
-            "strategy_kwargs": KWARGS.get(strategy, {}),
+            "strategy_kwargs": {"lam": float(lam)} if lam else KWARGS.get(name, {}),
         }
     )
     t0 = time.perf_counter()
@@ -126,6 +128,7 @@ def main() -> None:
     p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
     p.add_argument("--merge", nargs="*", help="only merge these JSON files of single-seed runs into --json")
     p.add_argument("--peers", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)")
+    p.add_argument("--refs", help="reference curves from this JSON ('{seed}' replaced) instead of training them")
     p.add_argument("--peer-only", action="store_true", help="only peer distillation, for --seeds")
     p.add_argument("--peer-every", type=int, default=400, help="env-steps between evaluations of peer distillation")
     p.add_argument(
@@ -141,10 +144,11 @@ def main() -> None:
             args.json,
             {
                 **first,
-                "seeds": [s for q in parts for s in q["seeds"]],
+                "seeds": sorted({s for q in parts for s in q["seeds"]}),
                 "rows": [r for q in parts for r in q["rows"]],
                 "reference_curves": {k: v for q in parts for k, v in q["reference_curves"].items()},
-                "peer_distillation": [x for q in parts for x in q["peer_distillation"]],
+                "peer_distillation": [{"student": "fresh", **x} for q in parts for x in q["peer_distillation"]]
+                + (json.loads(Path(args.peers).read_text())["peer_distillation"] if args.peers else []),
                 "wall_s": sum(q["wall_s"] for q in parts),
             },
         )
@@ -201,7 +205,12 @@ def main() -> None:
         t0 = time.perf_counter()
         ref_cfg = LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed})
         teachers: list = []
-        refs = reference_curves(ref_cfg, sequence(base.sequence, base.num_tasks), work / f"reference-s{seed}", teachers)
+        if args.refs:  # the reference curves of an earlier run of this benchmark (and no peer distillation)
+            refs = json.loads(Path(args.refs.replace("{seed}", str(seed))).read_text())["reference_curves"][str(seed)]
+        else:
+            refs = reference_curves(
+                ref_cfg, sequence(base.sequence, base.num_tasks), work / f"reference-s{seed}", teachers
+            )
         refs_by_seed[seed] = refs
         print(
             f"seed {seed}: reference curves in {time.perf_counter() - t0:.0f}s: {[round(M.auc(c), 2) for c in refs]}",
@@ -216,13 +225,15 @@ def main() -> None:
                 f"({row['wall_s']:.0f}s)",
                 flush=True,
             )
-            if seed == 0:
+            if seed == 0 and not args.refs:
                 plots.mkdir(parents=True, exist_ok=True)
                 shutil.copy(trainer.run_dir / "plots" / "R.png", plots / f"lifelong-R-{strategy.replace('+', '_')}.png")
                 shutil.copy(
                     trainer.run_dir / "plots" / "curves.png",
                     plots / f"lifelong-curves-{strategy.replace('+', '_')}.png",
                 )
+        if args.refs:
+            continue
         # Peer distillation on the last task: the teammate that mastered it is the reference learner of that task.
         last = len(refs) - 1
         threshold = sequence(base.sequence, base.num_tasks).tasks[last].success_threshold
@@ -265,8 +276,10 @@ def write(path: str, result: dict) -> None:
         summary[strategy] = {k: float(np.mean([r[k] for r in sel])) for k in keys}
         summary[strategy].update({f"{k}_std": float(np.std([r[k] for r in sel])) for k in keys[:5]})
     result = {**result, "summary": summary}
-    ratios = [p["ratio"] for p in peers if p["ratio"] is not None]
-    result["peer_distillation_mean_ratio"] = float(np.mean(ratios)) if ratios else None
+    result["peer_distillation_mean_ratio"] = {}
+    for student in dict.fromkeys(p.get("student", "fresh") for p in peers):
+        ratios = [p["ratio"] for p in peers if p.get("student", "fresh") == student and p["ratio"] is not None]
+        result["peer_distillation_mean_ratio"][student] = float(np.mean(ratios)) if ratios else None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=1) + "\n")
     md = [
@@ -290,7 +303,8 @@ def write(path: str, result: dict) -> None:
     ]
     for peer in peers:
         md.append(
-            f"- seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, with the teacher "
+            f"- {peer.get('student', 'fresh')} student, seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, "
+            f"with the teacher "
             f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']}; threshold {peer['threshold']})"
         )
     Path(path).with_suffix(".md").write_text("\n".join(md) + "\n")
