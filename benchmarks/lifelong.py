@@ -179,6 +179,7 @@ def main() -> None:
             teammate._only_own_task = True
             teammate.learner = teammate._new_learner(last)
             teammate._run_stage(last)
+            start = Path(args.peer_from.replace("{seed}", str(seed))) if args.peer_from else None
             peer = peer_distillation(
                 base,
                 seed,
@@ -186,7 +187,9 @@ def main() -> None:
                 seq.tasks[last].success_threshold,
                 every=args.peer_every,
                 budget=steps * 2,
+                start=start,
             )
+            peer["student"] = "fresh" if start is None else "continual (fine-tuned through the earlier tasks)"
             peer["teacher_success"] = teammate.curves[last][-1]
             peers.append(peer)
             print(
