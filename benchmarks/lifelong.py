@@ -127,7 +127,9 @@ def main() -> None:
     p.add_argument("--steps-per-task", type=int)
     p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
     p.add_argument("--merge", nargs="*", help="only merge these JSON files of single-seed runs into --json")
-    p.add_argument("--peers", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)")
+    p.add_argument(
+        "--peers", nargs="*", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)"
+    )
     p.add_argument("--refs", help="reference curves from this JSON ('{seed}' replaced) instead of training them")
     p.add_argument("--peer-only", action="store_true", help="only peer distillation, for --seeds")
     p.add_argument("--peer-every", type=int, default=400, help="env-steps between evaluations of peer distillation")
@@ -147,8 +149,11 @@ def main() -> None:
                 "seeds": sorted({s for q in parts for s in q["seeds"]}),
                 "rows": [r for q in parts for r in q["rows"]],
                 "reference_curves": {k: v for q in parts for k, v in q["reference_curves"].items()},
-                "peer_distillation": [{"student": "fresh", **x} for q in parts for x in q["peer_distillation"]]
-                + (json.loads(Path(args.peers).read_text())["peer_distillation"] if args.peers else []),
+                "peer_distillation": [
+                    {"student": "fresh", **x}
+                    for q in ([json.loads(Path(f).read_text()) for f in args.peers] if args.peers else parts)
+                    for x in q["peer_distillation"]
+                ],
                 "wall_s": sum(q["wall_s"] for q in parts),
             },
         )
