@@ -35,19 +35,23 @@ def distill_from(learner: Any, teacher: Any, weight: float | Callable[[Any], flo
     torch_module(learner, "distill")
     if learner.spaces.difference(teacher.spaces):
         raise ConfigError(f"the teacher cannot act for this learner: {learner.spaces.difference(teacher.spaces)}")
-    cache: dict[int, dict[str, torch.Tensor]] = {}
+    # The teacher's actions on the batch being trained on, computed once per batch (its minibatches and epochs
+    # share them); the batch itself is kept so that a new batch is never mistaken for it.
+    cache: list[Any] = [None, {}]
 
     def targets(batch: Any) -> dict[str, torch.Tensor]:
-        key = id(batch)
-        if key not in cache:
-            cache.clear()
+        if cache[0] is not batch:
             obs = {g: o.reshape(-1, *o.shape[2:]).numpy() for g, o in batch.obs.items()}
             info = {}
             if batch.action_mask is not None:
                 info["action_mask"] = {g: m.reshape(-1, *m.shape[2:]).numpy() for g, m in batch.action_mask.items()}
             actions, _ = teacher.act(obs, None, info, explore=False)
-            cache[key] = {g: torch.as_tensor(np.asarray(a), dtype=torch.long) for g, a in actions.items()}
-        return cache[key]
+            cache[0], cache[1] = (
+                batch,
+                {g: torch.as_tensor(np.asarray(a), dtype=torch.long) for g, a in actions.items()},
+            )
+        out: dict[str, torch.Tensor] = cache[1]
+        return out
 
     def distill_term(ctx: Any) -> torch.Tensor:
         batch = ctx.batch
