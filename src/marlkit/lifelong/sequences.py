@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 
 from marlkit.core.config import ConfigError
 from marlkit.core.errors import did_you_mean
@@ -247,7 +246,3 @@ def sequence(name: str, num_tasks: int | None = None) -> TaskSequence:
             raise ConfigError(f"num_tasks = {num_tasks} is not allowed for {name}: 1 to {len(seq)}")
         seq = TaskSequence(seq.name, seq.tasks[:num_tasks])
     return seq
-
-
-def is_discrete(space: Any) -> bool:
-    return isinstance(space, spaces.Discrete)
