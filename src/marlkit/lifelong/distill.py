@@ -33,6 +33,11 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 def distill_from(learner: Any, teacher: Any, weight: float | Callable[[Any], float] = 1.0) -> Callable[[], None]:
     """Add the distillation term towards ``teacher`` to ``learner``'s losses; returns its remover."""
     torch_module(learner, "distill")
+    if learner.capabilities.batch_kind != "rollout":
+        raise ConfigError(
+            f"peer distillation reads the observations of the rollouts a learner trains on (batch_kind 'rollout': "
+            f"PPO, A2C); {type(learner).__name__} learns from {learner.capabilities.batch_kind}"
+        )
     if learner.spaces.difference(teacher.spaces):
         raise ConfigError(f"the teacher cannot act for this learner: {learner.spaces.difference(teacher.spaces)}")
     # The teacher's actions on the batch being trained on, computed once per batch (its minibatches and epochs
@@ -55,8 +60,6 @@ def distill_from(learner: Any, teacher: Any, weight: float | Callable[[Any], flo
 
     def distill_term(ctx: Any) -> torch.Tensor:
         batch = ctx.batch
-        if not hasattr(batch, "obs") or not isinstance(batch.obs, dict):
-            raise ConfigError("peer distillation reads the observations of rollouts (on-policy learners such as PPO)")
         w = weight(learner.progress) if callable(weight) else weight
         if w == 0:
             return torch.zeros(())
