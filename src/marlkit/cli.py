@@ -440,6 +440,38 @@ def cmd_league(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lifelong(args: argparse.Namespace) -> int:
+    """Train one learner through a task sequence (marlkit.lifelong); print R and the metrics."""
+    import json
+
+    from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig
+
+    if args.resume:
+        trainer = ContinualTrainer.resume(args.resume)
+    else:
+        kwargs = json.loads(args.strategy_kwargs) if args.strategy_kwargs else {}
+        cfg = LifelongConfig(
+            sequence=args.sequence,
+            num_tasks=args.num_tasks,
+            algorithm=args.algo,
+            strategy=args.strategy,
+            strategy_kwargs=kwargs,
+            steps_per_task=args.steps_per_task,
+            eval_episodes=args.eval_episodes,
+            seed=args.seed,
+            sets=tuple(args.set),
+            reference=args.reference,
+            out=args.out,
+        )
+        trainer = ContinualTrainer(cfg)
+    result = trainer.run()
+    print(f"run directory: {trainer.run_dir}")
+    for name, row in zip(result["tasks"], result["R"]):
+        print(f"after {name:>20}: " + " ".join(f"{x:.2f}" for x in row))
+    print(json.dumps(result.get("metrics", {}), indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="marlkit", description="Multi-agent reinforcement learning.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -619,6 +651,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length when a request sets none")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("lifelong", help="train one learner through a task sequence with a continual-learning strategy")
+    p.add_argument("sequence", nargs="?", default="foraging-controls", help="a built-in task sequence")
+    p.add_argument("--algo", default="ippo", help="algorithm (default ippo)")
+    p.add_argument(
+        "--strategy",
+        default="finetune",
+        help="finetune, l2, ewc, online-ewc, replay, packnet, heads, "
+        "reset, multitask, or several joined by + (default finetune)",
+    )
+    p.add_argument("--strategy-kwargs", metavar="JSON", help="options of the strategy, e.g. '{\"lam\": 100}'")
+    p.add_argument("--num-tasks", type=int, help="only the first N tasks of the sequence")
+    p.add_argument("--steps-per-task", type=int, default=16_000, help="env-steps of each stage (default 16000)")
+    p.add_argument("--eval-episodes", type=int, default=32, help="greedy episodes per evaluation of a task")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="algo.FIELD=VALUE", help="learner config overrides")
+    p.add_argument("--reference", action="store_true", help="also train from scratch on each task (forward transfer)")
+    p.add_argument("--out", default="runs/lifelong", help="parent directory of the run directory")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a lifelong run directory after its last stage")
+    p.set_defaults(func=cmd_lifelong)
     return parser
 
 

@@ -31,7 +31,8 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (5, "population", ("population/",)),
     (5, "distributed", ("distributed/",)),
     (6, "experiment", ("experiment/",)),
-    (7, "entry points", ("__init__.py", "__main__.py", "cli.py")),
+    (7, "lifelong", ("lifelong/",)),
+    (8, "entry points", ("__init__.py", "__main__.py", "cli.py")),
 )
 
 

@@ -1,0 +1,323 @@
+"""Lifelong learning on a cooperative task sequence: every strategy x 3 seeds, and peer distillation.
+
+    python benchmarks/lifelong.py --json benchmarks/results/lifelong.json [--quick] [--seeds 0 1 2]
+
+The sequence is ``foraging-controls`` (6 tasks of 2-agent level-based foraging whose controls are relabelled in
+each task; marlkit.lifelong.sequences), learned by IPPO with ``--steps-per-task`` env-steps per stage. For each
+seed a fresh learner is first trained on every task alone (the from-scratch reference of forward transfer and
+plasticity); then each strategy runs the whole sequence. Rows: ``strategy, seed, avg_performance, forgetting
+(Continual World), meal_forgetting, forward_transfer, plasticity, wall_s``. Peer distillation: a fresh learner
+meets the last task, which a teammate (the reference learner of that task) has mastered, and learns it with and
+without the teammate's frozen policy as a teacher; the row records the env-steps each needs to reach the task's
+success threshold. Writes the JSON, a markdown table next to it, and heat maps of R (seed 0) in
+``benchmarks/results/plots/``. ``--quick``: two tasks, one seed, four strategies, a few thousand steps per stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from marlkit.lifelong import metrics as M
+from marlkit.lifelong.distill import distill_from, steps_to_threshold
+from marlkit.lifelong.sequences import sequence
+from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig, reference_curves
+
+STRATEGIES = ("finetune", "l2", "ewc", "online-ewc", "replay", "packnet", "heads", "reset", "multitask")
+QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
+#: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
+SETS = ("algo.entropy_coef=0.03",)
+#: Strategy options (weights of the extra loss terms).
+KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0}, "online-ewc": {"lam": 100.0}}
+
+
+def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path) -> dict:
+    """One strategy through the sequence; ``name@x`` runs strategy ``name`` with ``lam=x``."""
+    name, _, lam = strategy.partition("@")
+    cfg = LifelongConfig(
+        **{
+            **base.to_dict(),
+            "strategy": name,
+            "seed": seed,
+            "sets": base.sets,
+            "strategy_kwargs": {"lam": float(lam)} if lam else KWARGS.get(name, {}),
+        }
+    )
+    t0 = time.perf_counter()
+    trainer = ContinualTrainer(cfg, out / f"{strategy}-s{seed}")
+    res = trainer.run()
+    wall = time.perf_counter() - t0
+    R, hist = np.asarray(res["R"]), np.asarray(res["history"])
+    row = {
+        "strategy": strategy,
+        "seed": seed,
+        "avg_performance": M.average_performance(R),
+        "forgetting": M.forgetting(R),
+        "meal_forgetting": M.meal_forgetting(R, hist, res["stage_ends"]),
+        "forward_transfer": M.forward_transfer(res["curves"], refs),
+        "plasticity": M.plasticity(res["curves"], refs) if len(refs) > 1 else float("nan"),
+        "wall_s": wall,
+        "R": res["R"],
+    }
+    return row, trainer
+
+
+def peer_distillation(
+    base: LifelongConfig,
+    seed: int,
+    teacher_policy,
+    threshold: float,
+    every: int,
+    budget: int,
+    start: Path | None = None,
+) -> dict:
+    """Steps a learner needs on the last task to reach ``threshold``, alone and with the teacher: a fresh learner, or
+    (``start``: a ``lifelong_state.pt``) the one that has learned the earlier tasks of the sequence."""
+    from marlkit.experiment.runner import learn
+
+    out = {}
+    for mode in ("alone", "teacher"):
+        cfg = LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed, "strategy": "finetune"})
+        trainer = ContinualTrainer(cfg, Path(tempfile.mkdtemp()) / mode)
+        last = len(trainer.sequence) - 1
+        trainer.learner = trainer._new_learner(last)
+        if start is not None:
+            trainer.learner.load_state(torch.load(start, weights_only=True)["algo"])
+        if mode == "teacher":
+            distill_from(trainer.learner, teacher_policy, weight=1.0)
+        from marlkit.collect import Collector
+        from marlkit.experiment.runner import make_env
+
+        c = trainer.cfgs[last]
+        source = Collector(
+            make_env(c, c.env.num_envs, seed=c.experiment.seed), trainer.learner, trainer.learner.config.rollout_steps
+        )
+        steps, curve, t0 = [0], [trainer.evaluate_all([last])[0]], time.perf_counter()
+        while steps[-1] < budget and curve[-1] < threshold:
+            learn(trainer.learner, source, max(1, every // source.steps_per_batch), total_steps=budget)
+            steps.append(trainer.learner.progress.env_steps)
+            curve.append(trainer.evaluate_all([last])[0])
+        out[mode] = {
+            "steps_to_threshold": steps_to_threshold(steps, curve, threshold),
+            "curve": curve,
+            "steps": steps,
+            "wall_s": time.perf_counter() - t0,
+        }
+        shutil.rmtree(trainer.run_dir.parent, ignore_errors=True)
+    a, t = out["alone"]["steps_to_threshold"], out["teacher"]["steps_to_threshold"]
+    out["ratio"] = (t / a) if a and t is not None else None
+    out["threshold"], out["seed"] = threshold, seed
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", required=True)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seeds", type=int, nargs="*")
+    p.add_argument("--strategies", nargs="*")
+    p.add_argument("--steps-per-task", type=int)
+    p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
+    p.add_argument("--merge", nargs="*", help="only merge these JSON files of single-seed runs into --json")
+    p.add_argument(
+        "--peers", nargs="*", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)"
+    )
+    p.add_argument("--refs", help="reference curves from this JSON ('{seed}' replaced) instead of training them")
+    p.add_argument("--peer-only", action="store_true", help="only peer distillation, for --seeds")
+    p.add_argument("--peer-every", type=int, default=400, help="env-steps between evaluations of peer distillation")
+    p.add_argument(
+        "--peer-from",
+        help="with --peer-only: the student's lifelong_state.pt, '{seed}' replaced by the seed "
+        "(default: a fresh learner)",
+    )
+    args = p.parse_args()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        first = parts[0]
+        write(
+            args.json,
+            {
+                **first,
+                "seeds": sorted({s for q in parts for s in q["seeds"]}),
+                "rows": [r for q in parts for r in q["rows"]],
+                "reference_curves": {k: v for q in parts for k, v in q["reference_curves"].items()},
+                "peer_distillation": [
+                    {"student": "fresh", **x}
+                    for q in ([json.loads(Path(f).read_text()) for f in args.peers] if args.peers else parts)
+                    for x in q["peer_distillation"]
+                ],
+                "wall_s": sum(q["wall_s"] for q in parts),
+            },
+        )
+        return
+    torch.set_num_threads(1)
+    quick = args.quick
+    seeds = args.seeds if args.seeds is not None else ([0] if quick else [0, 1, 2])
+    strategies = args.strategies or (QUICK_STRATEGIES if quick else STRATEGIES)
+    steps = args.steps_per_task or (6000 if quick else 16_000)
+    base = LifelongConfig(
+        sequence="foraging-controls",
+        num_tasks=2 if quick else None,
+        steps_per_task=steps,
+        evals_per_task=2 if quick else 4,
+        eval_episodes=16 if quick else 32,
+        sets=SETS,
+    )
+    work = Path(args.work or tempfile.mkdtemp(prefix="lifelong-bench-"))
+    if args.peer_only:
+        peers = []
+        seq = sequence(base.sequence, base.num_tasks)
+        last = len(seq) - 1
+        for seed in seeds:
+            # The teammate that mastered the last task: a fresh learner trained on it alone (the reference's).
+            teammate = ContinualTrainer(
+                LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed}), work / f"mate-s{seed}"
+            )
+            teammate._only_own_task = True
+            teammate.learner = teammate._new_learner(last)
+            teammate._run_stage(last)
+            start = Path(args.peer_from.replace("{seed}", str(seed))) if args.peer_from else None
+            peer = peer_distillation(
+                base,
+                seed,
+                teammate.learner.policy(),
+                seq.tasks[last].success_threshold,
+                every=args.peer_every,
+                budget=steps * 2,
+                start=start,
+            )
+            peer["student"] = "fresh" if start is None else "continual (fine-tuned through the earlier tasks)"
+            peer["teacher_success"] = teammate.curves[last][-1]
+            peers.append(peer)
+            print(
+                f"  peer distillation seed {seed}: alone {peer['alone']['steps_to_threshold']} steps, with teacher "
+                f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})",
+                flush=True,
+            )
+        Path(args.json).write_text(
+            json.dumps({"peer_distillation": peers, "peer_every": args.peer_every}, indent=1) + "\n"
+        )
+        return
+    plots = Path(args.json).parent / "plots"
+    rows, peers, refs_by_seed = [], [], {}
+    t_all = time.perf_counter()
+    for seed in seeds:
+        t0 = time.perf_counter()
+        ref_cfg = LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed})
+        teachers: list = []
+        if args.refs:  # the reference curves of an earlier run of this benchmark (and no peer distillation)
+            refs = json.loads(Path(args.refs.replace("{seed}", str(seed))).read_text())["reference_curves"][str(seed)]
+        else:
+            refs = reference_curves(
+                ref_cfg, sequence(base.sequence, base.num_tasks), work / f"reference-s{seed}", teachers
+            )
+        refs_by_seed[seed] = refs
+        print(
+            f"seed {seed}: reference curves in {time.perf_counter() - t0:.0f}s: {[round(M.auc(c), 2) for c in refs]}",
+            flush=True,
+        )
+        for strategy in strategies:
+            row, trainer = run_strategy(strategy, seed, base, refs, work)
+            rows.append(row)
+            print(
+                f"  {strategy:>14} seed {seed}: perf {row['avg_performance']:.2f} forget {row['forgetting']:.2f} "
+                f"meal {row['meal_forgetting']:.2f} FT {row['forward_transfer']:+.2f} plast {row['plasticity']:.2f} "
+                f"({row['wall_s']:.0f}s)",
+                flush=True,
+            )
+            if seed == 0 and not args.refs:
+                plots.mkdir(parents=True, exist_ok=True)
+                shutil.copy(trainer.run_dir / "plots" / "R.png", plots / f"lifelong-R-{strategy.replace('+', '_')}.png")
+                shutil.copy(
+                    trainer.run_dir / "plots" / "curves.png",
+                    plots / f"lifelong-curves-{strategy.replace('+', '_')}.png",
+                )
+        if args.refs:
+            continue
+        # Peer distillation on the last task: the teammate that mastered it is the reference learner of that task.
+        last = len(refs) - 1
+        threshold = sequence(base.sequence, base.num_tasks).tasks[last].success_threshold
+        peer = peer_distillation(base, seed, teachers[last], threshold, every=args.peer_every, budget=steps * 2)
+        peer["teacher_success"] = refs[last][-1]
+        peers.append(peer)
+        print(
+            f"  peer distillation seed {seed}: alone {peer['alone']['steps_to_threshold']} steps, with teacher "
+            f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']})",
+            flush=True,
+        )
+
+    result = {
+        "benchmark": "lifelong",
+        "sequence": "foraging-controls",
+        "algorithm": base.algorithm,
+        "sets": list(SETS),
+        "steps_per_task": steps,
+        "num_tasks": len(refs_by_seed[seeds[0]]),
+        "seeds": seeds,
+        "quick": quick,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "rows": rows,
+        "reference_curves": {str(s): r for s, r in refs_by_seed.items()},
+        "peer_distillation": peers,
+        "wall_s": time.perf_counter() - t_all,
+    }
+    write(args.json, result)
+
+
+def write(path: str, result: dict) -> None:
+    """The JSON (with the per-strategy means) and the markdown table next to it."""
+    rows, peers = result["rows"], result["peer_distillation"]
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    keys = ("avg_performance", "forgetting", "meal_forgetting", "forward_transfer", "plasticity", "wall_s")
+    summary = {}
+    for strategy in strategies:
+        sel = [r for r in rows if r["strategy"] == strategy]
+        summary[strategy] = {k: float(np.mean([r[k] for r in sel])) for k in keys}
+        summary[strategy].update({f"{k}_std": float(np.std([r[k] for r in sel])) for k in keys[:5]})
+    result = {**result, "summary": summary}
+    result["peer_distillation_mean_ratio"] = {}
+    for student in dict.fromkeys(p.get("student", "fresh") for p in peers):
+        ratios = [p["ratio"] for p in peers if p.get("student", "fresh") == student and p["ratio"] is not None]
+        result["peer_distillation_mean_ratio"][student] = float(np.mean(ratios)) if ratios else None
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(result, indent=1) + "\n")
+    md = [
+        f"# Lifelong learning: foraging-controls ({result['num_tasks']} tasks, IPPO {' '.join(result['sets'])}, "
+        f"{result['steps_per_task']:,} env-steps per task, seeds {result['seeds']})",
+        "",
+        "| strategy | avg performance | forgetting (CW) | forgetting (MEAL) | forward transfer | plasticity | wall s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for strategy, s in summary.items():
+        md.append(
+            f"| {strategy} | {s['avg_performance']:.3f} ± {s['avg_performance_std']:.3f} | "
+            f"{s['forgetting']:.3f} ± {s['forgetting_std']:.3f} | {s['meal_forgetting']:.3f} | "
+            f"{s['forward_transfer']:+.3f} ± {s['forward_transfer_std']:.3f} | {s['plasticity']:.2f} | "
+            f"{s['wall_s']:.0f} |"
+        )
+    md += [
+        "",
+        "Peer distillation (last task; env-steps to its success threshold, alone and with a teammate that mastered it as teacher):",
+        "",
+    ]
+    for peer in peers:
+        md.append(
+            f"- {peer.get('student', 'fresh')} student, seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, "
+            f"with the teacher "
+            f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']}; threshold {peer['threshold']})"
+        )
+    Path(path).with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

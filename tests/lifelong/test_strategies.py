@@ -1,0 +1,103 @@
+"""Strategies: each runs a tiny sequence through the trainer, and each does what it names on the weights."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from marlkit.core.config import ConfigError
+from marlkit.lifelong.strategies import STRATEGIES, make_strategy
+from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig
+
+TINY = dict(num_tasks=2, steps_per_task=200, evals_per_task=2, eval_episodes=2, num_envs=4, plots=False)
+#: Fewer samples for the Fisher and the replay store than their defaults, to keep the test short.
+SMALL = {"ewc": {"samples": 16, "steps": 32}, "online-ewc": {"samples": 16, "steps": 32}, "replay": {"steps": 32}}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    out = {}
+    for name in [*STRATEGIES, "heads+replay"]:
+        cfg = LifelongConfig(
+            strategy=name, strategy_kwargs=SMALL.get(name, {}), **{**TINY, "plots": name == "finetune"}
+        )
+        trainer = ContinualTrainer(cfg, tmp_path_factory.mktemp(name.replace("+", "_")))
+        out[name] = (trainer, trainer.run())
+    return out
+
+
+def test_every_strategy_runs_the_sequence_and_writes_its_results(runs):
+    for name, (trainer, res) in runs.items():
+        R = np.asarray(res["R"])
+        assert R.shape == (2, 2) and np.isfinite(R).all() and ((R >= 0) & (R <= 1)).all(), name
+        assert len(res["curves"][0]) == 3 and res["curves"][0][-1] == R[0, 0], name  # before, mid-stage, end
+        saved = json.loads((trainer.run_dir / "lifelong.json").read_text())
+        assert saved["completed"] == 2 and saved["R"] == res["R"]
+        if name == "finetune":
+            assert (trainer.run_dir / "plots" / "R.png").stat().st_size > 0
+        assert (trainer.run_dir / "stage-01" / "config.yaml").exists()
+
+
+def test_l2_and_ewc_hold_the_weights_near_the_anchor(runs):
+    for name in ("l2", "ewc", "online-ewc"):
+        strategy = runs[name][0].strategy
+        anchor = strategy.anchor if name == "l2" else strategy.terms[-1][0]
+        assert anchor and all(torch.is_tensor(a) for a in anchor.values())
+    ewc = runs["ewc"][0].strategy
+    assert len(ewc.terms) == 2 and len(runs["online-ewc"][0].strategy.terms) == 1
+    fisher = ewc.terms[0][1]
+    assert sum(float(f.sum()) for f in fisher.values()) > 0  # the policy's log-likelihood has gradients
+
+
+def test_packnet_splits_the_weights_and_freezes_earlier_tasks(runs):
+    trainer = runs["packnet"][0]
+    owner = trainer.strategy.owner
+    counts = {t: sum(int((o == t).sum()) for o in owner.values()) for t in (-1, 0, 1)}
+    assert counts[0] > 0 and counts[1] > 0 and counts[-1] == 0  # the last task takes what is left
+    # Task 0 acts with its own weights only: the others are zero while it is evaluated, and come back after.
+    params = dict(trainer.learner.named_parameters())
+    before = {n: p.detach().clone() for n, p in params.items()}
+    with trainer.strategy.acting_for(trainer.learner, 0):
+        for n, p in params.items():
+            assert (p[owner[n] == 1] == 0).all()
+            assert torch.equal(p[owner[n] == 0], trainer.strategy.frozen[n][owner[n] == 0])
+    assert all(torch.equal(before[n], p) for n, p in params.items())
+
+
+def test_heads_swap_per_task(runs):
+    trainer = runs["heads"][0]
+    heads = trainer.strategy.heads
+    assert set(heads) == {0, 1}
+    assert any(not torch.equal(a["weight"], b["weight"]) for a, b in zip(heads[0], heads[1]))
+
+
+def test_resume_continues_after_the_last_finished_stage(tmp_path):
+    cfg = LifelongConfig(strategy="ewc", strategy_kwargs=SMALL["ewc"], **TINY)
+    whole = ContinualTrainer(cfg, tmp_path / "whole").run()
+    part = ContinualTrainer(cfg, tmp_path / "part")
+    part._run_stage(0)  # one stage, then stop as if interrupted
+    part.completed = 1
+    torch.save(
+        {"algo": part.learner.state(), "strategy": part.strategy.state()},
+        tmp_path / "part" / "stage-00" / "lifelong_state.pt",
+    )
+    part._save()
+    resumed = ContinualTrainer.resume(tmp_path / "part").run()
+    assert resumed["R"] == whole["R"] and resumed["history"] == whole["history"]
+
+
+def test_bad_strategies_are_clear_errors():
+    with pytest.raises(ConfigError, match=r"unknown strategy 'ewk'.*did you mean 'ewc'"):
+        make_strategy("ewk")
+    with pytest.raises(ConfigError, match="does not compose"):
+        make_strategy("multitask+ewc")
+    with pytest.raises(ConfigError, match="strategy 'l2'"):
+        make_strategy("l2", weight=3)
+    with pytest.raises(ConfigError, match=r"gradient descent|loss-term hook"):
+        from marlkit.algorithms.tabular import TabularConfig, TabularQ
+        from marlkit.envs.registry import make
+        from marlkit.lifelong.strategies import EWC, StrategyContext
+
+        env = make("climbing-v0")
+        EWC().attach(TabularQ(env, TabularConfig()), StrategyContext(2, None, None))
