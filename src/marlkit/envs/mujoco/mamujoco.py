@@ -340,9 +340,11 @@ def render_backend() -> str | None:
         try:
             import mujoco
 
-            ctx = mujoco.GLContext(16, 16)
-            ctx.make_current()
-            ctx.free()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                renderer = mujoco.Renderer(mujoco.MjModel.from_xml_string("<mujoco/>"), 8, 8)
+                renderer.render()
+                renderer.close()
             _BACKEND.append(os.environ.get("MUJOCO_GL", "glfw"))
         except Exception:  # noqa: BLE001 - any failure to make a GL context means "cannot render here"
             _BACKEND.append(None)
