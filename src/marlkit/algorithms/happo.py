@@ -88,7 +88,7 @@ class HAPPO(PPO):
         #: The agents in the order of the latest update (agent ids).
         self.update_order: tuple[str, ...] = ()
 
-    def _actor_parameters(self, g: str) -> list[nn.Parameter]:
+    def _actor_parameters(self, g: str) -> list[torch.Tensor]:
         net = self.nets[g]
         return [*net.actor.parameters(), *([] if net.discrete else [net.log_std])]
 

@@ -14,6 +14,7 @@ warm start and without ``cfrc_ext``; ``benchmarks/mujoco_envs.py`` measures both
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -68,7 +69,7 @@ class MjBatch:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="marlkit-mujoco")
         bounds = np.linspace(0, self.num_envs, self.threads + 1).astype(int)
-        futures = [self._pool.submit(self._step_slice, ctrl, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        futures = [self._pool.submit(self._step_slice, ctrl, lo, hi) for lo, hi in itertools.pairwise(bounds)]
         for f in futures:
             f.result()
 

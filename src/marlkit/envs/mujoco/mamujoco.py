@@ -124,7 +124,11 @@ def _probe(fn: Any, model: Any, fields: dict[str, slice], fill: float | None, sc
     data = {}
     for name, s in fields.items():
         shape = FIELD_SHAPES[name](model)
-        values = (np.arange(s.start, s.stop, dtype=np.float64) + 1) * scale if fill is None else np.full(s.stop - s.start, fill)
+        values = (
+            (np.arange(s.start, s.stop, dtype=np.float64) + 1) * scale
+            if fill is None
+            else np.full(s.stop - s.start, fill)
+        )
         data[name] = values.reshape(shape)
     return np.asarray(fn(SimpleNamespace(**data)), dtype=np.float64)
 
@@ -185,7 +189,9 @@ class MaMuJoCo(MultiAgentEnv):
         from gymnasium_robotics.envs.multiagent_mujoco.obsk import build_obs
 
         def agent_fn(i: int) -> Any:
-            return lambda d: build_obs(d, ref.k_dicts[i], ref.local_categories, ref.mujoco_globals, ref.global_categories)
+            return lambda d: build_obs(
+                d, ref.k_dicts[i], ref.local_categories, ref.mujoco_globals, ref.global_categories
+            )
 
         def state_fn(d: Any) -> Any:
             real = gym.data
@@ -195,7 +201,10 @@ class MaMuJoCo(MultiAgentEnv):
             finally:
                 gym.data = real
 
-        agent_maps = [_gather(agent_fn(i), self.model, fields, f"agent_{i}'s observation") for i in range(len(ref.possible_agents))]
+        agent_maps = [
+            _gather(agent_fn(i), self.model, fields, f"agent_{i}'s observation")
+            for i in range(len(ref.possible_agents))
+        ]
         state_map = _gather(state_fn, self.model, fields, "the state")
         # Gather only the fields read (and the forward body's position), in the layout MjBatch keeps.
         used = sorted({int(j) for m in (*agent_maps, state_map) for j in m[0]})
@@ -276,7 +285,9 @@ class MaMuJoCo(MultiAgentEnv):
         if spec.healthy_reward:
             reward = reward + spec.healthy_reward * healthy
         if spec.contact_cost:
-            reward = reward - spec.contact_cost * np.square(np.clip(self._batch.field("cfrc_ext"), -1.0, 1.0)).sum((1, 2))
+            reward = reward - spec.contact_cost * np.square(np.clip(self._batch.field("cfrc_ext"), -1.0, 1.0)).sum(
+                (1, 2)
+            )
         done = ~healthy if spec.terminates else np.zeros(self.num_envs, dtype=bool)
         rewards = {g: np.repeat(reward[:, None], len(ids), axis=1) for g, ids in self.groups.items()}
         terminated = {g: np.repeat(done[:, None], len(ids), axis=1) for g, ids in self.groups.items()}
