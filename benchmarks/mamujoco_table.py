@@ -43,6 +43,44 @@ def published(algo: str, task: str, steps: int) -> str:
     return f"{budget}{points[10_000_000]} at 10M{where}"
 
 
+def plot_curves() -> list[str]:
+    """One plot per task of every run's periodic greedy evaluations, HARL's figure's points beside them; the tasks
+    plotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = []
+    for task in TASKS:
+        docs = {a: RESULTS / f"learning_{a}_mamujoco_{task}.json" for a in ("mappo", "happo")}
+        docs = {a: json.loads(p.read_text()) for a, p in docs.items() if p.exists()}
+        if not docs:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for (algo, doc), color in zip(docs.items(), ("tab:green", "tab:blue")):
+            for seed, points in doc["curves"].items():
+                ax.plot(
+                    [p["env_steps"] for p in points],
+                    [p["episode_return"] for p in points],
+                    color=color,
+                    label=f"{algo} (seed {seed})",
+                )
+            nearest = "ant_4x2" if task == "ant_2x4" else task
+            pub = {s: v for s, v in PUBLISHED.get((algo, nearest), {}).items() if s <= 1_000_000}
+            if pub:
+                ax.scatter(list(pub), list(pub.values()), color=color, marker="x", label=f"{algo}, HARL's figure")
+        ax.set_xlabel("env-steps")
+        ax.set_ylabel("greedy episode return")
+        ax.set_title(f"MaMuJoCo {task.replace('_', ' ')}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(RESULTS / "plots" / f"mamujoco_{task}.png", dpi=100)
+        plt.close(fig)
+        done.append(task)
+    return done
+
+
 def main() -> int:
     lines = [
         "# MaMuJoCo: first learning numbers",
@@ -73,6 +111,11 @@ def main() -> int:
     lines += ["", f"Published points (env-steps: return), {SOURCE}:", ""]
     for (algo, task), points in PUBLISHED.items():
         lines.append(f"- {algo} {task.replace('_', ' ')}: " + ", ".join(f"{s:,}: {v}" for s, v in points.items()))
+    lines += [
+        "",
+        "Learning curves (greedy evaluations during training): "
+        + ", ".join(f"[`plots/mamujoco_{t}.png`](plots/mamujoco_{t}.png)" for t in plot_curves()),
+    ]
     (RESULTS / "mamujoco.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
