@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SOURCE = "HARL (Zhong et al. 2024, JMLR), read off its MaMuJoCo learning-curve figure (±300), v2 envs, 5 seeds"
@@ -43,6 +44,15 @@ def published(algo: str, task: str, steps: int) -> str:
     return f"{budget}{points[10_000_000]} at 10M{where}"
 
 
+def load(algo: str, task: str) -> list[dict[str, Any]]:
+    """The result documents of ``algo`` on ``task``: ``learning_{algo}_mamujoco_{task}.json`` and its ``_seed*``
+    siblings (further seeds run separately)."""
+    first = RESULTS / f"learning_{algo}_mamujoco_{task}.json"
+    paths = [first] if first.exists() else []
+    paths += sorted(RESULTS.glob(f"learning_{algo}_mamujoco_{task}_seed*.json"))
+    return [json.loads(p.read_text()) for p in paths]
+
+
 def plot_curves() -> list[str]:
     """One plot per task of every run's periodic greedy evaluations, HARL's figure's points beside them; the tasks
     plotted."""
@@ -53,19 +63,15 @@ def plot_curves() -> list[str]:
 
     done = []
     for task in TASKS:
-        docs = {a: RESULTS / f"learning_{a}_mamujoco_{task}.json" for a in ("mappo", "happo")}
-        docs = {a: json.loads(p.read_text()) for a, p in docs.items() if p.exists()}
-        if not docs:
+        runs = {a: load(a, task) for a in ("mappo", "happo")}
+        if not any(runs.values()):
             continue
         fig, ax = plt.subplots(figsize=(6, 4))
-        for (algo, doc), color in zip(docs.items(), ("tab:green", "tab:blue")):
-            for seed, points in doc["curves"].items():
-                ax.plot(
-                    [p["env_steps"] for p in points],
-                    [p["episode_return"] for p in points],
-                    color=color,
-                    label=f"{algo} (seed {seed})",
-                )
+        for (algo, docs), color in zip(runs.items(), ("tab:green", "tab:blue")):
+            for doc in docs:
+                for seed, points in doc["curves"].items():
+                    steps = [p["env_steps"] for p in points]
+                    ax.plot(steps, [p["episode_return"] for p in points], color=color, label=f"{algo} (seed {seed})")
             nearest = "ant_4x2" if task == "ant_2x4" else task
             pub = {s: v for s, v in PUBLISHED.get((algo, nearest), {}).items() if s <= 1_000_000}
             if pub:
@@ -94,19 +100,22 @@ def main() -> int:
     ]
     for task in TASKS:
         for algo in ("mappo", "happo"):
-            path = RESULTS / f"learning_{algo}_mamujoco_{task}.json"
-            if not path.exists():
+            docs = load(algo, task)
+            if not docs:
                 continue
-            doc = json.loads(path.read_text())
-            runs = [r for r in doc["records"] if r["algo"] == algo]
+            doc = docs[0]
+            runs = [r for d in docs for r in d["records"] if r["algo"] == algo]
             rand = [r for r in doc["records"] if r["algo"] == "random"]
             steps = runs[0]["env_steps"]
             ret = sum(r["eval_return_mean"] for r in runs) / len(runs)
             wall = sum(r["wall_s"] for r in runs) / len(runs)
             random_ret = f"{rand[0]['eval_return_mean']:.0f}" if rand else "–"
+            each = ", ".join(f"{r['eval_return_mean']:.0f}" for r in runs)
+            spread = f" ({each})" if len(runs) > 1 else ""
+            commands = "; ".join(f"`{d['command']}`" for d in docs)
             lines.append(
-                f"| {task.replace('_', ' ')} | {algo} | {steps:,} | {len(runs)} | **{ret:.0f}** | {random_ret} | "
-                f"{wall / 60:.1f} min | {published(algo, task, steps)} | `{doc['command']}` |"
+                f"| {task.replace('_', ' ')} | {algo} | {steps:,} | {len(runs)} | **{ret:.0f}**{spread} | "
+                f"{random_ret} | {wall / 60:.1f} min | {published(algo, task, steps)} | {commands} |"
             )
     lines += ["", f"Published points (env-steps: return), {SOURCE}:", ""]
     for (algo, task), points in PUBLISHED.items():
