@@ -31,6 +31,8 @@ Needs ``pip install 'marlkit[mujoco]'`` (gymnasium-robotics, mujoco).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -103,15 +105,26 @@ def _healthy(name: str, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
 def _reference(scenario: str, agent_conf: str, agent_obsk: int) -> Any:
     """MaMuJoCo's own env of this body and partition (the source of the model, partitions and observations)."""
     try:
-        with warnings.catch_warnings():
+        # gymnasium_robotics prints a notice about its Adroit hand envs when imported; none of it concerns MaMuJoCo.
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             from gymnasium_robotics import mamujoco_v1
     except ImportError as e:
         raise ImportError("the MaMuJoCo envs need gymnasium-robotics and mujoco: pip install 'marlkit[mujoco]'") from e
+    import mujoco
+
+    # Gymnasium's half_cheetah.xml uses a compiler attribute MuJoCo 3.3+ deprecates: its warning would be printed at
+    # every build and appended to MUJOCO_LOG.TXT in the working directory. Other MuJoCo warnings still show.
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(
+        lambda msg: None if "settotalmass" in msg else warnings.warn(f"MuJoCo: {msg}", stacklevel=2)
+    )
     try:
         return mamujoco_v1.parallel_env(scenario, agent_conf, agent_obsk=agent_obsk)
     except Exception as e:  # noqa: BLE001 - MaMuJoCo raises a bare Exception for an unknown partition
         raise ValueError(f"MaMuJoCo has no partition agent_conf={agent_conf!r} of {scenario}: {e}") from None
+    finally:
+        mujoco.set_mju_user_warning(previous)
 
 
 # ------------------------------------------------------------------------------------- observation probing
