@@ -181,7 +181,7 @@ class MaMuJoCo(MultiAgentEnv):
             raise ValueError(f"agent_obsk (observation depth in joints) must be an integer >= 0, got {agent_obsk!r}")
         if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-        self.scenario, self.spec = scenario, SCENARIOS[scenario]
+        self.scenario, self.body = scenario, SCENARIOS[scenario]
         self.agent_conf, self.agent_obsk, self.max_steps = agent_conf, int(agent_obsk), int(max_steps)
         self.render_size = (int(render_size[0]), int(render_size[1]))
         ref = _reference(scenario, agent_conf, int(agent_obsk))
@@ -222,12 +222,12 @@ class MaMuJoCo(MultiAgentEnv):
         # Gather only the fields read (and the forward body's position), in the layout MjBatch keeps.
         used = sorted({int(j) for m in (*agent_maps, state_map) for j in m[0]})
         read = [n for n in names if any(fields[n].start <= j < fields[n].stop for j in used)]
-        if self.spec.contact_cost and "cfrc_ext" not in read:
+        if self.body.contact_cost and "cfrc_ext" not in read:
             read.append("cfrc_ext")
         for n in ("qpos", "qvel"):
             if n not in read:
                 read.insert(0, n)
-        if self.spec.forward_body is not None:
+        if self.body.forward_body is not None:
             read.append("xpos")
         self._batch = MjBatch(self.model, self.num_envs, gym.frame_skip, read, threads)
         remap = np.full(width, -1, dtype=np.int64)
@@ -251,7 +251,8 @@ class MaMuJoCo(MultiAgentEnv):
         obs_spaces, act_spaces = {}, {}
         for g, members in groups.items():
             rows = [ids.index(a) for a in members]
-            self._obs_maps[g] = tuple(np.stack([agent_maps[r][k] for r in rows]) for k in range(3))  # type: ignore[assignment]
+            index, lo, hi = (np.stack([agent_maps[r][k] for r in rows]) for k in range(3))
+            self._obs_maps[g] = (index, lo, hi)
             self._act_index[g] = np.stack([act_index[r] for r in rows])
             obs_spaces[g] = spaces.Box(-np.inf, np.inf, (len(agent_maps[rows[0]][0]),), np.float32)
             act_spaces[g] = spaces.Box(low, high, (len(act_index[rows[0]]),), np.float32)
@@ -265,18 +266,18 @@ class MaMuJoCo(MultiAgentEnv):
 
     # ------------------------------------------------------------------------------------------- dynamics
     def _forward_position(self) -> np.ndarray:
-        if self.spec.forward_body is None:
+        if self.body.forward_body is None:
             return self._batch.field("qpos")[:, 0].copy()
-        return self._batch.field("xpos")[:, self.spec.forward_body, 0].copy()
+        return self._batch.field("xpos")[:, self.body.forward_body, 0].copy()
 
     def _reset_copies(self, mask: np.ndarray) -> None:
-        n, s, rng = int(mask.sum()), self.spec.reset_noise, self.np_random
+        n, s, rng = int(mask.sum()), self.body.reset_noise, self.np_random
         nq, nv = self.model.nq, self.model.nv
         qpos = np.empty((n, nq))
         qvel = np.empty((n, nv))
         for row in range(n):  # Gymnasium's draw order, copy after copy
             qpos[row] = self.init_qpos + rng.uniform(-s, s, size=nq)
-            if self.spec.qvel_noise == "normal":
+            if self.body.qvel_noise == "normal":
                 qvel[row] = self.init_qvel + s * rng.standard_normal(nv)
             else:
                 qvel[row] = self.init_qvel + rng.uniform(-s, s, size=nv)
@@ -291,7 +292,7 @@ class MaMuJoCo(MultiAgentEnv):
         after = self._forward_position()
         moved = after - self._forward_before
         self._forward_before = after
-        spec = self.spec
+        spec = self.body
         reward = moved / self.dt - spec.ctrl_cost * np.square(ctrl).sum(-1)
         qpos, qvel = self._batch.field("qpos"), self._batch.field("qvel")
         healthy = _healthy(self.scenario, qpos, qvel)
