@@ -45,7 +45,7 @@ def cmd_envs(args: argparse.Namespace) -> int:
 
     table = Table(title="marlkit batched environments (marlkit.make)")
     for col in ("id", "groups (agents)", "observation", "action", "state", "description"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id")  # an id stays whole however many columns compete for the width
     for env_id in marlkit.list_envs():
         env = marlkit.make(env_id)
         groups = ", ".join(f"{g} ({len(ids)})" for g, ids in env.groups.items())

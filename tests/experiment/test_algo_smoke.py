@@ -23,6 +23,10 @@ PAIRS = [
 ]
 
 
+#: Env options of the smoke runs: MaMuJoCo's episodes are cut from 1000 steps to 50, so its evaluations stay short.
+ENV_KWARGS = {e: {"max_steps": 50} for e in marlkit.list_envs() if e.startswith("mamujoco-")}
+
+
 def test_every_algorithm_has_an_env():
     assert {a for a, _ in PAIRS} == set(list_algos("batched"))
 
@@ -32,7 +36,7 @@ def test_train_checkpoint_load(algo, env_id, tmp_path):
     torch.set_num_threads(1)
     config = {
         "algorithm": algo,
-        "env": {"id": env_id},
+        "env": {"id": env_id, "kwargs": ENV_KWARGS.get(env_id, {})},
         "algo": algo_spec(algo).config_for(marlkit.make(env_id, num_envs=1, seed=0)),
     }
     result = train(

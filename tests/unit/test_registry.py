@@ -43,7 +43,7 @@ def test_an_array_algorithm_on_a_text_game_names_what_trains_on_it():
     with pytest.raises(
         ConfigError,
         match=r"cannot train token-rl on spread-v0: spread-v0 is a batched env; "
-        r"algorithms that train on it: ia2c, ippo, ",
+        r"algorithms that train on it: happo, ia2c, ippo, ",
     ):
         make_run_config("token-rl", "spread-v0")
 

@@ -124,8 +124,9 @@ class GroupNets(GroupActing, nn.Module):
         )
         self.actor = MLP(obs_dim + extra, out, cfg.hidden, n_models, cfg.activation, out_gain=0.01)
         self.critic = MLP(critic_dim + extra, 1, cfg.hidden, n_models, cfg.activation, out_gain=1.0)
-        if not self.discrete:
-            self.log_std = nn.Parameter(torch.full((out,), cfg.init_log_std))
+        if not self.discrete:  # one log-std per agent when agents have their own networks
+            shape = (out,) if cfg.share_parameters else (n_agents, out)
+            self.log_std = nn.Parameter(torch.full(shape, cfg.init_log_std))
         if isinstance(action_space, spaces.Box):
             self.low_np = action_space.low.astype(np.float32)
             self.high_np = action_space.high.astype(np.float32)
@@ -162,7 +163,7 @@ class GroupNets(GroupActing, nn.Module):
             return logp, -(logp_all.exp() * logp_all).sum(-1) if entropy else None
         std = self.log_std.exp()
         logp = (-0.5 * ((actions - params) / std) ** 2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
-        return logp, (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum().expand(logp.shape) if entropy else None
+        return logp, (0.5 + 0.5 * np.log(2 * np.pi) + self.log_std).sum(-1).expand(logp.shape) if entropy else None
 
     def value(self, critic_in: torch.Tensor) -> torch.Tensor:
         """V of every agent, ``(..., n_agents)``, from ``(..., n_agents, d)`` (``(..., d)`` if ``value_per_copy``)."""

@@ -262,3 +262,12 @@ register_algo(
         description="a learner or fixed policy per group, e.g. MADDPG predators vs a random prey",
     )
 )
+register_algo(
+    AlgoSpec(
+        "happo",
+        "marlkit.algorithms.happo:HAPPO",
+        "marlkit.algorithms.happo:HAPPOConfig",
+        {"centralised_critic": True, "share_parameters": False},
+        description="heterogeneous-agent PPO: agents updated in a random order, advantages corrected (Kuba et al. 2022)",
+    )
+)

@@ -397,3 +397,11 @@ register(
     "marlkit.envs.poker:LeducPoker",
     description="Leduc hold'em, OpenSpiel's rules and information states (turn-based, zero-sum)",
 )
+# Multi-Agent MuJoCo bodies (needs the mujoco extra); agent_conf (the partition) and agent_obsk are options.
+for _body, _conf in (("HalfCheetah", "2x3"), ("Ant", "2x4"), ("Ant", "4x2"), ("Walker2d", "2x3"), ("Hopper", "3x1")):
+    register(
+        f"mamujoco-{_body.lower()}-{_conf}-v0",
+        "marlkit.envs.mujoco.mamujoco:MaMuJoCo",
+        {"scenario": _body, "agent_conf": _conf},
+        description=f"MaMuJoCo {_body} {_conf}: one body, agents drive its joints (Gymnasium v5 reward; cooperative)",
+    )
