@@ -449,7 +449,14 @@ def cmd_lifelong(args: argparse.Namespace) -> int:
     if args.resume:
         trainer = ContinualTrainer.resume(args.resume)
     else:
-        kwargs = json.loads(args.strategy_kwargs) if args.strategy_kwargs else {}
+        try:
+            kwargs = json.loads(args.strategy_kwargs) if args.strategy_kwargs else {}
+        except json.JSONDecodeError as e:
+            raise SystemExit(
+                f"marlkit lifelong: error: --strategy-kwargs is not JSON ({e}); e.g. '{{\"lam\": 100}}'"
+            ) from None
+        if not isinstance(kwargs, dict):
+            raise SystemExit("marlkit lifelong: error: --strategy-kwargs must be a JSON object, e.g. '{\"lam\": 100}'")
         cfg = LifelongConfig(
             sequence=args.sequence,
             num_tasks=args.num_tasks,

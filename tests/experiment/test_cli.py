@@ -176,3 +176,10 @@ def test_envs_lists_every_id_the_registry_answers_for_with_its_kind(capsys):
         assert env_id in listed, env_id
         if kind != "batched":  # the batched table's columns are their groups and spaces
             assert listed[env_id] == kind, env_id
+
+
+def test_lifelong_strategy_options_must_be_a_json_object():
+    with pytest.raises(SystemExit, match="is not JSON"):
+        main(["lifelong", "--strategy", "ewc", "--strategy-kwargs", "{lam: 1}"])
+    with pytest.raises(SystemExit, match="must be a JSON object"):
+        main(["lifelong", "--strategy", "ewc", "--strategy-kwargs", "[1]"])

@@ -70,3 +70,25 @@ def test_maddpg_critics_see_every_groups_actions():
     for g, critic in algo.online["critics"].items():
         ids = len(env.groups[g]) if len(env.groups[g]) > 1 else 0
         assert critic.net.in_dim == state_dim + joint + ids
+
+
+def test_separate_networks_load_a_checkpoint_with_one_shared_log_std():
+    """Agents with their own networks have a log-std each; a state dict holding one ``(act_dim,)`` vector (the
+    layout before that) loads with every agent starting from it, and a wrong width is still refused."""
+    import pytest
+    import torch
+    from gymnasium import spaces
+
+    from marlkit.algorithms.policy_nets import GroupNets
+    from marlkit.algorithms.ppo import PPOConfig
+
+    cfg = PPOConfig(share_parameters=False)
+    net = GroupNets(4, 4, 3, spaces.Box(-1.0, 1.0, (2,)), cfg)
+    state = net.state_dict()
+    assert state["log_std"].shape == (3, 2)
+    state["log_std"] = torch.tensor([0.1, -0.7])
+    net.load_state_dict(state)
+    assert torch.equal(net.log_std.detach(), torch.tensor([[0.1, -0.7]] * 3))
+    state["log_std"] = torch.zeros(3)
+    with pytest.raises(RuntimeError, match="log_std"):
+        net.load_state_dict(state)

@@ -131,6 +131,15 @@ class GroupNets(GroupActing, nn.Module):
             self.low_np = action_space.low.astype(np.float32)
             self.high_np = action_space.high.astype(np.float32)
 
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        # Checkpoints written before agents with their own networks had a log-std each hold one ``(act_dim,)``
+        # vector: every agent starts from it.
+        key = prefix + "log_std"
+        old = state_dict.get(key)
+        if old is not None and not self.discrete and self.log_std.dim() == 2 and old.shape == self.log_std.shape[1:]:
+            state_dict[key] = old.expand_as(self.log_std).clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def with_id(self, x: torch.Tensor) -> torch.Tensor:
         """Append the one-hot agent index to inputs shaped ``(..., n_agents, d)``."""
         if not self.ids:
