@@ -13,6 +13,10 @@ Sections (``SECTIONS``; ``--only NAME`` runs some of them, and the JSON keeps th
   its wall time and the ratio of the two times. Then the neural learners, one thread of torch: PSRO whose oracle is
   a DQN trained from sampled games against the opponent's meta-strategy (iterations: PSRO rounds; the meta-game's
   payoffs and the NashConv are exact), and NFSP (iterations: games); ``games`` counts the games they played.
+- ``selfplay``: ``benchmarks/selfplay.py``'s records (tag-v0 ratings of the final self-play player against its
+  snapshot at 10% of the budget; rock-paper-scissors self-play and fictitious self-play).
+- ``roles``: ``benchmarks/roles.py``'s final evaluations (role specialisation, SND and division of labour of random,
+  untrained and trained spread-v0 teams; leader election's agreement).
 
 Every record has ``section``; the markdown table (``--markdown``, default beside the JSON) has one table per section.
 """
@@ -189,8 +193,50 @@ class Section:
     columns: list[str]
 
 
+def selfplay_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self; rock-paper-scissors
+    self-play and fictitious self-play with the pool average's exploitability."""
+    import selfplay
+
+    return selfplay.run(args.quick)
+
+
+def roles_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """benchmarks/roles.py: role specialisation and SND of random, untrained and trained spread-v0 teams (the final
+    evaluation of each seed only; the curves stay in roles.json), and leader election's success."""
+    import roles
+
+    final = []
+    for r in roles.run(args.quick, seeds=1 if args.quick else 3):
+        if r.get("team") == "training":
+            continue  # the curve's points; the trained team's final evaluation is its own record
+        final.append({"task": r.get("task", "spread"), **r})
+    return final
+
+
 SECTIONS: dict[str, Section] = {
     "efg": Section("Extensive-form games: NashConv of tabular solvers, against OpenSpiel", efg_section, EFG_COLUMNS),
+    "selfplay": Section(
+        "Self-play against a policy pool: ratings against an earlier self, exploitability on rock-paper-scissors",
+        selfplay_section,
+        [
+            "task",
+            "method",
+            "seed",
+            "env_steps",
+            "h2h_games",
+            "h2h_win_rate",
+            "elo_gap",
+            "openskill_gap_elo_points",
+            "exploitability_average",
+            "train_wall_s",
+        ],
+    ),
+    "roles": Section(
+        "Self-organisation: role specialisation, SND and leader election",
+        roles_section,
+        ["task", "team", "seed", "env_steps", "specialisation", "snd", "division_of_labour", "agreement", "return"],
+    ),
 }
 
 
