@@ -24,7 +24,7 @@ import yaml
 
 from marlkit.core import checkpoint as ckpt
 from marlkit.core.rundir import CHECKPOINT_DIR
-from marlkit.experiment.run import RunConfig, RunResult, make_run_config, new_run_dir
+from marlkit.experiment.run import RunConfig, RunResult, _plain, make_run_config, new_run_dir
 from marlkit.experiment.runner import Runner, build_algo, derive_seeds, make_env, set_threads
 from marlkit.population.pool import PolicyPool
 from marlkit.population.selfplay import SelfPlayConfig, SelfPlaySource
@@ -113,11 +113,3 @@ def resume_selfplay(run_dir: str | Path, steps: int | None = None, callbacks: It
     learner, source = build_selfplay(cfg, sp, run_dir, resume=True)
     runner = Runner.resume(run_dir, steps, [FinalSnapshot(source), *callbacks], learner=learner, source=source)
     return runner.run()
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x
