@@ -39,8 +39,12 @@ SETS = ("algo.entropy_coef=0.03",)
 KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0}, "online-ewc": {"lam": 100.0}}
 
 
-def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path) -> dict:
-    """One strategy through the sequence; ``name@x`` runs strategy ``name`` with ``lam=x``."""
+def run_strategy(
+    strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path, final_episodes: int = 0
+) -> dict:
+    """One strategy through the sequence; ``name@x`` runs strategy ``name`` with ``lam=x``. ``final_episodes``:
+    also evaluate the final learner on every task with that many fresh episodes (other seeds than the run's own
+    evaluations) -- ``final_performance``, the average performance with less evaluation noise."""
     name, _, lam = strategy.partition("@")
     cfg = LifelongConfig(
         **{
@@ -67,6 +71,9 @@ def run_strategy(strategy: str, seed: int, base: LifelongConfig, refs: list[list
         "wall_s": wall,
         "R": res["R"],
     }
+    if final_episodes:
+        final = trainer.evaluate_all(episodes=final_episodes, seed=50_000)
+        row.update(final_performance=float(np.mean(final)), final_per_task=final, final_episodes=final_episodes)
     return row, trainer
 
 
@@ -125,8 +132,16 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="*")
     p.add_argument("--strategies", nargs="*")
     p.add_argument("--steps-per-task", type=int)
+    p.add_argument(
+        "--final-episodes",
+        type=int,
+        default=0,
+        help="also evaluate each final learner on every task with this many fresh episodes (final_performance)",
+    )
     p.add_argument("--work", default=None, help="directory for the run directories (default: a temporary one)")
     p.add_argument("--merge", nargs="*", help="only merge these JSON files of single-seed runs into --json")
+    p.add_argument("--add", nargs="*", help="only add the rows of these JSON files to --json (keeping its others)")
+    p.add_argument("--sequence", default="foraging-controls", help="a built-in sequence or a .yaml file")
     p.add_argument(
         "--peers", nargs="*", help="with --merge: take the peer-distillation rows from this JSON (--peer-only)"
     )
@@ -139,6 +154,9 @@ def main() -> None:
         "(default: a fresh learner)",
     )
     args = p.parse_args()
+    if args.add:
+        add(args.json, args.add)
+        return
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
         first = parts[0]
@@ -164,7 +182,7 @@ def main() -> None:
     strategies = args.strategies or (QUICK_STRATEGIES if quick else STRATEGIES)
     steps = args.steps_per_task or (6000 if quick else 16_000)
     base = LifelongConfig(
-        sequence="foraging-controls",
+        sequence=args.sequence,
         num_tasks=2 if quick else None,
         steps_per_task=steps,
         evals_per_task=2 if quick else 4,
@@ -225,12 +243,12 @@ def main() -> None:
             flush=True,
         )
         for strategy in strategies:
-            row, trainer = run_strategy(strategy, seed, base, refs, work)
+            row, trainer = run_strategy(strategy, seed, base, refs, work, args.final_episodes)
             rows.append(row)
             print(
                 f"  {strategy:>14} seed {seed}: perf {row['avg_performance']:.2f} forget {row['forgetting']:.2f} "
                 f"meal {row['meal_forgetting']:.2f} FT {row['forward_transfer']:+.2f} plast {row['plasticity']:.2f} "
-                f"({row['wall_s']:.0f}s)",
+                f"({row['wall_s']:.0f}s)" + (f" final {row['final_performance']:.3f}" if args.final_episodes else ""),
                 flush=True,
             )
             if seed == 0 and not args.refs:
@@ -256,7 +274,8 @@ def main() -> None:
 
     result = {
         "benchmark": "lifelong",
-        "sequence": "foraging-controls",
+        "sequence": args.sequence,
+        "peer_every": args.peer_every,
         "algorithm": base.algorithm,
         "sets": list(SETS),
         "steps_per_task": steps,
@@ -273,16 +292,50 @@ def main() -> None:
     write(args.json, result)
 
 
+def _seq(row: dict, result: dict) -> str:
+    return str(row.get("sequence", result["sequence"]))
+
+
+def add(path: str, parts: list[str]) -> None:
+    """Add the rows (and peer-distillation rows) of ``parts`` to the benchmark JSON ``path``: a row replaces only
+    the one of the same sequence, strategy and seed; every other row stays."""
+    result = json.loads(Path(path).read_text())
+    rows = result["rows"]
+    for f in parts:
+        q = json.loads(Path(f).read_text())
+        for r in q["rows"]:
+            r = {**r, "sequence": _seq(r, q), "steps_per_task": q["steps_per_task"], "sets": q["sets"]}
+            key = (r["sequence"], r["strategy"], r["seed"])
+            rows[:] = [x for x in rows if (_seq(x, result), x["strategy"], x["seed"]) != key] + [r]
+        if q["sequence"] != result["sequence"]:
+            result.setdefault("reference_curves_by_sequence", {}).setdefault(q["sequence"], {}).update(
+                q["reference_curves"]
+            )
+        else:
+            result["reference_curves"].update(q["reference_curves"])
+        for peer in q["peer_distillation"]:
+            peer = {**peer, "sequence": q["sequence"], "peer_every": q.get("peer_every")}
+            result["peer_distillation"].append(peer)
+        result["wall_s"] += q["wall_s"]
+    write(path, result)
+
+
 def write(path: str, result: dict) -> None:
-    """The JSON (with the per-strategy means) and the markdown table next to it."""
+    """The JSON (with the per-sequence and per-strategy means) and the markdown tables next to it."""
     rows, peers = result["rows"], result["peer_distillation"]
-    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    groups = list(dict.fromkeys((_seq(r, result), r["strategy"]) for r in rows))
     keys = ("avg_performance", "forgetting", "meal_forgetting", "forward_transfer", "plasticity", "wall_s")
-    summary = {}
-    for strategy in strategies:
-        sel = [r for r in rows if r["strategy"] == strategy]
-        summary[strategy] = {k: float(np.mean([r[k] for r in sel])) for k in keys}
-        summary[strategy].update({f"{k}_std": float(np.std([r[k] for r in sel])) for k in keys[:5]})
+    summary: dict = {}
+    for seq, strategy in groups:
+        sel = [r for r in rows if (_seq(r, result), r["strategy"]) == (seq, strategy)]
+        s = {k: float(np.mean([r[k] for r in sel])) for k in keys}
+        s.update({f"{k}_std": float(np.std([r[k] for r in sel])) for k in keys[:5]})
+        s["per_seed"] = {str(r["seed"]): r["avg_performance"] for r in sel}
+        if all("final_performance" in r for r in sel):
+            s["final_performance"] = float(np.mean([r["final_performance"] for r in sel]))
+            s["final_performance_std"] = float(np.std([r["final_performance"] for r in sel]))
+            s["final_per_seed"] = {str(r["seed"]): r["final_performance"] for r in sel}
+        summary[strategy if seq == result["sequence"] else f"{seq}/{strategy}"] = s
     result = {**result, "summary": summary}
     result["peer_distillation_mean_ratio"] = {}
     for student in dict.fromkeys(p.get("student", "fresh") for p in peers):
@@ -290,30 +343,50 @@ def write(path: str, result: dict) -> None:
         result["peer_distillation_mean_ratio"][student] = float(np.mean(ratios)) if ratios else None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=1) + "\n")
-    md = [
-        f"# Lifelong learning: foraging-controls ({result['num_tasks']} tasks, IPPO {' '.join(result['sets'])}, "
-        f"{result['steps_per_task']:,} env-steps per task, seeds {result['seeds']})",
-        "",
-        "| strategy | avg performance | forgetting (CW) | forgetting (MEAL) | forward transfer | plasticity | wall s |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for strategy, s in summary.items():
-        md.append(
-            f"| {strategy} | {s['avg_performance']:.3f} ± {s['avg_performance_std']:.3f} | "
-            f"{s['forgetting']:.3f} ± {s['forgetting_std']:.3f} | {s['meal_forgetting']:.3f} | "
-            f"{s['forward_transfer']:+.3f} ± {s['forward_transfer_std']:.3f} | {s['plasticity']:.2f} | "
-            f"{s['wall_s']:.0f} |"
-        )
+    md = []
+    for seq in dict.fromkeys(g[0] for g in groups):
+        sel = [r for r in rows if _seq(r, result) == seq]
+        steps = sel[0].get("steps_per_task", result["steps_per_task"])
+        sets = sel[0].get("sets", result["sets"])
+        seeds = sorted({r["seed"] for r in sel})
+        md += [
+            f"# Lifelong learning: {seq} ({len(sel[0]['R'])} tasks, IPPO {' '.join(sets)}, "
+            f"{steps:,} env-steps per task, seeds {seeds})",
+            "",
+            "| strategy | avg performance | per seed | final perf. (more episodes) | forgetting (CW) | "
+            "forgetting (MEAL) | forward transfer | plasticity | wall s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for (sq, strategy), key in zip(groups, summary):
+            if sq != seq:
+                continue
+            s = summary[key]
+            per = " / ".join(f"{v:.3f}" for _, v in sorted(s["per_seed"].items()))
+            final = (
+                f"{s['final_performance']:.3f} ± {s['final_performance_std']:.3f} "
+                f"({' / '.join(f'{v:.3f}' for _, v in sorted(s['final_per_seed'].items()))})"
+                if "final_performance" in s
+                else ""
+            )
+            md.append(
+                f"| {strategy} | {s['avg_performance']:.3f} ± {s['avg_performance_std']:.3f} | {per} | {final} | "
+                f"{s['forgetting']:.3f} ± {s['forgetting_std']:.3f} | {s['meal_forgetting']:.3f} | "
+                f"{s['forward_transfer']:+.3f} ± {s['forward_transfer_std']:.3f} | {s['plasticity']:.2f} | "
+                f"{s['wall_s']:.0f} |"
+            )
+        md.append("")
     md += [
-        "",
-        "Peer distillation (last task; env-steps to its success threshold, alone and with a teammate that mastered it as teacher):",
+        "Peer distillation (env-steps to the last task's success threshold, alone and with a teammate that mastered "
+        "it as teacher):",
         "",
     ]
     for peer in peers:
+        where = f"{peer.get('sequence', result['sequence'])}, evaluated every {peer.get('peer_every') or 400} steps"
         md.append(
-            f"- {peer.get('student', 'fresh')} student, seed {peer['seed']}: alone {peer['alone']['steps_to_threshold']}, "
-            f"with the teacher "
-            f"{peer['teacher']['steps_to_threshold']} (ratio {peer['ratio']}; threshold {peer['threshold']})"
+            f"- {where}: {peer.get('student', 'fresh')} student, seed {peer['seed']}: alone "
+            f"{peer['alone']['steps_to_threshold']}, with the teacher {peer['teacher']['steps_to_threshold']} "
+            f"(ratio {peer['ratio'] if peer['ratio'] is None else round(peer['ratio'], 3)}; "
+            f"threshold {peer['threshold']})"
         )
     Path(path).with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

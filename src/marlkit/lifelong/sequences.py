@@ -235,14 +235,21 @@ SEQUENCES = {
 
 
 def sequence(name: str, num_tasks: int | None = None) -> TaskSequence:
-    """The built-in sequence ``name`` (its first ``num_tasks`` tasks when given)."""
-    if name not in SEQUENCES:
+    """The built-in sequence ``name``, or the sequence of a YAML file when ``name`` is a ``.yaml``/``.yml`` path
+    (``marlkit.lifelong.sequence_file``); its first ``num_tasks`` tasks when given."""
+    from marlkit.lifelong.sequence_file import is_sequence_file, load_sequence
+
+    if is_sequence_file(name):
+        seq = load_sequence(name)
+    elif name not in SEQUENCES:
         raise ConfigError(
-            f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)})"
+            f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)}; "
+            f"or a .yaml file of tasks)"
         )
-    seq = SEQUENCES[name]()
+    else:
+        seq = SEQUENCES[name]()
     if num_tasks is not None:
         if not 1 <= num_tasks <= len(seq):
-            raise ConfigError(f"num_tasks = {num_tasks} is not allowed for {name}: 1 to {len(seq)}")
+            raise ConfigError(f"num_tasks = {num_tasks} is not allowed for {seq.name}: 1 to {len(seq)}")
         seq = TaskSequence(seq.name, seq.tasks[:num_tasks])
     return seq

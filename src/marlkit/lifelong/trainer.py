@@ -226,16 +226,19 @@ class ContinualTrainer:
         return out
 
     # --------------------------------------------------------------------------------------------- evaluating
-    def evaluate_all(self, tasks: list[int] | None = None) -> list[float]:
-        """Success on every task (or on ``tasks``) now: the mean over ``eval_episodes`` greedy episodes, the same
-        seed every time."""
+    def evaluate_all(
+        self, tasks: list[int] | None = None, episodes: int | None = None, seed: int = 10_000
+    ) -> list[float]:
+        """Success on every task (or on ``tasks``) now: the mean over ``eval_episodes`` (or ``episodes``) greedy
+        episodes, the same seed (``seed + task``) every time."""
         from marlkit.experiment.runner import evaluate_learner
 
         out = []
+        n = self.config.eval_episodes if episodes is None else episodes
         for j in range(len(self.eval_envs)) if tasks is None else tasks:
             env = self.eval_envs[j]
             with self.strategy.acting_for(self.learner, j):
-                stats = evaluate_learner(env, self.learner, self.config.eval_episodes, seed=10_000 + j)
+                stats = evaluate_learner(env, self.learner, n, seed=seed + j)
             if "success" not in stats.metrics:
                 raise ConfigError(f"task {self.sequence.tasks[j].name} reports no success metric")
             out.append(float(np.mean(stats.metrics["success"])))
