@@ -71,10 +71,6 @@ def _task(entry: Any, index: int, base_dir: Path) -> Task:
         raise ConfigError(f"{where}.kwargs = {kwargs!r} is not allowed: a mapping of {env}'s option names to values")
     perm = entry.get("action_perm")
     action_perm = None if perm is None else _int_list(perm, f"{where}.action_perm")
-    if action_perm is not None and sorted(action_perm) != list(range(len(action_perm))):
-        raise ConfigError(
-            f"{where}.action_perm = {list(action_perm)} is not allowed: a permutation of 0..{len(action_perm) - 1}"
-        )
     hide = _int_list(entry.get("hide", []) or [], f"{where}.hide")
     partners = entry.get("partners", 0)
     if not isinstance(partners, int) or isinstance(partners, bool) or partners < 0:
