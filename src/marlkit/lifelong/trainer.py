@@ -132,6 +132,17 @@ class _EvalPoints:
             self.trainer._record(self.task, runner.env_steps)
 
 
+class _StrategyProgress:
+    """Runner callback: tells the strategy, after every update, how much of the stage is done."""
+
+    def __init__(self, trainer: ContinualTrainer, task: int) -> None:
+        self.trainer, self.task = trainer, task
+
+    def on_update(self, runner: Any, metrics: dict[str, float]) -> None:
+        t = self.trainer
+        t.strategy.during_task(t.learner, self.task, runner.env_steps / t.config.steps_per_task)
+
+
 class ContinualTrainer:
     """Trains one learner through ``config.sequence`` with ``config.strategy``; ``run()`` returns the results."""
 
@@ -286,7 +297,7 @@ class ContinualTrainer:
         self._record(i, 0)
         runner = Runner(
             self.cfgs[i],
-            callbacks=[_EvalPoints(self, i)],
+            callbacks=[_StrategyProgress(self, i), _EvalPoints(self, i)],
             run_dir=stage_dir,
             default_callbacks=False,
             learner=self.learner,
