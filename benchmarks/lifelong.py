@@ -31,7 +31,20 @@ from marlkit.lifelong.distill import distill_from, steps_to_threshold
 from marlkit.lifelong.sequences import sequence
 from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig, reference_curves
 
-STRATEGIES = ("finetune", "l2", "ewc", "online-ewc", "replay", "packnet", "heads", "reset", "multitask")
+STRATEGIES = (
+    "finetune",
+    "l2",
+    "ewc",
+    "online-ewc",
+    "replay",
+    "packnet",
+    "heads",
+    "reset",
+    "multitask",
+    "replay@0.3",
+    "heads+replay",
+    "reset+replay",
+)
 QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
 #: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
 SETS = ("algo.entropy_coef=0.03",)
@@ -67,6 +80,8 @@ def run_strategy(
         "forgetting": M.forgetting(R),
         "meal_forgetting": M.meal_forgetting(R, hist, res["stage_ends"]),
         "forward_transfer": M.forward_transfer(res["curves"], refs),
+        "auc_gap": M.auc_gap(res["curves"], refs),
+        "curves": res["curves"],
         "plasticity": M.plasticity(res["curves"], refs) if len(refs) > 1 else float("nan"),
         "wall_s": wall,
         "R": res["R"],
@@ -85,14 +100,19 @@ def peer_distillation(
     every: int,
     budget: int,
     start: Path | None = None,
+    num_envs: int | None = None,
 ) -> dict:
     """Steps a learner needs on the last task to reach ``threshold``, alone and with the teacher: a fresh learner, or
-    (``start``: a ``lifelong_state.pt``) the one that has learned the earlier tasks of the sequence."""
+    (``start``: a ``lifelong_state.pt``) the one that has learned the earlier tasks of the sequence. ``num_envs``:
+    the student collects from that many env copies (smaller batches, so that ``every`` can be finer)."""
     from marlkit.experiment.runner import learn
 
     out = {}
     for mode in ("alone", "teacher"):
-        cfg = LifelongConfig(**{**base.to_dict(), "sets": base.sets, "seed": seed, "strategy": "finetune"})
+        n = num_envs or base.num_envs
+        cfg = LifelongConfig(
+            **{**base.to_dict(), "sets": base.sets, "seed": seed, "strategy": "finetune", "num_envs": n}
+        )
         trainer = ContinualTrainer(cfg, Path(tempfile.mkdtemp()) / mode)
         last = len(trainer.sequence) - 1
         trainer.learner = trainer._new_learner(last)
@@ -148,6 +168,9 @@ def main() -> None:
     p.add_argument("--refs", help="reference curves from this JSON ('{seed}' replaced) instead of training them")
     p.add_argument("--peer-only", action="store_true", help="only peer distillation, for --seeds")
     p.add_argument("--peer-every", type=int, default=400, help="env-steps between evaluations of peer distillation")
+    p.add_argument(
+        "--peer-envs", type=int, help="env copies the peer-distillation student collects from (default: the run's)"
+    )
     p.add_argument(
         "--peer-from",
         help="with --peer-only: the student's lifelong_state.pt, '{seed}' replaced by the seed "
@@ -211,7 +234,9 @@ def main() -> None:
                 every=args.peer_every,
                 budget=steps * 2,
                 start=start,
+                num_envs=args.peer_envs,
             )
+            peer["student_envs"] = args.peer_envs or base.num_envs
             peer["student"] = "fresh" if start is None else "continual (fine-tuned through the earlier tasks)"
             peer["teacher_success"] = teammate.curves[last][-1]
             peers.append(peer)
@@ -221,7 +246,8 @@ def main() -> None:
                 flush=True,
             )
         Path(args.json).write_text(
-            json.dumps({"peer_distillation": peers, "peer_every": args.peer_every}, indent=1) + "\n"
+            json.dumps({"sequence": args.sequence, "peer_distillation": peers, "peer_every": args.peer_every}, indent=1)
+            + "\n"
         )
         return
     plots = Path(args.json).parent / "plots"
@@ -263,7 +289,10 @@ def main() -> None:
         # Peer distillation on the last task: the teammate that mastered it is the reference learner of that task.
         last = len(refs) - 1
         threshold = sequence(base.sequence, base.num_tasks).tasks[last].success_threshold
-        peer = peer_distillation(base, seed, teachers[last], threshold, every=args.peer_every, budget=steps * 2)
+        peer = peer_distillation(
+            base, seed, teachers[last], threshold, every=args.peer_every, budget=steps * 2, num_envs=args.peer_envs
+        )
+        peer["student_envs"] = args.peer_envs or base.num_envs
         peer["teacher_success"] = refs[last][-1]
         peers.append(peer)
         print(
@@ -303,11 +332,13 @@ def add(path: str, parts: list[str]) -> None:
     rows = result["rows"]
     for f in parts:
         q = json.loads(Path(f).read_text())
-        for r in q["rows"]:
+        for r in q.get("rows", []):
             r = {**r, "sequence": _seq(r, q), "steps_per_task": q["steps_per_task"], "sets": q["sets"]}
             key = (r["sequence"], r["strategy"], r["seed"])
             rows[:] = [x for x in rows if (_seq(x, result), x["strategy"], x["seed"]) != key] + [r]
-        if q["sequence"] != result["sequence"]:
+        if "reference_curves" not in q:
+            pass
+        elif q["sequence"] != result["sequence"]:
             result.setdefault("reference_curves_by_sequence", {}).setdefault(q["sequence"], {}).update(
                 q["reference_curves"]
             )
@@ -316,7 +347,7 @@ def add(path: str, parts: list[str]) -> None:
         for peer in q["peer_distillation"]:
             peer = {**peer, "sequence": q["sequence"], "peer_every": q.get("peer_every")}
             result["peer_distillation"].append(peer)
-        result["wall_s"] += q["wall_s"]
+        result["wall_s"] += q.get("wall_s", 0.0)
     write(path, result)
 
 
@@ -381,7 +412,10 @@ def write(path: str, result: dict) -> None:
         "",
     ]
     for peer in peers:
-        where = f"{peer.get('sequence', result['sequence'])}, evaluated every {peer.get('peer_every') or 400} steps"
+        where = (
+            f"{peer.get('sequence', result['sequence'])}, student on {peer.get('student_envs', 16)} envs, "
+            f"evaluated every {peer.get('peer_every') or 400} env-steps"
+        )
         md.append(
             f"- {where}: {peer.get('student', 'fresh')} student, seed {peer['seed']}: alone "
             f"{peer['alone']['steps_to_threshold']}, with the teacher {peer['teacher']['steps_to_threshold']} "

@@ -59,17 +59,28 @@ def test_partner_file_is_resolved_next_to_the_yaml(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("env: foraging-v0\n    kwargs: {size: 5, num_food: 1, max_agent_level: 1, max_food_level: 1, max_steps: 10}\n"
-         "    action_perm", "env: foragin-v0\n    action_perm", r"tasks\[1\]\.env = 'foragin-v0'.*foraging-v0"),
-        ("action_perm: [1, 2, 3, 4, 5, 0]", "action_perm: [1, 1, 3, 4, 5, 0]", r"tasks\[1\].*action_perm = \[1, 1, 3, 4, 5, 0\].*permutation of 0\.\.5"),
+        (
+            "env: foraging-v0\n    kwargs: {size: 5, num_food: 1, max_agent_level: 1, max_food_level: 1, max_steps: 10}\n"
+            "    action_perm",
+            "env: foragin-v0\n    action_perm",
+            r"tasks\[1\]\.env = 'foragin-v0'.*foraging-v0",
+        ),
+        (
+            "action_perm: [1, 2, 3, 4, 5, 0]",
+            "action_perm: [1, 1, 3, 4, 5, 0]",
+            r"tasks\[1\].*action_perm = \[1, 1, 3, 4, 5, 0\].*permutation of 0\.\.5",
+        ),
         ("action_perm: [1, 2, 3, 4, 5, 0]", "action_perm: [1, 2]", r"tasks\[1\].*action_perm.*permutation of 0\.\.5"),
         ("hide: [6, 7, 8]", "hide: six", r"tasks\[1\]\.hide = 'six'.*list of integers"),
         ("hide: [6, 7, 8]", "hide: [600]", r"tasks\[1\].*hide = \[600\] must index"),
         ("partners: 1\n    partner:", "partners: -1\n    partner:", r"tasks\[1\]\.partners = -1.*integer >= 0"),
         ("success_threshold: 0.5", "success_threshold: 5", r"tasks\[1\]\.success_threshold = 5.*\[0, 1\]"),
         ("success_threshold: 0.5", "succes_threshold: 0.5", r"tasks\[1\]: unknown key 'succes_threshold'.*did you"),
-        ("size: 5, num_food: 1, max_agent_level: 1, max_food_level: 1, max_steps: 10}\n    action_perm",
-         "sise: 5}\n    action_perm", r"tasks\[1\] \(shifted\).*no option 'sise'"),
+        (
+            "size: 5, num_food: 1, max_agent_level: 1, max_food_level: 1, max_steps: 10}\n    action_perm",
+            "sise: 5}\n    action_perm",
+            r"tasks\[1\] \(shifted\).*no option 'sise'",
+        ),
         ("name: shifted", "name: plain", r"repeats task names"),
         ("tasks:", "taks:", r"unknown key 'taks'"),
     ],

@@ -48,7 +48,9 @@ def _int_list(value: Any, where: str) -> tuple[int, ...]:
 def _task(entry: Any, index: int, base_dir: Path) -> Task:
     where = f"tasks[{index}]"
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where} is a {type(entry).__name__}: each task is a mapping with keys {', '.join(TASK_KEYS)}")
+        raise ConfigError(
+            f"{where} is a {type(entry).__name__}: each task is a mapping with keys {', '.join(TASK_KEYS)}"
+        )
     for key in entry:
         if key not in TASK_KEYS:
             raise ConfigError(

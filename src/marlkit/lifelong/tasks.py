@@ -247,6 +247,8 @@ class TaskEnv(MultiAgentEnv):
 
 def load_policy_file(path: str | Path) -> Any:
     """A weights-only policy saved with ``torch.save(policy.policy_state(), path)`` (nothing in it is executed)."""
+    import pickle
+
     import torch
 
     from marlkit.core import policy_from_state
@@ -259,7 +261,7 @@ def load_policy_file(path: str | Path) -> Any:
         )
     try:
         state = torch.load(p, weights_only=True, map_location="cpu")
-    except Exception as e:  # not a torch file, truncated, or holding more than weights
+    except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # not weights only
         raise ConfigError(
             f"partner {str(path)!r} is not a weights-only policy file (torch.save(policy.policy_state(), path)): "
             f"{type(e).__name__}: {e}"
