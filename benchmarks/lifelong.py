@@ -19,6 +19,7 @@ import argparse
 import json
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,6 +50,8 @@ QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
 #: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
 SETS = ("algo.entropy_coef=0.03",)
 #: Strategy options (weights of the extra loss terms).
+#: How this run was started (recorded with its rows).
+COMMAND = " ".join(["python benchmarks/lifelong.py", *sys.argv[1:]])
 KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0}, "online-ewc": {"lam": 100.0}}
 
 
@@ -246,7 +249,15 @@ def main() -> None:
                 flush=True,
             )
         Path(args.json).write_text(
-            json.dumps({"sequence": args.sequence, "peer_distillation": peers, "peer_every": args.peer_every}, indent=1)
+            json.dumps(
+                {
+                    "sequence": args.sequence,
+                    "peer_distillation": peers,
+                    "peer_every": args.peer_every,
+                    "command": COMMAND,
+                },
+                indent=1,
+            )
             + "\n"
         )
         return
@@ -317,6 +328,7 @@ def main() -> None:
         "reference_curves": {str(s): r for s, r in refs_by_seed.items()},
         "peer_distillation": peers,
         "wall_s": time.perf_counter() - t_all,
+        "command": COMMAND,
     }
     write(args.json, result)
 
@@ -348,6 +360,11 @@ def add(path: str, parts: list[str]) -> None:
             peer = {**peer, "sequence": q["sequence"], "peer_every": q.get("peer_every")}
             result["peer_distillation"].append(peer)
         result["wall_s"] += q.get("wall_s", 0.0)
+        what = sorted({r["strategy"] for r in q.get("rows", [])}) or ["peer distillation"]
+        seeds = sorted({r["seed"] for r in q.get("rows", [])} | {p["seed"] for p in q["peer_distillation"]})
+        result.setdefault("commands", []).append(
+            {"rows": f"{q['sequence']}: {', '.join(what)}; seeds {seeds}", "command": q.get("command")}
+        )
     write(path, result)
 
 
@@ -422,6 +439,9 @@ def write(path: str, result: dict) -> None:
             f"(ratio {peer['ratio'] if peer['ratio'] is None else round(peer['ratio'], 3)}; "
             f"threshold {peer['threshold']})"
         )
+    if result.get("commands"):
+        md += ["", "Commands that regenerate the rows (each part's JSON added with `--json THIS --add PART.json`):", ""]
+        md += [f"- {c['rows']}: `{c['command']}`" for c in result["commands"]]
     Path(path).with_suffix(".md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
 
