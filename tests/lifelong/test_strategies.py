@@ -122,3 +122,29 @@ def test_bad_strategies_are_clear_errors():
 
         env = make("climbing-v0")
         EWC().attach(TabularQ(env, TabularConfig()), StrategyContext(2, None, None))
+
+
+def test_reset_replay_starts_each_task_fresh_and_clones_the_earlier_ones_back(tmp_path):
+    import torch.nn.functional as F
+
+    from marlkit.lifelong.strategies import policy_logits
+
+    trainer = ContinualTrainer(LifelongConfig(strategy="reset+replay", **TINY), tmp_path)
+    reset, replay = trainer.strategy.parts
+    learner = trainer.learner
+    trainer._run_stage(0)
+    (group, (obs, mask, logp_old)), *_ = replay.store.items()
+    stored = obs.shape[0]
+
+    def kl() -> float:
+        with torch.no_grad():
+            logp = F.log_softmax(policy_logits(learner, group, obs, mask if mask.numel() else None), -1)
+            return float((logp_old.exp() * (logp_old - logp)).sum(-1).mean())
+
+    trained = kl()
+    trainer.strategy.before_task(learner, 1)  # the learner is a fresh one; the stored samples stay
+    after_reset = kl()
+    assert after_reset > trained and replay.store[group][0].shape[0] == stored
+    trainer._run_stage(1)  # learning task 1 while cloning task 0 brings task 0's policy back
+    assert replay.store[group][0].shape[0] == 2 * stored
+    assert kl() < 0.5 * after_reset
