@@ -347,7 +347,11 @@ def add(path: str, parts: list[str]) -> None:
         for r in q.get("rows", []):
             r = {**r, "sequence": _seq(r, q), "steps_per_task": q["steps_per_task"], "sets": q["sets"]}
             key = (r["sequence"], r["strategy"], r["seed"])
-            rows[:] = [x for x in rows if (_seq(x, result), x["strategy"], x["seed"]) != key] + [r]
+            same = [i for i, x in enumerate(rows) if (_seq(x, result), x["strategy"], x["seed"]) == key]
+            if same:
+                rows[same[0]] = r  # in its place
+            else:
+                rows.append(r)
         if "reference_curves" not in q:
             pass
         elif q["sequence"] != result["sequence"]:
