@@ -50,6 +50,8 @@ QUICK_STRATEGIES = ("finetune", "ewc", "replay", "multitask")
 #: The learner: PPO with a larger entropy bonus than its default, so that it keeps exploring when a task changes.
 SETS = ("algo.entropy_coef=0.03",)
 #: Strategy options (weights of the extra loss terms).
+#: The option ``name@x`` sets (default ``lam``).
+OPTION = {"packnet": "retrain"}
 #: How this run was started (recorded with its rows).
 COMMAND = " ".join(["python benchmarks/lifelong.py", *sys.argv[1:]])
 KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0}, "online-ewc": {"lam": 100.0}}
@@ -58,7 +60,7 @@ KWARGS: dict[str, dict[str, float]] = {"l2": {"lam": 0.01}, "ewc": {"lam": 100.0
 def run_strategy(
     strategy: str, seed: int, base: LifelongConfig, refs: list[list[float]], out: Path, final_episodes: int = 0
 ) -> dict:
-    """One strategy through the sequence; ``name@x`` runs strategy ``name`` with ``lam=x``. ``final_episodes``:
+    """One strategy through the sequence; ``name@x`` runs strategy ``name`` with ``lam=x`` (PackNet: ``retrain=x``). ``final_episodes``:
     also evaluate the final learner on every task with that many fresh episodes (other seeds than the run's own
     evaluations) -- ``final_performance``, the average performance with less evaluation noise."""
     name, _, lam = strategy.partition("@")
@@ -68,7 +70,7 @@ def run_strategy(
             "strategy": name,
             "seed": seed,
             "sets": base.sets,
-            "strategy_kwargs": {"lam": float(lam)} if lam else KWARGS.get(name, {}),
+            "strategy_kwargs": {OPTION.get(name, "lam"): float(lam)} if lam else KWARGS.get(name, {}),
         }
     )
     t0 = time.perf_counter()
