@@ -392,9 +392,16 @@ def write(path: str, result: dict) -> None:
         summary[strategy if seq == result["sequence"] else f"{seq}/{strategy}"] = s
     result = {**result, "summary": summary}
     result["peer_distillation_mean_ratio"] = {}
-    for student in dict.fromkeys(p.get("student", "fresh") for p in peers):
-        ratios = [p["ratio"] for p in peers if p.get("student", "fresh") == student and p["ratio"] is not None]
-        result["peer_distillation_mean_ratio"][student] = float(np.mean(ratios)) if ratios else None
+
+    def kind(p: dict) -> str:
+        return (
+            f"{p.get('sequence', result['sequence'])}: {p.get('student', 'fresh')} student on "
+            f"{p.get('student_envs', 16)} envs, evaluated every {p.get('peer_every') or 400} env-steps"
+        )
+
+    for k in dict.fromkeys(kind(p) for p in peers):
+        ratios = [p["ratio"] for p in peers if kind(p) == k and p["ratio"] is not None]
+        result["peer_distillation_mean_ratio"][k] = float(np.mean(ratios)) if ratios else None
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(result, indent=1) + "\n")
     md = []
@@ -445,6 +452,8 @@ def write(path: str, result: dict) -> None:
             f"(ratio {peer['ratio'] if peer['ratio'] is None else round(peer['ratio'], 3)}; "
             f"threshold {peer['threshold']})"
         )
+    md += ["", "Mean ratio (with the teacher / alone):", ""]
+    md += [f"- {k}: {v if v is None else round(v, 3)}" for k, v in result["peer_distillation_mean_ratio"].items()]
     if result.get("commands"):
         md += ["", "Commands that regenerate the rows (each part's JSON added with `--json THIS --add PART.json`):", ""]
         md += [f"- {c['rows']}: `{c['command']}`" for c in result["commands"]]
