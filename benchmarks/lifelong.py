@@ -29,7 +29,7 @@ import torch
 
 from marlkit.lifelong import metrics as M
 from marlkit.lifelong.distill import distill_from, steps_to_threshold
-from marlkit.lifelong.sequences import sequence
+from marlkit.lifelong.sequence_file import any_sequence as sequence
 from marlkit.lifelong.trainer import ContinualTrainer, LifelongConfig, reference_curves
 
 STRATEGIES = (

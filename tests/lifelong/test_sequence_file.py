@@ -6,8 +6,8 @@ import json
 import pytest
 
 from marlkit.core.config import ConfigError
+from marlkit.lifelong.sequence_file import any_sequence as sequence
 from marlkit.lifelong.sequence_file import load_sequence
-from marlkit.lifelong.sequences import sequence
 
 GOOD = """
 name: two-controls

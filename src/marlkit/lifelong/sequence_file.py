@@ -1,6 +1,7 @@
 """Task sequences from YAML files: an ordered list of env configs, validated before anything is built.
 
-``marlkit lifelong path/to/sequence.yaml`` (or ``LifelongConfig(sequence="path/to/sequence.yaml")``) loads::
+``marlkit lifelong path/to/sequence.yaml`` (or ``LifelongConfig(sequence="path/to/sequence.yaml")``; ``any_sequence``
+takes a built-in name or a file) loads::
 
     name: my-sequence            # optional (default: the file's stem)
     tasks:                       # one entry per task, in order (at least one)
@@ -26,7 +27,7 @@ from typing import Any
 
 from marlkit.core.config import ConfigError
 from marlkit.core.errors import did_you_mean
-from marlkit.lifelong.sequences import Task, TaskSequence
+from marlkit.lifelong.sequences import Task, TaskSequence, first_tasks, sequence
 from marlkit.lifelong.tasks import PARTNER_KINDS, TASK_ENV_ID
 
 SEQUENCE_SUFFIXES = (".yaml", ".yml")
@@ -131,3 +132,11 @@ def load_sequence(path: str | Path) -> TaskSequence:
     seq = TaskSequence(name, tuple(_task(t, i, p.parent) for i, t in enumerate(tasks)))
     seq.layout()  # tasks that cannot share a learner are refused here, naming them
     return seq
+
+
+def any_sequence(name: str, num_tasks: int | None = None) -> TaskSequence:
+    """The sequence of a YAML file when ``name`` is a ``.yaml``/``.yml`` path, else the built-in sequence ``name``;
+    its first ``num_tasks`` tasks when given."""
+    if is_sequence_file(name):
+        return first_tasks(load_sequence(name), num_tasks)
+    return sequence(name, num_tasks)

@@ -235,19 +235,18 @@ SEQUENCES = {
 
 
 def sequence(name: str, num_tasks: int | None = None) -> TaskSequence:
-    """The built-in sequence ``name``, or the sequence of a YAML file when ``name`` is a ``.yaml``/``.yml`` path
-    (``marlkit.lifelong.sequence_file``); its first ``num_tasks`` tasks when given."""
-    from marlkit.lifelong.sequence_file import is_sequence_file, load_sequence
-
-    if is_sequence_file(name):
-        seq = load_sequence(name)
-    elif name not in SEQUENCES:
+    """The built-in sequence ``name`` (its first ``num_tasks`` tasks when given); a YAML file's sequence is
+    ``marlkit.lifelong.sequence_file.any_sequence``'s."""
+    if name not in SEQUENCES:
         raise ConfigError(
             f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)}; "
             f"or a .yaml file of tasks)"
         )
-    else:
-        seq = SEQUENCES[name]()
+    return first_tasks(SEQUENCES[name](), num_tasks)
+
+
+def first_tasks(seq: TaskSequence, num_tasks: int | None) -> TaskSequence:
+    """``seq`` cut to its first ``num_tasks`` tasks (None: all)."""
     if num_tasks is not None:
         if not 1 <= num_tasks <= len(seq):
             raise ConfigError(f"num_tasks = {num_tasks} is not allowed for {seq.name}: 1 to {len(seq)}")

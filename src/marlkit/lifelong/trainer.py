@@ -35,7 +35,8 @@ import torch
 
 from marlkit.core.config import ConfigError
 from marlkit.lifelong import metrics as M
-from marlkit.lifelong.sequences import TaskSequence, sequence
+from marlkit.lifelong.sequence_file import any_sequence
+from marlkit.lifelong.sequences import TaskSequence
 from marlkit.lifelong.strategies import Strategy, StrategyContext, make_strategy, strategy_label
 
 STATE_FILE = "lifelong.json"
@@ -152,7 +153,7 @@ class ContinualTrainer:
         from marlkit.experiment.runner import eval_num_envs, make_env
 
         self.config = config
-        self.sequence = task_sequence if task_sequence is not None else sequence(config.sequence, config.num_tasks)
+        self.sequence = task_sequence if task_sequence is not None else any_sequence(config.sequence, config.num_tasks)
         self.strategy: Strategy = make_strategy(config.strategy, **config.strategy_kwargs)
         self.cfgs = [
             dataclasses.replace(c, experiment=dataclasses.replace(c.experiment, seed=config.seed * 1000 + i))
