@@ -10,7 +10,7 @@ Built-in sequences (``SEQUENCES``; ``sequence(name)``):
 
 * ``foraging-controls`` — rule changes: level-based foraging on a 5x5 grid (2 agents, one food any agent can load)
   with the four moves relabelled differently in each of 6 tasks; what one task's policy does is wrong in the next.
-* ``foraging-controls-large`` — the same on an 8x8 grid with 25-step episodes: slower to learn from scratch.
+* ``foraging-controls-large`` — the same on an 8x8 grid with 25-step episodes.
 * ``foraging-layouts`` — scenario changes: grid size, number of food items, sight and cooperative loading.
 * ``foraging-partners`` — partner changes: the learner plays agent 0; agent 1 is a fixed teammate that stands
   still, then moves at random (``partner_sequence`` builds one with frozen policies of one's own).
@@ -167,8 +167,7 @@ def _foraging_controls() -> TaskSequence:
 
 
 def _foraging_controls_large() -> TaskSequence:
-    # The same relabelled controls on an 8x8 grid with longer episodes: each task takes a fresh learner longer, so
-    # the from-scratch reference leaves room (1 - AUC_ref) for forward transfer to be measured.
+    # The same relabelled controls on an 8x8 grid with longer episodes (more to explore per task than on 6x6).
     kw = {**_SMALL_FORAGING, "size": 8, "max_steps": 25}
     tasks = tuple(Task(f"large-controls-{i}", "foraging-v0", dict(kw), action_perm=p) for i, p in enumerate(_CONTROLS))
     return TaskSequence("foraging-controls-large", tasks)
