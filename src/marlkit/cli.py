@@ -659,7 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("lifelong", help="train one learner through a task sequence with a continual-learning strategy")
-    p.add_argument("sequence", nargs="?", default="foraging-controls", help="a built-in task sequence")
+    p.add_argument(
+        "sequence",
+        nargs="?",
+        default="foraging-controls",
+        help="a built-in task sequence or a .yaml file of tasks (docs/lifelong.md)",
+    )
     p.add_argument("--algo", default="ippo", help="algorithm (default ippo)")
     p.add_argument(
         "--strategy",

@@ -76,3 +76,15 @@ def test_summary_holds_both_conventions():
     assert s["forgetting"] == pytest.approx(1 / 3)
     assert s["meal_forgetting"] == pytest.approx((0.8 + 0.2) / 3)
     assert s["forward_transfer"] == pytest.approx(0.0)
+
+
+def test_auc_gap_is_bounded_where_forward_transfer_is_not():
+    # A reference that learns at once (AUC 0.975) and a learner two evaluations slower (AUC 0.5): CW's FT is -19,
+    # the gap -0.475.
+    fast, slow = [0.9, 1.0, 1.0], [0.0, 0.5, 1.0]
+    assert M.auc(fast) == pytest.approx(0.975) and M.auc(slow) == pytest.approx(0.5)
+    assert M.forward_transfer([slow], [fast]) == pytest.approx(-19.0)
+    assert M.auc_gap([slow], [fast]) == pytest.approx(-0.475)
+    assert M.auc_gap([fast, slow], [slow, slow]) == pytest.approx(0.2375)
+    with pytest.raises(ValueError, match="one reference curve per task"):
+        M.auc_gap([fast], [])

@@ -65,6 +65,27 @@ def test_packnet_splits_the_weights_and_freezes_earlier_tasks(runs):
     assert all(torch.equal(before[n], p) for n, p in params.items())
 
 
+def test_packnet_prunes_then_retrains_the_kept_weights_within_the_stage(tmp_path):
+    cfg = LifelongConfig(strategy="packnet", strategy_kwargs={"retrain": 0.5}, **{**TINY, "steps_per_task": 300})
+    trainer = ContinualTrainer(cfg, tmp_path)
+    strategy, params = trainer.strategy, dict(trainer.learner.named_parameters())
+    at_prune, prune = {}, strategy._prune
+
+    def snapshot(task):
+        prune(task)
+        at_prune.update({n: p.detach().clone() for n, p in params.items()})
+
+    strategy._prune = snapshot
+    trainer._run_stage(0)  # 3 updates of 100 env-steps: pruned after the 2nd, the 3rd retrains what was kept
+    assert at_prune, "pruned within the stage, not after it"
+    owner = strategy.owner
+    kept = sum(int((o == 0).sum()) for o in owner.values())
+    released = sum(int((o < 0).sum()) for o in owner.values())
+    assert kept > 0 and released > 0  # half of the weights kept for task 0, the rest released for task 1
+    assert all((p[owner[n] < 0] == 0).all() for n, p in params.items())  # released weights stay 0
+    assert any(not torch.equal(p[owner[n] == 0], at_prune[n][owner[n] == 0]) for n, p in params.items())
+
+
 def test_heads_swap_per_task(runs):
     trainer = runs["heads"][0]
     heads = trainer.strategy.heads
@@ -101,3 +122,29 @@ def test_bad_strategies_are_clear_errors():
 
         env = make("climbing-v0")
         EWC().attach(TabularQ(env, TabularConfig()), StrategyContext(2, None, None))
+
+
+def test_reset_replay_starts_each_task_fresh_and_clones_the_earlier_ones_back(tmp_path):
+    import torch.nn.functional as F
+
+    from marlkit.lifelong.strategies import policy_logits
+
+    trainer = ContinualTrainer(LifelongConfig(strategy="reset+replay", **TINY), tmp_path)
+    reset, replay = trainer.strategy.parts
+    learner = trainer.learner
+    trainer._run_stage(0)
+    (group, (obs, mask, logp_old)), *_ = replay.store.items()
+    stored = obs.shape[0]
+
+    def kl() -> float:
+        with torch.no_grad():
+            logp = F.log_softmax(policy_logits(learner, group, obs, mask if mask.numel() else None), -1)
+            return float((logp_old.exp() * (logp_old - logp)).sum(-1).mean())
+
+    trained = kl()
+    trainer.strategy.before_task(learner, 1)  # the learner is a fresh one; the stored samples stay
+    after_reset = kl()
+    assert after_reset > trained and replay.store[group][0].shape[0] == stored
+    trainer._run_stage(1)  # learning task 1 while cloning task 0 brings task 0's policy back
+    assert replay.store[group][0].shape[0] == 2 * stored
+    assert kl() < 0.5 * after_reset

@@ -102,3 +102,16 @@ def test_what_cannot_share_a_learner_is_a_clear_error():
         sequence("foraging-control")
     with pytest.raises(ConfigError, match="permutation"):
         TaskEnv("foraging-v0", SMALL, action_perm=[0, 0, 1, 2, 3, 4])
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCES))
+def test_every_task_of_a_builtin_sequence_has_the_same_spaces(name):
+    """One learner plays every task: hidden entries, other grid sizes and padding leave the spaces alike."""
+    from marlkit.core.spaces import PolicySpaces
+
+    seq = sequence(name)
+    lay = seq.layout()
+    envs = [TaskEnv(**seq.env_kwargs(i, lay)) for i in range(len(seq))]
+    first = PolicySpaces.from_env(envs[0])
+    for env in envs[1:]:
+        assert not first.difference(PolicySpaces.from_env(env))

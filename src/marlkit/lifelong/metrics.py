@@ -111,6 +111,15 @@ def forward_transfer(curves: Sequence[ArrayLike], ref_curves: Sequence[ArrayLike
     return float(forward_transfer_per_task(curves, ref_curves).mean())
 
 
+def auc_gap(curves: Sequence[ArrayLike], ref_curves: Sequence[ArrayLike]) -> float:
+    """The mean of ``AUC_i - AUC_ref,i``: forward transfer without Continual World's normalisation by
+    ``1 - AUC_ref,i``, which makes a small loss against a reference that learns the task fast a large negative
+    number (unbounded below); this one lies in [-1, 1] whatever the reference."""
+    if len(curves) != len(ref_curves):
+        raise ValueError(f"need one reference curve per task: {len(curves)} curves, {len(ref_curves)} references")
+    return float(np.mean([auc(c) - auc(r) for c, r in zip(curves, ref_curves)]))
+
+
 def plasticity(curves: Sequence[ArrayLike], ref_curves: Sequence[ArrayLike]) -> float:
     """Learning speed on the last half of the tasks relative to the first task, each against its reference (see
     the module docstring); ``nan`` when a reference curve has zero area."""

@@ -10,6 +10,7 @@ Built-in sequences (``SEQUENCES``; ``sequence(name)``):
 
 * ``foraging-controls`` — rule changes: level-based foraging on a 5x5 grid (2 agents, one food any agent can load)
   with the four moves relabelled differently in each of 6 tasks; what one task's policy does is wrong in the next.
+* ``foraging-controls-large`` — the same on an 8x8 grid with 25-step episodes.
 * ``foraging-layouts`` — scenario changes: grid size, number of food items, sight and cooperative loading.
 * ``foraging-partners`` — partner changes: the learner plays agent 0; agent 1 is a fixed teammate that stands
   still, then moves at random (``partner_sequence`` builds one with frozen policies of one's own).
@@ -165,6 +166,13 @@ def _foraging_controls() -> TaskSequence:
     return TaskSequence("foraging-controls", tasks)
 
 
+def _foraging_controls_large() -> TaskSequence:
+    # The same relabelled controls on an 8x8 grid with longer episodes (more to explore per task than on 6x6).
+    kw = {**_SMALL_FORAGING, "size": 8, "max_steps": 25}
+    tasks = tuple(Task(f"large-controls-{i}", "foraging-v0", dict(kw), action_perm=p) for i, p in enumerate(_CONTROLS))
+    return TaskSequence("foraging-controls-large", tasks)
+
+
 def _foraging_layouts() -> TaskSequence:
     layouts = [
         dict(_SMALL_FORAGING),
@@ -226,6 +234,7 @@ def _pursuit_speed() -> TaskSequence:
 
 SEQUENCES = {
     "foraging-controls": _foraging_controls,
+    "foraging-controls-large": _foraging_controls_large,
     "foraging-layouts": _foraging_layouts,
     "foraging-partners": lambda: partner_sequence(["noop", "random", "noop", "random"]),
     "foraging-comms": _foraging_comms,
@@ -235,14 +244,20 @@ SEQUENCES = {
 
 
 def sequence(name: str, num_tasks: int | None = None) -> TaskSequence:
-    """The built-in sequence ``name`` (its first ``num_tasks`` tasks when given)."""
+    """The built-in sequence ``name`` (its first ``num_tasks`` tasks when given); a YAML file's sequence is
+    ``marlkit.lifelong.sequence_file.any_sequence``'s."""
     if name not in SEQUENCES:
         raise ConfigError(
-            f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)})"
+            f"unknown sequence {name!r}{did_you_mean(name, SEQUENCES)} (built in: {', '.join(SEQUENCES)}; "
+            f"or a .yaml file of tasks)"
         )
-    seq = SEQUENCES[name]()
+    return first_tasks(SEQUENCES[name](), num_tasks)
+
+
+def first_tasks(seq: TaskSequence, num_tasks: int | None) -> TaskSequence:
+    """``seq`` cut to its first ``num_tasks`` tasks (None: all)."""
     if num_tasks is not None:
         if not 1 <= num_tasks <= len(seq):
-            raise ConfigError(f"num_tasks = {num_tasks} is not allowed for {name}: 1 to {len(seq)}")
+            raise ConfigError(f"num_tasks = {num_tasks} is not allowed for {seq.name}: 1 to {len(seq)}")
         seq = TaskSequence(seq.name, seq.tasks[:num_tasks])
     return seq

@@ -6,7 +6,8 @@ A strategy changes a learner only through the contracts: extra terms through the
 
     strategy.attach(learner, ctx)          # once (again after a resume): add loss terms, check what is needed
     strategy.before_task(learner, t)       # before stage t
-    ... the stage trains; evaluations of task j run inside ``with strategy.acting_for(learner, j)``
+    ... the stage trains, calling strategy.during_task(learner, t, fraction) after every update (fraction: of
+    the stage's env-steps done); evaluations of task j run inside ``with strategy.acting_for(learner, j)``
     strategy.after_task(learner, t)        # after stage t: anchors, Fisher, stored samples, pruning
 
 Strategies (``STRATEGIES``; ``make_strategy("ewc", lam=100)``; ``"heads+replay"`` composes several):
@@ -19,10 +20,11 @@ Strategies (``STRATEGIES``; ``make_strategy("ewc", lam=100)``; ``"heads+replay"`
   ``F ← γ F + F_t`` anchored at the latest weights.
 * ``replay`` — behaviour cloning of past tasks (ClonEx, Wołczyk et al. 2022): after each task, store observations
   the policy visits and its action distributions there; later, ``lam * KL(stored ‖ current)`` on a sample of them.
-* ``packnet`` — Mallya & Lazebnik 2018: after each task keep the largest ``1 / (tasks left)`` of the free weights
-  for it and free the rest; weights kept by earlier tasks get no gradient (an optimiser's momentum may still
-  nudge them while the next task trains: they are put back at its end), and task ``j`` is evaluated with only the
-  weights of tasks up to ``j`` (no retraining after pruning).
+* ``packnet`` — Mallya & Lazebnik 2018, within each task's budget: train the free weights for the first
+  ``1 - retrain`` of the stage, then prune — keep the largest ``1 / (tasks left)`` of the free weights for the task,
+  release the rest (set to 0) — and retrain only the kept ones for the last ``retrain`` of it. Weights of earlier
+  tasks get no gradient (an optimiser's momentum may still nudge them, and the released ones: both are put back
+  after every update), and task ``j`` is evaluated with only the weights of tasks up to ``j``.
 * ``heads`` — a separate output layer of actor and critic per task, the rest shared (needs the task's identity when
   acting, which the trainer gives).
 * ``reset`` — re-initialise the learner every ``every`` tasks (restores plasticity, forgets everything).
@@ -128,6 +130,9 @@ class Strategy:
 
     def before_task(self, learner: Any, task: int) -> None:
         pass
+
+    def during_task(self, learner: Any, task: int, fraction: float) -> None:
+        """After every update of stage ``task``; ``fraction`` of its env-steps are done."""
 
     def after_task(self, learner: Any, task: int) -> None:
         pass
@@ -302,10 +307,14 @@ class Replay(Strategy):
 class PackNet(Strategy):
     name = "packnet"
 
-    def __init__(self) -> None:
+    def __init__(self, retrain: float = 0.25) -> None:
+        if not 0.0 <= retrain < 1.0:
+            raise ConfigError(f"packnet retrain = {retrain} is not allowed: the fraction of a stage in [0, 1)")
+        self.retrain = float(retrain)
         self.owner: dict[str, torch.Tensor] = {}  # -1: free; t: kept for task t
-        self.frozen: dict[str, torch.Tensor] = {}
+        self.frozen: dict[str, torch.Tensor] = {}  # every parameter as its owners left it (0 where free)
         self.current = 0
+        self.pruned = False  # whether the current task has been pruned (and is retraining its kept weights)
 
     def attach(self, learner: Any, ctx: StrategyContext) -> None:
         super().attach(learner, ctx)
@@ -313,37 +322,57 @@ class PackNet(Strategy):
         if not self.owner:
             self.owner = {n: torch.full_like(p, -1, dtype=torch.long) for n, p in params.items()}
         for n, p in params.items():
-            p.register_hook(lambda g, n=n: g * (self.owner[n] < 0))  # type: ignore[no-untyped-call]
+            p.register_hook(lambda g, n=n: g * self._trainable(n))  # type: ignore[no-untyped-call]
+
+    def _trainable(self, n: str) -> torch.Tensor:
+        """Before pruning the free weights train; after it only those kept for the current task."""
+        return self.owner[n] == self.current if self.pruned else self.owner[n] < 0
 
     @torch.no_grad()
     def _restore(self) -> None:
+        """Weights of earlier tasks back to their values; after pruning, the released ones back to 0."""
         for n, p in self.params.items():
             if n in self.frozen:
-                kept = self.owner[n] >= 0
-                p.copy_(torch.where(kept, self.frozen[n], p))
+                old = (self.owner[n] >= 0) & (self.owner[n] < self.current)
+                p.copy_(torch.where(old, self.frozen[n], p))
+            if self.pruned:
+                p.masked_fill_(self.owner[n] < 0, 0.0)
 
     def before_task(self, learner: Any, task: int) -> None:
-        self.current = task
+        self.current, self.pruned = task, False
+
+    def during_task(self, learner: Any, task: int, fraction: float) -> None:
+        self._restore()
+        if not self.pruned and fraction >= 1.0 - self.retrain:
+            self._prune(task)
 
     @torch.no_grad()
-    def after_task(self, learner: Any, task: int) -> None:
-        self._restore()
+    def _prune(self, task: int) -> None:
+        """Keep the largest ``1 / (tasks left)`` of the free weights for ``task``; release (zero) the rest."""
         left = self.ctx.num_tasks - task
         for n, p in self.params.items():
             free = self.owner[n] < 0
             k = int(free.sum())
             if k == 0:
                 continue
-            keep = max(1, round(k / left))
+            keep = k if left <= 1 else max(1, round(k / left))
             score = torch.where(free, p.abs(), torch.full_like(p, -1.0))
             top = torch.topk(score.reshape(-1), keep).indices
             chosen = torch.zeros(p.numel(), dtype=torch.bool)
             chosen[top] = True
             chosen = chosen.reshape(p.shape) & free
             self.owner[n][chosen] = task
-            if left > 1:
-                p[free & ~chosen] = 0.0  # released for later tasks
-            self.frozen[n] = p.detach().clone()
+            p.masked_fill_(free & ~chosen, 0.0)  # released for later tasks
+        self.pruned = True
+
+    @torch.no_grad()
+    def after_task(self, learner: Any, task: int) -> None:
+        self._restore()
+        if not self.pruned:  # a stage too short to reach its pruning point
+            self._prune(task)
+        self._restore()
+        self.frozen = {n: p.detach().clone() for n, p in self.params.items()}
+        self.current, self.pruned = task + 1, False
 
     @contextlib.contextmanager
     def acting_for(self, learner: Any, task: int) -> Iterator[None]:
@@ -363,13 +392,14 @@ class PackNet(Strategy):
                     p.copy_(saved[n])
 
     def state(self) -> dict[str, Any]:
-        return {"owner": self.owner, "frozen": self.frozen, "current": self.current}
+        return {"owner": self.owner, "frozen": self.frozen, "current": self.current, "pruned": self.pruned}
 
     def load_state(self, state: dict[str, Any]) -> None:
         for n, o in state["owner"].items():
             self.owner[n].copy_(o)
         self.frozen = dict(state["frozen"])
         self.current = int(state["current"])
+        self.pruned = bool(state.get("pruned", False))
 
 
 class Heads(Strategy):
@@ -452,6 +482,10 @@ class Compose(Strategy):
     def before_task(self, learner: Any, task: int) -> None:
         for p in self.parts:
             p.before_task(learner, task)
+
+    def during_task(self, learner: Any, task: int, fraction: float) -> None:
+        for p in self.parts:
+            p.during_task(learner, task, fraction)
 
     def after_task(self, learner: Any, task: int) -> None:
         for p in self.parts:

@@ -134,11 +134,11 @@ class TaskEnv(MultiAgentEnv):
         self.n_landmarks = len(ids)
         self.base = base
 
+        # Unbounded observation entries (the task id in [0, 1]): the wrapped envs of a sequence differ in their
+        # bounds (grid sizes, hidden entries), and every task must present the one space a learner is built for.
         low = np.zeros(self.obs_pad + self.num_tasks, np.float32)
         high = np.ones(self.obs_pad + self.num_tasks, np.float32)
-        low[: self.inner_obs_dim] = np.asarray(inner_obs.low, np.float32).reshape(-1)
-        high[: self.inner_obs_dim] = np.asarray(inner_obs.high, np.float32).reshape(-1)
-        low[self.hide], high[self.hide] = 0.0, 0.0
+        low[: self.obs_pad], high[: self.obs_pad] = -np.inf, np.inf
         learn_ids = ids[: self.n_learn]
         self._set_spaces(
             {self.group: learn_ids},
@@ -247,6 +247,8 @@ class TaskEnv(MultiAgentEnv):
 
 def load_policy_file(path: str | Path) -> Any:
     """A weights-only policy saved with ``torch.save(policy.policy_state(), path)`` (nothing in it is executed)."""
+    import pickle
+
     import torch
 
     from marlkit.core import policy_from_state
@@ -257,7 +259,14 @@ def load_policy_file(path: str | Path) -> Any:
             f"partner {str(path)!r} is not allowed: one of {PARTNER_KINDS} or the path of a policy file "
             f"(torch.save(policy.policy_state(), path))"
         )
-    return policy_from_state(torch.load(p, weights_only=True, map_location="cpu"), seed=0)
+    try:
+        state = torch.load(p, weights_only=True, map_location="cpu")
+    except (EOFError, OSError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # not weights only
+        raise ConfigError(
+            f"partner {str(path)!r} is not a weights-only policy file (torch.save(policy.policy_state(), path)): "
+            f"{type(e).__name__}: {e}"
+        ) from None
+    return policy_from_state(state, seed=0)
 
 
 def register_task_env() -> None:

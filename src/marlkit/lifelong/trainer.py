@@ -35,7 +35,8 @@ import torch
 
 from marlkit.core.config import ConfigError
 from marlkit.lifelong import metrics as M
-from marlkit.lifelong.sequences import TaskSequence, sequence
+from marlkit.lifelong.sequence_file import any_sequence
+from marlkit.lifelong.sequences import TaskSequence
 from marlkit.lifelong.strategies import Strategy, StrategyContext, make_strategy, strategy_label
 
 STATE_FILE = "lifelong.json"
@@ -132,6 +133,17 @@ class _EvalPoints:
             self.trainer._record(self.task, runner.env_steps)
 
 
+class _StrategyProgress:
+    """Runner callback: tells the strategy, after every update, how much of the stage is done."""
+
+    def __init__(self, trainer: ContinualTrainer, task: int) -> None:
+        self.trainer, self.task = trainer, task
+
+    def on_update(self, runner: Any, metrics: dict[str, float]) -> None:
+        t = self.trainer
+        t.strategy.during_task(t.learner, self.task, runner.env_steps / t.config.steps_per_task)
+
+
 class ContinualTrainer:
     """Trains one learner through ``config.sequence`` with ``config.strategy``; ``run()`` returns the results."""
 
@@ -141,7 +153,7 @@ class ContinualTrainer:
         from marlkit.experiment.runner import eval_num_envs, make_env
 
         self.config = config
-        self.sequence = task_sequence if task_sequence is not None else sequence(config.sequence, config.num_tasks)
+        self.sequence = task_sequence if task_sequence is not None else any_sequence(config.sequence, config.num_tasks)
         self.strategy: Strategy = make_strategy(config.strategy, **config.strategy_kwargs)
         self.cfgs = [
             dataclasses.replace(c, experiment=dataclasses.replace(c.experiment, seed=config.seed * 1000 + i))
@@ -226,16 +238,19 @@ class ContinualTrainer:
         return out
 
     # --------------------------------------------------------------------------------------------- evaluating
-    def evaluate_all(self, tasks: list[int] | None = None) -> list[float]:
-        """Success on every task (or on ``tasks``) now: the mean over ``eval_episodes`` greedy episodes, the same
-        seed every time."""
+    def evaluate_all(
+        self, tasks: list[int] | None = None, episodes: int | None = None, seed: int = 10_000
+    ) -> list[float]:
+        """Success on every task (or on ``tasks``) now: the mean over ``eval_episodes`` (or ``episodes``) greedy
+        episodes, the same seed (``seed + task``) every time."""
         from marlkit.experiment.runner import evaluate_learner
 
         out = []
+        n = self.config.eval_episodes if episodes is None else episodes
         for j in range(len(self.eval_envs)) if tasks is None else tasks:
             env = self.eval_envs[j]
             with self.strategy.acting_for(self.learner, j):
-                stats = evaluate_learner(env, self.learner, self.config.eval_episodes, seed=10_000 + j)
+                stats = evaluate_learner(env, self.learner, n, seed=seed + j)
             if "success" not in stats.metrics:
                 raise ConfigError(f"task {self.sequence.tasks[j].name} reports no success metric")
             out.append(float(np.mean(stats.metrics["success"])))
@@ -283,7 +298,7 @@ class ContinualTrainer:
         self._record(i, 0)
         runner = Runner(
             self.cfgs[i],
-            callbacks=[_EvalPoints(self, i)],
+            callbacks=[_StrategyProgress(self, i), _EvalPoints(self, i)],
             run_dir=stage_dir,
             default_callbacks=False,
             learner=self.learner,
