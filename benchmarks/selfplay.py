@@ -139,57 +139,92 @@ def tag_report(run_dir: Path, seed: int, h2h_games: int, cross_games: int, quick
     }
 
 
-def rps(quick: bool, out: Path, seed: int = 0) -> list[dict[str, Any]]:
+#: Fictitious self-play on the one-shot matrix games: (env id, sampling, fresh_response, seeds).
+FSP_RUNS = [
+    ("rock-paper-scissors-v0", "latest", False, (0,)),
+    ("rock-paper-scissors-v0", "uniform", False, (0,)),
+    ("rock-paper-scissors-v0", "uniform", True, (0, 1, 2)),
+    ("biased-rock-paper-scissors-v0", "latest", False, (0,)),
+    ("biased-rock-paper-scissors-v0", "uniform", False, (0,)),
+    ("biased-rock-paper-scissors-v0", "uniform", True, (0, 1, 2)),
+]
+#: Updates per fictitious-play iteration (one new response each) when the learner restarts, else one.
+FSP_UPDATES = 20
+FSP_FLOOR = 0.05
+
+
+def rps(quick: bool, out: Path, envs: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Self-play (``latest``), warm-started fictitious self-play (``uniform``: one learner, a snapshot every update)
+    and fictitious self-play with a new response per iteration (``uniform`` with ``fresh_response``: the learner
+    restarts after every snapshot and trains ``FSP_UPDATES`` updates against the pool's uniform mixture) on the
+    one-shot matrix games; exploitability of the pool's average strategy and of the last snapshot."""
     import marlkit
     from marlkit.experiment.selfplay import selfplay
-    from marlkit.population import env_payoffs, exploitability
+    from marlkit.population import env_payoffs, exploitability, zero_sum_nash
     from marlkit.population.pool import PolicyPool
+    from marlkit.population.selfplay import one_shot_strategy
 
-    payoffs = env_payoffs(marlkit.make("rock-paper-scissors-v0"))
     records = []
-    for sampling in ("latest", "uniform"):
-        t0 = time.perf_counter()
-        result = selfplay(
-            "ippo",
-            "rock-paper-scissors-v0",
-            steps=RPS_STEPS_QUICK if quick else RPS_STEPS,
-            seed=seed,
-            selfplay={"sampling": sampling, "snapshot_every": 1},
-            num_envs=64,
-            out=str(out),
-            preset="none",
-            checkpoint_every=0,
-            **_quiet(),
-            **RPS_SETS,
-        )
-        wall = time.perf_counter() - t0
-        strategies = np.array([pool_strategy(s.build(seed)) for s in PolicyPool.load(result.run_dir / "pool")])
-        avg, last = strategies.mean(axis=0), strategies[-1]
-        records.append(
-            {
-                "task": "rock-paper-scissors-v0",
-                "method": f"ippo self-play, {sampling}",
-                "seed": seed,
-                "env_steps": result.env_steps,
-                "train_wall_s": round(wall, 1),
-                "pool_size": len(strategies),
-                "average_strategy": avg.round(4).tolist(),
-                "last_strategy": last.round(4).tolist(),
-                "exploitability_average": float(exploitability(payoffs, [avg, avg])),
-                "exploitability_last": float(exploitability(payoffs, [last, last])),
-                "argmax_changes": int((np.diff(strategies.argmax(axis=1)) != 0).sum()),
-            }
-        )
+    for env_id, sampling, fresh, seeds in FSP_RUNS:
+        if envs is not None and env_id not in envs:
+            continue
+        game = marlkit.make(env_id)
+        payoffs = env_payoffs(game)
+        nash = zero_sum_nash(payoffs[0]).row
+        every = FSP_UPDATES if fresh else 1
+        for seed in seeds[:1] if quick else seeds:
+            t0 = time.perf_counter()
+            result = selfplay(
+                "ippo",
+                env_id,
+                steps=RPS_STEPS_QUICK if quick else RPS_STEPS,
+                seed=seed,
+                selfplay={"sampling": sampling, "snapshot_every": every, "fresh_response": fresh},
+                num_envs=64,
+                out=str(out),
+                preset="none",
+                checkpoint_every=0,
+                **_quiet(),
+                **RPS_SETS,
+            )
+            wall = time.perf_counter() - t0
+            pool = PolicyPool.load(result.run_dir / "pool")
+            strategies = np.array([one_shot_strategy(s.build(seed), game) for s in pool.snapshots])
+            avg, last = strategies.mean(axis=0), strategies[-1]
+            curve = [(n, float(exploitability(payoffs, [strategies[:n].mean(axis=0)] * 2))) for n in _marks(len(pool))]
+            method = "fictitious self-play, new response per iteration" if fresh else f"self-play, {sampling}"
+            records.append(
+                {
+                    "task": env_id,
+                    "method": f"ippo {method}",
+                    "seed": seed,
+                    "env_steps": result.env_steps,
+                    "iterations": len(pool) - 1,
+                    "updates_per_iteration": every,
+                    "train_wall_s": round(wall, 1),
+                    "nash": nash.round(4).tolist(),
+                    "average_strategy": avg.round(4).tolist(),
+                    "last_strategy": last.round(4).tolist(),
+                    "exploitability_average": float(exploitability(payoffs, [avg, avg])),
+                    "exploitability_last": float(exploitability(payoffs, [last, last])),
+                    "exploitability_snapshots_mean": float(
+                        np.mean([exploitability(payoffs, [x, x]) for x in strategies])
+                    ),
+                    "distance_to_nash": float(np.abs(avg - nash).max()),
+                    "argmax_changes": int((np.diff(strategies.argmax(axis=1)) != 0).sum()),
+                    "exploitability_curve": curve,
+                    "floor": f"average exploitability <= {FSP_FLOOR}" if fresh else None,
+                    "floor_met": bool(exploitability(payoffs, [avg, avg]) <= FSP_FLOOR) if fresh else None,
+                }
+            )
+            r = records[-1]
+            print(f"{env_id} {method} seed {seed}: average {r['exploitability_average']:.4f}", flush=True)
     return records
 
 
-def pool_strategy(policy: Any, samples: int = 4000) -> np.ndarray:
-    """Player 0's mixed strategy in a one-shot matrix game: the frequencies of its sampled actions at the first
-    observation."""
-    obs = np.zeros((samples, 2, 8), np.float32)
-    obs[:, :, 6] = 1.0  # the first-step flag (no previous actions, t = 0)
-    actions, _ = policy.act({"players": obs}, None, {}, explore=True)
-    return np.bincount(actions["players"][:, 0], minlength=3) / samples
+def _marks(n: int) -> list[int]:
+    """Pool sizes at which the average's exploitability is recorded: 1, 2, 5, 10, ... and ``n``."""
+    return [m * 10**e for e in range(6) for m in (1, 2, 5) if m * 10**e < n] + [n]
 
 
 def run(quick: bool, parts: tuple[str, ...] = ("tag", "rps"), out: str | None = None) -> list[dict[str, Any]]:
