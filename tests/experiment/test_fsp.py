@@ -26,7 +26,7 @@ SETS = {
     "algo.minibatches": 1,
     "algo.advantage_norm": False,
     "algo.entropy_coef": 0.03,
-    "algo.lr": 5e-3,
+    "algo.lr": 1e-2,
     "algo.gamma": 0.0,
 }
 
@@ -80,7 +80,7 @@ def test_fictitious_self_play_average_approaches_nash_and_latest_does_not(tmp_pa
     latest, _ = _average_exploitability("latest", 0, tmp_path)
     # Uniform over the whole pool: 12 responses to the average so far; latest: each response to the one before.
     assert fsp < FSP_SHORT and fsp_gap < 0.12
-    assert latest > fsp + 0.05
+    assert latest > fsp + 0.1
 
 
 def test_one_shot_strategy_reads_the_exact_probabilities() -> None:
@@ -139,4 +139,4 @@ def test_selfplay_runs_log_the_match_metrics(tmp_path) -> None:
     assert "eval/selfplay/vs_first_win" in header
 
 
-FSP_SHORT = 0.12
+FSP_SHORT = 0.25
