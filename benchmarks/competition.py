@@ -13,8 +13,11 @@ Sections (``SECTIONS``; ``--only NAME`` runs some of them, and the JSON keeps th
   its wall time and the ratio of the two times. Then the neural learners, one thread of torch: PSRO whose oracle is
   a DQN trained from sampled games against the opponent's meta-strategy (iterations: PSRO rounds; the meta-game's
   payoffs and the NashConv are exact), and NFSP (iterations: games); ``games`` counts the games they played.
-- ``selfplay``: ``benchmarks/selfplay.py``'s records (tag-v0 ratings of the final self-play player against its
-  snapshot at 10% of the budget; rock-paper-scissors self-play and fictitious self-play).
+- ``selfplay``: ``benchmarks/selfplay.py``'s tag-v0 records (ratings of the final self-play player against its
+  snapshot at 10% of the budget).
+- ``matrix``: PSRO with an exact best-response oracle on rock-paper-scissors, its biased variant and matching
+  pennies (distance of the meta-strategies to the Nash mixture; floor 0.02), and fictitious self-play of IPPO
+  (``benchmarks/selfplay.py``'s rps records: the exploitability of the pool's average strategy; floor 0.05).
 - ``roles``: ``benchmarks/roles.py``'s final evaluations (role specialisation, SND and division of labour of random,
   untrained and trained spread-v0 teams; leader election's agreement).
 
@@ -26,11 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import pin_one_core, print_table, write_json
@@ -194,11 +200,58 @@ class Section:
 
 
 def selfplay_section(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self; rock-paper-scissors
-    self-play and fictitious self-play with the pool average's exploitability."""
+    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self."""
     import selfplay
 
-    return selfplay.run(args.quick)
+    return selfplay.run(args.quick, parts=("tag",))
+
+
+# (env id, meta-solver, iterations): PSRO with an exact best-response oracle on the matrix games
+MATRIX_PSRO = [
+    (env, solver, n)
+    for env in ("rock-paper-scissors-v0", "biased-rock-paper-scissors-v0", "matching-pennies-v0")
+    for solver, n in (("nash", 10), ("replicator", 30), ("uniform", 1000))
+]
+MATRIX_FLOOR = 0.02
+
+
+def matrix_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """PSRO (exact best responses; Nash, replicator and uniform meta-solvers) on the zero-sum matrix games: the
+    largest gap between the final meta-strategies and the game's Nash equilibrium (scipy's LP) and their NashConv;
+    then benchmarks/selfplay.py's fictitious self-play of an RL learner on rock-paper-scissors and its biased
+    variant (exploitability of the pool's average strategy, 3 seeds)."""
+    import selfplay
+
+    import marlkit
+    from marlkit.population import env_payoffs, psro, zero_sum_nash
+
+    records: list[dict[str, Any]] = []
+    for env_id, solver, n in MATRIX_PSRO:
+        payoffs = env_payoffs(marlkit.make(env_id))
+        nash = zero_sum_nash(payoffs[0])
+        start = time.perf_counter()
+        result = psro(payoffs, n, solver)
+        wall = time.perf_counter() - start
+        gap = max(float(np.abs(x - y).max()) for x, y in zip(result.strategies, (nash.row, nash.column)))
+        records.append(
+            {
+                "task": env_id,
+                "method": f"psro, {solver} meta-solver",
+                "iterations": n,
+                "nash": nash.row.round(4).tolist(),
+                "strategies": [x.round(4).tolist() for x in result.strategies],
+                "distance_to_nash": gap,
+                "nash_conv": result.nash_conv[-1],
+                "exploitability_average": result.nash_conv[-1] / 2,
+                "wall_s": wall,
+                "floor": f"distance to Nash <= {MATRIX_FLOOR}",
+                "floor_met": gap <= MATRIX_FLOOR,
+            }
+        )
+        print(f"{env_id} psro {solver} {n}: distance to Nash {gap:.4f}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="fsp_bench_") as tmp:
+        records.extend(selfplay.rps(args.quick, Path(tmp)))
+    return records
 
 
 def roles_section(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -217,7 +270,7 @@ def roles_section(args: argparse.Namespace) -> list[dict[str, Any]]:
 SECTIONS: dict[str, Section] = {
     "efg": Section("Extensive-form games: NashConv of tabular solvers, against OpenSpiel", efg_section, EFG_COLUMNS),
     "selfplay": Section(
-        "Self-play against a policy pool: ratings against an earlier self, exploitability on rock-paper-scissors",
+        "Self-play against a policy pool: ratings against an earlier self",
         selfplay_section,
         [
             "task",
@@ -228,7 +281,22 @@ SECTIONS: dict[str, Section] = {
             "h2h_win_rate",
             "elo_gap",
             "openskill_gap_elo_points",
+            "train_wall_s",
+        ],
+    ),
+    "matrix": Section(
+        "Matrix games: PSRO's distance to the Nash mixture, fictitious self-play's exploitability",
+        matrix_section,
+        [
+            "task",
+            "method",
+            "seed",
+            "iterations",
+            "env_steps",
+            "distance_to_nash",
             "exploitability_average",
+            "exploitability_last",
+            "floor_met",
             "train_wall_s",
         ],
     ),

@@ -12,10 +12,11 @@ to Elo points by ``openskill_elo_scale``) over ``H2H_GAMES`` paired games. Also 
 catches per episode of the final and of the earlier predators against the same prey (the final prey) — and the
 cross-play of the whole pool (win rates of every pair, heat map in benchmarks/results/plots/).
 
-**rock-paper-scissors.** IPPO (gamma 0: the game is one shot) by plain self-play (``latest``) and by fictitious
-self-play (``uniform``), a snapshot every update: the first cycles, the average of the second's pool approaches the
-uniform Nash equilibrium. Reported: exploitability (``marlkit.population.exploitability``) of each pool's average
-strategy and of its last snapshot.
+**rock-paper-scissors** and its biased variant (Nash (1/4, 1/2, 1/4)). Fictitious self-play of IPPO (gamma 0: the
+game is one shot): each iteration a new response (the learner restarted, ``fresh_response``) trains ``FSP_UPDATES``
+updates against opponents drawn uniformly from the pool, then joins it; the pool's average strategy is what
+approaches the Nash equilibrium (floor: exploitability <= 0.05, ``marlkit.population.exploitability``, exact). Two
+ablations on the same budget: responses to the latest snapshot only, and one warm-started learner (no restart).
 
 ``run(quick)`` returns the records (``quick``: a short budget, for a smoke run).
 """
@@ -37,14 +38,15 @@ from _common import print_table, write_json
 RESULTS = Path(__file__).resolve().parent / "results"
 H2H_GAMES = 512
 TAG_STEPS, TAG_STEPS_QUICK = 500_000, 32_000
-RPS_STEPS, RPS_STEPS_QUICK = 160_000, 20_000
-RPS_SETS = {
+#: Fictitious self-play on the one-shot matrix games: env-steps (full, quick) and IPPO's settings (gamma 0: one shot).
+FSP_STEPS, FSP_STEPS_QUICK = 960_000, 32_000
+FSP_SETS = {
     "algo.rollout_steps": 5,
     "algo.epochs": 1,
     "algo.minibatches": 1,
     "algo.advantage_norm": False,
     "algo.entropy_coef": 0.03,
-    "algo.lr": 2e-3,
+    "algo.lr": 1e-2,
     "algo.gamma": 0.0,
 }
 
@@ -139,57 +141,94 @@ def tag_report(run_dir: Path, seed: int, h2h_games: int, cross_games: int, quick
     }
 
 
-def rps(quick: bool, out: Path, seed: int = 0) -> list[dict[str, Any]]:
+#: (env id, sampling, fresh_response, seeds): fictitious self-play (uniform, a new response per iteration) and its
+#: two ablations, the pool ignored (latest: each response to the one before) and no restart (one warm learner).
+FSP_RUNS = [
+    (env, sampling, fresh, seeds)
+    for env in ("rock-paper-scissors-v0", "biased-rock-paper-scissors-v0")
+    for sampling, fresh, seeds in (("uniform", True, (0, 1, 2)), ("latest", True, (0,)), ("uniform", False, (0,)))
+]
+#: Updates per iteration: each iteration's response is the snapshot taken at its end.
+FSP_UPDATES = 10
+FSP_FLOOR = 0.05
+
+
+def rps(quick: bool, out: Path, envs: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Fictitious self-play on the one-shot matrix games (``FSP_RUNS``): every ``FSP_UPDATES`` updates the learner's
+    policy joins the pool; with ``fresh_response`` the learner then restarts, so each snapshot is a new approximate
+    best response to the opponents drawn (the pool's uniform mixture, or the latest snapshot). Reported: the
+    exploitability of the pool's average strategy (the strategy fictitious play converges in), of the last snapshot
+    and its curve over the iterations."""
     import marlkit
     from marlkit.experiment.selfplay import selfplay
-    from marlkit.population import env_payoffs, exploitability
+    from marlkit.population import env_payoffs, exploitability, zero_sum_nash
     from marlkit.population.pool import PolicyPool
+    from marlkit.population.selfplay import one_shot_strategy
 
-    payoffs = env_payoffs(marlkit.make("rock-paper-scissors-v0"))
     records = []
-    for sampling in ("latest", "uniform"):
-        t0 = time.perf_counter()
-        result = selfplay(
-            "ippo",
-            "rock-paper-scissors-v0",
-            steps=RPS_STEPS_QUICK if quick else RPS_STEPS,
-            seed=seed,
-            selfplay={"sampling": sampling, "snapshot_every": 1},
-            num_envs=64,
-            out=str(out),
-            preset="none",
-            checkpoint_every=0,
-            **_quiet(),
-            **RPS_SETS,
-        )
-        wall = time.perf_counter() - t0
-        strategies = np.array([pool_strategy(s.build(seed)) for s in PolicyPool.load(result.run_dir / "pool")])
-        avg, last = strategies.mean(axis=0), strategies[-1]
-        records.append(
-            {
-                "task": "rock-paper-scissors-v0",
-                "method": f"ippo self-play, {sampling}",
-                "seed": seed,
-                "env_steps": result.env_steps,
-                "train_wall_s": round(wall, 1),
-                "pool_size": len(strategies),
-                "average_strategy": avg.round(4).tolist(),
-                "last_strategy": last.round(4).tolist(),
-                "exploitability_average": float(exploitability(payoffs, [avg, avg])),
-                "exploitability_last": float(exploitability(payoffs, [last, last])),
-                "argmax_changes": int((np.diff(strategies.argmax(axis=1)) != 0).sum()),
-            }
-        )
+    for env_id, sampling, fresh, seeds in FSP_RUNS:
+        if envs is not None and env_id not in envs:
+            continue
+        game = marlkit.make(env_id)
+        payoffs = env_payoffs(game)
+        nash = zero_sum_nash(payoffs[0]).row
+        for seed in seeds[:1] if quick else seeds:
+            t0 = time.perf_counter()
+            result = selfplay(
+                "ippo",
+                env_id,
+                steps=FSP_STEPS_QUICK if quick else FSP_STEPS,
+                seed=seed,
+                selfplay={"sampling": sampling, "snapshot_every": FSP_UPDATES, "fresh_response": fresh},
+                num_envs=64,
+                out=str(out),
+                preset="none",
+                checkpoint_every=0,
+                **_quiet(),
+                **FSP_SETS,
+            )
+            wall = time.perf_counter() - t0
+            pool = PolicyPool.load(result.run_dir / "pool")
+            strategies = np.array([one_shot_strategy(s.build(seed), game) for s in pool.snapshots])
+            avg, last = strategies.mean(axis=0), strategies[-1]
+            curve = [(n, float(exploitability(payoffs, [strategies[:n].mean(axis=0)] * 2))) for n in _marks(len(pool))]
+            method = {
+                ("uniform", True): "fictitious self-play",
+                ("latest", True): "fsp ablation: latest snapshot only",
+                ("uniform", False): "fsp ablation: no restart",
+            }.get((sampling, fresh), f"self-play, {sampling}")
+            records.append(
+                {
+                    "task": env_id,
+                    "method": f"ippo {method}",
+                    "seed": seed,
+                    "env_steps": result.env_steps,
+                    "iterations": len(pool) - 1,
+                    "updates_per_iteration": FSP_UPDATES,
+                    "train_wall_s": round(wall, 1),
+                    "nash": nash.round(4).tolist(),
+                    "average_strategy": avg.round(4).tolist(),
+                    "last_strategy": last.round(4).tolist(),
+                    "exploitability_average": float(exploitability(payoffs, [avg, avg])),
+                    "exploitability_last": float(exploitability(payoffs, [last, last])),
+                    "exploitability_snapshots_mean": float(
+                        np.mean([exploitability(payoffs, [x, x]) for x in strategies])
+                    ),
+                    "distance_to_nash": float(np.abs(avg - nash).max()),
+                    "argmax_changes": int((np.diff(strategies.argmax(axis=1)) != 0).sum()),
+                    "exploitability_curve": curve,
+                    "floor": f"average exploitability <= {FSP_FLOOR}",
+                    "floor_met": bool(exploitability(payoffs, [avg, avg]) <= FSP_FLOOR),
+                }
+            )
+            r = records[-1]
+            print(f"{env_id} {method} seed {seed}: average {r['exploitability_average']:.4f}", flush=True)
     return records
 
 
-def pool_strategy(policy: Any, samples: int = 4000) -> np.ndarray:
-    """Player 0's mixed strategy in a one-shot matrix game: the frequencies of its sampled actions at the first
-    observation."""
-    obs = np.zeros((samples, 2, 8), np.float32)
-    obs[:, :, 6] = 1.0  # the first-step flag (no previous actions, t = 0)
-    actions, _ = policy.act({"players": obs}, None, {}, explore=True)
-    return np.bincount(actions["players"][:, 0], minlength=3) / samples
+def _marks(n: int) -> list[int]:
+    """Pool sizes at which the average's exploitability is recorded: 1, 2, 5, 10, ... and ``n``."""
+    return [m * 10**e for e in range(6) for m in (1, 2, 5) if m * 10**e < n] + [n]
 
 
 def run(quick: bool, parts: tuple[str, ...] = ("tag", "rps"), out: str | None = None) -> list[dict[str, Any]]:

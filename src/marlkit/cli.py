@@ -405,6 +405,7 @@ def cmd_selfplay(args: argparse.Namespace) -> int:
             ("opponents_per_batch", args.opponents),
             ("win_rate_games", args.win_rate_games),
             ("match_explore", args.match_explore or None),
+            ("fresh_response", args.fresh_response or None),
         )
         if v is not None
     }
@@ -565,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opponents", type=int, help="opponents drawn per collection (default 4)")
     p.add_argument("--win-rate-games", type=int, help="paired games per snapshot for the PFSP win rates (default 32)")
     p.add_argument("--match-explore", action="store_true", help="win-rate games sample actions (mixed strategies)")
+    p.add_argument(
+        "--fresh-response", action="store_true", help="restart the learner after every snapshot (fictitious self-play)"
+    )
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a self-play run from its latest checkpoint")
     p.set_defaults(func=cmd_selfplay)
 

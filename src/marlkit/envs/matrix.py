@@ -47,6 +47,10 @@ MATCHING_PENNIES = [[(1, -1), (-1, 1)], [(-1, 1), (1, -1)]]
 #: Nash equilibrium is uniform, and self-play on it cycles.
 ROCK_PAPER_SCISSORS = [[(0, 0), (-1, 1), (1, -1)], [(1, -1), (0, 0), (-1, 1)], [(-1, 1), (1, -1), (0, 0)]]
 
+#: Biased rock-paper-scissors: as rock-paper-scissors, but rock beating scissors is worth 2. Zero sum and symmetric;
+#: its one Nash equilibrium is (1/4, 1/2, 1/4), value 0, so a learner cannot reach it by staying uniform.
+BIASED_ROCK_PAPER_SCISSORS = [[(0, 0), (-1, 1), (2, -2)], [(1, -1), (0, 0), (-1, 1)], [(-2, 2), (1, -1), (0, 0)]]
+
 
 class MatrixGame(MultiAgentEnv):
     """A two-player matrix game; ``payoffs[a0][a1]`` is a common payoff or a pair ``(r0, r1)``."""
@@ -166,3 +170,8 @@ def matching_pennies(episode_length: int = 1, num_envs: int = 1, seed: int | Non
 def rock_paper_scissors(episode_length: int = 1, num_envs: int = 1, seed: int | None = None) -> MatrixGame:
     """Rock-paper-scissors (0 = rock, 1 = paper, 2 = scissors), zero sum."""
     return MatrixGame(ROCK_PAPER_SCISSORS, episode_length, "rock_paper_scissors", num_envs, seed)
+
+
+def biased_rock_paper_scissors(episode_length: int = 1, num_envs: int = 1, seed: int | None = None) -> MatrixGame:
+    """Rock-paper-scissors where rock beats scissors by 2 (Nash (1/4, 1/2, 1/4)), zero sum."""
+    return MatrixGame(BIASED_ROCK_PAPER_SCISSORS, episode_length, "biased_rock_paper_scissors", num_envs, seed)

@@ -347,6 +347,11 @@ register(
     "rock-paper-scissors-v0", "marlkit.envs.matrix:rock_paper_scissors", description="Rock-paper-scissors (zero sum)"
 )
 register(
+    "biased-rock-paper-scissors-v0",
+    "marlkit.envs.matrix:biased_rock_paper_scissors",
+    description="Rock-paper-scissors, rock beats scissors by 2: Nash (1/4, 1/2, 1/4) (zero sum)",
+)
+register(
     "two-step-v0",
     "marlkit.envs.two_step:TwoStepGame",
     description="QMIX paper's two-step game: 8 needs a joint value VDN cannot represent (cooperative)",

@@ -61,6 +61,12 @@ class Callback:
     def on_log(self, runner: RunView, row: dict[str, float]) -> None:
         """Every ``log_every`` env-steps, with the training row (``train/``, ``loss/``, ``perf/`` keys)."""
 
+    def eval_metrics(self, runner: RunView) -> dict[str, float]:
+        """At every evaluation, before ``on_eval``: what this callback measures besides the runner's episodes; the
+        values join the evaluation report (``eval.json``'s ``callback_metrics``) and are logged with an ``eval/``
+        prefix."""
+        return {}
+
     def on_eval(self, runner: RunView, results: dict[str, float]) -> None:
         """After every evaluation (periodic and final), with the ``eval/`` keys."""
 

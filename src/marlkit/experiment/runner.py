@@ -358,8 +358,13 @@ class Runner:
         report = eval_report(self.eval_env, stats, self.env_steps, self.seeds["eval"])
         report = {"algorithm": self.config.algorithm, "env": self.config.env.id, "seed": exp.seed, **report}
         report.update(self.learner.eval_extras(report))  # teams: each member's groups, who plays them, its return
+        summary = stats.summary("eval/")
+        for cb in self.callbacks:  # callbacks that measure more at every evaluation (self-play: matches)
+            extra = cb.eval_metrics(self) if hasattr(cb, "eval_metrics") else {}
+            report.setdefault("callback_metrics", {}).update(extra)
+            summary.update({f"eval/{k}": v for k, v in extra.items()})
         self.last_eval = report
-        self._emit("on_eval", stats.summary("eval/"))
+        self._emit("on_eval", summary)
         if final:
             _write_json_atomic(self.run_dir / EVAL_FILE, report)
         return report
@@ -526,6 +531,7 @@ def _flat_eval(report: dict[str, Any]) -> dict[str, float]:
         "episodes": float(report["episodes"]),
     }
     out.update({k: v["mean"] for k, v in report["metrics"].items()})
+    out.update(report.get("callback_metrics", {}))
     return out
 
 

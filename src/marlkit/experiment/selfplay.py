@@ -46,6 +46,49 @@ class FinalSnapshot:
             self.source.take_snapshot()
 
 
+class SelfPlayEval:
+    """Callback: at every evaluation, paired role-swapped matches (``marlkit.population.selfplay.match``) of the
+    learner's current policy against a uniformly random player and against the pool's first snapshot (the
+    learner before training), ``games`` games each from the evaluation seed. Logged as ``eval/selfplay/``:
+    ``vs_random_{win,draw,loss}``, ``vs_first_{win,draw,loss}`` (fractions of games) and ``elo_vs_random``,
+    ``elo_vs_first``: the Elo difference the score implies, ``400 log10(s / (1 - s))`` (draws count half; ``s``
+    clipped to ``[1 / (2 games), 1 - 1 / (2 games)]``, so at most about ``400 log10(2 games)``)."""
+
+    name = "selfplay_eval"
+
+    def __init__(self, source: SelfPlaySource, env: Any, seed: int, explore: bool) -> None:
+        from marlkit.algorithms.team_policies import RandomPolicy
+        from marlkit.core import PolicySpaces
+
+        self.source, self.env, self.seed, self.explore = source, env, seed, explore
+        self.random = RandomPolicy(PolicySpaces.from_env(env), seed)
+
+    def eval_metrics(self, runner: Any) -> dict[str, float]:
+        from marlkit.population.selfplay import match
+
+        out: dict[str, float] = {}
+        pool = self.source.pool
+        opponents = [("random", self.random)] + ([("first", pool[0].build(self.seed))] if len(pool) else [])
+        for name, opponent in opponents:
+            current = self.source.learner.policy(seed=self.seed)
+            outcome, _ = match(self.env, current, opponent, self.source.sides, self.seed, self.explore)
+            out |= score_metrics(f"selfplay/vs_{name}", outcome)
+        return out
+
+
+def score_metrics(prefix: str, outcome: np.ndarray) -> dict[str, float]:
+    """Win, draw and loss fractions of ``outcome`` (1, 0.5, 0 per game) and the Elo difference its score implies."""
+    n = len(outcome)
+    score = float(np.clip(outcome.mean(), 1 / (2 * n), 1 - 1 / (2 * n)))
+    head, _, who = prefix.rpartition("/vs_")
+    return {
+        f"{prefix}_win": float((outcome == 1.0).mean()),
+        f"{prefix}_draw": float((outcome == 0.5).mean()),
+        f"{prefix}_loss": float((outcome == 0.0).mean()),
+        f"{head}/elo_vs_{who}": float(400 * np.log10(score / (1 - score))),
+    }
+
+
 def selfplay_config(data: SelfPlayConfig | dict[str, Any] | None) -> SelfPlayConfig:
     """A ``SelfPlayConfig`` from YAML data (unknown keys named), or as it is."""
     from marlkit.core.config import from_dict
@@ -75,6 +118,12 @@ def build_selfplay(
     return learner, source
 
 
+def selfplay_eval(cfg: RunConfig, sp: SelfPlayConfig, source: SelfPlaySource) -> SelfPlayEval:
+    """The run's ``SelfPlayEval``: ``experiment.eval_episodes`` games on their own env, the evaluation seed."""
+    games = cfg.experiment.eval_episodes
+    return SelfPlayEval(source, make_env(cfg, games), derive_seeds(cfg.experiment.seed)["eval"], sp.match_explore)
+
+
 def selfplay(
     algo: str | None = None,
     env: str | None = None,
@@ -97,7 +146,13 @@ def selfplay(
     run_dir = new_run_dir(cfg)
     (run_dir / SELFPLAY_FILE).write_text(yaml.safe_dump(_plain(dataclasses.asdict(sp)), sort_keys=False))
     learner, source = build_selfplay(cfg, sp, run_dir)
-    runner = Runner(cfg, [FinalSnapshot(source), *callbacks], run_dir, learner=learner, source=source)
+    runner = Runner(
+        cfg,
+        [FinalSnapshot(source), selfplay_eval(cfg, sp, source), *callbacks],
+        run_dir,
+        learner=learner,
+        source=source,
+    )
     return runner.run()
 
 
@@ -111,5 +166,6 @@ def resume_selfplay(run_dir: str | Path, steps: int | None = None, callbacks: It
     sp = selfplay_config(yaml.safe_load((run_dir / SELFPLAY_FILE).read_text()))
     cfg = RunConfig.load(run_dir)
     learner, source = build_selfplay(cfg, sp, run_dir, resume=True)
-    runner = Runner.resume(run_dir, steps, [FinalSnapshot(source), *callbacks], learner=learner, source=source)
+    own = [FinalSnapshot(source), selfplay_eval(cfg, sp, source)]
+    runner = Runner.resume(run_dir, steps, [*own, *callbacks], learner=learner, source=source)
     return runner.run()

@@ -25,6 +25,7 @@ learner's current policy joins the pool, and the learner's win rate against ever
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,9 @@ from marlkit.collect import Collector
 from marlkit.core import checkpoint as ckpt
 from marlkit.data.rollout import EpisodeStats, Rollout
 from marlkit.population.pool import PolicyPool, opponent_weights
+
+#: Entries of a learner's ``state()`` that hold random-generator states (kept when the learner restarts).
+RANDOM_STATE_KEYS = ("rng", "generator")
 
 Side = dict[str, tuple[int, ...]]
 """group -> indices of that group's agents on this side."""
@@ -218,6 +222,15 @@ def cross_play(
     return CrossPlay(list(names), win, score, games)
 
 
+def one_shot_strategy(policy: Any, env: Any, seat: int = 0) -> np.ndarray:
+    """The mixed strategy ``policy`` plays at ``seat`` of a one-group matrix game (``marlkit.envs.matrix``) on the
+    first observation: its exact action probabilities there (its ``action_distributions``)."""
+    obs, info = env.reset(seed=0)
+    ((group, o),) = obs.items()
+    probs = policy.action_distributions({group: o[:1]}, info)[group].probs
+    return np.asarray(probs[0, seat], dtype=np.float64)
+
+
 # --------------------------------------------------------------------------------------------------- training
 @dataclass(frozen=True)
 class SelfPlayConfig:
@@ -240,6 +253,11 @@ class SelfPlayConfig:
     match_explore: bool = False
     """Win-rate matches (and cross-play) sample actions instead of acting greedily (mixed strategies of matrix
     games need it)."""
+    fresh_response: bool = False
+    """After every snapshot the learner restarts from its initial weights and optimiser (its random streams go
+    on), so each ``snapshot_every`` updates train a new approximate best response to the pool as it is: the
+    iterations of fictitious play (with ``uniform`` sampling), whose pool average is the strategy that approaches
+    equilibrium. Off: one learner trains on (warm-started) and the pool records its history."""
 
     def __post_init__(self) -> None:
         from marlkit.core.config import ConfigError
@@ -298,6 +316,8 @@ class SelfPlaySource:
         )
         self.collections = 0
         self.env_steps = 0
+        #: The learner as built (``fresh_response`` restarts it from here).
+        self.initial_state = copy.deepcopy(learner.state()) if config.fresh_response else None
         self.win_rates: list[float] = []
         self.opponent_counts: list[int] = []
 
@@ -337,6 +357,18 @@ class SelfPlaySource:
             }
             (self.pool.folder / "win_rates.json").write_text(json.dumps(report, indent=1) + "\n")
 
+    def restart_learner(self) -> None:
+        """The learner back to its initial weights and optimiser state; entries that hold random-generator states
+        (``RANDOM_STATE_KEYS``) keep their current values, so a new response does not replay the last one's
+        exploration noise."""
+        assert self.initial_state is not None
+        current = self.learner.state()
+        fresh = copy.deepcopy(self.initial_state)
+        for key in RANDOM_STATE_KEYS:
+            if key in current:
+                fresh[key] = current[key]
+        self.learner.load_state(fresh)
+
     def weights(self) -> np.ndarray:
         """The current probabilities of drawing each snapshot."""
         if self.role is not None:
@@ -350,6 +382,8 @@ class SelfPlaySource:
     def collect(self) -> tuple[Rollout, EpisodeStats]:
         if self.collections % self.config.snapshot_every == 0 or not len(self.pool):
             self.take_snapshot()
+            if self.initial_state is not None and self.collections > 0:
+                self.restart_learner()
         # Snapshots added to the pool from elsewhere (a league, a test) count as even until measured.
         self.win_rates += [0.5] * (len(self.pool) - len(self.win_rates))
         self.opponent_counts += [0] * (len(self.pool) - len(self.opponent_counts))
