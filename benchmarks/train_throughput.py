@@ -34,6 +34,7 @@ policy inference (``act``), the collector's own bookkeeping, and the update spli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -291,10 +292,8 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
     runner.callbacks.append(clock)
     load, cpu_start = os.getloadavg()[0], time.process_time()
     clock.start = time.perf_counter()
-    try:
+    with contextlib.suppress(_Enough):
         runner.run()
-    except _Enough:
-        pass
     wall = time.perf_counter() - clock.start
     out: dict[str, Any] = {
         "impl": "marlkit",
@@ -671,7 +670,13 @@ def main(argv: list[str] | None = None) -> int:
         specs.append({"kind": "benchmarl", "threads": 1, "iterations": 1 if args.quick else 4})
     ttr_seeds = args.time_to_return if args.time_to_return is not None else (0 if args.quick else 3)
     specs += [
-        {"kind": "time_to_return", "seed": k, "seconds": args.time_to_return_seconds, "eval_every": 25_000, "episodes": 100}
+        {
+            "kind": "time_to_return",
+            "seed": k,
+            "seconds": args.time_to_return_seconds,
+            "eval_every": 25_000,
+            "episodes": 100,
+        }
         for k in range(ttr_seeds)
     ]
     if args.baseline_src:  # each marlkit measurement right after the same one from the baseline checkout

@@ -70,7 +70,6 @@ class _SharedMLP(torch.autograd.Function):
         return (grad_x, None, *grads)
 
 
-
 class Linear(nn.Module):
     """``y = x W + b``; with ``n_models`` set, one independent layer per agent: ``x (..., n_models, in)`` is mapped
     by its own weights in one ``einsum`` (no Python loop over agents). Orthogonal weights, zero bias (Engstrom et
