@@ -34,6 +34,7 @@ policy inference (``act``), the collector's own bookkeeping, and the update spli
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -227,6 +228,93 @@ def profile_update(learner: Any, collector: Any, threads: int, top: int = 8) -> 
         }
     )
     return rows
+
+
+# ------------------------------------------------------------------------------------------- time to a return
+#: Greedy per-agent returns on spread-v0 whose first crossing is timed (the issue's floors: -12 in 45 s, -10 in 90 s).
+RETURN_TARGETS = (-15.0, -12.0, -10.0)
+
+
+class _Enough(Exception):
+    """Raised by ``ReturnClock`` to end a run once its training time is spent."""
+
+
+class ReturnClock:
+    """Runner callback: the training time (wall clock minus the periodic evaluations) and env-steps at which the
+    greedy return first reaches each target; stops the run after ``seconds`` of training."""
+
+    def __init__(self, runner: Any, seconds: float) -> None:
+        self.seconds, self.eval_s, self.points = seconds, 0.0, []
+        self.start = time.perf_counter()
+        evaluate = runner.evaluate
+
+        def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
+            self.eval_start = time.perf_counter()
+            try:
+                return evaluate(*args, **kwargs)
+            finally:
+                self.eval_s += time.perf_counter() - self.eval_start
+
+        runner.evaluate = timed_evaluate
+
+    def on_eval(self, runner: Any, results: dict[str, float]) -> None:
+        train_s = self.eval_start - self.start - self.eval_s
+        self.points.append((train_s, runner.env_steps, results["eval/episode_return"]))
+        if train_s > self.seconds:
+            raise _Enough
+
+
+def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int) -> dict[str, Any]:
+    """MAPPO with its spread-v0 preset (what ``marlkit train mappo spread-v0`` runs), one torch thread, greedy
+    evaluations every ``eval_every`` env-steps; the training time to each of ``RETURN_TARGETS``."""
+    import torch
+
+    from marlkit.experiment.run import make_run_config
+    from marlkit.experiment.runner import Runner
+
+    torch.set_num_threads(1)
+    cfg = make_run_config(
+        "mappo",
+        "spread-v0",
+        steps=10**9,
+        seed=seed,
+        eval_every=eval_every,
+        eval_episodes=episodes,
+        log_every=10**9,
+        checkpoint_every=0,
+        gif=False,
+        progress=False,
+        torch_threads=1,
+        out=tempfile.mkdtemp(prefix="marlkit_ttr_"),
+    )
+    runner = Runner(cfg)
+    clock = ReturnClock(runner, seconds)
+    runner.callbacks.append(clock)
+    load, cpu_start = os.getloadavg()[0], time.process_time()
+    clock.start = time.perf_counter()
+    with contextlib.suppress(_Enough):
+        runner.run()
+    wall = time.perf_counter() - clock.start
+    out: dict[str, Any] = {
+        "impl": "marlkit",
+        "algo": "mappo",
+        "kind": "time_to_return",
+        "env": "spread-v0",
+        "seed": seed,
+        "eval_every": eval_every,
+        "eval_episodes": episodes,
+        "train_s": clock.points[-1][0] if clock.points else 0.0,
+        "env_steps": clock.points[-1][1] if clock.points else 0,
+        "final_return": clock.points[-1][2] if clock.points else None,
+        "cpu_per_wall": (time.process_time() - cpu_start) / wall,
+        "load_avg_1min": load,
+        "curve": [{"train_s": t, "env_steps": n, "return": r} for t, n, r in clock.points],
+    }
+    for target in RETURN_TARGETS:
+        hit = next(((t, n) for t, n, r in clock.points if r >= target), None)
+        out[f"time_to_return[{target:g}]_s"] = hit[0] if hit else None
+        out[f"steps_to_return[{target:g}]"] = hit[1] if hit else None
+    return out
 
 
 # ------------------------------------------------------------------------------------------------------ JaxMARL
@@ -441,6 +529,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     kind = spec["kind"]
     if kind == "marlkit":
         return run_marlkit(spec["algo"], spec["threads"], spec["seconds"], spec["profile"])
+    if kind == "time_to_return":
+        return run_time_to_return(spec["seed"], spec["seconds"], spec["eval_every"], spec["episodes"])
     if kind == "jaxmarl":
         return run_jaxmarl(spec["baselines"], spec["threads"], spec["seconds"], spec["cache"])
     if kind == "benchmarl":
@@ -543,6 +633,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also time marlkit from this src folder of another checkout, alternating, and report x_baseline",
     )
+    parser.add_argument(
+        "--time-to-return",
+        type=int,
+        default=None,
+        metavar="SEEDS",
+        help="seeds of MAPPO's time to the greedy returns RETURN_TARGETS on spread-v0 (default 3; --quick: 0)",
+    )
+    parser.add_argument(
+        "--time-to-return-seconds", type=float, default=90.0, help="training time of each of those runs (default 90)"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_src and not (Path(args.baseline_src) / "marlkit" / "__init__.py").is_file():
@@ -568,20 +668,35 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if "benchmarl" not in args.skip:
         specs.append({"kind": "benchmarl", "threads": 1, "iterations": 1 if args.quick else 4})
+    ttr_seeds = args.time_to_return if args.time_to_return is not None else (0 if args.quick else 3)
+    specs += [
+        {
+            "kind": "time_to_return",
+            "seed": k,
+            "seconds": args.time_to_return_seconds,
+            "eval_every": 25_000,
+            "episodes": 100,
+        }
+        for k in range(ttr_seeds)
+    ]
     if args.baseline_src:  # each marlkit measurement right after the same one from the baseline checkout
         src = str(Path(args.baseline_src).resolve())
         specs = [s for spec in specs for s in (([{**spec, "src": src}] if spec["kind"] == "marlkit" else []) + [spec])]
 
     load_start = os.getloadavg()
-    records, skipped = [], []
+    records, returns, skipped = [], [], []
     for spec in specs:
-        result = spawn(spec, sys.executable if spec["kind"] == "marlkit" else args.peers_python, timeout=900)
+        ours = spec["kind"] in ("marlkit", "time_to_return")
+        result = spawn(spec, sys.executable if ours else args.peers_python, timeout=900)
         if "skipped" in result:
             skipped.append(result["skipped"])
             print(f"skipped: {result['skipped']}", file=sys.stderr)
             continue
         if spec.get("src"):
             result = {**result, "impl": "marlkit@baseline", "src": spec["src"]}
+        if spec["kind"] == "time_to_return":  # its own settings (the preset), not HP
+            returns.append(result)
+            continue
         records.append({**result, "deviations": DEVIATIONS[result["impl"].split("@")[0]], **HP})
     load_end = os.getloadavg()
     reference = next((r["env_steps_per_s"] for r in records if r["impl"] == "marlkit" and r["algo"] == "mappo"), None)
@@ -592,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         if r["impl"] == "marlkit" and (r["algo"], r["threads"]) in baseline:
             r["x_baseline"] = r["env_steps_per_s"] / baseline[(r["algo"], r["threads"])]
 
-    write_json("train_throughput", [flat(r) for r in records], args.json, packages=("torch",))
+    write_json("train_throughput", [flat(r) for r in records] + returns, args.json, packages=("torch",))
     print("hyper-parameters, the same for every implementation:\n  " + ", ".join(f"{k}={v}" for k, v in HP.items()))
     print("where an implementation cannot follow them exactly:")
     for impl, text in DEVIATIONS.items():
@@ -616,6 +731,14 @@ def main(argv: list[str] | None = None) -> int:
             "load_avg_1min",
         ],
     )
+    if returns:
+        targets = [f"time_to_return[{t:g}]_s" for t in RETURN_TARGETS]
+        print_table(
+            "MAPPO on spread-v0 (its preset, one torch thread): training seconds to a greedy per-agent return, "
+            "evaluations left out of the clock",
+            returns,
+            ["seed", *targets, "train_s", "env_steps", "final_return", "cpu_per_wall", "load_avg_1min"],
+        )
     for reason in skipped:
         print(f"skipped: {reason}")
     for r in records:

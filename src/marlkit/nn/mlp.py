@@ -13,46 +13,61 @@ from torch import nn
 
 SQRT2 = math.sqrt(2.0)
 
-#: Below this many elements ``tanh`` calls ``torch.tanh`` (one kernel beats four on small inputs).
-_FAST_TANH_MIN = 8192
-
-
-class _SigmoidTanh(torch.autograd.Function):
-    """tanh(x) = 2 sigmoid(2x) - 1, with the backward pass 1 - y² from the saved output.
-
-    PyTorch's CPU tanh kernel (SLEEF, 1-ulp accurate) is the single most expensive op of a PPO update on this kind of
-    machine: ~3.3 ns per element against ~1 ns for sigmoid (measured with one thread on an AVX2 EPYC, 1,536×64
-    inputs). This identity gives the same function to within ~1e-7 absolute at about half the cost, and its
-    backward needs two cheap elementwise ops instead of ``tanh_backward``.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        y = torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.addcmul(grad, grad * y, y, value=-1.0)  # grad * (1 - y²)
-
-
-def tanh(x: torch.Tensor) -> torch.Tensor:
-    """Hyperbolic tangent, computed through the sigmoid on large inputs (see ``_SigmoidTanh``)."""
-    if x.numel() < _FAST_TANH_MIN:
-        return torch.tanh(x)
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _SigmoidTanh.apply(x)
-    return torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
-
-
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"tanh": tanh, "relu": torch.relu}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"tanh": torch.tanh, "relu": torch.relu}
 #: The same activations in place on NumPy arrays (for ``MLP.forward_numpy``).
 NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], Any]] = {
     "tanh": lambda h: np.tanh(h, out=h),
     "relu": lambda h: np.maximum(h, 0.0, out=h),
 }
+#: The activations in place on torch tensors, and their backward from the saved output (for ``_SharedMLP``).
+_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"tanh": torch.tanh_, "relu": torch.relu_}
+_BACKWARD: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda grad, y: torch.ops.aten.tanh_backward(grad, y),
+    "relu": lambda grad, y: torch.ops.aten.threshold_backward(grad, y, 0.0),
+}
+
+
+class _SharedMLP(torch.autograd.Function):
+    """The forward and backward pass of a shared-weight MLP (``n_models=None``) written out by hand: one ``addmm``
+    and one in-place activation a layer forward, three matrix ops and the activation's backward a layer back.
+
+    The same ops autograd would run (``AddmmBackward``: ``x.T @ g``, ``g.sum(0)``, ``g @ W.T``; ``tanh_backward``
+    or ``threshold_backward``), so the same numbers, in about a quarter of the dispatched ops and autograd nodes:
+    on the 64x64 networks of an MPE update the per-op overhead, not the arithmetic, is most of an update's time.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, activation: str, *params: torch.Tensor) -> torch.Tensor:
+        h = x.reshape(-1, x.shape[-1])
+        inputs = []  # the input of every layer: x, then each hidden activation (its output, for the backward)
+        n = len(params) // 2
+        act = _INPLACE[activation]
+        for i in range(n):
+            inputs.append(h)
+            h = torch.addmm(params[2 * i + 1], h, params[2 * i])
+            if i < n - 1:
+                act(h)
+        ctx.save_for_backward(*inputs, *params[0::2])
+        ctx.activation, ctx.in_shape = activation, x.shape
+        return h.reshape(*x.shape[:-1], h.shape[-1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        n = len(saved) // 2
+        inputs, weights = saved[:n], saved[n:]
+        act_backward = _BACKWARD[ctx.activation]
+        g = grad.reshape(-1, grad.shape[-1])
+        grads: list[torch.Tensor | None] = [None] * (2 * n)
+        grad_x = None
+        for i in range(n - 1, -1, -1):
+            grads[2 * i] = inputs[i].t().mm(g)
+            grads[2 * i + 1] = g.sum(0)
+            if i > 0:
+                g = act_backward(g.mm(weights[i].t()), inputs[i])
+            elif ctx.needs_input_grad[0]:
+                grad_x = g.mm(weights[0].t()).reshape(ctx.in_shape)
+        return (grad_x, None, *grads)
 
 
 class Linear(nn.Module):
@@ -109,8 +124,16 @@ class MLP(nn.Module):
         self.layers.append(Linear(dims[-1], out_dim, n_models, gain=out_gain))
         self.activation, self.activation_name = ACTIVATIONS[activation], activation
         self.in_dim, self.out_dim = in_dim, out_dim
+        self.shared = n_models is None
+
+    @property
+    def _params(self) -> list[torch.Tensor]:
+        """Weight and bias of every layer, in order (read at every call: never stale after ``load_state_dict``)."""
+        return [p for layer in cast("Sequence[Linear]", self.layers) for p in (layer.weight, layer.bias)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shared and torch.is_grad_enabled():  # the hand-written backward (same numbers, fewer ops)
+            return cast("torch.Tensor", _SharedMLP.apply(x, self.activation_name, *self._params))
         *hidden, last = self.layers
         for layer in hidden:
             # layer.forward, not layer(...): nn.Module.__call__'s hook handling costs ~10 µs a layer, which is most
