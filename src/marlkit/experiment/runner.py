@@ -361,6 +361,8 @@ class Runner:
         summary = stats.summary("eval/")
         for cb in self.callbacks:  # callbacks that measure more at every evaluation (self-play: matches)
             extra = cb.eval_metrics(self) if hasattr(cb, "eval_metrics") else {}
+            if not extra:
+                continue  # a run without such callbacks writes the same report ``marlkit eval`` prints
             report.setdefault("callback_metrics", {}).update(extra)
             summary.update({f"eval/{k}": v for k, v in extra.items()})
         self.last_eval = report
