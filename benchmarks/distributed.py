@@ -18,6 +18,9 @@ per update).
   ≥ 1.7× 1 worker. In sync mode ``batch_transfer_s`` is the mean wait for the workers' batches less a worker's own
   collection time (measured in this process); ``weights_s`` is the snapshot and ``ray.put`` of the weights per
   batch, ``merge_s`` joining the workers' arrays into the batch's tensors.
+* **plain processes** (``mode = collect``, ``ray_mode = no-ray``): 1 and 2 processes running that collection
+  side by side without Ray, the ceiling the machine itself gives two workers (on a shared or hyper-threaded
+  machine two processes do not collect twice as fast as one).
 * **training** (``mode = sync``: MAPPO on spread-v0, the README's main task; ``mode = async``: IQL on spread-v0
   with its preset): the same run config trained by the local ``Runner`` and with ``experiment.workers`` 1 and 2
   (the copies shared among the workers), timed over the training loop (``perf/env_steps_per_s`` of the runner:
@@ -99,6 +102,46 @@ def collection(env_id: str, copies: int, batches: int) -> list[dict[str, Any]]:
             if ray_mode == "sync":  # the wait is the workers' collection plus the transfer
                 rec["batch_transfer_s"] = max(0.0, rec["wait_s"] - local_s)
             records.append(rec)
+    return records
+
+
+def _plain_collector(env_id: str, copies: int, batches: int, barrier: Any, out: Any) -> None:
+    """One process of ``plain_processes``: a Collector timed over ``batches`` batches once every process is ready."""
+    import torch
+
+    from marlkit.collect import Collector
+    from marlkit.envs.registry import make
+
+    torch.set_num_threads(1)
+    learner = _ppo_learner(env_id, copies)
+    collector = Collector(make(env_id, num_envs=copies, seed=1), learner.policy(seed=1),
+                          learner.config.rollout_steps, seed=1, store_state=True)  # fmt: skip
+    collector.collect()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        collector.collect()
+    out.put((time.perf_counter() - t0, batches * collector.steps_per_batch))
+
+
+def plain_processes(env_id: str, copies: int, batches: int) -> list[dict[str, Any]]:
+    """The machine's own ceiling for the collection floor: 1 and 2 plain processes (no Ray, no driver) collecting
+    side by side, as the workers do; the rate is their env-steps over the slowest one's wall time."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    records = []
+    for procs in (1, 2):
+        barrier, out = ctx.Barrier(procs), ctx.Queue()
+        ps = [ctx.Process(target=_plain_collector, args=(env_id, copies, batches, barrier, out)) for _ in range(procs)]
+        for p in ps:
+            p.start()
+        results = [out.get(timeout=600) for _ in ps]
+        for p in ps:
+            p.join()
+        steps = sum(r[1] for r in results)
+        records.append(_record("collect", env_id, "mappo", procs, 1, steps, steps / max(r[0] for r in results),
+                               "no-ray"))  # fmt: skip
     return records
 
 
@@ -217,6 +260,7 @@ def main() -> None:
     try:
         moved = transport("pz:simple_spread_v3", args.copies, 20 if args.quick else 200)
         records += collection("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
+        records += plain_processes("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
         with tempfile.TemporaryDirectory() as out:
             records += training("sync", "mappo", "spread-v0", steps, out)
             records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out)

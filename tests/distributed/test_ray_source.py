@@ -1,5 +1,6 @@
 """Ray rollout workers on a local Ray (2 CPUs): sync mode's first update is the single-process learner's on the same
-batch, a run is reproducible and resumes, a killed worker is restarted with the run completing its full budget,
+batch, pipelined mode's updates are the local learner's on batches of the weights one update old, a run is
+reproducible and resumes, a killed worker is restarted with the run completing its full budget,
 async mode learns, and a cluster too small for the workers is a clear error."""
 
 import copy
@@ -83,8 +84,9 @@ def _run(tmp_path, name, steps=400, **fields):
     return cfg
 
 
-def test_a_sync_run_is_reproducible_and_resumes_like_a_local_one(ray_local, tmp_path):
+def test_a_pipelined_run_is_reproducible_and_resumes_like_a_local_one(ray_local, tmp_path):
     a = Runner(_run(tmp_path, "a", checkpoint_every=200), default_callbacks=False)
+    assert a.source.mode == "pipelined"  # the on-policy default: batches in flight, whose timing must not matter
     ra = a.run()
     b = Runner(_run(tmp_path, "b", checkpoint_every=200), default_callbacks=False)
     rb = b.run()
