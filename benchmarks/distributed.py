@@ -17,7 +17,8 @@ per update).
   each worker stepping the same number of copies (``--copies``) with a fixed MAPPO policy; the floor is 2 workers
   ≥ 1.7× 1 worker. In sync mode ``batch_transfer_s`` is the mean wait for the workers' batches less a worker's own
   collection time (measured in this process); ``weights_s`` is the snapshot and ``ray.put`` of the weights per
-  batch, ``merge_s`` joining the workers' arrays into the batch's tensors.
+  batch, ``merge_s`` joining the workers' arrays into the batch's tensors, and ``cores_driver``/``cores_workers``/
+  ``cores_ray_services`` the cores this process, the workers and Ray's own processes kept busy meanwhile.
 * **plain processes** (``mode = collect``, ``ray_mode = no-ray``): 1 and 2 processes running that collection
   side by side without Ray, the ceiling the machine itself gives two workers (on a shared or hyper-threaded
   machine two processes do not collect twice as fast as one).
@@ -51,7 +52,8 @@ from _common import print_table, write_json
 
 COLUMNS = ["mode", "ray_mode", "env", "algo", "workers", "nodes", "env_steps", "env_steps_per_s", "x_single",
            "x_one_worker"]  # fmt: skip
-OVERHEADS = ["weights_s", "batch_transfer_s", "wait_s", "merge_s", "update_s", "policy_lag"]
+OVERHEADS = ["weights_s", "batch_transfer_s", "wait_s", "merge_s", "update_s", "policy_lag", "cores_driver",
+             "cores_workers", "cores_ray_services"]  # fmt: skip
 #: The RaySource modes measured per benchmark mode (the first is the default the runner picks).
 RAY_MODES = {"collect": ("pipelined", "sync"), "sync": ("pipelined", "sync"), "async": ("async",)}
 
@@ -87,6 +89,7 @@ def collection(env_id: str, copies: int, batches: int) -> list[dict[str, Any]]:
             try:
                 source.collect()  # warm-up: the workers build their collectors
                 per: dict[str, list[float]] = {"weights_s": [], "wait_s": [], "merge_s": []}
+                cpu0 = _cpu_by_role()
                 t0 = time.perf_counter()
                 for _ in range(batches):
                     source.collect()
@@ -94,15 +97,37 @@ def collection(env_id: str, copies: int, batches: int) -> list[dict[str, Any]]:
                     for key, values in per.items():
                         values.append(m[f"perf/{key}"])
                 wall = time.perf_counter() - t0
+                cpu1 = _cpu_by_role()
             finally:
                 source.close()
             rec = _record("collect", env_id, "mappo", workers, source.nodes, batches * source.steps_per_batch,
                           batches * source.steps_per_batch / wall, ray_mode)  # fmt: skip
             rec.update({key: float(np.mean(values)) for key, values in per.items()})
+            # Cores each role kept busy over the timed batches (CPU seconds per wall second).
+            rec.update({f"cores_{role}": (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / wall for role in ROLES})
             if ray_mode == "sync":  # the wait is the workers' collection plus the transfer
                 rec["batch_transfer_s"] = max(0.0, rec["wait_s"] - local_s)
             records.append(rec)
     return records
+
+
+ROLES = ("driver", "workers", "ray_services")
+
+
+def _cpu_by_role() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process, of its Ray rollout workers and of Ray's own processes
+    (raylet, GCS, dashboard and its agents, log monitor, idle workers): this process's descendants."""
+    import psutil  # type: ignore[import-untyped]  # installed with ray[default]
+
+    me = psutil.Process()
+    out = {"driver": sum(me.cpu_times()[:2])}
+    for child in me.children(recursive=True):
+        try:
+            role = "workers" if "RolloutWorker" in " ".join(child.cmdline()) else "ray_services"
+            out[role] = out.get(role, 0.0) + sum(child.cpu_times()[:2])
+        except psutil.Error:
+            continue
+    return out
 
 
 def _plain_collector(env_id: str, copies: int, batches: int, barrier: Any, out: Any) -> None:
