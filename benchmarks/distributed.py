@@ -54,7 +54,8 @@ COLUMNS = ["mode", "ray_mode", "env", "algo", "workers", "nodes", "env_steps", "
            "x_one_worker"]  # fmt: skip
 OVERHEADS = ["weights_s", "batch_transfer_s", "wait_s", "merge_s", "update_s", "policy_lag", "cores_driver",
              "cores_workers", "cores_ray_services"]  # fmt: skip
-#: The RaySource modes measured per benchmark mode (the first is the default the runner picks).
+#: The RaySource modes measured per benchmark mode (the first is the default the runner picks; --quick trains with
+#: that one only).
 RAY_MODES = {"collect": ("pipelined", "sync"), "sync": ("pipelined", "sync"), "async": ("async",)}
 
 
@@ -170,13 +171,14 @@ def plain_processes(env_id: str, copies: int, batches: int) -> list[dict[str, An
     return records
 
 
-def training(mode: str, algo: str, env_id: str, steps: int, out: str) -> list[dict[str, Any]]:
+def training(mode: str, algo: str, env_id: str, steps: int, out: str, quick: bool = False) -> list[dict[str, Any]]:
     """End-to-end env-steps/s of one run config: the local runner, then 1 and 2 workers."""
     from marlkit.experiment.run import make_run_config
     from marlkit.experiment.runner import Runner
 
     records = []
-    runs = [(0, None)] + [(w, ray_mode) for ray_mode in RAY_MODES[mode] for w in (1, 2)]
+    ray_modes = RAY_MODES[mode][:1] if quick else RAY_MODES[mode]  # --quick: the default mode only
+    runs = [(0, None)] + [(w, ray_mode) for ray_mode in ray_modes for w in (1, 2)]
     for workers, ray_mode in runs:
         cfg = make_run_config(
             algo, env_id, steps=steps, seed=0, workers=workers, out=out, name=f"{algo}_w{workers}_{ray_mode}",
@@ -287,8 +289,8 @@ def main() -> None:
         records += collection("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
         records += plain_processes("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
         with tempfile.TemporaryDirectory() as out:
-            records += training("sync", "mappo", "spread-v0", steps, out)
-            records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out)
+            records += training("sync", "mappo", "spread-v0", steps, out, args.quick)
+            records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out, args.quick)
     finally:
         ray.shutdown()
     _ratios(records)
