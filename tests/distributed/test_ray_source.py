@@ -1,5 +1,6 @@
 """Ray rollout workers on a local Ray (2 CPUs): sync mode's first update is the single-process learner's on the same
-batch, a run is reproducible and resumes, a killed worker is restarted with the run completing its full budget,
+batch, pipelined mode's updates are the local learner's on batches of the weights one update old, a run is
+reproducible and resumes, a killed worker is restarted with the run completing its full budget,
 async mode learns, and a cluster too small for the workers is a clear error."""
 
 import copy
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from marlkit.algorithms.ppo import PPO, PPOConfig
+from marlkit.core import Progress
 from marlkit.core.config import ConfigError
 from marlkit.distributed import RaySource, RolloutWorker, merge_rollouts
 from marlkit.envs.registry import make
@@ -27,7 +29,7 @@ def _ppo(num_envs=8, seed=0):
 def test_sync_first_update_equals_the_single_process_learners_on_the_same_batch(ray_local):
     remote = _ppo()
     local = copy.deepcopy(remote)
-    source = RaySource(remote, "spread-v0", 8, workers=2, seed=11)
+    source = RaySource(remote, "spread-v0", 8, workers=2, seed=11, mode="sync")
     try:
         assert source.mode == "sync" and source.steps_per_batch == 5 * 8
         env_steps, metrics, _ = learn_step(remote, source, 0, 400)
@@ -46,6 +48,34 @@ def test_sync_first_update_equals_the_single_process_learners_on_the_same_batch(
     assert not torch.equal(next(remote.parameters()), next(_ppo().parameters()))  # the update moved them
 
 
+def test_pipelined_updates_are_the_local_learners_on_batches_of_the_weights_one_update_old(ray_local):
+    """Pipelined mode (the on-policy default): batch k+1 is collected while update k runs, so it is made by the
+    weights after k updates and trained on after k+1; the first two batches both come from the initial weights."""
+    remote = _ppo()
+    local = copy.deepcopy(remote)
+    source = RaySource(remote, "spread-v0", 8, workers=2, seed=11)
+    lags = []
+    try:
+        assert source.mode == "pipelined" and source.steps_per_batch == 5 * 8
+        env_steps = 0
+        for _ in range(3):
+            env_steps, metrics, _ = learn_step(remote, source, env_steps, 400)
+            lags.append(metrics["perf/policy_lag"])
+    finally:
+        source.close()
+    assert lags == [0.0, 1.0, 1.0]
+    workers = [RolloutWorker("spread-v0", 4, 5, 11, i, store_state=True) for i in range(2)]
+    states = [local.policy().policy_state()]  # the weights each batch acts with: v0, v0, v1
+    for k in range(3):
+        version = max(k - 1, 0)
+        batch = merge_rollouts([w.sample(states[version], version)[0] for w in workers], "local")
+        local.set_progress(Progress(40 * (k + 1), 400, 40))
+        local.update(batch)
+        states.append(local.policy().policy_state())
+    for (name, a), (_, b) in zip(remote.named_parameters(), local.named_parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=name)
+
+
 def _run(tmp_path, name, steps=400, **fields):
     cfg = make_run_config(
         "mappo", "spread-v0", steps=steps, seed=3, num_envs=8, workers=2, out=str(tmp_path), name=name,
@@ -54,8 +84,9 @@ def _run(tmp_path, name, steps=400, **fields):
     return cfg
 
 
-def test_a_sync_run_is_reproducible_and_resumes_like_a_local_one(ray_local, tmp_path):
+def test_a_pipelined_run_is_reproducible_and_resumes_like_a_local_one(ray_local, tmp_path):
     a = Runner(_run(tmp_path, "a", checkpoint_every=200), default_callbacks=False)
+    assert a.source.mode == "pipelined"  # the on-policy default: batches in flight, whose timing must not matter
     ra = a.run()
     b = Runner(_run(tmp_path, "b", checkpoint_every=200), default_callbacks=False)
     rb = b.run()
@@ -111,18 +142,19 @@ def test_a_cluster_with_too_few_cpus_is_a_clear_error(ray_local):
 
 def test_async_iql_learns_the_penalty_game_from_two_workers(ray_local, tmp_path):
     """Penalty game, k=0: (a, a) and (c, c) pay 10, (b, b) 2, other pairs 0 (random play: about 2.4). IQL fed
-    asynchronously by two workers (8 copies each, one replay stream per worker) must coordinate on a 10."""
+    asynchronously by two workers (8 copies each, their batches merged into one replay stream of 16 copies) must
+    coordinate on a 10."""
     cfg = make_run_config(
-        "iql", "penalty-v0", steps=20_000, seed=0, out=str(tmp_path), num_envs=16, workers=2,
+        "iql", "penalty-v0", steps=20_480, seed=0, out=str(tmp_path), num_envs=16, workers=2,
         rollout_steps=4, gradient_steps=4, epsilon_steps=10_000, gamma=0.0, checkpoint_every=0,
         **{**QUIET, "eval_episodes": 64, "log_every": 2_000, "env.kwargs": {"k": 0}},
     )  # fmt: skip
     runner = Runner(cfg, default_callbacks=False)
-    assert runner.source.mode == "async" and runner.source.steps_per_batch == 4 * 8
+    assert runner.source.mode == "async" and runner.source.steps_per_batch == 4 * 16
     lags = []
     runner.callbacks.append(type("Lag", (), {"on_update": lambda self, r, m: lags.append(m["perf/policy_lag"])})())
     result = runner.run()
-    assert result.env_steps == 20_000
-    assert sorted(runner.learner.replay.streams) == ["ray-0", "ray-1"]
+    assert result.env_steps == 20_480  # 320 batches of every copy
+    assert list(runner.learner.replay.streams) == ["ray-0+ray-1"]
     assert result.eval_return == pytest.approx(10.0)
-    assert max(lags) >= 1  # a worker's batch arrives while the other's update runs: it acted with older weights
+    assert lags[0] == 0 and set(lags[1:]) == {1}  # every batch after the first was made by the weights one update old

@@ -11,6 +11,7 @@ from marlkit.collect import Collector
 from marlkit.core import policy_from_state
 from marlkit.core.config import ConfigError
 from marlkit.distributed import RolloutWorker, merge_rollouts, merge_stats, split_envs, worker_seed
+from marlkit.distributed.worker import pack_state, unpack_state
 from marlkit.envs.registry import make
 
 
@@ -78,6 +79,37 @@ def test_merged_rollouts_put_the_copies_side_by_side_in_worker_order():
     torch.testing.assert_close(merged.obs["agents"][:, 3:], parts[1][0].obs["agents"], rtol=0, atol=0)
     stats = merge_stats([p[1] for p in parts])
     assert len(stats) == len(parts[0][1]) + len(parts[1][1])
+
+
+def test_batches_sent_as_arrays_merge_into_the_same_tensors_in_storage_of_their_own():
+    """What a worker sends (``sample_arrays``: NumPy views of its buffer) merges into the tensors the tensor parts
+    give, copied out: the worker's next collection cannot change a batch already handed over."""
+    state = _learner().policy().policy_state()
+    workers = [RolloutWorker("spread-v0", n, 5, seed=0, index=i, store_state=True) for i, n in enumerate((3, 2))]
+    arrays = [w.sample_arrays(state, 0)[0] for w in workers]
+    assert isinstance(arrays[0].obs["agents"], np.ndarray) and isinstance(
+        arrays[0].extras["agents"]["logp"], np.ndarray
+    )
+    merged = merge_rollouts(arrays, "ray")
+    again = [RolloutWorker("spread-v0", n, 5, seed=0, index=i, store_state=True) for i, n in enumerate((3, 2))]
+    expected = merge_rollouts([w.sample(state, 0)[0] for w in again], "ray")
+    _same(merged, expected)
+    single = merge_rollouts(arrays[:1], "ray")
+    kept = single.obs["agents"].clone()
+    workers[0].sample_arrays(state, 0)  # overwrites the worker's buffer, which arrays[0] views
+    assert isinstance(single.obs["agents"], torch.Tensor)
+    torch.testing.assert_close(single.obs["agents"], kept, rtol=0, atol=0)
+
+
+def test_a_packed_policy_state_unpacks_to_a_policy_that_acts_the_same():
+    state = _learner().policy().policy_state()
+    packed = pack_state(state)
+    assert not any(isinstance(v, torch.Tensor) for v in packed["actors"]["agents"]["weights"].values())
+    obs = {"agents": np.random.default_rng(0).normal(size=(4, 3, 18)).astype(np.float32)}
+    a = policy_from_state(state, seed=3).act(obs, explore=True)
+    b = policy_from_state(unpack_state(packed), seed=3).act(obs, explore=True)
+    np.testing.assert_array_equal(a[0]["agents"], b[0]["agents"])
+    np.testing.assert_array_equal(a[1]["agents"]["logp"], b[1]["agents"]["logp"])
 
 
 def test_copies_are_shared_evenly_and_every_worker_needs_one():

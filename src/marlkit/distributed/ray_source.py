@@ -6,16 +6,28 @@ process fit on two cores), spread over the cluster's nodes. The learner stays in
 ``policy_state()`` (weights only) goes to the workers, through the object store: ``ray.put`` once per update, every
 worker reading the same object.
 
-Two modes, chosen by the learner's ``capabilities.batch_kind``:
+Three modes; by default ``"pipelined"`` for on-policy learners and ``"async"`` for off-policy ones:
 
-* **sync** (``"rollout"``: IPPO, MAPPO, A2C): each ``collect()`` publishes the learner's current weights, asks
+* **sync** (on-policy: IPPO, MAPPO, A2C): each ``collect()`` publishes the learner's current weights, asks
   every worker for ``rollout_steps`` steps of all its copies and returns them side by side as one ``Rollout``
   (``merge_rollouts``): the batch a local collector of all the copies would make, from the policy the update
-  will improve. Batches are a pure function of the run seed, so the same seed gives the same numbers.
-* **async** (``"transitions"``: IQL, VDN, QMIX, MADDPG): every worker always has a request in flight; ``collect()``
-  returns the first rollout to arrive (``Rollout.source`` names its worker, so the replay keeps one stream per
-  worker) and sends that worker its next request, with fresh weights once ``weights_every`` updates have passed
-  since its last ones. The updates it missed are ``perf/policy_lag``.
+  will improve (``perf/policy_lag`` 0). The workers wait while the learner updates, and the learner while they
+  collect.
+* **pipelined** (on-policy): every worker always has its next request in flight. ``collect()`` takes each
+  worker's batch in worker order, at once sends it its next request with the learner's current weights, and
+  returns the merged batch; the workers collect batch k+1 while the learner updates on batch k. Batch k+1 is thus
+  made by the weights before update k: the policy lag is exactly 1 (0 for the first batch), whatever the timing,
+  so runs stay reproducible. PPO's ratios are taken against the behaviour log-probabilities stored with the
+  batch, and its value targets are computed with the critic at update time.
+* **async** (off-policy: IQL, VDN, QMIX, MADDPG): the pipelined loop, with fresh weights sent to the workers once
+  ``weights_every`` updates have passed since their last ones (lag 1 to ``weights_every``). Each batch is still
+  every worker's copies for ``rollout_steps`` steps, so the learner takes as many updates per env-step as it
+  does in one process (``gradient_steps`` per batch of ``rollout_steps * num_envs`` env-steps).
+
+In every mode a batch is a pure function of the run seed and the update count, so the same seed gives the same
+numbers; a slow worker holds the batch up (the price of that, and of the fixed update ratio). Tensors travel
+between processes as NumPy arrays (``marlkit.distributed.worker``: raw buffers instead of pickled tensors), and a
+worker gets a policy state only when its weights are out of date.
 
 Faults. Every ``ray.get`` has a timeout. A worker that dies is restarted by Ray (up to ``MAX_RESTARTS`` times, as
 RLlib's env runners are), reseeded from the run seed and its restart count, and its request is sent again: the
@@ -25,8 +37,8 @@ restarted the same way. A cluster with fewer free CPUs than the workers ask for 
 actor starts.
 
 ``metrics()`` reports, after each ``collect()``: ``perf/policy_lag``, ``perf/weights_s`` (snapshot and
-``ray.put``), ``perf/wait_s`` (waiting for the workers, transfer included), ``perf/worker_restarts`` and
-``perf/ray_nodes`` (the nodes the workers run on).
+``ray.put``), ``perf/wait_s`` (waiting for the workers, transfer included), ``perf/merge_s`` (joining their
+batches into tensors), ``perf/worker_restarts`` and ``perf/ray_nodes`` (the nodes the workers run on).
 """
 
 from __future__ import annotations
@@ -42,10 +54,10 @@ from marlkit.core.checkpoint import generator_state
 from marlkit.core.config import ConfigError
 from marlkit.core.contracts import Learner
 from marlkit.data.rollout import EpisodeStats, Rollout
-from marlkit.distributed.worker import RolloutWorker, merge_rollouts, merge_stats, worker_seed
+from marlkit.distributed.worker import RolloutWorker, merge_rollouts, merge_stats, pack_state, worker_seed
 
-Mode = Literal["sync", "async"]
-MODES: tuple[str, ...] = ("sync", "async")
+Mode = Literal["sync", "pipelined", "async"]
+MODES: tuple[str, ...] = ("sync", "pipelined", "async")
 #: Restarts allowed per source over a run (RLlib's default for its env runners).
 MAX_RESTARTS = 1000
 #: Seconds a worker has to answer the health probe.
@@ -98,8 +110,8 @@ class RaySource:
     """N Ray rollout workers feeding ``learner`` (see the module docstring); a ``marlkit.core.BatchSource``.
 
     ``env_id``/``env_kwargs``/``num_envs``: the run's env and its copies, shared out among the workers; ``seed``: the
-    run's env seed, from which each worker's seeds derive; ``mode``: by default ``"sync"`` for on-policy learners
-    and ``"async"`` for off-policy ones; ``weights_every``: updates between fresh weights in async mode."""
+    run's env seed, from which each worker's seeds derive; ``mode``: by default ``"pipelined"`` for on-policy
+    learners and ``"async"`` for off-policy ones; ``weights_every``: updates between fresh weights in async mode."""
 
     def __init__(
         self,
@@ -118,7 +130,7 @@ class RaySource:
         trust_module: bool = False,
     ) -> None:
         if mode is None:
-            mode = "sync" if learner.capabilities.batch_kind == "rollout" else "async"
+            mode = "pipelined" if learner.capabilities.batch_kind == "rollout" else "async"
         if mode not in MODES:
             raise ConfigError(f"mode = {mode!r} is not allowed: one of {MODES}")
         if mode == "async" and learner.capabilities.batch_kind == "rollout":
@@ -175,8 +187,9 @@ class RaySource:
         self._worker_version = [-1] * len(self.actors)
         #: ``Rollout.source`` of each worker's batches; a restarted worker starts a new stream (its episodes are new)
         self.streams = [p["name"] for p in self.placement]
-        self._pending: dict[int, Any] = {}  # async: worker index -> its request in flight
-        self._last_copies = self.copies[0]
+        #: pipelined/async: worker index -> its request in flight, and the (weights ref, version) it acts with
+        self._pending: dict[int, Any] = {}
+        self._sent: dict[int, tuple[Any, int]] = {}
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------- BatchSource
@@ -186,12 +199,11 @@ class RaySource:
 
     @property
     def steps_per_batch(self) -> int:
-        """Sync: every worker's copies times ``rollout_steps``; async: those of the worker whose batch came last."""
-        copies = sum(self.copies) if self.mode == "sync" else self._last_copies
-        return self.rollout_steps * copies
+        """Every worker's copies times ``rollout_steps`` (the run's ``num_envs`` copies, as one process steps)."""
+        return self.rollout_steps * sum(self.copies)
 
     def collect(self) -> tuple[Rollout, EpisodeStats]:
-        batch, stats = self._collect_sync() if self.mode == "sync" else self._collect_async()
+        batch, stats = self._collect_sync() if self.mode == "sync" else self._collect_ahead()
         self.version += 1  # the learner updates on this batch next
         return batch, stats
 
@@ -200,8 +212,8 @@ class RaySource:
         return dict(self._metrics)
 
     def state(self) -> dict[str, Any]:
-        """Each worker's env generator and the weights' version (in async mode a worker's state includes the
-        request in flight: those steps are not trained on after a resume, like episodes in progress)."""
+        """Each worker's env generator and the weights' version (in pipelined and async mode a worker's state comes
+        after its request in flight: those steps are not trained on after a resume, like episodes in progress)."""
         import ray
 
         states = ray.get([a.state.remote() for a in self.actors], timeout=START_TIMEOUT)
@@ -217,6 +229,7 @@ class RaySource:
                 f"experiment.workers = {self.workers}; resume with the run's own config"
             )
         self.version = int(state["version"])
+        self._pending, self._sent = {}, {}  # the workers start over from the restored generators
         ray.get([a.load_state.remote(s) for a, s in zip(self.actors, state["workers"])], timeout=START_TIMEOUT)
 
     def close(self) -> None:
@@ -243,67 +256,74 @@ class RaySource:
         if self._published is not None and self._published[0] == self.version:
             return self._published[1], 0.0
         t0 = time.perf_counter()
-        ref = ray.put(self.learner.policy().policy_state())
+        ref = ray.put(pack_state(self.learner.policy().policy_state()))
         self._published = (self.version, ref)
         return ref, time.perf_counter() - t0
 
     def _submit(self, i: int, weights: Any, version: int) -> Any:
+        """Ask worker ``i`` for a batch acted by ``weights`` (of ``version``), sent only when it lacks them."""
+        self._sent[i] = (weights, version)
+        known = self._worker_version[i] == version
         self._worker_version[i] = version
-        return self.actors[i].sample.remote(weights, version)
+        return self.actors[i].sample_arrays.remote(None if known else weights, version)
 
     def _collect_sync(self) -> tuple[Rollout, EpisodeStats]:
         weights, put_s = self._weights()
         t0 = time.perf_counter()
         refs = [self._submit(i, weights, self.version) for i in range(self.workers)]
-        results = [self._result(i, ref, weights, self.version) for i, ref in enumerate(refs)]
+        results = [self._result(i, ref) for i, ref in enumerate(refs)]
         wait_s = time.perf_counter() - t0
-        batch = merge_rollouts([r[0] for r in results], "ray")
-        self._metrics = self._report(put_s, wait_s, lag=max(self.version - r[2] for r in results))
+        return self._merge(results, put_s, wait_s)
+
+    def _collect_ahead(self) -> tuple[Rollout, EpisodeStats]:
+        """Pipelined and async mode: each worker's batch in flight, in worker order, each worker sent its next
+        request as soon as its batch is in (with the current weights when its own are ``weights_every`` old)."""
+        every = 1 if self.mode == "pipelined" else self.weights_every
+        weights, put_s = self._weights() if not self._pending else (None, 0.0)
+        for i in range(self.workers):
+            if i not in self._pending:  # the first call (or the first after a resume): start every worker
+                self._pending[i] = self._submit(i, weights, self.version)
+        results, wait_s = [], 0.0
+        for i in range(self.workers):
+            t0 = time.perf_counter()
+            results.append(self._result(i, self._pending.pop(i)))
+            wait_s += time.perf_counter() - t0
+            version = self._sent[i][1]
+            if self.version - version >= every:
+                weights, put = self._weights()
+                put_s, version = put_s + put, self.version
+            self._pending[i] = self._submit(i, self._sent[i][0] if version == self._sent[i][1] else weights, version)
+        return self._merge(results, put_s, wait_s)
+
+    def _merge(
+        self, results: list[tuple[Rollout, EpisodeStats, int]], put_s: float, wait_s: float
+    ) -> tuple[Rollout, EpisodeStats]:
+        t0 = time.perf_counter()
+        batch = merge_rollouts([r[0] for r in results], "+".join(self.streams))
+        lag = max(self.version - r[2] for r in results)
+        self._metrics = self._report(put_s, wait_s, lag=lag, merge_s=time.perf_counter() - t0)
         return batch, merge_stats([r[1] for r in results])
 
-    def _collect_async(self) -> tuple[Rollout, EpisodeStats]:
-        import ray
-
-        put_s = 0.0
-        if not self._pending:  # the first call: every worker starts on the first weights
-            weights, put_s = self._weights()
-            self._pending = {i: self._submit(i, weights, self.version) for i in range(self.workers)}
-        t0 = time.perf_counter()
-        order = sorted(self._pending)
-        ready, _ = ray.wait([self._pending[i] for i in order], num_returns=1, timeout=self.sample_timeout)
-        i = order[[self._pending[j] for j in order].index(ready[0])] if ready else order[0]
-        ref = self._pending.pop(i)
-        version = self._worker_version[i]
-        weights = self._published[1] if self._published is not None else None
-        rollout, stats, acted = self._result(i, ref, weights, version)
-        wait_s = time.perf_counter() - t0
-        if self.version - version >= self.weights_every:  # its weights are weights_every updates old: fresh ones
-            weights, put_s = self._weights()
-            version = self.version
-        self._pending[i] = self._submit(i, weights, version)
-        self._last_copies = self.copies[i]
-        self._metrics = self._report(put_s, wait_s, lag=self.version - acted)
-        return rollout, stats
-
-    def _report(self, put_s: float, wait_s: float, lag: int) -> dict[str, float]:
+    def _report(self, put_s: float, wait_s: float, lag: int, merge_s: float) -> dict[str, float]:
         return {
             "perf/policy_lag": float(lag),
             "perf/weights_s": put_s,
             "perf/wait_s": wait_s,
+            "perf/merge_s": merge_s,
             "perf/worker_restarts": float(self.restarts),
             "perf/ray_nodes": float(self.nodes),
         }
 
     # ------------------------------------------------------------------------------------------------- faults
-    def _result(self, i: int, ref: Any, weights: Any, version: int) -> tuple[Rollout, EpisodeStats, int]:
+    def _result(self, i: int, ref: Any) -> tuple[Rollout, EpisodeStats, int]:
         """The answer to request ``ref`` of worker ``i``; a dead or unresponsive worker is restarted, reseeded and
-        asked again (with ``weights`` of ``version``) until it answers or the restarts run out."""
+        asked again (with the weights of that request) until it answers or the restarts run out."""
         import ray
 
         while True:
             try:
                 rollout, stats, version = ray.get(ref, timeout=self.sample_timeout)
-                return rollout._replace(source=self.streams[i]), stats, version
+                return rollout, stats, version
             except ray.exceptions.GetTimeoutError:
                 if self._healthy(i):
                     continue  # slow, not stuck: keep waiting
@@ -319,7 +339,8 @@ class RaySource:
             self.streams[i] = f"{self.placement[i]['name']}.{self.restarts}"
             fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
             self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})  # runs before the next request
-            ref = self.actors[i].sample.remote(weights, version)
+            self._worker_version[i] = -1  # the new process has no weights
+            ref = self._submit(i, *self._sent[i])
 
     def _await_restart(self, i: int) -> None:
         """Wait until Ray has restarted worker ``i`` (it answers the probe), at most ``HEALTH_TIMEOUT`` seconds:

@@ -10,6 +10,10 @@ Seeds. Worker ``i`` of a run seeded ``s`` resets its env with ``worker_seed(s, i
 with a seed derived from ``worker_seed(s, i, "policy")`` and the version of the weights it acts with, so every
 batch is a pure function of the run seed, the worker's index, the weights and the env's generator state (what
 ``state()`` holds): the same seed gives the same numbers, and a resumed worker continues its stream.
+
+Transport. Between processes, tensors travel as NumPy arrays (``to_arrays``/``from_arrays``, ``pack_state``/
+``unpack_state``): Ray serialises arrays as raw buffers (zero-copy out of its object store) where a torch tensor is
+pickled through ``torch.save``, several times slower for the small, many tensors of a rollout or a policy state.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,9 +58,14 @@ class RolloutWorker:
         trust_module: bool = False,
         name: str | None = None,
     ) -> None:
+        import threadpoolctl
+
         from marlkit.envs.registry import build
 
-        torch.set_num_threads(1)  # one core per worker: a second thread only contends with the other workers
+        # One core per worker (torch and NumPy's BLAS, which the policies act through): a second thread only
+        # contends with the other workers and the learner.
+        torch.set_num_threads(1)
+        threadpoolctl.threadpool_limits(1, user_api="blas")
         self.seed, self.index = seed, index
         self.name = name if name is not None else f"worker-{index}"
         self.rollout_steps, self.store_state = rollout_steps, store_state
@@ -73,7 +83,9 @@ class RolloutWorker:
 
     def set_weights(self, policy_state: Mapping[str, Any], version: int) -> None:
         """Act from now on with the policy of ``policy_state``, the learner's weights after ``version`` updates."""
-        policy = policy_from_state(policy_state, seed=worker_seed(self.seed, self.index, "policy", version))
+        policy = policy_from_state(
+            unpack_state(policy_state), seed=worker_seed(self.seed, self.index, "policy", version)
+        )
         if self.collector is None:
             self.collector = Collector(self.env, policy, self.rollout_steps, self.env_seed, self.store_state)
             if self._pending:
@@ -94,6 +106,14 @@ class RolloutWorker:
             raise RuntimeError(f"{self.name} has no weights yet: call set_weights (or sample with a policy state)")
         rollout, stats = self.collector.collect()
         return rollout._replace(source=self.name), stats, self.version
+
+    def sample_arrays(
+        self, policy_state: Mapping[str, Any] | None = None, version: int | None = None
+    ) -> tuple[Rollout, EpisodeStats, int]:
+        """``sample`` for another process: the rollout's tensors as NumPy arrays (``to_arrays``; views of the
+        worker's buffer, which Ray copies out when the call returns)."""
+        rollout, stats, acted = self.sample(policy_state, version)
+        return to_arrays(rollout), stats, acted
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs to continue this worker's stream: its env's generator (``{}`` before the first
@@ -128,11 +148,65 @@ class RolloutWorker:
         return True
 
 
+@dataclass(frozen=True)
+class PackedTensor:
+    """A tensor of a policy state in transit: its values as a NumPy array (see ``pack_state``)."""
+
+    array: np.ndarray
+
+
+def pack_state(state: Any) -> Any:
+    """``state`` (nested dicts, lists and tuples) with every tensor a ``PackedTensor``: cheap to serialise."""
+    if isinstance(state, torch.Tensor):
+        return PackedTensor(state.detach().cpu().numpy())
+    if isinstance(state, Mapping):
+        return {k: pack_state(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(pack_state(v) for v in state)
+    return state
+
+
+def unpack_state(state: Any) -> Any:
+    """The inverse of ``pack_state``: each ``PackedTensor`` a tensor again (a copy: the received buffer may be
+    read-only shared memory)."""
+    if isinstance(state, PackedTensor):
+        return torch.from_numpy(np.array(state.array))
+    if isinstance(state, Mapping):
+        return {k: unpack_state(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(unpack_state(v) for v in state)
+    return state
+
+
+def _map_rollout(rollout: Rollout, fn: Any) -> Rollout:
+    def walk(x: Any) -> Any:
+        if x is None:
+            return None
+        if isinstance(x, dict):
+            return {k: walk(v) for k, v in x.items()}
+        return fn(x)
+
+    return Rollout(**{name: walk(getattr(rollout, name)) for name in Rollout._fields if name != "source"},
+                   source=rollout.source)  # fmt: skip
+
+
+def to_arrays(rollout: Rollout) -> Rollout:
+    """``rollout`` with NumPy arrays in place of its tensors (views: no copy)."""
+    return _map_rollout(rollout, lambda t: t.numpy())
+
+
+def from_arrays(rollout: Rollout) -> Rollout:
+    """The inverse of ``to_arrays``, each array copied into a tensor of its own (the arrays Ray hands over are
+    read-only views of its object store)."""
+    return _map_rollout(rollout, lambda a: torch.from_numpy(np.array(a)))
+
+
 def merge_rollouts(rollouts: Sequence[Rollout], source: str) -> Rollout:
     """One rollout of the copies of all ``rollouts`` side by side (the env axis, dim 1), in their order: the batch of
-    a synchronous step, as if one collector had stepped every worker's copies. All must have the same steps."""
+    a synchronous step, as if one collector had stepped every worker's copies. All must have the same steps. Parts
+    of NumPy arrays (``to_arrays``) merge into tensors in one copy."""
     first = rollouts[0]
-    if len(rollouts) == 1:
+    if len(rollouts) == 1 and not isinstance(first.rewards[next(iter(first.rewards))], np.ndarray):
         return first._replace(source=source)
 
     def cat(parts: Sequence[Any]) -> Any:
@@ -140,6 +214,8 @@ def merge_rollouts(rollouts: Sequence[Rollout], source: str) -> Rollout:
             return None
         if isinstance(parts[0], dict):
             return {k: cat([p[k] for p in parts]) for k in parts[0]}
+        if isinstance(parts[0], np.ndarray):
+            return torch.from_numpy(np.concatenate(parts, axis=1))  # a new array: writable, and the one copy
         return torch.cat(list(parts), dim=1)
 
     fields = {name: cat([getattr(r, name) for r in rollouts]) for name in Rollout._fields if name != "source"}

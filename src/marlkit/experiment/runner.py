@@ -212,6 +212,7 @@ class Runner:
                 env.kwargs,
                 worker_cpus=exp.worker_cpus,
                 address=exp.ray_address,
+                mode=exp.ray_mode,  # type: ignore[arg-type]  # checked by ExperimentConfig
                 trust_module=self.trust_module,
             )
         if self.env_kind == "batched":
