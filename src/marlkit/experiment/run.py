@@ -94,6 +94,11 @@ class ExperimentConfig:
     """CPUs each Ray rollout worker reserves (fractional: two workers and the learner fit on two cores)."""
     ray_address: str | None = None
     """The Ray cluster of the workers: auto for the one `ray start` made, HOST:PORT, or null for a local Ray."""
+    distributed_mode: str = "auto"
+    """How the Ray workers feed the learner (docs/distributed.md): auto (sync for on-policy learners, async for
+    off-policy ones), sync, async (batches to the learner here), ps-sync, ps-async (gradients to a parameter server)."""
+    max_staleness: int = 2
+    """ps-async: a gradient computed on weights more than this many server steps old is dropped."""
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "experiment.steps", "an integer >= 1", self.steps)
@@ -110,6 +115,15 @@ class ExperimentConfig:
         check(self.torch_threads >= 1, "experiment.torch_threads", "an integer >= 1", self.torch_threads)
         check(self.workers >= 0, "experiment.workers", "an integer >= 0 (0: no Ray workers)", self.workers)
         check(self.worker_cpus > 0, "experiment.worker_cpus", "a positive number of CPUs", self.worker_cpus)
+        modes = ("auto", "sync", "async", "ps-sync", "ps-async")
+        check(self.distributed_mode in modes, "experiment.distributed_mode", f"one of {modes}", self.distributed_mode)
+        check(
+            self.distributed_mode == "auto" or self.workers >= 1,
+            "experiment.workers",
+            f"an integer >= 1 with experiment.distributed_mode = {self.distributed_mode} (its Ray workers)",
+            self.workers,
+        )
+        check(self.max_staleness >= 0, "experiment.max_staleness", "an integer >= 0", self.max_staleness)
         plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
 
