@@ -117,12 +117,6 @@ class ExperimentConfig:
         check(self.worker_cpus > 0, "experiment.worker_cpus", "a positive number of CPUs", self.worker_cpus)
         modes = ("auto", "sync", "async", "ps-sync", "ps-async")
         check(self.distributed_mode in modes, "experiment.distributed_mode", f"one of {modes}", self.distributed_mode)
-        check(
-            self.distributed_mode == "auto" or self.workers >= 1,
-            "experiment.workers",
-            f"an integer >= 1 with experiment.distributed_mode = {self.distributed_mode} (its Ray workers)",
-            self.workers,
-        )
         check(self.max_staleness >= 0, "experiment.max_staleness", "an integer >= 0", self.max_staleness)
         plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)

@@ -150,6 +150,13 @@ class Runner:
         self._start = time.perf_counter()
 
         exp = config.experiment
+        if exp.distributed_mode != "auto" and not exp.workers:
+            from marlkit.core.config import ConfigError
+
+            raise ConfigError(
+                f"experiment.distributed_mode = {exp.distributed_mode!r} runs on Ray workers, and experiment.workers "
+                f"is 0: give --workers N (N >= 1), or leave distributed_mode at auto"
+            )
         set_threads(exp.torch_threads)
         self.seeds = derive_seeds(exp.seed)
         random.seed(exp.seed)
