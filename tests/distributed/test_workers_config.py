@@ -21,7 +21,9 @@ def test_bad_worker_settings_are_clear_errors():
         make_run_config("mappo", "spread-v0", workers=-1)
     with pytest.raises(ConfigError, match=r"experiment.worker_cpus .* a positive number of CPUs"):
         make_run_config("mappo", "spread-v0", worker_cpus=0)
-    with pytest.raises(ConfigError, match=r"experiment.ray_mode = 'fast' .* sync, pipelined, async or null"):
+    with pytest.raises(
+        ConfigError, match=r"experiment.ray_mode = 'fast' .* sync, pipelined, async, ps-sync, ps-async or null"
+    ):
         make_run_config("mappo", "spread-v0", ray_mode="fast")
 
 

@@ -106,6 +106,13 @@ class A2C(ActorCriticTeam):
 
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, batch: Rollout) -> dict[str, float]:
+        grads, metrics = self.gradients(batch)
+        return {**metrics, **self.apply_gradients(grads)}
+
+    def gradients(self, batch: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+        """The gradient of the loss on ``batch`` w.r.t. ``parameters()``, flattened into one vector (unclipped;
+        zeros for a parameter the loss does not reach), and the loss statistics; the weights do not change. What a
+        parameter-server worker sends (``marlkit.distributed.parameter_server``)."""
         loss = torch.zeros(())
         stats = []
         for g in self.nets:
@@ -115,10 +122,26 @@ class A2C(ActorCriticTeam):
         loss = self.with_loss_terms("loss", loss, batch)
         self.optimizer.zero_grad()
         loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
+        flat = torch.cat(
+            [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self.parameters()]
+        )
         actor, critic, entropy = torch.stack(stats).mean(0).tolist()
-        return {"loss/actor": actor, "loss/critic": critic, "loss/entropy": entropy, "loss/grad_norm": float(grad_norm)}
+        return flat, {"loss/actor": actor, "loss/critic": critic, "loss/entropy": entropy}
+
+    def apply_gradients(self, grads: torch.Tensor) -> dict[str, float]:
+        """One optimiser step with ``grads`` (as ``gradients`` returns them: one flat vector in ``parameters()``
+        order), clipped to ``max_grad_norm`` first; returns the norm before clipping."""
+        params = list(self.parameters())
+        offset = 0
+        for p in params:
+            n = p.numel()
+            p.grad = grads[offset : offset + n].view_as(p).clone()
+            offset += n
+        if offset != grads.numel():
+            raise ValueError(f"{grads.numel()} gradient entries for {offset} parameters")
+        grad_norm = nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
+        self.optimizer.step()
+        return {"loss/grad_norm": float(grad_norm)}
 
     @torch.no_grad()
     def _targets(self, g: str, batch: Rollout, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

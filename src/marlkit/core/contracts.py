@@ -307,6 +307,17 @@ class RemoteSource(BatchSource, Protocol):
 
 
 @runtime_checkable
+class UpdatingSource(RemoteSource, Protocol):
+    """A remote source that also makes the update (``marlkit.distributed.ParameterServerSource``: the gradients
+    are applied by a parameter server): the runner calls ``update(learner, batch)`` instead of
+    ``learner.update(batch)``, and ``learner`` holds the newest weights after it (for evaluation and checkpoints)."""
+
+    def update(self, learner: Any, batch: Any) -> dict[str, float]:
+        """Apply what ``batch`` (from ``collect()``) carries; return the update's metrics."""
+        ...
+
+
+@runtime_checkable
 class GameLearner(Learner, Protocol):
     """A learner that plays an env of another contract than the batched one itself (see the module docstring)."""
 

@@ -2,16 +2,24 @@
 
 ``RolloutWorker`` (``worker.py``) is batched envs and a weights-only policy in one process, tested without Ray;
 ``RaySource`` (``ray_source.py``) runs N of them as Ray actors, synchronously for on-policy learners and
-asynchronously for off-policy ones; ``ddp.py`` averages the gradients of several learner processes over a
+asynchronously for off-policy ones; ``parameter_server.py`` / ``ps_source.py`` is the gradient mode (workers send
+gradients to a parameter-server actor); ``ddp.py`` averages the gradients of several learner processes over a
 ``torch.distributed`` gloo group. Ray itself is imported only when a ``RaySource`` starts (``marlkit[ray]``).
 See docs/distributed.md.
 """
 
+from marlkit.distributed.parameter_server import GradientLearner, GradientWorker, ParameterServer
+from marlkit.distributed.ps_source import ParameterServerLost, ParameterServerSource
 from marlkit.distributed.ray_source import MAX_RESTARTS, RaySource, init_ray, split_envs
 from marlkit.distributed.worker import RolloutWorker, merge_rollouts, merge_stats, worker_seed
 
 __all__ = [
     "MAX_RESTARTS",
+    "GradientLearner",
+    "GradientWorker",
+    "ParameterServer",
+    "ParameterServerLost",
+    "ParameterServerSource",
     "RaySource",
     "RolloutWorker",
     "init_ray",

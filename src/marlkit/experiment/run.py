@@ -95,8 +95,11 @@ class ExperimentConfig:
     ray_address: str | None = None
     """The Ray cluster of the workers: auto for the one `ray start` made, HOST:PORT, or null for a local Ray."""
     ray_mode: str | None = None
-    """How the workers feed the learner (docs/distributed.md): sync, pipelined or async; null: pipelined for
-    on-policy learners, async for off-policy ones."""
+    """How the Ray workers feed the learner (docs/distributed.md): sync, pipelined or async (batches to the learner
+    here), ps-sync or ps-async (gradients to a parameter server); null: pipelined for on-policy learners, async for
+    off-policy ones."""
+    max_staleness: int = 2
+    """ps-async: a gradient computed on weights more than this many server steps old is dropped."""
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "experiment.steps", "an integer >= 1", self.steps)
@@ -113,8 +116,10 @@ class ExperimentConfig:
         check(self.torch_threads >= 1, "experiment.torch_threads", "an integer >= 1", self.torch_threads)
         check(self.workers >= 0, "experiment.workers", "an integer >= 0 (0: no Ray workers)", self.workers)
         check(self.worker_cpus > 0, "experiment.worker_cpus", "a positive number of CPUs", self.worker_cpus)
-        modes = (None, "sync", "pipelined", "async")
-        check(self.ray_mode in modes, "experiment.ray_mode", "sync, pipelined, async or null", self.ray_mode)
+        modes = (None, "sync", "pipelined", "async", "ps-sync", "ps-async")
+        allowed = "sync, pipelined, async, ps-sync, ps-async or null"
+        check(self.ray_mode in modes, "experiment.ray_mode", allowed, self.ray_mode)
+        check(self.max_staleness >= 0, "experiment.max_staleness", "an integer >= 0", self.max_staleness)
         plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
 

@@ -42,7 +42,7 @@ import torch
 from marlkit.collect import Collector, evaluate
 from marlkit.core import BatchSource, GameLearner, Learner, PolicySpaces, Progress
 from marlkit.core import checkpoint as ckpt
-from marlkit.core.contracts import RemoteSource
+from marlkit.core.contracts import RemoteSource, UpdatingSource
 from marlkit.core.rundir import CHECKPOINT_DIR, CONFIG_FILE, EVAL_FILE, MEDIA_DIR
 from marlkit.data.rollout import EpisodeStats
 from marlkit.experiment.run import RunConfig, RunResult, new_run_dir
@@ -150,6 +150,13 @@ class Runner:
         self._start = time.perf_counter()
 
         exp = config.experiment
+        if exp.ray_mode is not None and not exp.workers:
+            from marlkit.core.config import ConfigError
+
+            raise ConfigError(
+                f"experiment.ray_mode = {exp.ray_mode!r} runs on Ray workers, and experiment.workers "
+                f"is 0: give --workers N (N >= 1), or leave ray_mode at null"
+            )
         set_threads(exp.torch_threads)
         self.seeds = derive_seeds(exp.seed)
         random.seed(exp.seed)
@@ -199,6 +206,23 @@ class Runner:
         """The Collector of the training env, Ray rollout workers (``experiment.workers``), or what a
         ``GameLearner`` says feeds it."""
         exp = self.config.experiment
+        if self.env_kind == "batched" and exp.workers and (exp.ray_mode or "").startswith("ps-"):
+            from marlkit.distributed import ParameterServerSource
+
+            env = self.config.env
+            return ParameterServerSource(
+                self.learner,
+                env.id,
+                env.num_envs,
+                exp.workers,
+                self.seeds["env"],
+                env.kwargs,
+                mode=exp.ray_mode,  # type: ignore[arg-type]  # ps-sync or ps-async, checked above
+                max_staleness=exp.max_staleness,
+                worker_cpus=exp.worker_cpus,
+                address=exp.ray_address,
+                trust_module=self.trust_module,
+            )
         if self.env_kind == "batched" and exp.workers:
             from marlkit.distributed import RaySource
 
@@ -415,7 +439,8 @@ def learn_step(
     steps = source.steps_per_batch
     env_steps += steps
     learner.set_progress(Progress(env_steps, total_steps, steps))
-    metrics = learner.update(batch)
+    # A parameter server applies the gradients the batch carries, then gives the learner its weights.
+    metrics = source.update(learner, batch) if isinstance(source, UpdatingSource) else learner.update(batch)
     if isinstance(source, RemoteSource):  # how the batch was made: policy lag, transfer times, restarts
         metrics = {**metrics, **source.metrics()}
     return env_steps, metrics, stats
