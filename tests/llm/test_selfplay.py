@@ -152,3 +152,20 @@ def test_a_lora_checkpoint_holds_adapters_alone_and_resumes_exactly(tok, tmp_pat
     got = b.step()
     assert got["shared/losses/loss"] == pytest.approx(expected["shared/losses/loss"], abs=1e-6)
     assert got["shared/return_mean"] == expected["shared/return_mean"]
+
+
+@pytest.mark.slow
+def test_tiny_self_play_learns_tictactoe(tok):
+    """20 updates of 32 self-play games (width-64 GPT-2, both seats): measured seed 0 win share of decisive games vs
+    its untrained self 0.695 (lr=1e-9 control: 0.508); as O vs random 0.26 -> 0.44. ~45 s on a busy core."""
+    model = tiny_gpt2(tok, 0)
+    base = copy.deepcopy(model)
+    cfg = config(episodes_per_update=32, num_envs=32, epochs=2, seed=0)
+    SelfPlay(make, model, tok, cfg, actions=legal, prompt=PROMPT).train(20)
+    wins = losses = 0
+    for k, (a, b) in enumerate((("player_0", "player_1"), ("player_1", "player_0"))):
+        policies = {a: LMMovePolicy(model, tok, PROMPT, seed=k), b: LMMovePolicy(base, tok, PROMPT, seed=k + 9)}
+        for o in play(TextVecEnv(make, 50, seed=99 + k), policies, 150):
+            wins += o.winner == a
+            losses += o.winner == b
+    assert wins / (wins + losses) >= 0.6, (wins, losses)
