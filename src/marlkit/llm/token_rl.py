@@ -352,7 +352,8 @@ class TokenRL:
             if config.kl_coef > 0:
                 ref = copy.deepcopy(m).eval()
                 ref.requires_grad_(False)
-            self.groups[name] = _Group(m, torch.optim.Adam(m.parameters(), lr=config.lr), ref)
+            trainable = [p for p in m.parameters() if p.requires_grad]  # LoRA: the adapters alone
+            self.groups[name] = _Group(m, torch.optim.Adam(trainable, lr=config.lr), ref)
         self.group_of = {a: ("shared" if config.shared_weights else a) for a in self.learners}
         for agent, name in self.group_of.items():
             self.groups[name].agents.append(agent)
@@ -383,10 +384,12 @@ class TokenRL:
         record: bool = True,
         make_env: Callable[[], TextEnv] | None = None,
         num_envs: int | None = None,
+        fixed: Mapping[str, TextPolicy] | None = None,
     ) -> Batch:
         """Play ``episodes`` whole episodes (games seeded from ``seed``); with ``record``, keep every learner turn.
         ``make_env`` and ``num_envs`` play another game of the same agents, or another number of copies, than the
-        trainer was built with."""
+        trainer was built with; ``fixed`` adds fixed policies for this call (e.g. a past snapshot in one seat):
+        their agents' turns are not recorded."""
         if not isinstance(episodes, int) or episodes < 1:
             raise ValueError(f"episodes must be a positive integer, got {episodes!r}")
         temperature = 0.0 if greedy else (self.config.temperature if temperature is None else temperature)
@@ -403,14 +406,15 @@ class TokenRL:
             asked = vec.prompts()
             texts = [""] * len(asked)
             live = [k for k, (i, _, _) in enumerate(asked) if done[i] < quota[i]]
-            for agent, policy in self.fixed.items():
+            fixed_now = {**self.fixed, **(fixed or {})}
+            for agent, policy in fixed_now.items():
                 rows = [k for k in live if asked[k][1] == agent]
                 if rows:
                     for k, text in zip(rows, policy.act([asked[k][2] for k in rows])):
                         texts[k] = text
             new_turns: list[tuple[int, Turn]] = []
             for group in self.groups.values():
-                rows = [k for k in live if asked[k][1] in group.agents]
+                rows = [k for k in live if asked[k][1] in group.agents and asked[k][1] not in fixed_now]
                 if not rows:
                     continue
                 prompts = [

@@ -228,7 +228,12 @@ def sample(
     with torch.no_grad():
         for _ in range(max_new_tokens):
             out = model(
-                input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=past, use_cache=True
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=step_pos,
+                past_key_values=past,
+                use_cache=True,
+                logits_to_keep=1,  # only the last position's logits: not a batch x prompt x vocabulary tensor
             )
             past = out.past_key_values
             logits = out.logits[:, -1].float().cpu()
