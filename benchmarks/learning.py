@@ -32,6 +32,15 @@ document also holds ``command``, ``summary`` (per algorithm and key: mean and sa
 resolved ``config`` of the first seed and every seed's evaluation ``curves`` (env-steps, greedy return and task
 metrics at every periodic evaluation).
 Runs go one after another unless ``--parallel 2``; every process uses one torch thread.
+
+``--from-run RUN_DIR [RUN_DIR ...]`` writes the same document from finished ``marlkit train`` runs instead of
+training (their ``config.yaml``, ``eval.json`` and the evaluation rows of ``metrics.csv``): a row too long for one
+sitting is trained as a normal checkpointed, resumable run, then recorded here. No random baseline is evaluated.
+
+    marlkit train happo mamujoco-halfcheetah-2x3-v0 --steps 5000000 --seed 0 --set env.kwargs.agent_obsk=0 \
+        experiment.checkpoint_every=250000 experiment.eval_every=500000 experiment.eval_episodes=10 --name hc_s0
+    python benchmarks/learning.py --from-run runs/hc_s0 --json benchmarks/results/learning_happo_...json \
+        --trained-by "marlkit train happo ..."   # recorded as the document's command
 """
 
 from __future__ import annotations
@@ -158,6 +167,31 @@ def run_seed(args: argparse.Namespace, seed: int) -> tuple[list[dict[str, Any]],
     return records, curve.points, cfg.to_dict()
 
 
+def from_run(run_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, float]], dict]:
+    """The record, evaluation curve and config of a finished ``marlkit train`` run directory."""
+    import csv
+    import json
+
+    from marlkit.experiment.run import RunConfig
+
+    cfg = RunConfig.load(run_dir / "config.yaml")
+    report = json.loads((run_dir / "eval.json").read_text())
+    curve, wall_s = [], None
+    with open(run_dir / "metrics.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            if row.get("perf/wall_s"):
+                wall_s = float(row["perf/wall_s"])
+            if row.get("eval/episode_return"):
+                evals = {k.removeprefix("eval/"): float(v) for k, v in row.items() if k.startswith("eval/") and v}
+                curve.append({"env_steps": int(row["env_steps"]), **evals})
+    if wall_s is None:
+        raise SystemExit(f"{run_dir / 'metrics.csv'} has no perf/wall_s: is {run_dir} a finished training run?")
+    rec = _record(cfg.algorithm, cfg.env.id, cfg.experiment.seed, report["env_steps"], report)
+    rec.update(wall_s=wall_s, env_steps_per_s=report["env_steps"] / wall_s, num_envs=cfg.env.num_envs,
+               preset=cfg.preset, run_dir=str(run_dir))  # fmt: skip
+    return [rec], curve, cfg.to_dict()
+
+
 def _work(item: tuple[argparse.Namespace, int]):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     return run_seed(*item)
@@ -206,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algo", help="registered algorithm (marlkit algos), e.g. mappo")
     p.add_argument("--env", help="registered env id (marlkit envs) or pz:MODULE, e.g. pz:simple_spread_v3")
     p.add_argument("--config", metavar="FILE", help="a run config YAML to start from (then --algo/--env optional)")
-    p.add_argument("--steps", type=int, required=True, help="env-steps of training per seed")
+    p.add_argument("--steps", type=int, help="env-steps of training per seed")
+    p.add_argument("--from-run", nargs="+", type=Path, metavar="RUN_DIR", help="record finished marlkit train runs")
+    p.add_argument("--trained-by", metavar="CMD", help="--from-run: the command that trained the runs (recorded)")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     p.add_argument("--seed0", type=int, default=0, help="first seed; seeds are seed0 .. seed0+K-1 (default 0)")
     p.add_argument("--num-envs", type=int, default=None, help="copies stepped at once while training")
@@ -232,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--progress", action="store_true", help="live progress bar on a terminal")
     p.add_argument("--json", help="write the records here")
     args = p.parse_args(argv)
+    if args.from_run:
+        return record_runs(args)
+    if args.steps is None:
+        p.error("give --steps (or --from-run RUN_DIR)")
     if args.config is None and (args.algo is None or args.env is None):
         p.error("give --algo and --env, or --config FILE")
     if args.episodes < 200:
@@ -273,6 +313,35 @@ def main(argv: list[str] | None = None) -> int:
         doc["summary"] = stats
         doc["config"] = results[0][2]
         doc["curves"] = {str(s): curve for s, (_, curve, _) in zip(seeds, results)}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def record_runs(args: argparse.Namespace) -> int:
+    """``--from-run``: the document of finished runs, written as ``main`` writes a trained one."""
+    import json
+
+    for d in args.from_run:
+        missing = [f for f in ("config.yaml", "eval.json", "metrics.csv") if not (d / f).is_file()]
+        if missing:
+            raise SystemExit(
+                f"--from-run {d}: no {', '.join(missing)} there (a finished marlkit train run has all three)"
+            )
+    results = [from_run(d) for d in args.from_run]
+    records = [r for recs, _, _ in results for r in recs]
+    keys = ["eval_return_mean", "wall_s", "env_steps_per_s"]
+    stats = summary(records, keys)
+    print_table(f"{len(records)} finished runs", records + summary_rows(stats), ["algo", "seed", "env_steps", *keys])
+    if args.json:
+        doc = write_json("learning", records, None, packages=("torch", "pettingzoo", "mpe2"))
+        recorded_by = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+        doc["command"] = args.trained_by or recorded_by
+        doc["recorded_by"] = recorded_by
+        doc["summary"] = stats
+        doc["config"] = results[0][2]
+        doc["curves"] = {str(r[0][0]["seed"]): r[1] for r in results}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
         print(f"wrote {args.json}")
