@@ -14,7 +14,9 @@ Sections (``SECTIONS``; ``--only NAME`` runs some of them, and the JSON keeps th
   a DQN trained from sampled games against the opponent's meta-strategy (iterations: PSRO rounds; the meta-game's
   payoffs and the NashConv are exact), and NFSP (iterations: games); ``games`` counts the games they played.
 - ``selfplay``: ``benchmarks/selfplay.py``'s tag-v0 records (ratings of the final self-play player against its
-  snapshot at 10% of the budget).
+  snapshot at 10% of the budget) and its turn-based records (Kuhn, Leduc, tic-tac-toe, connect four: the final
+  player against uniform random and against its first snapshot; ``h2h_games`` paired games against the first
+  snapshot, ``elo_gap`` their Elo difference; ``vs_random_score`` the mean outcome, draws counting half).
 - ``matrix``: PSRO with an exact best-response oracle on rock-paper-scissors, its biased variant and matching
   pennies (distance of the meta-strategies to the Nash mixture; floor 0.02), and fictitious self-play of IPPO
   (``benchmarks/selfplay.py``'s rps records: the exploitability of the pool's average strategy; floor 0.05).
@@ -200,10 +202,11 @@ class Section:
 
 
 def selfplay_section(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self."""
+    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self, and the
+    turn-based games' self-play against a PFSP pool (against uniform random and the first snapshot)."""
     import selfplay
 
-    return selfplay.run(args.quick, parts=("tag",))
+    return selfplay.run(args.quick, parts=("tag", "turns"))
 
 
 # (env id, meta-solver, iterations): PSRO with an exact best-response oracle on the matrix games
@@ -281,6 +284,9 @@ SECTIONS: dict[str, Section] = {
             "h2h_win_rate",
             "elo_gap",
             "openskill_gap_elo_points",
+            "vs_random_win_rate",
+            "vs_random_score",
+            "first_vs_random_win_rate",
             "train_wall_s",
         ],
     ),
