@@ -23,7 +23,9 @@ Sections (``SECTIONS``; ``--only NAME`` runs some of them, and the JSON keeps th
   self-play of IPPO (``benchmarks/selfplay.py``'s rps records: the exploitability of the pool's average strategy;
   floor 0.05; ``--reuse-fsp`` keeps those records from the JSON instead of re-running them).
 - ``roles``: ``benchmarks/roles.py``'s final evaluations (role specialisation, SND and division of labour of random,
-  untrained and trained spread-v0 teams; leader election's agreement).
+  untrained and trained spread-v0 teams; leader election's ``agreement``: all agents named the same leader,
+  ``metric/success``: and that agent was able to lead, which is the episode's return, and ``leader_entropy``; on
+  leader rows ``specialisation`` and ``division_of_labour`` score the votes, 0 when all name one agent).
 
 Every record has ``section``; the markdown table (``--markdown``, default beside the JSON) has one table per section.
 """
@@ -320,7 +322,19 @@ SECTIONS: dict[str, Section] = {
     "roles": Section(
         "Self-organisation: role specialisation, SND and leader election",
         roles_section,
-        ["task", "team", "seed", "env_steps", "specialisation", "snd", "division_of_labour", "agreement", "return"],
+        [
+            "task",
+            "team",
+            "seed",
+            "env_steps",
+            "specialisation",
+            "snd",
+            "division_of_labour",
+            "agreement",
+            "metric/success",
+            "leader_entropy",
+            "return",
+        ],
     ),
 }
 
@@ -368,7 +382,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="matrix: keep the fictitious self-play records of --json instead of re-running them (~20 CPU-minutes)",
     )
+    p.add_argument("--render-only", action="store_true", help="run nothing: rewrite the markdown from --json")
     args = p.parse_args(argv)
+    if args.render_only:
+        if not args.json or not args.json.exists():
+            p.error("--render-only needs an existing --json file")
+        records = json.loads(args.json.read_text())["records"]
+        md = args.markdown or args.json.with_suffix(".md")
+        md.write_text(markdown(records, "python benchmarks/competition.py --json " + str(args.json)))
+        return 0
     pin_one_core()
     import torch
 
