@@ -14,12 +14,18 @@ Sections (``SECTIONS``; ``--only NAME`` runs some of them, and the JSON keeps th
   a DQN trained from sampled games against the opponent's meta-strategy (iterations: PSRO rounds; the meta-game's
   payoffs and the NashConv are exact), and NFSP (iterations: games); ``games`` counts the games they played.
 - ``selfplay``: ``benchmarks/selfplay.py``'s tag-v0 records (ratings of the final self-play player against its
-  snapshot at 10% of the budget).
+  snapshot at 10% of the budget) and its turn-based records (Kuhn, Leduc, tic-tac-toe, connect four: the final
+  player against uniform random and against its first snapshot; ``h2h_games`` paired games against the first
+  snapshot, ``elo_gap`` their Elo difference; ``vs_random_score`` the mean outcome, draws counting half).
 - ``matrix``: PSRO with an exact best-response oracle on rock-paper-scissors, its biased variant and matching
-  pennies (distance of the meta-strategies to the Nash mixture; floor 0.02), and fictitious self-play of IPPO
-  (``benchmarks/selfplay.py``'s rps records: the exploitability of the pool's average strategy; floor 0.05).
+  pennies (distance of the meta-strategies to the Nash mixture; floor 0.02 for the Nash, replicator and uniform
+  meta-solvers; α-rank, OpenSpiel's, is reported without one: its solution concept is not Nash), and fictitious
+  self-play of IPPO (``benchmarks/selfplay.py``'s rps records: the exploitability of the pool's average strategy;
+  floor 0.05; ``--reuse-fsp`` keeps those records from the JSON instead of re-running them).
 - ``roles``: ``benchmarks/roles.py``'s final evaluations (role specialisation, SND and division of labour of random,
-  untrained and trained spread-v0 teams; leader election's agreement).
+  untrained and trained spread-v0 teams; leader election's ``agreement``: all agents named the same leader,
+  ``metric/success``: and that agent was able to lead, which is the episode's return, and ``leader_entropy``; on
+  leader rows ``specialisation`` and ``division_of_labour`` score the votes, 0 when all name one agent).
 
 Every record has ``section``; the markdown table (``--markdown``, default beside the JSON) has one table per section.
 """
@@ -200,17 +206,18 @@ class Section:
 
 
 def selfplay_section(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self."""
+    """benchmarks/selfplay.py: tag-v0 self-play against a PFSP pool rated against an earlier self, and the
+    turn-based games' self-play against a PFSP pool (against uniform random and the first snapshot)."""
     import selfplay
 
-    return selfplay.run(args.quick, parts=("tag",))
+    return selfplay.run(args.quick, parts=("tag", "turns"))
 
 
 # (env id, meta-solver, iterations): PSRO with an exact best-response oracle on the matrix games
 MATRIX_PSRO = [
     (env, solver, n)
     for env in ("rock-paper-scissors-v0", "biased-rock-paper-scissors-v0", "matching-pennies-v0")
-    for solver, n in (("nash", 10), ("replicator", 30), ("uniform", 1000))
+    for solver, n in (("nash", 10), ("replicator", 30), ("uniform", 1000), ("alpharank", 30))
 ]
 MATRIX_FLOOR = 0.02
 
@@ -233,6 +240,7 @@ def matrix_section(args: argparse.Namespace) -> list[dict[str, Any]]:
         result = psro(payoffs, n, solver)
         wall = time.perf_counter() - start
         gap = max(float(np.abs(x - y).max()) for x, y in zip(result.strategies, (nash.row, nash.column)))
+        nash_solver = solver != "alpharank"  # α-rank ranks by the response graph's sink, not a Nash solver
         records.append(
             {
                 "task": env_id,
@@ -244,11 +252,19 @@ def matrix_section(args: argparse.Namespace) -> list[dict[str, Any]]:
                 "nash_conv": result.nash_conv[-1],
                 "exploitability_average": result.nash_conv[-1] / 2,
                 "wall_s": wall,
-                "floor": f"distance to Nash <= {MATRIX_FLOOR}",
-                "floor_met": gap <= MATRIX_FLOOR,
+                "floor": f"distance to Nash <= {MATRIX_FLOOR}" if nash_solver else None,
+                "floor_met": gap <= MATRIX_FLOOR if nash_solver else None,
             }
         )
         print(f"{env_id} psro {solver} {n}: distance to Nash {gap:.4f}", flush=True)
+    if args.reuse_fsp and args.json and args.json.exists():
+        kept = json.loads(args.json.read_text())["records"]
+        records.extend(
+            {k: v for k, v in r.items() if k not in ("section", "quick")}
+            for r in kept
+            if r.get("section") == "matrix" and r.get("method", "").startswith("ippo ")
+        )
+        return records
     with tempfile.TemporaryDirectory(prefix="fsp_bench_") as tmp:
         records.extend(selfplay.rps(args.quick, Path(tmp)))
     return records
@@ -281,6 +297,9 @@ SECTIONS: dict[str, Section] = {
             "h2h_win_rate",
             "elo_gap",
             "openskill_gap_elo_points",
+            "vs_random_win_rate",
+            "vs_random_score",
+            "first_vs_random_win_rate",
             "train_wall_s",
         ],
     ),
@@ -303,7 +322,19 @@ SECTIONS: dict[str, Section] = {
     "roles": Section(
         "Self-organisation: role specialisation, SND and leader election",
         roles_section,
-        ["task", "team", "seed", "env_steps", "specialisation", "snd", "division_of_labour", "agreement", "return"],
+        [
+            "task",
+            "team",
+            "seed",
+            "env_steps",
+            "specialisation",
+            "snd",
+            "division_of_labour",
+            "agreement",
+            "metric/success",
+            "leader_entropy",
+            "return",
+        ],
     ),
 }
 
@@ -346,7 +377,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path, help="the markdown table (default: the JSON's path with .md)")
     p.add_argument("--quick", action="store_true", help="a short version of every section")
     p.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
+    p.add_argument(
+        "--reuse-fsp",
+        action="store_true",
+        help="matrix: keep the fictitious self-play records of --json instead of re-running them (~20 CPU-minutes)",
+    )
+    p.add_argument("--render-only", action="store_true", help="run nothing: rewrite the markdown from --json")
     args = p.parse_args(argv)
+    if args.render_only:
+        if not args.json or not args.json.exists():
+            p.error("--render-only needs an existing --json file")
+        records = json.loads(args.json.read_text())["records"]
+        md = args.markdown or args.json.with_suffix(".md")
+        md.write_text(markdown(records, "python benchmarks/competition.py --json " + str(args.json)))
+        return 0
     pin_one_core()
     import torch
 

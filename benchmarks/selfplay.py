@@ -1,4 +1,4 @@
-"""Self-play against a policy pool: tag-v0 predators and prey, and rock-paper-scissors.
+"""Self-play against a policy pool: tag-v0 predators and prey, rock-paper-scissors and the turn-based games.
 
     python benchmarks/selfplay.py [--quick] [--json benchmarks/results/selfplay.json]
 
@@ -17,6 +17,9 @@ game is one shot): each iteration a new response (the learner restarted, ``fresh
 updates against opponents drawn uniformly from the pool, then joins it; the pool's average strategy is what
 approaches the Nash equilibrium (floor: exploitability <= 0.05, ``marlkit.population.exploitability``, exact). Two
 ablations on the same budget: responses to the latest snapshot only, and one warm-started learner (no restart).
+
+**Turn-based games** (Kuhn poker, Leduc hold'em, tic-tac-toe and connect four through the PettingZoo bridge; see
+``turns``): IPPO by self-play against a PFSP pool, rated against uniform random and its own first snapshot.
 
 ``run(quick)`` returns the records (``quick``: a short budget, for a smoke run).
 """
@@ -141,6 +144,104 @@ def tag_report(run_dir: Path, seed: int, h2h_games: int, cross_games: int, quick
     }
 
 
+#: Turn-based games: (algo, env id, env-steps full, env-steps quick, seeds, gamma).
+TURN_RUNS: list[tuple[str, str, int, int, tuple[int, ...], float]] = [
+    ("ippo", "kuhn-poker-v0", 100_000, 20_000, (0, 1, 2), 1.0),
+    ("ippo", "leduc-poker-v0", 200_000, 0, (0,), 1.0),
+    ("ippo", "pz:tictactoe_v3", 200_000, 20_000, (0, 1, 2), 0.99),
+    ("ippo", "pz:connect_four_v3", 200_000, 0, (0,), 0.99),
+]
+TURN_GAMES = 1000
+#: Self-play config of the turn-based runs: PFSP (hard) over snapshots taken every 10 updates, win rates from
+#: sampled games (board games without chance repeat one game when both players act greedily).
+TURN_SELFPLAY = {"sampling": "pfsp", "weighting": "hard", "snapshot_every": 10, "match_explore": True}
+
+
+def turns(quick: bool, out: Path, envs: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Self-play against a PFSP pool on the turn-based games (``TURN_RUNS``, 32 copies; in each copy the learner
+    plays one seat, alternating over copies, and a snapshot from the pool the other). Reported per run, over
+    ``TURN_GAMES`` paired, role-swapped games (``marlkit.population.selfplay.match``; a game is won when the
+    player's return summed over both seats exceeds the opponent's): the greedy final player's win rate against
+    a uniformly random player (and the first snapshot's, the untrained learner, for the baseline); the final
+    player against the first snapshot, both sampling their actions, its win rate and the Elo gap of those games
+    (``marlkit.population.ratings.elo``, games in a seeded random order); and, for tic-tac-toe, the pool's
+    cross-play heat map."""
+    import marlkit
+    from marlkit.algorithms.team_policies import RandomPolicy
+    from marlkit.core import PolicySpaces
+    from marlkit.experiment.league import plot_cross_play
+    from marlkit.experiment.selfplay import selfplay
+    from marlkit.population import ratings
+    from marlkit.population.pool import PolicyPool
+    from marlkit.population.selfplay import cross_play, default_sides, match
+
+    records = []
+    for algo, env_id, full, short, seeds, gamma in TURN_RUNS:
+        steps = short if quick else full
+        if not steps or (envs is not None and env_id not in envs):
+            continue
+        for seed in seeds[:1] if quick else seeds:
+            t0 = time.perf_counter()
+            result = selfplay(
+                algo,
+                env_id,
+                steps=steps,
+                seed=seed,
+                selfplay=TURN_SELFPLAY,
+                num_envs=32,
+                out=str(out),
+                preset="none",
+                checkpoint_every=0,
+                gamma=gamma,
+                **_quiet(),
+            )
+            wall = time.perf_counter() - t0
+            pool = PolicyPool.load(result.run_dir / "pool")
+            env = marlkit.make(env_id, num_envs=TURN_GAMES)
+            sides = default_sides(env)
+            final, first = pool[-1].build(seed), pool[0].build(seed)
+            rand = RandomPolicy(PolicySpaces.from_env(env), seed + 7)
+            vs_random, _ = match(env, final, rand, sides, seed + 1)
+            first_vs_random, _ = match(env, first, rand, sides, seed + 1)
+            vs_first, _ = match(env, final, first, sides, seed + 2, explore=True)
+            elo = ratings.elo(ratings.interleave([(0, 1, float(o)) for o in vs_first], seed), 2)
+            rec: dict[str, Any] = {
+                "task": env_id,
+                "method": f"{algo} self-play, pfsp hard",
+                "seed": seed,
+                "env_steps": result.env_steps,
+                "pool_size": len(pool),
+                "gamma": gamma,
+                "h2h_games": TURN_GAMES,
+                "vs_random_win_rate": float((vs_random == 1.0).mean()),
+                "vs_random_draw_rate": float((vs_random == 0.5).mean()),
+                "vs_random_score": float(vs_random.mean()),
+                "first_vs_random_win_rate": float((first_vs_random == 1.0).mean()),
+                "vs_first_win_rate": float((vs_first == 1.0).mean()),
+                "h2h_win_rate": float(vs_first.mean()),
+                "elo_gap": float(elo[0] - elo[1]),
+                "train_wall_s": round(wall, 1),
+            }
+            if env_id == "pz:tictactoe_v3" and seed == seeds[0]:
+                every = max(1, len(pool) // 8)
+                chosen = pool.snapshots[::every] + ([pool[-1]] if (len(pool) - 1) % every else [])
+                cross_env = marlkit.make(env_id, num_envs=64)
+                names = [f"{s.env_steps // 1000}k" for s in chosen]
+                cross = cross_play(cross_env, [s.build(seed) for s in chosen], names, sides, seed + 3, explore=True)
+                name = f"selfplay_tictactoe{'_quick' if quick else ''}_crossplay.png"
+                plot = plot_cross_play(cross, RESULTS / "plots" / name, "tic-tac-toe self-play pool: row vs column")
+                rec["crossplay"] = cross.to_data()
+                rec["heatmap"] = str(plot.relative_to(RESULTS.parent.parent))
+            records.append(rec)
+            print(
+                f"{env_id} seed {seed}: vs random {rec['vs_random_win_rate']:.3f} (first "
+                f"{rec['first_vs_random_win_rate']:.3f}), vs first {rec['vs_first_win_rate']:.3f}, "
+                f"Elo gap {rec['elo_gap']:.0f}, {wall:.0f} s",
+                flush=True,
+            )
+    return records
+
+
 #: (env id, sampling, fresh_response, seeds): fictitious self-play (uniform, a new response per iteration) and its
 #: two ablations, the pool ignored (latest: each response to the one before) and no restart (one warm learner).
 FSP_RUNS = [
@@ -231,9 +332,9 @@ def _marks(n: int) -> list[int]:
     return [m * 10**e for e in range(6) for m in (1, 2, 5) if m * 10**e < n] + [n]
 
 
-def run(quick: bool, parts: tuple[str, ...] = ("tag", "rps"), out: str | None = None) -> list[dict[str, Any]]:
-    """Every record of this benchmark (``quick``: short budgets; ``parts``: which of tag and rps; ``out``: keep the
-    run directories there instead of a temporary folder)."""
+def run(quick: bool, parts: tuple[str, ...] = ("tag", "rps", "turns"), out: str | None = None) -> list[dict[str, Any]]:
+    """Every record of this benchmark (``quick``: short budgets; ``parts``: which of tag, rps and turns; ``out``:
+    keep the run directories there instead of a temporary folder)."""
     import torch
 
     torch.set_num_threads(1)
@@ -243,6 +344,8 @@ def run(quick: bool, parts: tuple[str, ...] = ("tag", "rps"), out: str | None = 
             records.append(tag(quick, Path(out or tmp)))
         if "rps" in parts:
             records.extend(rps(quick, Path(out or tmp)))
+        if "turns" in parts:
+            records.extend(turns(quick, Path(out or tmp)))
     return records
 
 
@@ -250,7 +353,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short budgets (a smoke run)")
     parser.add_argument("--json", metavar="PATH", help="write the records here (e.g. benchmarks/results/selfplay.json)")
-    parser.add_argument("--only", choices=("tag", "rps"), help="run one part only")
+    parser.add_argument("--only", choices=("tag", "rps", "turns"), help="run one part only")
     parser.add_argument("--out", metavar="DIR", help="keep the run directories here")
     parser.add_argument("--report", metavar="RUN_DIR", help="only rate an existing tag-v0 self-play run")
     args = parser.parse_args()
@@ -258,17 +361,20 @@ def main() -> int:
     if args.report:
         records = [tag_report(Path(args.report), 0, H2H_GAMES, 16 if args.quick else 64, args.quick)]
     else:
-        records = run(args.quick, (args.only,) if args.only else ("tag", "rps"), args.out)
+        records = run(args.quick, (args.only,) if args.only else ("tag", "rps", "turns"), args.out)
     tag_rows = [r for r in records if r["task"] == "tag-v0"]
     print_table(
         "tag-v0 self-play",
         tag_rows,
         ["final", "earlier", "h2h_win_rate", "elo_gap", "openskill_gap_elo_points", "floor_met"],
     )
-    rps_rows = [r for r in records if r["task"] != "tag-v0"]
+    rps_rows = [r for r in records if "rock-paper" in r["task"]]
     print_table(
         "rock-paper-scissors", rps_rows, ["method", "exploitability_average", "exploitability_last", "argmax_changes"]
     )
+    turn_rows = [r for r in records if r["task"] in {run[1] for run in TURN_RUNS}]
+    columns = ["task", "seed", "vs_random_win_rate", "first_vs_random_win_rate", "h2h_win_rate", "elo_gap"]
+    print_table("turn-based games", turn_rows, columns)
     if args.json:
         doc = write_json("selfplay", records, args.json, ("openskill", "trueskill", "torch", "numpy"))
         print(f"wrote {args.json} ({time.perf_counter() - t0:.0f} s)", doc["benchmark"])

@@ -456,6 +456,51 @@ def cmd_league(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_league(args: argparse.Namespace) -> int:
+    """Train a league (main agents and exploiters sharing one pool) into a directory, or resume one."""
+    from marlkit.core.config import ConfigError
+    from marlkit.experiment.league import DEFAULT_AGENTS, resume_league, train_league
+
+    if args.resume:
+        pool, members = resume_league(args.resume, updates=args.updates)
+    else:
+        if args.algo is None or args.env is None or args.dir is None:
+            raise SystemExit("marlkit train-league: error: name ALGO, ENV and --dir (or --resume LEAGUE_DIR)")
+        agents: tuple[tuple[str, str], ...] = DEFAULT_AGENTS
+        if args.agents:
+            pairs = [a.split(":", 1) for a in args.agents.split(",")]
+            if any(len(p) != 2 for p in pairs):
+                raise ConfigError(f"--agents {args.agents!r} is not allowed: NAME:ROLE[,NAME:ROLE...]")
+            agents = tuple((n, r) for n, r in pairs)
+        sp = {
+            k: v
+            for k, v in (
+                ("snapshot_every", args.snapshot_every),
+                ("opponents_per_batch", args.opponents),
+                ("win_rate_games", args.win_rate_games),
+                ("match_explore", args.match_explore or None),
+            )
+            if v is not None
+        }
+        fields = {"num_envs": args.num_envs} if args.num_envs else {}
+        pool, members = train_league(
+            args.algo,
+            args.env,
+            args.updates or 100,
+            args.seed,
+            agents=agents,
+            selfplay=sp,
+            league_dir=args.dir,
+            checkpoint_every=args.checkpoint_every,
+            sets=args.set or (),
+            preset=args.preset or "auto",
+            **fields,
+        )
+    resets = ", ".join(f"{m.name} {m.resets}" for m in members)
+    print(f"league: {len(pool)} snapshots in {pool.folder}; resets: {resets}")
+    return 0
+
+
 def cmd_lifelong(args: argparse.Namespace) -> int:
     """Train one learner through a task sequence (marlkit.lifelong); print R and the metrics."""
     import json
@@ -599,6 +644,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--explore", action="store_true", help="players sample actions instead of acting greedily")
     p.add_argument("--heatmap", metavar="PNG", help="also write the cross-play win rates as a heat map")
     p.set_defaults(func=cmd_league)
+
+    p = sub.add_parser(
+        "train-league",
+        help="train main agents and exploiters against one shared pool (a league directory)",
+        description="Train one learner per league agent (default: main, main_exploiter, league_exploiter), all "
+        "snapshotting into one pool and drawing opponents by their roles; the league directory holds pool/, "
+        "checkpoints/ and league.yaml, and `marlkit league LEAGUE_DIR` rates its pool.",
+    )
+    p.add_argument("algo", nargs="?", metavar="ALGO", help="algorithm (see `marlkit algos`)")
+    p.add_argument("env", nargs="?", metavar="ENV", help="environment id (see `marlkit envs`)")
+    p.add_argument("--dir", metavar="LEAGUE_DIR", help="the league directory to create")
+    p.add_argument("--updates", type=int, help="rounds (each agent collects and updates once; default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--agents", metavar="NAME:ROLE,...", help="league agents (roles main, main_exploiter, ...)")
+    p.add_argument("--checkpoint-every", type=int, default=10, help="rounds between checkpoints (default 10)")
+    p.add_argument("--num-envs", type=int, help="copies stepped at once (env.num_envs)")
+    p.add_argument("--set", action="extend", nargs="+", metavar="KEY=VALUE", help="override any run config field")
+    p.add_argument("--preset", metavar="NAME|FILE", help="as for marlkit train")
+    p.add_argument("--snapshot-every", type=int, help="updates between snapshots (default 10)")
+    p.add_argument("--opponents", type=int, help="opponents drawn per collection (default 4)")
+    p.add_argument("--win-rate-games", type=int, help="paired games per snapshot for the win rates (default 32)")
+    p.add_argument("--match-explore", action="store_true", help="win-rate games sample actions (mixed strategies)")
+    p.add_argument("--resume", metavar="LEAGUE_DIR", help="continue a league from its latest checkpoint")
+    p.set_defaults(func=cmd_train_league)
 
     p = sub.add_parser(
         "eval",

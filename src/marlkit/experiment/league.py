@@ -132,6 +132,17 @@ def plot_cross_play(cross: CrossPlay, path: str | Path, title: str = "cross-play
 
 
 # ------------------------------------------------------------------------------------------------ league training
+#: A league directory: what it trains, its run config (``marlkit league LEAGUE_DIR`` rates its pool), its pool and
+#: checkpoints.
+LEAGUE_FILE = "league.yaml"
+LEAGUE_KIND = "league"
+DEFAULT_AGENTS: tuple[tuple[str, str], ...] = (
+    ("main", "main"),
+    ("main_exploiter", "main_exploiter"),
+    ("league_exploiter", "league_exploiter"),
+)
+
+
 @dataclass
 class LeagueMember:
     """One trained agent of a league: its role, learner and source, and the state it resets to."""
@@ -150,36 +161,115 @@ def train_league(
     updates: int,
     seed: int = 0,
     *,
-    agents: Sequence[tuple[str, str]] = (
-        ("main", "main"),
-        ("main_exploiter", "main_exploiter"),
-        ("league_exploiter", "league_exploiter"),
-    ),
+    agents: Sequence[tuple[str, str]] = DEFAULT_AGENTS,
     selfplay: Any = None,
     pool_dir: str | Path | None = None,
+    league_dir: str | Path | None = None,
+    checkpoint_every: int = 0,
+    sets: Sequence[str] = (),
     preset: str | Path | None = "auto",
     **overrides: Any,
 ) -> tuple[PolicyPool, list[LeagueMember]]:
     """A league, simply: one learner per ``(name, role)`` of ``agents``, all snapshotting into one pool and each
     drawing its opponents by its role's rule (``marlkit.population.league``); ``updates`` rounds in which every
     agent collects and updates once. After each of its snapshots an exploiter may reset to its initial weights
-    (``should_reset``). No run directory or checkpoints: the pool (in ``pool_dir`` if given) is the result."""
+    (``should_reset``). Returns the pool (in ``pool_dir`` if given) and the members.
+
+    With ``league_dir`` the league is a directory: ``league.yaml`` (algorithm, env, seed, agents, self-play config),
+    ``config.yaml`` (the run config), ``pool/`` and, every ``checkpoint_every`` rounds (0: none) and at the end,
+    ``checkpoints/step_<rounds>.pt``: every member's learner and source state, the league's generators and the
+    global ones, plain data written atomically with a manifest (``marlkit.core.checkpoint``). Each checkpoint
+    restarts every member's episodes from its env's saved generator, as a resume does (an env's mid-episode state
+    is not saved), so a league resumed from a checkpoint (``resume_league``) gives the same numbers as one that
+    ran on."""
+    from marlkit.experiment.run import make_run_config
+    from marlkit.experiment.selfplay import selfplay_config
+    from marlkit.population.league import ROLES
+
+    cfg = make_run_config(algo, env, None, sets, preset, seed=seed, **overrides)
+    sp = selfplay_config(selfplay)
+    agents = [(str(name), str(role)) for name, role in agents]
+    if bad := [r for _, r in agents if r not in ROLES]:
+        raise ConfigError(f"league roles {bad} are not allowed: each one of {ROLES}")
+    if not isinstance(checkpoint_every, int) or checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every = {checkpoint_every!r} is not allowed: rounds, an integer >= 0")
+    folder = Path(league_dir) if league_dir is not None else None
+    if folder is not None:
+        import dataclasses
+
+        import yaml
+
+        from marlkit.experiment.run import _plain
+
+        if (folder / LEAGUE_FILE).exists():
+            raise ConfigError(f"{folder} already holds a league; continue it with resume_league (--resume)")
+        folder.mkdir(parents=True, exist_ok=True)
+        cfg.save(folder / rundir.CONFIG_FILE)
+        spec = {
+            "seed": seed,
+            "updates": updates,
+            "checkpoint_every": checkpoint_every,
+            "agents": [list(a) for a in agents],
+            "selfplay": _plain(dataclasses.asdict(sp)),
+        }
+        (folder / LEAGUE_FILE).write_text(yaml.safe_dump(spec, sort_keys=False))
+        pool_dir = folder / POOL_DIR if pool_dir is None else pool_dir
+    pool = PolicyPool(pool_dir)
+    members = _members(cfg, sp, agents, seed, pool)
+    rng = np.random.default_rng(seed)
+    _rounds(members, pool, sp, rng, 0, updates, checkpoint_every, folder)
+    return pool, members
+
+
+def resume_league(league_dir: str | Path, updates: int | None = None) -> tuple[PolicyPool, list[LeagueMember]]:
+    """Continue the league in ``league_dir`` from its newest intact checkpoint (from the start when it has none)
+    up to ``updates`` rounds (default: the budget it was started with); the pool is cut to the snapshots that
+    checkpoint had seen."""
+    import yaml
+
+    from marlkit.core import checkpoint as ckpt
+    from marlkit.experiment.selfplay import selfplay_config
+
+    folder = Path(league_dir)
+    if not (folder / LEAGUE_FILE).is_file():
+        raise ConfigError(f"{folder} is not a league directory (it has no {LEAGUE_FILE}); start one with train_league")
+    spec = yaml.safe_load((folder / LEAGUE_FILE).read_text())
+    cfg = RunConfig.load(folder)
+    sp = selfplay_config(spec["selfplay"])
+    agents = [(str(n), str(r)) for n, r in spec["agents"]]
+    pool = PolicyPool.load(folder / POOL_DIR)
+    members = _members(cfg, sp, agents, int(spec["seed"]), pool)
+    rng = np.random.default_rng(int(spec["seed"]))
+    found = ckpt.load_latest(folder / rundir.CHECKPOINT_DIR)
+    done = 0
+    if found is None:
+        pool.truncate(0)
+    else:
+        _, state = found
+        if state.get("kind") != LEAGUE_KIND or sorted(state["members"]) != sorted(m.name for m in members):
+            raise ConfigError(f"{found[0]} is not a checkpoint of this league (agents {[m.name for m in members]})")
+        for m in members:
+            saved = state["members"][m.name]
+            m.learner.load_state(saved["algo"])
+            m.source.load_state(saved["source"])
+            m.resets = int(saved["resets"])
+        rng = ckpt.restore_generator(state["league_rng"])
+        ckpt.set_global_rng_state(state["rng"])
+        done = int(state["rounds"])
+    total = int(spec["updates"]) if updates is None else updates
+    _rounds(members, pool, sp, rng, done, total, int(spec["checkpoint_every"]), folder)
+    return pool, members
+
+
+def _members(cfg: RunConfig, sp: Any, agents: Sequence[tuple[str, str]], seed: int, pool: PolicyPool) -> list[Any]:
+    """One learner and self-play source per agent, each seeded from its own child of ``seed``."""
     import copy
 
     import torch
 
-    from marlkit.experiment.run import make_run_config
-    from marlkit.experiment.runner import build_algo, learn, make_env
-    from marlkit.experiment.selfplay import selfplay_config
-    from marlkit.population.league import ROLES, should_reset
+    from marlkit.experiment.runner import build_algo, make_env
     from marlkit.population.selfplay import SelfPlaySource
 
-    cfg = make_run_config(algo, env, None, (), preset, seed=seed, **overrides)
-    sp = selfplay_config(selfplay)
-    if bad := [r for _, r in agents if r not in ROLES]:
-        raise ConfigError(f"league roles {bad} are not allowed: each one of {ROLES}")
-    pool = PolicyPool(pool_dir)
-    rng = np.random.default_rng(seed)
     members = []
     for (name, role), child in zip(agents, np.random.SeedSequence(seed).spawn(len(agents))):
         s = int(child.generate_state(1)[0])
@@ -190,7 +280,27 @@ def train_league(
             learner, train_env, make_env(cfg, sp.win_rate_games), pool, sp, s + 1, agent=name, role=role
         )
         members.append(LeagueMember(name, role, learner, source, copy.deepcopy(learner.state())))
-    for _ in range(updates):
+    return members
+
+
+def _rounds(
+    members: list[LeagueMember],
+    pool: PolicyPool,
+    sp: Any,
+    rng: np.random.Generator,
+    done: int,
+    updates: int,
+    checkpoint_every: int,
+    folder: Path | None,
+) -> None:
+    """Rounds ``done + 1 .. updates`` of the league; a checkpoint every ``checkpoint_every`` rounds and at the end
+    (with a ``folder``)."""
+    import copy
+
+    from marlkit.experiment.runner import learn
+    from marlkit.population.league import should_reset
+
+    for r in range(done + 1, updates + 1):
         for m in members:
             learn(m.learner, m.source, 1)
             snapshot_taken = (m.source.collections - 1) % sp.snapshot_every == 0
@@ -198,4 +308,27 @@ def train_league(
             if snapshot_taken and should_reset(m.role, roles, m.source.win_rates, rng):
                 m.learner.load_state(copy.deepcopy(m.initial))
                 m.resets += 1
-    return pool, members
+        if folder is not None and ((checkpoint_every and r % checkpoint_every == 0) or r == updates):
+            save_league_checkpoint(folder, r, members, rng)
+
+
+def save_league_checkpoint(folder: Path, rounds: int, members: list[LeagueMember], rng: np.random.Generator) -> Path:
+    """The league after ``rounds`` rounds into ``folder/checkpoints/step_<rounds>.pt``; then every member's
+    episodes restart from its env's saved generator, as they do when the league resumes from this checkpoint."""
+    from marlkit.core import checkpoint as ckpt
+
+    state = {
+        "format": ckpt.FORMAT,
+        "kind": LEAGUE_KIND,
+        "rounds": rounds,
+        "rng": ckpt.global_rng_state(),
+        "league_rng": ckpt.generator_state(rng),
+        "members": {
+            m.name: {"role": m.role, "algo": m.learner.state(), "source": m.source.state(), "resets": m.resets}
+            for m in members
+        },
+    }
+    path = ckpt.save_atomic(state, ckpt.path_for(folder / rundir.CHECKPOINT_DIR, rounds))
+    for m in members:
+        m.source.collector.load_state(m.source.collector.state())
+    return path

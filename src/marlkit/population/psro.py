@@ -79,11 +79,58 @@ def uniform_meta_solver(meta: np.ndarray) -> list[np.ndarray]:
     return uniform_strategies(meta)
 
 
+def alpharank_meta_solver(meta: np.ndarray) -> list[np.ndarray]:
+    """α-rank (Omidshafiei et al. 2019, "α-Rank: Multi-Agent Evaluation by Evolution", Scientific Reports 9) of the
+    meta-game, through OpenSpiel's implementation (``open_spiel.python.egt.alpharank``, the ``population`` extra):
+    the stationary distribution over joint profiles of the infinite-α model, its noise swept down until the
+    distribution settles (``sweep_pi_vs_epsilon``, what OpenSpiel's own PSRO uses), one population per player;
+    each player's meta-strategy is that distribution's marginal over its population. α-rank's solution concept is
+    the sink of the response graph, not a Nash equilibrium: on a cyclic game such as rock-paper-scissors the two
+    agree, on others they need not. α-rank is not invariant to copies of a strategy (PSRO's populations repeat
+    strategies), so it ranks the meta-game with copies merged (a strategy whose payoffs to every player equal an
+    earlier one's is dropped) and gives each strategy's mass to its first copy."""
+    try:
+        from open_spiel.python.egt import alpharank  # type: ignore[import-untyped]
+    except ImportError as e:
+        raise ImportError(
+            "the 'alpharank' meta-solver uses OpenSpiel's alpharank: pip install 'marlkit[population]' (open-spiel)"
+        ) from e
+    meta = np.asarray(meta, dtype=np.float64)
+    keep = [_distinct(meta, k) for k in range(meta.ndim - 1)]
+    reduced = meta
+    for k, idx in enumerate(keep):
+        reduced = np.take(reduced, idx, axis=k + 1)
+    marginals = [np.ones(1) for _ in keep]
+    if any(len(k) > 1 for k in keep):
+        pi = np.clip(np.asarray(alpharank.sweep_pi_vs_epsilon([reduced[k] for k in range(len(reduced))])), 0.0, None)
+        joint = (pi / pi.sum()).reshape(reduced.shape[1:])  # profile ids are row-major over the populations
+        axes = range(joint.ndim)
+        marginals = [joint.sum(axis=tuple(a for a in axes if a != k)) for k in axes]
+    out = []
+    for k, idx in enumerate(keep):
+        full = np.zeros(meta.shape[k + 1])
+        full[idx] = marginals[k]
+        out.append(full)
+    return out
+
+
+def _distinct(meta: np.ndarray, player: int) -> list[int]:
+    """Indices of ``player``'s strategies whose payoffs (to every player, against every profile) differ from every
+    earlier strategy's: the first of each set of copies."""
+    slices = np.moveaxis(meta, player + 1, 0).reshape(meta.shape[player + 1], -1)
+    keep: list[int] = []
+    for i, row in enumerate(slices):
+        if not any(np.array_equal(row, slices[j]) for j in keep):
+            keep.append(i)
+    return keep
+
+
 #: The meta-solvers ``psro`` knows by name.
 META_SOLVERS: dict[str, MetaSolver] = {
     "nash": nash_meta_solver,
     "replicator": replicator_meta_solver,
     "uniform": uniform_meta_solver,
+    "alpharank": alpharank_meta_solver,
 }
 
 
