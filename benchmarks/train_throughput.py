@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_json
+from _common import machine, print_table, write_json
 
 #: The one setting every implementation is configured to (JaxMARL's ippo_ff_mpe.yaml, learning rate not annealed).
 HP: dict[str, Any] = {
@@ -233,6 +233,8 @@ def profile_update(learner: Any, collector: Any, threads: int, top: int = 8) -> 
 # ------------------------------------------------------------------------------------------- time to a return
 #: Greedy per-agent returns on spread-v0 whose first crossing is timed (the issue's floors: -12 in 45 s, -10 in 90 s).
 RETURN_TARGETS = (-15.0, -12.0, -10.0)
+#: Overrides of the preset for the time-to-return runs (see ``--time-to-return-set``).
+TIME_TO_RETURN_SETS: tuple[str, ...] = ()
 
 
 class _Enough(Exception):
@@ -264,9 +266,12 @@ class ReturnClock:
             raise _Enough
 
 
-def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int) -> dict[str, Any]:
-    """MAPPO with its spread-v0 preset (what ``marlkit train mappo spread-v0`` runs), one torch thread, greedy
-    evaluations every ``eval_every`` env-steps; the training time to each of ``RETURN_TARGETS``."""
+def run_time_to_return(
+    seed: int, seconds: float, eval_every: int, episodes: int, sets: list[str] | None = None
+) -> dict[str, Any]:
+    """MAPPO with its spread-v0 preset (what ``marlkit train mappo spread-v0`` runs) and ``sets`` over it
+    (``"algo.epochs=5"``, as ``--set`` takes them), one torch thread, greedy evaluations every ``eval_every``
+    env-steps; the training time to each of ``RETURN_TARGETS``."""
     import torch
 
     from marlkit.experiment.run import make_run_config
@@ -276,6 +281,7 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
     cfg = make_run_config(
         "mappo",
         "spread-v0",
+        sets=sets or [],
         steps=10**9,
         seed=seed,
         eval_every=eval_every,
@@ -301,6 +307,7 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
         "kind": "time_to_return",
         "env": "spread-v0",
         "seed": seed,
+        "sets": sets or [],
         "eval_every": eval_every,
         "eval_episodes": episodes,
         "train_s": clock.points[-1][0] if clock.points else 0.0,
@@ -530,7 +537,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     if kind == "marlkit":
         return run_marlkit(spec["algo"], spec["threads"], spec["seconds"], spec["profile"])
     if kind == "time_to_return":
-        return run_time_to_return(spec["seed"], spec["seconds"], spec["eval_every"], spec["episodes"])
+        return run_time_to_return(spec["seed"], spec["seconds"], spec["eval_every"], spec["episodes"], spec.get("sets"))
     if kind == "jaxmarl":
         return run_jaxmarl(spec["baselines"], spec["threads"], spec["seconds"], spec["cache"])
     if kind == "benchmarl":
@@ -643,6 +650,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--time-to-return-seconds", type=float, default=90.0, help="training time of each of those runs (default 90)"
     )
+    parser.add_argument(
+        "--time-to-return-set",
+        nargs="*",
+        default=list(TIME_TO_RETURN_SETS),
+        metavar="KEY=VALUE",
+        help="overrides of MAPPO's spread-v0 preset for those runs, as --set takes them (default: "
+        f"{' '.join(TIME_TO_RETURN_SETS) or 'none'}; give the flag alone for the preset itself)",
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_src and not (Path(args.baseline_src) / "marlkit" / "__init__.py").is_file():
@@ -676,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": args.time_to_return_seconds,
             "eval_every": 25_000,
             "episodes": 100,
+            "sets": args.time_to_return_set,
         }
         for k in range(ttr_seeds)
     ]
@@ -699,9 +715,16 @@ def main(argv: list[str] | None = None) -> int:
             continue
         records.append({**result, "deviations": DEVIATIONS[result["impl"].split("@")[0]], **HP})
     load_end = os.getloadavg()
+    import numpy  # noqa: F401  (loaded, so that machine() in the results names the BLAS NumPy's acting runs on)
+
     reference = next((r["env_steps_per_s"] for r in records if r["impl"] == "marlkit" and r["algo"] == "mappo"), None)
+    jaxmarl = next((r["env_steps_per_s"] for r in records if r["impl"] == "jaxmarl"), None)  # its first setting
     for r in records:
         r["x_marlkit_mappo"] = r["env_steps_per_s"] / reference if reference else None
+        r["x_jaxmarl"] = r["env_steps_per_s"] / jaxmarl if jaxmarl else None
+        # Work per CPU-second: what the rate would be on cores of its own (on a shared machine wall rates also
+        # measure how many cycles each process was given).
+        r["env_steps_per_cpu_s"] = r["env_steps_per_s"] / r["cpu_per_wall"]
     baseline = {(r["algo"], r["threads"]): r["env_steps_per_s"] for r in records if r["impl"] == "marlkit@baseline"}
     for r in records:
         if r["impl"] == "marlkit" and (r["algo"], r["threads"]) in baseline:
@@ -712,6 +735,10 @@ def main(argv: list[str] | None = None) -> int:
     print("where an implementation cannot follow them exactly:")
     for impl, text in DEVIATIONS.items():
         print(f"  {impl}: {text}")
+    print(
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, BLAS: "
+        + ", ".join(f"{b['internal_api']} {b['architecture']}" for b in machine()["blas"] if isinstance(b, dict))
+    )
     print_table(
         f"end-to-end training env-steps/s (rollout + update), {os.cpu_count()} shared cores; load average "
         f"(1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_start)} at start, "
@@ -722,8 +749,10 @@ def main(argv: list[str] | None = None) -> int:
             "algo",
             "threads",
             "env_steps_per_s",
+            "x_jaxmarl",
             "x_marlkit_mappo",
             "x_baseline",
+            "env_steps_per_cpu_s",
             "compile_s",
             "env_steps",
             "wall_s",
