@@ -6,7 +6,9 @@ loop."""
 from __future__ import annotations
 
 import copy
+from typing import cast
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 import marlkit
 from marlkit.algorithms.ppo import PPO, PPOConfig
 from marlkit.collect import Collector
-from marlkit.nn import MLP
+from marlkit.nn import MLP, Linear
 from marlkit.ops import categorical_ppo_loss, clip_grad_norm, gae, ppo_loss
 
 
@@ -139,3 +141,29 @@ def test_categorical_ppo_loss_equals_autograd_through_ppo_loss(value_clip: float
     for a, b, name in zip(fast, ref, ("total", "stats", "logits grad", "value grad"), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
     assert fast[2].abs().sum() > 0 and fast[3].abs().sum() > 0
+
+
+@pytest.mark.parametrize("n_models", [None, 3])
+def test_numpy_forward_follows_the_parameters(n_models: int | None) -> None:
+    """Acting's NumPy forward equals torch's, and stays equal after an optimiser step (in place), a state-dict load
+    (in place) and a parameter given new storage (the cached NumPy views must then be made again)."""
+    torch.manual_seed(4)
+    mlp = MLP(6, 4, (8, 8), n_models=n_models)
+    x = torch.randn(5, 3, 6)
+
+    def check() -> None:
+        with torch.no_grad():
+            expected = mlp(x).numpy()
+        np.testing.assert_allclose(mlp.forward_numpy(x.numpy()), expected, rtol=1e-5, atol=1e-5)
+
+    check()
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.5)
+    mlp(x).pow(2).sum().backward()
+    opt.step()
+    check()
+    other = MLP(6, 4, (8, 8), n_models=n_models)
+    mlp.load_state_dict(other.state_dict())
+    check()
+    first = cast("Linear", mlp.layers[0])
+    first.weight.data = torch.randn_like(first.weight) * 3  # new storage, same Parameter object
+    check()
