@@ -15,6 +15,9 @@ gradient steps) after a warm-up iteration. Each implementation runs in its own p
   ``pettingzoo.mpe``); timed from the end of its first iteration to the end of its last (``--quick``: its one
   iteration, warm-up included).
 
+Off-policy learners (``_offpolicy.py``): marlkit's IQL, VDN and QMIX against JaxMARL's VDN-FF
+(``baselines/QLearning/vdn_ff.py``), all at one gradient step per 32 env-steps (``Q_HP``), in the same run.
+
 JaxMARL's program is kept in JAX's persistent compilation cache (``--jax-cache``), so from the second run on its
 compile step mostly loads it; ``--quick`` then takes about a minute on a loaded 2-core machine.
 
@@ -46,6 +49,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, print_table, write_json
+from _offpolicy import Q_DEVIATIONS, Q_ENV_STEPS_PER_UPDATE, Q_HP, run_jaxmarl_q, run_marlkit_q
 
 #: The one setting every implementation is configured to (JaxMARL's ippo_ff_mpe.yaml, learning rate not annealed).
 HP: dict[str, Any] = {
@@ -72,6 +76,9 @@ HP: dict[str, Any] = {
     "value_norm": False,
 }
 ENV_STEPS_PER_ITER = HP["num_envs"] * HP["rollout_steps"]
+
+#: marlkit's off-policy learners measured against JaxMARL's VDN-FF (``_offpolicy.py``).
+OFF_POLICY = ("iql", "vdn", "qmix")
 
 #: Where an implementation cannot follow ``HP`` exactly (none of these changes the work done per env-step much).
 DEVIATIONS = {
@@ -542,6 +549,10 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         return run_jaxmarl(spec["baselines"], spec["threads"], spec["seconds"], spec["cache"])
     if kind == "benchmarl":
         return run_benchmarl(spec["threads"], spec["iterations"])
+    if kind == "off_policy":
+        return run_marlkit_q(spec["algo"], spec["seconds"])
+    if kind == "jaxmarl_q":
+        return run_jaxmarl_q(spec["baselines"], spec["threads"], spec["seconds"], spec["cache"])
     raise ValueError(kind)
 
 
@@ -632,7 +643,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, default=None, help="timed window per measurement (default 15; --quick: 3)"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["ippo", "jaxmarl", "benchmarl"], help="measurements to leave out"
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["ippo", "jaxmarl", "benchmarl", "offpolicy"],
+        help="measurements to leave out",
     )
     parser.add_argument(
         "--baseline-src",
@@ -683,6 +698,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if "benchmarl" not in args.skip:
         specs.append({"kind": "benchmarl", "threads": 1, "iterations": 1 if args.quick else 4})
+    if "offpolicy" not in args.skip:  # at Q_HP (_offpolicy.py): one gradient step per 32 env-steps for all
+        specs += [
+            {"kind": "off_policy", "algo": a, "seconds": seconds} for a in (["vdn"] if args.quick else OFF_POLICY)
+        ]
+        if "jaxmarl" not in args.skip:
+            specs += [
+                {
+                    "kind": "jaxmarl_q",
+                    "baselines": args.jaxmarl_baselines,
+                    "threads": t,
+                    "seconds": seconds,
+                    "cache": cache,
+                }
+                for t in ([1] if args.quick else [1, 2])
+            ]
     ttr_seeds = args.time_to_return if args.time_to_return is not None else (0 if args.quick else 3)
     specs += [
         {
@@ -700,9 +730,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for spec in specs for s in (([{**spec, "src": src}] if spec["kind"] == "marlkit" else []) + [spec])]
 
     load_start = os.getloadavg()
-    records, returns, skipped = [], [], []
+    records, returns, q_records, skipped = [], [], [], []
     for spec in specs:
-        ours = spec["kind"] in ("marlkit", "time_to_return")
+        ours = spec["kind"] in ("marlkit", "time_to_return", "off_policy")
         result = spawn(spec, sys.executable if ours else args.peers_python, timeout=900)
         if "skipped" in result:
             skipped.append(result["skipped"])
@@ -712,6 +742,9 @@ def main(argv: list[str] | None = None) -> int:
             result = {**result, "impl": "marlkit@baseline", "src": spec["src"]}
         if spec["kind"] == "time_to_return":  # its own settings (the preset), not HP
             returns.append(result)
+            continue
+        if spec["kind"] in ("off_policy", "jaxmarl_q"):
+            q_records.append({**result, "deviations": Q_DEVIATIONS[result["impl"]], **Q_HP})
             continue
         records.append({**result, "deviations": DEVIATIONS[result["impl"].split("@")[0]], **HP})
     load_end = os.getloadavg()
@@ -730,7 +763,11 @@ def main(argv: list[str] | None = None) -> int:
         if r["impl"] == "marlkit" and (r["algo"], r["threads"]) in baseline:
             r["x_baseline"] = r["env_steps_per_s"] / baseline[(r["algo"], r["threads"])]
 
-    write_json("train_throughput", [flat(r) for r in records] + returns, args.json, packages=("torch",))
+    jaxmarl_q = next((r["env_steps_per_s"] for r in q_records if r["impl"] == "jaxmarl"), None)
+    for r in q_records:
+        r["x_jaxmarl"] = r["env_steps_per_s"] / jaxmarl_q if jaxmarl_q else None
+        r["env_steps_per_cpu_s"] = r["env_steps_per_s"] / r["cpu_per_wall"]
+    write_json("train_throughput", [flat(r) for r in records] + q_records + returns, args.json, packages=("torch",))
     print("hyper-parameters, the same for every implementation:\n  " + ", ".join(f"{k}={v}" for k, v in HP.items()))
     print("where an implementation cannot follow them exactly:")
     for impl, text in DEVIATIONS.items():
@@ -760,6 +797,25 @@ def main(argv: list[str] | None = None) -> int:
             "load_avg_1min",
         ],
     )
+    if q_records:
+        print_table(
+            "off-policy training env-steps/s at the same gradient steps per env-step (1 per "
+            f"{Q_ENV_STEPS_PER_UPDATE // Q_HP['gradient_steps']}; benchmarks/_offpolicy.py Q_HP)",
+            q_records,
+            [
+                "impl",
+                "algo",
+                "threads",
+                "env_steps_per_s",
+                "x_jaxmarl",
+                "gradient_steps_per_s",
+                "env_steps_per_cpu_s",
+                "compile_s",
+                "wall_s",
+                "cpu_per_wall",
+                "load_avg_1min",
+            ],
+        )
     if returns:
         targets = [f"time_to_return[{t:g}]_s" for t in RETURN_TARGETS]
         print_table(
