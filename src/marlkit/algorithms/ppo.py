@@ -14,7 +14,9 @@ policy (the paper's "death masking" for dead agents is the ``active`` mask on ev
 Each group (agents sharing spaces) has its own actor and critic; agents in a group share parameters by default
 or have their own (``share_parameters=False``), evaluated in one batched op either way. Building them, acting (in
 NumPy) and checkpoints are shared with A2C (``policy_nets.ActorCriticTeam``); this file is how PPO learns, its loss
-a pure function of tensors (``marlkit.ops.ppo_loss``) so each term is unit-tested on numbers worked out by hand.
+a pure function of tensors (``marlkit.ops.ppo_loss``) so each term is unit-tested on numbers worked out by hand;
+categorical policies train through the same loss written as one autograd node (``marlkit.ops.categorical_ppo_loss``,
+tested equal to it), a fraction of the small ops on the networks of an MPE update.
 """
 
 from __future__ import annotations
