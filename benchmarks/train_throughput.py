@@ -19,7 +19,7 @@ Off-policy learners (``_offpolicy.py``): marlkit's IQL, VDN and QMIX against Jax
 (``baselines/QLearning/vdn_ff.py``), all at one gradient step per 32 env-steps (``Q_HP``), in the same run.
 
 JaxMARL's program is kept in JAX's persistent compilation cache (``--jax-cache``), so from the second run on its
-compile step mostly loads it; ``--quick`` then takes about a minute on a loaded 2-core machine.
+compile step mostly loads it; ``--quick`` then takes one to two minutes on a loaded 2-core machine.
 
 ``--baseline-src DIR`` also times marlkit from another checkout's ``src`` folder (e.g. ``git worktree add
 /tmp/base COMMIT``, then ``--baseline-src /tmp/base/src``) in the same run, alternating with this checkout's
@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="short windows, one thread setting each (< 60 s once JAX's compilation cache holds JaxMARL's program)",
+        help="short windows, one thread setting each (JAX's compilation cache holding JaxMARL's programs: about 90 s)",
     )
     parser.add_argument("--json", default=None, help="write the records here")
     parser.add_argument("--profile", action="store_true", help="print where marlkit's time goes")
