@@ -131,7 +131,7 @@ def test_categorical_ppo_loss_equals_autograd_through_ppo_loss(value_clip: float
             logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
             entropy = -(logp_all.exp() * logp_all).sum(-1)
             t = ppo_loss(logp, old_logp, adv, entropy, v, value_old, returns, active, **kw)
-            total, stats = t.total, torch.stack([t.policy, t.value, t.entropy, t.approx_kl, t.clip_fraction])
+            total, stats = t.total, torch.stack([t.policy, t.value, t.entropy, t.approx_kl, t.clip_fraction]).detach()
         (3.0 * total).backward()  # an upstream gradient other than 1
         assert lg.grad is not None and v.grad is not None
         return total.detach(), stats, lg.grad, v.grad
