@@ -15,8 +15,11 @@ gradient steps) after a warm-up iteration. Each implementation runs in its own p
   ``pettingzoo.mpe``); timed from the end of its first iteration to the end of its last (``--quick``: its one
   iteration, warm-up included).
 
+Off-policy learners (``_offpolicy.py``): marlkit's IQL, VDN and QMIX against JaxMARL's VDN-FF
+(``baselines/QLearning/vdn_ff.py``), all at one gradient step per 32 env-steps (``Q_HP``), in the same run.
+
 JaxMARL's program is kept in JAX's persistent compilation cache (``--jax-cache``), so from the second run on its
-compile step mostly loads it; ``--quick`` then takes about a minute on a loaded 2-core machine.
+compile step mostly loads it; ``--quick`` then takes one to two minutes on a loaded 2-core machine.
 
 ``--baseline-src DIR`` also times marlkit from another checkout's ``src`` folder (e.g. ``git worktree add
 /tmp/base COMMIT``, then ``--baseline-src /tmp/base/src``) in the same run, alternating with this checkout's
@@ -45,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import print_table, write_json
+from _common import machine, print_table, write_json
+from _offpolicy import Q_DEVIATIONS, Q_ENV_STEPS_PER_UPDATE, Q_HP, run_jaxmarl_q, run_marlkit_q
 
 #: The one setting every implementation is configured to (JaxMARL's ippo_ff_mpe.yaml, learning rate not annealed).
 HP: dict[str, Any] = {
@@ -72,6 +76,9 @@ HP: dict[str, Any] = {
     "value_norm": False,
 }
 ENV_STEPS_PER_ITER = HP["num_envs"] * HP["rollout_steps"]
+
+#: marlkit's off-policy learners measured against JaxMARL's VDN-FF (``_offpolicy.py``).
+OFF_POLICY = ("iql", "vdn", "qmix")
 
 #: Where an implementation cannot follow ``HP`` exactly (none of these changes the work done per env-step much).
 DEVIATIONS = {
@@ -233,6 +240,8 @@ def profile_update(learner: Any, collector: Any, threads: int, top: int = 8) -> 
 # ------------------------------------------------------------------------------------------- time to a return
 #: Greedy per-agent returns on spread-v0 whose first crossing is timed (the issue's floors: -12 in 45 s, -10 in 90 s).
 RETURN_TARGETS = (-15.0, -12.0, -10.0)
+#: Overrides of the preset for the time-to-return runs (see ``--time-to-return-set``).
+TIME_TO_RETURN_SETS: tuple[str, ...] = ()
 
 
 class _Enough(Exception):
@@ -241,32 +250,40 @@ class _Enough(Exception):
 
 class ReturnClock:
     """Runner callback: the training time (wall clock minus the periodic evaluations) and env-steps at which the
-    greedy return first reaches each target; stops the run after ``seconds`` of training."""
+    greedy return first reaches each target; stops the run after ``seconds`` of training. The training CPU time
+    (the process's, evaluations left out) is kept beside it: on a shared machine the wall clock also measures how
+    much of a core the run was given, the CPU time what it would take on a core of its own."""
 
     def __init__(self, runner: Any, seconds: float) -> None:
-        self.seconds, self.eval_s, self.points = seconds, 0.0, []
-        self.start = time.perf_counter()
+        self.seconds, self.eval_s, self.eval_cpu_s, self.points = seconds, 0.0, 0.0, []
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.cpu_points: list[float] = []
         evaluate = runner.evaluate
 
         def timed_evaluate(*args: Any, **kwargs: Any) -> Any:
-            self.eval_start = time.perf_counter()
+            self.eval_start, self.eval_cpu_start = time.perf_counter(), time.process_time()
             try:
                 return evaluate(*args, **kwargs)
             finally:
                 self.eval_s += time.perf_counter() - self.eval_start
+                self.eval_cpu_s += time.process_time() - self.eval_cpu_start
 
         runner.evaluate = timed_evaluate
 
     def on_eval(self, runner: Any, results: dict[str, float]) -> None:
         train_s = self.eval_start - self.start - self.eval_s
         self.points.append((train_s, runner.env_steps, results["eval/episode_return"]))
+        self.cpu_points.append(self.eval_cpu_start - self.cpu_start - self.eval_cpu_s)
         if train_s > self.seconds:
             raise _Enough
 
 
-def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int) -> dict[str, Any]:
-    """MAPPO with its spread-v0 preset (what ``marlkit train mappo spread-v0`` runs), one torch thread, greedy
-    evaluations every ``eval_every`` env-steps; the training time to each of ``RETURN_TARGETS``."""
+def run_time_to_return(
+    seed: int, seconds: float, eval_every: int, episodes: int, sets: list[str] | None = None
+) -> dict[str, Any]:
+    """MAPPO with its spread-v0 preset (what ``marlkit train mappo spread-v0`` runs) and ``sets`` over it
+    (``"algo.epochs=5"``, as ``--set`` takes them), one torch thread, greedy evaluations every ``eval_every``
+    env-steps; the training time to each of ``RETURN_TARGETS``."""
     import torch
 
     from marlkit.experiment.run import make_run_config
@@ -276,6 +293,7 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
     cfg = make_run_config(
         "mappo",
         "spread-v0",
+        sets=sets or [],
         steps=10**9,
         seed=seed,
         eval_every=eval_every,
@@ -291,7 +309,7 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
     clock = ReturnClock(runner, seconds)
     runner.callbacks.append(clock)
     load, cpu_start = os.getloadavg()[0], time.process_time()
-    clock.start = time.perf_counter()
+    clock.start, clock.cpu_start = time.perf_counter(), time.process_time()
     with contextlib.suppress(_Enough):
         runner.run()
     wall = time.perf_counter() - clock.start
@@ -301,6 +319,7 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
         "kind": "time_to_return",
         "env": "spread-v0",
         "seed": seed,
+        "sets": sets or [],
         "eval_every": eval_every,
         "eval_episodes": episodes,
         "train_s": clock.points[-1][0] if clock.points else 0.0,
@@ -308,11 +327,15 @@ def run_time_to_return(seed: int, seconds: float, eval_every: int, episodes: int
         "final_return": clock.points[-1][2] if clock.points else None,
         "cpu_per_wall": (time.process_time() - cpu_start) / wall,
         "load_avg_1min": load,
-        "curve": [{"train_s": t, "env_steps": n, "return": r} for t, n, r in clock.points],
+        "curve": [
+            {"train_s": t, "train_cpu_s": c, "env_steps": n, "return": r}
+            for (t, n, r), c in zip(clock.points, clock.cpu_points, strict=True)
+        ],
     }
     for target in RETURN_TARGETS:
-        hit = next(((t, n) for t, n, r in clock.points if r >= target), None)
+        hit = next(((t, n, c) for (t, n, r), c in zip(clock.points, clock.cpu_points) if r >= target), None)
         out[f"time_to_return[{target:g}]_s"] = hit[0] if hit else None
+        out[f"cpu_time_to_return[{target:g}]_s"] = hit[2] if hit else None
         out[f"steps_to_return[{target:g}]"] = hit[1] if hit else None
     return out
 
@@ -530,11 +553,15 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
     if kind == "marlkit":
         return run_marlkit(spec["algo"], spec["threads"], spec["seconds"], spec["profile"])
     if kind == "time_to_return":
-        return run_time_to_return(spec["seed"], spec["seconds"], spec["eval_every"], spec["episodes"])
+        return run_time_to_return(spec["seed"], spec["seconds"], spec["eval_every"], spec["episodes"], spec.get("sets"))
     if kind == "jaxmarl":
         return run_jaxmarl(spec["baselines"], spec["threads"], spec["seconds"], spec["cache"])
     if kind == "benchmarl":
         return run_benchmarl(spec["threads"], spec["iterations"])
+    if kind == "off_policy":
+        return run_marlkit_q(spec["algo"], spec["seconds"])
+    if kind == "jaxmarl_q":
+        return run_jaxmarl_q(spec["baselines"], spec["threads"], spec["seconds"], spec["cache"])
     raise ValueError(kind)
 
 
@@ -595,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="short windows, one thread setting each (< 60 s once JAX's compilation cache holds JaxMARL's program)",
+        help="short windows, one thread setting each (JAX's compilation cache holding JaxMARL's programs: about 90 s)",
     )
     parser.add_argument("--json", default=None, help="write the records here")
     parser.add_argument("--profile", action="store_true", help="print where marlkit's time goes")
@@ -625,7 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         "--seconds", type=float, default=None, help="timed window per measurement (default 15; --quick: 3)"
     )
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["ippo", "jaxmarl", "benchmarl"], help="measurements to leave out"
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["ippo", "jaxmarl", "benchmarl", "offpolicy"],
+        help="measurements to leave out",
     )
     parser.add_argument(
         "--baseline-src",
@@ -642,6 +673,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--time-to-return-seconds", type=float, default=90.0, help="training time of each of those runs (default 90)"
+    )
+    parser.add_argument(
+        "--time-to-return-set",
+        nargs="*",
+        default=list(TIME_TO_RETURN_SETS),
+        metavar="KEY=VALUE",
+        help="overrides of MAPPO's spread-v0 preset for those runs, as --set takes them (default: "
+        f"{' '.join(TIME_TO_RETURN_SETS) or 'none'}; give the flag alone for the preset itself)",
     )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -668,6 +707,21 @@ def main(argv: list[str] | None = None) -> int:
         ]
     if "benchmarl" not in args.skip:
         specs.append({"kind": "benchmarl", "threads": 1, "iterations": 1 if args.quick else 4})
+    if "offpolicy" not in args.skip:  # at Q_HP (_offpolicy.py): one gradient step per 32 env-steps for all
+        specs += [
+            {"kind": "off_policy", "algo": a, "seconds": seconds} for a in (["vdn"] if args.quick else OFF_POLICY)
+        ]
+        if "jaxmarl" not in args.skip:
+            specs += [
+                {
+                    "kind": "jaxmarl_q",
+                    "baselines": args.jaxmarl_baselines,
+                    "threads": t,
+                    "seconds": seconds,
+                    "cache": cache,
+                }
+                for t in ([1] if args.quick else [1, 2])
+            ]
     ttr_seeds = args.time_to_return if args.time_to_return is not None else (0 if args.quick else 3)
     specs += [
         {
@@ -676,6 +730,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": args.time_to_return_seconds,
             "eval_every": 25_000,
             "episodes": 100,
+            "sets": args.time_to_return_set,
         }
         for k in range(ttr_seeds)
     ]
@@ -684,9 +739,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = [s for spec in specs for s in (([{**spec, "src": src}] if spec["kind"] == "marlkit" else []) + [spec])]
 
     load_start = os.getloadavg()
-    records, returns, skipped = [], [], []
+    records, returns, q_records, skipped = [], [], [], []
     for spec in specs:
-        ours = spec["kind"] in ("marlkit", "time_to_return")
+        ours = spec["kind"] in ("marlkit", "time_to_return", "off_policy")
         result = spawn(spec, sys.executable if ours else args.peers_python, timeout=900)
         if "skipped" in result:
             skipped.append(result["skipped"])
@@ -697,21 +752,39 @@ def main(argv: list[str] | None = None) -> int:
         if spec["kind"] == "time_to_return":  # its own settings (the preset), not HP
             returns.append(result)
             continue
+        if spec["kind"] in ("off_policy", "jaxmarl_q"):
+            q_records.append({**result, "deviations": Q_DEVIATIONS[result["impl"]], **Q_HP})
+            continue
         records.append({**result, "deviations": DEVIATIONS[result["impl"].split("@")[0]], **HP})
     load_end = os.getloadavg()
+    import numpy  # noqa: F401  (loaded, so that machine() in the results names the BLAS NumPy's acting runs on)
+
     reference = next((r["env_steps_per_s"] for r in records if r["impl"] == "marlkit" and r["algo"] == "mappo"), None)
+    jaxmarl = next((r["env_steps_per_s"] for r in records if r["impl"] == "jaxmarl"), None)  # its first setting
     for r in records:
         r["x_marlkit_mappo"] = r["env_steps_per_s"] / reference if reference else None
+        r["x_jaxmarl"] = r["env_steps_per_s"] / jaxmarl if jaxmarl else None
+        # Work per CPU-second: what the rate would be on cores of its own (on a shared machine wall rates also
+        # measure how many cycles each process was given).
+        r["env_steps_per_cpu_s"] = r["env_steps_per_s"] / r["cpu_per_wall"]
     baseline = {(r["algo"], r["threads"]): r["env_steps_per_s"] for r in records if r["impl"] == "marlkit@baseline"}
     for r in records:
         if r["impl"] == "marlkit" and (r["algo"], r["threads"]) in baseline:
             r["x_baseline"] = r["env_steps_per_s"] / baseline[(r["algo"], r["threads"])]
 
-    write_json("train_throughput", [flat(r) for r in records] + returns, args.json, packages=("torch",))
+    jaxmarl_q = next((r["env_steps_per_s"] for r in q_records if r["impl"] == "jaxmarl"), None)
+    for r in q_records:
+        r["x_jaxmarl"] = r["env_steps_per_s"] / jaxmarl_q if jaxmarl_q else None
+        r["env_steps_per_cpu_s"] = r["env_steps_per_s"] / r["cpu_per_wall"]
+    write_json("train_throughput", [flat(r) for r in records] + q_records + returns, args.json, packages=("torch",))
     print("hyper-parameters, the same for every implementation:\n  " + ", ".join(f"{k}={v}" for k, v in HP.items()))
     print("where an implementation cannot follow them exactly:")
     for impl, text in DEVIATIONS.items():
         print(f"  {impl}: {text}")
+    print(
+        f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, BLAS: "
+        + ", ".join(f"{b['internal_api']} {b['architecture']}" for b in machine()["blas"] if isinstance(b, dict))
+    )
     print_table(
         f"end-to-end training env-steps/s (rollout + update), {os.cpu_count()} shared cores; load average "
         f"(1, 5, 15 min) {' '.join(f'{x:.2f}' for x in load_start)} at start, "
@@ -722,8 +795,10 @@ def main(argv: list[str] | None = None) -> int:
             "algo",
             "threads",
             "env_steps_per_s",
+            "x_jaxmarl",
             "x_marlkit_mappo",
             "x_baseline",
+            "env_steps_per_cpu_s",
             "compile_s",
             "env_steps",
             "wall_s",
@@ -731,8 +806,27 @@ def main(argv: list[str] | None = None) -> int:
             "load_avg_1min",
         ],
     )
+    if q_records:
+        print_table(
+            "off-policy training env-steps/s at the same gradient steps per env-step (1 per "
+            f"{Q_ENV_STEPS_PER_UPDATE // Q_HP['gradient_steps']}; benchmarks/_offpolicy.py Q_HP)",
+            q_records,
+            [
+                "impl",
+                "algo",
+                "threads",
+                "env_steps_per_s",
+                "x_jaxmarl",
+                "gradient_steps_per_s",
+                "env_steps_per_cpu_s",
+                "compile_s",
+                "wall_s",
+                "cpu_per_wall",
+                "load_avg_1min",
+            ],
+        )
     if returns:
-        targets = [f"time_to_return[{t:g}]_s" for t in RETURN_TARGETS]
+        targets = [f"{c}time_to_return[{t:g}]_s" for t in RETURN_TARGETS for c in ("", "cpu_")]
         print_table(
             "MAPPO on spread-v0 (its preset, one torch thread): training seconds to a greedy per-agent return, "
             "evaluations left out of the clock",

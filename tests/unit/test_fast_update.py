@@ -1,18 +1,23 @@
 """The fast paths of the on-policy update compute what the plain ones do: the hand-written backward of a shared MLP
-(``nn.mlp._SharedMLP``) against autograd through the layers, and GAE's NumPy recursion against the torch loop."""
+(``nn.mlp._SharedMLP``) against autograd through the layers, the one-node categorical PPO loss
+(``ops.categorical_ppo_loss``) against autograd through ``ppo_loss``, and GAE's NumPy recursion against the torch
+loop."""
 
 from __future__ import annotations
 
 import copy
+from typing import cast
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import marlkit
 from marlkit.algorithms.ppo import PPO, PPOConfig
 from marlkit.collect import Collector
-from marlkit.nn import MLP
-from marlkit.ops import clip_grad_norm, gae
+from marlkit.nn import MLP, Linear
+from marlkit.ops import categorical_ppo_loss, clip_grad_norm, gae, ppo_loss
 
 
 def _grads(mlp: MLP, x: torch.Tensor, shared: bool) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
@@ -96,3 +101,69 @@ def test_clip_grad_norm_equals_torch(max_norm: float) -> None:
     for a, b in zip(net.parameters(), twin.parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad, rtol=1e-6, atol=1e-7)
     assert unused.grad is None
+
+
+@pytest.mark.parametrize(("value_clip", "huber_delta"), [(0.2, 0.0), (0.2, 0.3), (0.0, 10.0)])
+def test_categorical_ppo_loss_equals_autograd_through_ppo_loss(value_clip: float, huber_delta: float) -> None:
+    """Terms and gradients (logits, values) on a batch where ratios and values land on both sides of their clips,
+    exactly on them (ties of min/max and the clamp's edges) and where some samples are inactive."""
+    gen = torch.Generator().manual_seed(3)
+    shape, n_actions = (40, 3), 5
+    logits = torch.randn(*shape, n_actions, generator=gen) * 2
+    actions = torch.randint(0, n_actions, shape, generator=gen)
+    logp_now = F.log_softmax(logits, -1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    old_logp = logp_now + 0.4 * torch.randn(shape, generator=gen)  # ratios well inside and well outside 1 +- 0.2
+    old_logp[:5] = logp_now[:5]  # ratio exactly 1: the two surrogate terms tie
+    adv = torch.randn(shape, generator=gen)
+    value = torch.randn(shape, generator=gen)
+    value_old = value + 0.5 * torch.randn(shape, generator=gen)
+    value_old[5:10] = value[5:10]  # no change: the clipped and plain value errors tie
+    returns = value + torch.randn(shape, generator=gen)
+    active = (torch.rand(shape, generator=gen) > 0.2).float()
+    kw = dict(clip=0.2, value_clip=value_clip, huber_delta=huber_delta, value_coef=0.7, entropy_coef=0.05)
+
+    def run(fused: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        lg, v = logits.clone().requires_grad_(True), value.clone().requires_grad_(True)
+        if fused:
+            total, stats = categorical_ppo_loss(lg, actions, old_logp, adv, v, value_old, returns, active, **kw)
+        else:
+            logp_all = F.log_softmax(lg, -1)
+            logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
+            t = ppo_loss(logp, old_logp, adv, entropy, v, value_old, returns, active, **kw)
+            total, stats = t.total, torch.stack([t.policy, t.value, t.entropy, t.approx_kl, t.clip_fraction]).detach()
+        (3.0 * total).backward()  # an upstream gradient other than 1
+        assert lg.grad is not None and v.grad is not None
+        return total.detach(), stats, lg.grad, v.grad
+
+    fast, ref = run(True), run(False)
+    assert 0 < float(ref[1][4]) < 1  # some ratios clipped, some not
+    for a, b, name in zip(fast, ref, ("total", "stats", "logits grad", "value grad"), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=name)
+    assert fast[2].abs().sum() > 0 and fast[3].abs().sum() > 0
+
+
+@pytest.mark.parametrize("n_models", [None, 3])
+def test_numpy_forward_follows_the_parameters(n_models: int | None) -> None:
+    """Acting's NumPy forward equals torch's, and stays equal after an optimiser step (in place), a state-dict load
+    (in place) and a parameter given new storage (the cached NumPy views must then be made again)."""
+    torch.manual_seed(4)
+    mlp = MLP(6, 4, (8, 8), n_models=n_models)
+    x = torch.randn(5, 3, 6)
+
+    def check() -> None:
+        with torch.no_grad():
+            expected = mlp(x).numpy()
+        np.testing.assert_allclose(mlp.forward_numpy(x.numpy()), expected, rtol=1e-5, atol=1e-5)
+
+    check()
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.5)
+    mlp(x).pow(2).sum().backward()
+    opt.step()
+    check()
+    other = MLP(6, 4, (8, 8), n_models=n_models)
+    mlp.load_state_dict(other.state_dict())
+    check()
+    first = cast("Linear", mlp.layers[0])
+    first.weight.data = torch.randn_like(first.weight) * 3  # new storage, same Parameter object
+    check()

@@ -115,7 +115,8 @@ def test_inactive_samples_count_for_nothing():
     assert out.total.item() == pytest.approx(-(1.7) / 2 + 0.5 - 0.1 * 2.0)
 
 
-def test_ppo_passes_its_config_to_the_loss(monkeypatch):
+@pytest.mark.parametrize("fused", [True, False])  # the one-node categorical loss and ppo_loss itself
+def test_ppo_passes_its_config_to_the_loss(monkeypatch, fused):
     import marlkit.algorithms.ppo as ppo_module
 
     cfg = PPOConfig(
@@ -130,13 +131,15 @@ def test_ppo_passes_its_config_to_the_loss(monkeypatch):
     )
     env = marlkit.make("climbing-v0", num_envs=2, seed=0)
     algo = PPO(env, cfg, seed=0)
+    algo.fused_loss = fused
     seen = []
+    target = ppo_module.categorical_ppo_loss if fused else ppo_loss
 
     def spy(*args, **kwargs):
         seen.append(kwargs)
-        return ppo_loss(*args, **kwargs)
+        return target(*args, **kwargs)
 
-    monkeypatch.setattr(ppo_module, "ppo_loss", spy)
+    monkeypatch.setattr(ppo_module, "categorical_ppo_loss" if fused else "ppo_loss", spy)
     rollout, _ = Collector(env, algo, cfg.rollout_steps, seed=0).collect()
     algo.update(rollout)
     assert seen == [{"clip": 0.3, "value_clip": 0.7, "huber_delta": 2.5, "value_coef": 0.4, "entropy_coef": 0.06}]

@@ -14,7 +14,9 @@ policy (the paper's "death masking" for dead agents is the ``active`` mask on ev
 Each group (agents sharing spaces) has its own actor and critic; agents in a group share parameters by default
 or have their own (``share_parameters=False``), evaluated in one batched op either way. Building them, acting (in
 NumPy) and checkpoints are shared with A2C (``policy_nets.ActorCriticTeam``); this file is how PPO learns, its loss
-a pure function of tensors (``marlkit.ops.ppo_loss``) so each term is unit-tested on numbers worked out by hand.
+a pure function of tensors (``marlkit.ops.ppo_loss``) so each term is unit-tested on numbers worked out by hand;
+categorical policies train through the same loss written as one autograd node (``marlkit.ops.categorical_ppo_loss``,
+tested equal to it), a fraction of the small ops on the networks of an MPE update.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from marlkit.algorithms.policy_nets import ActorCriticTeam
 from marlkit.core.config import check
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
-from marlkit.ops import clip_grad_norm, gae, ppo_loss
+from marlkit.ops import categorical_ppo_loss, clip_grad_norm, gae, ppo_loss
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ class PPO(ActorCriticTeam):
         }
         self.optimizer = torch.optim.Adam(self.parameters(), lr=config.lr, eps=1e-5, fused=True)
         self.generator = torch.Generator().manual_seed(seed)  # minibatch shuffling
+        #: Categorical policies' loss as one node with a written-out backward (the same gradients as autograd
+        #: through ``ppo_loss``, to float32 rounding, in a fraction of the ops); false runs ``ppo_loss``.
+        self.fused_loss = True
 
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, batch: Rollout) -> dict[str, float]:
@@ -184,8 +189,24 @@ class PPO(ActorCriticTeam):
     def _loss(self, g: str, s: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         cfg, net = self.config, self.nets[g]
         params = net.dist_params(s["obs"], s.get("mask"))
-        logp, entropy = net.log_prob_entropy(params, s["actions"])
         value = net.value(s["critic_in"])
+        if net.discrete and self.fused_loss:  # the same loss as one autograd node (ops.categorical_ppo_loss)
+            return categorical_ppo_loss(
+                params,
+                s["actions"],
+                s["logp"],
+                s["adv"],
+                value,
+                s["value_old"],
+                s["returns"],
+                s["active"],
+                clip=cfg.clip,
+                value_clip=cfg.value_clip,
+                huber_delta=cfg.huber_delta,
+                value_coef=cfg.value_coef,
+                entropy_coef=cfg.entropy_coef,
+            )
+        logp, entropy = net.log_prob_entropy(params, s["actions"])
         terms = ppo_loss(
             logp,
             s["logp"],

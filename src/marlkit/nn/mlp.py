@@ -90,9 +90,19 @@ class Linear(nn.Module):
             return torch.addmm(self.bias, x.reshape(-1, x.shape[-1]), self.weight).reshape(*x.shape[:-1], -1)
         return torch.einsum("...ni,nio->...no", x, self.weight) + self.bias
 
+    def _numpy_params(self) -> tuple[np.ndarray, np.ndarray]:
+        """NumPy views of the weight and bias memory, made again only when a parameter's storage changes (in-place
+        updates, as optimisers and ``load_state_dict`` make them, show through the views)."""
+        weight, bias = self.weight, self.bias
+        key = (weight.data_ptr(), bias.data_ptr(), weight.shape, bias.shape)
+        cached = self.__dict__.get("_numpy_cache")
+        if cached is None or cached[0] != key:
+            cached = self.__dict__["_numpy_cache"] = (key, weight.detach().numpy(), bias.detach().numpy())
+        return cached[1], cached[2]
+
     def forward_numpy(self, x: np.ndarray) -> np.ndarray:
         """``forward`` on a NumPy array, reading the parameters' memory directly (no copy, never stale)."""
-        w, b = self.weight.detach().numpy(), self.bias.detach().numpy()
+        w, b = self._numpy_params()
         if self.n_models is None:
             y = x.reshape(-1, x.shape[-1]) @ w
             y += b
@@ -145,8 +155,18 @@ class MLP(nn.Module):
         """The same function on a float32 NumPy array, without autograd: for acting on small batches, where
         torch's per-op dispatch (~5 µs an op) costs more than the arithmetic — NumPy's is about 1 µs. The
         parameters are read in place, so this always agrees with ``forward`` (to float32 rounding)."""
-        *hidden, last = cast("Sequence[Linear]", self.layers)  # a ModuleList does not know its items' type
+        layers = cast("Sequence[Linear]", self.layers)  # a ModuleList does not know its items' type
         act = NUMPY_ACTIVATIONS[self.activation_name]
+        if self.shared:  # the layers' arithmetic inline on one 2-D array: per-call overhead is most of the time here
+            lead, h = x.shape[:-1], x.reshape(-1, x.shape[-1])
+            for i, layer in enumerate(layers):
+                w, b = layer._numpy_params()
+                h = h @ w
+                h += b
+                if i < len(layers) - 1:
+                    act(h)
+            return h.reshape(*lead, h.shape[-1])
+        *hidden, last = layers
         for layer in hidden:
             x = layer.forward_numpy(x)
             act(x)
