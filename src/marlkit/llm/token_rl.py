@@ -366,17 +366,23 @@ class TokenRL:
         self.updates_done = 0
 
     # ------------------------------------------------------------------------------------------- playing
-    def _constraint(self, env: TextEnv, agent: str) -> Constraint | None:
+    def _constraint(self, env: TextEnv, agent: str) -> tuple[Constraint | None, dict[tuple[int, ...], str]]:
+        """The constraint of ``agent``'s answer, and the allowed answer each allowed token sequence spells."""
         allowed = self.actions(env, agent) if self.actions is not None else None
         if allowed is None:
-            return None
+            return None, {}
         seqs = [self.tokenizer(a, add_special_tokens=False)["input_ids"] for a in allowed]
         if not seqs or any(len(s) == 0 for s in seqs):
             raise ValueError(f"actions(env, {agent!r}) must return non-empty strings, got {list(allowed)!r}")
-        return AllowedSequences(seqs, self.eos_id)
+        return AllowedSequences(seqs, self.eos_id), {tuple(s): a for s, a in zip(seqs, allowed)}
 
-    def _decode(self, tokens: Sequence[int]) -> str:
-        return self.tokenizer.decode([t for t in tokens if t != self.eos_id], skip_special_tokens=True).strip()
+    def _decode(self, tokens: Sequence[int], spelled: Mapping[tuple[int, ...], str] | None = None) -> str:
+        """The answer text: the allowed answer the tokens spell (a tokenizer's decoding may space it differently,
+        e.g. a word tokenizer's ``"[ 4 ]"`` for ``"[4]"``), else the decoded tokens."""
+        body = tuple(t for t in tokens if t != self.eos_id)
+        if spelled and body in spelled:
+            return spelled[body]
+        return self.tokenizer.decode(list(body), skip_special_tokens=True).strip()
 
     def play(
         self,
@@ -425,7 +431,8 @@ class TokenRL:
                     self.tokenizer(self.prompt(asked[k][1], asked[k][2]), add_special_tokens=False)["input_ids"]
                     for k in rows
                 ]
-                constraints = [self._constraint(vec.envs[asked[k][0]], asked[k][1]) for k in rows]
+                built = [self._constraint(vec.envs[asked[k][0]], asked[k][1]) for k in rows]
+                constraints = [c for c, _ in built]
                 capture = TrunkCapture(group.trunk) if record and group.trunk is not None else None
                 with capture or contextlib.nullcontext():
                     s = sample(
@@ -440,7 +447,7 @@ class TokenRL:
                     )
                 hidden = capture.hidden() if capture is not None else None
                 for j, (k, completion) in enumerate(zip(rows, s.completions())):
-                    texts[k] = self._decode(completion)
+                    texts[k] = self._decode(completion, built[j][1])
                     if record:
                         new_turns.append(
                             (

@@ -14,7 +14,7 @@ returns None for other models, and when the first block or the embedding trains:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -108,7 +108,7 @@ class TrunkSkip:
     others are ``-inf``: the constrained policy masks them anyway, and a legal-move answer allows a handful of the
     vocabulary (SmolLM2: 7 of 49,152), so the head, otherwise the largest matrix product of the pass, costs nothing."""
 
-    def __init__(self, model: Any, trunk: Trunk, hidden: torch.Tensor, tokens: Sequence[int] | None = None) -> None:
+    def __init__(self, model: Any, trunk: Trunk, hidden: torch.Tensor, tokens: Iterable[int] | None = None) -> None:
         self.model, self.trunk, self.hidden = model, trunk, hidden
         self.tokens = None if tokens is None else torch.tensor(sorted(set(tokens)), dtype=torch.long)
 
