@@ -5,7 +5,9 @@ hidden state entering the first trainable block depends only on the tokens: the 
 embedding, are frozen. ``TrunkCapture`` records that hidden state while a batch is sampled; the update then scores
 its completions by running the trainable blocks alone on it (``TrunkSkip``), which is the same computation as the
 full forward pass (equal log-probabilities and gradients up to float rounding) at the cost of the top blocks only.
-For SmolLM2-135M with the last 4 of 30 blocks adapted, the scoring forward pass costs about an eighth.
+For SmolLM2-135M with the last 4 of 30 blocks adapted, the scoring forward pass costs about an eighth. The price is
+memory: each recorded turn keeps (prompt + completion tokens) x hidden size floats until the update (SmolLM2, a
+35-token prompt: 90 kB a turn).
 
 It applies to decoder-only models whose inner model keeps its blocks in ``layers`` and adds no position embedding to
 its input (Llama, Qwen2, Mistral, SmolLM2: rotary positions computed from ``position_ids``). ``frozen_trunk``
