@@ -9,7 +9,7 @@ same model with shared weights; each seat sees its own prompt (``marlkit.llm.sel
 and the board, ~35 tokens) and its answer is constrained to the legal moves (``AllowedSequences``), so the untrained
 model is a legal player whose move preferences come from pretraining. Returns: win +1, loss -1, draw 0, credited to
 every move of the game. Advantages use role-conditioned baselines (SPIRAL's RAE): an exponential moving average of
-the return per game and seat (``baseline="running"`` keyed by agent), then normalised. PPO, one epoch per batch.
+the return per game and seat (``baseline="running"`` keyed by agent), then normalised. PPO, ``--epochs`` passes per batch.
 Only the LoRA adapters (rank 8, attention projections of the last ``--lora-layers`` blocks) are trained; the base
 stays frozen.
 
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) -> dict
         episodes_per_update=args.games,
         num_envs=args.games,
         lr=args.lr,
-        epochs=1,
+        epochs=args.epochs,
         minibatch_turns=args.minibatch,
         max_new_tokens=3,
         credit="episode",
@@ -184,6 +184,7 @@ def run(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) -> dict
             "versus_untrained": round(versus_s, 1),
             "total": round(time.perf_counter() - t0, 1),
         },
+        "frozen_trunk_blocks": trainer.groups["shared"].trunk.start if trainer.groups["shared"].trunk else 0,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "lora": {"rank": lora.rank, "alpha": lora.alpha, "last_layers": lora.last_layers, "targets": lora.targets},
         "config": {k: v for k, v in vars(config).items()},
@@ -196,9 +197,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=str(DEFAULT_DIR), help="a converted SmolLM2 folder (marlkit llm convert)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1")
-    parser.add_argument("--updates", type=int, default=18)
+    parser.add_argument("--updates", type=int, default=40)
     parser.add_argument("--games", type=int, default=32, help="self-play games per update")
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--epochs", type=int, default=2, help="PPO passes over each batch")
     parser.add_argument("--minibatch", type=int, default=32, help="turns per gradient step")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--lora-layers", type=int, default=4, help="adapt the last N transformer blocks")

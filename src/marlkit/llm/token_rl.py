@@ -55,6 +55,7 @@ generator state with the house's atomic ``torch.save`` and read them with ``weig
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -70,6 +71,7 @@ from marlkit.core.errors import did_you_mean
 from marlkit.envs.text.base import TextEnv, TextOutcome, TextVecEnv
 from marlkit.llm.policy import TextPolicy
 from marlkit.llm.tokens import AllowedSequences, Constraint, left_pad, right_pad, sample, score_tokens
+from marlkit.llm.trunk import Trunk, TrunkCapture, TrunkSkip, allowed_tokens, frozen_trunk, padded_hidden, turn_hidden
 
 
 # ---------------------------------------------------------------------------------------------------- config
@@ -260,6 +262,7 @@ class Turn:
     reward: float = 0.0  # rewards to this agent after this turn, until its next turn
     kl_penalty: float = 0.0  # kl_coef * sum of k1 over the turn's tokens (kl_in="reward")
     ret: float = 0.0  # the turn's return, set by ``update``
+    hidden: torch.Tensor | None = None  # states entering the first trainable block (``marlkit.llm.trunk``)
 
 
 @dataclass
@@ -277,6 +280,7 @@ class _Group:
     optimizer: torch.optim.Optimizer
     reference: Any | None
     agents: list[str] = field(default_factory=list)
+    trunk: Trunk | None = None  # a frozen trunk the update need not re-run (``marlkit.llm.trunk``)
 
 
 Actions = Callable[[TextEnv, str], Sequence[str] | None]
@@ -353,7 +357,7 @@ class TokenRL:
                 ref = copy.deepcopy(m).eval()
                 ref.requires_grad_(False)
             trainable = [p for p in m.parameters() if p.requires_grad]  # LoRA: the adapters alone
-            self.groups[name] = _Group(m, torch.optim.Adam(trainable, lr=config.lr), ref)
+            self.groups[name] = _Group(m, torch.optim.Adam(trainable, lr=config.lr), ref, trunk=frozen_trunk(m))
         self.group_of = {a: ("shared" if config.shared_weights else a) for a in self.learners}
         for agent, name in self.group_of.items():
             self.groups[name].agents.append(agent)
@@ -362,17 +366,23 @@ class TokenRL:
         self.updates_done = 0
 
     # ------------------------------------------------------------------------------------------- playing
-    def _constraint(self, env: TextEnv, agent: str) -> Constraint | None:
+    def _constraint(self, env: TextEnv, agent: str) -> tuple[Constraint | None, dict[tuple[int, ...], str]]:
+        """The constraint of ``agent``'s answer, and the allowed answer each allowed token sequence spells."""
         allowed = self.actions(env, agent) if self.actions is not None else None
         if allowed is None:
-            return None
+            return None, {}
         seqs = [self.tokenizer(a, add_special_tokens=False)["input_ids"] for a in allowed]
         if not seqs or any(len(s) == 0 for s in seqs):
             raise ValueError(f"actions(env, {agent!r}) must return non-empty strings, got {list(allowed)!r}")
-        return AllowedSequences(seqs, self.eos_id)
+        return AllowedSequences(seqs, self.eos_id), {tuple(s): a for s, a in zip(seqs, allowed)}
 
-    def _decode(self, tokens: Sequence[int]) -> str:
-        return self.tokenizer.decode([t for t in tokens if t != self.eos_id], skip_special_tokens=True).strip()
+    def _decode(self, tokens: Sequence[int], spelled: Mapping[tuple[int, ...], str] | None = None) -> str:
+        """The answer text: the allowed answer the tokens spell (a tokenizer's decoding may space it differently,
+        e.g. a word tokenizer's ``"[ 4 ]"`` for ``"[4]"``), else the decoded tokens."""
+        body = tuple(t for t in tokens if t != self.eos_id)
+        if spelled and body in spelled:
+            return spelled[body]
+        return self.tokenizer.decode(list(body), skip_special_tokens=True).strip()
 
     def play(
         self,
@@ -421,19 +431,23 @@ class TokenRL:
                     self.tokenizer(self.prompt(asked[k][1], asked[k][2]), add_special_tokens=False)["input_ids"]
                     for k in rows
                 ]
-                constraints = [self._constraint(vec.envs[asked[k][0]], asked[k][1]) for k in rows]
-                s = sample(
-                    group.model,
-                    prompts,
-                    pad_id=self.pad_id,
-                    eos_ids=self.eos_id,
-                    max_new_tokens=self.config.max_new_tokens,
-                    temperature=temperature,
-                    constraints=constraints,
-                    generator=self.generator,
-                )
+                built = [self._constraint(vec.envs[asked[k][0]], asked[k][1]) for k in rows]
+                constraints = [c for c, _ in built]
+                capture = TrunkCapture(group.trunk) if record and group.trunk is not None else None
+                with capture or contextlib.nullcontext():
+                    s = sample(
+                        group.model,
+                        prompts,
+                        pad_id=self.pad_id,
+                        eos_ids=self.eos_id,
+                        max_new_tokens=self.config.max_new_tokens,
+                        temperature=temperature,
+                        constraints=constraints,
+                        generator=self.generator,
+                    )
+                hidden = capture.hidden() if capture is not None else None
                 for j, (k, completion) in enumerate(zip(rows, s.completions())):
-                    texts[k] = self._decode(completion)
+                    texts[k] = self._decode(completion, built[j][1])
                     if record:
                         new_turns.append(
                             (
@@ -444,6 +458,11 @@ class TokenRL:
                                     completion,
                                     s.logprobs[j, : len(completion)].clone(),
                                     constraints[j],
+                                    hidden=None
+                                    if hidden is None
+                                    else turn_hidden(
+                                        hidden, j, len(prompts[j]), len(completion), s.prompt_ids.shape[1]
+                                    ),
                                 ),
                             )
                         )
@@ -497,6 +516,8 @@ class TokenRL:
             "c_mask": c_mask,
             "old": old,
             "constraints": [t.constraint for t in turns],
+            "hidden": [t.hidden for t in turns],
+            "p_len": [len(t.prompt) for t in turns],
         }
 
     @staticmethod
@@ -513,6 +534,8 @@ class TokenRL:
             "c_mask": c_mask[:, :width],
             "old": data["old"][index, :width],
             "constraints": [data["constraints"][i] for i in idx],
+            "hidden": [data["hidden"][i] for i in idx],
+            "p_len": [data["p_len"][i] for i in idx],
         }
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -564,6 +587,16 @@ class TokenRL:
                 out[idx, : lp.shape[1]] = lp
         return out
 
+    @staticmethod
+    def _scorer(group: _Group, rows: dict[str, Any]) -> Any:
+        """The model, or when every turn kept its frozen-trunk states, the trainable top of it run on them."""
+        if group.trunk is None or any(h is None for h in rows["hidden"]):
+            return group.model
+        hidden = padded_hidden(rows["hidden"], rows["p_len"], rows["p_ids"].shape[1], rows["c_ids"].shape[1])
+        lengths = rows["c_mask"].sum(1).tolist()
+        completions = [ids[: int(n)] for ids, n in zip(rows["c_ids"].tolist(), lengths)]
+        return TrunkSkip(group.model, group.trunk, hidden, allowed_tokens(rows["constraints"], completions))
+
     def _optimize(self, group: _Group, data: dict[str, Any]) -> dict[str, float]:
         cfg = self.config
         n = len(data["constraints"])
@@ -577,7 +610,7 @@ class TokenRL:
                 mask = rows["c_mask"].float()
                 adv = data["adv"][idx][:, None]
                 logp, entropy = score_tokens(
-                    group.model,
+                    self._scorer(group, rows),
                     rows["p_ids"],
                     rows["p_mask"],
                     rows["c_ids"],

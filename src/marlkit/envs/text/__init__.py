@@ -11,6 +11,7 @@ from marlkit.envs.text.base import (
     quote_text,
 )
 from marlkit.envs.text.registry import TextEnvSpec, TextGames, list_text_envs, make_text, register_text, text_spec
+from marlkit.envs.text.textarena import TextArenaEnv, from_textarena
 
 __all__ = [
     "Message",
@@ -18,10 +19,12 @@ __all__ = [
     "TextEnv",
     "TextEnvSpec",
     "TextGames",
+    "TextArenaEnv",
     "TextOutcome",
     "TextVecEnv",
     "clip_text",
     "count_words",
+    "from_textarena",
     "list_text_envs",
     "make_text",
     "quote_text",

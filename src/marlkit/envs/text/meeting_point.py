@@ -20,7 +20,9 @@ grid, or an ambiguous or unknown kind is an invalid attempt (penalty, error in t
 asked again); after ``max_invalid`` in a row the agent has given no answer (the documented default), which fails
 the task. A cell without a landmark is a valid, wrong answer.
 
-**Rewards**: +1 to both when both name the shared landmark's cell, else 0 (common payoff). **Outcome**:
+**Rewards**: +1 to both when both name the shared landmark's cell, else 0 (common payoff); with ``token_cost > 0``
+each talk message also costs its sender ``token_cost`` per token (``count_tokens``), so that saying less for the
+same success pays (communication efficiency as an objective). **Outcome**:
 ``completed`` (success), ``extra``: ``meeting_point`` (kind and cell), ``answers`` (cell or None per agent),
 ``correct`` (per agent), ``halves`` (the landmarks each agent saw).
 """
@@ -81,6 +83,7 @@ class MeetingPoint(TextEnv):
         max_invalid: int = 3,
         invalid_penalty: float = -0.1,
         max_message_chars: int = 300,
+        token_cost: float = 0.0,
         seed: int | None = None,
         count_tokens: Callable[[str], int] = count_words,
     ) -> None:
@@ -96,6 +99,9 @@ class MeetingPoint(TextEnv):
         ):
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not token_cost >= 0:
+            raise ValueError(f"token_cost must be >= 0 (a cost per talk token), got {token_cost!r}")
+        self.token_cost = float(token_cost)
         if invalid_penalty > 0:
             raise ValueError(f"invalid_penalty must be <= 0 (a penalty), got {invalid_penalty}")
         self.k = landmarks_per_half
@@ -137,7 +143,7 @@ class MeetingPoint(TextEnv):
         if self.phase == "talk":
             self._talks_done += 1
             self._messages += [(self._talks_done, a, actions[a]) for a in AGENTS]
-            return {}, False
+            return {a: -self.token_cost * self.count_tokens(actions[a]) for a in AGENTS}, False
         for agent, text in actions.items():
             try:
                 self._answers[agent] = parse_answer(text, self.halves[agent])
