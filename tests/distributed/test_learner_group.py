@@ -1,7 +1,8 @@
 """Several learners (``experiment.learners``): the driver's learner and a Ray replica joined in a gloo group on
 127.0.0.1. Their averaged step on the two halves of a batch is one learner's step on the whole batch (the same
 gradient norm before clipping, the same weights, the replica included, over two updates); a run with two learners
-completes and a lost replica fails it cleanly with its checkpoint intact; bad settings are clear errors."""
+fed by two Ray workers runs and a lost replica fails it cleanly with its checkpoint intact; bad settings are clear
+errors."""
 
 import copy
 
@@ -90,14 +91,15 @@ class _KillReplica:
 
 
 def test_a_run_with_two_learners_stops_cleanly_when_one_is_lost(ray_local, tmp_path):
-    """MAA2C with learners=2 (local collector): 5 updates with both, a checkpoint at 200 env-steps, then the
-    replica is killed: the next update fails with LearnerLost and the checkpoint at 200 is intact."""
+    """MAA2C with learners=2 fed by two pipelined Ray workers: 6 updates with both learners, a checkpoint at 200
+    env-steps, then the replica is killed: the next update fails with LearnerLost, the workers are stopped and
+    the checkpoint at 200 is intact."""
     from marlkit.distributed.learner_group import LearnerLost
     from marlkit.experiment.runner import load_run
 
     cfg = make_run_config(
-        "maa2c", "spread-v0", steps=400, seed=3, num_envs=8, learners=2, rollout_steps=5, advantage_norm=False,
-        preset="none", checkpoint_every=200, out=str(tmp_path), name="group", **QUIET,
+        "maa2c", "spread-v0", steps=400, seed=3, num_envs=8, learners=2, workers=2, rollout_steps=5,
+        advantage_norm=False, preset="none", checkpoint_every=200, out=str(tmp_path), name="group", **QUIET,
     )  # fmt: skip
     rows = []
     runner = Runner(cfg, [_KillReplica(after=6)], default_callbacks=False)
@@ -105,6 +107,7 @@ def test_a_run_with_two_learners_stops_cleanly_when_one_is_lost(ray_local, tmp_p
     with pytest.raises(LearnerLost, match=r"a learner of the group of 2 was lost .*--resume"):
         runner.run()
     assert [r["perf/learners"] for r in rows] == [2.0] * 6 and runner.source.replicas == []
+    assert {r["perf/policy_lag"] for r in rows[1:]} == {1.0} and runner.source.source.actors == []
     path = ckpt.latest(runner.run_dir / "checkpoints")
     assert path is not None and ckpt.verify(path) is None and "200" in path.name
     _, _, algo, env_steps = load_run(runner.run_dir)
