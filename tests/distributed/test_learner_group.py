@@ -1,8 +1,8 @@
 """Several learners (``experiment.learners``): the driver's learner and a Ray replica joined in a gloo group on
 127.0.0.1. Their averaged step on the two halves of a batch is one learner's step on the whole batch (the same
 gradient norm before clipping, the same weights, the replica included, over two updates); a run with two learners
-fed by two Ray workers runs and a lost replica fails it cleanly with its checkpoint intact; bad settings are clear
-errors."""
+fed by two Ray workers runs, a lost replica fails it cleanly with its checkpoint intact and it resumes from there; bad
+settings are clear errors."""
 
 import copy
 
@@ -93,7 +93,8 @@ class _KillReplica:
 def test_a_run_with_two_learners_stops_cleanly_when_one_is_lost(ray_local, tmp_path):
     """MAA2C with learners=2 fed by two pipelined Ray workers: 6 updates with both learners, a checkpoint at 200
     env-steps, then the replica is killed: the next update fails with LearnerLost, the workers are stopped and
-    the checkpoint at 200 is intact."""
+    the checkpoint at 200 is intact; the run resumes from it with a fresh replica of the resumed learner and
+    completes its 400 env-steps."""
     from marlkit.distributed.learner_group import LearnerLost
     from marlkit.experiment.runner import load_run
 
@@ -112,6 +113,13 @@ def test_a_run_with_two_learners_stops_cleanly_when_one_is_lost(ray_local, tmp_p
     assert path is not None and ckpt.verify(path) is None and "200" in path.name
     _, _, algo, env_steps = load_run(runner.run_dir)
     assert env_steps == 200 and isinstance(algo, A2C)
+    # --resume: the replica starts as the resumed learner (weights from the checkpoint), and the run completes
+    resumed = Runner.resume(runner.run_dir, default_callbacks=False)
+    assert resumed.env_steps == 200
+    (replica,) = resumed.source.replica_weights()
+    for name, v in algo.state_dict().items():
+        torch.testing.assert_close(torch.from_numpy(replica[name].copy()), v, rtol=0, atol=0, msg=name)
+    assert resumed.run().env_steps == 400
 
 
 def test_bad_learner_settings_are_clear_errors(ray_local, tmp_path):
