@@ -17,8 +17,10 @@ per update).
   each worker stepping the same number of copies (``--copies``) with a fixed MAPPO policy; the floor is 2 workers
   ≥ 1.7× 1 worker. In sync mode ``batch_transfer_s`` is the mean wait for the workers' batches less a worker's own
   collection time (measured in this process); ``weights_s`` is the snapshot and ``ray.put`` of the weights per
-  batch, ``merge_s`` joining the workers' arrays into the batch's tensors, and ``cores_driver``/``cores_workers``/
-  ``cores_ray_services`` the cores this process, the workers and Ray's own processes kept busy meanwhile.
+  batch, ``merge_s`` joining the workers' arrays into the batch's tensors, ``cores_driver``/``cores_workers``/
+  ``cores_ray_services`` the cores this process, the workers and Ray's own processes kept busy meanwhile, and
+  ``cpu_s_per_kstep_*`` their CPU seconds per 1,000 env-steps (the cost of the work, which a loaded machine does
+  not change the way it changes rates: 2 workers cost what 1 does per env-step when none of their time is wasted).
 * **plain processes** (``mode = collect``, ``ray_mode = no-ray``): 1 and 2 processes running that collection
   side by side without Ray, the ceiling the machine itself gives two workers (on a shared or hyper-threaded
   machine two processes do not collect twice as fast as one).
@@ -53,7 +55,8 @@ from _common import print_table, write_json
 COLUMNS = ["mode", "ray_mode", "env", "algo", "workers", "nodes", "env_steps", "env_steps_per_s", "x_single",
            "x_one_worker"]  # fmt: skip
 OVERHEADS = ["weights_s", "batch_transfer_s", "wait_s", "merge_s", "update_s", "policy_lag", "cores_driver",
-             "cores_workers", "cores_ray_services"]  # fmt: skip
+             "cores_workers", "cores_ray_services", "cpu_s_per_kstep_workers", "cpu_s_per_kstep_driver",
+             "cpu_s_per_kstep_ray_services"]  # fmt: skip
 #: The RaySource modes measured per benchmark mode (the first is the default the runner picks; --quick trains with
 #: that one only).
 RAY_MODES = {"collect": ("pipelined", "sync"), "sync": ("pipelined", "sync"), "async": ("async",)}
@@ -106,6 +109,11 @@ def collection(env_id: str, copies: int, batches: int) -> list[dict[str, Any]]:
             rec.update({key: float(np.mean(values)) for key, values in per.items()})
             # Cores each role kept busy over the timed batches (CPU seconds per wall second).
             rec.update({f"cores_{role}": (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / wall for role in ROLES})
+            # CPU seconds per 1,000 env-steps of each role: what the work costs, whatever share of the cores a
+            # loaded machine leaves it (2 workers cost what 1 does per env-step when nothing of theirs is wasted)
+            ksteps = batches * source.steps_per_batch / 1000
+            rec.update({f"cpu_s_per_kstep_{role}": (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / ksteps
+                        for role in ROLES})  # fmt: skip
             if ray_mode == "sync":  # the wait is the workers' collection plus the transfer
                 rec["batch_transfer_s"] = max(0.0, rec["wait_s"] - local_s)
             records.append(rec)
@@ -257,10 +265,10 @@ def transport(env_id: str, copies: int, repeats: int) -> list[dict[str, Any]]:
         rec: dict[str, Any] = {"mode": "transport", "what": what, "env": env_id, "copies": copies}
         for form, make_obj, restore in (("tensors", as_tensors, lambda x: x), ("arrays", as_arrays, back)):
             for _ in range(3):  # warm-up
-                restore(ray.get(ray.put(make_obj())))
+                restore(ray.get(ray.put(make_obj()), timeout=60))
             t0 = time.perf_counter()
             for _ in range(repeats):
-                restore(ray.get(ray.put(make_obj())))
+                restore(ray.get(ray.put(make_obj()), timeout=60))
             rec[f"{form}_s"] = (time.perf_counter() - t0) / repeats
         rec["x_arrays"] = rec["tensors_s"] / rec["arrays_s"]
         records.append(rec)
@@ -273,6 +281,8 @@ def main() -> None:
     p.add_argument("--json", metavar="PATH", help="write the records here")
     p.add_argument("--copies", type=int, default=8, help="copies per worker in the collection benchmark (default 8)")
     p.add_argument("--steps", type=int, default=None, help="env-steps per training run (default 200k; quick 16k)")
+    p.add_argument("--only", choices=("collect", "train"), help="only the collection rows (with the plain-process "
+                   "ceiling and the transport) or only the training rows")  # fmt: skip
     args = p.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -285,18 +295,21 @@ def main() -> None:
     load_before = list(os.getloadavg())
     records: list[dict[str, Any]] = []
     try:
-        moved = transport("pz:simple_spread_v3", args.copies, 20 if args.quick else 200)
-        records += collection("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
-        records += plain_processes("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
-        with tempfile.TemporaryDirectory() as out:
-            records += training("sync", "mappo", "spread-v0", steps, out, args.quick)
-            records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out, args.quick)
+        moved = transport("pz:simple_spread_v3", args.copies, 20 if args.quick else 200) if args.only != "train" else []
+        if args.only != "train":
+            records += collection("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
+            records += plain_processes("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
+        if args.only != "collect":
+            with tempfile.TemporaryDirectory() as out:
+                records += training("sync", "mappo", "spread-v0", steps, out, args.quick)
+                records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out, args.quick)
     finally:
         ray.shutdown()
     _ratios(records)
     print_table("Ray rollout workers: env-steps/s (one process = workers 0)", records, COLUMNS)
     print_table("overheads (seconds per batch / update)", records, ["mode", "ray_mode", "workers", *OVERHEADS])
-    print_table("object store round trip (seconds)", moved, ["what", "copies", "tensors_s", "arrays_s", "x_arrays"])
+    if moved:
+        print_table("object store round trip (seconds)", moved, ["what", "copies", "tensors_s", "arrays_s", "x_arrays"])
     doc = write_json("distributed", records + moved, None, packages=("torch", "ray", "pettingzoo", "mpe2"))
     doc["load_avg"] = {"before": load_before, "after": list(os.getloadavg())}  # 1, 5, 15 min: the machine is shared
     doc["command"] = " ".join(["python", "benchmarks/distributed.py", *sys.argv[1:]])

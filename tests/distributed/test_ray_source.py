@@ -1,6 +1,6 @@
 """Ray rollout workers on a local Ray (2 CPUs): sync mode's first update is the single-process learner's on the same
 batch, pipelined mode's updates are the local learner's on batches of the weights one update old, a run is
-reproducible and resumes, a killed worker is restarted with the run completing its full budget,
+reproducible and resumes, a killed worker and a hung one are restarted with the run completing its full budget,
 async mode learns, and a cluster too small for the workers is a clear error."""
 
 import copy
@@ -131,6 +131,34 @@ def test_a_killed_worker_is_restarted_and_the_run_completes_its_full_budget(ray_
     assert result.env_steps == 400 and runner.updates == 10
     restarts = [row["perf/worker_restarts"] for row in rows]
     assert restarts[2] == 0 and restarts[-1] == 1  # the batch after the kill was redone once, none lost
+
+
+def test_a_hung_worker_fails_the_health_probe_is_restarted_and_the_budget_completes(ray_local):
+    """Worker 0's process is stopped (SIGSTOP: alive, never answering) before the third update: its request
+    outlasts sample_timeout, the health probe gets no answer within health_timeout, the worker is killed and
+    restarted by Ray and its batch redone; all 6 updates of 40 env-steps still happen. A healthy worker whose batch
+    outlasts the 1 s sample_timeout on a loaded machine answers the probe (on its own thread) and is not
+    restarted: exactly one restart."""
+    import contextlib
+    import os
+    import signal
+
+    learner = _ppo()
+    source = RaySource(learner, "spread-v0", 8, workers=2, seed=11, sample_timeout=1.0, health_timeout=5.0)
+    hung = source.placement[0]["pid"]
+    try:
+        env_steps, restarts = 0, []
+        for k in range(6):
+            if k == 2:
+                os.kill(hung, signal.SIGSTOP)
+            env_steps, metrics, _ = learn_step(learner, source, env_steps, 240)
+            restarts.append(metrics["perf/worker_restarts"])
+        assert env_steps == 240 and restarts[:2] == [0.0, 0.0] and restarts[-1] == 1.0
+        assert ray.get(source.actors[0].where.remote(), timeout=60)["pid"] != hung  # a new process
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # gone when Ray killed it; else let close() end it
+            os.kill(hung, signal.SIGCONT)
+        source.close()
 
 
 def test_a_cluster_with_too_few_cpus_is_a_clear_error(ray_local):

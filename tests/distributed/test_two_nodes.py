@@ -1,7 +1,9 @@
 """A real two-node Ray cluster on this machine: ``ray start --head --num-cpus 1`` and a second node joined with
-``ray start --address``, both on 127.0.0.1; then ``marlkit train ... --ray-address HOST:PORT --workers 2`` (one CPU
-per worker, so one fits on each node) must place a worker on each node, read from the workers' node ids
-(``perf/ray_nodes``). The nodes are this test's own ``ray start --block`` processes, stopped by their process ids
+``ray start --address``, both on 127.0.0.1; then ``marlkit train ... --ray-address auto --workers 2`` (one CPU per
+worker, so one fits on each node) must find the cluster (through ``RAY_ADDRESS``, which the test sets for the run
+only: the nodes keep their address file in a temp dir of their own) and place a worker on each node, read from the
+workers' node ids (``perf/ray_nodes``). Without ``RAY_ADDRESS`` and a cluster started here, ``auto`` is a clear
+error, never Ray's fallback of joining whatever Ray runs on the machine. The nodes are this test's own ``ray start --block`` processes, stopped by their process ids
 (``ray stop`` would stop every Ray on the machine)."""
 
 import csv
@@ -83,7 +85,7 @@ def test_train_places_one_worker_on_each_of_two_nodes(tmp_path):
             nodes.append(_node(["--address", address], log, temp_dir))
             _wait_for(lambda: _alive_nodes(address) == 2, "the second node did not join")
             cmd = [sys.executable, "-m", "marlkit", "train", "mappo", "spread-v0", "--workers", "2"]
-            cmd += ["--ray-address", address, "--steps", "400", "--num-envs", "8", "--no-progress"]
+            cmd += ["--ray-address", "auto", "--steps", "400", "--num-envs", "8", "--no-progress"]
             cmd += [
                 "--out",
                 str(tmp_path),
@@ -94,7 +96,8 @@ def test_train_places_one_worker_on_each_of_two_nodes(tmp_path):
                 "experiment.worker_cpus=1",
             ]
             cmd += ["experiment.eval_episodes=8", "experiment.gif=false", "experiment.log_every=200"]
-            run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=STEP_LIMIT)
+            env = {**_env(), "RAY_ADDRESS": address}
+            run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=STEP_LIMIT)
             assert run.returncode == 0, run.stdout + run.stderr
         finally:
             for proc in reversed(nodes):
@@ -104,3 +107,17 @@ def test_train_places_one_worker_on_each_of_two_nodes(tmp_path):
         rows = list(csv.DictReader(f))
     assert int(rows[-1]["env_steps"]) == 400
     assert {float(r["perf/ray_nodes"]) for r in rows if r["perf/ray_nodes"]} == {2.0}
+
+
+def test_auto_without_a_cluster_is_a_clear_error(monkeypatch):
+    import ray._private.utils
+
+    from marlkit.core.config import ConfigError
+    from marlkit.distributed.ray_source import auto_address
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray._private.utils, "read_ray_address", lambda temp_dir=None: None)
+    with pytest.raises(ConfigError, match=r"ray_address = 'auto' connects to the cluster in RAY_ADDRESS .* neither"):
+        auto_address()
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6390")
+    assert auto_address() == "127.0.0.1:6390"

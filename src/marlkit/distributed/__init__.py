@@ -4,10 +4,12 @@
 ``RaySource`` (``ray_source.py``) runs N of them as Ray actors, synchronously for on-policy learners and
 asynchronously for off-policy ones; ``parameter_server.py`` / ``ps_source.py`` is the gradient mode (workers send
 gradients to a parameter-server actor); ``ddp.py`` averages the gradients of several learner processes over a
-``torch.distributed`` gloo group. Ray itself is imported only when a ``RaySource`` starts (``marlkit[ray]``).
+``torch.distributed`` gloo group, and ``learner_group.py`` runs the driver's learner with Ray replicas that way
+(``experiment.learners``). Ray itself is imported only when a ``RaySource`` starts (``marlkit[ray]``).
 See docs/distributed.md.
 """
 
+from marlkit.distributed.learner_group import LearnerGroup, LearnerLost, split_rollout
 from marlkit.distributed.parameter_server import GradientLearner, GradientWorker, ParameterServer
 from marlkit.distributed.ps_source import ParameterServerLost, ParameterServerSource
 from marlkit.distributed.ray_source import MAX_RESTARTS, RaySource, init_ray, split_envs
@@ -17,6 +19,8 @@ __all__ = [
     "MAX_RESTARTS",
     "GradientLearner",
     "GradientWorker",
+    "LearnerGroup",
+    "LearnerLost",
     "ParameterServer",
     "ParameterServerLost",
     "ParameterServerSource",
@@ -26,5 +30,6 @@ __all__ = [
     "merge_rollouts",
     "merge_stats",
     "split_envs",
+    "split_rollout",
     "worker_seed",
 ]

@@ -46,16 +46,22 @@ def broadcast_parameters(module: nn.Module) -> None:
                 dist.broadcast(tensor, src=0)
 
 
+def average_flat(vector: torch.Tensor) -> torch.Tensor:
+    """``vector`` replaced, in place, by its mean over the process group (one ``all_reduce``); returned."""
+    import torch.distributed as dist
+
+    dist.all_reduce(vector)
+    vector /= dist.get_world_size()
+    return vector
+
+
 def average_gradients(params: Iterable[torch.Tensor]) -> None:
     """Replace each gradient with its mean over the process group (one ``all_reduce`` of all of them)."""
-    import torch.distributed as dist
 
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= dist.get_world_size()
+    flat = average_flat(torch.cat([g.reshape(-1) for g in grads]))
     offset = 0
     for g in grads:
         n = g.numel()

@@ -40,9 +40,11 @@ from marlkit.distributed.parameter_server import (
 from marlkit.distributed.ray_source import (
     HEALTH_TIMEOUT,
     MAX_RESTARTS,
+    PROBE_GROUPS,
     SAMPLE_TIMEOUT,
     START_TIMEOUT,
     init_ray,
+    probe,
     split_envs,
 )
 from marlkit.distributed.worker import merge_stats, worker_seed
@@ -106,9 +108,10 @@ class ParameterServerSource:
             )
         server_cls: Any = ray.remote(num_cpus=server_cpus, max_restarts=0)(ParameterServer)
         self.server: Any = server_cls.remote(learner, mode, max_staleness)
-        worker_cls: Any = ray.remote(num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0)(
-            GradientWorker
-        )
+        remote: Any = ray.remote  # Ray's stubs lack concurrency_groups
+        worker_cls: Any = remote(
+            num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0, concurrency_groups=PROBE_GROUPS
+        )(GradientWorker)
         self.actors: list[Any] = [
             worker_cls.options(scheduling_strategy="SPREAD").remote(
                 learner, env_id, n, self.rollout_steps, seed, i, dict(env_kwargs or {}), trust_module, f"ps-{i}"
@@ -258,7 +261,7 @@ class ParameterServerSource:
         import ray
 
         try:
-            return bool(ray.get(self.actors[i].ping.remote(), timeout=self.health_timeout))
+            return bool(ray.get(probe(self.actors[i]), timeout=self.health_timeout))
         except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
             return False
 
@@ -268,7 +271,7 @@ class ParameterServerSource:
         deadline = time.monotonic() + max(self.health_timeout, 30.0)
         while (left := deadline - time.monotonic()) > 0:
             try:
-                ray.get(self.actors[i].ping.remote(), timeout=left)
+                ray.get(probe(self.actors[i]), timeout=left)
                 return
             except ray.exceptions.RayActorError:
                 time.sleep(0.1)

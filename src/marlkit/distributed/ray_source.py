@@ -14,8 +14,8 @@ Three modes; by default ``"pipelined"`` for on-policy learners and ``"async"`` f
   will improve (``perf/policy_lag`` 0). The workers wait while the learner updates, and the learner while they
   collect.
 * **pipelined** (on-policy): every worker always has its next request in flight. ``collect()`` takes each
-  worker's batch in worker order, at once sends it its next request with the learner's current weights, and
-  returns the merged batch; the workers collect batch k+1 while the learner updates on batch k. Batch k+1 is thus
+  worker's batch as it finishes, at once sends it its next request with the learner's current weights, and
+  returns the batches merged in worker order; the workers collect batch k+1 while the learner updates on batch k. Batch k+1 is thus
   made by the weights before update k: the policy lag is exactly 1 (0 for the first batch), whatever the timing,
   so runs stay reproducible. PPO's ratios are taken against the behaviour log-probabilities stored with the
   batch, and its value targets are computed with the critic at update time.
@@ -32,7 +32,8 @@ worker gets a policy state only when its weights are out of date.
 Faults. Every ``ray.get`` has a timeout. A worker that dies is restarted by Ray (up to ``MAX_RESTARTS`` times, as
 RLlib's env runners are), reseeded from the run seed and its restart count, and its request is sent again: the
 batch is redone, never dropped, and the run completes with its full step count. A request that outlasts
-``sample_timeout`` triggers a health probe (``HEALTH_TIMEOUT``); a worker that does not answer it is killed and
+``sample_timeout`` triggers a health probe (``health_timeout``, 30 s by default; answered on a thread of its own, so a
+busy worker answers it and a stuck or stopped process does not); a worker that does not answer it is killed and
 restarted the same way. A cluster with fewer free CPUs than the workers ask for is a ``ConfigError`` before any
 actor starts.
 
@@ -66,6 +67,14 @@ HEALTH_TIMEOUT = 30.0
 SAMPLE_TIMEOUT = 600.0
 #: Seconds to wait for workers to start (and for their checkpoint state).
 START_TIMEOUT = 120.0
+#: The actors' concurrency groups: the health probe runs on a thread of its own, so a worker busy with a long
+#: batch still answers it; every other call runs in the order it was sent, one at a time.
+PROBE_GROUPS = {"probe": 1}
+
+
+def probe(actor: Any) -> Any:
+    """The health probe's reference: ``actor.ping`` on its own thread (``PROBE_GROUPS``)."""
+    return actor.ping.options(concurrency_group="probe").remote()
 
 
 def init_ray(address: str | None = None) -> bool:
@@ -86,6 +95,8 @@ def init_ray(address: str | None = None) -> bool:
         # "local": a new instance even when `ray start` left a cluster's address on this machine
         ray.init(address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     else:
+        if address == "auto":
+            address = auto_address()
         try:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as e:
@@ -94,6 +105,28 @@ def init_ray(address: str | None = None) -> bool:
                 f"`ray start --head`, or leave ray_address unset for a local Ray"
             ) from None
     return True
+
+
+def auto_address() -> str:
+    """The cluster ``ray_address: auto`` means: ``RAY_ADDRESS`` when set, else the address the last ``ray start`` on
+    this machine wrote (``ray_current_cluster`` in Ray's temp dir). Never Ray's fallback of joining whichever Ray
+    processes are running here (another user's local instance, on a shared machine): none of the two is a
+    ``ConfigError``."""
+    found = os.environ.get("RAY_ADDRESS") or None
+    if found is None:
+        try:
+            from ray._private.utils import read_ray_address  # where `ray start` records the cluster
+
+            found = read_ray_address()
+        except ImportError:  # a Ray without it: let ray.init resolve "auto" itself
+            return "auto"
+    if not found:
+        raise ConfigError(
+            "experiment.ray_address = 'auto' connects to the cluster in RAY_ADDRESS or the one `ray start` last "
+            "started on this machine, and there is neither: start one with `ray start --head`, set RAY_ADDRESS, "
+            "give HOST:PORT, or leave ray_address unset for a local Ray"
+        )
+    return found
 
 
 def split_envs(num_envs: int, workers: int) -> list[int]:
@@ -127,6 +160,7 @@ class RaySource:
         mode: Mode | None = None,
         weights_every: int = 1,
         sample_timeout: float = SAMPLE_TIMEOUT,
+        health_timeout: float = HEALTH_TIMEOUT,
         trust_module: bool = False,
     ) -> None:
         if mode is None:
@@ -143,7 +177,8 @@ class RaySource:
         if weights_every < 1:
             raise ConfigError(f"weights_every = {weights_every} is not allowed: an integer >= 1")
         self.learner, self.mode, self.seed = learner, mode, seed
-        self.weights_every, self.sample_timeout = weights_every, sample_timeout
+        self.weights_every, self.sample_timeout, self.health_timeout = weights_every, sample_timeout, health_timeout
+        self.worker_cpus = worker_cpus
         self.copies = split_envs(num_envs, workers)
         self.rollout_steps = int(learner.config.rollout_steps)
         self.owns_ray = init_ray(address)
@@ -157,7 +192,10 @@ class RaySource:
                 f"experiment.workers = {workers} with experiment.worker_cpus = {worker_cpus} asks for {need:g} CPUs, "
                 f"but the Ray cluster has {total:g}: use fewer workers, a smaller worker_cpus, or a larger cluster"
             )
-        actor_cls: Any = ray.remote(num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0)(RolloutWorker)
+        remote: Any = ray.remote  # Ray's stubs lack concurrency_groups
+        actor_cls: Any = remote(
+            num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0, concurrency_groups=PROBE_GROUPS
+        )(RolloutWorker)
         self.actors: list[Any] = [
             actor_cls.options(scheduling_strategy="SPREAD").remote(
                 env_id,
@@ -283,17 +321,26 @@ class RaySource:
         for i in range(self.workers):
             if i not in self._pending:  # the first call (or the first after a resume): start every worker
                 self._pending[i] = self._submit(i, weights, self.version)
-        results, wait_s = [], 0.0
-        for i in range(self.workers):
-            t0 = time.perf_counter()
-            results.append(self._result(i, self._pending.pop(i)))
-            wait_s += time.perf_counter() - t0
+        import ray
+
+        # Each worker's next request goes out as soon as its batch is in, in the order they finish (a worker that
+        # finishes first never idles while another is awaited); what it asks for depends only on the worker and
+        # the version, so the order changes nothing in the batches. They are merged in worker order.
+        results: dict[int, tuple[Rollout, EpisodeStats, int]] = {}
+        t0, put_before = time.perf_counter(), put_s
+        while len(results) < self.workers:
+            waiting = [i for i in range(self.workers) if i not in results]
+            ready, _ = ray.wait([self._pending[i] for i in waiting], num_returns=1, timeout=self.sample_timeout)
+            # nothing within sample_timeout: the first waiting worker goes through the health probe (_result)
+            i = waiting[[self._pending[j] for j in waiting].index(ready[0])] if ready else waiting[0]
+            results[i] = self._result(i, self._pending.pop(i))
             version = self._sent[i][1]
             if self.version - version >= every:
                 weights, put = self._weights()
                 put_s, version = put_s + put, self.version
             self._pending[i] = self._submit(i, self._sent[i][0] if version == self._sent[i][1] else weights, version)
-        return self._merge(results, put_s, wait_s)
+        wait_s = time.perf_counter() - t0 - (put_s - put_before)
+        return self._merge([results[i] for i in range(self.workers)], put_s, wait_s)
 
     def _merge(
         self, results: list[tuple[Rollout, EpisodeStats, int]], put_s: float, wait_s: float
@@ -343,14 +390,14 @@ class RaySource:
             ref = self._submit(i, *self._sent[i])
 
     def _await_restart(self, i: int) -> None:
-        """Wait until Ray has restarted worker ``i`` (it answers the probe), at most ``HEALTH_TIMEOUT`` seconds:
-        requests sent while it is still going down would fail with it."""
+        """Wait until Ray has restarted worker ``i`` (it answers the probe), at most ``HEALTH_TIMEOUT`` seconds (a
+        new process imports torch and builds its envs): requests sent while it is still going down would fail."""
         import ray
 
-        deadline = time.monotonic() + HEALTH_TIMEOUT
+        deadline = time.monotonic() + max(self.health_timeout, HEALTH_TIMEOUT)
         while (left := deadline - time.monotonic()) > 0:
             try:
-                ray.get(self.actors[i].ping.remote(), timeout=left)
+                ray.get(probe(self.actors[i]), timeout=left)
                 return
             except ray.exceptions.RayActorError:
                 time.sleep(0.1)
@@ -362,6 +409,6 @@ class RaySource:
         import ray
 
         try:
-            return bool(ray.get(self.actors[i].ping.remote(), timeout=HEALTH_TIMEOUT))
+            return bool(ray.get(probe(self.actors[i]), timeout=self.health_timeout))
         except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
             return False

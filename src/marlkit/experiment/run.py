@@ -100,6 +100,9 @@ class ExperimentConfig:
     off-policy ones."""
     max_staleness: int = 2
     """ps-async: a gradient computed on weights more than this many server steps old is dropped."""
+    learners: int = 1
+    """Learners averaging their gradients over torch.distributed (gloo): the driver's and learners - 1 Ray replicas,
+    each on an equal share of every batch (docs/distributed.md); 1: the learner alone."""
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, "experiment.steps", "an integer >= 1", self.steps)
@@ -120,6 +123,10 @@ class ExperimentConfig:
         allowed = "sync, pipelined, async, ps-sync, ps-async or null"
         check(self.ray_mode in modes, "experiment.ray_mode", allowed, self.ray_mode)
         check(self.max_staleness >= 0, "experiment.max_staleness", "an integer >= 0", self.max_staleness)
+        check(self.learners >= 1, "experiment.learners", "an integer >= 1 (1: one learner)", self.learners)
+        ps = (self.ray_mode or "").startswith("ps-")
+        check(not (ps and self.learners > 1), "experiment.learners", "1 with a parameter server (ray_mode ps-*)",
+              self.learners)  # fmt: skip
         plain = self.name is None or (self.name not in ("", ".", "..") and not set(self.name) & set("/\\"))
         check(plain, "experiment.name", "a plain folder name (no path separators)", self.name)
 

@@ -204,7 +204,23 @@ class Runner:
 
     def _default_source(self, seed: int | None) -> BatchSource:
         """The Collector of the training env, Ray rollout workers (``experiment.workers``), or what a
-        ``GameLearner`` says feeds it."""
+        ``GameLearner`` says feeds it; with ``experiment.learners > 1``, the learner group that updates from it."""
+        exp = self.config.experiment
+        if exp.learners == 1:
+            return self._batch_source(seed)
+        from marlkit.core.config import ConfigError
+        from marlkit.distributed.learner_group import LearnerGroup, check_group_learner
+
+        check_group_learner(self.learner, exp.learners)
+        if self.env_kind != "batched" or self.config.env.num_envs % exp.learners:
+            raise ConfigError(
+                f"experiment.learners = {exp.learners} splits every batch of a batched env into equal shares: "
+                f"env.num_envs ({self.config.env.num_envs} copies of {self.config.env.id}) must be a multiple of it"
+            )
+        source = self._batch_source(seed)
+        return LearnerGroup(self.learner, source, exp.learners, cpus=exp.worker_cpus, address=exp.ray_address)
+
+    def _batch_source(self, seed: int | None) -> BatchSource:
         exp = self.config.experiment
         if self.env_kind == "batched" and exp.workers and (exp.ray_mode or "").startswith("ps-"):
             from marlkit.distributed import ParameterServerSource
