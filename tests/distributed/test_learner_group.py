@@ -1,6 +1,7 @@
 """Several learners (``experiment.learners``): the driver's learner and a Ray replica joined in a gloo group on
 127.0.0.1. Their averaged step on the two halves of a batch is one learner's step on the whole batch (the same
-gradient norm before clipping, the same weights, the replica included, over two updates); a run with two learners
+gradient norm before clipping, the same weights, the replica included, over two updates), and for MAPPO every
+minibatch step is averaged before clipping with normalisation over the whole batch; a run with two learners
 fed by two Ray workers runs, a lost replica fails it cleanly with its checkpoint intact and it resumes from there; bad
 settings are clear errors."""
 
@@ -10,6 +11,8 @@ import pytest
 import torch
 
 from marlkit.algorithms.a2c import A2C, A2CConfig
+from marlkit.algorithms.happo import HAPPO, HAPPOConfig
+from marlkit.algorithms.ppo import PPO, PPOConfig
 from marlkit.core import checkpoint as ckpt
 from marlkit.core.config import ConfigError
 from marlkit.core.contracts import Progress
@@ -79,6 +82,47 @@ def test_two_gloo_learners_take_one_learners_step_on_the_whole_batch(ray_local):
         group.close()
 
 
+def _ppo(algo="mappo", seed=0):
+    torch.manual_seed(seed)
+    kw = dict(centralised_critic=True, rollout_steps=5, epochs=2, minibatches=2, max_grad_norm=0.5)
+    env = make("spread-v0", num_envs=8, seed=0)
+    return PPO(env, PPOConfig(**kw), seed=seed) if algo == "mappo" else HAPPO(env, HAPPOConfig(**kw), seed=seed)
+
+
+@pytest.mark.parametrize("algo", ["mappo", "happo"])
+def test_two_gloo_ppo_learners_take_one_learners_minibatch_steps(ray_local, algo):
+    """MAPPO (2 epochs x 2 minibatches per update, value and advantage normalisation, gradients clipped at 0.5,
+    below their norm) with 2 learners on the two halves of each batch equals one learner on the whole batch drawing
+    the same minibatches (``minibatch_shares``): the mean gradient norm before clipping, every loss statistic, the
+    weights and the value normalisation's running statistics (the replica's too), over two updates. A sum in place of
+    the mean doubles the norm; clipping before averaging, or per-share advantage or value-target statistics, change
+    the losses and the weights. HAPPO: the same for each agent's actor steps and the critics' steps."""
+    from marlkit.distributed.learner_group import LearnerGroup
+
+    learner = _ppo(algo)
+    single = copy.deepcopy(learner)
+    single.minibatch_shares = 2
+    group = LearnerGroup(learner, _Fixed([]), 2)
+    try:
+        for k in range(2):
+            batch = _batch(single, seed=21 + k)
+            progress = Progress(40 * (k + 1), 400, 40)
+            learner.set_progress(progress)
+            single.set_progress(progress)
+            got, want = group.update(learner, batch), single.update(batch)
+            assert got["loss/grad_norm"] == pytest.approx(want["loss/grad_norm"], rel=1e-5)
+            assert {k: got[k] for k in want} == pytest.approx(want, rel=1e-5, abs=1e-6)
+            for name, v in single.state_dict().items():  # parameters and the value norms' statistics
+                torch.testing.assert_close(learner.state_dict()[name], v, rtol=1e-5, atol=1e-6, msg=name)
+            (replica,) = group.replica_weights()
+            for name, v in learner.state_dict().items():
+                torch.testing.assert_close(torch.from_numpy(replica[name].copy()), v, rtol=0, atol=0, msg=name)
+        assert not torch.equal(next(learner.parameters()), next(_ppo(algo).parameters()))  # the steps moved them
+    finally:
+        group.close()
+    assert learner.reduce_gradients is None and learner.sum_over_learners is None  # one learner again
+
+
 class _KillReplica:
     def __init__(self, after):
         self.after = after
@@ -130,8 +174,8 @@ def test_bad_learner_settings_are_clear_errors(ray_local, tmp_path):
     with pytest.raises(ConfigError, match=r"experiment.learners .* an integer >= 1"):
         make_run_config("ia2c", "spread-v0", learners=0)
     base = dict(steps=400, out=str(tmp_path), preset="none", **QUIET)
-    with pytest.raises(ConfigError, match=r"PPO has no gradients/apply_gradients .* experiment.learners = 1"):
-        Runner(make_run_config("mappo", "spread-v0", learners=2, **base), default_callbacks=False)
+    with pytest.raises(ConfigError, match=r"VDN has neither gradients/apply_gradients .* experiment.learners = 1"):
+        Runner(make_run_config("vdn", "spread-v0", learners=2, **base), default_callbacks=False)
     with pytest.raises(ConfigError, match=r"env.num_envs \(9 copies of spread-v0\) must be a multiple of it"):
         Runner(make_run_config("ia2c", "spread-v0", learners=2, num_envs=9, **base), default_callbacks=False)
     with pytest.raises(ConfigError, match=r"learners = 6 asks for 2.5 CPUs .* but the Ray cluster has 2"):

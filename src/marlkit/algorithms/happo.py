@@ -102,41 +102,49 @@ class HAPPO(PPO):
         else:
             order = torch.randperm(len(self.agent_slots), generator=self.generator).tolist()
         self.update_order = tuple(self.agent_names[k] for k in order)
+        copies, shares = next(iter(batch.rewards.values())).shape[1], self.minibatch_shares
+        size = n // shares  # positions in a share; a minibatch takes the same slice of every share (PPO._perm)
+
+        def minibatch(perm: torch.Tensor, m: int) -> torch.Tensor:
+            return perm[shares * (m * size // cfg.minibatches) : shares * ((m + 1) * size // cfg.minibatches)]
+
         factor = torch.ones(n)
         stats: list[torch.Tensor] = []
         for k in order:
             g, i = self.agent_slots[k]
             s = samples[g]
             for _ in range(cfg.epochs):
-                perm = torch.randperm(n, generator=self.generator)
+                perm = self._perm(n, copies)
                 for m in range(cfg.minibatches):
-                    part = perm[m * n // cfg.minibatches : (m + 1) * n // cfg.minibatches]
+                    part = minibatch(perm, m)
                     stats.append(self._actor_step(k, {key: v[part] for key, v in s.items()}, factor[part], batch))
             with torch.no_grad():
                 new_logp = self._agent_logp(g, i, s)
             factor = correction_factor(factor, new_logp, s["logp"][:, i], s["active"][:, i])
-        value_stats = []
+        value_stats, critic_norms = [], []
         for _ in range(cfg.critic_epochs or cfg.epochs):
-            perms = {g: torch.randperm(n, generator=self.generator) for g in samples}
+            perms = {g: self._perm(n, copies) for g in samples}
             for m in range(cfg.minibatches):
                 loss = torch.zeros(())
                 for g, s in samples.items():
-                    part = perms[g][m * n // cfg.minibatches : (m + 1) * n // cfg.minibatches]
+                    part = minibatch(perms[g], m)
                     value_loss = self._value_loss(g, {key: v[part] for key, v in s.items()})
                     loss = loss + value_loss
                     value_stats.append(value_loss.detach())
                 self.optimizer.zero_grad()
                 self.with_loss_terms("critic", loss, batch).backward()
-                nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
+                critic_norms.append(self._clip(self.optimizer))
                 self.optimizer.step()
-        policy, entropy, kl, clip_fraction = torch.stack(stats).mean(0).tolist()
+        policy, entropy, kl, clip_fraction, actor_norm = torch.stack(stats).mean(0).tolist()
         return {
             "loss/policy": policy,
             "loss/entropy": entropy,
             "loss/approx_kl": kl,
             "loss/clip_fraction": clip_fraction,
             "loss/value": float(torch.stack(value_stats).mean()),
-            "loss/factor_spread": float(factor.std()) if n > 1 else 0.0,
+            "loss/grad_norm": actor_norm,  # of the actors' steps, before clipping
+            "loss/critic_grad_norm": float(torch.stack(critic_norms).mean()),
+            "loss/factor_spread": float(self._mean_std(factor)[1]) if n > 1 else 0.0,  # over every learner
         }
 
     def _agent_logp(self, g: str, i: int, s: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -172,9 +180,17 @@ class HAPPO(PPO):
         optimizer = self.actor_optimizers[k]
         optimizer.zero_grad()
         self.with_loss_terms("actor", terms.total, batch).backward()
-        nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], cfg.max_grad_norm)
+        norm = self._clip(optimizer)
         optimizer.step()
-        return torch.stack([terms.policy, terms.entropy, terms.approx_kl, terms.clip_fraction]).detach()
+        return torch.stack([terms.policy, terms.entropy, terms.approx_kl, terms.clip_fraction, norm]).detach()
+
+    def _clip(self, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+        """Clip the gradients of ``optimizer``'s parameters (averaged over a group's learners first); their norm
+        before clipping."""
+        params = optimizer.param_groups[0]["params"]
+        if self.reduce_gradients is not None:
+            self.reduce_gradients(params)
+        return nn.utils.clip_grad_norm_(params, self.config.max_grad_norm)
 
     def _value_loss(self, g: str, s: dict[str, torch.Tensor]) -> torch.Tensor:
         """MAPPO's clipped (Huber) value loss of group ``g``'s critics on minibatch ``s``."""

@@ -17,10 +17,18 @@ NumPy) and checkpoints are shared with A2C (``policy_nets.ActorCriticTeam``); th
 a pure function of tensors (``marlkit.ops.ppo_loss``) so each term is unit-tested on numbers worked out by hand;
 categorical policies train through the same loss written as one autograd node (``marlkit.ops.categorical_ppo_loss``,
 tested equal to it), a fraction of the small ops on the networks of an MPE update.
+
+Several learners (``experiment.learners``, ``marlkit.distributed.learner_group``) run this same update, each on an
+equal share of the batch's env copies, through two hooks that are no-ops for one learner: ``reduce_gradients``
+averages every minibatch's gradients over the learners between ``backward`` and clipping, and ``sum_over_learners``
+sums the statistics of advantage and value normalisation over them (global mean and std). Every learner draws the
+same permutation of its share's samples, so a minibatch of the group is the same positions of every share: one
+learner with ``minibatch_shares = N`` draws exactly those minibatches from the whole batch and takes the same steps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -113,6 +121,13 @@ class PPO(ActorCriticTeam):
         #: Categorical policies' loss as one node with a written-out backward (the same gradients as autograd
         #: through ``ppo_loss``, to float32 rounding, in a fraction of the ops); false runs ``ppo_loss``.
         self.fused_loss = True
+        #: Learners of a group (module docstring): gradients averaged in place before clipping, and sums of
+        #: normalisation statistics over the learners; ``None`` for one learner.
+        self.reduce_gradients: Callable[[Sequence[torch.Tensor]], None] | None = None
+        self.sum_over_learners: Callable[[torch.Tensor], torch.Tensor] | None = None
+        #: Draw each minibatch as the same positions of this many equal shares of the env copies (what a group of
+        #: that many learners does); 1 draws them from the whole batch.
+        self.minibatch_shares = 1
 
     # ----------------------------------------------------------------------------------------------- learning
     def update(self, batch: Rollout) -> dict[str, float]:
@@ -121,27 +136,60 @@ class PPO(ActorCriticTeam):
         stats: list[torch.Tensor] = []  # one row of loss statistics per group and minibatch, synced once at the end
         grad_norms: list[torch.Tensor] = []
         params = [p for p in self.parameters() if p.requires_grad]
+        copies, shares = next(iter(batch.rewards.values())).shape[1], self.minibatch_shares
         for _ in range(cfg.epochs):
             # Shuffle once per epoch (one gather per tensor); the minibatches are then contiguous slices of it.
             shuffled = {}
             for g, s in samples.items():
-                perm = torch.randperm(s["adv"].shape[0], generator=self.generator)
+                perm = self._perm(s["adv"].shape[0], copies)
                 shuffled[g] = {k: v.index_select(0, perm) for k, v in s.items()}  # v[perm], ~6x cheaper
             for m in range(cfg.minibatches):
                 loss = torch.zeros(())
                 for g, s in shuffled.items():
-                    n = s["adv"].shape[0]
-                    part = slice(m * n // cfg.minibatches, (m + 1) * n // cfg.minibatches)
+                    n = s["adv"].shape[0] // shares  # positions in a share; each minibatch takes its slice of all
+                    part = slice(shares * (m * n // cfg.minibatches), shares * ((m + 1) * n // cfg.minibatches))
                     group_loss, group_stats = self._loss(g, {k: v[part] for k, v in s.items()})
                     loss = loss + group_loss
                     stats.append(group_stats)
                 loss = self.with_loss_terms("loss", loss, batch)
                 self.optimizer.zero_grad()
                 loss.backward()
+                if self.reduce_gradients is not None:
+                    self.reduce_gradients(params)  # the mean over the learners, before clipping
                 grad_norms.append(clip_grad_norm(params, cfg.max_grad_norm))
                 self.optimizer.step()
         means = torch.stack(stats).mean(0).tolist()
         return {**dict(zip(_LOSS_STATS, means)), "loss/grad_norm": float(torch.stack(grad_norms).mean())}
+
+    def _perm(self, n: int, copies: int) -> torch.Tensor:
+        """A random order of the ``n`` samples (one per step and env copy, step-major). With ``minibatch_shares``
+        ``S > 1``: one permutation of a share's positions, each position followed by the same one in every share, so
+        a slice of ``S * k`` of it is ``k`` positions of every share (the env copies split in ``S`` equal blocks)."""
+        shares = self.minibatch_shares
+        perm = torch.randperm(n // shares, generator=self.generator)
+        if shares == 1:
+            return perm
+        size = copies // shares  # copies per share: share position p is step p // size, copy p % size of the share
+        first = (perm // size) * copies + perm % size
+        return (first[:, None] + torch.arange(shares) * size).reshape(-1)
+
+    def _mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and standard deviation (n - 1) of ``x``, over every learner's share with ``sum_over_learners``."""
+        if self.sum_over_learners is None:
+            return x.mean(), x.std()
+        total, count = self.sum_over_learners(torch.stack([x.sum(), torch.tensor(float(x.numel()))]))
+        mean = total / count
+        return mean, (self.sum_over_learners(((x - mean) ** 2).sum()) / (count - 1)).sqrt()
+
+    def _update_norm(self, g: str, x: torch.Tensor) -> None:
+        """Group ``g``'s value normalisation updated with the targets ``x`` (of every learner's share)."""
+        if self.sum_over_learners is None:
+            self.norms[g].update(x)
+        else:
+            total, total_sq, count = self.sum_over_learners(
+                torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()))])
+            )
+            self.norms[g].update_moments(total / count, total_sq / count)
 
     @torch.no_grad()
     def _prepare(self, g: str, batch: Rollout) -> dict[str, torch.Tensor]:
@@ -164,12 +212,12 @@ class PPO(ActorCriticTeam):
             cfg.gae_lambda,
         )
         if cfg.value_norm:
-            norm.update(returns[batch.active[g]])
+            self._update_norm(g, returns[batch.active[g]])
             returns = norm.normalize(returns)
         active = batch.active[g]
         if cfg.advantage_norm:
-            a = adv[active]
-            adv = (adv - a.mean()) / (a.std() + 1e-8)
+            mean, std = self._mean_std(adv[active])
+            adv = (adv - mean) / (std + 1e-8)
         actions = batch.actions[g] if net.discrete else batch.extras[g]["raw_action"]
         s = {
             "obs": batch.obs[g],

@@ -55,6 +55,14 @@ def average_flat(vector: torch.Tensor) -> torch.Tensor:
     return vector
 
 
+def sum_all(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` replaced, in place, by its sum over the process group (one ``all_reduce``); returned."""
+    import torch.distributed as dist
+
+    dist.all_reduce(tensor)
+    return tensor
+
+
 def average_gradients(params: Iterable[torch.Tensor]) -> None:
     """Replace each gradient with its mean over the process group (one ``all_reduce`` of all of them)."""
 

@@ -12,6 +12,13 @@ the gradient one learner computes on the whole batch (per-batch normalisations a
 sees each share), so the replicas stay equal to the driver's learner, which evaluates and is checkpointed as in any
 run. Learners with ``gradients`` / ``apply_gradients`` take part (IA2C, MAA2C), with ``algo.value_norm`` off.
 
+PPO-family learners (IPPO, MAPPO, HAPPO: several minibatch steps per batch, each clipped) instead run their own
+``update`` on their share with two hooks set (``join_update``): ``reduce_gradients`` averages each minibatch's
+gradients before clipping, and ``sum_over_learners`` makes advantage and value normalisation use the statistics
+of the whole batch. Every learner draws the same minibatch positions of its share (their generators are equal), so
+the group takes the steps of one learner with ``minibatch_shares = learners`` on the whole batch (``ppo.py``), exact
+when every share has as many active agent-steps (a mean over each share weighs the shares equally).
+
 Faults. Every ``ray.get`` has a timeout, and so does the gloo group (``timeout_s``). A replica that dies, or a
 collective that fails or times out, is a lost learner: the run stops with ``LearnerLost``; its checkpoints (taken
 between updates) are intact and ``--resume`` continues from the last one.
@@ -30,7 +37,7 @@ import torch
 from marlkit.core.config import ConfigError
 from marlkit.core.contracts import BatchSource, Learner, Progress, RemoteSource, UpdatingSource
 from marlkit.data.rollout import EpisodeStats, Rollout
-from marlkit.distributed.ddp import average_flat, join_group
+from marlkit.distributed.ddp import average_flat, average_gradients, join_group, sum_all
 from marlkit.distributed.parameter_server import GradientLearner
 from marlkit.distributed.ray_source import START_TIMEOUT, init_ray
 from marlkit.distributed.worker import from_arrays, to_arrays
@@ -47,10 +54,13 @@ def check_group_learner(learner: Learner, learners: int) -> None:
     """A ``ConfigError`` unless ``learner`` can train as one of ``learners`` data-parallel replicas."""
     if learners < 2:
         raise ConfigError(f"experiment.learners = {learners}: a learner group needs at least 2 learners")
+    if _updates_in_group(learner):
+        return  # PPO family: normalisation statistics are summed over the learners
     if not isinstance(learner, GradientLearner):
         raise ConfigError(
-            f"experiment.learners = {learners} averages gradients, and {type(learner).__name__} has no "
-            f"gradients/apply_gradients (one gradient step per batch): use ia2c or maa2c, or experiment.learners = 1"
+            f"experiment.learners = {learners} averages gradients, and {type(learner).__name__} has neither "
+            f"gradients/apply_gradients (one gradient step per batch) nor the reduce_gradients hook of PPO's update: "
+            f"use ippo, mappo, happo, ia2c or maa2c, or experiment.learners = 1"
         )
     if getattr(learner.config, "value_norm", False):
         raise ConfigError(
@@ -81,9 +91,25 @@ def split_rollout(rollout: Rollout, parts: int) -> list[Rollout]:
     return [Rollout(**{n: share(getattr(rollout, n), k) for n in fields}, source=rollout.source) for k in range(parts)]
 
 
+def _updates_in_group(learner: Any) -> bool:
+    """Whether ``learner`` averages over the group inside its own ``update`` (PPO's hooks) rather than through
+    ``gradients`` / ``apply_gradients``."""
+    return hasattr(learner, "reduce_gradients") and hasattr(learner, "sum_over_learners")
+
+
+def join_update(learner: Any, joined: bool = True) -> None:
+    """Set (or, ``joined=False``, clear) the group hooks of a PPO-family ``learner`` (module docstring)."""
+    if _updates_in_group(learner):
+        learner.reduce_gradients = average_gradients if joined else None
+        learner.sum_over_learners = sum_all if joined else None
+
+
 def averaged_update(learner: Any, share: Rollout) -> dict[str, float]:
-    """One data-parallel step of ``learner`` (a ``GradientLearner`` in a process group): the gradient on its
-    ``share``, averaged over the group, then the optimiser step with it. Every rank calls it once per update."""
+    """One data-parallel update of ``learner`` (in a process group) on its ``share``: PPO's own update with its
+    hooks set (``join_update``), or the gradient averaged over the group, then the optimiser step with it. Every
+    rank calls it once per update."""
+    if _updates_in_group(learner):
+        return dict(learner.update(share))
     grads, metrics = learner.gradients(share)
     average_flat(grads)
     return {**metrics, **learner.apply_gradients(grads)}
@@ -100,6 +126,7 @@ class LearnerReplica:
     def join(self) -> int:
         rank, world, port, host, timeout_s = self.group
         join_group(rank, world, port, host, timeout_s)
+        join_update(self.learner)
         return rank
 
     def update(self, share: Rollout, progress: Progress) -> dict[str, float]:
@@ -140,7 +167,7 @@ class LearnerGroup:
             if isinstance(source, RemoteSource):
                 source.close()
             raise
-        self.source, self.learners, self.timeout_s = source, learners, timeout_s
+        self.source, self.learners, self.timeout_s, self.learner = source, learners, timeout_s, learner
         self.replicas: list[Any] = []
         self.owns_ray = init_ray(address)
         import ray
@@ -166,6 +193,7 @@ class LearnerGroup:
         joined = [r.join.remote() for r in self.replicas]
         try:
             join_group(0, learners, port, host, timeout_s)
+            join_update(learner)
             ray.get(joined, timeout=START_TIMEOUT)
             self.placement = ray.get([r.where.remote() for r in self.replicas], timeout=START_TIMEOUT)
         except Exception as e:
@@ -233,6 +261,7 @@ class LearnerGroup:
         for r in self.replicas:
             ray.kill(r, no_restart=True)
         self.replicas = []
+        join_update(self.learner, joined=False)
         if dist.is_initialized():
             dist.destroy_process_group()
         if isinstance(self.source, RemoteSource):

@@ -22,9 +22,14 @@ class RunningNorm(nn.Module):
 
     @torch.no_grad()
     def update(self, x: torch.Tensor) -> None:
+        self.update_moments(x.mean(), (x * x).mean())
+
+    @torch.no_grad()
+    def update_moments(self, mean: torch.Tensor, mean_sq: torch.Tensor) -> None:
+        """``update`` with a batch given by its mean and mean square (e.g. summed over several learners' shares)."""
         weight = self.beta  # one decay per batch of targets, debiased below
-        self.mean.mul_(weight).add_(x.mean() * (1 - weight))
-        self.mean_sq.mul_(weight).add_((x * x).mean() * (1 - weight))
+        self.mean.mul_(weight).add_(mean * (1 - weight))
+        self.mean_sq.mul_(weight).add_(mean_sq * (1 - weight))
         self.debias.mul_(weight).add_(1 - weight)
 
     def _stats(self) -> tuple[torch.Tensor, torch.Tensor]:
