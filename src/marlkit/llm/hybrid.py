@@ -36,20 +36,36 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from marlkit.envs.text.base import TextOutcome
-from marlkit.envs.text.speaker_listener_text import COLOURS, LISTENER_ID, SPEAKER_ID, SpeakerListenerText
+from marlkit.envs.text.speaker_listener_text import (
+    COLOURS,
+    LISTENER_ID,
+    SPEAKER_ID,
+    SpeakerListenerText,
+    parse_colour,
+)
 from marlkit.llm.token_rl import Batch, TokenRL, TokenRLConfig, Turn, keep_lines
 from marlkit.llm.tokens import sample
 from marlkit.ops import categorical_ppo_loss, gae
 
 MESSAGES = ("speaker", "constant", "deaf")
-SPEAKER_PROMPT = keep_lines("You are the speaker")  # the line naming the goal; the step counter adds nothing
+PROMPTS = ("goal", "line")
+LINE_PROMPT = keep_lines("You are the speaker")  # the line naming the goal; the step counter adds nothing
+
+
+def goal_prompt(agent: str, observation: str) -> str:
+    """``"goal <colour>"``: the colour the speaker's observation names, last (see ``HybridConfig.prompt``)."""
+    colour = parse_colour(LINE_PROMPT(agent, observation))
+    if colour is None:
+        raise ValueError(f"the speaker's observation names no colour: {observation!r}")
+    return f"goal {COLOURS[colour]}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,14 @@ class ListenerConfig:
 
 def _speaker_defaults() -> TokenRLConfig:
     return TokenRLConfig(
-        algorithm="ppo", episodes_per_update=16, num_envs=16, lr=3e-3, epochs=2, minibatch_turns=200, gamma=0.9
+        algorithm="ppo",
+        episodes_per_update=16,
+        num_envs=16,
+        lr=3e-3,
+        epochs=2,
+        minibatch_turns=200,
+        gamma=0.0,
+        entropy_coef=0.02,
     )
 
 
@@ -98,9 +121,16 @@ class HybridConfig:
     max_steps: int = 25
     message: Literal["speaker", "constant", "deaf"] = "speaker"
     """``"speaker"``: the team; ``"constant"``/``"deaf"``: the controls of the module docstring."""
+    prompt: Literal["goal", "line"] = "goal"
+    """The speaker's prompt: ``"goal"`` is ``"goal <colour>"`` (its observation's colour put last), ``"line"`` the
+    observation's line naming the goal. With ``"goal"`` a GPT-2 with tied input and output embeddings starts with a
+    small bias to repeat the colour (untrained, it names the goal about half the time instead of a third), which is
+    what lets the two start to communicate within a short budget; see docs/llm.md."""
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.prompt not in PROMPTS:
+            raise ValueError(f"prompt must be one of {PROMPTS}, got {self.prompt!r}")
         if self.message not in MESSAGES:
             raise ValueError(f"message must be one of {MESSAGES}, got {self.message!r}")
         if not isinstance(self.copies, int) or self.copies < 1:
@@ -109,22 +139,29 @@ class HybridConfig:
             raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
         if not isinstance(self.speaker, TokenRLConfig) or not isinstance(self.listener, ListenerConfig):
             raise TypeError("speaker must be a TokenRLConfig and listener a ListenerConfig")
+        if self.speaker.credit != "to_go" or self.speaker.gamma != 0.0:
+            raise ValueError(
+                "speaker needs credit='to_go' and gamma=0: each of its turns is credited with the critic's advantage "
+                f"of its step, not a sum of rewards (got credit={self.speaker.credit!r}, gamma={self.speaker.gamma})"
+            )
 
 
 class ListenerNet(nn.Module):
-    """An MLP actor (5 logits) and an MLP critic over the listener's 11 floats."""
+    """An MLP actor (5 logits) over the listener's 11 floats and an MLP critic over them and the goal."""
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: int) -> None:
         super().__init__()
 
-        def mlp(out: int) -> nn.Sequential:
-            return nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+        def mlp(inputs: int, out: int) -> nn.Sequential:
+            return nn.Sequential(nn.Linear(inputs, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
                                  nn.Linear(hidden, out))  # fmt: skip
 
-        self.actor, self.critic = mlp(n_actions), mlp(1)
+        self.actor, self.critic = mlp(obs_dim, n_actions), mlp(obs_dim + len(COLOURS), 1)
 
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.actor(obs), self.critic(obs).squeeze(-1)
+    def forward(self, obs: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Action logits from the listener's floats; the value from them and the goal's one-hot (the critic is
+        centralised, as MAPPO's: it is used only in training, the listener acts without it)."""
+        return self.actor(obs), self.critic(torch.cat([obs, goal], -1)).squeeze(-1)
 
 
 class _ArraySeat:
@@ -139,8 +176,8 @@ def speaker_tokenizer() -> Any:
     from marlkit.llm.tiny import word_tokenizer
 
     env = SpeakerListenerText()
-    texts = [SPEAKER_PROMPT(SPEAKER_ID, env.reset(seed=s)[0][SPEAKER_ID]) for s in range(30)]
-    return word_tokenizer(texts, extra_words=COLOURS)
+    texts = [LINE_PROMPT(SPEAKER_ID, env.reset(seed=s)[0][SPEAKER_ID]) for s in range(30)]
+    return word_tokenizer(texts, extra_words=("goal", *COLOURS))
 
 
 class HybridTeam:
@@ -148,19 +185,22 @@ class HybridTeam:
 
     def __init__(self, model: Any, tokenizer: Any, config: HybridConfig) -> None:
         self.config = cfg = config
+        self.prompt = goal_prompt if cfg.prompt == "goal" else LINE_PROMPT
         self.speaker = TokenRL(
-            lambda: SpeakerListenerText(max_steps=cfg.max_steps),
+            lambda: cast(Any, SpeakerListenerText(max_steps=cfg.max_steps)),  # TextEnv-like: the speaker's seat
             model,
             tokenizer,
             cfg.speaker,
             actions=lambda env, agent: COLOURS,
-            prompt=SPEAKER_PROMPT,
+            prompt=self.prompt,
             fixed={LISTENER_ID: _ArraySeat()},
         )
         (self.group,) = self.speaker.groups.values()
         probe = SpeakerListenerText(max_steps=cfg.max_steps)
-        obs_dim = int(probe.observation_space(LISTENER_ID).shape[0])
-        n_actions = int(probe.action_space(LISTENER_ID).n)
+        obs_dim = int(np.prod(probe.observation_space(LISTENER_ID).shape or (0,)))
+        action_space = probe.action_space(LISTENER_ID)
+        assert isinstance(action_space, spaces.Discrete)  # HybridTeam plays the env with discrete listener actions
+        n_actions = int(action_space.n)
         torch_state = torch.random.get_rng_state()
         torch.manual_seed(cfg.seed)
         self.listener = ListenerNet(obs_dim, n_actions, cfg.listener.hidden)
@@ -184,14 +224,15 @@ class HybridTeam:
         envs = [SpeakerListenerText(max_steps=cfg.max_steps) for _ in range(cfg.copies)]
         seeds = np.random.SeedSequence(seed).generate_state(cfg.copies)
         obs = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]
-        constraint, spelled = self.speaker._constraint(envs[0], SPEAKER_ID)
+        constraint, spelled = self.speaker._constraint(cast(Any, envs[0]), SPEAKER_ID)
         turns: list[list[Turn]] = [[] for _ in envs]
-        arrays: dict[str, list[Any]] = {k: [] for k in ("obs", "actions", "logp", "values", "rewards")}
+        arrays: dict[str, list[Any]] = {k: [] for k in ("obs", "goal", "actions", "logp", "values", "rewards")}
+        goal = torch.eye(len(COLOURS))[[env._goal for env in envs]]
         outcomes: list[TextOutcome] = []
         temperature = 0.0 if greedy else cfg.speaker.temperature
-        for t in range(cfg.max_steps):
+        for _ in range(cfg.max_steps):
             tok = self.speaker.tokenizer
-            prompts = [tok(SPEAKER_PROMPT(SPEAKER_ID, o[SPEAKER_ID]), add_special_tokens=False)["input_ids"] for o in obs]
+            prompts = [tok(self.prompt(SPEAKER_ID, o[SPEAKER_ID]), add_special_tokens=False)["input_ids"] for o in obs]
             with torch.no_grad():
                 s = sample(
                     self.group.model,
@@ -209,7 +250,7 @@ class HybridTeam:
                 texts = [COLOURS[0]] * len(texts)
             x = self._listener_input(np.stack([o[LISTENER_ID] for o in obs]))
             with torch.no_grad():
-                logits, values = self.listener(x)
+                logits, values = self.listener(x, goal)
                 if greedy:
                     actions = logits.argmax(-1)
                 else:
@@ -222,33 +263,50 @@ class HybridTeam:
                 step_rewards.append(r[LISTENER_ID])
                 if record and cfg.message != "constant":
                     turns[i].append(
-                        Turn(SPEAKER_ID, prompts[i], completions[i], s.logprobs[i, : len(completions[i])].clone(),
-                             constraint, reward=r[SPEAKER_ID])  # fmt: skip
+                        Turn(
+                            SPEAKER_ID,
+                            prompts[i],
+                            completions[i],
+                            s.logprobs[i, : len(completions[i])].clone(),
+                            constraint,
+                            reward=r[SPEAKER_ID],
+                        )
                     )
                 if truncated:
                     outcomes.append(info["outcome"])
-            for k, v in zip(arrays, (x, actions, logp, values, torch.tensor(step_rewards, dtype=torch.float32))):
+            for k, v in zip(arrays, (x, goal, actions, logp, values, torch.tensor(step_rewards, dtype=torch.float32))):
                 arrays[k].append(v)
         final_x = self._listener_input(np.stack([o[LISTENER_ID] for o in obs]))
         flat = [turn for episode in turns for turn in episode]
         batch = Batch({"shared": flat}, {"shared": [e for e in turns if e]}, outcomes)
-        return {"batch": batch, "arrays": {k: torch.stack(v) for k, v in arrays.items()}, "final_obs": final_x}
+        return {"batch": batch, "arrays": {k: torch.stack(v) for k, v in arrays.items()}, "final_obs": final_x,
+                "turns": turns}  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ learning
-    def _listener_update(self, arrays: dict[str, torch.Tensor], final_obs: torch.Tensor) -> dict[str, float]:
+    def _advantages(
+        self, arrays: dict[str, torch.Tensor], final_obs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE advantages and lambda-returns ``(T, copies)`` of the team's steps under the centralised critic."""
         lc = self.config.listener
         T, E = arrays["rewards"].shape
         with torch.no_grad():
-            next_values = torch.cat([arrays["values"][1:], self.listener(final_obs)[1][None]])
+            next_values = torch.cat([arrays["values"][1:], self.listener(final_obs, arrays["goal"][-1])[1][None]])
         truncated = torch.zeros(T, E, dtype=torch.bool)
         truncated[-1] = True  # the time limit: bootstrapped from the final observation's value, not a terminal
-        adv, returns = gae(
+        return gae(
             arrays["rewards"], arrays["values"], next_values, torch.zeros_like(truncated), truncated,
             lc.gamma, lc.gae_lambda,
         )  # fmt: skip
+
+    def _listener_update(
+        self, arrays: dict[str, torch.Tensor], adv: torch.Tensor, returns: torch.Tensor
+    ) -> dict[str, float]:
+        lc = self.config.listener
+        T, E = arrays["rewards"].shape
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         data = {
             "obs": arrays["obs"].reshape(T * E, -1),
+            "goal": arrays["goal"].reshape(T * E, -1),
             "actions": arrays["actions"].reshape(-1),
             "logp": arrays["logp"].reshape(-1),
             "adv": adv.reshape(-1),
@@ -261,7 +319,7 @@ class HybridTeam:
             perm = torch.randperm(n, generator=self.generator)
             for m in range(lc.minibatches):
                 idx = perm[m * n // lc.minibatches : (m + 1) * n // lc.minibatches]
-                logits, value = self.listener(data["obs"][idx])
+                logits, value = self.listener(data["obs"][idx], data["goal"][idx])
                 loss, terms = categorical_ppo_loss(
                     logits, data["actions"][idx], data["logp"][idx], data["adv"][idx], value, data["values"][idx],
                     data["returns"][idx], torch.ones(len(idx)), clip=lc.clip, value_clip=0.0, huber_delta=10.0,
@@ -281,9 +339,13 @@ class HybridTeam:
         seed = int(np.random.SeedSequence([self.config.seed, self.updates_done]).generate_state(1)[0])
         played = self.play(seed)
         metrics = team_metrics(played["batch"].outcomes)
+        adv, returns = self._advantages(played["arrays"], played["final_obs"])
         if played["batch"].turns["shared"]:
+            for i, episode in enumerate(played["turns"]):
+                for t, turn in enumerate(episode):
+                    turn.reward = float(adv[t, i])  # the message of step t is heard in the observation after it
             metrics.update({f"speaker/{k}": v for k, v in self.speaker.update(played["batch"]).items()})
-        metrics.update(self._listener_update(played["arrays"], played["final_obs"]))
+        metrics.update(self._listener_update(played["arrays"], adv, returns))
         self.updates_done += 1
         metrics["time/update_s"] = time.perf_counter() - start
         return metrics
@@ -301,7 +363,11 @@ class HybridTeam:
         self.speaker.generator = torch.Generator().manual_seed(seed)
         self.generator = torch.Generator().manual_seed(seed + 1)
         try:
-            outcomes = [o for r in range(rounds) for o in self.play(seed * 1000 + r, greedy=greedy, record=False)["batch"].outcomes]
+            outcomes = [
+                o
+                for r in range(rounds)
+                for o in self.play(seed * 1000 + r, greedy=greedy, record=False)["batch"].outcomes
+            ]
         finally:
             self.speaker.generator, self.generator = saved
         return team_metrics(outcomes)
