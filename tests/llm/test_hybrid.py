@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from marlkit.envs.text.speaker_listener_text import COLOURS, LISTENER_ID
+from marlkit.envs.text.speaker_listener_text import COLOURS
 from marlkit.llm.hybrid import (
     HybridConfig,
     HybridTeam,
@@ -106,4 +106,3 @@ def test_bad_config_is_refused_by_name(fields, match):
 def test_bad_listener_config_is_refused_by_name():
     with pytest.raises(ValueError, match=r"listener\.lr"):
         ListenerConfig(lr=0.0)
-    assert LISTENER_ID == "listener_0"

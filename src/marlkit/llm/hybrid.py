@@ -5,16 +5,18 @@ The game (``marlkit.envs.text.speaker_listener_text``): a speaker that reads the
 a word; the listener hears it as the one-hot of the colour read (the last 3 of its 11 floats) and moves. Both get
 the team reward ``-|p_listener - p_goal|^2`` at every step.
 
-**One update** plays ``copies`` whole episodes side by side (episode ``i`` of update ``k`` seeded from
-``(seed, k, i)``). At every step the speaker's turns of all copies are one batched generation
+**One update** plays ``copies`` whole episodes side by side (update ``k``'s episodes seeded from ``(seed, k)``). At every step the speaker's turns of all copies are one batched generation
 (``marlkit.llm.tokens.sample``), restricted to the answers ``red``/``green``/``blue`` (``TokenRL``'s constrained
-answers, so the untrained model names a colour at random), and the listener's actions are one batched forward of
+answers, so even the untrained model names a colour), and the listener's actions are one batched forward of
 its actor. Then, from the same episodes and the same rewards:
 
-* the speaker learns by ``TokenRL.update`` (PPO or REINFORCE on its tokens, ``HybridConfig.speaker``): each of its
-  turns is credited with the team rewards that followed it, as in any text game;
-* the listener learns by PPO on its arrays: an MLP actor and critic, GAE advantages (``marlkit.ops.gae``) and the
-  house's clipped loss (``marlkit.ops.categorical_ppo_loss``), several epochs of minibatches.
+* the listener learns by PPO on its arrays: an MLP actor over its floats and a centralised MLP critic over them and
+  the goal's one-hot (MAPPO-style; used only in training), GAE advantages (``marlkit.ops.gae``) and the house's
+  clipped loss (``marlkit.ops.categorical_ppo_loss``), several epochs of minibatches;
+* the speaker learns by ``TokenRL.update`` (PPO or REINFORCE on its tokens, ``HybridConfig.speaker``): its turn at
+  step ``t`` is credited with the critic's GAE advantage of step ``t`` (the speaker config must use
+  ``credit="to_go"`` with ``gamma=0``, so that advantage is the turn's return), an actor-critic estimate of what
+  the word did to the team's future rewards, with far less variance than the raw reward-to-go.
 
 **Controls** (``HybridConfig.message``): ``"speaker"`` is the team; ``"constant"`` replaces every message by the
 same word (``red``) before the env reads it, so the listener hears nothing about the goal (the speaker's tokens are
