@@ -43,8 +43,9 @@ from marlkit.distributed.ray_source import (
     PROBE_GROUPS,
     SAMPLE_TIMEOUT,
     START_TIMEOUT,
+    await_restart,
+    healthy,
     init_ray,
-    probe,
     split_envs,
 )
 from marlkit.distributed.worker import merge_stats, worker_seed
@@ -258,26 +259,10 @@ class ParameterServerSource:
             request = self._submit(i, self._weights, self.version)
 
     def _healthy(self, i: int) -> bool:
-        import ray
-
-        try:
-            return bool(ray.get(probe(self.actors[i]), timeout=self.health_timeout))
-        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-            return False
+        return healthy(self.actors[i], self.health_timeout)
 
     def _await_restart(self, i: int) -> None:
-        import ray
-
-        deadline = time.monotonic() + max(self.health_timeout, 30.0)
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                ray.get(probe(self.actors[i]), timeout=left)
-                return
-            except ray.exceptions.RayActorError:
-                time.sleep(0.1)
-            except ray.exceptions.GetTimeoutError:
-                break
-        raise RuntimeError(f"Ray gradient worker {i} did not come back after failing")
+        await_restart(self.actors[i], self.health_timeout, f"Ray gradient worker {i}")
 
     def _server_call(self, method: str) -> Any:
         return self._server_get(getattr(self.server, method).remote())

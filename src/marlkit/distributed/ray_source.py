@@ -77,6 +77,35 @@ def probe(actor: Any) -> Any:
     return actor.ping.options(concurrency_group="probe").remote()
 
 
+def healthy(actor: Any, timeout: float) -> bool:
+    """Whether ``actor`` answers the health probe within ``timeout`` seconds."""
+    import ray
+
+    try:
+        return bool(ray.get(probe(actor), timeout=timeout))
+    except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+        return False
+
+
+def await_restart(actor: Any, timeout: float, what: str) -> None:
+    """Wait until Ray has restarted ``actor`` (it answers the probe), at most ``max(timeout, HEALTH_TIMEOUT)``
+    seconds (a new process imports torch and builds its envs): requests sent while it is still going down would
+    fail. ``what`` names it in the error when it does not come back."""
+    import ray
+
+    limit = max(timeout, HEALTH_TIMEOUT)
+    deadline = time.monotonic() + limit
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            ray.get(probe(actor), timeout=left)
+            return
+        except ray.exceptions.RayActorError:
+            time.sleep(0.1)
+        except ray.exceptions.GetTimeoutError:
+            break
+    raise RuntimeError(f"{what} did not come back within {limit:.0f} s of failing")
+
+
 def init_ray(address: str | None = None) -> bool:
     """Connect to Ray: a running cluster at ``address`` (``"auto"``: the one ``ray start`` made on this machine),
     or a new local instance bound to 127.0.0.1 when ``address`` is None. Returns whether it connected here (False:
@@ -390,25 +419,7 @@ class RaySource:
             ref = self._submit(i, *self._sent[i])
 
     def _await_restart(self, i: int) -> None:
-        """Wait until Ray has restarted worker ``i`` (it answers the probe), at most ``HEALTH_TIMEOUT`` seconds (a
-        new process imports torch and builds its envs): requests sent while it is still going down would fail."""
-        import ray
-
-        deadline = time.monotonic() + max(self.health_timeout, HEALTH_TIMEOUT)
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                ray.get(probe(self.actors[i]), timeout=left)
-                return
-            except ray.exceptions.RayActorError:
-                time.sleep(0.1)
-            except ray.exceptions.GetTimeoutError:
-                break
-        raise RuntimeError(f"Ray rollout worker {i} did not come back within {HEALTH_TIMEOUT:.0f} s of failing")
+        await_restart(self.actors[i], self.health_timeout, f"Ray rollout worker {i}")
 
     def _healthy(self, i: int) -> bool:
-        import ray
-
-        try:
-            return bool(ray.get(probe(self.actors[i]), timeout=self.health_timeout))
-        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-            return False
+        return healthy(self.actors[i], self.health_timeout)
