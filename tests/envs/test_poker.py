@@ -119,6 +119,32 @@ def test_leduc_maps_illegal_moves_as_openspiel_does_when_unvalidated():
     np.testing.assert_array_equal(env._observe()["player"][0, 0], s.information_state_tensor(0))
 
 
+@pytest.mark.parametrize(("env_id", "as_move"), [("kuhn-poker-v0", 0), ("leduc-poker-v0", 1)])
+def test_a_movers_pass_is_played_as_a_legal_move_when_unvalidated(env_id, as_move):
+    """PettingZoo's api test sends the mover's PASS with validation off; it is played as pass (Kuhn) or call (Leduc),
+    through a whole hand, never written into the observation as a move of its own."""
+    env = marlkit.make(env_id, num_envs=1, seed=0)
+    twin = marlkit.make(env_id, num_envs=1, seed=0)
+    env.reset(seed=3)
+    twin.reset(seed=3)
+    env.validate_actions = False
+    passes = env.n_moves
+    over = False
+    for _ in range(8):
+        to_play = int(env._to_play()[0])
+        pass_all = np.full((1, 2), passes)
+        played = pass_all.copy()
+        played[0, to_play] = as_move
+        obs, rewards, terminated, _, _ = env.step({"player": pass_all})
+        obs_twin, rewards_twin, _, _, _ = twin.step({"player": played})
+        np.testing.assert_array_equal(obs["player"], obs_twin["player"])
+        np.testing.assert_array_equal(rewards["player"], rewards_twin["player"])
+        if terminated["player"].all():
+            over = True
+            break
+    assert over and rewards["player"].any()
+
+
 class _PassingMover(KuhnPoker):
     """Broken: the mover may pass its turn."""
 

@@ -20,7 +20,8 @@ Observation (30): observer (2), private card (6), public card (6), then the two 
 
 Rewards: each player's winnings (chips won minus chips put in) at the step that ends the hand, zero before.
 State: both players' observations, concatenated. With ``validate_actions`` off a mover's illegal move is mapped as
-OpenSpiel's ``action_mapping`` does (Leduc: fold when not facing a bet, or a raise past the limit, calls).
+OpenSpiel's ``action_mapping`` does (Leduc: fold when not facing a bet, or a raise past the limit, calls); a mover's
+PASS (the non-movers' action) is an illegal move too: Kuhn plays it as pass, Leduc as call.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ class KuhnPoker(TurnBased, MultiAgentEnv):
         return np.ones((self.num_envs, self.n_moves), bool)
 
     def _step_dynamics(self, actions: dict[str, np.ndarray]) -> Dynamics:
-        moves, _ = self._moves(actions)  # both moves are always legal
+        moves, legal = self._moves(actions)  # both moves are legal; only the mover's PASS is not
         live = ~self.over
+        moves = np.where(legal | ~live, moves, self.PASS_MOVE)
         rows = np.flatnonzero(live)
         self.history[rows, self.n_played[rows]] = moves[rows]
         self.n_played[rows] += 1
