@@ -122,7 +122,8 @@ def run(args: argparse.Namespace, seed: int, token_cost: float) -> dict[str, Any
     make = lambda: MeetingPoint(**game)
     allowed = cell_messages if args.talk == "cells" else answers
     cells = [cell_name(c) for c in range(25)]
-    tok = word_tokenizer(game_texts(make, allowed, 20, seed=0), extra_words=[*cells, *FILLERS])
+    extra = [*cells, *FILLERS] if args.talk == "cells" else []
+    tok = word_tokenizer(game_texts(make, allowed, 20, seed=0), extra_words=extra)
     model = tiny_gpt2(tok, seed)
     config = TokenRLConfig(
         episodes_per_update=args.games,
