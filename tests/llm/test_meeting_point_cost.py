@@ -1,5 +1,6 @@
-"""A cost per talk token on meeting-point (MeetingPoint(token_cost=...)) and token RL that learns to say less for
-it (the short version of benchmarks/llm_meeting_point.py)."""
+"""A cost per talk token on meeting-point (MeetingPoint(token_cost=...)), token RL that learns to say less for it
+(the short version of benchmarks/llm_meeting_point.py), and the benchmark's ``--talk cells`` setting, in which the
+message carries the meeting point."""
 
 import importlib.util
 from pathlib import Path
