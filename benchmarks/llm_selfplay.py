@@ -69,14 +69,22 @@ def vs_random(model: Any, tok: Any, episodes: int, seed: int) -> dict[str, float
     return {"win": float(np.mean(wins)), "loss": float(np.mean(losses)), "episodes": len(outcomes)}
 
 
-def vs_untrained(model: Any, tok: Any, episodes: int, seed: int) -> dict[str, float]:
-    """The trained model against the same model with adapters off; each takes X in half of the games."""
+def vs_untrained(model: Any, tok: Any, episodes: int, seed: int, untrained: Any = None) -> dict[str, float]:
+    """The trained model against its untrained self, each taking X in half of the games: ``untrained``, or when it
+    is None the same model with its LoRA adapters off."""
     wins = losses = draws = 0
     for k, trained_seat in enumerate(("player_0", "player_1")):
         other = "player_1" if trained_seat == "player_0" else "player_0"
         policies = {
             trained_seat: LMMovePolicy(model, tok, tictactoe_prompt, seed=seed + k, agent=trained_seat),
-            other: LMMovePolicy(model, tok, tictactoe_prompt, seed=seed + 100 + k, adapters=False, agent=other),
+            other: LMMovePolicy(
+                model if untrained is None else untrained,
+                tok,
+                tictactoe_prompt,
+                seed=seed + 100 + k,
+                adapters=untrained is not None,
+                agent=other,
+            ),
         }
         vec = TextVecEnv(lambda: make_text("tictactoe-v0"), 32, seed=seed + k)
         for o in play(vec, policies, episodes // 2):
@@ -92,6 +100,37 @@ def vs_untrained(model: Any, tok: Any, episodes: int, seed: int) -> dict[str, fl
     }
 
 
+def selfplay_trainer(
+    model: Any, tok: Any, *, games: int, lr: float, epochs: int, minibatch: int, seed: int, max_new_tokens: int = 3
+) -> TokenRL:
+    """Self-play on ``tictactoe-v0``: both seats learn with shared weights, each with its own prompt
+    (``tictactoe_prompt``) and its own running baseline (role-conditioned advantages), answers constrained to the
+    legal moves, PPO on the episode return. The SmolLM2 run and the tiny CI test (tests/llm/test_lm_selfplay.py)
+    both build their trainer here."""
+    config = TokenRLConfig(
+        algorithm="ppo",
+        episodes_per_update=games,
+        num_envs=games,
+        lr=lr,
+        epochs=epochs,
+        minibatch_turns=minibatch,
+        max_new_tokens=max_new_tokens,
+        credit="episode",
+        baseline="running",
+        baseline_momentum=0.9,
+        shared_weights=True,
+        seed=seed,
+    )
+    return TokenRL(
+        lambda: make_text("tictactoe-v0"),
+        model,
+        tok,
+        config,
+        actions=lambda env, agent: env.legal_moves(),
+        prompt=tictactoe_prompt,
+    )
+
+
 def run(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) -> dict[str, Any]:
     t0 = time.perf_counter()
     base, tok = load_model(args.model)
@@ -103,27 +142,10 @@ def run(args: argparse.Namespace, seed: int, done: list[dict[str, Any]]) -> dict
     before = vs_random(model, tok, args.eval_episodes, eval_seed)
     eval_before_s = time.perf_counter() - t
     print(f"seed {seed}: before: win vs random {before['win']:.3f} ({eval_before_s:.0f}s)", flush=True)
-    config = TokenRLConfig(
-        algorithm="ppo",
-        episodes_per_update=args.games,
-        num_envs=args.games,
-        lr=args.lr,
-        epochs=args.epochs,
-        minibatch_turns=args.minibatch,
-        max_new_tokens=3,
-        credit="episode",
-        baseline="running",
-        baseline_momentum=0.9,
-        seed=seed,
+    trainer = selfplay_trainer(
+        model, tok, games=args.games, lr=args.lr, epochs=args.epochs, minibatch=args.minibatch, seed=seed
     )
-    trainer = TokenRL(
-        lambda: make_text("tictactoe-v0"),
-        model,
-        tok,
-        config,
-        actions=lambda env, agent: env.legal_moves(),
-        prompt=tictactoe_prompt,
-    )
+    config = trainer.config
     scoring = Timer(token_rl.score_tokens)
     token_rl.score_tokens = scoring  # type: ignore[assignment]
     generation = update = 0.0

@@ -1,5 +1,6 @@
-"""A cost per talk token on meeting-point (MeetingPoint(token_cost=...)) and token RL that learns to say less for
-it (the short version of benchmarks/llm_meeting_point.py)."""
+"""A cost per talk token on meeting-point (MeetingPoint(token_cost=...)), token RL that learns to say less for it
+(the short version of benchmarks/llm_meeting_point.py), and the benchmark's ``--talk cells`` setting, in which the
+message carries the meeting point."""
 
 import importlib.util
 from pathlib import Path
@@ -70,3 +71,43 @@ def test_token_rl_with_a_token_cost_shortens_the_messages(bench):
         tr.update(tr.play(8, k))
     after = talk_tokens(tr.evaluate(32, 7))
     assert after <= 0.7 * before, (before, after)
+
+
+class SayAndRead:
+    """Scripted ``--talk cells`` agent: says both of its cells, answers the one its partner named (else its first)."""
+
+    def act(self, observations):
+        import re
+
+        out = []
+        for o in observations:
+            mine = re.findall(r"at ([A-E][1-5])", next(x for x in o.split("\n") if x.startswith("Your half")))
+            if "Talk 1 of 1" in o:
+                out.append(" ".join(mine))
+                continue
+            heard = [x for x in o.split("\n") if x.startswith("  talk") and ", you:" not in x]
+            named = [c for c in mine if heard and c in heard[0].split()]
+            out.append(f"meet at {(named or mine)[0]}")
+        return out
+
+
+def test_in_the_cells_setting_the_message_carries_the_meeting_point(bench):
+    """What muting takes away in ``--talk cells``: the scripted pair that says its cells and reads wins every game
+    with messages, and at most half without (then it answers its first cell: the convention's 1/3)."""
+    from marlkit.envs.text import TextVecEnv
+    from marlkit.llm.games import play
+
+    game = {"landmarks_per_half": 2, "talk_turns": 1}
+    env = MeetingPoint(**game, seed=0)
+    env.reset()
+    messages = bench.cell_messages(env, "player_0")
+    words = {w for m in messages for w in m.split()}
+    own = {bench.cell_name(c) for _, c in env.halves["player_0"]}
+    assert words == own | set(bench.FILLERS) and max(len(m.split()) for m in messages) == 3
+    assert bench.cell_prompt("player_0", env._observe("player_0")).startswith("Your half shows: ")
+    obs, *_ = env.step({"player_0": "hi", "player_1": "B2 ok"})
+    assert bench.cell_prompt("player_0", obs["player_0"]) == "  talk 1, player_1: B2 ok"  # the partner's message
+    talking = play(TextVecEnv(lambda: MeetingPoint(**game), 8, seed=1), SayAndRead(), 200)
+    muted = play(TextVecEnv(lambda: bench.Muted(**game), 8, seed=1), SayAndRead(), 200)
+    assert np.mean([o.completed for o in talking]) == 1.0
+    assert np.mean([o.completed for o in muted]) < 0.5
