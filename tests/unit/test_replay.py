@@ -12,6 +12,7 @@ from marlkit.data.replay import (
     GroupTransitions,
     TransitionBatch,
     TransitionReplay,
+    first_step_returns,
     n_step_returns,
 )
 from marlkit.data.rollout import LOCAL_SOURCE, Rollout
@@ -157,6 +158,24 @@ def test_n_step_targets_by_hand():
     np.testing.assert_allclose(ret[0, :, 0], [2.75, 3.5, 3, 8, 8, 6, 7 + 4, 8])
     np.testing.assert_allclose(disc[0, :, 0], [0, 0, 0, 0.125, 0.25, 0.5, 0.25, 0.5])
     np.testing.assert_array_equal(last[0], [2, 2, 2, 5, 5, 5, 7, 7])
+
+
+@pytest.mark.parametrize("n", [1, 3, 20])
+def test_first_step_returns_are_the_first_column_of_n_step_returns(n):
+    """What sampling computes per window (its first step only) against the all-steps helper, on windows with
+    episode ends, per-agent terminations and a window that runs to its last step."""
+    rng = np.random.default_rng(n)
+    B, agents = 50, 3
+    rewards = rng.normal(size=(B, n, agents)).astype(np.float32)
+    terminated = rng.random((B, n, agents)) < 0.3 / n  # about half the windows end early
+    ends = terminated.any(-1) | (rng.random((B, n)) < 0.3 / n)
+    ret, disc, last = first_step_returns(rewards, terminated, ends, 0.9)
+    all_ret, all_disc, all_last = n_step_returns(rewards, terminated, ends, 0.9, n)
+    np.testing.assert_array_equal(last, all_last[:, 0])
+    np.testing.assert_array_equal(ret, all_ret[:, 0])
+    np.testing.assert_array_equal(disc, all_disc[:, 0])
+    if n > 1:
+        assert 0 < (last == n - 1).mean() < 1  # some windows run to their end, some stop at an episode end
 
 
 def test_n_step_per_agent_termination_keeps_the_teams_window():

@@ -55,6 +55,7 @@ from marlkit.data.replay import TransitionBatch, TransitionReplay
 from marlkit.data.rollout import Rollout
 from marlkit.envs.base import MultiAgentEnv
 from marlkit.nn import MLP, append_agent_ids
+from marlkit.ops.gradients import clip_grad_norm
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,8 @@ class MADDPG(LearnerBase, nn.Module):
             critics[g] = _WithId(state_dim + joint_dim, 1, len(ids), cfg, out_gain=1.0)
         self.online = nn.ModuleDict({"actors": actors, "critics": critics})
         self.target = copy.deepcopy(self.online).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(actors.parameters(), lr=cfg.actor_lr)
-        self.critic_optimizer = torch.optim.Adam(critics.parameters(), lr=cfg.critic_lr)
+        self.actor_optimizer = torch.optim.Adam(actors.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(critics.parameters(), lr=cfg.critic_lr, fused=True)
         self.extras_spec: dict[str, dict[str, tuple[int, ...]]] = {g: {} for g in env.groups}
         self.rng = np.random.default_rng(seed)  # exploration and replay sampling
         self.generator = torch.Generator().manual_seed(seed)  # Gumbel noise of the updates
@@ -316,7 +317,7 @@ class MADDPG(LearnerBase, nn.Module):
             critic_loss = critic_loss + ((q - y) ** 2 * active).sum() / active.sum().clamp(min=1.0)
         self.critic_optimizer.zero_grad()
         self.with_loss_terms("critic", critic_loss, batch).backward()
-        gn_critic = nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)
+        gn_critic = clip_grad_norm(critics.parameters(), cfg.max_grad_norm)
         self.critic_optimizer.step()
 
         # actors: row i of group g replaces only agent i's stored action by mu_i(o_i)
@@ -337,7 +338,7 @@ class MADDPG(LearnerBase, nn.Module):
             q_means.append((q.detach() * active).sum() / count)
         self.actor_optimizer.zero_grad()
         self.with_loss_terms("actor", actor_loss, batch).backward(inputs=list(actors.parameters()))
-        gn_actor = nn.utils.clip_grad_norm_(actors.parameters(), cfg.max_grad_norm)
+        gn_actor = clip_grad_norm(actors.parameters(), cfg.max_grad_norm)
         self.actor_optimizer.step()
 
         with torch.no_grad():  # Polyak averaging of the targets

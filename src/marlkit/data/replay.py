@@ -137,6 +137,26 @@ def n_step_returns(
     return returns, discount, last
 
 
+def first_step_returns(
+    rewards: np.ndarray, terminated: np.ndarray, ends: np.ndarray, gamma: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n_step_returns`` of the first step of each window only: ``(B, n, ...)`` arrays of ``n`` steps from a
+    sampled transition on give its return and discount ``(B, ...)`` and ``last (B,)`` (the window's bootstrap
+    step). One pass over the ``n`` offsets on ``B`` rows, where ``n_step_returns`` fills all ``n`` columns."""
+    B, n = ends.shape
+    extra = (1,) * (rewards.ndim - 2)
+    returns = np.zeros((B, *rewards.shape[2:]), np.float32)
+    last = np.zeros(B, np.int64)
+    open_ = np.ones(B, bool)
+    for k in range(n):
+        returns += (gamma**k) * open_.reshape(B, *extra) * rewards[:, k]
+        last[open_] = k
+        open_ &= ~ends[:, k]
+    term = terminated[np.arange(B), last]
+    discount = (gamma ** (last + 1).reshape(B, *extra) * ~term).astype(np.float32)
+    return returns, discount, last
+
+
 def _group_arrays(rollout: Rollout) -> dict[str, dict[str, torch.Tensor]]:
     """What a buffer stores of each group, as ``name -> (T, E, n, ...)``."""
     out = {}
@@ -313,17 +333,17 @@ class _Stream:
         row0, ee = window[:, 0], e[:, None]
         out: dict[str, np.ndarray] = {}
         for g, s in self.storage.groups.items():
-            ret, disc, last = n_step_returns(
-                s["rewards"][window[:, :n], ee], s["terminated"][window[:, :n], ee], ends, gamma, n
+            ret, disc, last = first_step_returns(
+                s["rewards"][window[:, :n], ee], s["terminated"][window[:, :n], ee], ends, gamma
             )
-            u = window[np.arange(B), last[:, 0]]  # row whose next_obs is bootstrapped from
+            u = window[np.arange(B), last]  # row whose next_obs is bootstrapped from
             out.update(
                 {
                     f"{g}/obs": s["obs"][row0, e],
                     f"{g}/actions": s["actions"][row0, e],
                     f"{g}/active": s["active"][row0, e],
-                    f"{g}/returns": ret[:, 0],
-                    f"{g}/discount": disc[:, 0],
+                    f"{g}/returns": ret,
+                    f"{g}/discount": disc,
                     f"{g}/next_obs": s["next_obs"][u, e],
                 }
             )
@@ -331,10 +351,10 @@ class _Stream:
                 out[f"{g}/mask"], out[f"{g}/next_mask"] = s["mask"][row0, e], s["next_mask"][u, e]
             elif "mask" in s:
                 out[f"{g}/mask"] = s["mask"][row0, e]
-                after = window[np.arange(B), last[:, 0] + 1]
+                after = window[np.arange(B), last + 1]
                 out[f"{g}/next_mask"] = s["mask"][after, e] | self.ends[u, e][:, None, None]
         if self.storage.state is not None:
-            u = window[np.arange(B), last[:, 0]]  # the windows' ends do not depend on the group
+            u = window[np.arange(B), last]  # the windows' ends do not depend on the group
             out["state"] = self.storage.state["state"][row0, e]
             out["next_state"] = self.storage.state["next_state"][u, e]
         return out

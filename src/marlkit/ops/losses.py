@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -81,11 +82,28 @@ def ppo_loss(
     return PPOLoss(total, policy_loss, value_loss, entropy_mean, approx_kl, clip_fraction)
 
 
+def _value_error_and_slope(huber_delta: float) -> tuple[Any, Any]:
+    """``value_error`` on float32 NumPy arrays and its derivative in the prediction."""
+    if huber_delta > 0:
+
+        def err(x: np.ndarray) -> np.ndarray:
+            ax = np.abs(x)
+            return np.where(ax < huber_delta, 0.5 * x * x, huber_delta * (ax - 0.5 * huber_delta))
+
+        return err, lambda x: np.clip(x, -huber_delta, huber_delta)
+    return (lambda x: 0.5 * x * x), (lambda x: x)
+
+
 class _CategoricalPPO(torch.autograd.Function):
-    """``ppo_loss`` of a categorical policy from its logits, forward and backward written out: the log-softmax,
-    the taken action's log-probability, the entropy and every PPO term in one node whose backward is a dozen
-    elementwise ops (what autograd does through ~40 nodes). Ties of ``min``/``max`` split the gradient in half and
-    ``clamp`` passes it on its closed interval, as autograd's formulas do, so the gradients are the same numbers."""
+    """``ppo_loss`` of a categorical policy from its logits as one autograd node, computed in NumPy: on the few
+    thousand samples of a minibatch each NumPy op costs about a microsecond, a torch op several, and the ~60
+    elementwise ops of the loss and its gradient were most of a small network's update. The forward works out the
+    loss, its terms and its gradient in the logits and the values at once; the backward scales that gradient.
+
+    The gradient is autograd's through ``ppo_loss``: ``min``/``max`` pass it to the branch they pick and split it in
+    half on a tie, ``clamp`` passes it on its closed interval. For the surrogate this makes the slope in ``logp``
+    ``-A * ratio`` wherever ``ratio * A <= clamp(ratio) * A`` or the ratio is inside the clip range, else 0 (a tie
+    outside the range has ``A = 0``)."""
 
     @staticmethod
     def forward(
@@ -101,77 +119,59 @@ class _CategoricalPPO(torch.autograd.Function):
         coefs: tuple[float, float, float, float, float],
     ) -> tuple[Tensor, Tensor]:
         clip, value_clip, huber_delta, value_coef, entropy_coef = coefs
-        # Actions along dim 0, samples along dim 1: torch's softmax kernels are ~15x faster along a leading dim
-        # than along a short last one (5 actions).
-        logp_all = torch.log_softmax(logits.reshape(-1, logits.shape[-1]).t().contiguous(), 0)
-        probs = logp_all.exp()
-        index = actions.reshape(1, -1).long()
-        logp = logp_all.gather(0, index).view(actions.shape)
+        # Actions along axis 0, samples along axis 1: reductions over 5 actions are then 5 rows added elementwise.
+        lg = np.ascontiguousarray(logits.detach().numpy().reshape(-1, logits.shape[-1]).T)
+        a = actions.numpy().reshape(-1)
+        old, A, v, v_old, ret, act = (
+            x.detach().numpy().reshape(-1) for x in (old_logp, adv, value, value_old, returns, active)
+        )
+        w = act / np.float32(max(float(act.sum()), 1.0))  # each active sample's weight in a mean
+        logp_all = lg - lg.max(0)
+        probs = np.exp(logp_all)
+        total_p = probs.sum(0)
+        logp_all -= np.log(total_p)
+        probs /= total_p
+        taken = (a, np.arange(lg.shape[1]))
+        log_ratio = logp_all[taken] - old
+        ratio = np.exp(log_ratio)
+        s1, s2 = ratio * A, np.clip(ratio, 1 - clip, 1 + clip) * A
+        policy = -float(np.minimum(s1, s2) @ w)
         p_logp = probs * logp_all
-        entropy = -p_logp.sum(0).view(actions.shape)
-        count = active.sum().clamp(min=1.0)
-        log_ratio = logp - old_logp
-        ratio = log_ratio.exp()
-        s1 = ratio * adv
-        s2 = ratio.clamp(1 - clip, 1 + clip) * adv
-        policy = -(torch.min(s1, s2) * active).sum() / count
-        entropy_mean = (entropy * active).sum() / count
-        x1 = value - returns
-        e1 = value_error(value, returns, huber_delta)
-        delta: Tensor | None = None
-        x2: Tensor | None = None
-        e2: Tensor | None = None
+        entropy = float(-p_logp.sum(0) @ w)
+        # d loss / d log p(every action): the entropy bonus's -entropy_coef * d(-sum p log p) = c (p log p + p),
+        # plus the surrogate's slope at the taken action; then through the log-softmax.
+        g_logp_all = (p_logp + probs) * (entropy_coef * w)
+        in_range = (ratio >= np.float32(1 - clip)) & (ratio <= np.float32(1 + clip))
+        g_logp_all[taken] -= (w * A * ratio) * ((s1 <= s2) | in_range)
+        g_logits = g_logp_all - probs * g_logp_all.sum(0)
+        err, slope = _value_error_and_slope(huber_delta)
+        x1 = v - ret
+        e1 = err(x1)
         if value_clip > 0:
-            delta = value - value_old
-            clipped = value_old + delta.clamp(-value_clip, value_clip)
-            x2 = clipped - returns
-            e2 = value_error(clipped, returns, huber_delta)
-            value_loss = (torch.max(e1, e2) * active).sum() / count
+            delta = v - v_old
+            x2 = v_old + np.clip(delta, -value_clip, value_clip) - ret
+            e2 = err(x2)
+            value_loss = float(np.maximum(e1, e2) @ w)
+            d1, d2 = slope(x1), slope(x2) * ((delta >= -value_clip) & (delta <= value_clip))
+            g_v = np.where(e1 > e2, d1, np.where(e2 > e1, d2, 0.5 * (d1 + d2)))
         else:
-            value_loss = (e1 * active).sum() / count
-        total = policy + value_coef * value_loss - entropy_coef * entropy_mean
+            value_loss = float(e1 @ w)
+            g_v = slope(x1)
         change = ratio - 1
-        approx_kl = ((change - log_ratio) * active).sum() / count
-        clip_fraction = ((change.abs() > clip).float() * active).sum() / count
-        stats = torch.stack([policy, value_loss, entropy_mean, approx_kl, clip_fraction])
-        ctx.save_for_backward(logp_all, probs, p_logp, index, ratio, adv, s1, s2, active, count, x1, e1)
-        ctx.value_terms = (delta, x2, e2)
-        ctx.coefs, ctx.logits_shape = coefs, logits.shape
+        stats = torch.tensor(
+            [policy, value_loss, entropy, float((change - log_ratio) @ w), float((np.abs(change) > clip) @ w)]
+        )  # policy, value, entropy, approx_kl (Schulman's k3), clip_fraction
+        ctx.save_for_backward(
+            torch.from_numpy(g_logits.T).reshape(logits.shape),
+            torch.from_numpy((value_coef * w) * g_v).reshape(value.shape),
+        )
         ctx.mark_non_differentiable(stats)
-        return total, stats
+        return torch.tensor(policy + value_coef * value_loss - entropy_coef * entropy), stats
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor, _grad_stats: Tensor) -> tuple[Tensor | None, ...]:
-        logp_all, probs, p_logp, index, ratio, adv, s1, s2, active, count, x1, e1 = ctx.saved_tensors
-        delta, x2, e2 = ctx.value_terms
-        clip, value_clip, huber_delta, value_coef, entropy_coef = ctx.coefs
-        w = active * (grad / count)
-        # policy: -min(s1, s2); s1 = ratio * adv, s2 = clamp(ratio) * adv
-        g = -w
-        g1 = torch.where(s1 == s2, g / 2, g).masked_fill_(s1 > s2, 0.0)
-        g2 = torch.where(s1 == s2, g / 2, g).masked_fill_(s2 > s1, 0.0)
-        g2 = g2 * ((ratio >= 1 - clip) & (ratio <= 1 + clip))
-        g_logp = (g1 + g2) * adv * ratio
-        # entropy -sum(p log p) with p = exp(log p): d/dlog p = -(p log p + p)
-        g_ent = (-entropy_coef) * w
-        g_logp_all = (p_logp + probs) * (-g_ent).reshape(1, -1)
-        g_logp_all.scatter_add_(0, index, g_logp.reshape(1, -1))
-        g_logits = g_logp_all - probs * g_logp_all.sum(0, keepdim=True)  # log-softmax backward
-        g_logits = g_logits.t().reshape(ctx.logits_shape)
-        # value
-        g_v = value_coef * w
-
-        def d_error(x: Tensor) -> Tensor:
-            return x.clamp(-huber_delta, huber_delta) if huber_delta > 0 else x
-
-        if delta is not None:
-            m1 = torch.where(e1 == e2, g_v / 2, g_v).masked_fill_(e2 > e1, 0.0)
-            m2 = torch.where(e1 == e2, g_v / 2, g_v).masked_fill_(e1 > e2, 0.0)
-            m2 = m2 * ((delta >= -value_clip) & (delta <= value_clip))
-            g_value = m1 * d_error(x1) + m2 * d_error(x2)
-        else:
-            g_value = g_v * d_error(x1)
-        return g_logits, g_value, None, None, None, None, None, None, None
+        g_logits, g_value = ctx.saved_tensors
+        return g_logits * grad, g_value * grad, None, None, None, None, None, None, None
 
 
 def categorical_ppo_loss(
@@ -192,7 +192,18 @@ def categorical_ppo_loss(
 ) -> tuple[Tensor, Tensor]:
     """``ppo_loss`` for a categorical policy given its ``logits`` (``(..., n_actions)``) and the taken ``actions``,
     as one autograd node (``_CategoricalPPO``). Returns the total to minimise and, without gradient, the terms
-    ``[policy, value, entropy, approx_kl, clip_fraction]`` stacked in that order."""
+    ``[policy, value, entropy, approx_kl, clip_fraction]`` stacked in that order. Tensors other than float32 on
+    the CPU go through autograd and ``ppo_loss`` instead (the same numbers)."""
+    floats = (logits, value, old_logp, advantages, value_old, returns, active)
+    if any(x.device.type != "cpu" or x.dtype != torch.float32 for x in floats) or actions.device.type != "cpu":
+        logp_all = F.log_softmax(logits, -1)
+        logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        kw = dict(clip=clip, value_clip=value_clip, huber_delta=huber_delta, value_coef=value_coef)
+        t = ppo_loss(
+            logp, old_logp, advantages, entropy, value, value_old, returns, active, **kw, entropy_coef=entropy_coef
+        )
+        return t.total, torch.stack([t.policy, t.value, t.entropy, t.approx_kl, t.clip_fraction]).detach()
     total, stats = _CategoricalPPO.apply(
         logits,
         value,
