@@ -83,8 +83,8 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "fused-ppo-entropy-gradient-zero",
         "src/marlkit/ops/losses.py",
-        "g_ent = (-entropy_coef) * w",
-        "g_ent = (0 * -entropy_coef) * w",
+        "g_logp_all = (p_logp + probs) * (entropy_coef * w)",
+        "g_logp_all = (p_logp + probs) * (0 * entropy_coef * w)",
         ("tests/unit/test_fast_update.py::test_categorical_ppo_loss_equals_autograd_through_ppo_loss",),
         "the categorical loss's written-out backward drops the entropy bonus's gradient",
     ),
