@@ -54,7 +54,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -120,6 +120,56 @@ def await_restart(actor: Any, timeout: float, what: str) -> None:
         except ray.exceptions.GetTimeoutError:
             break
     raise RuntimeError(f"{what} did not come back within {limit:.0f} s of failing")
+
+
+class WorkerSet:
+    """Ray worker actors (started with ``max_restarts``) and their fault handling, shared by the sources: every
+    answer is awaited for ``sample_timeout`` seconds at a time, then the worker must answer the health probe
+    (``health_timeout``); one that died or does not answer is killed, restarted by Ray (at most ``MAX_RESTARTS``
+    times over the set), reseeded from the run seed and its restart count, and asked again. ``what`` names a
+    worker in errors (``"Ray rollout worker"``)."""
+
+    def __init__(self, actors: list[Any], seed: int, what: str, sample_timeout: float, health_timeout: float) -> None:
+        self.actors, self.seed, self.what = actors, seed, what
+        self.sample_timeout, self.health_timeout = sample_timeout, health_timeout
+        self.restarts = 0
+
+    def get(self, i: int, ref: Any, again: Callable[[], Any]) -> Any:
+        """``ray.get(ref)`` of a call to worker ``i``; after a restart ``again()`` makes the call anew and returns
+        its ref (the restarted process has lost every call in flight)."""
+        import ray
+
+        while True:
+            try:
+                return ray.get(ref, timeout=self.sample_timeout)
+            except ray.exceptions.GetTimeoutError:
+                if healthy(self.actors[i], self.health_timeout):
+                    continue  # slow, not stuck: keep waiting
+                ray.kill(self.actors[i], no_restart=False)
+            except ray.exceptions.RayActorError:
+                pass  # the actor died; Ray is restarting it
+            self.restart(i)
+            ref = again()
+
+    def restart(self, i: int) -> None:
+        """Count a failure of worker ``i``, wait until Ray has restarted it and give it its new env seed (the call
+        runs before any sent after it)."""
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise RuntimeError(
+                f"{self.what}s failed {self.restarts} times (at most {MAX_RESTARTS} restarts); giving up"
+            )
+        await_restart(self.actors[i], self.health_timeout, f"{self.what} {i}")
+        fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
+        self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})
+
+    def close(self) -> None:
+        """Stop every worker for good."""
+        import ray
+
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors.clear()
 
 
 def init_ray(address: str | None = None) -> bool:
@@ -268,7 +318,7 @@ class RaySource:
         actor_cls: Any = remote(
             num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0, concurrency_groups=PROBE_GROUPS
         )(RolloutWorker)
-        self.actors: list[Any] = [
+        actors: list[Any] = [
             actor_cls.options(scheduling_strategy="SPREAD").remote(
                 env_id,
                 n,
@@ -282,6 +332,7 @@ class RaySource:
             )
             for i, n in enumerate(self.copies)
         ]
+        self.pool = WorkerSet(actors, seed, "Ray rollout worker", sample_timeout, health_timeout)
         try:
             self.placement = ray.get([a.where.remote() for a in self.actors], timeout=START_TIMEOUT)
         except ray.exceptions.GetTimeoutError:
@@ -298,7 +349,6 @@ class RaySource:
             os.sched_setaffinity(0, split[0])
             self._affinity_before.update(pin_threads(split[1], but=threading.get_native_id()))
         self.version = 0  # updates the learner has made since this source started (the weights' version)
-        self.restarts = 0
         self._published: tuple[int, Any] | None = None  # (version, object ref) of the weights last put
         self._worker_version = [-1] * len(self.actors)
         #: ``Rollout.source`` of each worker's batches; a restarted worker starts a new stream (its episodes are new)
@@ -309,6 +359,15 @@ class RaySource:
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------- BatchSource
+    @property
+    def actors(self) -> list[Any]:
+        return self.pool.actors
+
+    @property
+    def restarts(self) -> int:
+        """Worker restarts over the run so far."""
+        return self.pool.restarts
+
     @property
     def workers(self) -> int:
         return len(self.actors)
@@ -350,11 +409,7 @@ class RaySource:
 
     def close(self) -> None:
         """Stop the workers (and Ray, when this source started it)."""
-        import ray
-
-        for a in self.actors:
-            ray.kill(a, no_restart=True)
-        self.actors = []
+        self.pool.close()
         unpin_threads(self._affinity_before)
         self._affinity_before = {}
         self._shutdown()
@@ -458,38 +513,12 @@ class RaySource:
 
         return self._answer(i, ref, again)
 
-    def _answer(self, i: int, ref: Any, again: Any) -> Any:
-        """``ray.get(ref)`` of a call to worker ``i``, with the health probe after ``sample_timeout``; a dead or
-        unresponsive worker is restarted and reseeded, and ``again()`` makes the call anew."""
-        import ray
+    def _answer(self, i: int, ref: Any, again: Callable[[], Any]) -> Any:
+        """``WorkerSet.get``, a restarted worker given a new stream and marked as having no weights."""
 
-        while True:
-            try:
-                return ray.get(ref, timeout=self.sample_timeout)
-            except ray.exceptions.GetTimeoutError:
-                if self._healthy(i):
-                    continue  # slow, not stuck: keep waiting
-                ray.kill(self.actors[i], no_restart=False)
-            except ray.exceptions.RayActorError:
-                pass  # the actor died; Ray is restarting it
-            self._restart(i)
-            ref = again()
+        def restarted() -> Any:
+            self.streams[i] = f"{self.placement[i]['name']}.{self.restarts}"
+            self._worker_version[i] = -1  # the new process has no weights
+            return again()
 
-    def _restart(self, i: int) -> None:
-        """Count a failure of worker ``i``, wait until Ray has restarted it, and give it a new stream and seed."""
-        self.restarts += 1
-        if self.restarts > MAX_RESTARTS:
-            raise RuntimeError(
-                f"Ray rollout workers failed {self.restarts} times (at most {MAX_RESTARTS} restarts); giving up"
-            )
-        self._await_restart(i)
-        self.streams[i] = f"{self.placement[i]['name']}.{self.restarts}"
-        fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
-        self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})  # runs before the next request
-        self._worker_version[i] = -1  # the new process has no weights
-
-    def _await_restart(self, i: int) -> None:
-        await_restart(self.actors[i], self.health_timeout, f"Ray rollout worker {i}")
-
-    def _healthy(self, i: int) -> bool:
-        return healthy(self.actors[i], self.health_timeout)
+        return self.pool.get(i, ref, restarted)
