@@ -1,8 +1,9 @@
 """Scale-out on Ray: env-steps/s of collection and of end-to-end training, one process against 1 and 2 Ray rollout
 workers, per mode, with the overheads (weight broadcast, batch transfer, per-update latency).
 
-Everything runs in one process on one local Ray (2 CPUs, a 200 MB object store, usage statistics off), measured
-back to back under the same load:
+The transport and collection rows run in this process on one local Ray (2 CPUs, a 200 MB object store, usage
+statistics off); the training rows run as ``marlkit train`` does (no Ray at all for one process, a local Ray
+started by the run's own ``RaySource`` for the workers, with the defaults a user gets), all back to back:
 
 Each Ray row names its ``ray_mode`` (``marlkit.distributed.ray_source``): ``pipelined`` (the on-policy default:
 the workers collect the next batch while this process merges the last one or updates on it; policy lag 1),
@@ -28,10 +29,15 @@ per update).
   with its preset): the same run config trained by the local ``Runner`` and with ``experiment.workers`` 1 and 2
   (the copies shared among the workers), timed over the training loop (``perf/env_steps_per_s`` of the runner:
   evaluation and checkpoints excluded); ``update_s`` is the wall time per update (collect + learn) and ``updates``
-  their count (the same in every row of a mode: each batch holds every copy). The floor: sync ``--workers 2`` not
-  slower than one process.
+  their count (the same in every row of a mode: each batch holds every copy); ``collect_s`` and ``learn_s`` the
+  seconds per update in ``source.collect()`` (for workers: waiting for their batches, publishing weights,
+  merging) and in ``learner.update``; ``cores_*`` the cores the driver, the workers and Ray's own processes kept
+  busy over the loop. The full run adds 2 workers of the default mode with ``experiment.pin_cores`` off
+  (``<mode>/unpinned``). ``--repeats N`` runs the rows N times in turn and reports medians. The floor: sync
+  ``--workers 2`` not slower than one process.
 
-The load average before and after the run is stored with the records. Rates on a shared machine move with its load; compare rows of one run, not across runs.
+The load average before and after the run is stored with the records. Rates on a shared machine move with its
+load; compare rows of one run, not across runs.
 
     python benchmarks/distributed.py [--quick] [--only collect|train] [--repeats N] [--json PATH]
 """
