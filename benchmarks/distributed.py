@@ -1,8 +1,9 @@
 """Scale-out on Ray: env-steps/s of collection and of end-to-end training, one process against 1 and 2 Ray rollout
 workers, per mode, with the overheads (weight broadcast, batch transfer, per-update latency).
 
-Everything runs in one process on one local Ray (2 CPUs, a 200 MB object store, usage statistics off), measured
-back to back under the same load:
+The transport and collection rows run in this process on one local Ray (2 CPUs, a 200 MB object store, usage
+statistics off); the training rows run as ``marlkit train`` does (no Ray at all for one process, a local Ray
+started by the run's own ``RaySource`` for the workers, with the defaults a user gets), all back to back:
 
 Each Ray row names its ``ray_mode`` (``marlkit.distributed.ray_source``): ``pipelined`` (the on-policy default:
 the workers collect the next batch while this process merges the last one or updates on it; policy lag 1),
@@ -28,12 +29,17 @@ per update).
   with its preset): the same run config trained by the local ``Runner`` and with ``experiment.workers`` 1 and 2
   (the copies shared among the workers), timed over the training loop (``perf/env_steps_per_s`` of the runner:
   evaluation and checkpoints excluded); ``update_s`` is the wall time per update (collect + learn) and ``updates``
-  their count (the same in every row of a mode: each batch holds every copy). The floor: sync ``--workers 2`` not
-  slower than one process.
+  their count (the same in every row of a mode: each batch holds every copy); ``collect_s`` and ``learn_s`` the
+  seconds per update in ``source.collect()`` (for workers: waiting for their batches, publishing weights,
+  merging) and in ``learner.update``; ``cores_*`` the cores the driver, the workers and Ray's own processes kept
+  busy over the loop. The full run adds 2 workers of the default mode with ``experiment.pin_cores`` off
+  (``<mode>/unpinned``). ``--repeats N`` runs the rows N times in turn and reports medians. The floor: sync
+  ``--workers 2`` not slower than one process.
 
-The load average before and after the run is stored with the records. Rates on a shared machine move with its load; compare rows of one run, not across runs.
+The load average before and after the run is stored with the records. Rates on a shared machine move with its
+load; compare rows of one run, not across runs.
 
-    python benchmarks/distributed.py [--quick] [--json benchmarks/results/distributed.json]
+    python benchmarks/distributed.py [--quick] [--only collect|train] [--repeats N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -179,49 +185,94 @@ def plain_processes(env_id: str, copies: int, batches: int) -> list[dict[str, An
     return records
 
 
-def training(mode: str, algo: str, env_id: str, steps: int, out: str, quick: bool = False) -> list[dict[str, Any]]:
-    """End-to-end env-steps/s of one run config: the local runner, then 1 and 2 workers."""
+def training(
+    mode: str, algo: str, env_id: str, steps: int, out: str, quick: bool = False, repeats: int = 1
+) -> list[dict[str, Any]]:
+    """End-to-end env-steps/s of one run config: the local runner, then 1 and 2 workers, each run as ``marlkit
+    train`` does it (no Ray running for the local row; the workers' rows start a local Ray of their own), and, in
+    the full run, 2 workers of the default mode without core pinning (``ray_mode`` ``<mode>/unpinned``). With
+    ``repeats`` > 1 the rows are run that many times in turn (local, 1 worker, 2 workers, ..., local, ...), so
+    that each row sees the same mix of a shared machine's load; a record's rate is the median of its repeats
+    (``env_steps_per_s_runs``: each one) and its overheads those of the last."""
     from marlkit.experiment.run import make_run_config
     from marlkit.experiment.runner import Runner
 
     records = []
     ray_modes = RAY_MODES[mode][:1] if quick else RAY_MODES[mode]  # --quick: the default mode only
-    runs = [(0, None)] + [(w, ray_mode) for ray_mode in ray_modes for w in (1, 2)]
-    for workers, ray_mode in runs:
+    runs = [(0, None, True)] + [(w, ray_mode, True) for ray_mode in ray_modes for w in (1, 2)]
+    if not quick:
+        runs.append((2, ray_modes[0], False))
+    rates: dict[tuple[int, str | None, bool], list[float]] = {}
+    last: dict[tuple[int, str | None, bool], dict[str, Any]] = {}
+    for k, (workers, ray_mode, pin) in enumerate([run for _ in range(repeats) for run in runs]):
         cfg = make_run_config(
-            algo, env_id, steps=steps, seed=0, workers=workers, out=out, name=f"{algo}_w{workers}_{ray_mode}",
+            algo, env_id, steps=steps, seed=0, workers=workers, out=out, name=f"{algo}_{k}",
             progress=False, gif=False, eval_every=0, checkpoint_every=0, eval_episodes=10, log_every=steps,
-            ray_mode=ray_mode,
+            ray_mode=ray_mode, pin_cores=pin,
         )  # fmt: skip
         keep = _Keep()
         rows, per_update = keep.rows, keep.updates
         runner = Runner(cfg, [keep], default_callbacks=False)
         nodes = getattr(runner.source, "nodes", 1)
+        collect_s, learn_s = _timed(runner.source, "collect"), _timed(runner.learner, "update")
         t0 = time.perf_counter()
         result = runner.run()
+        wall = time.perf_counter() - t0
+        (t_start, cpu0), (t_end, cpu1) = keep.cpu[0], keep.cpu[-1]
         updates = runner.updates
         row = rows[-1]
-        rec = _record(mode, env_id, algo, workers, nodes, result.env_steps, row["perf/env_steps_per_s"], ray_mode)
+        label = ray_mode if pin else f"{ray_mode}/unpinned"
+        rec = _record(mode, env_id, algo, workers, nodes, result.env_steps, row["perf/env_steps_per_s"], label)
         rec["updates"] = updates
         rec["update_s"] = result.env_steps / row["perf/env_steps_per_s"] / updates
-        rec["run_wall_s"] = time.perf_counter() - t0
+        rec["collect_s"], rec["learn_s"] = float(np.mean(collect_s)), float(np.mean(learn_s))
+        rec["run_wall_s"] = wall
+        # Cores each role kept busy over the training loop (CPU seconds per wall second)
+        rec.update({f"cores_{role}": (cpu1.get(role, 0.0) - cpu0.get(role, 0.0)) / (t_end - t_start) for role in ROLES})
         rec["eval_return"] = result.eval_return
         if workers:
             for key in ("weights_s", "wait_s", "merge_s", "policy_lag"):
                 rec[key] = float(np.mean([m[f"perf/{key}"] for m in per_update]))
+        rates.setdefault((workers, ray_mode, pin), []).append(rec["env_steps_per_s"])
+        last[(workers, ray_mode, pin)] = rec
+    for key, rec in last.items():
+        rec["env_steps_per_s_runs"] = rates[key]
+        rec["env_steps_per_s"] = float(np.median(rates[key]))
         records.append(rec)
     return records
 
 
+def _timed(obj: Any, method: str) -> list[float]:
+    """Wrap ``obj.method`` to time each call; returns the list the seconds go to."""
+    seconds: list[float] = []
+    inner = getattr(obj, method)
+
+    def timed(*args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return inner(*args)
+        finally:
+            seconds.append(time.perf_counter() - t0)
+
+    setattr(obj, method, timed)
+    return seconds
+
+
 class _Keep:
-    """The training rows and every update's metrics of a run."""
+    """The training rows and every update's metrics of a run, and the CPU time of each role (``_cpu_by_role``) as
+    the loop starts and at each log."""
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
         self.updates: list[dict[str, float]] = []
+        self.cpu: list[tuple[float, dict[str, float]]] = []
+
+    def on_start(self, runner: Any) -> None:
+        self.cpu.append((time.perf_counter(), _cpu_by_role()))
 
     def on_log(self, runner: Any, row: dict[str, float]) -> None:
         self.rows.append(row)
+        self.cpu.append((time.perf_counter(), _cpu_by_role()))
 
     def on_update(self, runner: Any, metrics: dict[str, float]) -> None:
         self.updates.append(metrics)
@@ -240,7 +291,8 @@ def _ratios(records: list[dict[str, Any]]) -> None:
     rates = {(r["mode"], r["ray_mode"], r["workers"]): r["env_steps_per_s"] for r in records}
     for r in records:
         r["x_single"] = r["env_steps_per_s"] / rates[(r["mode"], None, 0)]
-        r["x_one_worker"] = r["env_steps_per_s"] / rates[(r["mode"], r["ray_mode"], 1)] if r["workers"] else None
+        one = rates.get((r["mode"], (r["ray_mode"] or "").split("/")[0], 1))
+        r["x_one_worker"] = r["env_steps_per_s"] / one if r["workers"] and one else None
 
 
 def transport(env_id: str, copies: int, repeats: int) -> list[dict[str, Any]]:
@@ -281,6 +333,8 @@ def main() -> None:
     p.add_argument("--json", metavar="PATH", help="write the records here")
     p.add_argument("--copies", type=int, default=8, help="copies per worker in the collection benchmark (default 8)")
     p.add_argument("--steps", type=int, default=None, help="env-steps per training run (default 200k; quick 16k)")
+    p.add_argument("--repeats", type=int, default=1, help="run the training rows this many times in turn and "
+                   "report each row's median rate (default 1)")  # fmt: skip
     p.add_argument("--only", choices=("collect", "train"), help="only the collection rows (with the plain-process "
                    "ceiling and the transport) or only the training rows")  # fmt: skip
     args = p.parse_args()
@@ -289,25 +343,29 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, _node_ip_address="127.0.0.1",
-             log_to_driver=False)  # fmt: skip
-    steps = args.steps or (16_000 if args.quick else 200_000)
     load_before = list(os.getloadavg())
+    steps = args.steps or (16_000 if args.quick else 200_000)
     records: list[dict[str, Any]] = []
-    try:
-        moved = transport("pz:simple_spread_v3", args.copies, 20 if args.quick else 200) if args.only != "train" else []
-        if args.only != "train":
+    moved: list[dict[str, Any]] = []
+    if args.only != "train":
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2,
+                 _node_ip_address="127.0.0.1", log_to_driver=False)  # fmt: skip
+        try:
+            moved = transport("pz:simple_spread_v3", args.copies, 20 if args.quick else 200)
             records += collection("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
             records += plain_processes("pz:simple_spread_v3", args.copies, 3 if args.quick else 20)
-        if args.only != "collect":
-            with tempfile.TemporaryDirectory() as out:
-                records += training("sync", "mappo", "spread-v0", steps, out, args.quick)
-                records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out, args.quick)
-    finally:
-        ray.shutdown()
+        finally:
+            ray.shutdown()
+    if args.only != "collect":  # as `marlkit train` runs: no Ray in one process, a local Ray of the run's own
+        with tempfile.TemporaryDirectory() as out:
+            records += training("sync", "mappo", "spread-v0", steps, out, args.quick, args.repeats)
+            records += training("async", "iql", "spread-v0", steps // 4 if args.quick else steps, out, args.quick,
+                                args.repeats)  # fmt: skip
     _ratios(records)
     print_table("Ray rollout workers: env-steps/s (one process = workers 0)", records, COLUMNS)
     print_table("overheads (seconds per batch / update)", records, ["mode", "ray_mode", "workers", *OVERHEADS])
+    print_table("training: seconds per update in collect() and learner.update, cores busy per role", [r for r in records if "learn_s" in r],
+                ["mode", "ray_mode", "workers", "update_s", "collect_s", "learn_s", *[f"cores_{r}" for r in ROLES]])  # fmt: skip
     if moved:
         print_table("object store round trip (seconds)", moved, ["what", "copies", "tensors_s", "arrays_s", "x_arrays"])
     doc = write_json("distributed", records + moved, None, packages=("torch", "ray", "pettingzoo", "mpe2"))

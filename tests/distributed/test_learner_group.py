@@ -15,7 +15,7 @@ from marlkit.algorithms.happo import HAPPO, HAPPOConfig
 from marlkit.algorithms.ppo import PPO, PPOConfig
 from marlkit.core import checkpoint as ckpt
 from marlkit.core.config import ConfigError
-from marlkit.core.contracts import Progress
+from marlkit.core.contracts import GroupUpdatable, Progress
 from marlkit.data.rollout import EpisodeStats
 from marlkit.distributed import RolloutWorker, merge_rollouts
 from marlkit.envs.registry import make
@@ -53,6 +53,14 @@ def _batch(learner, seed):
     state = learner.policy().policy_state()
     parts = [RolloutWorker("spread-v0", 4, 5, seed, i, store_state=True).sample(state, 0)[0] for i in range(2)]
     return merge_rollouts(parts, "local")
+
+
+def test_the_ppo_family_updates_in_a_group_through_its_hooks_and_a2c_through_gradients():
+    ppo = PPO(make("spread-v0", num_envs=4, seed=0), PPOConfig(), seed=0)
+    assert isinstance(ppo, GroupUpdatable)
+    assert not isinstance(_a2c(), GroupUpdatable)  # its group step is gradients / apply_gradients
+    del ppo.reduce_gradients  # a learner without both hooks cannot average inside its update
+    assert not isinstance(ppo, GroupUpdatable)
 
 
 def test_two_gloo_learners_take_one_learners_step_on_the_whole_batch(ray_local):

@@ -1,9 +1,12 @@
 """Ray rollout workers on a local Ray (2 CPUs): sync mode's first update is the single-process learner's on the same
 batch, pipelined mode's updates are the local learner's on batches of the weights one update old, a run is
 reproducible and resumes, a killed worker and a hung one are restarted with the run completing its full budget,
-async mode learns, and a cluster too small for the workers is a clear error."""
+a worker hung while a checkpoint is taken is restarted, async mode learns, the learner's thread is pinned off Ray's
+cores on a one-machine cluster, and a cluster too small for the workers is a clear error."""
 
 import copy
+import os
+import threading
 
 import pytest
 import torch
@@ -159,6 +162,57 @@ def test_a_hung_worker_fails_the_health_probe_is_restarted_and_the_budget_comple
         with contextlib.suppress(ProcessLookupError):  # gone when Ray killed it; else let close() end it
             os.kill(hung, signal.SIGCONT)
         source.close()
+
+
+def test_a_worker_hung_while_a_checkpoint_is_taken_is_restarted_and_the_run_goes_on(ray_local):
+    """Worker 0 is stopped (SIGSTOP) with its next request in flight (pipelined) just before ``state()``: the state
+    call waits behind that request, fails the health probe and the worker is restarted (its request sent again),
+    so the checkpoint gets every worker's state instead of a timeout, and the next updates complete."""
+    import contextlib
+    import signal
+
+    learner = _ppo()
+    source = RaySource(learner, "spread-v0", 8, workers=2, seed=11, sample_timeout=1.0, health_timeout=5.0)
+    hung = source.placement[0]["pid"]
+    try:
+        env_steps = 0
+        for _ in range(2):
+            env_steps, _, _ = learn_step(learner, source, env_steps, 200)
+        os.kill(hung, signal.SIGSTOP)
+        state = source.state()
+        assert len(state["workers"]) == 2 and all("env_rng" in w for w in state["workers"])
+        assert source.restarts == 1
+        for _ in range(3):
+            env_steps, metrics, _ = learn_step(learner, source, env_steps, 200)
+        assert env_steps == 200 and metrics["perf/worker_restarts"] == 1.0
+        assert ray.get(source.actors[0].where.remote(), timeout=60)["pid"] != hung
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGCONT)
+        source.close()
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2, reason="needs core affinity, 2 cores"
+)
+def test_on_a_one_machine_cluster_the_learner_thread_gets_cores_of_its_own_until_close(ray_local):
+    before = os.sched_getaffinity(0)
+    cores = sorted(before)
+    source = RaySource(_ppo(), "spread-v0", 4, workers=2, seed=0)
+    try:
+        assert source.cores == (cores[:-1], cores[-1:])  # 2 workers of 0.5 CPU: Ray's threads get the last core
+        assert os.sched_getaffinity(0) == set(cores[:-1])
+        others = [int(t) for t in os.listdir("/proc/self/task") if int(t) != threading.get_native_id()]
+        assert others and any(os.sched_getaffinity(t) == {cores[-1]} for t in others)  # Ray's own threads
+        source.collect()
+    finally:
+        source.close()
+    assert os.sched_getaffinity(0) == before
+    unpinned = RaySource(_ppo(), "spread-v0", 4, workers=2, seed=0, pin_cores=False)
+    try:
+        assert unpinned.cores is None and os.sched_getaffinity(0) == before
+    finally:
+        unpinned.close()
 
 
 def test_a_cluster_with_too_few_cpus_is_a_clear_error(ray_local):

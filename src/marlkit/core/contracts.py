@@ -318,6 +318,17 @@ class UpdatingSource(RemoteSource, Protocol):
 
 
 @runtime_checkable
+class GroupUpdatable(Protocol):
+    """A learner whose own ``update`` trains as one of several data-parallel replicas (the PPO family:
+    ``marlkit.distributed.LearnerGroup``) through two hooks, no-ops while None: ``reduce_gradients(params)``
+    averages each minibatch's gradients over the replicas before clipping, and ``sum_over_learners(x)`` sums a
+    statistic over them (advantage and value normalisation)."""
+
+    reduce_gradients: Callable[[Any], None] | None
+    sum_over_learners: Callable[[Any], Any] | None
+
+
+@runtime_checkable
 class GameLearner(Learner, Protocol):
     """A learner that plays an env of another contract than the batched one itself (see the module docstring)."""
 

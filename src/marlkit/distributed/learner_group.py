@@ -35,7 +35,14 @@ import numpy as np
 import torch
 
 from marlkit.core.config import ConfigError
-from marlkit.core.contracts import BatchSource, Learner, Progress, RemoteSource, UpdatingSource
+from marlkit.core.contracts import (
+    BatchSource,
+    GroupUpdatable,
+    Learner,
+    Progress,
+    RemoteSource,
+    UpdatingSource,
+)
 from marlkit.data.rollout import EpisodeStats, Rollout
 from marlkit.distributed.ddp import average_flat, average_gradients, join_group, sum_all
 from marlkit.distributed.parameter_server import GradientLearner
@@ -92,9 +99,9 @@ def split_rollout(rollout: Rollout, parts: int) -> list[Rollout]:
 
 
 def _updates_in_group(learner: Any) -> bool:
-    """Whether ``learner`` averages over the group inside its own ``update`` (PPO's hooks) rather than through
-    ``gradients`` / ``apply_gradients``."""
-    return hasattr(learner, "reduce_gradients") and hasattr(learner, "sum_over_learners")
+    """Whether ``learner`` averages over the group inside its own ``update`` (PPO's hooks: ``GroupUpdatable``)
+    rather than through ``gradients`` / ``apply_gradients``."""
+    return isinstance(learner, GroupUpdatable)
 
 
 def join_update(learner: Any, joined: bool = True) -> None:

@@ -21,13 +21,11 @@ what happened; the run's checkpoints (taken between updates) stay intact and ``-
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import numpy as np
-
-from marlkit.core.checkpoint import generator_state
 from marlkit.core.config import ConfigError
 from marlkit.core.contracts import Learner
 from marlkit.data.rollout import EpisodeStats
@@ -43,12 +41,11 @@ from marlkit.distributed.ray_source import (
     PROBE_GROUPS,
     SAMPLE_TIMEOUT,
     START_TIMEOUT,
-    await_restart,
-    healthy,
+    WorkerSet,
     init_ray,
     split_envs,
 )
-from marlkit.distributed.worker import merge_stats, worker_seed
+from marlkit.distributed.worker import merge_stats
 
 
 class ParameterServerLost(RuntimeError):
@@ -113,12 +110,13 @@ class ParameterServerSource:
         worker_cls: Any = remote(
             num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0, concurrency_groups=PROBE_GROUPS
         )(GradientWorker)
-        self.actors: list[Any] = [
+        actors: list[Any] = [
             worker_cls.options(scheduling_strategy="SPREAD").remote(
                 learner, env_id, n, self.rollout_steps, seed, i, dict(env_kwargs or {}), trust_module, f"ps-{i}"
             )
             for i, n in enumerate(self.copies)
         ]
+        self.pool = WorkerSet(actors, seed, "Ray gradient worker", sample_timeout, health_timeout)
         try:
             self.placement = ray.get([a.where.remote() for a in self.actors], timeout=START_TIMEOUT)
             self._server_call("ping")
@@ -129,7 +127,6 @@ class ParameterServerSource:
                 f"s: the cluster's {total:g} CPUs are taken by other work (ray status shows it)"
             ) from None
         self.nodes = len({p["node_id"] for p in self.placement})
-        self.restarts = 0
         self.version = 0  # the server's weights version the driver last saw
         self._weights: Any = self.server.weights.remote()
         self._pending: dict[int, tuple[Any, Any, int]] = {}  # async: worker -> (grads ref, info ref, version)
@@ -137,6 +134,15 @@ class ParameterServerSource:
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------- BatchSource
+    @property
+    def actors(self) -> list[Any]:
+        return self.pool.actors
+
+    @property
+    def restarts(self) -> int:
+        """Worker restarts over the run so far."""
+        return self.pool.restarts
+
     @property
     def workers(self) -> int:
         return len(self.actors)
@@ -196,11 +202,16 @@ class ParameterServerSource:
 
     def state(self) -> dict[str, Any]:
         """The server's learner and counters and each worker's env generator (async requests in flight are not
-        trained on after a resume, like episodes in progress)."""
-        import ray
-
-        workers = ray.get([a.state.remote() for a in self.actors], timeout=START_TIMEOUT)
+        trained on after a resume, like episodes in progress). A worker that dies or hangs meanwhile is restarted (its
+        request in flight sent again) and its state is the restarted one's."""
+        refs = [a.state.remote() for a in self.actors]
+        workers = [self.pool.get(i, ref, functools.partial(self._state_again, i)) for i, ref in enumerate(refs)]
         return {"server": self._server_call("state"), "workers": workers}
+
+    def _state_again(self, i: int) -> Any:
+        if i in self._pending:  # async: the restarted process lost the request in flight
+            self._pending[i] = self._submit(i, self._weights, self.version)
+        return self.actors[i].state.remote()
 
     def load_state(self, state: dict[str, Any]) -> None:
         import ray
@@ -219,9 +230,8 @@ class ParameterServerSource:
     def close(self) -> None:
         import ray
 
-        for a in [*self.actors, self.server]:
-            ray.kill(a, no_restart=True)
-        self.actors = []
+        self.pool.close()
+        ray.kill(self.server, no_restart=True)
         self._shutdown()
 
     def _shutdown(self) -> None:
@@ -237,32 +247,16 @@ class ParameterServerSource:
         return grads, info, version
 
     def _answer(self, i: int, request: tuple[Any, Any, int]) -> tuple[Any, Any]:
-        """(gradient ref, info) of worker ``i``'s request; a dead or hung worker is restarted and asked again."""
-        import ray
+        """(gradient ref, info) of worker ``i``'s request; a dead or hung worker is restarted and asked again
+        (``WorkerSet.get``) with the newest weights."""
+        sent = [request]
 
-        while True:
-            grads, info, version = request
-            try:
-                return grads, ray.get(info, timeout=self.sample_timeout)
-            except ray.exceptions.GetTimeoutError:
-                if self._healthy(i):
-                    continue  # slow, not stuck
-                ray.kill(self.actors[i], no_restart=False)
-            except ray.exceptions.RayActorError:
-                pass  # it died; Ray restarts it
-            self.restarts += 1
-            if self.restarts > MAX_RESTARTS:
-                raise RuntimeError(f"Ray gradient workers failed {self.restarts} times (at most {MAX_RESTARTS})")
-            self._await_restart(i)
-            fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
-            self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})  # runs before the next request
-            request = self._submit(i, self._weights, self.version)
+        def again() -> Any:
+            sent[0] = self._submit(i, self._weights, self.version)
+            return sent[0][1]
 
-    def _healthy(self, i: int) -> bool:
-        return healthy(self.actors[i], self.health_timeout)
-
-    def _await_restart(self, i: int) -> None:
-        await_restart(self.actors[i], self.health_timeout, f"Ray gradient worker {i}")
+        info = self.pool.get(i, request[1], again)
+        return sent[0][0], info
 
     def _server_call(self, method: str) -> Any:
         return self._server_get(getattr(self.server, method).remote())

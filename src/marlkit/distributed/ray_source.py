@@ -3,8 +3,15 @@
 ``RaySource`` starts N ``RolloutWorker`` actors (``marlkit.distributed.worker``), each with its share of the run's
 ``env.num_envs`` copies and a fractional CPU (``worker_cpus``, 0.5 by default, so two workers and the learner's
 process fit on two cores), spread over the cluster's nodes. The learner stays in the driver process; only its
-``policy_state()`` (weights only) goes to the workers, through the object store: ``ray.put`` once per update, every
-worker reading the same object.
+``policy_state()`` (weights only) goes to the workers, through the object store: ``ray.put`` once per update,
+every worker reading the same object.
+
+Cores. When the whole cluster is this machine (a local Ray: one node, the driver's), the learner's thread runs on
+cores of its own: all but the last ``ceil(workers * worker_cpus)`` (at least one; ``local_cores``;
+``pin_cores=False`` turns it off). Ray's threads in the learner's process run on the others, so the update,
+most of an on-policy iteration, is never moved between cores nor shares its core with transport. The workers may run on every core (a collection-bound run needs them all
+while the learner waits), at the low scheduling priority Ray gives them (nice 15): on the learner's core they take
+only what the learner leaves.
 
 Three modes; by default ``"pipelined"`` for on-policy learners and ``"async"`` for off-policy ones:
 
@@ -45,8 +52,9 @@ batches into tensors), ``perf/worker_restarts`` and ``perf/ray_nodes`` (the node
 from __future__ import annotations
 
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -55,7 +63,15 @@ from marlkit.core.checkpoint import generator_state
 from marlkit.core.config import ConfigError
 from marlkit.core.contracts import Learner
 from marlkit.data.rollout import EpisodeStats, Rollout
-from marlkit.distributed.worker import RolloutWorker, merge_rollouts, merge_stats, pack_state, worker_seed
+from marlkit.distributed.worker import (
+    RolloutWorker,
+    merge_rollouts,
+    merge_stats,
+    pack_state,
+    pin_threads,
+    unpin_threads,
+    worker_seed,
+)
 
 Mode = Literal["sync", "pipelined", "async"]
 MODES: tuple[str, ...] = ("sync", "pipelined", "async")
@@ -104,6 +120,56 @@ def await_restart(actor: Any, timeout: float, what: str) -> None:
         except ray.exceptions.GetTimeoutError:
             break
     raise RuntimeError(f"{what} did not come back within {limit:.0f} s of failing")
+
+
+class WorkerSet:
+    """Ray worker actors (started with ``max_restarts``) and their fault handling, shared by the sources: every
+    answer is awaited for ``sample_timeout`` seconds at a time, then the worker must answer the health probe
+    (``health_timeout``); one that died or does not answer is killed, restarted by Ray (at most ``MAX_RESTARTS``
+    times over the set), reseeded from the run seed and its restart count, and asked again. ``what`` names a
+    worker in errors (``"Ray rollout worker"``)."""
+
+    def __init__(self, actors: list[Any], seed: int, what: str, sample_timeout: float, health_timeout: float) -> None:
+        self.actors, self.seed, self.what = actors, seed, what
+        self.sample_timeout, self.health_timeout = sample_timeout, health_timeout
+        self.restarts = 0
+
+    def get(self, i: int, ref: Any, again: Callable[[], Any]) -> Any:
+        """``ray.get(ref)`` of a call to worker ``i``; after a restart ``again()`` makes the call anew and returns
+        its ref (the restarted process has lost every call in flight)."""
+        import ray
+
+        while True:
+            try:
+                return ray.get(ref, timeout=self.sample_timeout)
+            except ray.exceptions.GetTimeoutError:
+                if healthy(self.actors[i], self.health_timeout):
+                    continue  # slow, not stuck: keep waiting
+                ray.kill(self.actors[i], no_restart=False)
+            except ray.exceptions.RayActorError:
+                pass  # the actor died; Ray is restarting it
+            self.restart(i)
+            ref = again()
+
+    def restart(self, i: int) -> None:
+        """Count a failure of worker ``i``, wait until Ray has restarted it and give it its new env seed (the call
+        runs before any sent after it)."""
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise RuntimeError(
+                f"{self.what}s failed {self.restarts} times (at most {MAX_RESTARTS} restarts); giving up"
+            )
+        await_restart(self.actors[i], self.health_timeout, f"{self.what} {i}")
+        fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
+        self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})
+
+    def close(self) -> None:
+        """Stop every worker for good."""
+        import ray
+
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+        self.actors.clear()
 
 
 def init_ray(address: str | None = None) -> bool:
@@ -158,6 +224,28 @@ def auto_address() -> str:
     return found
 
 
+def local_cores(workers: int, worker_cpus: float) -> tuple[list[int], list[int]] | None:
+    """How ``RaySource`` shares this machine's cores when the whole Ray cluster is this machine (one node, the
+    driver's): ``(learner's cores, Ray's cores)``, Ray's the last ``ceil(workers * worker_cpus)`` of the cores this
+    process may run on (at most all but one), the learner's the others. None (no pinning) on a cluster of several
+    nodes, with a single core, or where affinity cannot be set (not Linux).
+
+    Unpinned, the learner's update loses time on a busy machine to being moved between cores whenever the
+    workers and Ray's threads wake; on a core of its own it updates about as fast as in one process."""
+    import ray
+
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if len(nodes) != 1 or nodes[0].get("NodeID") != ray.get_runtime_context().get_node_id():
+        return None
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    k = min(len(cores) - 1, max(1, int(np.ceil(workers * worker_cpus - 1e-9))))
+    return cores[:-k], cores[-k:]
+
+
 def split_envs(num_envs: int, workers: int) -> list[int]:
     """Copies per worker: ``num_envs`` shared as evenly as possible, the first workers taking one more."""
     if workers < 1 or workers > num_envs:
@@ -191,6 +279,7 @@ class RaySource:
         sample_timeout: float = SAMPLE_TIMEOUT,
         health_timeout: float = HEALTH_TIMEOUT,
         trust_module: bool = False,
+        pin_cores: bool = True,
     ) -> None:
         if mode is None:
             mode = "pipelined" if learner.capabilities.batch_kind == "rollout" else "async"
@@ -221,11 +310,15 @@ class RaySource:
                 f"experiment.workers = {workers} with experiment.worker_cpus = {worker_cpus} asks for {need:g} CPUs, "
                 f"but the Ray cluster has {total:g}: use fewer workers, a smaller worker_cpus, or a larger cluster"
             )
+        split = local_cores(workers, worker_cpus) if pin_cores else None
+        #: (the learner's cores, those of Ray's threads in this process) when pinned; each pinned thread's cores before
+        self.cores = split
+        self._affinity_before: dict[int, set[int]] = {}
         remote: Any = ray.remote  # Ray's stubs lack concurrency_groups
         actor_cls: Any = remote(
             num_cpus=worker_cpus, max_restarts=MAX_RESTARTS, max_task_retries=0, concurrency_groups=PROBE_GROUPS
         )(RolloutWorker)
-        self.actors: list[Any] = [
+        actors: list[Any] = [
             actor_cls.options(scheduling_strategy="SPREAD").remote(
                 env_id,
                 n,
@@ -239,6 +332,7 @@ class RaySource:
             )
             for i, n in enumerate(self.copies)
         ]
+        self.pool = WorkerSet(actors, seed, "Ray rollout worker", sample_timeout, health_timeout)
         try:
             self.placement = ray.get([a.where.remote() for a in self.actors], timeout=START_TIMEOUT)
         except ray.exceptions.GetTimeoutError:
@@ -248,8 +342,13 @@ class RaySource:
                 f"{total:g} CPUs are taken by other work (ray status shows it)"
             ) from None
         self.nodes = len({p["node_id"] for p in self.placement})
+        if split is not None:
+            # The calling thread (the learner's; torch's threads inherit it) on its own cores, and Ray's threads in
+            # this process (task submission, object transfer) on the workers'.
+            self._affinity_before = {threading.get_native_id(): os.sched_getaffinity(0)}
+            os.sched_setaffinity(0, split[0])
+            self._affinity_before.update(pin_threads(split[1], but=threading.get_native_id()))
         self.version = 0  # updates the learner has made since this source started (the weights' version)
-        self.restarts = 0
         self._published: tuple[int, Any] | None = None  # (version, object ref) of the weights last put
         self._worker_version = [-1] * len(self.actors)
         #: ``Rollout.source`` of each worker's batches; a restarted worker starts a new stream (its episodes are new)
@@ -260,6 +359,15 @@ class RaySource:
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------- BatchSource
+    @property
+    def actors(self) -> list[Any]:
+        return self.pool.actors
+
+    @property
+    def restarts(self) -> int:
+        """Worker restarts over the run so far."""
+        return self.pool.restarts
+
     @property
     def workers(self) -> int:
         return len(self.actors)
@@ -280,11 +388,11 @@ class RaySource:
 
     def state(self) -> dict[str, Any]:
         """Each worker's env generator and the weights' version (in pipelined and async mode a worker's state comes
-        after its request in flight: those steps are not trained on after a resume, like episodes in progress)."""
-        import ray
-
-        states = ray.get([a.state.remote() for a in self.actors], timeout=START_TIMEOUT)
-        return {"version": self.version, "workers": states}
+        after its request in flight: those steps are not trained on after a resume, like episodes in progress). A
+        worker that dies or hangs meanwhile is restarted as during collection (its request in flight sent again)
+        and its state is the restarted one's."""
+        refs = [a.state.remote() for a in self.actors]
+        return {"version": self.version, "workers": [self._state_of(i, ref) for i, ref in enumerate(refs)]}
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore ``state()``: every worker resets its copies from its restored generator."""
@@ -301,11 +409,9 @@ class RaySource:
 
     def close(self) -> None:
         """Stop the workers (and Ray, when this source started it)."""
-        import ray
-
-        for a in self.actors:
-            ray.kill(a, no_restart=True)
-        self.actors = []
+        self.pool.close()
+        unpin_threads(self._affinity_before)
+        self._affinity_before = {}
         self._shutdown()
 
     def _shutdown(self) -> None:
@@ -394,32 +500,25 @@ class RaySource:
     def _result(self, i: int, ref: Any) -> tuple[Rollout, EpisodeStats, int]:
         """The answer to request ``ref`` of worker ``i``; a dead or unresponsive worker is restarted, reseeded and
         asked again (with the weights of that request) until it answers or the restarts run out."""
-        import ray
+        rollout, stats, version = self._answer(i, ref, lambda: self._submit(i, *self._sent[i]))
+        return rollout, stats, version
 
-        while True:
-            try:
-                rollout, stats, version = ray.get(ref, timeout=self.sample_timeout)
-                return rollout, stats, version
-            except ray.exceptions.GetTimeoutError:
-                if self._healthy(i):
-                    continue  # slow, not stuck: keep waiting
-                ray.kill(self.actors[i], no_restart=False)
-            except ray.exceptions.RayActorError:
-                pass  # the actor died; Ray is restarting it
-            self.restarts += 1
-            if self.restarts > MAX_RESTARTS:
-                raise RuntimeError(
-                    f"Ray rollout workers failed {self.restarts} times (at most {MAX_RESTARTS} restarts); giving up"
-                )
-            self._await_restart(i)
+    def _state_of(self, i: int, ref: Any) -> Any:
+        """The answer to ``state`` call ``ref`` of worker ``i``, restarting the worker as ``_result`` does."""
+
+        def again() -> Any:
+            if i in self._pending:  # the restarted process lost the request in flight: it is sent again first
+                self._pending[i] = self._submit(i, *self._sent[i])
+            return self.actors[i].state.remote()
+
+        return self._answer(i, ref, again)
+
+    def _answer(self, i: int, ref: Any, again: Callable[[], Any]) -> Any:
+        """``WorkerSet.get``, a restarted worker given a new stream and marked as having no weights."""
+
+        def restarted() -> Any:
             self.streams[i] = f"{self.placement[i]['name']}.{self.restarts}"
-            fresh = np.random.default_rng(worker_seed(self.seed, i, "env", self.restarts))
-            self.actors[i].load_state.remote({"env_rng": generator_state(fresh)})  # runs before the next request
             self._worker_version[i] = -1  # the new process has no weights
-            ref = self._submit(i, *self._sent[i])
+            return again()
 
-    def _await_restart(self, i: int) -> None:
-        await_restart(self.actors[i], self.health_timeout, f"Ray rollout worker {i}")
-
-    def _healthy(self, i: int) -> bool:
-        return healthy(self.actors[i], self.health_timeout)
+        return self.pool.get(i, ref, restarted)

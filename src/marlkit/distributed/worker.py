@@ -148,6 +148,30 @@ class RolloutWorker:
         return True
 
 
+def pin_threads(cores: Sequence[int], but: int | None = None) -> dict[int, set[int]]:
+    """Run every thread of this process but the one of native id ``but`` (and the threads they start later) on
+    ``cores`` only (Linux). Returns each pinned thread's cores before, for ``unpin_threads``."""
+    before = {}
+    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+        if tid == but:
+            continue
+        try:
+            before[tid] = os.sched_getaffinity(tid)
+            os.sched_setaffinity(tid, set(cores))
+        except OSError:  # a thread that ended meanwhile
+            before.pop(tid, None)
+    return before
+
+
+def unpin_threads(before: Mapping[int, set[int]]) -> None:
+    """Give the threads ``pin_threads`` pinned their cores back (those still running)."""
+    for tid, cores in before.items():
+        try:
+            os.sched_setaffinity(tid, cores)
+        except OSError:
+            continue
+
+
 @dataclass(frozen=True)
 class PackedTensor:
     """A tensor of a policy state in transit: its values as a NumPy array (see ``pack_state``)."""

@@ -92,6 +92,9 @@ class ExperimentConfig:
     """Ray rollout workers sharing env.num_envs between them (docs/distributed.md); 0 collects in this process."""
     worker_cpus: float = 0.5
     """CPUs each Ray rollout worker reserves (fractional: two workers and the learner fit on two cores)."""
+    pin_cores: bool = True
+    """On a Ray cluster that is this machine alone, run the workers (and Ray) on their own cores and the learner on
+    the others (docs/distributed.md)."""
     ray_address: str | None = None
     """The Ray cluster of the workers: auto for the one `ray start` made, HOST:PORT, or null for a local Ray."""
     ray_mode: str | None = None

@@ -254,6 +254,7 @@ class Runner:
                 address=exp.ray_address,
                 mode=exp.ray_mode,  # type: ignore[arg-type]  # checked by ExperimentConfig
                 trust_module=self.trust_module,
+                pin_cores=exp.pin_cores,
             )
         if self.env_kind == "batched":
             return Collector(self.env, self.learner, self.learner.config.rollout_steps, seed=seed)
