@@ -41,6 +41,7 @@ from marlkit.distributed.ray_source import (
     PROBE_GROUPS,
     SAMPLE_TIMEOUT,
     START_TIMEOUT,
+    PooledSource,
     WorkerSet,
     init_ray,
     split_envs,
@@ -61,7 +62,7 @@ class GradientBatch(NamedTuple):
     versions: list[int]
 
 
-class ParameterServerSource:
+class ParameterServerSource(PooledSource):
     """N gradient workers and a parameter server on Ray feeding the run's ``learner`` (module docstring); a
     ``marlkit.core.UpdatingSource``. ``server_cpus``: the CPUs the server actor reserves."""
 
@@ -134,19 +135,6 @@ class ParameterServerSource:
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------- BatchSource
-    @property
-    def actors(self) -> list[Any]:
-        return self.pool.actors
-
-    @property
-    def restarts(self) -> int:
-        """Worker restarts over the run so far."""
-        return self.pool.restarts
-
-    @property
-    def workers(self) -> int:
-        return len(self.actors)
-
     @property
     def steps_per_batch(self) -> int:
         copies = sum(self.copies) if self.mode == "ps-sync" else self.copies[self._last]

@@ -256,7 +256,27 @@ def split_envs(num_envs: int, workers: int) -> list[int]:
     return [len(part) for part in np.array_split(np.arange(num_envs), workers)]
 
 
-class RaySource:
+class PooledSource:
+    """What a source whose Ray workers a ``WorkerSet`` holds says about them (``RaySource``,
+    ``ParameterServerSource``)."""
+
+    pool: WorkerSet
+
+    @property
+    def actors(self) -> list[Any]:
+        return self.pool.actors
+
+    @property
+    def restarts(self) -> int:
+        """Worker restarts over the run so far."""
+        return self.pool.restarts
+
+    @property
+    def workers(self) -> int:
+        return len(self.actors)
+
+
+class RaySource(PooledSource):
     """N Ray rollout workers feeding ``learner`` (see the module docstring); a ``marlkit.core.BatchSource``.
 
     ``env_id``/``env_kwargs``/``num_envs``: the run's env and its copies, shared out among the workers; ``seed``: the
@@ -359,19 +379,6 @@ class RaySource:
         self._metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------- BatchSource
-    @property
-    def actors(self) -> list[Any]:
-        return self.pool.actors
-
-    @property
-    def restarts(self) -> int:
-        """Worker restarts over the run so far."""
-        return self.pool.restarts
-
-    @property
-    def workers(self) -> int:
-        return len(self.actors)
-
     @property
     def steps_per_batch(self) -> int:
         """Every worker's copies times ``rollout_steps`` (the run's ``num_envs`` copies, as one process steps)."""
